@@ -1,0 +1,1 @@
+//! PostgreSQL source: replication client, slots, publications, snapshot readers, streaming.

@@ -1,0 +1,1 @@
+//! ChangeEvent to Debezium envelope encoders (Kafka Connect JSON with and without schemas).

@@ -1,0 +1,321 @@
+//! The event model shared by the PostgreSQL source (`connector-pg`) and the converters.
+//!
+//! What it does: names the things that flow between the source and the envelope encoders —
+//! [`Lsn`], [`TableSchema`], typed [`Value`]s, and the [`ChangeEvent`] with its Debezium-style
+//! [`SourceInfo`] and its [`Position`] in the stream.
+//!
+//! What it does not do: any I/O, any decoding from PostgreSQL's wire formats (that is
+//! `connector-pg`), or any encoding to Debezium's envelope (that is `converters`). It depends on
+//! nothing, so both sides can use it without depending on each other.
+//!
+//! # Values
+//!
+//! A [`Value`] is a typed, decoded column value. The snapshot and the stream must produce the same
+//! `Value` for the same stored datum, whatever the wire format they read it from; the converters
+//! then decide how Debezium renders it (for example a `Numeric` as `Decimal` bytes or as a string,
+//! depending on `decimal.handling.mode`). Values that have no typed variant yet are carried as
+//! [`Value::Text`] in PostgreSQL's text output form.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// A PostgreSQL write-ahead log position.
+///
+/// Displayed as PostgreSQL does (`16/B374D848`: high and low 32 bits in upper-case hex).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// The invalid LSN `0/0`.
+    pub const ZERO: Lsn = Lsn(0);
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// The text did not have PostgreSQL's `X/Y` LSN form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLsnError(pub String);
+
+impl fmt::Display for ParseLsnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not an LSN (expected X/Y in hex): {:?}", self.0)
+    }
+}
+
+impl std::error::Error for ParseLsnError {}
+
+impl FromStr for Lsn {
+    type Err = ParseLsnError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseLsnError(s.to_owned());
+        let (hi, lo) = s.split_once('/').ok_or_else(err)?;
+        let hi = u32::from_str_radix(hi, 16).map_err(|_| err())?;
+        let lo = u32::from_str_radix(lo, 16).map_err(|_| err())?;
+        Ok(Lsn((u64::from(hi) << 32) | u64::from(lo)))
+    }
+}
+
+/// A column of a captured table, as the catalog describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnSchema {
+    /// Column name (`pg_attribute.attname`).
+    pub name: String,
+    /// Type OID of the column (for a domain, the domain's own OID).
+    pub type_oid: u32,
+    /// Type name after resolving domains to their base type (`pg_type.typname`, e.g. `int4`,
+    /// `numeric`, `varchar`, `_int4` for arrays, the enum's name for enums).
+    pub type_name: String,
+    /// OID of the type after resolving domains.
+    pub base_type_oid: u32,
+    /// `atttypmod`: `-1` when absent; for `numeric(p,s)` it is `((p << 16) | s) + 4`.
+    pub type_modifier: i32,
+    /// `false` when the column is `NOT NULL`.
+    pub nullable: bool,
+    /// The column's default expression as `pg_get_expr` prints it, if any.
+    pub default_expr: Option<String>,
+    /// For enum columns, the labels in sort order.
+    pub enum_values: Option<Vec<String>>,
+}
+
+impl ColumnSchema {
+    /// Precision and scale of a `numeric(p,s)` column, from its type modifier.
+    pub fn numeric_precision_scale(&self) -> Option<(u32, u32)> {
+        if self.type_modifier < 4 {
+            return None;
+        }
+        let m = (self.type_modifier - 4) as u32;
+        Some(((m >> 16) & 0xFFFF, m & 0xFFFF))
+    }
+
+    /// Length of a `varchar(n)` / `char(n)` column, or fractional-second precision of a
+    /// time/timestamp column, from its type modifier.
+    pub fn length_or_precision(&self) -> Option<u32> {
+        match self.type_name.as_str() {
+            "varchar" | "bpchar" if self.type_modifier >= 4 => Some((self.type_modifier - 4) as u32),
+            "time" | "timetz" | "timestamp" | "timestamptz" | "interval"
+                if self.type_modifier >= 0 =>
+            {
+                Some((self.type_modifier & 0xFFFF) as u32)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A captured table: its identity, columns and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSchema {
+    /// The relation OID (pgoutput's relation id).
+    pub relation_id: u32,
+    /// Schema (namespace) name.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Columns in attribute order (dropped columns excluded).
+    pub columns: Vec<ColumnSchema>,
+    /// Indices into `columns` of the primary key, in key order. Empty when the table has no
+    /// primary key: its events then have no Kafka key.
+    pub key_columns: Vec<usize>,
+}
+
+impl TableSchema {
+    /// `schema.table`, the data collection name Debezium uses in include lists and markers.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+/// A numeric value, which may be one of PostgreSQL's special values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Numeric {
+    /// A finite value in PostgreSQL's text form: optional `-`, digits, optional `.` and digits
+    /// (PostgreSQL never prints an exponent for `numeric`).
+    Finite(String),
+    NaN,
+    PositiveInfinity,
+    NegativeInfinity,
+}
+
+/// A decoded column value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int16(i16),
+    Int32(i32),
+    Int64(i64),
+    Float32(f32),
+    Float64(f64),
+    Numeric(Numeric),
+    /// `money`, as a number of cents.
+    Money(i64),
+    /// Text-like values: text, varchar, bpchar (blank-padded), name, enum labels, and any type
+    /// that has no typed variant yet, in PostgreSQL's text output form.
+    Text(String),
+    Bytes(Vec<u8>),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// `timetz`: microseconds since midnight and the UTC offset in seconds east of Greenwich.
+    TimeTz { micros: i64, offset_seconds: i32 },
+    /// `timestamp` (without time zone): microseconds since 1970-01-01 00:00:00.
+    Timestamp(i64),
+    /// `timestamptz`: microseconds since 1970-01-01 00:00:00 UTC.
+    TimestampTz(i64),
+    /// `infinity` / `-infinity` for date/timestamp types.
+    Infinity { negative: bool },
+    /// `interval`: months, days and microseconds, as PostgreSQL stores it.
+    Interval { months: i32, days: i32, micros: i64 },
+    /// Canonical lower-case hyphenated form.
+    Uuid(String),
+    /// `json` / `jsonb` text (jsonb in PostgreSQL's canonical output form).
+    Json(String),
+    /// One-dimensional array. Multi-dimensional arrays are flattened by nobody: they are
+    /// carried as `Array` of `Null`s with the outer length, as Debezium emits them.
+    Array(Vec<Value>),
+    /// A TOASTed value the WAL did not carry because the UPDATE left it unchanged.
+    UnchangedToast,
+}
+
+/// The columns of one row, in the order of [`TableSchema::columns`].
+pub type Row = Vec<Value>;
+
+/// The Debezium operation of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// `r`: a row read by the snapshot.
+    Read,
+    /// `c`: INSERT.
+    Create,
+    /// `u`: UPDATE.
+    Update,
+    /// `d`: DELETE.
+    Delete,
+    /// `t`: TRUNCATE.
+    Truncate,
+}
+
+impl Operation {
+    /// Debezium's one-letter code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Operation::Read => "r",
+            Operation::Create => "c",
+            Operation::Update => "u",
+            Operation::Delete => "d",
+            Operation::Truncate => "t",
+        }
+    }
+}
+
+/// Debezium's `source.snapshot` marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotMarker {
+    /// `"false"`: a streamed change.
+    False,
+    /// `"true"`: a snapshot row that is neither first nor last of anything.
+    True,
+    First,
+    FirstInDataCollection,
+    LastInDataCollection,
+    Last,
+    Incremental,
+}
+
+impl SnapshotMarker {
+    /// The string Debezium writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMarker::False => "false",
+            SnapshotMarker::True => "true",
+            SnapshotMarker::First => "first",
+            SnapshotMarker::FirstInDataCollection => "first_in_data_collection",
+            SnapshotMarker::LastInDataCollection => "last_in_data_collection",
+            SnapshotMarker::Last => "last",
+            SnapshotMarker::Incremental => "incremental",
+        }
+    }
+}
+
+/// Debezium's `source` block, minus the constant fields the converter fills in
+/// (`version`, `connector`, `name`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceInfo {
+    /// Commit time of the transaction (streaming) or the snapshot's start (snapshot), in
+    /// microseconds since the epoch. `ts_ms`, `ts_us` and `ts_ns` are derived from it.
+    pub ts_us: i64,
+    pub snapshot: SnapshotMarker,
+    /// Database name.
+    pub db: String,
+    pub schema: String,
+    pub table: String,
+    /// Transaction id (`txId`); `None` for snapshot rows.
+    pub tx_id: Option<i64>,
+    /// LSN of the change (`lsn`). For snapshot rows, the slot's consistent point.
+    pub lsn: Option<Lsn>,
+    /// LSN of the last commit before this change (`sequence`'s first element); `None` in the
+    /// snapshot.
+    pub last_commit_lsn: Option<Lsn>,
+}
+
+/// Where an event sits in the stream: what the offset store records once it is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// A snapshot row. `last` is set on the very last row of the whole snapshot.
+    Snapshot { consistent_point: Lsn, last: bool },
+    /// A streamed change of transaction `tx_id`, at `lsn`, whose commit is at `commit_lsn`.
+    Stream { lsn: Lsn, commit_lsn: Lsn, tx_id: i64, commit_ts_us: i64 },
+}
+
+/// One change to one row (or a truncate of one table).
+#[derive(Clone, Debug)]
+pub struct ChangeEvent {
+    pub table: Arc<TableSchema>,
+    pub op: Operation,
+    /// The old row (UPDATE/DELETE; complete only under REPLICA IDENTITY FULL, key columns
+    /// only otherwise). `None` for inserts and snapshot rows.
+    pub before: Option<Row>,
+    /// The new row. `None` for deletes and truncates.
+    pub after: Option<Row>,
+    pub source: SourceInfo,
+    pub position: Position,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trips_through_postgres_text_form() {
+        let lsn: Lsn = "16/B374D848".parse().unwrap();
+        assert_eq!(lsn.0, 0x16_B374_D848);
+        assert_eq!(lsn.to_string(), "16/B374D848");
+        assert_eq!(Lsn(0).to_string(), "0/0");
+        assert!("16B374D848".parse::<Lsn>().is_err());
+        assert!("x/1".parse::<Lsn>().is_err());
+    }
+
+    #[test]
+    fn numeric_typmod_gives_precision_and_scale() {
+        let col = ColumnSchema {
+            name: "c".into(),
+            type_oid: 1700,
+            type_name: "numeric".into(),
+            base_type_oid: 1700,
+            type_modifier: ((10 << 16) | 2) + 4,
+            nullable: true,
+            default_expr: None,
+            enum_values: None,
+        };
+        assert_eq!(col.numeric_precision_scale(), Some((10, 2)));
+        let unconstrained = ColumnSchema { type_modifier: -1, ..col };
+        assert_eq!(unconstrained.numeric_precision_scale(), None);
+    }
+}

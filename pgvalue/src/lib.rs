@@ -1,0 +1,1 @@
+//! Decoding of PostgreSQL value representations (text output form, later binary) into pgseam's typed values.

@@ -1,0 +1,1 @@
+//! Kafka sink: rdkafka producer with delivery acknowledgements.
