@@ -1,1 +1,28 @@
-//! PostgreSQL source: replication client, slots, publications, snapshot readers, streaming.
+//! The PostgreSQL source of pgseam.
+//!
+//! What it does: opens a `replication=database` connection itself (startup, password, md5 and
+//! SCRAM-SHA-256 authentication, simple queries, CopyBoth streaming), manages the publication
+//! and the logical replication slot, reads the initial snapshot under the slot's exported
+//! snapshot, streams pgoutput changes from the slot's consistent point, and turns both into
+//! [`pgseam_model::ChangeEvent`]s. It reports the worker's durable LSN back to the slot.
+//!
+//! What it does not do: decide what is durable (the worker's commit coordinator does), encode
+//! envelopes (`converters`), or talk to Kafka (`sink-kafka`). Ordinary catalog queries and the
+//! snapshot's COPY use tokio-postgres; only the replication connection is hand-written.
+//!
+//! Not yet: TLS, chunked parallel resumable snapshots, streamed (in-progress) transactions,
+//! schema-change history, heartbeats — see the project's issues.
+
+pub mod catalog;
+pub mod connection;
+pub mod error;
+pub mod publication;
+pub mod slot;
+mod snapshot;
+pub mod source;
+mod stream;
+
+pub use connection::ConnectParams;
+pub use error::{ErrorClass, SourceError};
+pub use publication::PublicationAutocreate;
+pub use source::{run, Feedback, SnapshotMode, SourceConfig, SourceMessage, StartPoint, TableFilter};

@@ -1,0 +1,427 @@
+//! The replication connection: PostgreSQL's frontend/backend protocol, spoken by hand.
+//!
+//! tokio-postgres cannot open a `replication=database` connection, so this module does it with
+//! the message codecs of `postgres-protocol` over a plain TCP stream:
+//!
+//! ```text
+//! client                                   server
+//!   StartupMessage(user, database, replication=database, GUCs) ──►
+//!                                   ◄── Authentication* (cleartext | md5 | SASL SCRAM-SHA-256)
+//!   PasswordMessage / SASL responses ──►
+//!                                   ◄── AuthenticationOk, ParameterStatus*, BackendKeyData, ReadyForQuery
+//!   Query("IDENTIFY_SYSTEM" | "CREATE_REPLICATION_SLOT …" | …) ──►
+//!                                   ◄── RowDescription, DataRow*, CommandComplete, ReadyForQuery
+//!   Query("START_REPLICATION SLOT s LOGICAL X/Y (…)") ──►
+//!                                   ◄── CopyBothResponse ('W')
+//!                                   ◄── CopyData(XLogData | keepalive) …
+//!   CopyData(standby status update) ──►
+//! ```
+//!
+//! The session GUCs that shape the text form of values (`DateStyle`, `TimeZone`,
+//! `IntervalStyle`, `extra_float_digits`, `bytea_output`) are sent in the startup packet, so
+//! that pgoutput's text tuples and the snapshot's `COPY` text use one and the same form
+//! ([`SESSION_PARAMETERS`]); both paths then decode with one decoder.
+//!
+//! Reading is cancel-safe: [`ReplicationConnection::read_message`] only consumes bytes from an
+//! internal buffer, so it can sit in a `tokio::select!` beside timers.
+
+use bytes::{Buf, Bytes, BytesMut};
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::message::{backend, frontend};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{Result, ServerError, SourceError};
+
+/// Session parameters shared by every connection pgseam opens, so that the text form of values
+/// is the same in the stream and the snapshot. `extra_float_digits=1` gives the shortest exact
+/// form (PostgreSQL ≥ 12), `TimeZone=UTC` puts `timestamptz` in UTC.
+pub const SESSION_PARAMETERS: &[(&str, &str)] = &[
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("TimeZone", "UTC"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("client_encoding", "UTF8"),
+    ("lc_monetary", "C"),
+];
+
+/// Largest backend message accepted. pgoutput messages of a row with many large TOASTed values
+/// can be big, but not unbounded: PostgreSQL caps a datum at 1 GB.
+const MAX_BACKEND_MESSAGE_BYTES: usize = 1 << 30;
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct ConnectParams {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+    pub application_name: String,
+}
+
+impl std::fmt::Debug for ConnectParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectParams")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "****"))
+            .field("dbname", &self.dbname)
+            .finish()
+    }
+}
+
+impl ConnectParams {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// A tokio-postgres configuration for ordinary (non-replication) sessions with the same
+    /// session parameters as the replication connection.
+    pub fn tokio_postgres_config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name(&self.application_name)
+            .keepalives(true);
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        let options: Vec<String> = SESSION_PARAMETERS
+            .iter()
+            .filter(|(name, _)| *name != "client_encoding")
+            .map(|(name, value)| format!("-c {}={}", name, value.replace(' ', "\\ ")))
+            .collect();
+        config.options(options.join(" "));
+        config
+    }
+}
+
+/// One result row of a simple query, every column in text form.
+pub type TextRow = Vec<Option<String>>;
+
+/// A backend message as this module sees it. CopyData is kept raw and zero-copy.
+pub enum BackendMessage {
+    CopyData(Bytes),
+    CopyBothResponse,
+    CopyDone,
+    Other(backend::Message),
+}
+
+/// A connection in `replication=database` mode.
+pub struct ReplicationConnection {
+    stream: TcpStream,
+    read_buffer: BytesMut,
+    write_buffer: BytesMut,
+    pub(crate) server_version: Option<String>,
+}
+
+impl ReplicationConnection {
+    /// Connects and authenticates.
+    pub async fn connect(params: &ConnectParams) -> Result<Self> {
+        let address = params.address();
+        let stream = TcpStream::connect(&address)
+            .await
+            .map_err(|source| SourceError::Connect { address: address.clone(), source })?;
+        stream.set_nodelay(true)?;
+        let mut connection = ReplicationConnection {
+            stream,
+            read_buffer: BytesMut::with_capacity(64 * 1024),
+            write_buffer: BytesMut::with_capacity(1024),
+            server_version: None,
+        };
+        let mut startup: Vec<(&str, &str)> = vec![
+            ("user", params.user.as_str()),
+            ("database", params.dbname.as_str()),
+            ("replication", "database"),
+            ("application_name", params.application_name.as_str()),
+        ];
+        startup.extend_from_slice(SESSION_PARAMETERS);
+        frontend::startup_message(startup.iter().copied(), &mut connection.write_buffer)?;
+        connection.flush().await?;
+        connection.authenticate(params).await?;
+        Ok(connection)
+    }
+
+    async fn authenticate(&mut self, params: &ConnectParams) -> Result<()> {
+        let password = || {
+            params
+                .password
+                .as_deref()
+                .ok_or_else(|| SourceError::PasswordRequired { user: params.user.clone() })
+        };
+        let auth_error = |server| SourceError::Authentication { user: params.user.clone(), server };
+        loop {
+            match self.read_message().await? {
+                BackendMessage::Other(backend::Message::AuthenticationOk) => break,
+                BackendMessage::Other(backend::Message::AuthenticationCleartextPassword) => {
+                    frontend::password_message(password()?.as_bytes(), &mut self.write_buffer)?;
+                    self.flush().await?;
+                }
+                BackendMessage::Other(backend::Message::AuthenticationMd5Password(body)) => {
+                    let hash = postgres_protocol::authentication::md5_hash(
+                        params.user.as_bytes(),
+                        password()?.as_bytes(),
+                        body.salt(),
+                    );
+                    frontend::password_message(hash.as_bytes(), &mut self.write_buffer)?;
+                    self.flush().await?;
+                }
+                BackendMessage::Other(backend::Message::AuthenticationSasl(body)) => {
+                    let mut mechanisms = body.mechanisms();
+                    let mut offered = Vec::new();
+                    while let Some(mechanism) = mechanisms.next()? {
+                        offered.push(mechanism.to_owned());
+                    }
+                    if !offered.iter().any(|m| m == SCRAM_SHA_256) {
+                        return Err(SourceError::UnsupportedAuthentication {
+                            method: format!("SASL {}", offered.join(", ")),
+                        });
+                    }
+                    self.scram_exchange(password()?, &auth_error).await?;
+                }
+                BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
+                    return Err(auth_error(server_error(&body)));
+                }
+                BackendMessage::Other(backend::Message::AuthenticationGss)
+                | BackendMessage::Other(backend::Message::AuthenticationKerberosV5)
+                | BackendMessage::Other(backend::Message::AuthenticationSspi)
+                | BackendMessage::Other(backend::Message::AuthenticationScmCredential) => {
+                    return Err(SourceError::UnsupportedAuthentication {
+                        method: "GSSAPI/SSPI/Kerberos".into(),
+                    })
+                }
+                _ => return Err(SourceError::Protocol("unexpected message during authentication".into())),
+            }
+        }
+        // After AuthenticationOk: ParameterStatus, BackendKeyData, then ReadyForQuery.
+        loop {
+            match self.read_message().await? {
+                BackendMessage::Other(backend::Message::ReadyForQuery(_)) => return Ok(()),
+                BackendMessage::Other(backend::Message::ParameterStatus(body)) => {
+                    if body.name()? == "server_version" {
+                        self.server_version = Some(body.value()?.to_owned());
+                    }
+                }
+                BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
+                    return Err(auth_error(server_error(&body)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn scram_exchange(
+        &mut self,
+        password: &str,
+        auth_error: &dyn Fn(ServerError) -> SourceError,
+    ) -> Result<()> {
+        let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+        frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.write_buffer)?;
+        self.flush().await?;
+        match self.read_message().await? {
+            BackendMessage::Other(backend::Message::AuthenticationSaslContinue(body)) => {
+                scram.update(body.data())?;
+            }
+            BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
+                return Err(auth_error(server_error(&body)))
+            }
+            _ => return Err(SourceError::Protocol("expected SASL continue".into())),
+        }
+        frontend::sasl_response(scram.message(), &mut self.write_buffer)?;
+        self.flush().await?;
+        match self.read_message().await? {
+            BackendMessage::Other(backend::Message::AuthenticationSaslFinal(body)) => {
+                scram.finish(body.data())?;
+                Ok(())
+            }
+            BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
+                Err(auth_error(server_error(&body)))
+            }
+            _ => Err(SourceError::Protocol("expected SASL final".into())),
+        }
+    }
+
+    /// Runs a replication command or SQL statement with the simple query protocol and returns
+    /// the rows of its (last) result set in text form.
+    pub async fn simple_query(&mut self, query: &str) -> Result<Vec<TextRow>> {
+        frontend::query(query, &mut self.write_buffer)?;
+        self.flush().await?;
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                BackendMessage::Other(backend::Message::RowDescription(_)) => rows.clear(),
+                BackendMessage::Other(backend::Message::DataRow(body)) => {
+                    let buffer = body.buffer();
+                    let mut ranges = body.ranges();
+                    let mut row = Vec::new();
+                    while let Some(range) = ranges.next()? {
+                        row.push(match range {
+                            Some(range) => Some(
+                                String::from_utf8(buffer[range].to_vec())
+                                    .map_err(|_| SourceError::Protocol("non-UTF-8 result".into()))?,
+                            ),
+                            None => None,
+                        });
+                    }
+                    rows.push(row);
+                }
+                BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
+                    error = Some(server_error(&body));
+                }
+                BackendMessage::Other(backend::Message::ReadyForQuery(_)) => break,
+                BackendMessage::CopyBothResponse => {
+                    return Err(SourceError::Protocol(
+                        "simple_query got CopyBothResponse; use start_replication".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        match error {
+            Some(server) => Err(SourceError::Server {
+                context: format!("`{}` failed", first_line(query)),
+                server,
+            }),
+            None => Ok(rows),
+        }
+    }
+
+    /// Sends `START_REPLICATION …` and waits for the server to enter CopyBoth mode.
+    pub async fn start_replication(&mut self, command: &str) -> Result<()> {
+        frontend::query(command, &mut self.write_buffer)?;
+        self.flush().await?;
+        loop {
+            match self.read_message().await? {
+                BackendMessage::CopyBothResponse => return Ok(()),
+                BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
+                    let server = server_error(&body);
+                    // Drain to ReadyForQuery so the connection stays usable.
+                    loop {
+                        if let BackendMessage::Other(backend::Message::ReadyForQuery(_)) =
+                            self.read_message().await?
+                        {
+                            break;
+                        }
+                    }
+                    return Err(SourceError::Server {
+                        context: format!("`{}` failed", first_line(command)),
+                        server,
+                    });
+                }
+                BackendMessage::Other(backend::Message::NoticeResponse(_)) => {}
+                _ => return Err(SourceError::Protocol("expected CopyBothResponse".into())),
+            }
+        }
+    }
+
+    /// Sends one CopyData message (a standby status update while streaming).
+    pub async fn send_copy_data(&mut self, payload: &[u8]) -> Result<()> {
+        self.write_buffer.extend_from_slice(b"d");
+        let length = i32::try_from(payload.len() + 4)
+            .map_err(|_| SourceError::Protocol("CopyData too large".into()))?;
+        self.write_buffer.extend_from_slice(&length.to_be_bytes());
+        self.write_buffer.extend_from_slice(payload);
+        self.flush().await
+    }
+
+    /// Ends the CopyBoth stream from our side and sends Terminate.
+    pub async fn close(mut self) -> Result<()> {
+        frontend::copy_done(&mut self.write_buffer);
+        frontend::terminate(&mut self.write_buffer);
+        self.flush().await?;
+        self.stream.shutdown().await.ok();
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.stream.write_all(&self.write_buffer).await?;
+        self.write_buffer.clear();
+        Ok(())
+    }
+
+    /// Reads one backend message. Cancel-safe: nothing is lost if the future is dropped.
+    pub async fn read_message(&mut self) -> Result<BackendMessage> {
+        loop {
+            if let Some(message) = self.parse_buffered()? {
+                return Ok(message);
+            }
+            let read = self.stream.read_buf(&mut self.read_buffer).await?;
+            if read == 0 {
+                return Err(SourceError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "server closed the connection",
+                )));
+            }
+        }
+    }
+
+    fn parse_buffered(&mut self) -> Result<Option<BackendMessage>> {
+        if self.read_buffer.len() < 5 {
+            return Ok(None);
+        }
+        let tag = self.read_buffer[0];
+        let length = u32::from_be_bytes([
+            self.read_buffer[1],
+            self.read_buffer[2],
+            self.read_buffer[3],
+            self.read_buffer[4],
+        ]) as usize;
+        if !(4..=MAX_BACKEND_MESSAGE_BYTES).contains(&length) {
+            return Err(SourceError::Protocol(format!("invalid message length {length}")));
+        }
+        let total = length + 1;
+        if self.read_buffer.len() < total {
+            self.read_buffer.reserve(total - self.read_buffer.len());
+            return Ok(None);
+        }
+        match tag {
+            b'd' => {
+                let mut frame = self.read_buffer.split_to(total);
+                frame.advance(5);
+                Ok(Some(BackendMessage::CopyData(frame.freeze())))
+            }
+            b'W' => {
+                self.read_buffer.advance(total);
+                Ok(Some(BackendMessage::CopyBothResponse))
+            }
+            b'c' => {
+                self.read_buffer.advance(total);
+                Ok(Some(BackendMessage::CopyDone))
+            }
+            _ => match backend::Message::parse(&mut self.read_buffer)? {
+                Some(message) => Ok(Some(BackendMessage::Other(message))),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+pub(crate) fn server_error(body: &backend::ErrorResponseBody) -> ServerError {
+    let mut error = ServerError::default();
+    let mut fields = body.fields();
+    while let Ok(Some(field)) = fields.next() {
+        let value = String::from_utf8_lossy(field.value_bytes()).into_owned();
+        match field.type_() {
+            b'V' => error.severity = value,
+            b'S' if error.severity.is_empty() => error.severity = value,
+            b'C' => error.code = value,
+            b'M' => error.message = value,
+            b'D' => error.detail = Some(value),
+            b'H' => error.hint = Some(value),
+            _ => {}
+        }
+    }
+    error
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}

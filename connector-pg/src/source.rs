@@ -1,0 +1,494 @@
+//! The PostgreSQL source: setup, snapshot, streaming, and the feedback loop to the slot.
+//!
+//! ```text
+//!             ┌──────────── SourceMessage (bounded channel) ───────────►  worker
+//!  source ────┤  Event · SlotCreated · SnapshotCompleted · TransactionCommitted
+//!             └◄─────────── Feedback (watch): durable LSN, stop, finish ──  worker
+//! ```
+//!
+//! Invariants:
+//! - The source never confirms an LSN on its own: the flush LSN it reports to the slot is the
+//!   `durable_lsn` the worker publishes, which only moves once events and offsets are durable.
+//!   Reported LSNs only move forward.
+//! - While the channel is full (Kafka is slow), the source keeps sending status updates on its
+//!   timer, so `wal_sender_timeout` never fires because of backpressure.
+//! - On stop, the source stops reading, waits for the worker's final durable LSN, reports it to
+//!   the slot, and closes the connection.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use pgoutput::frame::{encode_standby_status_update, ReplicationFrame, PG_EPOCH_OFFSET_US};
+use pgoutput::message::{DecodeContext, LogicalReplicationMessage};
+use pgseam_model::{ChangeEvent, Lsn, TableSchema};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{Client, NoTls};
+
+use crate::catalog::{self, TableIdentity};
+use crate::connection::{BackendMessage, ConnectParams, ReplicationConnection};
+use crate::error::{describe_pg_error, Result, SourceError};
+use crate::publication::{self, PublicationAutocreate};
+use crate::slot;
+use crate::snapshot::{self, SnapshotContext, SnapshotSink};
+use crate::stream::{OpenTransaction, StreamDecoder, StreamRelation};
+
+/// pgoutput protocol version requested. Version 1 is enough without streamed transactions.
+const PGOUTPUT_PROTOCOL_VERSION: u32 = 1;
+
+/// Debezium's `snapshot.mode` values this source implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Snapshot when there is no offset, then stream.
+    Initial,
+    /// Stream only, from the slot's consistent point (`no_data`, formerly `never`).
+    NoData,
+}
+
+/// Which tables the user wants, by `schema` and `table` (Debezium's include/exclude lists).
+pub type TableFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// Everything the source needs to know.
+#[derive(Clone)]
+pub struct SourceConfig {
+    pub connect: ConnectParams,
+    pub slot_name: String,
+    pub publication_name: String,
+    pub publication_autocreate: PublicationAutocreate,
+    pub table_filter: TableFilter,
+    pub snapshot_mode: SnapshotMode,
+    pub status_update_interval: Duration,
+}
+
+/// Where to start, as the worker's stored offset says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartPoint {
+    /// No usable offset: create the slot (replacing a slot this connector left behind in an
+    /// interrupted start when `replace_slot` is set), snapshot if the mode says so, stream.
+    Fresh { replace_slot: bool },
+    /// Continue streaming after `lsn`, the end of the last durable transaction.
+    Resume { lsn: Lsn },
+}
+
+/// What the source sends to the worker, in order.
+#[derive(Debug)]
+pub enum SourceMessage {
+    /// The slot exists, at this consistent point. Persist it before anything else counts.
+    SlotCreated { consistent_point: Lsn },
+    Event(ChangeEvent),
+    /// All snapshot rows have been sent; streaming starts at `consistent_point`.
+    SnapshotCompleted { consistent_point: Lsn },
+    /// All events of this transaction have been sent. Once they are durable, the slot may be
+    /// confirmed up to `end_lsn`.
+    TransactionCommitted { commit_lsn: Lsn, end_lsn: Lsn, tx_id: i64, commit_ts_us: i64 },
+}
+
+/// What the worker tells the source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Feedback {
+    /// Everything up to here is in Kafka and in the offset store.
+    pub durable_lsn: Lsn,
+    /// Stop reading from the server (shutdown has begun).
+    pub stop_reading: bool,
+    /// `durable_lsn` is final: report it and close.
+    pub finished: bool,
+}
+
+/// Runs the source until the worker says it is finished or an error occurs.
+pub async fn run(
+    config: SourceConfig,
+    start: StartPoint,
+    events: mpsc::Sender<SourceMessage>,
+    feedback: watch::Receiver<Feedback>,
+) -> Result<()> {
+    let catalog_client = connect_ordinary(&config.connect).await?;
+    catalog::check_wal_level(&catalog_client).await?;
+    let tables = select_tables(&config, &catalog_client).await?;
+    publication::ensure_publication(
+        &catalog_client,
+        &config.publication_name,
+        config.publication_autocreate,
+        &tables,
+    )
+    .await?;
+    let published = catalog::publication_tables(&catalog_client, &config.publication_name).await?;
+    let captured: Vec<TableIdentity> = tables
+        .into_iter()
+        .filter(|t| published.iter().any(|(s, n)| *s == t.schema && *n == t.table))
+        .collect();
+    for table in &captured {
+        if table.lacks_replica_identity() {
+            tracing::warn!(
+                table = %table.qualified_name(),
+                "table has no primary key and no replica identity: once it is in the publication, \
+                 PostgreSQL rejects UPDATE and DELETE on it; fix with ALTER TABLE {} REPLICA IDENTITY FULL \
+                 (or add a primary key)",
+                table.qualified_name()
+            );
+        }
+    }
+    if captured.is_empty() {
+        tracing::warn!(publication = %config.publication_name, "no captured table: the filters and the publication select nothing");
+    }
+    let existing_slot = slot::find_slot(&catalog_client, &config.slot_name).await?;
+    if let Some(info) = &existing_slot {
+        if let Some(plugin) = info.plugin.as_deref().filter(|p| *p != "pgoutput") {
+            return Err(SourceError::Setup(format!(
+                "slot `{}` exists but uses plugin `{plugin}`; pgseam needs a pgoutput slot: use another \
+                 slot.name or drop that slot",
+                config.slot_name
+            )));
+        }
+        if info.database.as_deref() != Some(config.connect.dbname.as_str()) {
+            return Err(SourceError::Setup(format!(
+                "slot `{}` belongs to database {:?}, not {:?}",
+                config.slot_name, info.database, config.connect.dbname
+            )));
+        }
+        if let Some(pid) = info.active_pid {
+            return Err(SourceError::Setup(format!(
+                "slot `{}` is in use by another connection (PID {pid}); stop the other consumer first",
+                config.slot_name
+            )));
+        }
+    }
+
+    let mut replication = ReplicationConnection::connect(&config.connect).await?;
+    let mut source = Source {
+        decoder: StreamDecoder::new(config.connect.dbname.clone()),
+        config,
+        events,
+        feedback,
+        catalog_client,
+        reported_flush: Lsn::ZERO,
+        last_received: Lsn::ZERO,
+        status_buffer: BytesMut::with_capacity(64),
+    };
+
+    let start_lsn = match start {
+        StartPoint::Resume { lsn } => {
+            let Some(info) = existing_slot else {
+                return Err(SourceError::Setup(format!(
+                    "the stored offset says streaming reached {lsn}, but slot `{}` does not exist: its \
+                     changes since then are lost. Delete the offset file to start over with a new snapshot",
+                    source.config.slot_name
+                )));
+            };
+            if let Some(confirmed) = info.confirmed_flush_lsn {
+                if confirmed > lsn {
+                    return Err(SourceError::Setup(format!(
+                        "slot `{}` was confirmed up to {confirmed}, past the stored offset {lsn}: the \
+                         changes in between were acknowledged by someone else and are lost to pgseam",
+                        source.config.slot_name
+                    )));
+                }
+            }
+            tracing::info!(slot = %source.config.slot_name, %lsn, "resuming streaming from stored offset");
+            lsn
+        }
+        StartPoint::Fresh { replace_slot } => {
+            if existing_slot.is_some() {
+                if !replace_slot {
+                    return Err(SourceError::Setup(format!(
+                        "slot `{}` already exists but pgseam has no offset for this connector: it may \
+                         belong to another consumer. Drop it (SELECT pg_drop_replication_slot('{}')) or \
+                         choose another slot.name",
+                        source.config.slot_name, source.config.slot_name
+                    )));
+                }
+                tracing::warn!(slot = %source.config.slot_name, "dropping the slot of an interrupted start and starting over");
+                slot::drop_slot(&source.catalog_client, &source.config.slot_name).await?;
+            }
+            let created = slot::create_slot_exporting_snapshot(&mut replication, &source.config.slot_name).await?;
+            tracing::info!(slot = %source.config.slot_name, consistent_point = %created.consistent_point, "replication slot created");
+            source.send(SourceMessage::SlotCreated { consistent_point: created.consistent_point }).await?;
+            if source.config.snapshot_mode == SnapshotMode::Initial {
+                source.snapshot(&captured, &created).await?;
+            }
+            source
+                .send(SourceMessage::SnapshotCompleted { consistent_point: created.consistent_point })
+                .await?;
+            created.consistent_point
+        }
+    };
+    source.reported_flush = start_lsn;
+    source.last_received = start_lsn;
+    let command = slot::start_replication_command(
+        &source.config.slot_name,
+        start_lsn,
+        &source.config.publication_name,
+        PGOUTPUT_PROTOCOL_VERSION,
+    );
+    replication.start_replication(&command).await?;
+    tracing::info!(slot = %source.config.slot_name, lsn = %start_lsn, "streaming started");
+    source.stream(replication, &captured).await
+}
+
+async fn connect_ordinary(params: &ConnectParams) -> Result<Client> {
+    let (client, connection) = params
+        .tokio_postgres_config()
+        .connect(NoTls)
+        .await
+        .map_err(|source| match source.as_db_error() {
+            Some(_) if source.code().is_some_and(|c| c.code() == "28P01" || c.code() == "28000") => {
+                SourceError::Authentication {
+                    user: params.user.clone(),
+                    server: crate::error::ServerError {
+                        severity: "FATAL".into(),
+                        code: source.code().map(|c| c.code().to_owned()).unwrap_or_default(),
+                        message: describe_pg_error(&source),
+                        detail: None,
+                        hint: None,
+                    },
+                }
+            }
+            Some(_) => SourceError::Query { context: format!("cannot connect to {}", params.address()), source },
+            None => SourceError::Connect {
+                address: params.address(),
+                source: std::io::Error::other(source.to_string()),
+            },
+        })?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "catalog connection ended");
+        }
+    });
+    Ok(client)
+}
+
+async fn select_tables(config: &SourceConfig, client: &Client) -> Result<Vec<TableIdentity>> {
+    Ok(catalog::list_user_tables(client)
+        .await?
+        .into_iter()
+        .filter(|t| (config.table_filter)(&t.schema, &t.table))
+        .collect())
+}
+
+struct Source {
+    config: SourceConfig,
+    decoder: StreamDecoder,
+    events: mpsc::Sender<SourceMessage>,
+    feedback: watch::Receiver<Feedback>,
+    catalog_client: Client,
+    reported_flush: Lsn,
+    last_received: Lsn,
+    status_buffer: BytesMut,
+}
+
+struct ChannelSink<'a>(&'a mut Source);
+
+impl SnapshotSink for ChannelSink<'_> {
+    async fn emit(&mut self, event: ChangeEvent) -> Result<()> {
+        self.0.send(SourceMessage::Event(event)).await
+    }
+}
+
+impl Source {
+    async fn send(&mut self, message: SourceMessage) -> Result<()> {
+        self.events.send(message).await.map_err(|_| SourceError::ConsumerGone)
+    }
+
+    async fn snapshot(&mut self, captured: &[TableIdentity], created: &slot::CreatedSlot) -> Result<()> {
+        let reader = connect_ordinary(&self.config.connect).await?;
+        reader
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                catalog::quote_literal(&created.snapshot_name)
+            ))
+            .await
+            .map_err(|source| SourceError::Query { context: "cannot import the slot's snapshot".into(), source })?;
+        let mut schemas: Vec<Arc<TableSchema>> = Vec::with_capacity(captured.len());
+        for table in captured {
+            schemas.push(catalog::load_table_schema(&reader, table.oid).await?);
+        }
+        let context = SnapshotContext {
+            database: self.config.connect.dbname.clone(),
+            consistent_point: created.consistent_point,
+            started_at_us: now_us(),
+        };
+        tracing::info!(tables = schemas.len(), snapshot = %created.snapshot_name, "snapshot started");
+        let rows = snapshot::read_tables(&reader, &schemas, &context, &mut ChannelSink(self)).await?;
+        reader
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|source| SourceError::Query { context: "snapshot commit failed".into(), source })?;
+        tracing::info!(rows, "snapshot completed");
+        Ok(())
+    }
+
+    async fn stream(&mut self, mut replication: ReplicationConnection, captured: &[TableIdentity]) -> Result<()> {
+        let mut status_timer = tokio::time::interval(self.config.status_update_interval);
+        status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let context = DecodeContext { protocol_version: PGOUTPUT_PROTOCOL_VERSION, in_streamed_transaction: false };
+        let mut pending = Vec::new();
+        loop {
+            let feedback = *self.feedback.borrow();
+            if feedback.finished {
+                self.send_status(&mut replication, feedback.durable_lsn, false).await?;
+                tracing::info!(flush_lsn = %self.reported_flush, "final status update sent; closing replication connection");
+                return replication.close().await;
+            }
+            tokio::select! {
+                // 1. Feedback first: a durable LSN or a stop request must never wait behind data.
+                changed = self.feedback.changed() => {
+                    if changed.is_err() {
+                        return Err(SourceError::ConsumerGone);
+                    }
+                    let durable = self.feedback.borrow().durable_lsn;
+                    if durable > self.reported_flush {
+                        self.send_status(&mut replication, durable, false).await?;
+                    }
+                }
+                // 2. The timer keeps wal_sender_timeout from firing, whatever else is happening.
+                _ = status_timer.tick() => {
+                    let durable = self.feedback.borrow().durable_lsn;
+                    self.send_status(&mut replication, durable, false).await?;
+                }
+                // 3. Data, unless shutdown has begun.
+                message = replication.read_message(), if !feedback.stop_reading => {
+                    match message? {
+                        BackendMessage::CopyData(data) => {
+                            self.handle_frame(&mut replication, data, &context, captured, &mut pending).await?;
+                            for message in pending.drain(..) {
+                                self.send_with_keepalive(&mut replication, &mut status_timer, message).await?;
+                            }
+                        }
+                        BackendMessage::CopyDone => {
+                            return Err(SourceError::Protocol("server ended the replication stream".into()))
+                        }
+                        BackendMessage::Other(postgres_protocol::message::backend::Message::ErrorResponse(body)) => {
+                            return Err(SourceError::Server {
+                                context: "replication stream failed".into(),
+                                server: crate::connection::server_error(&body),
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a message to the worker; while the channel is full, keeps the server's
+    /// `wal_sender_timeout` at bay with status updates.
+    async fn send_with_keepalive(
+        &mut self,
+        replication: &mut ReplicationConnection,
+        status_timer: &mut tokio::time::Interval,
+        message: SourceMessage,
+    ) -> Result<()> {
+        let events = self.events.clone();
+        loop {
+            tokio::select! {
+                permit = events.reserve() => {
+                    permit.map_err(|_| SourceError::ConsumerGone)?.send(message);
+                    return Ok(());
+                }
+                _ = status_timer.tick() => {
+                    let durable = self.feedback.borrow().durable_lsn;
+                    self.send_status(replication, durable, false).await?;
+                }
+            }
+        }
+    }
+
+    async fn handle_frame(
+        &mut self,
+        replication: &mut ReplicationConnection,
+        data: bytes::Bytes,
+        context: &DecodeContext,
+        captured: &[TableIdentity],
+        out: &mut Vec<SourceMessage>,
+    ) -> Result<()> {
+        let frame = ReplicationFrame::decode(data)
+            .map_err(|source| SourceError::Decode { lsn: self.last_received, source })?;
+        match frame {
+            ReplicationFrame::PrimaryKeepalive { wal_end, reply_requested, .. } => {
+                self.last_received = self.last_received.max(Lsn(wal_end));
+                if reply_requested {
+                    let durable = self.feedback.borrow().durable_lsn;
+                    self.send_status(replication, durable, false).await?;
+                }
+            }
+            ReplicationFrame::XLogData { wal_start, wal_end, data, .. } => {
+                let lsn = Lsn(wal_start);
+                self.last_received = self.last_received.max(Lsn(wal_end));
+                let message = LogicalReplicationMessage::decode(data, context)
+                    .map_err(|source| SourceError::Decode { lsn, source })?;
+                self.handle_message(message, lsn, captured, out).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        message: LogicalReplicationMessage,
+        lsn: Lsn,
+        captured: &[TableIdentity],
+        out: &mut Vec<SourceMessage>,
+    ) -> Result<()> {
+        match &message {
+            LogicalReplicationMessage::Begin { final_lsn, commit_ts_us, xid } => {
+                self.decoder.transaction = Some(OpenTransaction {
+                    xid: *xid,
+                    commit_lsn: Lsn(*final_lsn),
+                    commit_ts_us: commit_ts_us + PG_EPOCH_OFFSET_US,
+                });
+            }
+            LogicalReplicationMessage::Commit { commit_lsn, end_lsn, commit_ts_us, .. } => {
+                let transaction = self.decoder.transaction.take();
+                self.decoder.last_commit_lsn = Some(Lsn(*commit_lsn));
+                out.push(SourceMessage::TransactionCommitted {
+                    commit_lsn: Lsn(*commit_lsn),
+                    end_lsn: Lsn(*end_lsn),
+                    tx_id: transaction.map_or(0, |t| i64::from(t.xid)),
+                    commit_ts_us: commit_ts_us + PG_EPOCH_OFFSET_US,
+                });
+            }
+            LogicalReplicationMessage::Relation { relation_id, namespace, name, columns, .. } => {
+                let is_captured = captured.iter().any(|t| t.oid == *relation_id)
+                    || (self.config.table_filter)(namespace, name)
+                        && captured.iter().any(|t| t.schema == *namespace && t.table == *name);
+                let schema = catalog::load_table_schema(&self.catalog_client, *relation_id).await?;
+                let column_map = columns
+                    .iter()
+                    .map(|c| schema.columns.iter().position(|s| s.name == c.name))
+                    .collect::<Vec<_>>();
+                if column_map.iter().any(Option::is_none) {
+                    tracing::warn!(table = %schema.qualified_name(), "a column of the Relation message is not in the catalog any more; its values are dropped");
+                }
+                self.decoder
+                    .relations
+                    .insert(*relation_id, StreamRelation { schema, column_map, captured: is_captured });
+            }
+            LogicalReplicationMessage::Insert { .. }
+            | LogicalReplicationMessage::Update { .. }
+            | LogicalReplicationMessage::Delete { .. } => {
+                let mut events = Vec::new();
+                self.decoder.row_change_events(&message, lsn, &mut events)?;
+                out.extend(events.into_iter().map(SourceMessage::Event));
+            }
+            LogicalReplicationMessage::Truncate { relation_ids, .. } => {
+                tracing::info!(?relation_ids, %lsn, "TRUNCATE skipped (skipped.operations=t, Debezium's default)");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn send_status(&mut self, replication: &mut ReplicationConnection, durable: Lsn, reply: bool) -> Result<()> {
+        // Reported LSNs only move forward.
+        let flush = self.reported_flush.max(durable);
+        debug_assert!(flush >= self.reported_flush);
+        self.reported_flush = flush;
+        let write = self.last_received.max(flush);
+        self.status_buffer.clear();
+        encode_standby_status_update(write.0, flush.0, flush.0, now_us() - PG_EPOCH_OFFSET_US, reply, &mut self.status_buffer);
+        replication.send_copy_data(&self.status_buffer).await
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
