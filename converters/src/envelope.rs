@@ -1,0 +1,444 @@
+//! The Debezium change-event envelope, written as Kafka Connect's `JsonConverter` writes it.
+//!
+//! ```text
+//! key   = {"schema":<Key struct>,"payload":{<key columns>}}          (None: no primary key)
+//! value = {"schema":<Envelope v2>,"payload":{"before":..,"after":..,"source":{..},
+//!          "transaction":null,"op":"c","ts_ms":..,"ts_us":..,"ts_ns":..}}
+//! ```
+//! With `*.schemas.enable=false` the key and value are the bare payloads. A delete is followed
+//! by a tombstone (same key, no value) when `tombstones.on.delete` is on.
+//!
+//! Per table, the Connect schemas are rendered once and cached by relation id; the cache entry
+//! is rebuilt when the event carries a different `TableSchema` (pointer change and content
+//! change), so a relation message with new columns takes effect on the next event.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use pgseam_model::{ChangeEvent, ColumnSchema, Operation, TableSchema, Value};
+
+use crate::field::Kind;
+use crate::{default, jackson, ConvertError, JsonConverterConfig, KafkaRecord};
+
+/// Debezium's version string in `source.version`.
+pub const DEBEZIUM_VERSION: &str = "3.6.3.Final";
+/// `source.connector`.
+pub const CONNECTOR: &str = "postgresql";
+
+/// The `source` block's schema (`io.debezium.connector.postgresql.Source`), with its field name.
+const SOURCE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},"default":"false","field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":true,"field":"sequence"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"},{"type":"string","optional":true,"field":"origin"},{"type":"int64","optional":true,"field":"origin_lsn"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","version":1,"field":"source"}"#;
+
+/// The transaction block's schema (`event.block`), with its field name.
+const TRANSACTION_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":false,"field":"total_order"},{"type":"int64","optional":false,"field":"data_collection_order"}],"optional":true,"name":"event.block","version":1,"field":"transaction"}"#;
+
+/// The envelope's trailing fields: `op` and the processing timestamps.
+const ENVELOPE_TAIL_SCHEMA: &str = r#"{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"}"#;
+
+/// One column as rendered: name, representation, and its default's payload JSON.
+#[derive(Debug)]
+struct Field {
+    name: String,
+    kind: Kind,
+    default: Option<String>,
+}
+
+/// Everything about a table that does not change from event to event.
+#[derive(Debug)]
+pub(crate) struct TableEntry {
+    table: Arc<TableSchema>,
+    topic: String,
+    fields: Vec<Field>,
+    /// Key struct schema JSON; `None` when the table has no primary key.
+    key_schema: Option<String>,
+    /// Envelope schema JSON.
+    value_schema: String,
+}
+
+impl TableEntry {
+    fn build(cfg: &JsonConverterConfig, table: &Arc<TableSchema>) -> TableEntry {
+        let base = format!("{}.{}.{}", cfg.topic_prefix, table.schema, table.table);
+        let fields: Vec<Field> = table
+            .columns
+            .iter()
+            .map(|c| {
+                let kind = Kind::for_type(c, &c.type_name, cfg.decimal_handling_mode);
+                let default = default::default_value(c).and_then(|v| kind.render_default(&v));
+                Field {
+                    name: c.name.clone(),
+                    kind,
+                    default,
+                }
+            })
+            .collect();
+        let struct_fields = |idx: &mut dyn Iterator<Item = usize>| {
+            let mut s = String::from("[");
+            for (n, i) in idx.enumerate() {
+                if n > 0 {
+                    s.push(',');
+                }
+                let f = &fields[i];
+                f.kind.write_schema(
+                    &mut s,
+                    table.columns[i].nullable,
+                    f.default.as_deref(),
+                    Some(&f.name),
+                );
+            }
+            s.push(']');
+            s
+        };
+        let key_schema = (!table.key_columns.is_empty()).then(|| {
+            let mut s = String::from("{\"type\":\"struct\",\"fields\":");
+            s.push_str(&struct_fields(&mut table.key_columns.iter().copied()));
+            s.push_str(",\"optional\":false,\"name\":");
+            jackson::write_str(&mut s, &format!("{base}.Key"));
+            s.push('}');
+            s
+        });
+        let row_fields = struct_fields(&mut (0..fields.len()));
+        let row_schema = |field: &str| {
+            let mut s = String::from("{\"type\":\"struct\",\"fields\":");
+            s.push_str(&row_fields);
+            s.push_str(",\"optional\":true,\"name\":");
+            jackson::write_str(&mut s, &format!("{base}.Value"));
+            s.push_str(",\"field\":");
+            jackson::write_str(&mut s, field);
+            s.push('}');
+            s
+        };
+        let mut value_schema = String::from("{\"type\":\"struct\",\"fields\":[");
+        value_schema.push_str(&row_schema("before"));
+        value_schema.push(',');
+        value_schema.push_str(&row_schema("after"));
+        value_schema.push(',');
+        value_schema.push_str(SOURCE_SCHEMA);
+        value_schema.push(',');
+        value_schema.push_str(TRANSACTION_SCHEMA);
+        value_schema.push(',');
+        value_schema.push_str(ENVELOPE_TAIL_SCHEMA);
+        value_schema.push_str("],\"optional\":false,\"name\":");
+        jackson::write_str(&mut value_schema, &format!("{base}.Envelope"));
+        value_schema.push_str(",\"version\":2}");
+        TableEntry {
+            table: Arc::clone(table),
+            topic: base,
+            fields,
+            key_schema,
+            value_schema,
+        }
+    }
+}
+
+/// Converts [`ChangeEvent`]s to Kafka records with Debezium's JSON envelope.
+#[derive(Debug)]
+pub struct JsonConverter {
+    cfg: JsonConverterConfig,
+    headers: Vec<(String, Vec<u8>)>,
+    tables: HashMap<u32, TableEntry>,
+}
+
+impl JsonConverter {
+    /// A converter for one connector instance. Its `runId` header is `cfg.run_id`, or a fresh
+    /// random UUID when that is `None`.
+    pub fn new(cfg: JsonConverterConfig) -> Self {
+        let run_id = cfg
+            .run_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let headers = vec![
+            (
+                "__debezium.context.connectorLogicalName".to_owned(),
+                cfg.topic_prefix.clone().into_bytes(),
+            ),
+            ("__debezium.context.taskId".to_owned(), b"0".to_vec()),
+            (
+                "__debezium.context.connectorName".to_owned(),
+                CONNECTOR.as_bytes().to_vec(),
+            ),
+            ("__debezium.context.runId".to_owned(), run_id.into_bytes()),
+        ];
+        JsonConverter {
+            cfg,
+            headers,
+            tables: HashMap::new(),
+        }
+    }
+
+    /// The configuration this converter was built with.
+    pub fn config(&self) -> &JsonConverterConfig {
+        &self.cfg
+    }
+
+    /// The Debezium extended headers every record carries, as a Kafka Connect worker writes
+    /// them with its default `SimpleHeaderConverter` (raw UTF-8 strings).
+    pub fn headers(&self) -> &[(String, Vec<u8>)] {
+        &self.headers
+    }
+
+    fn entry(&mut self, table: &Arc<TableSchema>) -> &TableEntry {
+        let stale = match self.tables.get(&table.relation_id) {
+            Some(e) => !Arc::ptr_eq(&e.table, table) && *e.table != **table,
+            None => true,
+        };
+        if stale {
+            let entry = TableEntry::build(&self.cfg, table);
+            self.tables.insert(table.relation_id, entry);
+        } else if let Some(e) = self.tables.get_mut(&table.relation_id) {
+            // Same content under a new allocation: keep the cheap pointer check effective.
+            if !Arc::ptr_eq(&e.table, table) {
+                e.table = Arc::clone(table);
+            }
+        }
+        &self.tables[&table.relation_id]
+    }
+
+    /// Converts one event into its record(s): one, or two for a delete with tombstones on.
+    /// `processing_time_ns` is the envelope's `ts_ns` (`ts_ms`/`ts_us` derive from it).
+    pub fn convert(
+        &mut self,
+        event: &ChangeEvent,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), ConvertError> {
+        let cfg_key_schemas = self.cfg.key_schemas_enable;
+        let cfg_value_schemas = self.cfg.value_schemas_enable;
+        let replace = self.cfg.replace_null_with_default;
+        let tombstones = self.cfg.tombstones_on_delete;
+        let prefix = self.cfg.topic_prefix.clone();
+        let headers = self.headers.clone();
+        let entry = self.entry(&event.table);
+        let table = &event.table;
+        for row in [&event.before, &event.after].into_iter().flatten() {
+            if row.len() != table.columns.len() {
+                return Err(ConvertError::RowShape {
+                    table: table.qualified_name(),
+                    expected: table.columns.len(),
+                    actual: row.len(),
+                });
+            }
+        }
+
+        let key = match (&entry.key_schema, event.op) {
+            (None, _) | (_, Operation::Truncate) => None,
+            (Some(key_schema), op) => {
+                let row = if op == Operation::Delete {
+                    event.before.as_ref().or(event.after.as_ref())
+                } else {
+                    event.after.as_ref().or(event.before.as_ref())
+                };
+                match row {
+                    None => None,
+                    Some(row) => {
+                        let mut s = String::new();
+                        if cfg_key_schemas {
+                            s.push_str("{\"schema\":");
+                            s.push_str(key_schema);
+                            s.push_str(",\"payload\":");
+                        }
+                        write_struct(
+                            &mut s,
+                            entry,
+                            table,
+                            row,
+                            table.key_columns.iter().copied(),
+                            replace,
+                        )?;
+                        if cfg_key_schemas {
+                            s.push('}');
+                        }
+                        Some(s.into_bytes())
+                    }
+                }
+            }
+        };
+
+        let mut v = String::with_capacity(if cfg_value_schemas {
+            entry.value_schema.len() + 1024
+        } else {
+            1024
+        });
+        if cfg_value_schemas {
+            v.push_str("{\"schema\":");
+            v.push_str(&entry.value_schema);
+            v.push_str(",\"payload\":");
+        }
+        v.push_str("{\"before\":");
+        write_row(&mut v, entry, table, event.before.as_deref(), replace)?;
+        v.push_str(",\"after\":");
+        let after = resolve_unchanged_toast(event.before.as_deref(), event.after.as_deref());
+        write_row(&mut v, entry, table, after.as_deref(), replace)?;
+        v.push_str(",\"source\":");
+        write_source(&mut v, &prefix, event);
+        let _ = write!(
+            v,
+            ",\"transaction\":null,\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
+            event.op.code(),
+            processing_time_ns.div_euclid(1_000_000),
+            processing_time_ns.div_euclid(1_000),
+            processing_time_ns
+        );
+        if cfg_value_schemas {
+            v.push('}');
+        }
+        let topic = entry.topic.clone();
+        out.push(KafkaRecord {
+            topic: topic.clone(),
+            key: key.clone(),
+            value: Some(v.into_bytes()),
+            headers: headers.clone(),
+        });
+        if event.op == Operation::Delete && tombstones {
+            out.push(KafkaRecord {
+                topic,
+                key,
+                value: None,
+                headers,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Under REPLICA IDENTITY FULL the old tuple carries the TOASTed values an UPDATE left
+/// unchanged; Debezium then writes the real value in `after` instead of the placeholder.
+fn resolve_unchanged_toast<'a>(
+    before: Option<&[Value]>,
+    after: Option<&'a [Value]>,
+) -> Option<std::borrow::Cow<'a, [Value]>> {
+    let after = after?;
+    let Some(before) = before else {
+        return Some(std::borrow::Cow::Borrowed(after));
+    };
+    let fillable = |i: usize| {
+        matches!(after[i], Value::UnchangedToast)
+            && before
+                .get(i)
+                .is_some_and(|b| !matches!(b, Value::UnchangedToast | Value::Null))
+    };
+    if !(0..after.len()).any(fillable) {
+        return Some(std::borrow::Cow::Borrowed(after));
+    }
+    let row = (0..after.len())
+        .map(|i| {
+            if fillable(i) {
+                before[i].clone()
+            } else {
+                after[i].clone()
+            }
+        })
+        .collect();
+    Some(std::borrow::Cow::Owned(row))
+}
+
+fn write_row(
+    out: &mut String,
+    entry: &TableEntry,
+    table: &TableSchema,
+    row: Option<&[Value]>,
+    replace: bool,
+) -> Result<(), ConvertError> {
+    match row {
+        None => {
+            out.push_str("null");
+            Ok(())
+        }
+        Some(row) => write_struct(out, entry, table, row, 0..row.len(), replace),
+    }
+}
+
+/// Writes `{"col":value,...}` for the given column indices. With `replace` (JsonConverter's
+/// `replace.null.with.default`), a null in a column with a default is written as the default.
+fn write_struct(
+    out: &mut String,
+    entry: &TableEntry,
+    table: &TableSchema,
+    row: &[Value],
+    columns: impl Iterator<Item = usize>,
+    replace: bool,
+) -> Result<(), ConvertError> {
+    out.push('{');
+    for (n, i) in columns.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let field = &entry.fields[i];
+        jackson::write_str(out, &field.name);
+        out.push(':');
+        match (&row[i], &field.default) {
+            (Value::Null, Some(default)) if replace => out.push_str(default),
+            (value, _) => field
+                .kind
+                .write_value(out, value)
+                .map_err(|reason| column_error(table, &table.columns[i], reason))?,
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+fn column_error(table: &TableSchema, column: &ColumnSchema, reason: String) -> ConvertError {
+    ConvertError::Value {
+        table: table.qualified_name(),
+        column: column.name.clone(),
+        type_name: column.type_name.clone(),
+        reason,
+    }
+}
+
+/// Writes Debezium's PostgreSQL `source` block.
+fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
+    let src = &event.source;
+    out.push_str("{\"version\":\"");
+    out.push_str(DEBEZIUM_VERSION);
+    out.push_str("\",\"connector\":\"");
+    out.push_str(CONNECTOR);
+    out.push_str("\",\"name\":");
+    jackson::write_str(out, prefix);
+    let _ = write!(
+        out,
+        ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":",
+        src.ts_us.div_euclid(1000),
+        src.snapshot.as_str()
+    );
+    jackson::write_str(out, &src.db);
+    out.push_str(",\"sequence\":");
+    let mut seq = String::from("[");
+    match src.last_commit_lsn {
+        Some(l) => {
+            let _ = write!(seq, "\"{}\"", l.0);
+        }
+        None => seq.push_str("null"),
+    }
+    match src.lsn {
+        Some(l) => {
+            let _ = write!(seq, ",\"{}\"]", l.0);
+        }
+        None => seq.push_str(",null]"),
+    }
+    jackson::write_str(out, &seq);
+    let _ = write!(
+        out,
+        ",\"ts_us\":{},\"ts_ns\":{},\"schema\":",
+        src.ts_us,
+        src.ts_us.saturating_mul(1000)
+    );
+    jackson::write_str(out, &src.schema);
+    out.push_str(",\"table\":");
+    jackson::write_str(out, &src.table);
+    out.push_str(",\"txId\":");
+    match src.tx_id {
+        Some(x) => {
+            let _ = write!(out, "{x}");
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"lsn\":");
+    match src.lsn {
+        Some(l) => {
+            let _ = write!(out, "{}", l.0);
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
+}
