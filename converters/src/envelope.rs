@@ -442,3 +442,259 @@ fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
     }
     out.push_str(",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgseam_model::{Lsn, Position, SnapshotMarker, SourceInfo};
+
+    fn column(name: &str, ty: &str, nullable: bool, default: Option<&str>) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            type_oid: 0,
+            type_name: ty.into(),
+            base_type_oid: 0,
+            type_modifier: -1,
+            nullable,
+            default_expr: default.map(str::to_owned),
+            enum_values: None,
+        }
+    }
+
+    fn table(key: Vec<usize>) -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            relation_id: 7,
+            schema: "public".into(),
+            table: "t".into(),
+            columns: vec![
+                column("id", "int4", false, None),
+                column("v", "text", true, Some("'d'::text")),
+            ],
+            key_columns: key,
+        })
+    }
+
+    fn event(
+        table: &Arc<TableSchema>,
+        op: Operation,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+    ) -> ChangeEvent {
+        ChangeEvent {
+            table: Arc::clone(table),
+            op,
+            before,
+            after,
+            source: SourceInfo {
+                ts_us: 1_000_001,
+                snapshot: SnapshotMarker::False,
+                db: "db".into(),
+                schema: "public".into(),
+                table: "t".into(),
+                tx_id: Some(5),
+                lsn: Some(Lsn(0x1_0000_0010)),
+                last_commit_lsn: None,
+            },
+            position: Position::Stream {
+                lsn: Lsn(1),
+                commit_lsn: Lsn(1),
+                tx_id: 5,
+                commit_ts_us: 0,
+            },
+        }
+    }
+
+    fn cfg() -> JsonConverterConfig {
+        JsonConverterConfig {
+            key_schemas_enable: false,
+            value_schemas_enable: false,
+            run_id: Some("run".into()),
+            ..JsonConverterConfig::new("p")
+        }
+    }
+
+    fn text(b: &Option<Vec<u8>>) -> &str {
+        std::str::from_utf8(b.as_deref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn delete_gets_tombstone_and_defaults_in_before() {
+        let t = table(vec![0]);
+        let mut c = JsonConverter::new(cfg());
+        let mut out = Vec::new();
+        let ev = event(
+            &t,
+            Operation::Delete,
+            Some(vec![Value::Int32(3), Value::Null]),
+            None,
+        );
+        c.convert(&ev, 2_000_000_003, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].topic, "p.public.t");
+        assert_eq!(text(&out[0].key), r#"{"id":3}"#);
+        assert_eq!(
+            text(&out[0].value),
+            r#"{"before":{"id":3,"v":"d"},"after":null,"source":{"version":"3.6.3.Final","connector":"postgresql","name":"p","ts_ms":1000,"snapshot":"false","db":"db","sequence":"[null,\"4294967312\"]","ts_us":1000001,"ts_ns":1000001000,"schema":"public","table":"t","txId":5,"lsn":4294967312,"xmin":null,"origin":null,"origin_lsn":null},"transaction":null,"op":"d","ts_ms":2000,"ts_us":2000000,"ts_ns":2000000003}"#
+        );
+        assert_eq!(out[1].key, out[0].key);
+        assert_eq!(out[1].value, None);
+        assert_eq!(
+            out[0].headers,
+            vec![
+                (
+                    "__debezium.context.connectorLogicalName".to_owned(),
+                    b"p".to_vec()
+                ),
+                ("__debezium.context.taskId".to_owned(), b"0".to_vec()),
+                (
+                    "__debezium.context.connectorName".to_owned(),
+                    b"postgresql".to_vec()
+                ),
+                ("__debezium.context.runId".to_owned(), b"run".to_vec()),
+            ]
+        );
+
+        let mut c = JsonConverter::new(JsonConverterConfig {
+            tombstones_on_delete: false,
+            replace_null_with_default: false,
+            ..cfg()
+        });
+        out.clear();
+        c.convert(&ev, 0, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(text(&out[0].value).starts_with(r#"{"before":{"id":3,"v":null}"#));
+    }
+
+    #[test]
+    fn keyless_tables_and_truncates_have_no_key() {
+        let mut c = JsonConverter::new(cfg());
+        let mut out = Vec::new();
+        let keyless = table(vec![]);
+        c.convert(
+            &event(
+                &keyless,
+                Operation::Create,
+                None,
+                Some(vec![Value::Int32(1), Value::Null]),
+            ),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out[0].key, None);
+        let keyed = table(vec![0]);
+        out.clear();
+        c.convert(&event(&keyed, Operation::Truncate, None, None), 0, &mut out)
+            .unwrap();
+        assert_eq!(out[0].key, None);
+        assert!(text(&out[0].value).contains(r#""op":"t""#));
+    }
+
+    #[test]
+    fn schema_cache_follows_table_changes() {
+        let mut c = JsonConverter::new(JsonConverterConfig {
+            key_schemas_enable: true,
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        let t1 = table(vec![0]);
+        c.convert(
+            &event(
+                &t1,
+                Operation::Create,
+                None,
+                Some(vec![Value::Int32(1), Value::Null]),
+            ),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        assert!(text(&out[0].key).contains(r#""field":"id""#));
+        // Same relation id, new column set (an ALTER TABLE seen in a relation message).
+        let mut t2 = (*t1).clone();
+        t2.columns[0].name = "ident".into();
+        let t2 = Arc::new(t2);
+        out.clear();
+        c.convert(
+            &event(
+                &t2,
+                Operation::Create,
+                None,
+                Some(vec![Value::Int32(1), Value::Null]),
+            ),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        assert!(
+            text(&out[0].key).contains(r#""field":"ident""#),
+            "{}",
+            text(&out[0].key)
+        );
+    }
+
+    #[test]
+    fn errors_name_table_and_column() {
+        let t = table(vec![0]);
+        let mut c = JsonConverter::new(cfg());
+        let mut out = Vec::new();
+        let err = c
+            .convert(
+                &event(
+                    &t,
+                    Operation::Create,
+                    None,
+                    Some(vec![Value::Text("x".into()), Value::Null]),
+                ),
+                0,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConvertError::Value { column, .. } if column == "id"),
+            "{err}"
+        );
+        let err = c
+            .convert(
+                &event(&t, Operation::Create, None, Some(vec![Value::Null])),
+                0,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConvertError::RowShape {
+                expected: 2,
+                actual: 1,
+                ..
+            }
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn full_identity_fills_unchanged_toast_from_before() {
+        let t = table(vec![0]);
+        let mut c = JsonConverter::new(cfg());
+        let mut out = Vec::new();
+        let before = vec![Value::Int32(1), Value::Text("big".into())];
+        let after = vec![Value::Int32(1), Value::UnchangedToast];
+        c.convert(
+            &event(&t, Operation::Update, Some(before), Some(after.clone())),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        assert!(text(&out[0].value).contains(r#""after":{"id":1,"v":"big"}"#));
+        out.clear();
+        c.convert(
+            &event(&t, Operation::Update, None, Some(after)),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        assert!(
+            text(&out[0].value).contains(r#""after":{"id":1,"v":"__debezium_unavailable_value"}"#)
+        );
+    }
+}

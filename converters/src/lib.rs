@@ -7,9 +7,12 @@
 //! Column types map as Debezium's defaults do (`time.precision.mode=adaptive`,
 //! `binary.handling.mode=bytes`, `hstore.handling.mode=json`, `interval.handling.mode=numeric`)
 //! with `decimal.handling.mode` configurable. Column defaults come from the catalog's default
-//! expression as Debezium derives them ([`default`](crate::default)), and
+//! expression as Debezium derives them ([`default`]), and
 //! `replace.null.with.default` writes them in place of nulls as Kafka ≥ 3.7's JsonConverter
-//! does. The [`jackson`] module reproduces Jackson's number and string output.
+//! does. Unchanged TOAST values become Debezium's `__debezium_unavailable_value` placeholder,
+//! except in an UPDATE's `after` when the old tuple (REPLICA IDENTITY FULL) carries the value,
+//! which Debezium then writes. The [`jackson`] module reproduces Jackson's number and string
+//! output.
 //!
 //! What it does not do: Avro / Schema Registry framing, transaction metadata blocks and the
 //! transaction topic, logical-message and heartbeat records, TRUNCATE events' special key
