@@ -1,1 +1,184 @@
-//! Kafka sink: rdkafka producer with delivery acknowledgements.
+//! The Kafka sink: an idempotent rdkafka producer whose delivery reports say what is durable.
+//!
+//! What it does: owns one librdkafka producer (the crate's bundled librdkafka) configured for
+//! no loss and no reordering — `enable.idempotence=true`, `acks=all` — and Java-compatible key
+//! partitioning (`partitioner=murmur2_random`, what the Java client's default partitioner does
+//! for keyed records). [`KafkaSink::send`] enqueues a record and returns a [`Delivery`] future
+//! that resolves when the broker has acknowledged it (durable) or librdkafka gave up (an error).
+//!
+//! How librdkafka works underneath: `send` only puts the record in librdkafka's in-memory
+//! queue; a background thread batches and sends it; the delivery report arrives later on that
+//! thread. When the queue is full, librdkafka refuses the record (`QueueFull`): `send` then
+//! waits briefly and retries, which is this sink's backpressure. With idempotence, records to
+//! one partition are written in the order they were enqueued, so "record N is acknowledged"
+//! and "every earlier record to that partition is acknowledged" coincide; across partitions the
+//! caller must wait for each report (the worker's commit coordinator does).
+//!
+//! What it does not do: encode envelopes, decide topics, or store offsets.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+/// librdkafka settings pgseam always sets, and why.
+const FIXED_PRODUCER_SETTINGS: &[(&str, &str)] = &[
+    // No duplicates from internal retries, no reordering, no loss on leader change.
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    // The Java client's partitioner for keyed records: murmur2 of the key bytes. Keys land in
+    // the same partitions as under Debezium; keyless records are spread at random.
+    ("partitioner", "murmur2_random"),
+];
+
+/// How long `send` waits before retrying when librdkafka's queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("invalid producer configuration: {0}")]
+    Config(#[source] KafkaError),
+    #[error("cannot reach the Kafka brokers at {bootstrap_servers}: {source}")]
+    Unreachable {
+        bootstrap_servers: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("Kafka did not accept a record for topic {topic}: {source}")]
+    Delivery {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("the producer was closed before a record's delivery report arrived")]
+    Canceled,
+}
+
+/// Producer settings: the worker's `bootstrap.servers` and `producer.*` overrides (without the
+/// prefix), passed through to librdkafka.
+#[derive(Clone, Debug, Default)]
+pub struct KafkaSinkConfig {
+    pub bootstrap_servers: String,
+    pub overrides: BTreeMap<String, String>,
+}
+
+/// A record to produce. `value: None` is a tombstone; `key: None` a keyless record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Where a record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliveredAt {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A pending delivery report.
+pub struct Delivery {
+    topic: String,
+    inner: rdkafka::producer::DeliveryFuture,
+}
+
+impl Delivery {
+    /// Waits for the broker's acknowledgement.
+    pub async fn wait(self) -> Result<DeliveredAt, SinkError> {
+        match self.inner.await {
+            Ok(Ok(delivery)) => Ok(DeliveredAt { partition: delivery.partition, offset: delivery.offset }),
+            Ok(Err((source, _))) => Err(SinkError::Delivery { topic: self.topic, source }),
+            Err(_) => Err(SinkError::Canceled),
+        }
+    }
+}
+
+pub struct KafkaSink {
+    producer: FutureProducer,
+    bootstrap_servers: String,
+}
+
+impl KafkaSink {
+    pub fn new(config: &KafkaSinkConfig) -> Result<Self, SinkError> {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &config.bootstrap_servers);
+        // Keep delivery reports small: the worker only needs partition and offset.
+        client.set("delivery.report.only.error", "false");
+        for (key, value) in &config.overrides {
+            if let Some((_, fixed)) = FIXED_PRODUCER_SETTINGS.iter().find(|(k, _)| k == key) {
+                if fixed != value {
+                    tracing::warn!(
+                        setting = %key, value = %value, pgseam_default = %fixed,
+                        "producer override changes a setting pgseam relies on for ordering, \
+                         no-loss or Debezium-compatible partitioning"
+                    );
+                }
+            }
+        }
+        for (key, value) in FIXED_PRODUCER_SETTINGS {
+            client.set(*key, *value);
+        }
+        for (key, value) in &config.overrides {
+            client.set(key, value);
+        }
+        let producer: FutureProducer = client.create().map_err(SinkError::Config)?;
+        Ok(KafkaSink { producer, bootstrap_servers: config.bootstrap_servers.clone() })
+    }
+
+    /// Asks a broker for cluster metadata, so that a wrong address fails at start with a clear
+    /// message rather than as delivery timeouts later.
+    pub async fn check_reachable(&self, timeout: Duration) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, timeout).map(|_| ())
+        })
+        .await
+        .map_err(|_| SinkError::Canceled)?;
+        result.map_err(|source| SinkError::Unreachable {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            source,
+        })
+    }
+
+    /// Enqueues a record. Waits (asynchronously) while librdkafka's queue is full.
+    pub async fn send(&self, record: &OutgoingRecord) -> Result<Delivery, SinkError> {
+        loop {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header { key, value: Some(value.as_slice()) });
+            }
+            let mut future_record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&record.topic).headers(headers);
+            if let Some(key) = &record.key {
+                future_record = future_record.key(key.as_slice());
+            }
+            if let Some(value) = &record.value {
+                future_record = future_record.payload(value.as_slice());
+            }
+            match self.producer.send_result(future_record) {
+                Ok(inner) => return Ok(Delivery { topic: record.topic.clone(), inner }),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((source, _)) => {
+                    return Err(SinkError::Delivery { topic: record.topic.clone(), source })
+                }
+            }
+        }
+    }
+
+    /// Waits until every enqueued record has a delivery report, or the timeout passes.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        let bootstrap_servers = self.bootstrap_servers.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .map_err(|_| SinkError::Canceled)?
+            .map_err(|source| SinkError::Unreachable { bootstrap_servers, source })
+    }
+}
