@@ -1,0 +1,904 @@
+//! A Debezium PostgreSQL connector configuration, validated key by key.
+
+use std::time::Duration;
+
+use regex::Regex;
+use tracing::{debug, info, warn};
+
+use super::catalog::{catalog, is_default_value, suggest};
+use super::converter::{
+    take_converter, take_header_converter, ConverterSettings, HeaderConverter, Role,
+};
+use super::error::{ConfigError, ConfigErrors, Owner, Scope};
+use super::filter::{compile_regex_list, TableFilter};
+use super::secret::{shown_value, Properties, Secret};
+use super::settings::Settings;
+use super::source::{RawConfig, RawEntry};
+use super::worker::{is_worker_key, WorkerConfig};
+
+/// Debezium's PostgreSQL connector class, the one connector pgseam implements.
+pub const POSTGRES_CONNECTOR_CLASS: &str = "io.debezium.connector.postgresql.PostgresConnector";
+/// Names Kafka Connect accepts for it: the class and its plugin aliases.
+const POSTGRES_CONNECTOR_NAMES: [&str; 3] =
+    [POSTGRES_CONNECTOR_CLASS, "PostgresConnector", "Postgres"];
+
+/// Debezium's `database.port` default: PostgreSQL's standard port.
+pub const DEFAULT_DATABASE_PORT: u16 = 5432;
+/// Debezium's `slot.name` default.
+pub const DEFAULT_SLOT_NAME: &str = "debezium";
+/// Debezium's `publication.name` default.
+pub const DEFAULT_PUBLICATION_NAME: &str = "dbz_publication";
+/// Debezium's `status.update.interval.ms` default (10 s): how often the confirmed LSN is
+/// reported to the server (also keeps the replication connection alive).
+pub const DEFAULT_STATUS_UPDATE_INTERVAL: Duration = Duration::from_millis(10_000);
+/// Debezium's `tombstones.on.delete` default: a delete is followed by a null-value record so
+/// that log compaction can drop the key.
+pub const DEFAULT_TOMBSTONES_ON_DELETE: bool = true;
+/// Debezium's `slot.drop.on.stop` default: keep the slot so a restart resumes where it stopped.
+pub const DEFAULT_SLOT_DROP_ON_STOP: bool = false;
+/// Debezium's `table.ignore.builtin` default: never capture system tables.
+pub const DEFAULT_TABLE_IGNORE_BUILTIN: bool = true;
+/// Debezium's `snapshot.max.threads` default: one snapshot connection.
+pub const DEFAULT_SNAPSHOT_MAX_THREADS: u32 = 1;
+/// Debezium's PostgreSQL `snapshot.fetch.size` default (rows per fetch during a snapshot).
+pub const DEFAULT_SNAPSHOT_FETCH_SIZE: u32 = 10_240;
+/// Debezium's `heartbeat.interval.ms` default: 0, no heartbeats.
+pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 0;
+/// Debezium's `max.batch.size` default: events handed to Kafka Connect per poll.
+pub const DEFAULT_MAX_BATCH_SIZE: u32 = 2048;
+/// Debezium's `max.queue.size` default: events buffered between the stream and the producer.
+pub const DEFAULT_MAX_QUEUE_SIZE: u32 = 8192;
+/// Debezium's `poll.interval.ms` default: wait for new events when the queue is empty.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Debezium's `skipped.operations` default: skip truncates only.
+pub const DEFAULT_SKIPPED_OPERATIONS: SkippedOperations = SkippedOperations {
+    create: false,
+    update: false,
+    delete: false,
+    truncate: true,
+};
+/// Kafka Connect's `tasks.max` default. Debezium's PostgreSQL connector runs one task whatever
+/// the setting, since one replication slot is read by one connection.
+pub const DEFAULT_TASKS_MAX: u32 = 1;
+/// Longest Kafka topic name; `topic.prefix` cannot be longer.
+const MAX_TOPIC_NAME_LEN: usize = 249;
+/// PostgreSQL's replication-slot name rule: lower-case letters, digits, underscores, at most
+/// NAMEDATALEN - 1 = 63 characters.
+const SLOT_NAME_PATTERN: &str = "^[a-z0-9_]{1,63}$";
+/// Debezium's topic-name characters.
+const TOPIC_PREFIX_PATTERN: &str = "^[A-Za-z0-9._-]+$";
+
+/// Debezium keys pgseam implements; all others from Debezium's definition follow the
+/// accept-only-the-default rule.
+const SUPPORTED_KEYS: &[&str] = &[
+    "name",
+    "connector.class",
+    "database.hostname",
+    "database.port",
+    "database.user",
+    "database.password",
+    "database.dbname",
+    "topic.prefix",
+    "plugin.name",
+    "slot.name",
+    "publication.name",
+    "publication.autocreate.mode",
+    "table.include.list",
+    "table.exclude.list",
+    "schema.include.list",
+    "schema.exclude.list",
+    "table.ignore.builtin",
+    "snapshot.mode",
+    "decimal.handling.mode",
+    "tombstones.on.delete",
+    "skipped.operations",
+    "status.update.interval.ms",
+    "slot.drop.on.stop",
+    "snapshot.max.threads",
+    "snapshot.fetch.size",
+    "heartbeat.interval.ms",
+    "max.batch.size",
+    "max.queue.size",
+    "poll.interval.ms",
+];
+
+/// Kafka Connect connector-level keys pgseam reads or accepts.
+const CONNECT_KEYS: &[&str] = &[
+    "tasks.max",
+    "key.converter",
+    "value.converter",
+    "header.converter",
+    "transforms",
+    "predicates",
+    "config.action.reload",
+    "offsets.storage.topic",
+    "connector.plugin.version",
+    "topic.creation.groups",
+    "topic.creation.default.replication.factor",
+    "topic.creation.default.partitions",
+];
+
+/// Kafka Connect connector-level keys that pgseam does not implement: accepted at their default
+/// (`ConfigDef` type, default), rejected otherwise.
+const CONNECT_DEFAULTED_KEYS: &[(&str, &str, Option<&str>)] = &[
+    ("errors.retry.timeout", "LONG", Some("0")),
+    ("errors.retry.delay.max.ms", "LONG", Some("60000")),
+    ("errors.tolerance", "ENUM", Some("none")),
+    ("errors.log.enable", "BOOLEAN", Some("false")),
+    ("errors.log.include.messages", "BOOLEAN", Some("false")),
+    ("exactly.once.support", "ENUM", Some("requested")),
+    ("transaction.boundary", "ENUM", Some("poll")),
+    ("transaction.boundary.interval.ms", "LONG", None),
+];
+
+/// Connector-level key prefixes Kafka Connect accepts that do not apply to pgseam (logged at
+/// debug level): consumer and admin client overrides (a source connector's records go through
+/// the producer only) and the sink-only dead-letter-queue settings, which Connect ignores for
+/// source connectors too.
+const IGNORED_CONNECT_PREFIXES: [&str; 3] = [
+    "consumer.override.",
+    "admin.override.",
+    "errors.deadletterqueue.",
+];
+
+/// Debezium's passthrough prefix for JDBC driver properties.
+const DRIVER_PASSTHROUGH_PREFIX: &str = "driver.";
+
+/// Debezium's `snapshot.mode` values pgseam does not implement yet.
+const UNSUPPORTED_SNAPSHOT_MODES: [&str; 6] = [
+    "always",
+    "when_needed",
+    "initial_only",
+    "configuration_based",
+    "custom",
+    "recovery",
+];
+
+/// Whether and how the publication is created (`publication.autocreate.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationAutocreateMode {
+    /// `all_tables` (default): `CREATE PUBLICATION … FOR ALL TABLES` if it does not exist.
+    AllTables,
+    /// `filtered`: create it for the tables the include/exclude lists select, and keep it in
+    /// step with them.
+    Filtered,
+    /// `no_tables`: create it without tables; tables are added by the user.
+    NoTables,
+    /// `disabled`: never create it; it must exist.
+    Disabled,
+}
+
+/// What to do before streaming (`snapshot.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// `initial` (default): snapshot the captured tables when no offset is stored, then stream.
+    Initial,
+    /// `no_data` (and its deprecated alias `never`): stream only, no snapshot of rows.
+    NoData,
+}
+
+/// How `NUMERIC`/`DECIMAL` values are represented (`decimal.handling.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalHandlingMode {
+    /// `precise` (default): Kafka Connect `Decimal` (bytes), or Debezium's
+    /// `VariableScaleDecimal` when the column has no fixed scale.
+    Precise,
+    /// `double`: a 64-bit float (lossy).
+    Double,
+    /// `string`: the decimal as text.
+    String,
+}
+
+/// A change-event operation that `skipped.operations` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `c`: insert.
+    Create,
+    /// `u`: update.
+    Update,
+    /// `d`: delete.
+    Delete,
+    /// `t`: truncate.
+    Truncate,
+}
+
+/// Operations not emitted while streaming (`skipped.operations`; `none` skips nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkippedOperations {
+    /// Skip inserts (`c`).
+    pub create: bool,
+    /// Skip updates (`u`).
+    pub update: bool,
+    /// Skip deletes (`d`).
+    pub delete: bool,
+    /// Skip truncates (`t`).
+    pub truncate: bool,
+}
+
+impl SkippedOperations {
+    /// Skip nothing (`skipped.operations=none`).
+    pub const NONE: SkippedOperations = SkippedOperations {
+        create: false,
+        update: false,
+        delete: false,
+        truncate: false,
+    };
+
+    /// True if events of `op` are skipped.
+    pub fn skips(&self, op: Operation) -> bool {
+        match op {
+            Operation::Create => self.create,
+            Operation::Update => self.update,
+            Operation::Delete => self.delete,
+            Operation::Truncate => self.truncate,
+        }
+    }
+}
+
+impl Default for SkippedOperations {
+    fn default() -> Self {
+        DEFAULT_SKIPPED_OPERATIONS
+    }
+}
+
+/// One connector's configuration, with Debezium's property names and defaults.
+///
+/// The logical decoding plugin is always `pgoutput` (see the module docs on `plugin.name`).
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    /// `name`: unique connector name (the key of its offsets).
+    pub name: String,
+    /// `database.hostname`.
+    pub database_hostname: String,
+    /// `database.port`.
+    pub database_port: u16,
+    /// `database.user`: needs the REPLICATION attribute.
+    pub database_user: String,
+    /// `database.password`; `Debug` shows `****`.
+    pub database_password: Option<Secret>,
+    /// `database.dbname`.
+    pub database_dbname: String,
+    /// `topic.prefix`: topics are `<topic.prefix>.<schema>.<table>`; also the `server` of the
+    /// offset key.
+    pub topic_prefix: String,
+    /// `slot.name`.
+    pub slot_name: String,
+    /// `publication.name`.
+    pub publication_name: String,
+    /// `publication.autocreate.mode`.
+    pub publication_autocreate_mode: PublicationAutocreateMode,
+    /// `schema.include.list`, `schema.exclude.list`, `table.include.list`,
+    /// `table.exclude.list` and `table.ignore.builtin`, compiled.
+    pub table_filter: TableFilter,
+    /// `snapshot.mode`.
+    pub snapshot_mode: SnapshotMode,
+    /// `decimal.handling.mode`.
+    pub decimal_handling_mode: DecimalHandlingMode,
+    /// `tombstones.on.delete`.
+    pub tombstones_on_delete: bool,
+    /// `skipped.operations`.
+    pub skipped_operations: SkippedOperations,
+    /// `status.update.interval.ms`.
+    pub status_update_interval: Duration,
+    /// `slot.drop.on.stop`.
+    pub slot_drop_on_stop: bool,
+    /// `snapshot.max.threads`.
+    pub snapshot_max_threads: u32,
+    /// `snapshot.fetch.size`.
+    pub snapshot_fetch_size: u32,
+    /// `heartbeat.interval.ms`; `None` when 0 (no heartbeats).
+    pub heartbeat_interval: Option<Duration>,
+    /// `max.batch.size`.
+    pub max_batch_size: u32,
+    /// `max.queue.size` (always greater than `max_batch_size`).
+    pub max_queue_size: u32,
+    /// `poll.interval.ms`.
+    pub poll_interval: Duration,
+    /// Connector-level `key.converter` (with its own `key.converter.*`); `None` = the worker's.
+    pub key_converter: Option<ConverterSettings>,
+    /// Connector-level `value.converter`; `None` = the worker's.
+    pub value_converter: Option<ConverterSettings>,
+    /// Connector-level `header.converter`; `None` = the worker's.
+    pub header_converter: Option<HeaderConverter>,
+    /// `producer.override.*` with the prefix removed; applied over the worker's `producer.*`.
+    pub producer_overrides: Properties,
+    /// `topic.creation.*` with the prefix removed (`default.partitions`, …), for the Kafka sink.
+    pub topic_creation: Properties,
+    /// Every key and value as given (for `GET /connectors/{name}/config`); `Debug` redacts
+    /// secrets.
+    pub original: Properties,
+}
+
+impl ConnectorConfig {
+    /// Validates a connector configuration given as key/value pairs (a later duplicate key
+    /// wins). `source` names it in error messages: a path, or e.g. `PUT /connectors/x/config`.
+    pub fn from_map<I, K, V>(entries: I, source: &str) -> Result<Self, ConfigErrors>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self::from_raw(RawConfig::from_pairs(entries, source))
+    }
+
+    /// The key converter in effect: the connector's own if it sets `key.converter`, else the
+    /// worker's (Kafka Connect's rule).
+    pub fn effective_key_converter(&self, worker: &WorkerConfig) -> ConverterSettings {
+        self.key_converter.unwrap_or(worker.key_converter)
+    }
+
+    /// The value converter in effect.
+    pub fn effective_value_converter(&self, worker: &WorkerConfig) -> ConverterSettings {
+        self.value_converter.unwrap_or(worker.value_converter)
+    }
+
+    /// The header converter in effect.
+    pub fn effective_header_converter(&self, worker: &WorkerConfig) -> HeaderConverter {
+        self.header_converter.unwrap_or(worker.header_converter)
+    }
+
+    pub(crate) fn from_raw(raw: RawConfig) -> Result<Self, ConfigErrors> {
+        let original = Properties::from(
+            raw.entries
+                .iter()
+                .map(|e| (e.key.clone(), e.value.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        );
+        let mut s = Settings::new(raw, Scope::Connector);
+
+        let name = take_name(&mut s);
+        take_connector_class(&mut s);
+        take_tasks_max(&mut s);
+        take_plugin_name(&mut s);
+
+        let database_hostname =
+            s.required_string("database.hostname", Some("the PostgreSQL server"));
+        let database_port = s.int("database.port", DEFAULT_DATABASE_PORT, 1, u16::MAX);
+        let database_user = s.required_string(
+            "database.user",
+            Some("a role with the REPLICATION attribute"),
+        );
+        // Passwords are not trimmed (Kafka's ConfigDef does not trim PASSWORD values either).
+        let database_password = s.take("database.password").map(|e| Secret::new(e.value));
+        let database_dbname = s.required_string("database.dbname", Some("the database to capture"));
+        let topic_prefix = take_topic_prefix(&mut s);
+        let slot_name = take_slot_name(&mut s);
+        let publication_name = match s.take("publication.name") {
+            None => DEFAULT_PUBLICATION_NAME.to_owned(),
+            Some(e) if e.value.trim().is_empty() => {
+                s.invalid(&e, "a publication name");
+                DEFAULT_PUBLICATION_NAME.to_owned()
+            }
+            Some(e) => e.value.trim().to_owned(),
+        };
+        let publication_autocreate_mode = s.choice(
+            "publication.autocreate.mode",
+            PublicationAutocreateMode::AllTables,
+            &[
+                ("all_tables", PublicationAutocreateMode::AllTables),
+                ("filtered", PublicationAutocreateMode::Filtered),
+                ("no_tables", PublicationAutocreateMode::NoTables),
+                ("disabled", PublicationAutocreateMode::Disabled),
+            ],
+        );
+        let table_filter = take_table_filter(&mut s);
+        let snapshot_mode = take_snapshot_mode(&mut s);
+        let decimal_handling_mode = s.choice(
+            "decimal.handling.mode",
+            DecimalHandlingMode::Precise,
+            &[
+                ("precise", DecimalHandlingMode::Precise),
+                ("double", DecimalHandlingMode::Double),
+                ("string", DecimalHandlingMode::String),
+            ],
+        );
+        let tombstones_on_delete = s.bool("tombstones.on.delete", DEFAULT_TOMBSTONES_ON_DELETE);
+        let skipped_operations = take_skipped_operations(&mut s);
+        let status_update_interval = Duration::from_millis(s.int(
+            "status.update.interval.ms",
+            millis(DEFAULT_STATUS_UPDATE_INTERVAL),
+            1,
+            i32::MAX as u64,
+        ));
+        let slot_drop_on_stop = s.bool("slot.drop.on.stop", DEFAULT_SLOT_DROP_ON_STOP);
+        let snapshot_max_threads = s.int(
+            "snapshot.max.threads",
+            DEFAULT_SNAPSHOT_MAX_THREADS,
+            1,
+            i32::MAX as u32,
+        );
+        let snapshot_fetch_size = s.int(
+            "snapshot.fetch.size",
+            DEFAULT_SNAPSHOT_FETCH_SIZE,
+            1,
+            i32::MAX as u32,
+        );
+        let heartbeat_ms = s.int(
+            "heartbeat.interval.ms",
+            DEFAULT_HEARTBEAT_INTERVAL_MS,
+            0,
+            i32::MAX as u64,
+        );
+        let heartbeat_interval = (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms));
+        let max_batch_size = s.int("max.batch.size", DEFAULT_MAX_BATCH_SIZE, 1, i32::MAX as u32);
+        let queue_entry = s.take("max.queue.size");
+        let max_queue_size = match &queue_entry {
+            None => DEFAULT_MAX_QUEUE_SIZE,
+            Some(e) => s
+                .parse_int_entry(e, 1, i32::MAX as u32)
+                .unwrap_or(DEFAULT_MAX_QUEUE_SIZE),
+        };
+        if max_queue_size <= max_batch_size {
+            let e = ConfigError::Conflict {
+                location: queue_entry.as_ref().map_or_else(|| s.file_location(), |e| s.location(e)),
+                keys: vec!["max.queue.size".into(), "max.batch.size".into()],
+                message: format!(
+                    "`max.queue.size` ({max_queue_size}) must be larger than `max.batch.size` ({max_batch_size}), as Debezium requires"
+                ),
+            };
+            s.push(e);
+        }
+        let poll_interval = Duration::from_millis(s.int(
+            "poll.interval.ms",
+            millis(DEFAULT_POLL_INTERVAL),
+            1,
+            i64::MAX as u64,
+        ));
+
+        let key_converter = take_converter(&mut s, Role::Key);
+        let value_converter = take_converter(&mut s, Role::Value);
+        let header_converter = take_header_converter(&mut s);
+        take_transforms(&mut s);
+        let mut producer_overrides = Properties::default();
+        for e in s.take_prefixed("producer.override.") {
+            producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
+        }
+        let mut topic_creation = Properties::default();
+        for e in s.take_prefixed("topic.creation.") {
+            topic_creation.insert(e.key["topic.creation.".len()..].to_owned(), e.value);
+        }
+        take_reload_action(&mut s);
+        for e in s.take_rest() {
+            classify_other_key(&mut s, &e);
+        }
+
+        let (
+            Some(name),
+            Some(database_hostname),
+            Some(database_user),
+            Some(database_dbname),
+            Some(topic_prefix),
+        ) = (
+            name,
+            database_hostname,
+            database_user,
+            database_dbname,
+            topic_prefix,
+        )
+        else {
+            return Err(ConfigErrors(s.errors));
+        };
+        if !s.errors.is_empty() {
+            return Err(ConfigErrors(s.errors));
+        }
+        Ok(ConnectorConfig {
+            name,
+            database_hostname,
+            database_port,
+            database_user,
+            database_password,
+            database_dbname,
+            topic_prefix,
+            slot_name,
+            publication_name,
+            publication_autocreate_mode,
+            table_filter,
+            snapshot_mode,
+            decimal_handling_mode,
+            tombstones_on_delete,
+            skipped_operations,
+            status_update_interval,
+            slot_drop_on_stop,
+            snapshot_max_threads,
+            snapshot_fetch_size,
+            heartbeat_interval,
+            max_batch_size,
+            max_queue_size,
+            poll_interval,
+            key_converter,
+            value_converter,
+            header_converter,
+            producer_overrides,
+            topic_creation,
+            original,
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// True if `key` is a connector key (for telling users a key is in the wrong file).
+pub(crate) fn is_connector_key(key: &str) -> bool {
+    SUPPORTED_KEYS.contains(&key)
+        || CONNECT_KEYS.contains(&key)
+        || catalog().connector_key(key).is_some()
+}
+
+fn take_name(s: &mut Settings) -> Option<String> {
+    let Some(e) = s.take("name") else {
+        s.missing("name", Some("a unique connector name"));
+        return None;
+    };
+    let v = e.value.trim();
+    // Kafka Connect requires a non-empty name without control characters.
+    if v.is_empty() || v.chars().any(char::is_control) {
+        s.invalid(&e, "a non-empty name without control characters");
+        return None;
+    }
+    Some(v.to_owned())
+}
+
+fn take_connector_class(s: &mut Settings) {
+    let Some(e) = s.take("connector.class") else {
+        s.missing(
+            "connector.class",
+            Some(&format!("set connector.class={POSTGRES_CONNECTOR_CLASS}")),
+        );
+        return;
+    };
+    let class = e.value.trim();
+    if !POSTGRES_CONNECTOR_NAMES.contains(&class) {
+        let err = ConfigError::UnsupportedValue {
+            location: s.location(&e),
+            key: e.key.clone(),
+            value: class.to_owned(),
+            reason: format!(
+                "pgseam implements only Debezium's PostgreSQL connector; set connector.class={POSTGRES_CONNECTOR_CLASS}"
+            ),
+        };
+        s.push(err);
+    }
+}
+
+fn take_tasks_max(s: &mut Settings) {
+    let Some(e) = s.take("tasks.max") else {
+        return;
+    };
+    if let Some(n) = s.parse_int_entry(&e, 1, i32::MAX as u32) {
+        if n > DEFAULT_TASKS_MAX {
+            warn!(
+                source = s.source(),
+                tasks_max = n,
+                "the PostgreSQL connector always runs a single task (one replication slot, one connection), as in Debezium"
+            );
+        }
+    }
+}
+
+fn take_plugin_name(s: &mut Settings) {
+    let Some(e) = s.take("plugin.name") else {
+        info!(
+            source = s.source(),
+            "`plugin.name` is not set: using pgoutput (Debezium's default, decoderbufs, needs a server extension pgseam does not speak)"
+        );
+        return;
+    };
+    let v = e.value.trim();
+    if v.eq_ignore_ascii_case("pgoutput") {
+        return;
+    }
+    if v.eq_ignore_ascii_case("decoderbufs") || v.eq_ignore_ascii_case("wal2json") {
+        let err = ConfigError::UnsupportedValue {
+            location: s.location(&e),
+            key: e.key.clone(),
+            value: v.to_owned(),
+            reason: "pgseam speaks only pgoutput; set plugin.name=pgoutput".to_owned(),
+        };
+        s.push(err);
+    } else {
+        s.invalid(
+            &e,
+            "`pgoutput` (the only logical decoding plugin pgseam speaks)",
+        );
+    }
+}
+
+fn take_topic_prefix(s: &mut Settings) -> Option<String> {
+    let e = match s.take("topic.prefix") {
+        Some(e) => e,
+        None => {
+            s.missing(
+                "topic.prefix",
+                Some("topics are named <topic.prefix>.<schema>.<table>"),
+            );
+            return None;
+        }
+    };
+    let v = e.value.trim();
+    let re = Regex::new(TOPIC_PREFIX_PATTERN).expect("valid regex");
+    if !re.is_match(v) || v.len() > MAX_TOPIC_NAME_LEN {
+        s.invalid(
+            &e,
+            format!("a topic name prefix of ASCII letters, digits, `.`, `_` and `-` (at most {MAX_TOPIC_NAME_LEN} characters)"),
+        );
+        return None;
+    }
+    Some(v.to_owned())
+}
+
+fn take_slot_name(s: &mut Settings) -> String {
+    let Some(e) = s.take("slot.name") else {
+        return DEFAULT_SLOT_NAME.to_owned();
+    };
+    let v = e.value.trim();
+    let re = Regex::new(SLOT_NAME_PATTERN).expect("valid regex");
+    if !re.is_match(v) {
+        s.invalid(
+            &e,
+            "a PostgreSQL replication slot name: lower-case letters, digits and underscores, 1 to 63 characters",
+        );
+    }
+    v.to_owned()
+}
+
+fn take_table_filter(s: &mut Settings) -> TableFilter {
+    let ignore_builtin = s.bool("table.ignore.builtin", DEFAULT_TABLE_IGNORE_BUILTIN);
+    let mut filter = TableFilter::new(ignore_builtin);
+    for (include_key, exclude_key, is_schema) in [
+        ("schema.include.list", "schema.exclude.list", true),
+        ("table.include.list", "table.exclude.list", false),
+    ] {
+        // An empty list is the same as no list, as in Debezium.
+        let include = s.take(include_key).filter(|e| !e.value.trim().is_empty());
+        let exclude = s.take(exclude_key).filter(|e| !e.value.trim().is_empty());
+        let chosen = match (include, exclude) {
+            (Some(inc), Some(exc)) => {
+                let later = if exc.line >= inc.line { &exc } else { &inc };
+                let e = ConfigError::Conflict {
+                    location: s.location(later),
+                    keys: vec![include_key.to_owned(), exclude_key.to_owned()],
+                    message: format!(
+                        "`{include_key}` and `{exclude_key}` cannot both be set (Debezium rejects this too); keep one"
+                    ),
+                };
+                s.push(e);
+                None
+            }
+            (Some(inc), None) => Some((true, inc)),
+            (None, Some(exc)) => Some((false, exc)),
+            (None, None) => None,
+        };
+        let Some((include, entry)) = chosen else {
+            continue;
+        };
+        match compile_regex_list(&entry.value) {
+            Ok(patterns) if is_schema => filter.set_schema_rule(include, patterns),
+            Ok(patterns) => filter.set_table_rule(include, patterns),
+            Err(bad) => s.invalid(
+                &entry,
+                format!(
+                    "comma-separated regular expressions, but `{}` is invalid: {} (pgseam uses Rust regex syntax: no look-around or back-references)",
+                    bad.pattern, bad.reason
+                ),
+            ),
+        }
+    }
+    filter
+}
+
+fn take_snapshot_mode(s: &mut Settings) -> SnapshotMode {
+    let Some(e) = s.take("snapshot.mode") else {
+        return SnapshotMode::Initial;
+    };
+    let v = e.value.trim().to_ascii_lowercase();
+    match v.as_str() {
+        "initial" => SnapshotMode::Initial,
+        "no_data" => SnapshotMode::NoData,
+        "never" => {
+            warn!(
+                source = s.source(),
+                "snapshot.mode=never is deprecated in Debezium; it means no_data"
+            );
+            SnapshotMode::NoData
+        }
+        other if UNSUPPORTED_SNAPSHOT_MODES.contains(&other) => {
+            let err = ConfigError::UnsupportedValue {
+                location: s.location(&e),
+                key: e.key.clone(),
+                value: e.value.trim().to_owned(),
+                reason: "not supported yet; pgseam supports snapshot.mode `initial` and `no_data` (alias `never`)".to_owned(),
+            };
+            s.push(err);
+            SnapshotMode::Initial
+        }
+        _ => {
+            s.invalid(
+                &e,
+                "one of `initial`, `no_data`, `never` (supported), or `always`, `when_needed`, `initial_only`, `configuration_based`, `custom`, `recovery` (Debezium modes pgseam does not support yet)",
+            );
+            SnapshotMode::Initial
+        }
+    }
+}
+
+fn take_skipped_operations(s: &mut Settings) -> SkippedOperations {
+    let Some(e) = s.take("skipped.operations") else {
+        return DEFAULT_SKIPPED_OPERATIONS;
+    };
+    let mut ops = SkippedOperations::NONE;
+    let mut saw_none = false;
+    let mut saw_op = false;
+    let expected = "a comma-separated list of `c` (inserts), `u` (updates), `d` (deletes), `t` (truncates), or `none`";
+    for item in e.value.split(',').map(|i| i.trim().to_ascii_lowercase()) {
+        match item.as_str() {
+            "" => {}
+            "none" => saw_none = true,
+            "c" => ops.create = true,
+            "u" => ops.update = true,
+            "d" => ops.delete = true,
+            "t" => ops.truncate = true,
+            "r" => {
+                let err = ConfigError::UnsupportedValue {
+                    location: s.location(&e),
+                    key: e.key.clone(),
+                    value: e.value.trim().to_owned(),
+                    reason: "skipping `r` (snapshot reads) is not supported yet".to_owned(),
+                };
+                s.push(err);
+                return DEFAULT_SKIPPED_OPERATIONS;
+            }
+            _ => {
+                s.invalid(&e, expected);
+                return DEFAULT_SKIPPED_OPERATIONS;
+            }
+        }
+        saw_op |= item.len() == 1;
+    }
+    if saw_none && saw_op {
+        s.invalid(&e, "`none` alone, or operations without `none`");
+        return DEFAULT_SKIPPED_OPERATIONS;
+    }
+    if !saw_none && !saw_op {
+        // An empty list: Debezium would skip nothing; say so explicitly instead.
+        s.invalid(&e, expected);
+        return DEFAULT_SKIPPED_OPERATIONS;
+    }
+    ops
+}
+
+/// `transforms`: SMTs are not applied by pgseam yet, so any configured transform is an error
+/// naming them. Keys of unlisted aliases and `predicates` (used only by transforms) are accepted
+/// and ignored, as Kafka Connect ignores them.
+fn take_transforms(s: &mut Settings) {
+    let transforms = s.take("transforms");
+    let transform_keys = s.take_prefixed("transforms.");
+    let predicates = s.take("predicates");
+    let predicate_keys = s.take_prefixed("predicates.");
+    let aliases: Vec<String> = transforms
+        .as_ref()
+        .map(|e| {
+            e.value
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let (Some(e), false) = (&transforms, aliases.is_empty()) {
+        let named: Vec<String> = aliases
+            .iter()
+            .map(|a| {
+                let ty = transform_keys
+                    .iter()
+                    .find(|k| k.key == format!("transforms.{a}.type"))
+                    .map(|k| format!(" ({})", k.value.trim()))
+                    .unwrap_or_default();
+                format!("`{a}`{ty}")
+            })
+            .collect();
+        let err = ConfigError::UnsupportedValue {
+            location: s.location(e),
+            key: e.key.clone(),
+            value: e.value.trim().to_owned(),
+            reason: format!(
+                "single message transforms are not supported yet: {}; remove `transforms` and its `transforms.*` keys",
+                named.join(", ")
+            ),
+        };
+        s.push(err);
+        return;
+    }
+    for e in transform_keys
+        .iter()
+        .chain(&predicate_keys)
+        .chain(&predicates)
+    {
+        debug!(source = s.source(), key = %e.key, "ignored: no transform uses it");
+    }
+}
+
+fn take_reload_action(s: &mut Settings) {
+    let Some(e) = s.take("config.action.reload") else {
+        return;
+    };
+    if ["none", "restart"]
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case(e.value.trim()))
+    {
+        debug!(source = s.source(), key = %e.key, "ignored: pgseam has no config providers to reload from");
+    } else {
+        s.invalid(&e, "`none` or `restart`");
+    }
+}
+
+/// Everything not read above: Debezium or Connect properties pgseam does not implement
+/// (accepted at their default), ignored Connect keys, keys of the other file, and typos.
+fn classify_other_key(s: &mut Settings, e: &RawEntry) {
+    let key = e.key.as_str();
+    let unsupported = |owner: Owner, default: Option<&str>| ConfigError::Unsupported {
+        location: s.location(e),
+        key: e.key.clone(),
+        value: shown_value(key, e.value.trim()),
+        default: default.map(str::to_owned),
+        owner,
+    };
+    if let Some(k) = catalog().connector_key(key) {
+        if k.is_default(&e.value) {
+            debug!(
+                source = s.source(),
+                key, "accepted: a Debezium property at its default"
+            );
+        } else {
+            let err = unsupported(Owner::Debezium, k.default);
+            s.push(err);
+        }
+    } else if let Some((_, ty, default)) = CONNECT_DEFAULTED_KEYS.iter().find(|(k, ..)| *k == key) {
+        if is_default_value(key, ty, *default, &e.value) {
+            debug!(
+                source = s.source(),
+                key, "accepted: a Kafka Connect property at its default"
+            );
+        } else {
+            let err = unsupported(Owner::KafkaConnect, *default);
+            s.push(err);
+        }
+    } else if key.starts_with(DRIVER_PASSTHROUGH_PREFIX) {
+        let err = unsupported(Owner::Debezium, None);
+        s.push(err);
+    } else if IGNORED_CONNECT_PREFIXES.iter().any(|p| key.starts_with(p))
+        || key == "offsets.storage.topic"
+        || key == "connector.plugin.version"
+    {
+        debug!(source = s.source(), key, "ignored: a Kafka Connect property that does not apply to a standalone source connector");
+    } else if is_worker_key(key) {
+        let err = ConfigError::WrongScope {
+            location: s.location(e),
+            key: e.key.clone(),
+            found_in: Scope::Connector,
+            belongs_to: Scope::Worker,
+        };
+        s.push(err);
+    } else {
+        let suggestion = match key.strip_prefix("producer.") {
+            Some(rest) => Some(format!("producer.override.{rest}")),
+            None => suggest(
+                key,
+                SUPPORTED_KEYS
+                    .iter()
+                    .chain(CONNECT_KEYS)
+                    .copied()
+                    .chain(CONNECT_DEFAULTED_KEYS.iter().map(|(k, ..)| *k))
+                    .chain(catalog().connector_names()),
+            ),
+        };
+        let err = ConfigError::UnknownKey {
+            location: s.location(e),
+            scope: Scope::Connector,
+            key: e.key.clone(),
+            suggestion,
+        };
+        s.push(err);
+    }
+}

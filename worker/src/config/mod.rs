@@ -1,0 +1,250 @@
+//! Configuration: a Kafka Connect worker file and Debezium PostgreSQL connector files, read
+//! the way Kafka Connect and Debezium read them, so existing files work unchanged:
+//!
+//! ```text
+//! pgseam standalone worker.properties connector1.properties [connector2.json ...]
+//! ```
+//!
+//! # Files
+//!
+//! - **Worker**: Java properties (`connect-standalone.properties`), parsed with
+//!   `java.util.Properties.load` semantics (comments, `=`/`:`/space separators, line
+//!   continuations, `\uXXXX` and other escapes; a later duplicate key wins).
+//! - **Connector**: Java properties, or JSON when the first non-blank character is `{`: either
+//!   the `POST /connectors` body `{"name": "...", "config": {...}}` or a bare config object as
+//!   `PUT /connectors/{name}/config` takes. JSON values may be strings, numbers or booleans
+//!   (turned into text as Kafka Connect does); `null` means unset. If both the outer `name` and
+//!   `config.name` are given they must agree.
+//!
+//! Every problem in every file is reported in one run ([`ConfigErrors`]), each naming the file,
+//! the line (properties files), the key and what to do.
+//!
+//! # Connector keys: accepted, ignored with a log line, or rejected
+//!
+//! Nothing is silently ignored. A connector key is one of:
+//!
+//! 1. **Implemented** — read into [`ConnectorConfig`] with Debezium's default and validation:
+//!    `name`, `connector.class`, `database.hostname`, `database.port`, `database.user`,
+//!    `database.password`, `database.dbname`, `topic.prefix`, `plugin.name`, `slot.name`,
+//!    `publication.name`, `publication.autocreate.mode`, `schema.include.list`,
+//!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
+//!    `snapshot.mode`, `decimal.handling.mode`, `tombstones.on.delete`, `skipped.operations`,
+//!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
+//!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `max.batch.size`, `max.queue.size`,
+//!    `poll.interval.ms`. Invalid values are errors naming key, value and the accepted values.
+//! 2. **Debezium properties pgseam does not implement yet** (every other key of Debezium's
+//!    PostgreSQL connector definition, embedded from `debezium-defaults.tsv`, including
+//!    templated keys such as `column.mask.with.<n>.chars` and the `driver.*` passthrough) —
+//!    accepted when the value equals Debezium's default, since behaviour is then the same;
+//!    otherwise an error: "`<key>` is a Debezium property pgseam does not support yet (value
+//!    `<v>`); remove it or keep the default `<default>`". Defaults compare as Kafka's
+//!    `ConfigDef` parses: trimmed, booleans and modes case-insensitively, numbers numerically,
+//!    lists item by item; an empty value equals an unset default.
+//! 3. **Kafka Connect framework keys**:
+//!    - `tasks.max` — any value ≥ 1; above 1 logs a warning: the PostgreSQL connector runs one
+//!      task, as in Debezium.
+//!    - `key.converter`, `value.converter`, `header.converter` and their `.<property>` keys —
+//!      override the worker's converter for this connector. As in Kafka Connect, the
+//!      connector's `key.converter.schemas.enable` only applies when the connector also sets
+//!      `key.converter`; alone it is ignored with a warning.
+//!    - `transforms` — a non-empty list is an error naming the transforms (SMTs are not
+//!      supported yet); `predicates` and keys of unlisted aliases are ignored (debug log).
+//!    - `producer.override.*` — kept in [`ConnectorConfig::producer_overrides`];
+//!      `topic.creation.*` — kept in [`ConnectorConfig::topic_creation`].
+//!    - `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms`,
+//!      `errors.log.enable`, `errors.log.include.messages`, `exactly.once.support`,
+//!      `transaction.boundary`, `transaction.boundary.interval.ms`, and JsonConverter's
+//!      `decimal.format`, `replace.null.with.default`, `schema.content` — accepted at Connect's
+//!      default, rejected otherwise (rule 2).
+//!    - Ignored with a debug log, as a standalone Connect worker ignores them for a source
+//!      connector: `offsets.storage.topic`, `config.action.reload`, `connector.plugin.version`,
+//!      `*.converter.plugin.version`, `consumer.override.*`, `admin.override.*`,
+//!      `errors.deadletterqueue.*`, JsonConverter's `schemas.cache.size` and schema-registry
+//!      keys.
+//! 4. **Worker keys** in a connector file (and connector keys in the worker file) — an error
+//!    saying which file they belong in.
+//! 5. **Anything else** — an error naming the key and the closest known key: "unknown connector
+//!    property `databse.hostname` (did you mean `database.hostname`?)".
+//!
+//! Choices where Debezium and pgseam differ on purpose:
+//! - `plugin.name`: Debezium defaults to `decoderbufs`, a server extension pgseam does not
+//!   speak. Absent, pgseam uses `pgoutput` (info log); `decoderbufs` is an error asking for
+//!   `plugin.name=pgoutput`.
+//! - `snapshot.mode`: `initial` (default) and `no_data` (deprecated alias `never`) are
+//!   supported; Debezium's other modes are "not supported yet" errors.
+//! - Table and schema lists are Debezium regexes (anchored, case-insensitive, `\,` for a
+//!   literal comma) compiled with Rust's `regex`, which lacks look-around and
+//!   back-references.
+//!
+//! # Worker keys
+//!
+//! Read: `bootstrap.servers` (default `localhost:9092`), `key.converter`, `value.converter`
+//! (only the JsonConverter so far — another converter is an error; absent means the
+//! JsonConverter, where Connect would require it), `*.converter.schemas.enable` (default
+//! true), `header.converter` (SimpleHeaderConverter or JsonConverter),
+//! `offset.storage.file.filename` (required), `offset.flush.interval.ms` (60000),
+//! `offset.flush.timeout.ms` (5000), `listeners` (`http://:8083`), and `producer.*` (kept in
+//! [`WorkerConfig::producer_overrides`]). Kafka Connect worker keys pgseam has no use for —
+//! plugin loading, REST advertisement, metrics, distributed-mode keys, `internal.*`,
+//! `consumer.*`, `admin.*`, client tuning of Connect's internal clients — are ignored with a
+//! debug log. Worker-level `security.protocol`, `sasl.*` and `ssl.*` do not reach connector
+//! producers in Connect either; pgseam warns and points at `producer.<key>`.
+//!
+//! # Secrets
+//!
+//! `database.password` is a [`Secret`] whose `Debug` prints `****`; secret values in
+//! [`Properties`] maps (`*password`, `*secret`, `sasl.jaas.config`, …, Debezium's own
+//! sanitize pattern) are redacted from `Debug` and from error messages. Nothing here logs a
+//! value.
+
+mod catalog;
+mod connector;
+mod converter;
+mod error;
+mod filter;
+mod secret;
+mod settings;
+mod source;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use connector::{
+    ConnectorConfig, DecimalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations,
+    SnapshotMode, DEFAULT_DATABASE_PORT, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
+    DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_NAME,
+    DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL,
+    DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE,
+    POSTGRES_CONNECTOR_CLASS,
+};
+pub use converter::{
+    ConverterKind, ConverterSettings, HeaderConverter, DEFAULT_SCHEMAS_ENABLE,
+    JSON_CONVERTER_CLASS, SIMPLE_HEADER_CONVERTER_CLASS,
+};
+pub use error::{ConfigError, ConfigErrors, Location, Owner, Scope};
+pub use filter::TableFilter;
+pub use secret::{Properties, Secret};
+pub use source::parse_properties;
+pub use worker::{
+    WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
+    DEFAULT_OFFSET_FLUSH_TIMEOUT,
+};
+
+/// Loads and validates `pgseam standalone worker.properties connector1.properties …`.
+///
+/// Connector files may be properties or JSON (see the module docs). All problems in all
+/// files are returned together; connector names must be unique across files.
+pub fn load_standalone(
+    worker_path: &Path,
+    connector_paths: &[PathBuf],
+) -> Result<(WorkerConfig, Vec<ConnectorConfig>), ConfigErrors> {
+    let mut errors = Vec::new();
+    let worker = match load_worker_file(worker_path) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            errors.extend(e.0);
+            None
+        }
+    };
+    let mut connectors: Vec<ConnectorConfig> = Vec::new();
+    // Connector name -> file that declared it first.
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    // (host, port, database, slot) -> file that uses it first.
+    let mut slots: BTreeMap<(String, u16, String, String), String> = BTreeMap::new();
+    for path in connector_paths {
+        match load_connector_file(path) {
+            Ok(c) => {
+                let here = path.display().to_string();
+                let slot = (
+                    c.database_hostname.clone(),
+                    c.database_port,
+                    c.database_dbname.clone(),
+                    c.slot_name.clone(),
+                );
+                if let Some(first) = names.get(&c.name) {
+                    errors.push(ConfigError::DuplicateConnector {
+                        name: c.name.clone(),
+                        first: first.clone(),
+                        second: here,
+                    });
+                } else if let Some(first) = slots.get(&slot) {
+                    // Two readers of one slot would steal each other's changes.
+                    errors.push(ConfigError::Conflict {
+                        location: Location::new(&here, None),
+                        keys: vec!["slot.name".into()],
+                        message: format!(
+                            "replication slot `{}` on {}:{}/{} is already used by the connector in {first}; give each connector its own slot.name",
+                            slot.3, slot.0, slot.1, slot.2
+                        ),
+                    });
+                } else {
+                    slots.insert(slot, here.clone());
+                    names.insert(c.name.clone(), here);
+                    connectors.push(c);
+                }
+            }
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    match worker {
+        Some(w) if errors.is_empty() => Ok((w, connectors)),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Loads a worker properties file.
+pub fn load_worker_file(path: &Path) -> Result<WorkerConfig, ConfigErrors> {
+    let source = path.display().to_string();
+    let text = source::read_text(path)?;
+    if source::looks_like_json(&text) {
+        return Err(ConfigError::Syntax {
+            location: Location::new(&source, None),
+            message: "the worker configuration must be a Java properties file, not JSON".into(),
+        }
+        .into());
+    }
+    WorkerConfig::from_raw(source::parse_properties_in(&text, &source)?)
+}
+
+/// Loads a connector file: Java properties, or JSON if it starts with `{`.
+pub fn load_connector_file(path: &Path) -> Result<ConnectorConfig, ConfigErrors> {
+    let source = path.display().to_string();
+    let text = source::read_text(path)?;
+    let raw = if source::looks_like_json(&text) {
+        let json = source::parse_connector_json(&text, &source)?;
+        let mut raw = json.config;
+        if let Some(outer) = json.outer_name {
+            match raw.entries.iter().find(|e| e.key == "name") {
+                Some(inner) if inner.value.trim() != outer.trim() => {
+                    return Err(ConfigError::Conflict {
+                        location: Location::new(&source, None),
+                        keys: vec!["name".into(), "config.name".into()],
+                        message: format!(
+                            "the connector name `{outer}` does not match `config.name` `{}`",
+                            inner.value
+                        ),
+                    }
+                    .into());
+                }
+                Some(_) => {}
+                None => raw.entries.insert(
+                    0,
+                    source::RawEntry {
+                        key: "name".into(),
+                        value: outer,
+                        line: None,
+                    },
+                ),
+            }
+        }
+        raw
+    } else {
+        source::parse_properties_in(&text, &source)?
+    };
+    ConnectorConfig::from_raw(raw)
+}
+
+#[cfg(test)]
+mod tests;

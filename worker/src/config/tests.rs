@@ -1,0 +1,744 @@
+//! Tests of connector validation and standalone loading.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+const BASE: &[(&str, &str)] = &[
+    ("name", "inventory"),
+    (
+        "connector.class",
+        "io.debezium.connector.postgresql.PostgresConnector",
+    ),
+    ("database.hostname", "db.example"),
+    ("database.user", "cdc"),
+    ("database.password", "hunter2"),
+    ("database.dbname", "shop"),
+    ("topic.prefix", "dbz"),
+    ("plugin.name", "pgoutput"),
+];
+
+/// BASE with `extra` applied (an empty value removes the key).
+fn config(extra: &[(&str, &str)]) -> Result<ConnectorConfig, ConfigErrors> {
+    let mut pairs: Vec<(String, String)> = BASE
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    for (k, v) in extra {
+        pairs.retain(|(pk, _)| pk != k);
+        if !v.is_empty() {
+            pairs.push(((*k).to_owned(), (*v).to_owned()));
+        }
+    }
+    ConnectorConfig::from_map(pairs, "inventory.properties")
+}
+
+fn errors(extra: &[(&str, &str)]) -> Vec<String> {
+    match config(extra) {
+        Ok(c) => panic!("expected errors, got {c:?}"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn one_error(extra: &[(&str, &str)]) -> String {
+    let errs = errors(extra);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    errs.into_iter().next().unwrap()
+}
+
+#[test]
+fn minimal_config_gets_debezium_defaults() {
+    let c = config(&[("plugin.name", "")]).unwrap();
+    assert_eq!(c.name, "inventory");
+    assert_eq!(c.database_hostname, "db.example");
+    assert_eq!(c.database_port, 5432);
+    assert_eq!(c.database_user, "cdc");
+    assert_eq!(
+        c.database_password.as_ref().map(Secret::expose),
+        Some("hunter2")
+    );
+    assert_eq!(c.database_dbname, "shop");
+    assert_eq!(c.topic_prefix, "dbz");
+    assert_eq!(c.slot_name, "debezium");
+    assert_eq!(c.publication_name, "dbz_publication");
+    assert_eq!(
+        c.publication_autocreate_mode,
+        PublicationAutocreateMode::AllTables
+    );
+    assert_eq!(c.snapshot_mode, SnapshotMode::Initial);
+    assert_eq!(c.decimal_handling_mode, DecimalHandlingMode::Precise);
+    assert!(c.tombstones_on_delete);
+    assert_eq!(c.skipped_operations, DEFAULT_SKIPPED_OPERATIONS);
+    assert!(c.skipped_operations.skips(Operation::Truncate));
+    assert!(!c.skipped_operations.skips(Operation::Create));
+    assert_eq!(c.status_update_interval, Duration::from_secs(10));
+    assert!(!c.slot_drop_on_stop);
+    assert_eq!(c.snapshot_max_threads, 1);
+    assert_eq!(c.snapshot_fetch_size, 10_240);
+    assert_eq!(c.heartbeat_interval, None);
+    assert_eq!(c.max_batch_size, 2048);
+    assert_eq!(c.max_queue_size, 8192);
+    assert_eq!(c.poll_interval, Duration::from_millis(500));
+    assert!(c.table_filter.is_unfiltered());
+    assert!(!c.table_filter.includes("pg_catalog", "pg_class"));
+    assert_eq!(c.key_converter, None);
+    assert_eq!(c.value_converter, None);
+    assert_eq!(c.header_converter, None);
+    assert!(c.producer_overrides.is_empty());
+    assert_eq!(c.original.get("database.hostname"), Some("db.example"));
+}
+
+#[test]
+fn all_implemented_keys_parse() {
+    let c = config(&[
+        ("connector.class", "PostgresConnector"),
+        ("database.port", " 6432 "),
+        ("slot.name", "inventory_slot"),
+        ("publication.name", "inv_pub"),
+        ("publication.autocreate.mode", "FILTERED"),
+        ("table.include.list", "public.orders, public.customers"),
+        ("schema.include.list", "public"),
+        ("table.ignore.builtin", "false"),
+        ("snapshot.mode", "no_data"),
+        ("decimal.handling.mode", "string"),
+        ("tombstones.on.delete", "false"),
+        ("skipped.operations", "none"),
+        ("status.update.interval.ms", "1000"),
+        ("slot.drop.on.stop", "true"),
+        ("snapshot.max.threads", "4"),
+        ("snapshot.fetch.size", "500"),
+        ("heartbeat.interval.ms", "30000"),
+        ("max.batch.size", "100"),
+        ("max.queue.size", "400"),
+        ("poll.interval.ms", "50"),
+        ("tasks.max", "1"),
+    ])
+    .unwrap();
+    assert_eq!(c.database_port, 6432);
+    assert_eq!(c.slot_name, "inventory_slot");
+    assert_eq!(c.publication_name, "inv_pub");
+    assert_eq!(
+        c.publication_autocreate_mode,
+        PublicationAutocreateMode::Filtered
+    );
+    assert!(c.table_filter.includes("public", "orders"));
+    assert!(!c.table_filter.includes("public", "payments"));
+    assert_eq!(c.snapshot_mode, SnapshotMode::NoData);
+    assert_eq!(c.decimal_handling_mode, DecimalHandlingMode::String);
+    assert!(!c.tombstones_on_delete);
+    assert_eq!(c.skipped_operations, SkippedOperations::NONE);
+    assert_eq!(c.status_update_interval, Duration::from_secs(1));
+    assert!(c.slot_drop_on_stop);
+    assert_eq!(c.snapshot_max_threads, 4);
+    assert_eq!(c.snapshot_fetch_size, 500);
+    assert_eq!(c.heartbeat_interval, Some(Duration::from_secs(30)));
+    assert_eq!((c.max_batch_size, c.max_queue_size), (100, 400));
+    assert_eq!(c.poll_interval, Duration::from_millis(50));
+}
+
+#[test]
+fn password_never_in_debug_output() {
+    let c = config(&[
+        ("database.password", "s3cr3t-pw"),
+        ("producer.override.sasl.jaas.config", "jaas-secret"),
+    ])
+    .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3cr3t-pw"), "{dbg}");
+    assert!(!dbg.contains("jaas-secret"), "{dbg}");
+    assert!(dbg.contains("database_password: Some(****)"), "{dbg}");
+    assert_eq!(c.database_password.unwrap().expose(), "s3cr3t-pw");
+}
+
+#[test]
+fn password_is_not_trimmed() {
+    let c = config(&[("database.password", " pw ")]).unwrap();
+    assert_eq!(c.database_password.unwrap().expose(), " pw ");
+}
+
+#[test]
+fn plugin_name() {
+    assert!(config(&[("plugin.name", "PGOUTPUT")]).is_ok());
+    assert_eq!(
+        one_error(&[("plugin.name", "decoderbufs")]),
+        "inventory.properties: `plugin.name=decoderbufs` is not supported: pgseam speaks only pgoutput; set plugin.name=pgoutput"
+    );
+    assert!(one_error(&[("plugin.name", "foo")]).contains("invalid value `foo` for `plugin.name`"));
+}
+
+#[test]
+fn connector_class() {
+    assert!(config(&[("connector.class", "Postgres")]).is_ok());
+    let e = one_error(&[(
+        "connector.class",
+        "io.debezium.connector.mysql.MySqlConnector",
+    )]);
+    assert!(
+        e.contains("is not supported: pgseam implements only Debezium's PostgreSQL connector"),
+        "{e}"
+    );
+    let e = one_error(&[("connector.class", "")]);
+    assert!(
+        e.contains("missing required connector property `connector.class`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_required_keys_are_all_reported() {
+    let errs = errors(&[
+        ("name", ""),
+        ("database.hostname", ""),
+        ("database.user", ""),
+        ("database.dbname", ""),
+        ("topic.prefix", ""),
+    ]);
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    for key in [
+        "name",
+        "database.hostname",
+        "database.user",
+        "database.dbname",
+        "topic.prefix",
+    ] {
+        assert!(
+            errs.iter().any(|e| e
+                .starts_with("inventory.properties: missing required connector property")
+                && e.contains(&format!("`{key}`"))),
+            "{key}: {errs:#?}"
+        );
+    }
+    // A password is optional (trust or certificate authentication).
+    assert!(config(&[("database.password", "")])
+        .unwrap()
+        .database_password
+        .is_none());
+}
+
+#[test]
+fn invalid_values_name_key_value_and_accepted_values() {
+    let e = one_error(&[("database.port", "54x")]);
+    assert_eq!(
+        e,
+        "inventory.properties: invalid value `54x` for `database.port`: expected an integer from 1 to 65535"
+    );
+    assert!(one_error(&[("database.port", "70000")]).contains("from 1 to 65535"));
+    let e = one_error(&[("decimal.handling.mode", "exact")]);
+    assert!(
+        e.contains("expected one of `precise`, `double`, `string`"),
+        "{e}"
+    );
+    let e = one_error(&[("publication.autocreate.mode", "some")]);
+    assert!(
+        e.contains("`all_tables`, `filtered`, `no_tables`, `disabled`"),
+        "{e}"
+    );
+    let e = one_error(&[("tombstones.on.delete", "yes")]);
+    assert!(e.contains("expected `true` or `false`"), "{e}");
+    let e = one_error(&[("slot.name", "My-Slot")]);
+    assert!(e.contains("replication slot name"), "{e}");
+    assert!(one_error(&[("slot.name", &"s".repeat(64))]).contains("1 to 63"));
+    let e = one_error(&[("topic.prefix", "my topic")]);
+    assert!(
+        e.contains("invalid value `my topic` for `topic.prefix`"),
+        "{e}"
+    );
+    let e = one_error(&[("heartbeat.interval.ms", "-1")]);
+    assert!(e.contains("`heartbeat.interval.ms`"), "{e}");
+    let e = one_error(&[("tasks.max", "0")]);
+    assert!(e.contains("`tasks.max`"), "{e}");
+}
+
+#[test]
+fn tasks_max_above_one_is_accepted() {
+    assert!(config(&[("tasks.max", "3")]).is_ok());
+}
+
+#[test]
+fn queue_must_exceed_batch() {
+    let e = one_error(&[("max.batch.size", "8192")]);
+    assert!(
+        e.contains("`max.queue.size` (8192) must be larger than `max.batch.size` (8192)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn snapshot_modes() {
+    assert_eq!(
+        config(&[("snapshot.mode", "INITIAL")])
+            .unwrap()
+            .snapshot_mode,
+        SnapshotMode::Initial
+    );
+    assert_eq!(
+        config(&[("snapshot.mode", "never")]).unwrap().snapshot_mode,
+        SnapshotMode::NoData
+    );
+    for mode in [
+        "always",
+        "when_needed",
+        "initial_only",
+        "configuration_based",
+        "custom",
+        "recovery",
+    ] {
+        let e = one_error(&[("snapshot.mode", mode)]);
+        assert!(
+            e.contains(&format!(
+                "`snapshot.mode={mode}` is not supported: not supported yet"
+            )),
+            "{e}"
+        );
+    }
+    let e = one_error(&[("snapshot.mode", "exported")]);
+    assert!(
+        e.contains("invalid value `exported`") && e.contains("`initial`, `no_data`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn skipped_operations() {
+    let c = config(&[("skipped.operations", "c, d")]).unwrap();
+    assert!(c.skipped_operations.skips(Operation::Create));
+    assert!(c.skipped_operations.skips(Operation::Delete));
+    assert!(!c.skipped_operations.skips(Operation::Update));
+    assert!(!c.skipped_operations.skips(Operation::Truncate));
+    assert!(one_error(&[("skipped.operations", "x")]).contains("`skipped.operations`"));
+    assert!(one_error(&[("skipped.operations", "none,t")]).contains("`none` alone"));
+    assert!(one_error(&[("skipped.operations", "r")]).contains("not supported"));
+}
+
+#[test]
+fn include_and_exclude_lists() {
+    let e = one_error(&[
+        ("table.include.list", "public.a"),
+        ("table.exclude.list", "public.b"),
+    ]);
+    assert!(
+        e.contains("`table.include.list` and `table.exclude.list` cannot both be set"),
+        "{e}"
+    );
+    let e = one_error(&[("schema.include.list", "a"), ("schema.exclude.list", "b")]);
+    assert!(
+        e.contains("`schema.include.list` and `schema.exclude.list`"),
+        "{e}"
+    );
+    // An empty list is no list.
+    assert!(config(&[
+        ("table.include.list", " "),
+        ("table.exclude.list", "public.b")
+    ])
+    .is_ok());
+    let e = one_error(&[("table.include.list", "public.(orders")]);
+    assert!(e.contains("`public.(orders` is invalid"), "{e}");
+    let c = config(&[
+        ("table.exclude.list", "public\\.audit.*"),
+        ("schema.exclude.list", "staging"),
+    ])
+    .unwrap();
+    assert!(c.table_filter.includes("public", "orders"));
+    assert!(!c.table_filter.includes("public", "audit_log"));
+    assert!(!c.table_filter.includes("staging", "orders"));
+}
+
+#[test]
+fn unsupported_debezium_property_accepted_only_at_default() {
+    assert!(config(&[
+        ("time.precision.mode", "adaptive"),
+        ("binary.handling.mode", "BYTES"),
+        ("provide.transaction.metadata", "false"),
+        ("message.key.columns", ""),
+        ("signal.enabled.channels", "source"),
+        ("database.sslmode", "prefer"),
+        ("errors.max.retries", "-1"),
+    ])
+    .is_ok());
+    assert_eq!(
+        one_error(&[("time.precision.mode", "connect")]),
+        "inventory.properties: `time.precision.mode` is a Debezium property pgseam does not support yet (value `connect`); remove it or keep the default `adaptive`"
+    );
+    assert_eq!(
+        one_error(&[("message.key.columns", "public.t:id")]),
+        "inventory.properties: `message.key.columns` is a Debezium property pgseam does not support yet (value `public.t:id`); remove it (it has no default)"
+    );
+    let e = one_error(&[("column.mask.with.8.chars", "public.t.ssn")]);
+    assert!(
+        e.contains("`column.mask.with.8.chars` is a Debezium property"),
+        "{e}"
+    );
+    let e = one_error(&[("driver.ApplicationName", "cdc")]);
+    assert!(
+        e.contains("`driver.ApplicationName` is a Debezium property"),
+        "{e}"
+    );
+    // Secret values are not echoed.
+    let e = one_error(&[("database.sslpassword", "pw-value")]);
+    assert!(
+        e.contains("(value `****`)") && !e.contains("pw-value"),
+        "{e}"
+    );
+}
+
+#[test]
+fn connect_framework_keys() {
+    let c = config(&[
+        ("errors.tolerance", "NONE"),
+        ("errors.log.enable", "false"),
+        ("exactly.once.support", "requested"),
+        ("offsets.storage.topic", "my-offsets"),
+        ("config.action.reload", "restart"),
+        ("consumer.override.max.poll.records", "10"),
+        ("errors.deadletterqueue.topic.name", "dlq"),
+        ("topic.creation.default.replication.factor", "3"),
+        ("topic.creation.default.partitions", "1"),
+        ("producer.override.linger.ms", "5"),
+        ("predicates", "isTombstone"),
+        (
+            "predicates.isTombstone.type",
+            "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.topic_creation.get("default.replication.factor"),
+        Some("3")
+    );
+    assert_eq!(c.producer_overrides.get("linger.ms"), Some("5"));
+    let e = one_error(&[("errors.tolerance", "all")]);
+    assert_eq!(
+        e,
+        "inventory.properties: `errors.tolerance` is a Kafka Connect property pgseam does not support yet (value `all`); remove it or keep the default `none`"
+    );
+    assert!(one_error(&[("config.action.reload", "sometimes")]).contains("`none` or `restart`"));
+}
+
+#[test]
+fn transforms_are_rejected_by_name() {
+    let e = one_error(&[
+        ("transforms", "unwrap,route"),
+        (
+            "transforms.unwrap.type",
+            "io.debezium.transforms.ExtractNewRecordState",
+        ),
+        (
+            "transforms.route.type",
+            "org.apache.kafka.connect.transforms.RegexRouter",
+        ),
+        ("transforms.route.regex", ".*"),
+    ]);
+    assert!(
+        e.contains("single message transforms are not supported yet"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`unwrap` (io.debezium.transforms.ExtractNewRecordState)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`route` (org.apache.kafka.connect.transforms.RegexRouter)"),
+        "{e}"
+    );
+    // An empty list is fine.
+    assert!(config(&[("transforms", " ")]).is_ok());
+}
+
+#[test]
+fn connector_level_converters_override_the_worker() {
+    let worker = WorkerConfig::from_map(
+        [
+            ("offset.storage.file.filename", "/tmp/o"),
+            ("value.converter.schemas.enable", "true"),
+        ],
+        "worker.properties",
+    )
+    .unwrap();
+    let c = config(&[
+        (
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
+        ("value.converter.schemas.enable", "false"),
+    ])
+    .unwrap();
+    let v = c.effective_value_converter(&worker);
+    assert_eq!(v.kind, ConverterKind::Json);
+    assert!(!v.schemas_enable);
+    assert!(c.effective_key_converter(&worker).schemas_enable);
+    assert_eq!(
+        c.effective_header_converter(&worker),
+        HeaderConverter::Simple
+    );
+
+    // Without the class, Connect ignores the connector's sub-keys and uses the worker's.
+    let c = config(&[("value.converter.schemas.enable", "false")]).unwrap();
+    assert_eq!(c.value_converter, None);
+    assert!(c.effective_value_converter(&worker).schemas_enable);
+
+    let e = one_error(&[("key.converter", "io.confluent.connect.avro.AvroConverter")]);
+    assert!(e.contains("Avro"), "{e}");
+}
+
+#[test]
+fn typos_get_suggestions_and_all_are_reported() {
+    let errs = errors(&[
+        ("databse.hostname", "x"),
+        ("slot.nmae", "s"),
+        ("snapshot.mod", "initial"),
+        ("totally.unknown.key", "1"),
+        ("tombstones.on.delete", "maybe"),
+    ]);
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert!(errs.contains(
+        &"inventory.properties: unknown connector property `databse.hostname` (did you mean `database.hostname`?)".to_owned()
+    ));
+    assert!(errs
+        .iter()
+        .any(|e| e.contains("`slot.nmae` (did you mean `slot.name`?)")));
+    assert!(errs
+        .iter()
+        .any(|e| e.contains("`snapshot.mod` (did you mean `snapshot.mode`?)")));
+    assert!(errs
+        .iter()
+        .any(|e| e.ends_with("unknown connector property `totally.unknown.key`")));
+    assert!(errs.iter().any(|e| e.contains("`tombstones.on.delete`")));
+    // A typo of a Debezium property pgseam does not implement still gets a suggestion.
+    let e = one_error(&[("time.precision.mod", "adaptive")]);
+    assert!(e.contains("did you mean `time.precision.mode`?"), "{e}");
+    // Worker-level producer keys at connector level point at the override prefix.
+    let e = one_error(&[("producer.acks", "all")]);
+    assert!(e.contains("did you mean `producer.override.acks`?"), "{e}");
+}
+
+#[test]
+fn worker_keys_in_connector_file() {
+    let e = one_error(&[("bootstrap.servers", "k:9092")]);
+    assert_eq!(
+        e,
+        "inventory.properties: `bootstrap.servers` is a worker property, not a connector property; move it to the worker configuration"
+    );
+    assert!(one_error(&[("offset.storage.file.filename", "/x")]).contains("worker property"));
+}
+
+// ---- files ----
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const WORKER: &str = "\
+# Kafka Connect standalone worker
+bootstrap.servers=localhost:9092
+key.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=true
+value.converter.schemas.enable=true
+offset.storage.file.filename=/tmp/connect.offsets
+offset.flush.interval.ms=10000
+plugin.path=/usr/share/java
+";
+
+const CONNECTOR_PROPERTIES: &str = "\
+name=inventory-connector
+connector.class=io.debezium.connector.postgresql.PostgresConnector
+tasks.max=1
+database.hostname=postgres
+database.port=5432
+database.user=postgres
+database.password=postgres
+database.dbname=postgres
+topic.prefix=dbserver1
+plugin.name=pgoutput
+table.include.list=inventory\\\\..*,\\
+    public.orders
+";
+
+const CONNECTOR_JSON: &str = r#"{
+  "name": "orders-connector",
+  "config": {
+    "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+    "tasks.max": 1,
+    "database.hostname": "postgres",
+    "database.port": 5432,
+    "database.user": "postgres",
+    "database.password": "postgres",
+    "database.dbname": "orders",
+    "topic.prefix": "orders",
+    "plugin.name": "pgoutput",
+    "slot.name": "orders",
+    "tombstones.on.delete": false
+  }
+}"#;
+
+#[test]
+fn load_standalone_with_properties_and_json_connectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = write(&dir, "worker.properties", WORKER);
+    let c1 = write(&dir, "inventory.properties", CONNECTOR_PROPERTIES);
+    let c2 = write(&dir, "orders.json", CONNECTOR_JSON);
+    let (worker, connectors) = load_standalone(&w, &[c1, c2]).unwrap();
+    assert_eq!(
+        worker.offset_storage_file_filename,
+        PathBuf::from("/tmp/connect.offsets")
+    );
+    assert_eq!(connectors.len(), 2);
+    let inv = &connectors[0];
+    assert_eq!(inv.name, "inventory-connector");
+    assert!(inv.table_filter.includes("inventory", "customers"));
+    assert!(inv.table_filter.includes("public", "orders"));
+    assert!(!inv.table_filter.includes("public", "customers"));
+    let orders = &connectors[1];
+    assert_eq!(orders.name, "orders-connector");
+    assert_eq!(orders.database_port, 5432);
+    assert_eq!(orders.slot_name, "orders");
+    assert!(!orders.tombstones_on_delete);
+}
+
+#[test]
+fn bare_json_config_needs_its_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = write(
+        &dir,
+        "c.json",
+        r#"{"name": "bare", "connector.class": "PostgresConnector", "database.hostname": "h",
+            "database.user": "u", "database.dbname": "d", "topic.prefix": "t"}"#,
+    );
+    assert_eq!(load_connector_file(&c).unwrap().name, "bare");
+    let c = write(
+        &dir,
+        "c2.json",
+        r#"{"connector.class": "PostgresConnector"}"#,
+    );
+    let e = load_connector_file(&c).unwrap_err().to_string();
+    assert!(
+        e.contains("c2.json: missing required connector property `name`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn json_outer_and_inner_names_must_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = write(&dir, "c.json", r#"{"name": "a", "config": {"name": "b"}}"#);
+    let e = load_connector_file(&c).unwrap_err().to_string();
+    assert!(e.contains("`a` does not match `config.name` `b`"), "{e}");
+}
+
+#[test]
+fn errors_across_files_are_collected_with_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = write(
+        &dir,
+        "worker.properties",
+        "bootstrap.servers=k:9092\nkey.convertor=x\n",
+    );
+    let c1 = write(
+        &dir,
+        "a.properties",
+        "name=a\nconnector.class=PostgresConnector\ndatabase.hostname=h\ndatabse.user=u\n\
+         database.dbname=d\ntopic.prefix=t\nplugin.name=decoderbufs\n",
+    );
+    let c2 = write(&dir, "b.json", "{\"name\": ");
+    let errs = load_standalone(&w, &[c1, c2]).unwrap_err();
+    let text = errs.to_string();
+    let wp = dir.path().join("worker.properties").display().to_string();
+    let ap = dir.path().join("a.properties").display().to_string();
+    let bp = dir.path().join("b.json").display().to_string();
+    assert!(
+        text.starts_with("invalid configuration (6 problems):\n  - "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{wp}: missing required worker property `offset.storage.file.filename`"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{wp}:2: unknown worker property `key.convertor` (did you mean `key.converter`?)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{ap}:4: unknown connector property `databse.user` (did you mean `database.user`?)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{ap}: missing required connector property `database.user`"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{ap}:7: `plugin.name=decoderbufs` is not supported"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{bp}:1: invalid JSON")), "{text}");
+}
+
+#[test]
+fn duplicate_connector_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = write(&dir, "worker.properties", WORKER);
+    let c1 = write(&dir, "a.json", CONNECTOR_JSON);
+    let c2 = write(&dir, "b.json", CONNECTOR_JSON);
+    let e = load_standalone(&w, &[c1, c2]).unwrap_err();
+    assert_eq!(e.len(), 1);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("connector name `orders-connector` is used by both"),
+        "{msg}"
+    );
+    assert!(msg.contains("a.json") && msg.contains("b.json"), "{msg}");
+}
+
+#[test]
+fn unreadable_file_and_json_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.properties");
+    let e = load_worker_file(&missing).unwrap_err().to_string();
+    assert!(
+        e.contains("cannot read") && e.contains("nope.properties"),
+        "{e}"
+    );
+    let w = write(&dir, "w.json", "{}");
+    let e = load_worker_file(&w).unwrap_err().to_string();
+    assert!(e.contains("must be a Java properties file"), "{e}");
+}
+
+#[test]
+fn latin1_properties_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.properties");
+    let mut bytes = b"name=caf".to_vec();
+    bytes.push(0xE9); // 'é' in ISO-8859-1
+    bytes.extend_from_slice(b"\nconnector.class=PostgresConnector\ndatabase.hostname=h\ndatabase.user=u\ndatabase.dbname=d\ntopic.prefix=t\n");
+    std::fs::write(&p, bytes).unwrap();
+    assert_eq!(load_connector_file(&p).unwrap().name, "café");
+}
+
+#[test]
+fn two_connectors_cannot_share_a_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = write(&dir, "worker.properties", WORKER);
+    let c1 = write(&dir, "a.json", CONNECTOR_JSON);
+    let c2 = write(
+        &dir,
+        "b.json",
+        &CONNECTOR_JSON.replace("orders-connector", "other"),
+    );
+    let e = load_standalone(&w, &[c1, c2]).unwrap_err().to_string();
+    assert!(
+        e.contains("replication slot `orders` on postgres:5432/orders is already used"),
+        "{e}"
+    );
+}

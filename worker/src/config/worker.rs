@@ -1,0 +1,476 @@
+//! The Kafka Connect worker configuration (`worker.properties`, Connect's
+//! `connect-standalone.properties`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use super::catalog::suggest;
+use super::connector::is_connector_key;
+use super::converter::{
+    take_header_converter, take_worker_converter, ConverterSettings, HeaderConverter, Role,
+};
+use super::error::{ConfigError, ConfigErrors, Scope};
+use super::secret::Properties;
+use super::settings::Settings;
+use super::source::RawConfig;
+
+/// Kafka Connect's `bootstrap.servers` default: a broker on this host.
+pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "localhost:9092";
+/// Kafka Connect's `offset.flush.interval.ms` default (60 s): how often source offsets are
+/// committed; a crash replays at most this much.
+pub const DEFAULT_OFFSET_FLUSH_INTERVAL: Duration = Duration::from_millis(60_000);
+/// Kafka Connect's `offset.flush.timeout.ms` default (5 s): how long an offset flush waits for
+/// outstanding records before giving up until the next interval.
+pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Kafka Connect's `listeners` default: the REST API on every interface, port 8083.
+pub const DEFAULT_LISTENERS: &str = "http://:8083";
+
+/// Worker keys pgseam reads.
+const WORKER_KEYS: [&str; 8] = [
+    "bootstrap.servers",
+    "key.converter",
+    "value.converter",
+    "header.converter",
+    "offset.storage.file.filename",
+    "offset.flush.interval.ms",
+    "offset.flush.timeout.ms",
+    "listeners",
+];
+
+/// Kafka Connect worker keys that pgseam accepts and ignores (logged at debug level): plugin
+/// loading, REST advertisement and extensions, metrics, topic tracking, internal converters,
+/// distributed-mode keys (a standalone Connect worker ignores them too), and client tuning of
+/// Connect's own internal clients, which pgseam does not have.
+const IGNORED_WORKER_KEYS: &[&str] = &[
+    "plugin.path",
+    "plugin.discovery",
+    "rest.host.name",
+    "rest.port",
+    "rest.advertised.host.name",
+    "rest.advertised.port",
+    "rest.advertised.listener",
+    "admin.listeners",
+    "access.control.allow.origin",
+    "access.control.allow.methods",
+    "rest.extension.classes",
+    "response.http.headers.config",
+    "config.providers",
+    "connector.client.config.override.policy",
+    "metrics.sample.window.ms",
+    "metrics.num.samples",
+    "metrics.recording.level",
+    "metric.reporters",
+    "auto.include.jmx.reporter",
+    "topic.tracking.enable",
+    "topic.tracking.allow.reset",
+    "topic.creation.enable",
+    "task.shutdown.graceful.timeout.ms",
+    "ssl.client.auth",
+    "client.dns.lookup",
+    "client.id",
+    "request.timeout.ms",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "receive.buffer.bytes",
+    "send.buffer.bytes",
+    "metadata.max.age.ms",
+    "metadata.recovery.strategy",
+    "connections.max.idle.ms",
+    "socket.connection.setup.timeout.ms",
+    "socket.connection.setup.timeout.max.ms",
+    // Distributed mode.
+    "group.id",
+    "config.storage.topic",
+    "config.storage.replication.factor",
+    "offset.storage.topic",
+    "offset.storage.replication.factor",
+    "offset.storage.partitions",
+    "status.storage.topic",
+    "status.storage.replication.factor",
+    "status.storage.partitions",
+    "heartbeat.interval.ms",
+    "session.timeout.ms",
+    "rebalance.timeout.ms",
+    "worker.sync.timeout.ms",
+    "worker.unsync.backoff.ms",
+    "scheduled.rebalance.max.delay.ms",
+    "connect.protocol",
+    "exactly.once.source.support",
+    "inter.worker.key.generation.algorithm",
+    "inter.worker.key.size",
+    "inter.worker.key.ttl.ms",
+    "inter.worker.signature.algorithm",
+    "inter.worker.verification.algorithms",
+];
+
+/// Prefixes of ignored worker keys: internal converters (`internal.key.converter`, removed in
+/// Kafka 3.0), config providers, HTTPS listener settings, and Connect's consumer and admin
+/// clients.
+const IGNORED_WORKER_PREFIXES: [&str; 5] = [
+    "internal.",
+    "config.providers.",
+    "listeners.https.",
+    "consumer.",
+    "admin.",
+];
+
+/// Worker-level client security keys. Kafka Connect applies them to its internal clients and
+/// REST listener but not to connector producers (those take `producer.*`), so pgseam ignores
+/// them with a warning that points at `producer.<key>`.
+const CLIENT_SECURITY_PREFIXES: [&str; 3] = ["security.protocol", "sasl.", "ssl."];
+
+/// Debezium embedded-engine keys that are worker keys in Kafka Connect.
+const ENGINE_WORKER_KEYS: [&str; 1] = ["offset.storage"];
+
+/// True if `key` is a worker key (for telling users a key is in the wrong file).
+pub(crate) fn is_worker_key(key: &str) -> bool {
+    WORKER_KEYS.contains(&key)
+        || IGNORED_WORKER_KEYS.contains(&key)
+        || ENGINE_WORKER_KEYS.contains(&key)
+}
+
+/// The worker configuration.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `bootstrap.servers`: comma-separated `host:port` list of Kafka brokers.
+    pub bootstrap_servers: String,
+    /// `key.converter` and `key.converter.*` (JsonConverter when unset).
+    pub key_converter: ConverterSettings,
+    /// `value.converter` and `value.converter.*` (JsonConverter when unset).
+    pub value_converter: ConverterSettings,
+    /// `header.converter` (SimpleHeaderConverter when unset, as in Kafka Connect).
+    pub header_converter: HeaderConverter,
+    /// `offset.storage.file.filename`: where a standalone worker stores source offsets.
+    pub offset_storage_file_filename: PathBuf,
+    /// `offset.flush.interval.ms`.
+    pub offset_flush_interval: Duration,
+    /// `offset.flush.timeout.ms`.
+    pub offset_flush_timeout: Duration,
+    /// `listeners`: REST API listener URLs such as `http://:8083` (empty host = all interfaces).
+    pub listeners: Vec<String>,
+    /// `producer.*` keys with the prefix removed, passed to the Kafka producer. Secret values
+    /// are redacted from `Debug`.
+    pub producer_overrides: Properties,
+}
+
+impl WorkerConfig {
+    /// Validates a worker configuration given as key/value pairs (a later duplicate key wins).
+    /// `source` names it in error messages (a path or a description).
+    pub fn from_map<I, K, V>(entries: I, source: &str) -> Result<Self, ConfigErrors>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self::from_raw(RawConfig::from_pairs(entries, source))
+    }
+
+    pub(crate) fn from_raw(raw: RawConfig) -> Result<Self, ConfigErrors> {
+        let mut s = Settings::new(raw, Scope::Worker);
+
+        let bootstrap_servers = match s.take("bootstrap.servers") {
+            Some(e) if !e.value.trim().is_empty() => e.value.trim().to_owned(),
+            Some(e) => {
+                s.invalid(&e, "a comma-separated list of host:port");
+                String::new()
+            }
+            None => {
+                info!(
+                    source = s.source(),
+                    "`bootstrap.servers` is not set: using {DEFAULT_BOOTSTRAP_SERVERS}"
+                );
+                DEFAULT_BOOTSTRAP_SERVERS.to_owned()
+            }
+        };
+        let key_converter = take_worker_converter(&mut s, Role::Key);
+        let value_converter = take_worker_converter(&mut s, Role::Value);
+        let header_converter = take_header_converter(&mut s).unwrap_or_default();
+        let offset_storage_file_filename = s
+            .required_string(
+                "offset.storage.file.filename",
+                Some("the file where the standalone worker stores connector offsets"),
+            )
+            .map(PathBuf::from);
+        let offset_flush_interval = Duration::from_millis(s.int(
+            "offset.flush.interval.ms",
+            millis(DEFAULT_OFFSET_FLUSH_INTERVAL),
+            1,
+            i64::MAX as u64,
+        ));
+        let offset_flush_timeout = Duration::from_millis(s.int(
+            "offset.flush.timeout.ms",
+            millis(DEFAULT_OFFSET_FLUSH_TIMEOUT),
+            1,
+            i64::MAX as u64,
+        ));
+        let listeners = take_listeners(&mut s);
+
+        let mut producer_overrides = Properties::default();
+        for e in s.take_prefixed("producer.") {
+            producer_overrides.insert(e.key["producer.".len()..].to_owned(), e.value);
+        }
+
+        for e in s.take_rest() {
+            let key = e.key.as_str();
+            if IGNORED_WORKER_KEYS.contains(&key)
+                || IGNORED_WORKER_PREFIXES.iter().any(|p| key.starts_with(p))
+            {
+                debug!(
+                    source = s.source(),
+                    key, "ignored: a Kafka Connect worker property pgseam does not need"
+                );
+            } else if CLIENT_SECURITY_PREFIXES.iter().any(|p| key.starts_with(p)) {
+                if producer_overrides.get(key).is_none() {
+                    warn!(
+                        source = s.source(),
+                        key,
+                        "ignored: worker-level client security settings do not apply to connector producers (in Kafka Connect either); set `producer.{key}` for pgseam's producer"
+                    );
+                }
+            } else if is_connector_key(key) {
+                let err = ConfigError::WrongScope {
+                    location: s.location(&e),
+                    key: e.key.clone(),
+                    found_in: Scope::Worker,
+                    belongs_to: Scope::Connector,
+                };
+                s.push(err);
+            } else {
+                let candidates = WORKER_KEYS
+                    .iter()
+                    .chain(IGNORED_WORKER_KEYS)
+                    .copied()
+                    .chain(["offset.storage.file.filename", "producer.bootstrap.servers"]);
+                let err = ConfigError::UnknownKey {
+                    location: s.location(&e),
+                    scope: Scope::Worker,
+                    key: e.key.clone(),
+                    suggestion: suggest(key, candidates),
+                };
+                s.push(err);
+            }
+        }
+
+        match offset_storage_file_filename {
+            Some(offset_storage_file_filename) if s.errors.is_empty() => Ok(WorkerConfig {
+                bootstrap_servers,
+                key_converter,
+                value_converter,
+                header_converter,
+                offset_storage_file_filename,
+                offset_flush_interval,
+                offset_flush_timeout,
+                listeners,
+                producer_overrides,
+            }),
+            _ => Err(ConfigErrors(s.errors)),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `listeners`: a comma-separated list of `http://host:port` or `https://host:port`.
+fn take_listeners(s: &mut Settings) -> Vec<String> {
+    let Some(e) = s.take("listeners") else {
+        return vec![DEFAULT_LISTENERS.to_owned()];
+    };
+    let items: Vec<String> = e
+        .value
+        .split(',')
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect();
+    let valid = |l: &String| {
+        let rest = l
+            .strip_prefix("http://")
+            .or_else(|| l.strip_prefix("https://"));
+        rest.and_then(|r| r.rsplit_once(':'))
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+    };
+    if items.is_empty() || !items.iter().all(valid) {
+        s.invalid(
+            &e,
+            "a comma-separated list of listener URLs such as `http://:8083` or `http://0.0.0.0:8083`",
+        );
+        return vec![DEFAULT_LISTENERS.to_owned()];
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::converter::ConverterKind;
+    use super::*;
+
+    fn worker(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigErrors> {
+        WorkerConfig::from_map(pairs.iter().copied(), "worker.properties")
+    }
+
+    fn errors(pairs: &[(&str, &str)]) -> Vec<String> {
+        worker(pairs)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const FILE: (&str, &str) = ("offset.storage.file.filename", "/tmp/offsets.dat");
+
+    #[test]
+    fn defaults() {
+        let w = worker(&[FILE]).unwrap();
+        assert_eq!(w.bootstrap_servers, "localhost:9092");
+        assert_eq!(w.key_converter.kind, ConverterKind::Json);
+        assert!(w.key_converter.schemas_enable);
+        assert!(w.value_converter.schemas_enable);
+        assert_eq!(w.header_converter, HeaderConverter::Simple);
+        assert_eq!(
+            w.offset_storage_file_filename,
+            PathBuf::from("/tmp/offsets.dat")
+        );
+        assert_eq!(w.offset_flush_interval, Duration::from_secs(60));
+        assert_eq!(w.offset_flush_timeout, Duration::from_secs(5));
+        assert_eq!(w.listeners, vec!["http://:8083"]);
+        assert!(w.producer_overrides.is_empty());
+    }
+
+    #[test]
+    fn typical_connect_standalone_file() {
+        let w = worker(&[
+            ("bootstrap.servers", "kafka-1:9092,kafka-2:9092"),
+            (
+                "key.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter.schemas.enable", "False"),
+            FILE,
+            ("offset.flush.interval.ms", "10000"),
+            ("plugin.path", "/usr/share/java"),
+            ("rest.advertised.host.name", "connect"),
+            (
+                "internal.key.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("internal.key.converter.schemas.enable", "false"),
+            ("listeners", "http://0.0.0.0:8083, https://:8443"),
+            ("producer.compression.type", "zstd"),
+            ("producer.sasl.jaas.config", "secret stuff"),
+            ("consumer.max.poll.records", "5"),
+            ("security.protocol", "SASL_SSL"),
+        ])
+        .unwrap();
+        assert_eq!(w.bootstrap_servers, "kafka-1:9092,kafka-2:9092");
+        assert!(!w.key_converter.schemas_enable);
+        assert!(!w.value_converter.schemas_enable);
+        assert_eq!(w.offset_flush_interval, Duration::from_secs(10));
+        assert_eq!(w.listeners, vec!["http://0.0.0.0:8083", "https://:8443"]);
+        assert_eq!(w.producer_overrides.get("compression.type"), Some("zstd"));
+        let dbg = format!("{w:?}");
+        assert!(!dbg.contains("secret stuff"), "{dbg}");
+    }
+
+    #[test]
+    fn converter_aliases_and_header_converter() {
+        let w = worker(&[
+            FILE,
+            ("key.converter", "JsonConverter"),
+            ("value.converter", "Json"),
+            (
+                "header.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("header.converter.schemas.enable", "false"),
+            ("value.converter.schemas.cache.size", "100"),
+            (
+                "value.converter.schema.registry.url",
+                "http://registry:8081",
+            ),
+            ("value.converter.decimal.format", "base64"),
+        ])
+        .unwrap();
+        assert_eq!(
+            w.header_converter,
+            HeaderConverter::Json {
+                schemas_enable: false
+            }
+        );
+    }
+
+    #[test]
+    fn avro_converter_is_a_clear_error() {
+        let errs = errors(&[
+            FILE,
+            ("value.converter", "io.confluent.connect.avro.AvroConverter"),
+        ]);
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].contains(
+                "`value.converter=io.confluent.connect.avro.AvroConverter` is not supported"
+            ),
+            "{errs:?}"
+        );
+        assert!(errs[0].contains("Avro"), "{errs:?}");
+        let errs = errors(&[
+            FILE,
+            (
+                "key.converter",
+                "org.apache.kafka.connect.storage.StringConverter",
+            ),
+        ]);
+        assert!(errs[0].contains("JsonConverter"), "{errs:?}");
+    }
+
+    #[test]
+    fn json_converter_non_default_setting_is_rejected() {
+        let errs = errors(&[FILE, ("value.converter.decimal.format", "NUMERIC")]);
+        assert_eq!(
+            errs,
+            vec!["worker.properties: `value.converter.decimal.format` is a Kafka Connect property pgseam does not support yet (value `NUMERIC`); remove it or keep the default `BASE64`"]
+        );
+        let errs = errors(&[FILE, ("value.converter.schemas.enabled", "false")]);
+        assert!(
+            errs[0].contains("(did you mean `value.converter.schemas.enable`?)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_offsets_file_and_bad_values_reported_together() {
+        let errs = errors(&[
+            ("offset.flush.interval.ms", "soon"),
+            ("listeners", "tcp://:1"),
+            ("bootstrap.server", "x:9092"),
+            ("database.hostname", "db"),
+        ]);
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e
+                    .contains("missing required worker property `offset.storage.file.filename`"))
+        );
+        assert!(errs
+            .iter()
+            .any(|e| e.contains("invalid value `soon` for `offset.flush.interval.ms`")));
+        assert!(errs.iter().any(|e| e.contains("`listeners`")));
+        assert!(errs.iter().any(|e| e.contains(
+            "unknown worker property `bootstrap.server` (did you mean `bootstrap.servers`?)"
+        )));
+        assert!(errs
+            .iter()
+            .any(|e| e
+                .contains("`database.hostname` is a connector property, not a worker property")));
+    }
+}
