@@ -43,7 +43,10 @@ pub async fn check_wal_level(client: &Client) -> Result<()> {
     let row = client
         .query_one("SHOW wal_level", &[])
         .await
-        .map_err(|source| SourceError::Query { context: "cannot read wal_level".into(), source })?;
+        .map_err(|source| SourceError::Query {
+            context: "cannot read wal_level".into(),
+            source,
+        })?;
     let level: String = row.get(0);
     if level != "logical" {
         return Err(SourceError::Setup(format!(
@@ -70,7 +73,10 @@ pub async fn list_user_tables(client: &Client) -> Result<Vec<TableIdentity>> {
             &[],
         )
         .await
-        .map_err(|source| SourceError::Query { context: "cannot list tables".into(), source })?;
+        .map_err(|source| SourceError::Query {
+            context: "cannot list tables".into(),
+            source,
+        })?;
     Ok(rows
         .iter()
         .map(|row| TableIdentity {
@@ -84,7 +90,10 @@ pub async fn list_user_tables(client: &Client) -> Result<Vec<TableIdentity>> {
 }
 
 /// Tables a publication publishes (leaf tables as PostgreSQL expands them).
-pub async fn publication_tables(client: &Client, publication: &str) -> Result<Vec<(String, String)>> {
+pub async fn publication_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<Vec<(String, String)>> {
     let rows = client
         .query(
             "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 \
@@ -158,7 +167,10 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
             &[&oid],
         )
         .await
-        .map_err(|source| SourceError::Query { context: context(), source })?
+        .map_err(|source| SourceError::Query {
+            context: context(),
+            source,
+        })?
         .iter()
         .map(|row| row.get(0))
         .collect();

@@ -128,7 +128,10 @@ impl ReplicationConnection {
         let address = params.address();
         let stream = TcpStream::connect(&address)
             .await
-            .map_err(|source| SourceError::Connect { address: address.clone(), source })?;
+            .map_err(|source| SourceError::Connect {
+                address: address.clone(),
+                source,
+            })?;
         stream.set_nodelay(true)?;
         let mut connection = ReplicationConnection {
             stream,
@@ -154,9 +157,14 @@ impl ReplicationConnection {
             params
                 .password
                 .as_deref()
-                .ok_or_else(|| SourceError::PasswordRequired { user: params.user.clone() })
+                .ok_or_else(|| SourceError::PasswordRequired {
+                    user: params.user.clone(),
+                })
         };
-        let auth_error = |server| SourceError::Authentication { user: params.user.clone(), server };
+        let auth_error = |server| SourceError::Authentication {
+            user: params.user.clone(),
+            server,
+        };
         loop {
             match self.read_message().await? {
                 BackendMessage::Other(backend::Message::AuthenticationOk) => break,
@@ -197,7 +205,11 @@ impl ReplicationConnection {
                         method: "GSSAPI/SSPI/Kerberos".into(),
                     })
                 }
-                _ => return Err(SourceError::Protocol("unexpected message during authentication".into())),
+                _ => {
+                    return Err(SourceError::Protocol(
+                        "unexpected message during authentication".into(),
+                    ))
+                }
             }
         }
         // After AuthenticationOk: ParameterStatus, BackendKeyData, then ReadyForQuery.
@@ -220,7 +232,7 @@ impl ReplicationConnection {
     async fn scram_exchange(
         &mut self,
         password: &str,
-        auth_error: &dyn Fn(ServerError) -> SourceError,
+        auth_error: &(dyn Fn(ServerError) -> SourceError + Sync),
     ) -> Result<()> {
         let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
         frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.write_buffer)?;
@@ -264,10 +276,11 @@ impl ReplicationConnection {
                     let mut row = Vec::new();
                     while let Some(range) = ranges.next()? {
                         row.push(match range {
-                            Some(range) => Some(
-                                String::from_utf8(buffer[range].to_vec())
-                                    .map_err(|_| SourceError::Protocol("non-UTF-8 result".into()))?,
-                            ),
+                            Some(range) => {
+                                Some(String::from_utf8(buffer[range].to_vec()).map_err(|_| {
+                                    SourceError::Protocol("non-UTF-8 result".into())
+                                })?)
+                            }
                             None => None,
                         });
                     }
@@ -375,7 +388,9 @@ impl ReplicationConnection {
             self.read_buffer[4],
         ]) as usize;
         if !(4..=MAX_BACKEND_MESSAGE_BYTES).contains(&length) {
-            return Err(SourceError::Protocol(format!("invalid message length {length}")));
+            return Err(SourceError::Protocol(format!(
+                "invalid message length {length}"
+            )));
         }
         let total = length + 1;
         if self.read_buffer.len() < total {

@@ -29,7 +29,11 @@ pub struct ServerError {
 
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} (SQLSTATE {})", self.severity, self.message, self.code)?;
+        write!(
+            f,
+            "{}: {} (SQLSTATE {})",
+            self.severity, self.message, self.code
+        )?;
         if let Some(detail) = &self.detail {
             write!(f, "; detail: {detail}")?;
         }
@@ -55,7 +59,10 @@ pub enum SourceError {
     #[error("PostgreSQL asks for an authentication method pgseam does not support: {method}")]
     UnsupportedAuthentication { method: String },
     #[error("{context}: {server}")]
-    Server { context: String, server: ServerError },
+    Server {
+        context: String,
+        server: ServerError,
+    },
     #[error("{context}: {}", describe_pg_error(.source))]
     Query {
         context: String,
@@ -73,7 +80,11 @@ pub enum SourceError {
         source: pgoutput::DecodeError,
     },
     #[error("cannot decode column {table}.{column}: {message}")]
-    Value { table: String, column: String, message: String },
+    Value {
+        table: String,
+        column: String,
+        message: String,
+    },
     #[error("{0}")]
     Setup(String),
     #[error("the event consumer went away")]
@@ -93,7 +104,10 @@ impl SourceError {
             | SourceError::UnsupportedAuthentication { .. }
             | SourceError::Setup(_) => ErrorClass::Config,
             SourceError::Server { server, .. } => {
-                if TRANSIENT_SQLSTATE_PREFIXES.iter().any(|p| server.code.starts_with(p)) {
+                if TRANSIENT_SQLSTATE_PREFIXES
+                    .iter()
+                    .any(|p| server.code.starts_with(p))
+                {
                     ErrorClass::Transient
                 } else {
                     ErrorClass::Config
@@ -123,7 +137,12 @@ impl SourceError {
 pub(crate) fn describe_pg_error(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => {
-            let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+            let mut s = format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            );
             if let Some(detail) = db.detail() {
                 s.push_str(&format!("; detail: {detail}"));
             }

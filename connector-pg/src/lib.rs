@@ -25,4 +25,6 @@ mod stream;
 pub use connection::ConnectParams;
 pub use error::{ErrorClass, SourceError};
 pub use publication::PublicationAutocreate;
-pub use source::{run, Feedback, SnapshotMode, SourceConfig, SourceMessage, StartPoint, TableFilter};
+pub use source::{
+    run, Feedback, SnapshotMode, SourceConfig, SourceMessage, StartPoint, TableFilter,
+};

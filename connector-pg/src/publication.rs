@@ -41,7 +41,13 @@ pub async fn ensure_publication(
     let table_list = || {
         included
             .iter()
-            .map(|t| format!("{}.{}", quote_identifier(&t.schema), quote_identifier(&t.table)))
+            .map(|t| {
+                format!(
+                    "{}.{}",
+                    quote_identifier(&t.schema),
+                    quote_identifier(&t.table)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -56,7 +62,10 @@ pub async fn ensure_publication(
         | (PublicationAutocreate::AllTables, true)
         | (PublicationAutocreate::NoTables, true) => return Ok(()),
         (PublicationAutocreate::AllTables, false) => {
-            format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_identifier(name))
+            format!(
+                "CREATE PUBLICATION {} FOR ALL TABLES",
+                quote_identifier(name)
+            )
         }
         (PublicationAutocreate::NoTables, false) => {
             format!("CREATE PUBLICATION {}", quote_identifier(name))
@@ -68,15 +77,26 @@ pub async fn ensure_publication(
             )))
         }
         (PublicationAutocreate::Filtered, false) => {
-            format!("CREATE PUBLICATION {} FOR TABLE {}", quote_identifier(name), table_list())
+            format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                quote_identifier(name),
+                table_list()
+            )
         }
         (PublicationAutocreate::Filtered, true) => {
-            format!("ALTER PUBLICATION {} SET TABLE {}", quote_identifier(name), table_list())
+            format!(
+                "ALTER PUBLICATION {} SET TABLE {}",
+                quote_identifier(name),
+                table_list()
+            )
         }
     };
     tracing::info!(publication = name, statement = %statement, "configuring publication");
-    client.batch_execute(&statement).await.map_err(|source| SourceError::Query {
-        context: format!("cannot create or alter publication {name}"),
-        source,
-    })
+    client
+        .batch_execute(&statement)
+        .await
+        .map_err(|source| SourceError::Query {
+            context: format!("cannot create or alter publication {name}"),
+            source,
+        })
 }

@@ -68,24 +68,37 @@ pub async fn create_slot_exporting_snapshot(
         .get(1)
         .and_then(|v| v.as_deref())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| SourceError::Protocol("CREATE_REPLICATION_SLOT: no consistent point".into()))?;
+        .ok_or_else(|| {
+            SourceError::Protocol("CREATE_REPLICATION_SLOT: no consistent point".into())
+        })?;
     let snapshot_name = row
         .get(2)
         .and_then(|v| v.clone())
         .ok_or_else(|| SourceError::Protocol("CREATE_REPLICATION_SLOT: no snapshot name".into()))?;
-    Ok(CreatedSlot { consistent_point, snapshot_name })
+    Ok(CreatedSlot {
+        consistent_point,
+        snapshot_name,
+    })
 }
 
 pub async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
-        .map_err(|source| SourceError::Query { context: format!("cannot drop slot {slot}"), source })?;
+        .map_err(|source| SourceError::Query {
+            context: format!("cannot drop slot {slot}"),
+            source,
+        })?;
     Ok(())
 }
 
 /// The `START_REPLICATION` command for pgoutput.
-pub fn start_replication_command(slot: &str, start: Lsn, publication: &str, protocol_version: u32) -> String {
+pub fn start_replication_command(
+    slot: &str,
+    start: Lsn,
+    publication: &str,
+    protocol_version: u32,
+) -> String {
     format!(
         "START_REPLICATION SLOT {} LOGICAL {} (proto_version '{}', publication_names {})",
         quote_identifier(slot),

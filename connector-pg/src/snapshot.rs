@@ -55,20 +55,33 @@ pub(crate) async fn read_tables(
     sink: &mut impl SnapshotSink,
 ) -> Result<u64> {
     let tx_id: Option<i64> = client
-        .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[])
+        .query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+            &[],
+        )
         .await
-        .map_err(|source| SourceError::Query { context: "cannot read the snapshot's xmax".into(), source })?
+        .map_err(|source| SourceError::Query {
+            context: "cannot read the snapshot's xmax".into(),
+            source,
+        })?
         .get(0);
     let mut pending: Option<(ChangeEvent, bool)> = None; // (event, first in its table)
     let mut emitted = 0u64;
     let mut first_overall = true;
     for table in tables {
         let mut first_in_table = true;
-        let qualified = format!("{}.{}", quote_identifier(&table.schema), quote_identifier(&table.table));
+        let qualified = format!(
+            "{}.{}",
+            quote_identifier(&table.schema),
+            quote_identifier(&table.table)
+        );
         client
             .batch_execute(&format!("LOCK TABLE ONLY {qualified} IN ACCESS SHARE MODE"))
             .await
-            .map_err(|source| SourceError::Query { context: format!("cannot lock {qualified}"), source })?;
+            .map_err(|source| SourceError::Query {
+                context: format!("cannot lock {qualified}"),
+                source,
+            })?;
         let columns = table
             .columns
             .iter()
@@ -79,7 +92,10 @@ pub(crate) async fn read_tables(
         let stream = client
             .copy_out(copy.as_str())
             .await
-            .map_err(|source| SourceError::Query { context: format!("cannot read {qualified}"), source })?;
+            .map_err(|source| SourceError::Query {
+                context: format!("cannot read {qualified}"),
+                source,
+            })?;
         futures_util::pin_mut!(stream);
         let mut buffer = BytesMut::new();
         let mut rows_in_table = 0u64;
@@ -100,8 +116,14 @@ pub(crate) async fn read_tables(
                 let event = snapshot_event(table, row, context, tx_id);
                 if let Some((previous, previous_first)) = pending.take() {
                     let last_in_table = first_in_table; // the previous row ended its table
-                    sink.emit(with_marker(previous, first_overall, previous_first, last_in_table, false))
-                        .await?;
+                    sink.emit(with_marker(
+                        previous,
+                        first_overall,
+                        previous_first,
+                        last_in_table,
+                        false,
+                    ))
+                    .await?;
                     emitted += 1;
                     first_overall = false;
                 }
@@ -114,12 +136,15 @@ pub(crate) async fn read_tables(
             }
         }
         if !buffer.is_empty() {
-            return Err(SourceError::Protocol(format!("COPY of {qualified} ended inside a row")));
+            return Err(SourceError::Protocol(format!(
+                "COPY of {qualified} ended inside a row"
+            )));
         }
         tracing::info!(table = %table.qualified_name(), rows = rows_in_table, "snapshot of table read");
     }
     if let Some((last, last_first)) = pending.take() {
-        sink.emit(with_marker(last, first_overall, last_first, true, true)).await?;
+        sink.emit(with_marker(last, first_overall, last_first, true, true))
+            .await?;
         emitted += 1;
     }
     Ok(emitted)
@@ -152,7 +177,12 @@ fn with_marker(
     event
 }
 
-fn snapshot_event(table: &Arc<TableSchema>, row: Row, context: &SnapshotContext, tx_id: Option<i64>) -> ChangeEvent {
+fn snapshot_event(
+    table: &Arc<TableSchema>,
+    row: Row,
+    context: &SnapshotContext,
+    tx_id: Option<i64>,
+) -> ChangeEvent {
     ChangeEvent {
         table: Arc::clone(table),
         op: Operation::Read,
@@ -168,7 +198,10 @@ fn snapshot_event(table: &Arc<TableSchema>, row: Row, context: &SnapshotContext,
             lsn: Some(context.consistent_point),
             last_commit_lsn: None,
         },
-        position: Position::Snapshot { consistent_point: context.consistent_point, last: false },
+        position: Position::Snapshot {
+            consistent_point: context.consistent_point,
+            last: false,
+        },
     }
 }
 
@@ -192,11 +225,13 @@ fn decode_copy_row(table: &TableSchema, line: &[u8]) -> Result<Row> {
         .zip(fields)
         .map(|(column, field)| match field {
             None => Ok(pgseam_model::Value::Null),
-            Some(text) => pgseam_pgvalue::decode_text(column, &text).map_err(|err| SourceError::Value {
-                table: table.qualified_name(),
-                column: column.name.clone(),
-                message: err.to_string(),
-            }),
+            Some(text) => {
+                pgseam_pgvalue::decode_text(column, &text).map_err(|err| SourceError::Value {
+                    table: table.qualified_name(),
+                    column: column.name.clone(),
+                    message: err.to_string(),
+                })
+            }
         })
         .collect()
 }

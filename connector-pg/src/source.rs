@@ -73,14 +73,29 @@ pub enum StartPoint {
 /// What the source sends to the worker, in order.
 #[derive(Debug)]
 pub enum SourceMessage {
+    /// Setup checks passed and the slot is about to be created. The worker records that a
+    /// start is under way (so that a crash from here on lets it replace the slot), then
+    /// answers on `proceed`.
+    CreatingSlot {
+        proceed: tokio::sync::oneshot::Sender<()>,
+    },
     /// The slot exists, at this consistent point. Persist it before anything else counts.
-    SlotCreated { consistent_point: Lsn },
+    SlotCreated {
+        consistent_point: Lsn,
+    },
     Event(ChangeEvent),
     /// All snapshot rows have been sent; streaming starts at `consistent_point`.
-    SnapshotCompleted { consistent_point: Lsn },
+    SnapshotCompleted {
+        consistent_point: Lsn,
+    },
     /// All events of this transaction have been sent. Once they are durable, the slot may be
     /// confirmed up to `end_lsn`.
-    TransactionCommitted { commit_lsn: Lsn, end_lsn: Lsn, tx_id: i64, commit_ts_us: i64 },
+    TransactionCommitted {
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        tx_id: i64,
+        commit_ts_us: i64,
+    },
 }
 
 /// What the worker tells the source.
@@ -114,7 +129,11 @@ pub async fn run(
     let published = catalog::publication_tables(&catalog_client, &config.publication_name).await?;
     let captured: Vec<TableIdentity> = tables
         .into_iter()
-        .filter(|t| published.iter().any(|(s, n)| *s == t.schema && *n == t.table))
+        .filter(|t| {
+            published
+                .iter()
+                .any(|(s, n)| *s == t.schema && *n == t.table)
+        })
         .collect();
     for table in &captured {
         if table.lacks_replica_identity() {
@@ -199,14 +218,25 @@ pub async fn run(
                 tracing::warn!(slot = %source.config.slot_name, "dropping the slot of an interrupted start and starting over");
                 slot::drop_slot(&source.catalog_client, &source.config.slot_name).await?;
             }
-            let created = slot::create_slot_exporting_snapshot(&mut replication, &source.config.slot_name).await?;
+            let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
+            source.send(SourceMessage::CreatingSlot { proceed }).await?;
+            proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
+            let created =
+                slot::create_slot_exporting_snapshot(&mut replication, &source.config.slot_name)
+                    .await?;
             tracing::info!(slot = %source.config.slot_name, consistent_point = %created.consistent_point, "replication slot created");
-            source.send(SourceMessage::SlotCreated { consistent_point: created.consistent_point }).await?;
+            source
+                .send(SourceMessage::SlotCreated {
+                    consistent_point: created.consistent_point,
+                })
+                .await?;
             if source.config.snapshot_mode == SnapshotMode::Initial {
                 source.snapshot(&captured, &created).await?;
             }
             source
-                .send(SourceMessage::SnapshotCompleted { consistent_point: created.consistent_point })
+                .send(SourceMessage::SnapshotCompleted {
+                    consistent_point: created.consistent_point,
+                })
                 .await?;
             created.consistent_point
         }
@@ -230,19 +260,29 @@ async fn connect_ordinary(params: &ConnectParams) -> Result<Client> {
         .connect(NoTls)
         .await
         .map_err(|source| match source.as_db_error() {
-            Some(_) if source.code().is_some_and(|c| c.code() == "28P01" || c.code() == "28000") => {
+            Some(_)
+                if source
+                    .code()
+                    .is_some_and(|c| c.code() == "28P01" || c.code() == "28000") =>
+            {
                 SourceError::Authentication {
                     user: params.user.clone(),
                     server: crate::error::ServerError {
                         severity: "FATAL".into(),
-                        code: source.code().map(|c| c.code().to_owned()).unwrap_or_default(),
+                        code: source
+                            .code()
+                            .map(|c| c.code().to_owned())
+                            .unwrap_or_default(),
                         message: describe_pg_error(&source),
                         detail: None,
                         hint: None,
                     },
                 }
             }
-            Some(_) => SourceError::Query { context: format!("cannot connect to {}", params.address()), source },
+            Some(_) => SourceError::Query {
+                context: format!("cannot connect to {}", params.address()),
+                source,
+            },
             None => SourceError::Connect {
                 address: params.address(),
                 source: std::io::Error::other(source.to_string()),
@@ -285,10 +325,17 @@ impl SnapshotSink for ChannelSink<'_> {
 
 impl Source {
     async fn send(&mut self, message: SourceMessage) -> Result<()> {
-        self.events.send(message).await.map_err(|_| SourceError::ConsumerGone)
+        self.events
+            .send(message)
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
     }
 
-    async fn snapshot(&mut self, captured: &[TableIdentity], created: &slot::CreatedSlot) -> Result<()> {
+    async fn snapshot(
+        &mut self,
+        captured: &[TableIdentity],
+        created: &slot::CreatedSlot,
+    ) -> Result<()> {
         let reader = connect_ordinary(&self.config.connect).await?;
         reader
             .batch_execute(&format!(
@@ -296,7 +343,10 @@ impl Source {
                 catalog::quote_literal(&created.snapshot_name)
             ))
             .await
-            .map_err(|source| SourceError::Query { context: "cannot import the slot's snapshot".into(), source })?;
+            .map_err(|source| SourceError::Query {
+                context: "cannot import the slot's snapshot".into(),
+                source,
+            })?;
         let mut schemas: Vec<Arc<TableSchema>> = Vec::with_capacity(captured.len());
         for table in captured {
             schemas.push(catalog::load_table_schema(&reader, table.oid).await?);
@@ -307,24 +357,36 @@ impl Source {
             started_at_us: now_us(),
         };
         tracing::info!(tables = schemas.len(), snapshot = %created.snapshot_name, "snapshot started");
-        let rows = snapshot::read_tables(&reader, &schemas, &context, &mut ChannelSink(self)).await?;
+        let rows =
+            snapshot::read_tables(&reader, &schemas, &context, &mut ChannelSink(self)).await?;
         reader
             .batch_execute("COMMIT")
             .await
-            .map_err(|source| SourceError::Query { context: "snapshot commit failed".into(), source })?;
+            .map_err(|source| SourceError::Query {
+                context: "snapshot commit failed".into(),
+                source,
+            })?;
         tracing::info!(rows, "snapshot completed");
         Ok(())
     }
 
-    async fn stream(&mut self, mut replication: ReplicationConnection, captured: &[TableIdentity]) -> Result<()> {
+    async fn stream(
+        &mut self,
+        mut replication: ReplicationConnection,
+        captured: &[TableIdentity],
+    ) -> Result<()> {
         let mut status_timer = tokio::time::interval(self.config.status_update_interval);
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let context = DecodeContext { protocol_version: PGOUTPUT_PROTOCOL_VERSION, in_streamed_transaction: false };
+        let context = DecodeContext {
+            protocol_version: PGOUTPUT_PROTOCOL_VERSION,
+            in_streamed_transaction: false,
+        };
         let mut pending = Vec::new();
         loop {
             let feedback = *self.feedback.borrow();
             if feedback.finished {
-                self.send_status(&mut replication, feedback.durable_lsn, false).await?;
+                self.send_status(&mut replication, feedback.durable_lsn, false)
+                    .await?;
                 tracing::info!(flush_lsn = %self.reported_flush, "final status update sent; closing replication connection");
                 return replication.close().await;
             }
@@ -400,17 +462,28 @@ impl Source {
         captured: &[TableIdentity],
         out: &mut Vec<SourceMessage>,
     ) -> Result<()> {
-        let frame = ReplicationFrame::decode(data)
-            .map_err(|source| SourceError::Decode { lsn: self.last_received, source })?;
+        let frame = ReplicationFrame::decode(data).map_err(|source| SourceError::Decode {
+            lsn: self.last_received,
+            source,
+        })?;
         match frame {
-            ReplicationFrame::PrimaryKeepalive { wal_end, reply_requested, .. } => {
+            ReplicationFrame::PrimaryKeepalive {
+                wal_end,
+                reply_requested,
+                ..
+            } => {
                 self.last_received = self.last_received.max(Lsn(wal_end));
                 if reply_requested {
                     let durable = self.feedback.borrow().durable_lsn;
                     self.send_status(replication, durable, false).await?;
                 }
             }
-            ReplicationFrame::XLogData { wal_start, wal_end, data, .. } => {
+            ReplicationFrame::XLogData {
+                wal_start,
+                wal_end,
+                data,
+                ..
+            } => {
                 let lsn = Lsn(wal_start);
                 self.last_received = self.last_received.max(Lsn(wal_end));
                 let message = LogicalReplicationMessage::decode(data, context)
@@ -429,14 +502,23 @@ impl Source {
         out: &mut Vec<SourceMessage>,
     ) -> Result<()> {
         match &message {
-            LogicalReplicationMessage::Begin { final_lsn, commit_ts_us, xid } => {
+            LogicalReplicationMessage::Begin {
+                final_lsn,
+                commit_ts_us,
+                xid,
+            } => {
                 self.decoder.transaction = Some(OpenTransaction {
                     xid: *xid,
                     commit_lsn: Lsn(*final_lsn),
                     commit_ts_us: commit_ts_us + PG_EPOCH_OFFSET_US,
                 });
             }
-            LogicalReplicationMessage::Commit { commit_lsn, end_lsn, commit_ts_us, .. } => {
+            LogicalReplicationMessage::Commit {
+                commit_lsn,
+                end_lsn,
+                commit_ts_us,
+                ..
+            } => {
                 let transaction = self.decoder.transaction.take();
                 self.decoder.last_commit_lsn = Some(Lsn(*commit_lsn));
                 out.push(SourceMessage::TransactionCommitted {
@@ -446,10 +528,18 @@ impl Source {
                     commit_ts_us: commit_ts_us + PG_EPOCH_OFFSET_US,
                 });
             }
-            LogicalReplicationMessage::Relation { relation_id, namespace, name, columns, .. } => {
+            LogicalReplicationMessage::Relation {
+                relation_id,
+                namespace,
+                name,
+                columns,
+                ..
+            } => {
                 let is_captured = captured.iter().any(|t| t.oid == *relation_id)
                     || (self.config.table_filter)(namespace, name)
-                        && captured.iter().any(|t| t.schema == *namespace && t.table == *name);
+                        && captured
+                            .iter()
+                            .any(|t| t.schema == *namespace && t.table == *name);
                 let schema = catalog::load_table_schema(&self.catalog_client, *relation_id).await?;
                 let column_map = columns
                     .iter()
@@ -458,9 +548,14 @@ impl Source {
                 if column_map.iter().any(Option::is_none) {
                     tracing::warn!(table = %schema.qualified_name(), "a column of the Relation message is not in the catalog any more; its values are dropped");
                 }
-                self.decoder
-                    .relations
-                    .insert(*relation_id, StreamRelation { schema, column_map, captured: is_captured });
+                self.decoder.relations.insert(
+                    *relation_id,
+                    StreamRelation {
+                        schema,
+                        column_map,
+                        captured: is_captured,
+                    },
+                );
             }
             LogicalReplicationMessage::Insert { .. }
             | LogicalReplicationMessage::Update { .. }
@@ -477,18 +572,33 @@ impl Source {
         Ok(())
     }
 
-    async fn send_status(&mut self, replication: &mut ReplicationConnection, durable: Lsn, reply: bool) -> Result<()> {
+    async fn send_status(
+        &mut self,
+        replication: &mut ReplicationConnection,
+        durable: Lsn,
+        reply: bool,
+    ) -> Result<()> {
         // Reported LSNs only move forward.
         let flush = self.reported_flush.max(durable);
         debug_assert!(flush >= self.reported_flush);
         self.reported_flush = flush;
         let write = self.last_received.max(flush);
         self.status_buffer.clear();
-        encode_standby_status_update(write.0, flush.0, flush.0, now_us() - PG_EPOCH_OFFSET_US, reply, &mut self.status_buffer);
+        encode_standby_status_update(
+            write.0,
+            flush.0,
+            flush.0,
+            now_us() - PG_EPOCH_OFFSET_US,
+            reply,
+            &mut self.status_buffer,
+        );
         replication.send_copy_data(&self.status_buffer).await
     }
 }
 
 fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }

@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use pgoutput::message::{LogicalReplicationMessage, OldTuple, TupleData, TupleValue};
-use pgseam_model::{ChangeEvent, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo, TableSchema, Value};
+use pgseam_model::{
+    ChangeEvent, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo, TableSchema, Value,
+};
 
 use crate::error::{Result, SourceError};
 
@@ -49,7 +51,12 @@ pub(crate) struct StreamDecoder {
 
 impl StreamDecoder {
     pub(crate) fn new(database: String) -> Self {
-        StreamDecoder { database, relations: HashMap::new(), transaction: None, last_commit_lsn: None }
+        StreamDecoder {
+            database,
+            relations: HashMap::new(),
+            transaction: None,
+            last_commit_lsn: None,
+        }
     }
 
     /// Builds the events of one row change (`Insert`, `Update`, `Delete`) at `lsn`.
@@ -60,24 +67,35 @@ impl StreamDecoder {
         out: &mut Vec<ChangeEvent>,
     ) -> Result<()> {
         let (relation_id, old, new, is_delete) = match message {
-            LogicalReplicationMessage::Insert { relation_id, new, .. } => (*relation_id, None, Some(new), false),
-            LogicalReplicationMessage::Update { relation_id, old, new, .. } => {
-                (*relation_id, old.as_ref(), Some(new), false)
-            }
-            LogicalReplicationMessage::Delete { relation_id, old, .. } => (*relation_id, Some(old), None, true),
+            LogicalReplicationMessage::Insert {
+                relation_id, new, ..
+            } => (*relation_id, None, Some(new), false),
+            LogicalReplicationMessage::Update {
+                relation_id,
+                old,
+                new,
+                ..
+            } => (*relation_id, old.as_ref(), Some(new), false),
+            LogicalReplicationMessage::Delete {
+                relation_id, old, ..
+            } => (*relation_id, Some(old), None, true),
             _ => return Ok(()),
         };
         let relation = self.relations.get(&relation_id).ok_or_else(|| {
-            SourceError::Protocol(format!("change for relation {relation_id} before its Relation message"))
+            SourceError::Protocol(format!(
+                "change for relation {relation_id} before its Relation message"
+            ))
         })?;
         if !relation.captured {
             return Ok(());
         }
-        let transaction = self
-            .transaction
-            .ok_or_else(|| SourceError::Protocol(format!("change at {lsn} outside a transaction")))?;
+        let transaction = self.transaction.ok_or_else(|| {
+            SourceError::Protocol(format!("change at {lsn} outside a transaction"))
+        })?;
         let old_row = match old {
-            Some(OldTuple::Key(tuple)) | Some(OldTuple::Full(tuple)) => Some(self.decode_tuple(relation, tuple)?),
+            Some(OldTuple::Key(tuple)) | Some(OldTuple::Full(tuple)) => {
+                Some(self.decode_tuple(relation, tuple)?)
+            }
             None => None,
         };
         let old_is_full = matches!(old, Some(OldTuple::Full(_)));
@@ -86,7 +104,9 @@ impl StreamDecoder {
             None => None,
         };
         // Under REPLICA IDENTITY FULL the old tuple has the TOASTed values the new one omits.
-        if let (Some(new_row), Some(old_row), true) = (new_row.as_mut(), old_row.as_ref(), old_is_full) {
+        if let (Some(new_row), Some(old_row), true) =
+            (new_row.as_mut(), old_row.as_ref(), old_is_full)
+        {
             for (new_value, old_value) in new_row.iter_mut().zip(old_row) {
                 if *new_value == Value::UnchangedToast && *old_value != Value::UnchangedToast {
                     *new_value = old_value.clone();
@@ -145,18 +165,19 @@ impl StreamDecoder {
         let schema = &relation.schema;
         let mut row = vec![Value::Null; schema.columns.len()];
         for (position, value) in tuple.0.iter().enumerate() {
-            let Some(Some(index)) = relation.column_map.get(position) else { continue };
+            let Some(Some(index)) = relation.column_map.get(position) else {
+                continue;
+            };
             let column = &schema.columns[*index];
             row[*index] = match value {
                 TupleValue::Null => Value::Null,
                 TupleValue::UnchangedToast => Value::UnchangedToast,
-                TupleValue::Text(bytes) => pgseam_pgvalue::decode_text_bytes(column, bytes).map_err(|err| {
-                    SourceError::Value {
+                TupleValue::Text(bytes) => pgseam_pgvalue::decode_text_bytes(column, bytes)
+                    .map_err(|err| SourceError::Value {
                         table: schema.qualified_name(),
                         column: column.name.clone(),
                         message: err.to_string(),
-                    }
-                })?,
+                    })?,
                 TupleValue::Binary(_) => {
                     return Err(SourceError::Protocol(
                         "binary tuple data received, but pgseam did not ask for binary mode".into(),

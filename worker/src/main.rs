@@ -1,1 +1,75 @@
-fn main() {}
+//! `pgseam`: the command line.
+//!
+//! `pgseam standalone worker.properties connector.properties [connector2 …]` runs like Kafka
+//! Connect's `connect-standalone.sh`: one worker, the named connectors, offsets in a file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "pgseam",
+    version,
+    about = "PostgreSQL → Kafka change data capture, a drop-in for Debezium's PostgreSQL connector"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a standalone worker, as Kafka Connect's connect-standalone.sh does.
+    Standalone {
+        /// Kafka Connect worker properties (bootstrap.servers, converters, offset file, …).
+        worker: PathBuf,
+        /// Connector configurations: Java properties, or the JSON posted to Kafka Connect.
+        #[arg(required = true)]
+        connectors: Vec<PathBuf>,
+    },
+    /// Check a worker file and connector files, print the errors, and exit.
+    Validate {
+        worker: PathBuf,
+        #[arg(required = true)]
+        connectors: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Standalone { worker, connectors } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(pgseam::standalone::run(&worker, &connectors))
+        }
+        Command::Validate { worker, connectors } => {
+            pgseam::standalone::validate(&worker, &connectors).map(|summary| println!("{summary}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
