@@ -43,9 +43,9 @@ pub async fn check_wal_level(client: &Client) -> Result<()> {
     let row = client
         .query_one("SHOW wal_level", &[])
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: "cannot read wal_level".into(),
-            source,
+            error,
         })?;
     let level: String = row.get(0);
     if level != "logical" {
@@ -73,9 +73,9 @@ pub async fn list_user_tables(client: &Client) -> Result<Vec<TableIdentity>> {
             &[],
         )
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: "cannot list tables".into(),
-            source,
+            error,
         })?;
     Ok(rows
         .iter()
@@ -101,9 +101,9 @@ pub async fn publication_tables(
             &[&publication],
         )
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: format!("cannot read the tables of publication {publication}"),
-            source,
+            error,
         })?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
@@ -119,7 +119,7 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
             &[&oid],
         )
         .await
-        .map_err(|source| SourceError::Query { context: context(), source })?
+        .map_err(|error| SourceError::Query { context: context(), error })?
         .ok_or_else(|| SourceError::Setup(format!("table with OID {oid} no longer exists")))?;
     let columns = client
         .query(
@@ -144,7 +144,7 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
             &[&oid],
         )
         .await
-        .map_err(|source| SourceError::Query { context: context(), source })?;
+        .map_err(|error| SourceError::Query { context: context(), error })?;
     let columns: Vec<ColumnSchema> = columns
         .iter()
         .map(|row| ColumnSchema {
@@ -167,9 +167,9 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
             &[&oid],
         )
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: context(),
-            source,
+            error,
         })?
         .iter()
         .map(|row| row.get(0))

@@ -161,9 +161,9 @@ impl ReplicationConnection {
                     user: params.user.clone(),
                 })
         };
-        let auth_error = |server| SourceError::Authentication {
+        let auth_error = |server: ServerError| SourceError::Authentication {
             user: params.user.clone(),
-            server,
+            server: Box::new(server),
         };
         loop {
             match self.read_message().await? {
@@ -216,10 +216,10 @@ impl ReplicationConnection {
         loop {
             match self.read_message().await? {
                 BackendMessage::Other(backend::Message::ReadyForQuery(_)) => return Ok(()),
-                BackendMessage::Other(backend::Message::ParameterStatus(body)) => {
-                    if body.name()? == "server_version" {
-                        self.server_version = Some(body.value()?.to_owned());
-                    }
+                BackendMessage::Other(backend::Message::ParameterStatus(body))
+                    if body.name()? == "server_version" =>
+                {
+                    self.server_version = Some(body.value()?.to_owned());
                 }
                 BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
                     return Err(auth_error(server_error(&body)));
@@ -287,7 +287,7 @@ impl ReplicationConnection {
                     rows.push(row);
                 }
                 BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
-                    error = Some(server_error(&body));
+                    error = Some(Box::new(server_error(&body)));
                 }
                 BackendMessage::Other(backend::Message::ReadyForQuery(_)) => break,
                 BackendMessage::CopyBothResponse => {
@@ -315,7 +315,7 @@ impl ReplicationConnection {
             match self.read_message().await? {
                 BackendMessage::CopyBothResponse => return Ok(()),
                 BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
-                    let server = server_error(&body);
+                    let server = Box::new(server_error(&body));
                     // Drain to ReadyForQuery so the connection stays usable.
                     loop {
                         if let BackendMessage::Other(backend::Message::ReadyForQuery(_)) =

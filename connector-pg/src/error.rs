@@ -46,14 +46,14 @@ impl fmt::Display for ServerError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot connect to PostgreSQL at {address}: {source}")]
+    #[error("cannot connect to PostgreSQL at {address}")]
     Connect {
         address: String,
         #[source]
         source: std::io::Error,
     },
     #[error("PostgreSQL rejected the login of user {user:?}: {server}")]
-    Authentication { user: String, server: ServerError },
+    Authentication { user: String, server: Box<ServerError> },
     #[error("PostgreSQL asks for a password for user {user:?}, but database.password is not set")]
     PasswordRequired { user: String },
     #[error("PostgreSQL asks for an authentication method pgseam does not support: {method}")]
@@ -61,19 +61,20 @@ pub enum SourceError {
     #[error("{context}: {server}")]
     Server {
         context: String,
-        server: ServerError,
+        server: Box<ServerError>,
     },
-    #[error("{context}: {}", describe_pg_error(.source))]
+    /// The server's message is part of the text (tokio-postgres' own `Display` hides it), so
+    /// the error is not exposed as a `source` to avoid printing it twice.
+    #[error("{context}: {}", describe_pg_error(.error))]
     Query {
         context: String,
-        #[source]
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
     #[error("connection to PostgreSQL lost: {0}")]
     Io(#[from] std::io::Error),
     #[error("protocol error: {0}")]
     Protocol(String),
-    #[error("cannot decode replication message at {lsn}: {source}")]
+    #[error("cannot decode replication message at {lsn}")]
     Decode {
         lsn: pgseam_model::Lsn,
         #[source]
@@ -113,7 +114,7 @@ impl SourceError {
                     ErrorClass::Config
                 }
             }
-            SourceError::Query { source, .. } => match source.code() {
+            SourceError::Query { error, .. } => match error.code() {
                 Some(code)
                     if TRANSIENT_SQLSTATE_PREFIXES
                         .iter()
@@ -122,7 +123,6 @@ impl SourceError {
                     ErrorClass::Transient
                 }
                 Some(_) => ErrorClass::Config,
-                None if source.is_closed() => ErrorClass::Transient,
                 None => ErrorClass::Transient,
             },
             SourceError::Protocol(_)

@@ -33,9 +33,9 @@ pub async fn ensure_publication(
     let exists = client
         .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: format!("cannot look up publication {name}"),
-            source,
+            error,
         })?
         .is_some();
     let table_list = || {
@@ -95,8 +95,8 @@ pub async fn ensure_publication(
     client
         .batch_execute(&statement)
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: format!("cannot create or alter publication {name}"),
-            source,
+            error,
         })
 }

@@ -38,7 +38,7 @@ pub async fn find_slot(client: &Client, slot: &str) -> Result<Option<SlotInfo>> 
             &[&slot],
         )
         .await
-        .map_err(|source| SourceError::Query { context: format!("cannot look up slot {slot}"), source })?;
+        .map_err(|error| SourceError::Query { context: format!("cannot look up slot {slot}"), error })?;
     Ok(row.map(|row| SlotInfo {
         plugin: row.get(0),
         database: row.get(1),
@@ -85,9 +85,9 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: format!("cannot drop slot {slot}"),
-            source,
+            error,
         })?;
     Ok(())
 }

@@ -60,9 +60,9 @@ pub(crate) async fn read_tables(
             &[],
         )
         .await
-        .map_err(|source| SourceError::Query {
+        .map_err(|error| SourceError::Query {
             context: "cannot read the snapshot's xmax".into(),
-            source,
+            error,
         })?
         .get(0);
     let mut pending: Option<(ChangeEvent, bool)> = None; // (event, first in its table)
@@ -78,9 +78,9 @@ pub(crate) async fn read_tables(
         client
             .batch_execute(&format!("LOCK TABLE ONLY {qualified} IN ACCESS SHARE MODE"))
             .await
-            .map_err(|source| SourceError::Query {
+            .map_err(|error| SourceError::Query {
                 context: format!("cannot lock {qualified}"),
-                source,
+                error,
             })?;
         let columns = table
             .columns
@@ -92,9 +92,9 @@ pub(crate) async fn read_tables(
         let stream = client
             .copy_out(copy.as_str())
             .await
-            .map_err(|source| SourceError::Query {
+            .map_err(|error| SourceError::Query {
                 context: format!("cannot read {qualified}"),
-                source,
+                error,
             })?;
         futures_util::pin_mut!(stream);
         let mut buffer = BytesMut::new();
@@ -103,9 +103,9 @@ pub(crate) async fn read_tables(
             let chunk = stream.next().await;
             let end = chunk.is_none();
             if let Some(chunk) = chunk {
-                let chunk = chunk.map_err(|source| SourceError::Query {
+                let chunk = chunk.map_err(|error| SourceError::Query {
                     context: format!("reading {qualified} failed"),
-                    source,
+                    error,
                 })?;
                 buffer.extend_from_slice(&chunk);
             }

@@ -27,7 +27,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::catalog::{self, TableIdentity};
 use crate::connection::{BackendMessage, ConnectParams, ReplicationConnection};
-use crate::error::{describe_pg_error, Result, SourceError};
+use crate::error::{Result, SourceError};
 use crate::publication::{self, PublicationAutocreate};
 use crate::slot;
 use crate::snapshot::{self, SnapshotContext, SnapshotSink};
@@ -71,6 +71,8 @@ pub enum StartPoint {
 }
 
 /// What the source sends to the worker, in order.
+// Events are nearly every message; boxing them would add an allocation per row for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SourceMessage {
     /// Setup checks passed and the slot is about to be created. The worker records that a
@@ -260,28 +262,21 @@ async fn connect_ordinary(params: &ConnectParams) -> Result<Client> {
         .connect(NoTls)
         .await
         .map_err(|source| match source.as_db_error() {
-            Some(_)
-                if source
-                    .code()
-                    .is_some_and(|c| c.code() == "28P01" || c.code() == "28000") =>
-            {
+            Some(db) if db.code().code() == "28P01" || db.code().code() == "28000" => {
                 SourceError::Authentication {
                     user: params.user.clone(),
-                    server: crate::error::ServerError {
-                        severity: "FATAL".into(),
-                        code: source
-                            .code()
-                            .map(|c| c.code().to_owned())
-                            .unwrap_or_default(),
-                        message: describe_pg_error(&source),
-                        detail: None,
-                        hint: None,
-                    },
+                    server: Box::new(crate::error::ServerError {
+                        severity: db.severity().to_owned(),
+                        code: db.code().code().to_owned(),
+                        message: db.message().to_owned(),
+                        detail: db.detail().map(str::to_owned),
+                        hint: db.hint().map(str::to_owned),
+                    }),
                 }
             }
             Some(_) => SourceError::Query {
                 context: format!("cannot connect to {}", params.address()),
-                source,
+                error: source,
             },
             None => SourceError::Connect {
                 address: params.address(),
@@ -343,9 +338,9 @@ impl Source {
                 catalog::quote_literal(&created.snapshot_name)
             ))
             .await
-            .map_err(|source| SourceError::Query {
+            .map_err(|error| SourceError::Query {
                 context: "cannot import the slot's snapshot".into(),
-                source,
+                error,
             })?;
         let mut schemas: Vec<Arc<TableSchema>> = Vec::with_capacity(captured.len());
         for table in captured {
@@ -362,9 +357,9 @@ impl Source {
         reader
             .batch_execute("COMMIT")
             .await
-            .map_err(|source| SourceError::Query {
+            .map_err(|error| SourceError::Query {
                 context: "snapshot commit failed".into(),
-                source,
+                error,
             })?;
         tracing::info!(rows, "snapshot completed");
         Ok(())
@@ -421,7 +416,7 @@ impl Source {
                         BackendMessage::Other(postgres_protocol::message::backend::Message::ErrorResponse(body)) => {
                             return Err(SourceError::Server {
                                 context: "replication stream failed".into(),
-                                server: crate::connection::server_error(&body),
+                                server: Box::new(crate::connection::server_error(&body)),
                             })
                         }
                         _ => {}

@@ -97,7 +97,9 @@ impl ColumnSchema {
     /// time/timestamp column, from its type modifier.
     pub fn length_or_precision(&self) -> Option<u32> {
         match self.type_name.as_str() {
-            "varchar" | "bpchar" if self.type_modifier >= 4 => Some((self.type_modifier - 4) as u32),
+            "varchar" | "bpchar" if self.type_modifier >= 4 => {
+                Some((self.type_modifier - 4) as u32)
+            }
             "time" | "timetz" | "timestamp" | "timestamptz" | "interval"
                 if self.type_modifier >= 0 =>
             {
@@ -164,15 +166,24 @@ pub enum Value {
     /// Microseconds since midnight.
     Time(i64),
     /// `timetz`: microseconds since midnight and the UTC offset in seconds east of Greenwich.
-    TimeTz { micros: i64, offset_seconds: i32 },
+    TimeTz {
+        micros: i64,
+        offset_seconds: i32,
+    },
     /// `timestamp` (without time zone): microseconds since 1970-01-01 00:00:00.
     Timestamp(i64),
     /// `timestamptz`: microseconds since 1970-01-01 00:00:00 UTC.
     TimestampTz(i64),
     /// `infinity` / `-infinity` for date/timestamp types.
-    Infinity { negative: bool },
+    Infinity {
+        negative: bool,
+    },
     /// `interval`: months, days and microseconds, as PostgreSQL stores it.
-    Interval { months: i32, days: i32, micros: i64 },
+    Interval {
+        months: i32,
+        days: i32,
+        micros: i64,
+    },
     /// Canonical lower-case hyphenated form.
     Uuid(String),
     /// `json` / `jsonb` text (jsonb in PostgreSQL's canonical output form).
@@ -271,7 +282,12 @@ pub enum Position {
     /// A snapshot row. `last` is set on the very last row of the whole snapshot.
     Snapshot { consistent_point: Lsn, last: bool },
     /// A streamed change of transaction `tx_id`, at `lsn`, whose commit is at `commit_lsn`.
-    Stream { lsn: Lsn, commit_lsn: Lsn, tx_id: i64, commit_ts_us: i64 },
+    Stream {
+        lsn: Lsn,
+        commit_lsn: Lsn,
+        tx_id: i64,
+        commit_ts_us: i64,
+    },
 }
 
 /// One change to one row (or a truncate of one table).
@@ -315,7 +331,10 @@ mod tests {
             enum_values: None,
         };
         assert_eq!(col.numeric_precision_scale(), Some((10, 2)));
-        let unconstrained = ColumnSchema { type_modifier: -1, ..col };
+        let unconstrained = ColumnSchema {
+            type_modifier: -1,
+            ..col
+        };
         assert_eq!(unconstrained.numeric_precision_scale(), None);
     }
 }

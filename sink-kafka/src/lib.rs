@@ -39,15 +39,15 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("invalid producer configuration: {0}")]
+    #[error("invalid producer configuration")]
     Config(#[source] KafkaError),
-    #[error("cannot reach the Kafka brokers at {bootstrap_servers}: {source}")]
+    #[error("cannot reach the Kafka brokers at {bootstrap_servers}")]
     Unreachable {
         bootstrap_servers: String,
         #[source]
         source: KafkaError,
     },
-    #[error("Kafka did not accept a record for topic {topic}: {source}")]
+    #[error("Kafka did not accept a record for topic {topic}")]
     Delivery {
         topic: String,
         #[source]
@@ -91,8 +91,14 @@ impl Delivery {
     /// Waits for the broker's acknowledgement.
     pub async fn wait(self) -> Result<DeliveredAt, SinkError> {
         match self.inner.await {
-            Ok(Ok(delivery)) => Ok(DeliveredAt { partition: delivery.partition, offset: delivery.offset }),
-            Ok(Err((source, _))) => Err(SinkError::Delivery { topic: self.topic, source }),
+            Ok(Ok(delivery)) => Ok(DeliveredAt {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Ok(Err((source, _))) => Err(SinkError::Delivery {
+                topic: self.topic,
+                source,
+            }),
             Err(_) => Err(SinkError::Canceled),
         }
     }
@@ -127,7 +133,10 @@ impl KafkaSink {
             client.set(key, value);
         }
         let producer: FutureProducer = client.create().map_err(SinkError::Config)?;
-        Ok(KafkaSink { producer, bootstrap_servers: config.bootstrap_servers.clone() })
+        Ok(KafkaSink {
+            producer,
+            bootstrap_servers: config.bootstrap_servers.clone(),
+        })
     }
 
     /// Asks a broker for cluster metadata, so that a wrong address fails at start with a clear
@@ -150,7 +159,10 @@ impl KafkaSink {
         loop {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (key, value) in &record.headers {
-                headers = headers.insert(Header { key, value: Some(value.as_slice()) });
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_slice()),
+                });
             }
             let mut future_record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&record.topic).headers(headers);
@@ -161,12 +173,20 @@ impl KafkaSink {
                 future_record = future_record.payload(value.as_slice());
             }
             match self.producer.send_result(future_record) {
-                Ok(inner) => return Ok(Delivery { topic: record.topic.clone(), inner }),
+                Ok(inner) => {
+                    return Ok(Delivery {
+                        topic: record.topic.clone(),
+                        inner,
+                    })
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }
                 Err((source, _)) => {
-                    return Err(SinkError::Delivery { topic: record.topic.clone(), source })
+                    return Err(SinkError::Delivery {
+                        topic: record.topic.clone(),
+                        source,
+                    })
                 }
             }
         }
@@ -179,6 +199,9 @@ impl KafkaSink {
         tokio::task::spawn_blocking(move || producer.flush(timeout))
             .await
             .map_err(|_| SinkError::Canceled)?
-            .map_err(|source| SinkError::Unreachable { bootstrap_servers, source })
+            .map_err(|source| SinkError::Unreachable {
+                bootstrap_servers,
+                source,
+            })
     }
 }

@@ -53,7 +53,9 @@ impl TopicMessage {
 /// Strips Kafka Connect JSON's `{"schema":…, "payload":…}` wrapper when present.
 pub fn payload(value: &Value) -> &Value {
     match value {
-        Value::Object(map) if map.len() == 2 && map.contains_key("schema") && map.contains_key("payload") => {
+        Value::Object(map)
+            if map.len() == 2 && map.contains_key("schema") && map.contains_key("payload") =>
+        {
             &map["payload"]
         }
         other => other,
@@ -107,11 +109,18 @@ pub fn read_topics(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 let parse = |bytes: Option<&[u8]>| -> anyhow::Result<Option<Value>> {
-                    bytes.map(serde_json::from_slice).transpose().context("record is not JSON")
+                    bytes
+                        .map(serde_json::from_slice)
+                        .transpose()
+                        .context("record is not JSON")
                 };
                 let headers = message
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 messages.push(TopicMessage {
                     topic: message.topic().to_owned(),
@@ -132,7 +141,10 @@ pub fn read_topics(
                     if messages.len() >= min_records {
                         return Ok(messages);
                     }
-                    bail!("only {} of at least {min_records} records arrived within {deadline:?}", messages.len());
+                    bail!(
+                        "only {} of at least {min_records} records arrived within {deadline:?}",
+                        messages.len()
+                    );
                 }
             }
         }
@@ -158,7 +170,9 @@ impl TableState {
         for message in messages {
             let key = message
                 .key_payload()
-                .with_context(|| format!("record without key at {}@{}", message.topic, message.offset))?
+                .with_context(|| {
+                    format!("record without key at {}@{}", message.topic, message.offset)
+                })?
                 .to_string();
             match message.envelope() {
                 None => {
@@ -179,7 +193,11 @@ impl TableState {
                         state.deletes += 1;
                         state.rows.remove(&key);
                     }
-                    other => bail!("unexpected op {other:?} at {}@{}", message.topic, message.offset),
+                    other => bail!(
+                        "unexpected op {other:?} at {}@{}",
+                        message.topic,
+                        message.offset
+                    ),
                 },
             }
         }
@@ -204,7 +222,11 @@ pub struct ColumnOracle {
 
 /// Describes a table's columns (in order) and primary key, and derives the oracle expressions
 /// for the types the end-to-end tests use.
-pub fn describe_table(run_sql: SqlRunner<'_>, table: &str, precise_decimals: bool) -> anyhow::Result<(Vec<ColumnOracle>, Vec<String>)> {
+pub fn describe_table(
+    run_sql: SqlRunner<'_>,
+    table: &str,
+    precise_decimals: bool,
+) -> anyhow::Result<(Vec<ColumnOracle>, Vec<String>)> {
     let output = run_sql(&format!(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, \
                 CASE WHEN t.typname = 'numeric' AND a.atttypmod >= 4 THEN ((a.atttypmod - 4) & 65535)::text ELSE '' END, \
@@ -216,28 +238,47 @@ pub fn describe_table(run_sql: SqlRunner<'_>, table: &str, precise_decimals: boo
     let mut key = Vec::new();
     for line in output.lines().filter(|l| !l.is_empty()) {
         let fields: Vec<&str> = line.split('|').collect();
-        let [name, _formatted, type_name, scale, is_key] = fields[..] else { bail!("unexpected catalog line {line:?}") };
+        let [name, _formatted, type_name, scale, is_key] = fields[..] else {
+            bail!("unexpected catalog line {line:?}")
+        };
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         let (expression, decimal_scale) = match type_name {
             "int2" | "int4" | "int8" | "bool" | "text" | "varchar" | "bpchar" => (quoted, None),
             "numeric" => {
                 let scale = scale.parse::<u32>().ok();
-                (format!("{quoted}::text"), if precise_decimals { scale } else { None })
+                (
+                    format!("{quoted}::text"),
+                    if precise_decimals { scale } else { None },
+                )
             }
             "date" => (format!("({quoted} - date '1970-01-01')"), None),
-            "timestamp" => (format!("(extract(epoch from {quoted}) * 1000000)::bigint"), None),
+            "timestamp" => (
+                format!("(extract(epoch from {quoted}) * 1000000)::bigint"),
+                None,
+            ),
             "timestamptz" => (
-                format!("to_char({quoted} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+                format!(
+                    "to_char({quoted} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                ),
                 None,
             ),
             "uuid" | "json" | "jsonb" => (format!("{quoted}::text"), None),
-            "bytea" => (format!("translate(encode({quoted}, 'base64'), E'\\n', '')"), None),
-            other => bail!("the test oracle does not know how Debezium renders type {other} (column {name})"),
+            "bytea" => (
+                format!("translate(encode({quoted}, 'base64'), E'\\n', '')"),
+                None,
+            ),
+            other => bail!(
+                "the test oracle does not know how Debezium renders type {other} (column {name})"
+            ),
         };
         if is_key == "t" {
             key.push(name.to_owned());
         }
-        columns.push(ColumnOracle { name: name.to_owned(), expression, decimal_scale });
+        columns.push(ColumnOracle {
+            name: name.to_owned(),
+            expression,
+            decimal_scale,
+        });
     }
     if columns.is_empty() {
         bail!("table {table} has no columns or does not exist");
@@ -247,9 +288,16 @@ pub fn describe_table(run_sql: SqlRunner<'_>, table: &str, precise_decimals: boo
 
 /// Reads the source table as `key payload text → row`, each column rendered by its oracle
 /// expression.
-pub fn source_rows(run_sql: SqlRunner<'_>, table: &str, columns: &[ColumnOracle], key: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {
+pub fn source_rows(
+    run_sql: SqlRunner<'_>,
+    table: &str,
+    columns: &[ColumnOracle],
+    key: &[String],
+) -> anyhow::Result<BTreeMap<String, Value>> {
     let object = |cols: &mut dyn Iterator<Item = &ColumnOracle>| {
-        cols.map(|c| format!("'{}', {}", c.name, c.expression)).collect::<Vec<_>>().join(", ")
+        cols.map(|c| format!("'{}', {}", c.name, c.expression))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let sql = format!(
         "SELECT json_build_object({})::text || E'\\t' || json_build_object({})::text FROM {table}",
@@ -270,7 +318,9 @@ pub fn source_rows(run_sql: SqlRunner<'_>, table: &str, columns: &[ColumnOracle]
 pub fn normalize_topic_row(row: &Value, columns: &[ColumnOracle]) -> anyhow::Result<Value> {
     let mut row = row.clone();
     for column in columns {
-        if let (Some(scale), Some(Value::String(encoded))) = (column.decimal_scale, row.get(&column.name)) {
+        if let (Some(scale), Some(Value::String(encoded))) =
+            (column.decimal_scale, row.get(&column.name))
+        {
             let text = decimal_text(encoded, scale)?;
             row[&column.name] = Value::String(text);
         }
@@ -307,18 +357,27 @@ pub fn compare_table(
         *row = normalize_topic_row(row, &columns)?;
     }
     let differences = diff_rows(&expected, &state.rows);
-    Ok(Comparison { table: table.to_owned(), topic: topic.to_owned(), source_rows: expected.len(), state, differences })
+    Ok(Comparison {
+        table: table.to_owned(),
+        topic: topic.to_owned(),
+        source_rows: expected.len(),
+        state,
+        differences,
+    })
 }
 
 /// Describes the differences between expected (source) and actual (topic) rows; empty when equal.
-pub fn diff_rows(expected: &BTreeMap<String, Value>, actual: &BTreeMap<String, Value>) -> Vec<String> {
+pub fn diff_rows(
+    expected: &BTreeMap<String, Value>,
+    actual: &BTreeMap<String, Value>,
+) -> Vec<String> {
     let mut differences = Vec::new();
     for (key, row) in expected {
         match actual.get(key) {
             None => differences.push(format!("missing {key}: {row}")),
-            Some(topic_row) if topic_row != row => {
-                differences.push(format!("different {key}:\n  source {row}\n  topic  {topic_row}"))
-            }
+            Some(topic_row) if topic_row != row => differences.push(format!(
+                "different {key}:\n  source {row}\n  topic  {topic_row}"
+            )),
             Some(_) => {}
         }
     }
@@ -336,7 +395,10 @@ pub fn decimal_text(base64_text: &str, scale: u32) -> anyhow::Result<String> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD.decode(base64_text)?;
     if bytes.is_empty() || bytes.len() > 16 {
-        bail!("decimal of {} bytes not supported by the test oracle", bytes.len());
+        bail!(
+            "decimal of {} bytes not supported by the test oracle",
+            bytes.len()
+        );
     }
     let mut unscaled: i128 = if bytes[0] & 0x80 != 0 { -1 } else { 0 };
     for byte in bytes {
@@ -348,7 +410,11 @@ pub fn decimal_text(base64_text: &str, scale: u32) -> anyhow::Result<String> {
     let digits = format!("{digits:0>width$}", width = scale + 1);
     let (whole, fraction) = digits.split_at(digits.len() - scale);
     let sign = if negative { "-" } else { "" };
-    Ok(if scale == 0 { format!("{sign}{whole}") } else { format!("{sign}{whole}.{fraction}") })
+    Ok(if scale == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    })
 }
 
 #[cfg(test)]
@@ -373,15 +439,40 @@ mod tests {
             headers: vec![],
         };
         let messages = vec![
-            message(0, r#"{"id":1}"#, Some(r#"{"op":"r","after":{"id":1,"v":"a"}}"#)),
-            message(1, r#"{"id":2}"#, Some(r#"{"op":"c","after":{"id":2,"v":"b"}}"#)),
-            message(2, r#"{"id":1}"#, Some(r#"{"op":"u","after":{"id":1,"v":"c"}}"#)),
-            message(3, r#"{"id":2}"#, Some(r#"{"op":"d","before":{"id":2},"after":null}"#)),
+            message(
+                0,
+                r#"{"id":1}"#,
+                Some(r#"{"op":"r","after":{"id":1,"v":"a"}}"#),
+            ),
+            message(
+                1,
+                r#"{"id":2}"#,
+                Some(r#"{"op":"c","after":{"id":2,"v":"b"}}"#),
+            ),
+            message(
+                2,
+                r#"{"id":1}"#,
+                Some(r#"{"op":"u","after":{"id":1,"v":"c"}}"#),
+            ),
+            message(
+                3,
+                r#"{"id":2}"#,
+                Some(r#"{"op":"d","before":{"id":2},"after":null}"#),
+            ),
             message(4, r#"{"id":2}"#, None),
         ];
         let state = TableState::apply(&messages).unwrap();
         assert_eq!(state.rows.len(), 1);
         assert_eq!(state.rows[r#"{"id":1}"#]["v"], "c");
-        assert_eq!((state.reads, state.creates, state.updates, state.deletes, state.tombstones), (1, 1, 1, 1, 1));
+        assert_eq!(
+            (
+                state.reads,
+                state.creates,
+                state.updates,
+                state.deletes,
+                state.tombstones
+            ),
+            (1, 1, 1, 1, 1)
+        );
     }
 }

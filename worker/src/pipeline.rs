@@ -218,7 +218,7 @@ pub async fn run_connector(
     };
 
     // Clean stop or failure: deliver what is in flight, store what is durable, tell the slot.
-    let _ = feedback_tx.send_modify(|f| f.stop_reading = true);
+    feedback_tx.send_modify(|f| f.stop_reading = true);
     let drain = async {
         while let Some(done) = in_flight.next().await {
             match done {

@@ -203,12 +203,12 @@ pub(crate) fn suggest<'a>(
             return Some(c.to_owned());
         }
         let d = edit_distance(&lower, &cl);
-        if d <= max_distance && best.map_or(true, |(bd, bc)| d < bd || (d == bd && c < bc)) {
+        if d <= max_distance && best.is_none_or(|(bd, bc)| d < bd || (d == bd && c < bc)) {
             best = Some((d, c));
         }
         if lower.len() >= MIN_PREFIX_SUGGESTION_LEN
             && cl.starts_with(&lower)
-            && prefix.map_or(true, |p| c.len() < p.len())
+            && prefix.is_none_or(|p| c.len() < p.len())
         {
             prefix = Some(c);
         }

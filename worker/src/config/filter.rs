@@ -90,7 +90,7 @@ impl TableFilter {
         {
             return false;
         }
-        self.schema.as_ref().map_or(true, |r| r.allows(schema))
+        self.schema.as_ref().is_none_or(|r| r.allows(schema))
     }
 
     /// True when no include/exclude list is set (every non-system table is captured).

@@ -1,0 +1,244 @@
+//! Shared harness of the end-to-end tests: a real PostgreSQL 15 and a real Kafka-protocol
+//! broker (tansu), config files in a temp dir, and the `pgseam` binary as a child process, so
+//! that tests can stop it with SIGTERM or kill it with SIGKILL as a user or a crash would.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use pgseam_integration_tests::{compare_table, Comparison};
+use pgseam_testkit::{Broker, Postgres};
+
+pub const PGSEAM: &str = env!("CARGO_BIN_EXE_pgseam");
+
+pub struct Env {
+    pub pg: Postgres,
+    pub broker: Broker,
+    pub dir: tempfile::TempDir,
+    pub database: String,
+}
+
+impl Env {
+    pub fn start(database: &str) -> Env {
+        let pg = Postgres::start().expect("start PostgreSQL");
+        pg.create_database(database).expect("create database");
+        let broker = Broker::start().expect("start broker");
+        Env {
+            pg,
+            broker,
+            dir: tempfile::tempdir().expect("temp dir"),
+            database: database.to_owned(),
+        }
+    }
+
+    pub fn psql(&self, sql: &str) -> String {
+        self.pg
+            .psql(&self.database, sql)
+            .unwrap_or_else(|err| panic!("SQL failed: {err}\n{sql}"))
+    }
+
+    pub fn offsets_path(&self) -> PathBuf {
+        self.dir.path().join("offsets.dat")
+    }
+
+    /// Writes `worker.properties` and `<name>.properties`; `extra` lines are appended to the
+    /// connector file (later keys win).
+    pub fn write_configs(
+        &self,
+        name: &str,
+        worker_extra: &[&str],
+        connector_extra: &[&str],
+    ) -> (PathBuf, PathBuf) {
+        let worker = self.dir.path().join("worker.properties");
+        let mut worker_text = format!(
+            "bootstrap.servers={}\n\
+             key.converter=org.apache.kafka.connect.json.JsonConverter\n\
+             value.converter=org.apache.kafka.connect.json.JsonConverter\n\
+             key.converter.schemas.enable=true\n\
+             value.converter.schemas.enable=true\n\
+             offset.storage.file.filename={}\n\
+             offset.flush.interval.ms=500\n",
+            self.broker.bootstrap_servers(),
+            self.offsets_path().display()
+        );
+        for line in worker_extra {
+            worker_text.push_str(line);
+            worker_text.push('\n');
+        }
+        fs::write(&worker, worker_text).unwrap();
+        let connector = self.dir.path().join(format!("{name}.properties"));
+        let mut text = format!(
+            "name={name}\n\
+             connector.class=io.debezium.connector.postgresql.PostgresConnector\n\
+             database.hostname=127.0.0.1\n\
+             database.port={}\n\
+             database.user=postgres\n\
+             database.password=postgres\n\
+             database.dbname={}\n\
+             topic.prefix={name}\n\
+             plugin.name=pgoutput\n\
+             slot.name=slot_{name}\n\
+             publication.name=pub_{name}\n\
+             status.update.interval.ms=1000\n",
+            self.pg.port(),
+            self.database
+        );
+        for line in connector_extra {
+            text.push_str(line);
+            text.push('\n');
+        }
+        fs::write(&connector, text).unwrap();
+        (worker, connector)
+    }
+
+    /// Reads `table`'s topic back and compares it with the source until they are equal or
+    /// `deadline` passes; returns the last comparison.
+    pub fn wait_until_equal(
+        &self,
+        prefix: &str,
+        table: &str,
+        precise_decimals: bool,
+        deadline: Duration,
+    ) -> Comparison {
+        let started = Instant::now();
+        let run_sql =
+            |sql: &str| -> anyhow::Result<String> { Ok(self.pg.psql(&self.database, sql)?) };
+        loop {
+            let comparison = compare_table(
+                &run_sql,
+                &self.broker.bootstrap_servers(),
+                table,
+                &format!("{prefix}.{table}"),
+                precise_decimals,
+                Duration::from_millis(700),
+                Duration::from_secs(30),
+            )
+            .expect("compare topic with source");
+            if comparison.differences.is_empty() || started.elapsed() > deadline {
+                return comparison;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// A running `pgseam standalone`.
+pub struct Pgseam {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Pgseam {
+    pub fn start(dir: &Path, worker: &Path, connectors: &[&Path]) -> Pgseam {
+        let log = dir.join(format!("pgseam-{}.log", unique()));
+        let log_file = fs::File::create(&log).unwrap();
+        let child = Command::new(PGSEAM)
+            .arg("standalone")
+            .arg(worker)
+            .args(connectors)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn pgseam");
+        Pgseam {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log if the process exits or the
+    /// timeout passes first.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!(
+                    "pgseam exited ({status}) before logging {needle:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "pgseam did not log {needle:?} within {timeout:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.signal("-TERM");
+        self.wait(timeout)
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill9(&mut self) {
+        self.signal("-KILL");
+        self.wait(Duration::from_secs(10));
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let started = Instant::now();
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "pgseam did not exit within {timeout:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pgseam {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `pgseam standalone` to completion (it is expected to fail fast); returns the exit
+/// status and stderr.
+pub fn run_to_exit(worker: &Path, connectors: &[&Path], timeout: Duration) -> (ExitStatus, String) {
+    let dir = worker.parent().unwrap();
+    let mut pgseam = Pgseam::start(dir, worker, connectors);
+    let status = pgseam.wait(timeout);
+    (status, pgseam.log_text())
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
