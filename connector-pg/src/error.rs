@@ -53,7 +53,10 @@ pub enum SourceError {
         source: std::io::Error,
     },
     #[error("PostgreSQL rejected the login of user {user:?}: {server}")]
-    Authentication { user: String, server: Box<ServerError> },
+    Authentication {
+        user: String,
+        server: Box<ServerError>,
+    },
     #[error("PostgreSQL asks for a password for user {user:?}, but database.password is not set")]
     PasswordRequired { user: String },
     #[error("PostgreSQL asks for an authentication method pgseam does not support: {method}")]

@@ -98,6 +98,10 @@ pub enum SourceMessage {
         tx_id: i64,
         commit_ts_us: i64,
     },
+    /// The server has sent everything up to `wal_end` and no transaction is open: once the
+    /// messages before this are durable, the slot may be confirmed up to here. This lets the
+    /// slot advance (and WAL be recycled) while the captured tables are idle.
+    CaughtUp { wal_end: Lsn },
 }
 
 /// What the worker tells the source.
@@ -253,7 +257,7 @@ pub async fn run(
     );
     replication.start_replication(&command).await?;
     tracing::info!(slot = %source.config.slot_name, lsn = %start_lsn, "streaming started");
-    source.stream(replication, &captured).await
+    source.stream(replication).await
 }
 
 async fn connect_ordinary(params: &ConnectParams) -> Result<Client> {
@@ -365,11 +369,7 @@ impl Source {
         Ok(())
     }
 
-    async fn stream(
-        &mut self,
-        mut replication: ReplicationConnection,
-        captured: &[TableIdentity],
-    ) -> Result<()> {
+    async fn stream(&mut self, mut replication: ReplicationConnection) -> Result<()> {
         let mut status_timer = tokio::time::interval(self.config.status_update_interval);
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let context = DecodeContext {
@@ -405,7 +405,7 @@ impl Source {
                 message = replication.read_message(), if !feedback.stop_reading => {
                     match message? {
                         BackendMessage::CopyData(data) => {
-                            self.handle_frame(&mut replication, data, &context, captured, &mut pending).await?;
+                            self.handle_frame(&mut replication, data, &context, &mut pending).await?;
                             for message in pending.drain(..) {
                                 self.send_with_keepalive(&mut replication, &mut status_timer, message).await?;
                             }
@@ -454,7 +454,6 @@ impl Source {
         replication: &mut ReplicationConnection,
         data: bytes::Bytes,
         context: &DecodeContext,
-        captured: &[TableIdentity],
         out: &mut Vec<SourceMessage>,
     ) -> Result<()> {
         let frame = ReplicationFrame::decode(data).map_err(|source| SourceError::Decode {
@@ -467,7 +466,11 @@ impl Source {
                 reply_requested,
                 ..
             } => {
-                self.last_received = self.last_received.max(Lsn(wal_end));
+                let wal_end = Lsn(wal_end);
+                if self.decoder.transaction.is_none() && wal_end > self.last_received {
+                    out.push(SourceMessage::CaughtUp { wal_end });
+                }
+                self.last_received = self.last_received.max(wal_end);
                 if reply_requested {
                     let durable = self.feedback.borrow().durable_lsn;
                     self.send_status(replication, durable, false).await?;
@@ -483,7 +486,7 @@ impl Source {
                 self.last_received = self.last_received.max(Lsn(wal_end));
                 let message = LogicalReplicationMessage::decode(data, context)
                     .map_err(|source| SourceError::Decode { lsn, source })?;
-                self.handle_message(message, lsn, captured, out).await?;
+                self.handle_message(message, lsn, out).await?;
             }
         }
         Ok(())
@@ -493,7 +496,6 @@ impl Source {
         &mut self,
         message: LogicalReplicationMessage,
         lsn: Lsn,
-        captured: &[TableIdentity],
         out: &mut Vec<SourceMessage>,
     ) -> Result<()> {
         match &message {
@@ -530,11 +532,10 @@ impl Source {
                 columns,
                 ..
             } => {
-                let is_captured = captured.iter().any(|t| t.oid == *relation_id)
-                    || (self.config.table_filter)(namespace, name)
-                        && captured
-                            .iter()
-                            .any(|t| t.schema == *namespace && t.table == *name);
+                // Every relation pgoutput sends is in the publication; the include/exclude
+                // lists decide the rest. Tables created after the start are captured too, as
+                // Debezium captures them.
+                let is_captured = (self.config.table_filter)(namespace, name);
                 let schema = catalog::load_table_schema(&self.catalog_client, *relation_id).await?;
                 let column_map = columns
                     .iter()

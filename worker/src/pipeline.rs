@@ -115,6 +115,7 @@ pub async fn run_connector(
     let mut records: Vec<KafkaRecord> = Vec::new();
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut durable: Option<ConnectorOffset> = None;
+    let mut last_streaming = stored.clone();
     let mut stored_offset = stored;
     let mut flush_timer = tokio::time::interval(settings.offset_flush_interval);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,10 +177,20 @@ pub async fn run_connector(
                         }
                     }
                     Some(SourceMessage::TransactionCommitted { commit_lsn, end_lsn, tx_id, commit_ts_us }) => {
-                        let checkpoint = Checkpoint {
-                            offset: ConnectorOffset::Streaming { lsn: end_lsn, commit_lsn, tx_id, ts_usec: commit_ts_us },
-                            urgent: false,
+                        let offset = ConnectorOffset::Streaming { lsn: end_lsn, commit_lsn, tx_id, ts_usec: commit_ts_us };
+                        last_streaming = Some(offset.clone());
+                        let checkpoint = Checkpoint { offset, urgent: false };
+                        in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
+                    }
+                    Some(SourceMessage::CaughtUp { wal_end }) => {
+                        // Keeps the last transaction's identity; only the resume point moves.
+                        let (commit_lsn, tx_id, ts_usec) = match &last_streaming {
+                            Some(ConnectorOffset::Streaming { commit_lsn, tx_id, ts_usec, .. }) => (*commit_lsn, *tx_id, *ts_usec),
+                            _ => (wal_end, 0, 0),
                         };
+                        let offset = ConnectorOffset::Streaming { lsn: wal_end, commit_lsn, tx_id, ts_usec };
+                        last_streaming = Some(offset.clone());
+                        let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
