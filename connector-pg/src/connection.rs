@@ -440,3 +440,40 @@ pub(crate) fn server_error(body: &backend::ErrorResponseBody) -> ServerError {
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
+
+/// Opens an ordinary (non-replication) session with tokio-postgres and the same session
+/// parameters as the replication connection.
+pub async fn connect_query_session(params: &ConnectParams) -> Result<tokio_postgres::Client> {
+    let (client, connection) = params
+        .tokio_postgres_config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|source| match source.as_db_error() {
+            Some(db) if db.code().code() == "28P01" || db.code().code() == "28000" => {
+                SourceError::Authentication {
+                    user: params.user.clone(),
+                    server: Box::new(crate::error::ServerError {
+                        severity: db.severity().to_owned(),
+                        code: db.code().code().to_owned(),
+                        message: db.message().to_owned(),
+                        detail: db.detail().map(str::to_owned),
+                        hint: db.hint().map(str::to_owned),
+                    }),
+                }
+            }
+            Some(_) => SourceError::Query {
+                context: format!("cannot connect to {}", params.address()),
+                error: source,
+            },
+            None => SourceError::Connect {
+                address: params.address(),
+                source: std::io::Error::other(source.to_string()),
+            },
+        })?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "catalog connection ended");
+        }
+    });
+    Ok(client)
+}

@@ -18,13 +18,14 @@ pub mod connection;
 pub mod error;
 pub mod publication;
 pub mod slot;
-mod snapshot;
+pub mod snapshot;
 pub mod source;
 mod stream;
 
 pub use connection::ConnectParams;
 pub use error::{ErrorClass, SourceError};
 pub use publication::PublicationAutocreate;
+pub use snapshot::SnapshotSettings;
 pub use source::{
     run, Feedback, SnapshotMode, SourceConfig, SourceMessage, StartPoint, TableFilter,
 };

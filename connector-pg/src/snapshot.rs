@@ -32,12 +32,90 @@ use pgseam_model::{
 };
 use tokio_postgres::Client;
 
-use crate::catalog::quote_identifier;
+use tokio::sync::mpsc;
+
+use crate::catalog::{load_table_schema, quote_identifier, quote_literal, TableIdentity};
+use crate::connection::{connect_query_session, ConnectParams};
 use crate::error::{Result, SourceError};
+use crate::slot::CreatedSlot;
+use crate::source::SourceMessage;
+
+/// How the snapshot is read (Debezium's `snapshot.*` settings that this engine honours).
+#[derive(Clone, Debug)]
+pub struct SnapshotSettings {
+    /// `snapshot.max.threads`: reader connections. This version reads on one.
+    pub max_threads: usize,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings { max_threads: 1 }
+    }
+}
 
 /// Where snapshot rows go; the source turns them into messages with backpressure.
 pub(crate) trait SnapshotSink {
     async fn emit(&mut self, event: ChangeEvent) -> Result<()>;
+}
+
+struct ChannelSink<'a>(&'a mpsc::Sender<SourceMessage>);
+
+impl SnapshotSink for ChannelSink<'_> {
+    async fn emit(&mut self, event: ChangeEvent) -> Result<()> {
+        self.0
+            .send(SourceMessage::Event(event))
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
+    }
+}
+
+/// Reads every captured table under the slot's exported snapshot and sends the rows as
+/// `op = "r"` events. Returns the number of rows.
+pub(crate) async fn run(
+    params: &ConnectParams,
+    _settings: &SnapshotSettings,
+    captured: &[TableIdentity],
+    created: &CreatedSlot,
+    events: &mpsc::Sender<SourceMessage>,
+) -> Result<u64> {
+    let reader = connect_query_session(params).await?;
+    reader
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(&created.snapshot_name)
+        ))
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "cannot import the slot's snapshot".into(),
+            error,
+        })?;
+    let mut schemas: Vec<Arc<TableSchema>> = Vec::with_capacity(captured.len());
+    for table in captured {
+        schemas.push(load_table_schema(&reader, table.oid).await?);
+    }
+    let context = SnapshotContext {
+        database: params.dbname.clone(),
+        consistent_point: created.consistent_point,
+        started_at_us: now_us(),
+    };
+    tracing::info!(tables = schemas.len(), snapshot = %created.snapshot_name, "snapshot started");
+    let rows = read_tables(&reader, &schemas, &context, &mut ChannelSink(events)).await?;
+    reader
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "snapshot commit failed".into(),
+            error,
+        })?;
+    tracing::info!(rows, "snapshot completed");
+    Ok(rows)
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// Facts every snapshot row's `source` block carries.

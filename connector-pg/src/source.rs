@@ -21,16 +21,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use pgoutput::frame::{encode_standby_status_update, ReplicationFrame, PG_EPOCH_OFFSET_US};
 use pgoutput::message::{DecodeContext, LogicalReplicationMessage};
-use pgseam_model::{ChangeEvent, Lsn, TableSchema};
+use pgseam_model::{ChangeEvent, Lsn};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::catalog::{self, TableIdentity};
 use crate::connection::{BackendMessage, ConnectParams, ReplicationConnection};
 use crate::error::{Result, SourceError};
 use crate::publication::{self, PublicationAutocreate};
 use crate::slot;
-use crate::snapshot::{self, SnapshotContext, SnapshotSink};
+use crate::snapshot::{self, SnapshotSettings};
 use crate::stream::{OpenTransaction, StreamDecoder, StreamRelation};
 
 /// pgoutput protocol version requested. Version 1 is enough without streamed transactions.
@@ -58,6 +58,8 @@ pub struct SourceConfig {
     pub table_filter: TableFilter,
     pub snapshot_mode: SnapshotMode,
     pub status_update_interval: Duration,
+    /// How the initial snapshot is read.
+    pub snapshot: SnapshotSettings,
 }
 
 /// Where to start, as the worker's stored offset says.
@@ -101,7 +103,9 @@ pub enum SourceMessage {
     /// The server has sent everything up to `wal_end` and no transaction is open: once the
     /// messages before this are durable, the slot may be confirmed up to here. This lets the
     /// slot advance (and WAL be recycled) while the captured tables are idle.
-    CaughtUp { wal_end: Lsn },
+    CaughtUp {
+        wal_end: Lsn,
+    },
 }
 
 /// What the worker tells the source.
@@ -122,7 +126,7 @@ pub async fn run(
     events: mpsc::Sender<SourceMessage>,
     feedback: watch::Receiver<Feedback>,
 ) -> Result<()> {
-    let catalog_client = connect_ordinary(&config.connect).await?;
+    let catalog_client = crate::connection::connect_query_session(&config.connect).await?;
     catalog::check_wal_level(&catalog_client).await?;
     let tables = select_tables(&config, &catalog_client).await?;
     publication::ensure_publication(
@@ -260,41 +264,6 @@ pub async fn run(
     source.stream(replication).await
 }
 
-async fn connect_ordinary(params: &ConnectParams) -> Result<Client> {
-    let (client, connection) = params
-        .tokio_postgres_config()
-        .connect(NoTls)
-        .await
-        .map_err(|source| match source.as_db_error() {
-            Some(db) if db.code().code() == "28P01" || db.code().code() == "28000" => {
-                SourceError::Authentication {
-                    user: params.user.clone(),
-                    server: Box::new(crate::error::ServerError {
-                        severity: db.severity().to_owned(),
-                        code: db.code().code().to_owned(),
-                        message: db.message().to_owned(),
-                        detail: db.detail().map(str::to_owned),
-                        hint: db.hint().map(str::to_owned),
-                    }),
-                }
-            }
-            Some(_) => SourceError::Query {
-                context: format!("cannot connect to {}", params.address()),
-                error: source,
-            },
-            None => SourceError::Connect {
-                address: params.address(),
-                source: std::io::Error::other(source.to_string()),
-            },
-        })?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(error = %err, "catalog connection ended");
-        }
-    });
-    Ok(client)
-}
-
 async fn select_tables(config: &SourceConfig, client: &Client) -> Result<Vec<TableIdentity>> {
     Ok(catalog::list_user_tables(client)
         .await?
@@ -314,14 +283,6 @@ struct Source {
     status_buffer: BytesMut,
 }
 
-struct ChannelSink<'a>(&'a mut Source);
-
-impl SnapshotSink for ChannelSink<'_> {
-    async fn emit(&mut self, event: ChangeEvent) -> Result<()> {
-        self.0.send(SourceMessage::Event(event)).await
-    }
-}
-
 impl Source {
     async fn send(&mut self, message: SourceMessage) -> Result<()> {
         self.events
@@ -335,37 +296,14 @@ impl Source {
         captured: &[TableIdentity],
         created: &slot::CreatedSlot,
     ) -> Result<()> {
-        let reader = connect_ordinary(&self.config.connect).await?;
-        reader
-            .batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
-                catalog::quote_literal(&created.snapshot_name)
-            ))
-            .await
-            .map_err(|error| SourceError::Query {
-                context: "cannot import the slot's snapshot".into(),
-                error,
-            })?;
-        let mut schemas: Vec<Arc<TableSchema>> = Vec::with_capacity(captured.len());
-        for table in captured {
-            schemas.push(catalog::load_table_schema(&reader, table.oid).await?);
-        }
-        let context = SnapshotContext {
-            database: self.config.connect.dbname.clone(),
-            consistent_point: created.consistent_point,
-            started_at_us: now_us(),
-        };
-        tracing::info!(tables = schemas.len(), snapshot = %created.snapshot_name, "snapshot started");
-        let rows =
-            snapshot::read_tables(&reader, &schemas, &context, &mut ChannelSink(self)).await?;
-        reader
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|error| SourceError::Query {
-                context: "snapshot commit failed".into(),
-                error,
-            })?;
-        tracing::info!(rows, "snapshot completed");
+        snapshot::run(
+            &self.config.connect,
+            &self.config.snapshot,
+            captured,
+            created,
+            &self.events,
+        )
+        .await?;
         Ok(())
     }
 

@@ -173,6 +173,9 @@ fn pipeline_settings(
                 config::SnapshotMode::NoData => SnapshotMode::NoData,
             },
             status_update_interval: connector.status_update_interval,
+            snapshot: pgseam_connector_pg::SnapshotSettings {
+                max_threads: connector.snapshot_max_threads.max(1) as usize,
+            },
         },
         converter: JsonConverterConfig {
             key_schemas_enable: key_converter.schemas_enable,
