@@ -12,6 +12,7 @@ use super::converter::{
     take_header_converter, take_worker_converter, ConverterSettings, HeaderConverter, Role,
 };
 use super::error::{ConfigError, ConfigErrors, Scope};
+use super::provider::ConfigProviders;
 use super::secret::Properties;
 use super::settings::Settings;
 use super::source::RawConfig;
@@ -155,6 +156,9 @@ pub struct WorkerConfig {
     /// `producer.*` keys with the prefix removed, passed to the Kafka producer. Secret values
     /// are redacted from `Debug`.
     pub producer_overrides: Properties,
+    /// `config.providers` and `config.providers.<alias>.class`: how `${alias:path:key}`
+    /// references in worker and connector values are resolved (see [`ConfigProviders`]).
+    pub config_providers: ConfigProviders,
 }
 
 impl WorkerConfig {
@@ -169,8 +173,14 @@ impl WorkerConfig {
         Self::from_raw(RawConfig::from_pairs(entries, source))
     }
 
-    pub(crate) fn from_raw(raw: RawConfig) -> Result<Self, ConfigErrors> {
+    pub(crate) fn from_raw(mut raw: RawConfig) -> Result<Self, ConfigErrors> {
+        let mut provider_errors = Vec::new();
+        let config_providers = ConfigProviders::from_worker(&raw, &mut provider_errors);
+        config_providers.resolve_raw(&mut raw, &mut provider_errors);
         let mut s = Settings::new(raw, Scope::Worker);
+        for e in provider_errors {
+            s.push(e);
+        }
 
         let bootstrap_servers = match s.take("bootstrap.servers") {
             Some(e) if !e.value.trim().is_empty() => e.value.trim().to_owned(),
@@ -266,6 +276,7 @@ impl WorkerConfig {
                 offset_flush_timeout,
                 listeners,
                 producer_overrides,
+                config_providers,
             }),
             _ => Err(ConfigErrors(s.errors)),
         }
