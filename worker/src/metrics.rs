@@ -437,9 +437,6 @@ mod tests {
             metrics: &metrics,
         }]);
         for name in STREAMING_METRICS {
-            if *name == "RowsScanned" {
-                continue;
-            }
             let line = format!(
                 "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbz\",context=\"streaming\"}}"
             );

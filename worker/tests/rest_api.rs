@@ -290,6 +290,77 @@ fn debezium_deployment_script_flow() {
         })
         .unwrap_or_else(|| panic!("no create counter:\n{metrics}"));
     assert!(created.ends_with(" 2"), "{created}");
+    // Compliance: every documented metric is exported for this connector.
+    for name in pgseam::metrics::STREAMING_METRICS {
+        let series = format!(
+            "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbserver1\",context=\"streaming\"}} "
+        );
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    }
+    for name in pgseam::metrics::SNAPSHOT_METRICS {
+        assert!(
+            metrics.contains(&format!("# TYPE debezium_metrics_{name} ")),
+            "{name} missing:\n{metrics}"
+        );
+        if *name != "RowsScanned" {
+            let series = format!(
+                "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbserver1\",context=\"snapshot\"}} "
+            );
+            assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+        }
+    }
+    for name in pgseam::metrics::PGSEAM_METRICS {
+        assert!(
+            metrics.contains(&format!("{name}{{connector=\"inventory-connector\""))
+                || metrics.contains(&format!("{name}_count{{connector=\"inventory-connector\"")),
+            "{name} missing:\n{metrics}"
+        );
+    }
+    let transactions = metrics
+        .lines()
+        .find(|l| l.starts_with("debezium_metrics_NumberOfCommittedTransactions{"))
+        .unwrap();
+    assert!(transactions.ends_with(" 2"), "{transactions}");
+
+    // Tasks and the validate endpoint.
+    let (code, body) = curl(
+        "GET",
+        &format!("{base}/connectors/inventory-connector/tasks"),
+        None,
+    );
+    assert_eq!(code, 200);
+    let tasks = json_of(&body);
+    assert_eq!(
+        tasks[0]["id"],
+        json!({"connector": "inventory-connector", "task": 0})
+    );
+    assert_eq!(
+        tasks[0]["config"]["task.class"],
+        "io.debezium.connector.postgresql.PostgresConnectorTask"
+    );
+    let (code, body) = curl(
+        "PUT",
+        &format!("{base}/connector-plugins/PostgresConnector/config/validate"),
+        Some(
+            r#"{"connector.class":"io.debezium.connector.postgresql.PostgresConnector","name":"v","database.hostname":"h","database.user":"u","database.dbname":"d","topic.prefix":"p","snapshot.mode":"sometimes"}"#,
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let validation = json_of(&body);
+    assert_eq!(validation["error_count"], 1, "{validation}");
+    let snapshot_mode = validation["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["value"]["name"] == "snapshot.mode")
+        .unwrap();
+    assert!(
+        snapshot_mode["value"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("sometimes"),
+        "{snapshot_mode}"
+    );
 
     // Offsets: readable any time; alterable only while STOPPED.
     let (code, body) = curl(

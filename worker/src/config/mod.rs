@@ -83,8 +83,10 @@
 //! JsonConverter, where Connect would require it), `*.converter.schemas.enable` (default
 //! true), `header.converter` (SimpleHeaderConverter or JsonConverter),
 //! `offset.storage.file.filename` (required), `offset.flush.interval.ms` (60000),
-//! `offset.flush.timeout.ms` (5000), `listeners` (`http://:8083`), and `producer.*` (kept in
-//! [`WorkerConfig::producer_overrides`]). Kafka Connect worker keys pgseam has no use for —
+//! `offset.flush.timeout.ms` (5000), `listeners` (`http://:8083`), `config.providers` and
+//! `config.providers.<alias>.class` (see [`ConfigProviders`]: `${file:path:key}`,
+//! `${env:NAME}` and `${dir:path:file}` references in worker and connector values), and
+//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). Kafka Connect worker keys pgseam has no use for —
 //! plugin loading, REST advertisement, metrics, distributed-mode keys, `internal.*`,
 //! `consumer.*`, `admin.*`, client tuning of Connect's internal clients — are ignored with a
 //! debug log. Worker-level `security.protocol`, `sasl.*` and `ssl.*` do not reach connector

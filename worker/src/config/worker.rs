@@ -29,7 +29,7 @@ pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub const DEFAULT_LISTENERS: &str = "http://:8083";
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 8] = [
+const WORKER_KEYS: [&str; 9] = [
     "bootstrap.servers",
     "key.converter",
     "value.converter",
@@ -38,6 +38,7 @@ const WORKER_KEYS: [&str; 8] = [
     "offset.flush.interval.ms",
     "offset.flush.timeout.ms",
     "listeners",
+    "config.providers",
 ];
 
 /// Kafka Connect worker keys that pgseam accepts and ignores (logged at debug level): plugin
@@ -57,7 +58,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "access.control.allow.methods",
     "rest.extension.classes",
     "response.http.headers.config",
-    "config.providers",
     "connector.client.config.override.policy",
     "metrics.sample.window.ms",
     "metrics.num.samples",
@@ -109,15 +109,9 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
 ];
 
 /// Prefixes of ignored worker keys: internal converters (`internal.key.converter`, removed in
-/// Kafka 3.0), config providers, HTTPS listener settings, and Connect's consumer and admin
+/// Kafka 3.0), HTTPS listener settings, and Connect's consumer and admin
 /// clients.
-const IGNORED_WORKER_PREFIXES: [&str; 5] = [
-    "internal.",
-    "config.providers.",
-    "listeners.https.",
-    "consumer.",
-    "admin.",
-];
+const IGNORED_WORKER_PREFIXES: [&str; 4] = ["internal.", "listeners.https.", "consumer.", "admin."];
 
 /// Worker-level client security keys. Kafka Connect applies them to its internal clients and
 /// REST listener but not to connector producers (those take `producer.*`), so pgseam ignores
@@ -218,6 +212,17 @@ impl WorkerConfig {
             i64::MAX as u64,
         ));
         let listeners = take_listeners(&mut s);
+        // Read above by `ConfigProviders::from_worker`; provider parameters are not used.
+        s.take("config.providers");
+        for e in s.take_prefixed("config.providers.") {
+            if !e.key.ends_with(".class") {
+                warn!(
+                    source = s.source(),
+                    key = e.key.as_str(),
+                    "ignored: pgseam's file, env and directory config providers take no parameters"
+                );
+            }
+        }
 
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.") {
