@@ -9,6 +9,9 @@
 //! (`converters`) or drive librdkafka (`sink-kafka`).
 
 pub mod config;
+pub mod manager;
+pub mod metrics;
 pub mod offsets;
 pub mod pipeline;
+pub mod rest;
 pub mod standalone;

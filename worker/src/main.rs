@@ -26,14 +26,30 @@ enum Command {
         /// Kafka Connect worker properties (bootstrap.servers, converters, offset file, …).
         worker: PathBuf,
         /// Connector configurations: Java properties, or the JSON posted to Kafka Connect.
-        #[arg(required = true)]
+        /// Optional: connectors can be created over the REST API.
         connectors: Vec<PathBuf>,
+    },
+    /// Inspect the stored offsets.
+    Offsets {
+        #[command(subcommand)]
+        command: OffsetsCommand,
     },
     /// Check a worker file and connector files, print the errors, and exit.
     Validate {
         worker: PathBuf,
         #[arg(required = true)]
         connectors: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OffsetsCommand {
+    /// Print every connector's stored offset (offset.storage.file.filename of the worker).
+    Show {
+        worker: PathBuf,
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
     },
 }
 
@@ -61,6 +77,10 @@ fn main() -> ExitCode {
             };
             runtime.block_on(pgseam::standalone::run(&worker, &connectors))
         }
+        Command::Offsets {
+            command: OffsetsCommand::Show { worker, connector },
+        } => pgseam::standalone::show_offsets(&worker, connector.as_deref())
+            .map(|text| print!("{text}")),
         Command::Validate { worker, connectors } => {
             pgseam::standalone::validate(&worker, &connectors).map(|summary| println!("{summary}"))
         }

@@ -170,6 +170,30 @@ impl FileOffsetStore {
         ConnectorOffset::from_json(&value).ok()
     }
 
+    /// The stored offset value as JSON (Debezium's field names), for `GET …/offsets`.
+    pub fn get_json(&self, key: &str) -> Option<Value> {
+        serde_json::from_str(self.entries.get(key)?).ok()
+    }
+
+    /// Every entry: key text → value text, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Checks that `value` is an offset this store can resume from, without storing it.
+    pub fn check_json(value: &Value) -> Result<ConnectorOffset, String> {
+        ConnectorOffset::from_json(value)
+    }
+
+    /// Removes the offset (the connector starts over), durably; false if there was none.
+    pub fn remove(&mut self, key: &str) -> Result<bool, OffsetError> {
+        if self.entries.remove(key).is_none() {
+            return Ok(false);
+        }
+        self.write()?;
+        Ok(true)
+    }
+
     /// Stores the offset and makes it durable before returning.
     pub fn put(&mut self, key: &str, offset: &ConnectorOffset) -> Result<(), OffsetError> {
         self.entries

@@ -35,6 +35,7 @@ use pgseam_model::Lsn;
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::ConnectorMetrics;
 use crate::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
 
 /// Records produced but not yet acknowledged, at most. Bounds memory and the replay after a
@@ -70,12 +71,60 @@ struct Checkpoint {
 
 type InFlight = Pin<Box<dyn Future<Output = Result<Option<Checkpoint>, SinkError>> + Send>>;
 
+/// What the connector manager observes and controls in a running pipeline.
+#[derive(Clone)]
+pub struct PipelineHooks {
+    /// Updated as events flow.
+    pub metrics: Arc<ConnectorMetrics>,
+    /// While true the pipeline takes no new events from the source (Connect's PAUSED): the
+    /// source blocks on its full queue and keeps the replication connection alive with status
+    /// updates; deliveries and offset commits go on.
+    pub paused: watch::Receiver<bool>,
+}
+
+impl Default for PipelineHooks {
+    fn default() -> Self {
+        PipelineHooks {
+            metrics: Arc::new(ConnectorMetrics::new()),
+            paused: watch::channel(false).1,
+        }
+    }
+}
+
 /// Runs the connector until `shutdown` turns true (then stops cleanly) or an error occurs.
 pub async fn run_connector(
     settings: PipelineSettings,
     offsets: Arc<Mutex<FileOffsetStore>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    run_connector_with(settings, offsets, shutdown, PipelineHooks::default()).await
+}
+
+/// [`run_connector`] with metrics and a pause switch.
+pub async fn run_connector_with(
+    settings: PipelineSettings,
+    offsets: Arc<Mutex<FileOffsetStore>>,
+    shutdown: watch::Receiver<bool>,
+    hooks: PipelineHooks,
+) -> anyhow::Result<()> {
+    let metrics = Arc::clone(&hooks.metrics);
+    metrics.set_running(true);
+    let result = run_pipeline(settings, offsets, shutdown, hooks).await;
+    metrics.set_running(false);
+    result
+}
+
+async fn run_pipeline(
+    settings: PipelineSettings,
+    offsets: Arc<Mutex<FileOffsetStore>>,
+    mut shutdown: watch::Receiver<bool>,
+    hooks: PipelineHooks,
+) -> anyhow::Result<()> {
+    let PipelineHooks {
+        metrics,
+        mut paused,
+    } = hooks;
+    let mut is_paused = *paused.borrow_and_update();
     let name = settings.connector_name.clone();
     let sink = KafkaSink::new(&settings.sink).context("cannot create the Kafka producer")?;
     sink.check_reachable(BROKER_CHECK_TIMEOUT).await?;
@@ -131,14 +180,22 @@ pub async fn run_connector(
                     break Ok(());
                 }
             }
+            // Pause and resume: only gate new work (arm 5).
+            changed = paused.changed() => {
+                if changed.is_ok() {
+                    is_paused = *paused.borrow_and_update();
+                    tracing::info!(connector = %name, paused = is_paused, "pause state changed");
+                }
+            }
             // 2. Delivery reports, in production order; they free in-flight room.
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                metrics.set_producer_queue_depth(in_flight.len());
                 match done {
                     Ok(Some(checkpoint)) => {
                         let urgent = checkpoint.urgent;
                         durable = Some(checkpoint.offset);
                         if urgent {
-                            commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx)?;
+                            commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics)?;
                         }
                     }
                     Ok(None) => {}
@@ -147,7 +204,7 @@ pub async fn run_connector(
             }
             // 3. Periodic offset commit.
             _ = flush_timer.tick() => {
-                commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx)?;
+                commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics)?;
             }
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
@@ -160,9 +217,11 @@ pub async fn run_connector(
                 // Deliver what it sent before it ended, then report.
             }
             // 5. New work, while there is room.
-            message = events_rx.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+            message = events_rx.recv(), if in_flight.len() < MAX_IN_FLIGHT && !is_paused => {
+                metrics.set_queue(events_rx.max_capacity(), events_rx.max_capacity() - events_rx.len());
                 match message {
                     Some(SourceMessage::Event(event)) => {
+                        metrics.on_event(&event);
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
                         converter.convert(&event, now_ns, &mut records).context("cannot convert an event")?;
@@ -173,16 +232,27 @@ pub async fn run_connector(
                                 value: record.value,
                                 headers: record.headers,
                             }).await?;
-                            in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
+                            let sent = std::time::Instant::now();
+                            let metrics = Arc::clone(&metrics);
+                            in_flight.push_back(Box::pin(async move {
+                                delivery.wait().await.map(|_| {
+                                    metrics.on_delivered(sent.elapsed());
+                                    None
+                                })
+                            }));
                         }
+                        metrics.set_producer_queue_depth(in_flight.len());
                     }
                     Some(SourceMessage::TransactionCommitted { commit_lsn, end_lsn, tx_id, commit_ts_us }) => {
+                        metrics.on_transaction_committed(tx_id);
+                        metrics.on_wal_end(end_lsn.0);
                         let offset = ConnectorOffset::Streaming { lsn: end_lsn, commit_lsn, tx_id, ts_usec: commit_ts_us };
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::CaughtUp { wal_end }) => {
+                        metrics.on_wal_end(wal_end.0);
                         // Keeps the last transaction's identity; only the resume point moves.
                         let (commit_lsn, tx_id, ts_usec) = match &last_streaming {
                             Some(ConnectorOffset::Streaming { commit_lsn, tx_id, ts_usec, .. }) => (*commit_lsn, *tx_id, *ts_usec),
@@ -194,6 +264,7 @@ pub async fn run_connector(
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
+                        metrics.on_snapshot_completed();
                         let checkpoint = Checkpoint {
                             offset: ConnectorOffset::Streaming { lsn: consistent_point, commit_lsn: consistent_point, tx_id: 0, ts_usec: 0 },
                             urgent: true,
@@ -254,6 +325,7 @@ pub async fn run_connector(
         &mut durable,
         &mut stored_offset,
         &feedback_tx,
+        &metrics,
     )?;
     feedback_tx.send_modify(|f| f.finished = true);
     if source_result.is_none() {
@@ -277,6 +349,7 @@ fn commit(
     durable: &mut Option<ConnectorOffset>,
     stored: &mut Option<ConnectorOffset>,
     feedback: &watch::Sender<Feedback>,
+    metrics: &ConnectorMetrics,
 ) -> anyhow::Result<()> {
     let Some(offset) = durable.take() else {
         return Ok(());
@@ -286,6 +359,7 @@ fn commit(
     }
     if let ConnectorOffset::Streaming { lsn, .. } = &offset {
         let lsn = *lsn;
+        metrics.on_durable(lsn.0);
         feedback.send_if_modified(|f| {
             if lsn > f.durable_lsn {
                 f.durable_lsn = lsn;

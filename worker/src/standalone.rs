@@ -1,10 +1,15 @@
 //! `pgseam standalone`: one worker process, the connectors named on the command line, offsets
 //! in `offset.storage.file.filename` — the shape of Kafka Connect's `connect-standalone.sh`.
 //!
+//! The connectors are run by the [`Manager`] and served over Kafka Connect's REST API
+//! ([`crate::rest`]) on the worker's `listeners`; connectors created over REST are kept next to
+//! the offsets and come back after a restart.
+//!
 //! SIGINT and SIGTERM stop it cleanly: each connector stops reading, waits for Kafka to
 //! acknowledge what it sent, stores the offset, and reports the final flush LSN to its slot.
-//! If one connector fails, the others are stopped the same way and the process exits with the
-//! error.
+//! If a connector named on the command line fails, the others are stopped the same way and the
+//! process exits with the error; a connector created over REST that fails is reported FAILED
+//! (task 0, with the error as `trace`) and the worker goes on, as Kafka Connect does.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,8 +21,10 @@ use pgseam_sink_kafka::KafkaSinkConfig;
 use tokio::sync::watch;
 
 use crate::config::{self, ConnectorConfig, HeaderConverter, WorkerConfig};
+use crate::manager::{Manager, Origin};
 use crate::offsets::FileOffsetStore;
-use crate::pipeline::{run_connector, PipelineSettings};
+use crate::pipeline::PipelineSettings;
+use crate::rest;
 
 /// Loads and checks the files; returns a one-line summary per connector.
 pub fn validate(worker: &Path, connectors: &[PathBuf]) -> anyhow::Result<String> {
@@ -41,58 +48,96 @@ pub fn validate(worker: &Path, connectors: &[PathBuf]) -> anyhow::Result<String>
     Ok(summary.join("\n"))
 }
 
-/// Runs the worker until a signal or a failure.
+/// `pgseam offsets show`: one line per stored offset, `connector partition offset` (JSON), in
+/// the form `GET /connectors/{name}/offsets` reports.
+pub fn show_offsets(worker: &Path, connector: Option<&str>) -> anyhow::Result<String> {
+    let worker = config::load_worker_file(worker).map_err(|errors| anyhow!("{errors}"))?;
+    let store = FileOffsetStore::open(&worker.offset_storage_file_filename)?;
+    let mut out = String::new();
+    for (key, value) in store.entries() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(key).map_err(|e| anyhow!("offset key {key} is not JSON: {e}"))?;
+        let (name, partition) = match parsed.as_array().map(Vec::as_slice) {
+            Some([serde_json::Value::String(name), partition]) => (name.clone(), partition.clone()),
+            _ => bail!("offset key {key} is not [connector, partition]"),
+        };
+        if connector.is_some_and(|c| c != name) {
+            continue;
+        }
+        let offset: serde_json::Value =
+            serde_json::from_str(value).map_err(|e| anyhow!("offset of {key} is not JSON: {e}"))?;
+        out.push_str(&format!(
+            "{}\n",
+            serde_json::json!({"connector": name, "partition": partition, "offset": offset})
+        ));
+    }
+    if out.is_empty() {
+        match connector {
+            Some(name) => bail!(
+                "no stored offset for connector {name} in {}",
+                worker.offset_storage_file_filename.display()
+            ),
+            None => {
+                out = format!(
+                    "no stored offsets in {}\n",
+                    worker.offset_storage_file_filename.display()
+                )
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the worker until a signal, or until a connector named on the command line fails.
+///
+/// Order: the files are validated, the REST API is bound (as Connect binds its REST server
+/// before starting connectors, so a busy port fails fast), then the stored and named
+/// connectors are started by the [`Manager`]. A connector created over REST that fails is
+/// reported as FAILED and the worker goes on, as in Kafka Connect; a connector named on the
+/// command line that fails stops the worker with its error (the process supervisor restarts
+/// it), which is pgseam's file-deployment contract.
 pub async fn run(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::Result<()> {
     let (worker, connectors) = config::load_standalone(worker_path, connector_paths)
         .map_err(|errors| anyhow!("{errors}"))?;
-    let settings = connectors
-        .iter()
-        .map(|connector| pipeline_settings(&worker, connector))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    for connector in &connectors {
+        pipeline_settings(&worker, connector)?;
+    }
+    let mut files = Vec::new();
+    for path in connector_paths {
+        let pairs = config::read_connector_pairs(path).map_err(|errors| anyhow!("{errors}"))?;
+        files.push((path.clone(), pairs.into_iter().collect()));
+    }
     let offsets = Arc::new(Mutex::new(FileOffsetStore::open(
         &worker.offset_storage_file_filename,
     )?));
 
+    let (manager, mut failures) = Manager::new(worker.clone(), offsets);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    for settings in settings {
-        let name = settings.connector_name.clone();
-        tracing::info!(connector = %name, "starting connector");
-        let offsets = Arc::clone(&offsets);
-        let shutdown = shutdown_rx.clone();
-        tasks.spawn(async move { (name, run_connector(settings, offsets, shutdown).await) });
+    rest::serve(manager.clone(), &worker.listeners, shutdown_rx).await?;
+    if let Err(err) = manager.start_all(files).await {
+        manager.stop_all().await;
+        return Err(err);
     }
 
-    let mut first_error: Option<anyhow::Error> = None;
     let signal = shutdown_signal();
     tokio::pin!(signal);
-    let mut signalled = false;
-    while !tasks.is_empty() {
+    let outcome = loop {
         tokio::select! {
-            _ = &mut signal, if !signalled => {
-                signalled = true;
+            _ = &mut signal => {
                 tracing::info!("signal received: stopping connectors");
-                let _ = shutdown_tx.send(true);
+                break Ok(());
             }
-            Some(joined) = tasks.join_next() => {
-                let (name, result) = joined.map_err(|e| anyhow!("connector task panicked: {e}"))?;
-                match result {
-                    Ok(()) => tracing::info!(connector = %name, "connector stopped"),
-                    Err(err) => {
-                        tracing::error!(connector = %name, error = %format!("{err:#}"), "connector failed");
-                        if first_error.is_none() {
-                            first_error = Some(err.context(format!("connector {name} failed")));
-                        }
-                        let _ = shutdown_tx.send(true);
-                    }
+            Some(failure) = failures.recv() => {
+                if let Origin::File(path) = &failure.origin {
+                    tracing::error!(connector = %failure.connector, file = %path.display(), "a connector named on the command line failed: stopping the worker");
+                    break Err(anyhow!("connector {} failed: {}", failure.connector, failure.error));
                 }
             }
         }
-    }
-    match first_error {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
+    };
+    manager.stop_all().await;
+    let _ = shutdown_tx.send(true);
+    outcome
 }
 
 async fn shutdown_signal() {
@@ -112,7 +157,7 @@ async fn shutdown_signal() {
 
 /// Turns validated configuration into what the pipeline runs, rejecting settings that are
 /// accepted by the configuration layer but not implemented by the pipeline yet.
-fn pipeline_settings(
+pub(crate) fn pipeline_settings(
     worker: &WorkerConfig,
     connector: &ConnectorConfig,
 ) -> anyhow::Result<PipelineSettings> {

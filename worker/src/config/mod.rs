@@ -83,8 +83,10 @@
 //! JsonConverter, where Connect would require it), `*.converter.schemas.enable` (default
 //! true), `header.converter` (SimpleHeaderConverter or JsonConverter),
 //! `offset.storage.file.filename` (required), `offset.flush.interval.ms` (60000),
-//! `offset.flush.timeout.ms` (5000), `listeners` (`http://:8083`), and `producer.*` (kept in
-//! [`WorkerConfig::producer_overrides`]). Kafka Connect worker keys pgseam has no use for —
+//! `offset.flush.timeout.ms` (5000), `listeners` (`http://:8083`), `config.providers` and
+//! `config.providers.<alias>.class` (see [`ConfigProviders`]: `${file:path:key}`,
+//! `${env:NAME}` and `${dir:path:file}` references in worker and connector values), and
+//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). Kafka Connect worker keys pgseam has no use for —
 //! plugin loading, REST advertisement, metrics, distributed-mode keys, `internal.*`,
 //! `consumer.*`, `admin.*`, client tuning of Connect's internal clients — are ignored with a
 //! debug log. Worker-level `security.protocol`, `sasl.*` and `ssl.*` do not reach connector
@@ -102,6 +104,7 @@ mod connector;
 mod converter;
 mod error;
 mod filter;
+mod provider;
 mod secret;
 mod settings;
 mod source;
@@ -125,6 +128,8 @@ pub use converter::{
 };
 pub use error::{ConfigError, ConfigErrors, Location, Owner, Scope};
 pub use filter::TableFilter;
+pub use provider::{ConfigProviders, ProviderKind};
+pub(crate) use secret::is_sensitive_key;
 pub use secret::{Properties, Secret};
 pub use source::parse_properties;
 pub use worker::{
@@ -153,8 +158,21 @@ pub fn load_standalone(
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     // (host, port, database, slot) -> file that uses it first.
     let mut slots: BTreeMap<(String, u16, String, String), String> = BTreeMap::new();
+    let providers = worker
+        .as_ref()
+        .map(|w| w.config_providers.clone())
+        .unwrap_or_default();
     for path in connector_paths {
-        match load_connector_file(path) {
+        let loaded = read_connector_file(path).and_then(|mut raw| {
+            let mut problems = Vec::new();
+            providers.resolve_raw(&mut raw, &mut problems);
+            if problems.is_empty() {
+                ConnectorConfig::from_raw(raw)
+            } else {
+                Err(ConfigErrors(problems))
+            }
+        });
+        match loaded {
             Ok(c) => {
                 let here = path.display().to_string();
                 let slot = (
@@ -208,8 +226,29 @@ pub fn load_worker_file(path: &Path) -> Result<WorkerConfig, ConfigErrors> {
     WorkerConfig::from_raw(source::parse_properties_in(&text, &source)?)
 }
 
-/// Loads a connector file: Java properties, or JSON if it starts with `{`.
+/// Loads a connector file: Java properties, or JSON if it starts with `{`. Config provider
+/// references are resolved with the default providers (`file`, `env`).
 pub fn load_connector_file(path: &Path) -> Result<ConnectorConfig, ConfigErrors> {
+    let mut raw = read_connector_file(path)?;
+    let mut problems = Vec::new();
+    ConfigProviders::default().resolve_raw(&mut raw, &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigErrors(problems));
+    }
+    ConnectorConfig::from_raw(raw)
+}
+
+/// A connector file's settings as written (config provider references unresolved), with the
+/// JSON form's outer `name` merged in as `name`.
+pub fn read_connector_pairs(path: &Path) -> Result<Vec<(String, String)>, ConfigErrors> {
+    Ok(read_connector_file(path)?
+        .entries
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect())
+}
+
+fn read_connector_file(path: &Path) -> Result<source::RawConfig, ConfigErrors> {
     let source = path.display().to_string();
     let text = source::read_text(path)?;
     let raw = if source::looks_like_json(&text) {
@@ -243,7 +282,7 @@ pub fn load_connector_file(path: &Path) -> Result<ConnectorConfig, ConfigErrors>
     } else {
         source::parse_properties_in(&text, &source)?
     };
-    ConnectorConfig::from_raw(raw)
+    Ok(raw)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use super::converter::{
     take_header_converter, take_worker_converter, ConverterSettings, HeaderConverter, Role,
 };
 use super::error::{ConfigError, ConfigErrors, Scope};
+use super::provider::ConfigProviders;
 use super::secret::Properties;
 use super::settings::Settings;
 use super::source::RawConfig;
@@ -28,7 +29,7 @@ pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub const DEFAULT_LISTENERS: &str = "http://:8083";
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 8] = [
+const WORKER_KEYS: [&str; 9] = [
     "bootstrap.servers",
     "key.converter",
     "value.converter",
@@ -37,6 +38,7 @@ const WORKER_KEYS: [&str; 8] = [
     "offset.flush.interval.ms",
     "offset.flush.timeout.ms",
     "listeners",
+    "config.providers",
 ];
 
 /// Kafka Connect worker keys that pgseam accepts and ignores (logged at debug level): plugin
@@ -56,7 +58,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "access.control.allow.methods",
     "rest.extension.classes",
     "response.http.headers.config",
-    "config.providers",
     "connector.client.config.override.policy",
     "metrics.sample.window.ms",
     "metrics.num.samples",
@@ -108,15 +109,9 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
 ];
 
 /// Prefixes of ignored worker keys: internal converters (`internal.key.converter`, removed in
-/// Kafka 3.0), config providers, HTTPS listener settings, and Connect's consumer and admin
+/// Kafka 3.0), HTTPS listener settings, and Connect's consumer and admin
 /// clients.
-const IGNORED_WORKER_PREFIXES: [&str; 5] = [
-    "internal.",
-    "config.providers.",
-    "listeners.https.",
-    "consumer.",
-    "admin.",
-];
+const IGNORED_WORKER_PREFIXES: [&str; 4] = ["internal.", "listeners.https.", "consumer.", "admin."];
 
 /// Worker-level client security keys. Kafka Connect applies them to its internal clients and
 /// REST listener but not to connector producers (those take `producer.*`), so pgseam ignores
@@ -155,6 +150,9 @@ pub struct WorkerConfig {
     /// `producer.*` keys with the prefix removed, passed to the Kafka producer. Secret values
     /// are redacted from `Debug`.
     pub producer_overrides: Properties,
+    /// `config.providers` and `config.providers.<alias>.class`: how `${alias:path:key}`
+    /// references in worker and connector values are resolved (see [`ConfigProviders`]).
+    pub config_providers: ConfigProviders,
 }
 
 impl WorkerConfig {
@@ -169,8 +167,14 @@ impl WorkerConfig {
         Self::from_raw(RawConfig::from_pairs(entries, source))
     }
 
-    pub(crate) fn from_raw(raw: RawConfig) -> Result<Self, ConfigErrors> {
+    pub(crate) fn from_raw(mut raw: RawConfig) -> Result<Self, ConfigErrors> {
+        let mut provider_errors = Vec::new();
+        let config_providers = ConfigProviders::from_worker(&raw, &mut provider_errors);
+        config_providers.resolve_raw(&mut raw, &mut provider_errors);
         let mut s = Settings::new(raw, Scope::Worker);
+        for e in provider_errors {
+            s.push(e);
+        }
 
         let bootstrap_servers = match s.take("bootstrap.servers") {
             Some(e) if !e.value.trim().is_empty() => e.value.trim().to_owned(),
@@ -208,6 +212,17 @@ impl WorkerConfig {
             i64::MAX as u64,
         ));
         let listeners = take_listeners(&mut s);
+        // Read above by `ConfigProviders::from_worker`; provider parameters are not used.
+        s.take("config.providers");
+        for e in s.take_prefixed("config.providers.") {
+            if !e.key.ends_with(".class") {
+                warn!(
+                    source = s.source(),
+                    key = e.key.as_str(),
+                    "ignored: pgseam's file, env and directory config providers take no parameters"
+                );
+            }
+        }
 
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.") {
@@ -266,6 +281,7 @@ impl WorkerConfig {
                 offset_flush_timeout,
                 listeners,
                 producer_overrides,
+                config_providers,
             }),
             _ => Err(ConfigErrors(s.errors)),
         }

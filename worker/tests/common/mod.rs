@@ -60,7 +60,8 @@ impl Env {
              key.converter.schemas.enable=true\n\
              value.converter.schemas.enable=true\n\
              offset.storage.file.filename={}\n\
-             offset.flush.interval.ms=500\n",
+             offset.flush.interval.ms=500\n\
+             listeners=http://127.0.0.1:0\n",
             self.broker.bootstrap_servers(),
             self.offsets_path().display()
         );
