@@ -12,3 +12,4 @@ pub mod config;
 pub mod offsets;
 pub mod pipeline;
 pub mod standalone;
+pub mod starrocks;
