@@ -15,3 +15,4 @@ pub mod offsets;
 pub mod pipeline;
 pub mod rest;
 pub mod standalone;
+pub mod starrocks;

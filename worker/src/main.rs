@@ -40,6 +40,20 @@ enum Command {
         #[arg(required = true)]
         connectors: Vec<PathBuf>,
     },
+    /// Print StarRocks Primary Key tables and Routine Load jobs for the captured tables.
+    Starrocks {
+        worker: PathBuf,
+        connector: PathBuf,
+        /// Which Routine Load form to print.
+        #[arg(long, value_enum, default_value = "both")]
+        format: pgseam::starrocks::Format,
+        /// StarRocks database (default: the topic prefix as an identifier).
+        #[arg(long)]
+        database: Option<String>,
+        /// `replication_num` of the tables (default: StarRocks' own, 3).
+        #[arg(long)]
+        replication_num: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -83,6 +97,28 @@ fn main() -> ExitCode {
             .map(|text| print!("{text}")),
         Command::Validate { worker, connectors } => {
             pgseam::standalone::validate(&worker, &connectors).map(|summary| println!("{summary}"))
+        }
+        Command::Starrocks {
+            worker,
+            connector,
+            format,
+            database,
+            replication_num,
+        } => {
+            let options = pgseam::starrocks::Options {
+                format,
+                database,
+                replication_num,
+            };
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime
+                    .block_on(pgseam::starrocks::run(&worker, &connector, &options))
+                    .map(|script| print!("{script}")),
+                Err(err) => Err(anyhow::anyhow!("cannot start the async runtime: {err}")),
+            }
         }
     };
     match result {
