@@ -62,7 +62,7 @@ impl TableEntry {
             .columns
             .iter()
             .map(|c| {
-                let kind = Kind::for_type(c, &c.type_name, cfg.decimal_handling_mode);
+                let kind = Kind::for_type(c, &c.type_name, &cfg.modes, cfg.decimal_format);
                 let default = default::default_value(c).and_then(|v| kind.render_default(&v));
                 Field {
                     name: c.name.clone(),
@@ -73,7 +73,7 @@ impl TableEntry {
             .collect();
         let struct_fields = |idx: &mut dyn Iterator<Item = usize>| {
             let mut s = String::from("[");
-            for (n, i) in idx.enumerate() {
+            for (n, i) in idx.filter(|i| !fields[*i].kind.is_omitted()).enumerate() {
                 if n > 0 {
                     s.push(',');
                 }
@@ -358,7 +358,10 @@ fn write_struct(
     replace: bool,
 ) -> Result<(), ConvertError> {
     out.push('{');
-    for (n, i) in columns.enumerate() {
+    for (n, i) in columns
+        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .enumerate()
+    {
         if n > 0 {
             out.push(',');
         }
