@@ -355,9 +355,15 @@ impl Kind {
             return Ok(());
         }
         match (self, value) {
-            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int16(v)) => push_display(out, v),
-            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int32(v)) => push_display(out, v),
-            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int64(v)) => push_display(out, v),
+            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int16(v)) => {
+                jackson::write_i64(out, i64::from(*v))
+            }
+            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int32(v)) => {
+                jackson::write_i64(out, i64::from(*v))
+            }
+            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int64(v)) => {
+                jackson::write_i64(out, *v)
+            }
             (Kind::Float32, Value::Float32(v)) => jackson::write_f32(out, *v),
             (Kind::Float64, Value::Float64(v)) => jackson::write_f64(out, *v),
             (Kind::Float64, Value::Float32(v)) => jackson::write_f64(out, f64::from(*v)),
