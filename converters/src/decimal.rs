@@ -110,6 +110,27 @@ impl Decimal {
         s.parse().unwrap_or(f64::NAN)
     }
 
+    /// `BigDecimal.toString()`: plain when the scale is not negative and the adjusted exponent
+    /// is at least -6, else scientific (`1.23E-7`).
+    pub(crate) fn to_java_string(&self) -> String {
+        let digits = self.unscaled.len() as i64;
+        let adjusted = digits - 1 - i64::from(self.scale);
+        if adjusted >= -6 {
+            return self.to_plain_string();
+        }
+        let mut out = String::new();
+        if self.negative {
+            out.push('-');
+        }
+        out.push_str(&self.unscaled[..1]);
+        if digits > 1 {
+            out.push('.');
+            out.push_str(&self.unscaled[1..]);
+        }
+        out.push_str(&format!("E{adjusted}"));
+        out
+    }
+
     /// `BigDecimal.toPlainString()`.
     pub(crate) fn to_plain_string(&self) -> String {
         let mut out = String::new();

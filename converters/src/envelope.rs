@@ -62,7 +62,7 @@ impl TableEntry {
             .columns
             .iter()
             .map(|c| {
-                let kind = Kind::for_type(c, &c.type_name, cfg.decimal_handling_mode);
+                let kind = Kind::for_type(c, &c.type_name, &cfg.modes, cfg.decimal_format);
                 let default = default::default_value(c).and_then(|v| kind.render_default(&v));
                 Field {
                     name: c.name.clone(),
@@ -73,7 +73,7 @@ impl TableEntry {
             .collect();
         let struct_fields = |idx: &mut dyn Iterator<Item = usize>| {
             let mut s = String::from("[");
-            for (n, i) in idx.enumerate() {
+            for (n, i) in idx.filter(|i| !fields[*i].kind.is_omitted()).enumerate() {
                 if n > 0 {
                     s.push(',');
                 }
@@ -176,7 +176,8 @@ impl JsonConverter {
         &self.headers
     }
 
-    fn entry(&mut self, table: &Arc<TableSchema>) -> &TableEntry {
+    /// Makes the cache entry of `table` current.
+    fn entry(&mut self, table: &Arc<TableSchema>) {
         let stale = match self.tables.get(&table.relation_id) {
             Some(e) => !Arc::ptr_eq(&e.table, table) && *e.table != **table,
             None => true,
@@ -190,7 +191,6 @@ impl JsonConverter {
                 e.table = Arc::clone(table);
             }
         }
-        &self.tables[&table.relation_id]
     }
 
     /// Converts one event into its record(s): one, or two for a delete with tombstones on.
@@ -205,9 +205,10 @@ impl JsonConverter {
         let cfg_value_schemas = self.cfg.value_schemas_enable;
         let replace = self.cfg.replace_null_with_default;
         let tombstones = self.cfg.tombstones_on_delete;
-        let prefix = self.cfg.topic_prefix.clone();
-        let headers = self.headers.clone();
-        let entry = self.entry(&event.table);
+        self.entry(&event.table);
+        let entry = &self.tables[&event.table.relation_id];
+        let prefix = self.cfg.topic_prefix.as_str();
+        let headers = &self.headers;
         let table = &event.table;
         for row in [&event.before, &event.after].into_iter().flatten() {
             if row.len() != table.columns.len() {
@@ -269,7 +270,7 @@ impl JsonConverter {
         let after = resolve_unchanged_toast(event.before.as_deref(), event.after.as_deref());
         write_row(&mut v, entry, table, after.as_deref(), replace)?;
         v.push_str(",\"source\":");
-        write_source(&mut v, &prefix, event);
+        write_source(&mut v, prefix, event);
         let _ = write!(
             v,
             ",\"transaction\":null,\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
@@ -281,21 +282,19 @@ impl JsonConverter {
         if cfg_value_schemas {
             v.push('}');
         }
-        let topic = entry.topic.clone();
-        out.push(KafkaRecord {
-            topic: topic.clone(),
+        let tombstone = (event.op == Operation::Delete && tombstones).then(|| KafkaRecord {
+            topic: entry.topic.clone(),
             key: key.clone(),
+            value: None,
+            headers: headers.clone(),
+        });
+        out.push(KafkaRecord {
+            topic: entry.topic.clone(),
+            key,
             value: Some(v.into_bytes()),
             headers: headers.clone(),
         });
-        if event.op == Operation::Delete && tombstones {
-            out.push(KafkaRecord {
-                topic,
-                key,
-                value: None,
-                headers,
-            });
-        }
+        out.extend(tombstone);
         Ok(())
     }
 }
@@ -358,7 +357,10 @@ fn write_struct(
     replace: bool,
 ) -> Result<(), ConvertError> {
     out.push('{');
-    for (n, i) in columns.enumerate() {
+    for (n, i) in columns
+        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .enumerate()
+    {
         if n > 0 {
             out.push(',');
         }

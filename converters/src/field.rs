@@ -1,18 +1,28 @@
 //! One column as a Kafka Connect field: its Connect schema (type, logical name, parameters,
 //! default) and how a [`Value`] of it is written as JSON payload.
 //!
-//! The mapping follows Debezium's `PostgresValueConverter` with the connector defaults
-//! `time.precision.mode=adaptive`, `binary.handling.mode=bytes`, `hstore.handling.mode=json`,
-//! `interval.handling.mode=numeric`, and the configured `decimal.handling.mode`.
+//! The mapping follows Debezium's `PostgresValueConverter` under the configured [`TypeModes`]
+//! (`decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
+//! `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
+//! `include.unknown.datatypes`) and JsonConverter's `decimal.format`.
+//!
+//! Overflow at the ends of PostgreSQL's timestamp range follows Debezium's arithmetic:
+//! microseconds come from `TimeUnit.SECONDS.toMicros(epochSecond)` (saturating at
+//! `Long.MAX_VALUE`) plus the micro-of-second (wrapping), so `294276-12-31 23:59:59.999`
+//! becomes `-9223372036853776809`; nanoseconds use exact arithmetic and Debezium writes null
+//! when they overflow.
 
-use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE as B64_URL};
 use base64::Engine as _;
 use pgseam_model::{ColumnSchema, Numeric, Value};
 use pgseam_pgvalue::datetime::{civil_from_days, parse_timestamp, MICROS_PER_DAY};
 use std::fmt::Write as _;
 
 use crate::decimal::{i64_bytes, Decimal};
-use crate::{hstore, jackson, DecimalHandlingMode};
+use crate::{
+    hstore, jackson, BinaryHandlingMode, DecimalFormat, DecimalHandlingMode, HstoreHandlingMode,
+    IntervalHandlingMode, TimePrecisionMode, TypeModes,
+};
 
 /// What Debezium writes for a TOASTed value an UPDATE left unchanged.
 pub(crate) const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
@@ -30,27 +40,47 @@ pub(crate) enum Kind {
     Float64,
     Boolean,
     String,
-    Bytes,
-    /// `org.apache.kafka.connect.data.Decimal` (numeric(p,s) with precision, money without).
+    /// bytea (and unknown types with `include.unknown.datatypes`), per `binary.handling.mode`.
+    Binary(BinaryHandlingMode),
+    /// `org.apache.kafka.connect.data.Decimal` (numeric(p,s) with precision, money without);
+    /// `numeric`: JsonConverter's `decimal.format=NUMERIC` writes a JSON number.
     Decimal {
         scale: u32,
         precision: Option<u32>,
+        numeric: bool,
     },
     VariableScaleDecimal,
     DecimalString,
     DecimalDouble,
+    /// `io.debezium.time.Date`, int32 days.
     Date,
+    /// `org.apache.kafka.connect.data.Date`, int32 days.
+    ConnectDate,
+    /// `io.debezium.time.IsoDate`, `2024-02-29Z`.
+    IsoDate,
     /// `io.debezium.time.Time`, int32 milliseconds (time(0..3)).
     Time,
+    /// `org.apache.kafka.connect.data.Time`, int32 milliseconds.
+    ConnectTime,
     MicroTime,
+    NanoTime,
+    /// `io.debezium.time.IsoTime`, `13:14:15.123Z`.
+    IsoTime,
     ZonedTime,
     /// `io.debezium.time.Timestamp`, int64 milliseconds (timestamp(0..3)).
     Timestamp,
+    /// `org.apache.kafka.connect.data.Timestamp`, int64 milliseconds.
+    ConnectTimestamp,
     MicroTimestamp,
+    NanoTimestamp,
+    /// `io.debezium.time.IsoTimestamp`, `2024-02-29T13:14:15.123Z`.
+    IsoTimestamp,
     ZonedTimestamp {
         fraction_digits: u32,
     },
     MicroDuration,
+    /// `io.debezium.time.Interval`, `P1Y2M3DT4H5M6.789S`.
+    IntervalString,
     Uuid,
     Json,
     Xml,
@@ -59,19 +89,47 @@ pub(crate) enum Kind {
     },
     Point,
     Hstore,
+    /// `hstore.handling.mode=map`: Connect `map<string, optional string>`.
+    HstoreMap,
+    /// A type Debezium has no mapping for, with `include.unknown.datatypes=false`: the
+    /// column is left out of the schema and the payload.
+    Omitted,
     Array(Box<Kind>),
 }
+
+/// PostgreSQL built-in types that Debezium's `PostgresValueConverter` (and the JDBC fallback
+/// it delegates to) has no schema for: their columns are dropped, or written as binary with
+/// `include.unknown.datatypes`.
+const UNKNOWN_TYPES: &[&str] = &[
+    "box",
+    "circle",
+    "line",
+    "lseg",
+    "path",
+    "polygon",
+    "tsquery",
+    "pg_lsn",
+    "txid_snapshot",
+    "pg_snapshot",
+];
 
 impl Kind {
     /// The representation of `type_name` (domains resolved) for `column`.
     pub(crate) fn for_type(
         column: &ColumnSchema,
         type_name: &str,
-        mode: DecimalHandlingMode,
+        modes: &TypeModes,
+        decimal_format: DecimalFormat,
     ) -> Kind {
         if let Some(element) = type_name.strip_prefix('_') {
-            return Kind::Array(Box::new(Kind::for_type(column, element, mode)));
+            return match Kind::for_type(column, element, modes, decimal_format) {
+                Kind::Omitted => Kind::Omitted,
+                element => Kind::Array(Box::new(element)),
+            };
         }
+        let mode = modes.decimal;
+        let numeric = decimal_format == DecimalFormat::Numeric;
+        let time_mode = modes.time_precision;
         let precision = if type_name == column.type_name {
             column.length_or_precision()
         } else {
@@ -91,6 +149,7 @@ impl Kind {
                     Some((p, s)) if type_name == column.type_name => Kind::Decimal {
                         scale: s,
                         precision: Some(p),
+                        numeric,
                     },
                     _ => Kind::VariableScaleDecimal,
                 },
@@ -99,30 +158,57 @@ impl Kind {
                 DecimalHandlingMode::String => Kind::DecimalString,
                 DecimalHandlingMode::Double => Kind::DecimalDouble,
                 DecimalHandlingMode::Precise => Kind::Decimal {
-                    scale: 2,
+                    scale: modes.money_fraction_digits,
                     precision: None,
+                    numeric,
                 },
             },
-            "bytea" => Kind::Bytes,
-            "date" => Kind::Date,
-            "time" => match precision {
-                Some(p) if p <= 3 => Kind::Time,
+            "bytea" => Kind::Binary(modes.binary),
+            "date" => match time_mode {
+                TimePrecisionMode::Connect => Kind::ConnectDate,
+                TimePrecisionMode::IsoString => Kind::IsoDate,
+                _ => Kind::Date,
+            },
+            "time" => match (time_mode, precision) {
+                (TimePrecisionMode::Adaptive, Some(p)) if p <= 3 => Kind::Time,
+                (TimePrecisionMode::Connect, _) => Kind::ConnectTime,
+                (TimePrecisionMode::IsoString, _) => Kind::IsoTime,
+                (TimePrecisionMode::Nanoseconds, _) => Kind::NanoTime,
                 _ => Kind::MicroTime,
             },
             "timetz" => Kind::ZonedTime,
-            "timestamp" => match precision {
-                Some(p) if p <= 3 => Kind::Timestamp,
+            "timestamp" => match (time_mode, precision) {
+                (
+                    TimePrecisionMode::Adaptive | TimePrecisionMode::AdaptiveTimeMicroseconds,
+                    Some(p),
+                ) if p <= 3 => Kind::Timestamp,
+                (TimePrecisionMode::Connect, _) => Kind::ConnectTimestamp,
+                (TimePrecisionMode::IsoString, _) => Kind::IsoTimestamp,
+                (TimePrecisionMode::Nanoseconds, _) => Kind::NanoTimestamp,
                 _ => Kind::MicroTimestamp,
             },
             "timestamptz" => Kind::ZonedTimestamp {
                 fraction_digits: precision.unwrap_or(6).min(6),
             },
-            "interval" => Kind::MicroDuration,
+            "interval" => match modes.interval {
+                IntervalHandlingMode::Numeric => Kind::MicroDuration,
+                IntervalHandlingMode::String => Kind::IntervalString,
+            },
             "uuid" => Kind::Uuid,
             "json" | "jsonb" => Kind::Json,
             "xml" => Kind::Xml,
             "point" => Kind::Point,
-            "hstore" => Kind::Hstore,
+            "hstore" => match modes.hstore {
+                HstoreHandlingMode::Json => Kind::Hstore,
+                HstoreHandlingMode::Map => Kind::HstoreMap,
+            },
+            t if UNKNOWN_TYPES.contains(&t) => {
+                if modes.include_unknown_datatypes {
+                    Kind::Binary(modes.binary)
+                } else {
+                    Kind::Omitted
+                }
+            }
             _ => match &column.enum_values {
                 Some(labels)
                     if type_name == column.type_name
@@ -157,7 +243,8 @@ impl Kind {
             Kind::Float64 | Kind::DecimalDouble => ("double", None, None),
             Kind::Boolean => ("boolean", None, None),
             Kind::String | Kind::DecimalString => ("string", None, None),
-            Kind::Bytes => ("bytes", None, None),
+            Kind::Binary(BinaryHandlingMode::Bytes) => ("bytes", None, None),
+            Kind::Binary(_) => ("string", None, None),
             Kind::Decimal { .. } => ("bytes", Some("org.apache.kafka.connect.data.Decimal"), None),
             Kind::VariableScaleDecimal => (
                 "struct",
@@ -165,15 +252,28 @@ impl Kind {
                 Some("Variable scaled decimal"),
             ),
             Kind::Date => ("int32", Some("io.debezium.time.Date"), None),
+            Kind::ConnectDate => ("int32", Some("org.apache.kafka.connect.data.Date"), None),
+            Kind::IsoDate => ("string", Some("io.debezium.time.IsoDate"), None),
             Kind::Time => ("int32", Some("io.debezium.time.Time"), None),
+            Kind::ConnectTime => ("int32", Some("org.apache.kafka.connect.data.Time"), None),
             Kind::MicroTime => ("int64", Some("io.debezium.time.MicroTime"), None),
+            Kind::NanoTime => ("int64", Some("io.debezium.time.NanoTime"), None),
+            Kind::IsoTime => ("string", Some("io.debezium.time.IsoTime"), None),
             Kind::ZonedTime => ("string", Some("io.debezium.time.ZonedTime"), None),
             Kind::Timestamp => ("int64", Some("io.debezium.time.Timestamp"), None),
+            Kind::ConnectTimestamp => (
+                "int64",
+                Some("org.apache.kafka.connect.data.Timestamp"),
+                None,
+            ),
             Kind::MicroTimestamp => ("int64", Some("io.debezium.time.MicroTimestamp"), None),
+            Kind::NanoTimestamp => ("int64", Some("io.debezium.time.NanoTimestamp"), None),
+            Kind::IsoTimestamp => ("string", Some("io.debezium.time.IsoTimestamp"), None),
             Kind::ZonedTimestamp { .. } => {
                 ("string", Some("io.debezium.time.ZonedTimestamp"), None)
             }
             Kind::MicroDuration => ("int64", Some("io.debezium.time.MicroDuration"), None),
+            Kind::IntervalString => ("string", Some("io.debezium.time.Interval"), None),
             Kind::Uuid => ("string", Some("io.debezium.data.Uuid"), None),
             Kind::Json | Kind::Hstore => ("string", Some("io.debezium.data.Json"), None),
             Kind::Xml => ("string", Some("io.debezium.data.Xml"), None),
@@ -184,6 +284,9 @@ impl Kind {
                 Some("Geometry (POINT)"),
             ),
             Kind::Array(_) => ("array", None, None),
+            Kind::HstoreMap => ("map", None, None),
+            // Never rendered: the envelope skips omitted columns.
+            Kind::Omitted => ("bytes", None, None),
         };
         let _ = write!(out, "{{\"type\":\"{ty}\"");
         match self {
@@ -197,6 +300,9 @@ impl Kind {
                 out.push_str(",\"items\":");
                 element.write_schema(out, true, None, None);
             }
+            Kind::HstoreMap => out.push_str(
+                r#","keys":{"type":"string","optional":false},"values":{"type":"string","optional":true}"#,
+            ),
             _ => {}
         }
         let _ = write!(out, ",\"optional\":{optional}");
@@ -210,7 +316,9 @@ impl Kind {
             jackson::write_str(out, doc);
         }
         match self {
-            Kind::Decimal { scale, precision } => {
+            Kind::Decimal {
+                scale, precision, ..
+            } => {
                 let _ = write!(out, ",\"parameters\":{{\"scale\":\"{scale}\"");
                 if let Some(p) = precision {
                     let _ = write!(out, ",\"connect.decimal.precision\":\"{p}\"");
@@ -247,22 +355,35 @@ impl Kind {
             return Ok(());
         }
         match (self, value) {
-            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int16(v)) => push_display(out, v),
-            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int32(v)) => push_display(out, v),
-            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int64(v)) => push_display(out, v),
+            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int16(v)) => {
+                jackson::write_i64(out, i64::from(*v))
+            }
+            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int32(v)) => {
+                jackson::write_i64(out, i64::from(*v))
+            }
+            (Kind::Int16 | Kind::Int32 | Kind::Int64, Value::Int64(v)) => {
+                jackson::write_i64(out, *v)
+            }
             (Kind::Float32, Value::Float32(v)) => jackson::write_f32(out, *v),
             (Kind::Float64, Value::Float64(v)) => jackson::write_f64(out, *v),
             (Kind::Float64, Value::Float32(v)) => jackson::write_f64(out, f64::from(*v)),
             (Kind::Boolean, Value::Bool(b)) => push_display(out, b),
-            (Kind::Bytes, Value::Bytes(b)) => push_base64(out, b),
-            (Kind::Decimal { scale, .. }, Value::Numeric(n)) => match n {
+            (Kind::Binary(mode), Value::Bytes(b)) => push_binary(out, *mode, b),
+            (Kind::Binary(mode), Value::Text(t)) => push_binary(out, *mode, t.as_bytes()),
+            (Kind::Decimal { scale, numeric, .. }, Value::Numeric(n)) => match n {
                 Numeric::Finite(t) => {
                     let d = Decimal::parse(t).ok_or_else(mismatch)?.with_scale(*scale);
-                    push_base64(out, &d.unscaled_bytes());
+                    push_decimal(out, &d, *numeric);
                 }
                 _ => out.push_str("null"),
             },
-            (Kind::Decimal { .. }, Value::Money(cents)) => push_base64(out, &i64_bytes(*cents)),
+            (Kind::Decimal { scale, numeric, .. }, Value::Money(cents)) => {
+                if *scale == 2 && !numeric {
+                    push_base64(out, &i64_bytes(*cents));
+                } else {
+                    push_decimal(out, &money_decimal(*cents).with_scale(*scale), *numeric);
+                }
+            }
             (Kind::VariableScaleDecimal, Value::Numeric(n)) => match n {
                 Numeric::Finite(t) => {
                     let d = Decimal::parse(t)
@@ -297,13 +418,25 @@ impl Kind {
             (Kind::DecimalDouble, Value::Money(c)) => {
                 jackson::write_f64(out, money_decimal(*c).to_f64())
             }
-            (Kind::Date, Value::Date(d)) => push_display(out, d),
+            (Kind::Date | Kind::ConnectDate, Value::Date(d)) => push_display(out, d),
+            (Kind::IsoDate, Value::Date(d)) => {
+                let mut s = format_iso_date(i64::from(*d));
+                s.push('Z');
+                jackson::write_str(out, &s);
+            }
             // Unverified against Debezium: pgjdbc maps infinite dates to extreme values.
-            (Kind::Date, Value::Infinity { negative }) => {
+            (Kind::Date | Kind::ConnectDate, Value::Infinity { negative }) => {
                 push_display(out, if *negative { i32::MIN } else { i32::MAX })
             }
-            (Kind::Time, Value::Time(us)) => push_display(out, us.div_euclid(1000)),
+            (Kind::Time | Kind::ConnectTime, Value::Time(us)) => {
+                push_display(out, us.div_euclid(1000))
+            }
             (Kind::MicroTime, Value::Time(us)) => push_display(out, us),
+            (Kind::NanoTime, Value::Time(us)) => push_display(out, us.saturating_mul(1000)),
+            // `24:00:00` is a whole day: Debezium's IsoTime wraps it to midnight.
+            (Kind::IsoTime, Value::Time(us)) => {
+                jackson::write_str(out, &format_zoned_time(us.rem_euclid(MICROS_PER_DAY)))
+            }
             (
                 Kind::ZonedTime,
                 Value::TimeTz {
@@ -315,27 +448,34 @@ impl Kind {
                     (micros - i64::from(*offset_seconds) * 1_000_000).rem_euclid(MICROS_PER_DAY);
                 jackson::write_str(out, &format_zoned_time(utc));
             }
-            (Kind::Timestamp, Value::Timestamp(us) | Value::TimestampTz(us)) => {
-                push_display(out, us.div_euclid(1000))
-            }
-            (Kind::MicroTimestamp, Value::Timestamp(us) | Value::TimestampTz(us)) => {
-                push_display(out, us)
-            }
-            (Kind::Timestamp | Kind::MicroTimestamp, Value::Text(t)) => {
-                let us = match parse_timestamp(t, false) {
-                    Some(Ok(us)) => us,
+            (
+                Kind::Timestamp
+                | Kind::ConnectTimestamp
+                | Kind::MicroTimestamp
+                | Kind::NanoTimestamp
+                | Kind::IsoTimestamp,
+                Value::Timestamp(_) | Value::TimestampTz(_) | Value::Text(_),
+            ) => {
+                let us = match value {
+                    Value::Timestamp(us) | Value::TimestampTz(us) => i128::from(*us),
+                    Value::Text(t) => match parse_timestamp(t, false) {
+                        Some(Ok(us)) => us,
+                        _ => return Err(mismatch()),
+                    },
                     _ => return Err(mismatch()),
                 };
-                let v = if *self == Kind::Timestamp {
-                    us.div_euclid(1000)
-                } else {
-                    us
-                };
-                push_display(out, v);
+                self.write_local_timestamp(out, us);
             }
             // Unverified against Debezium (no golden has an infinite timestamp without zone).
-            (Kind::Timestamp | Kind::MicroTimestamp, Value::Infinity { negative }) => {
-                push_display(out, if *negative { i64::MIN } else { i64::MAX })
+            (
+                Kind::Timestamp
+                | Kind::ConnectTimestamp
+                | Kind::MicroTimestamp
+                | Kind::NanoTimestamp,
+                Value::Infinity { negative },
+            ) => push_display(out, if *negative { i64::MIN } else { i64::MAX }),
+            (Kind::IsoTimestamp | Kind::IsoDate, Value::Infinity { negative }) => {
+                jackson::write_str(out, if *negative { "-infinity" } else { "infinity" })
             }
             (
                 Kind::ZonedTimestamp { fraction_digits },
@@ -365,6 +505,18 @@ impl Kind {
                     micros,
                 },
             ) => push_display(out, interval_micros(*months, *days, *micros)),
+            (
+                Kind::IntervalString,
+                Value::Interval {
+                    months,
+                    days,
+                    micros,
+                },
+            ) => jackson::write_str(out, &interval_iso(*months, *days, *micros)),
+            (Kind::HstoreMap, Value::Text(t)) => {
+                let entries = hstore::parse(t).ok_or_else(mismatch)?;
+                hstore::write_object(out, entries);
+            }
             (Kind::Point, Value::Text(t)) => write_point(out, t).ok_or_else(mismatch)?,
             (Kind::Hstore, Value::Text(t)) => {
                 jackson::write_str(out, &hstore::to_json(t).ok_or_else(mismatch)?)
@@ -396,7 +548,15 @@ impl Kind {
     /// The placeholder Debezium writes for an unchanged TOASTed value.
     fn write_unavailable(&self, out: &mut String) {
         match self {
-            Kind::Bytes => push_base64(out, UNAVAILABLE_VALUE.as_bytes()),
+            // Verified for `bytes`; the string modes encode the same placeholder bytes.
+            Kind::Binary(mode) => push_binary(out, *mode, UNAVAILABLE_VALUE.as_bytes()),
+            Kind::HstoreMap => {
+                out.push('{');
+                jackson::write_str(out, UNAVAILABLE_VALUE);
+                out.push(':');
+                jackson::write_str(out, UNAVAILABLE_VALUE);
+                out.push('}');
+            }
             Kind::Array(element) => match **element {
                 Kind::Int16 | Kind::Int32 | Kind::Int64 => {
                     out.push('[');
@@ -424,7 +584,11 @@ impl Kind {
             | Kind::Hstore
             | Kind::DecimalString
             | Kind::ZonedTime
-            | Kind::ZonedTimestamp { .. } => jackson::write_str(out, UNAVAILABLE_VALUE),
+            | Kind::ZonedTimestamp { .. }
+            | Kind::IsoDate
+            | Kind::IsoTime
+            | Kind::IsoTimestamp
+            | Kind::IntervalString => jackson::write_str(out, UNAVAILABLE_VALUE),
             _ => out.push_str("null"),
         }
     }
@@ -439,6 +603,112 @@ impl Kind {
         self.write_value(&mut s, value).ok()?;
         (s != "null").then_some(s)
     }
+}
+
+impl Kind {
+    /// A `timestamp` without time zone, `us` microseconds after 1970-01-01 00:00.
+    fn write_local_timestamp(&self, out: &mut String, us: i128) {
+        match self {
+            Kind::Timestamp | Kind::ConnectTimestamp => push_display(out, us.div_euclid(1000)),
+            Kind::MicroTimestamp => push_display(out, java_epoch_micros(us)),
+            Kind::NanoTimestamp => match i64::try_from(us * 1000) {
+                Ok(ns) => push_display(out, ns),
+                Err(_) => out.push_str("null"),
+            },
+            _ => jackson::write_str(out, &format_iso_timestamp(us)),
+        }
+    }
+
+    /// Whether the envelope leaves this column out (an unknown type).
+    pub(crate) fn is_omitted(&self) -> bool {
+        matches!(self, Kind::Omitted)
+    }
+}
+
+/// Debezium's `Conversions.toEpochMicros(Instant)`: `TimeUnit.SECONDS.toMicros(epochSecond)`
+/// saturates at `Long.MIN/MAX_VALUE`, then the micro-of-second is added with wrap-around.
+fn java_epoch_micros(us: i128) -> i64 {
+    let secs = us.div_euclid(1_000_000);
+    let micro_of_second = us.rem_euclid(1_000_000) as i64;
+    let whole = secs
+        .checked_mul(1_000_000)
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX });
+    whole.wrapping_add(micro_of_second)
+}
+
+/// `BigDecimal.toString()` (JsonConverter `decimal.format=NUMERIC`) or base64 bytes.
+fn push_decimal(out: &mut String, d: &Decimal, numeric: bool) {
+    if numeric {
+        out.push_str(&d.to_java_string());
+    } else {
+        push_base64(out, &d.unscaled_bytes());
+    }
+}
+
+fn push_binary(out: &mut String, mode: BinaryHandlingMode, bytes: &[u8]) {
+    match mode {
+        BinaryHandlingMode::Bytes | BinaryHandlingMode::Base64 => push_base64(out, bytes),
+        BinaryHandlingMode::Base64UrlSafe => {
+            out.push('"');
+            B64_URL.encode_string(bytes, out);
+            out.push('"');
+        }
+        BinaryHandlingMode::Hex => {
+            out.push('"');
+            for b in bytes {
+                let _ = write!(out, "{b:02x}");
+            }
+            out.push('"');
+        }
+    }
+}
+
+/// Java's `LocalDate.toString()` of `days` after 1970-01-01: `yyyy-MM-dd`, years beyond 9999
+/// with `+`, years before 0 with `-` (proleptic, year 0 = 1 BC).
+pub(crate) fn format_iso_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    let mut s = String::new();
+    if y > 9999 {
+        let _ = write!(s, "+{y}");
+    } else if y < 0 {
+        let _ = write!(s, "-{:04}", -y);
+    } else {
+        let _ = write!(s, "{y:04}");
+    }
+    let _ = write!(s, "-{m:02}-{d:02}");
+    s
+}
+
+/// `io.debezium.time.IsoTimestamp`: ISO date, `T`, `HH:mm:ss`, the fraction without trailing
+/// zeros, `Z`.
+pub(crate) fn format_iso_timestamp(us: i128) -> String {
+    let day = i128::from(MICROS_PER_DAY);
+    let days = us.div_euclid(day) as i64;
+    let tod = us.rem_euclid(day) as i64;
+    let mut s = format_iso_date(days);
+    s.push('T');
+    let time = format_zoned_time(tod);
+    s.push_str(&time);
+    s
+}
+
+/// `io.debezium.time.Interval.toIsoString`: `P<y>Y<m>M<d>DT<h>H<min>M<s>S` over pgjdbc's
+/// `PGInterval` split, seconds as a plain decimal without trailing zeros.
+pub(crate) fn interval_iso(months: i32, days: i32, micros: i64) -> String {
+    let years = months / 12;
+    let mons = months % 12;
+    let hours = micros / 3_600_000_000;
+    let minutes = (micros % 3_600_000_000) / 60_000_000;
+    let sec_micros = micros % 60_000_000;
+    let seconds = Decimal {
+        negative: sec_micros < 0,
+        unscaled: sec_micros.unsigned_abs().to_string(),
+        scale: 6,
+    }
+    .strip_trailing_zeros()
+    .to_plain_string();
+    format!("P{years}Y{mons}M{days}DT{hours}H{minutes}M{seconds}S")
 }
 
 fn push_display(out: &mut String, v: impl std::fmt::Display) {
@@ -564,6 +834,94 @@ mod tests {
         assert_eq!(interval_micros(0, -1, -1), -86_400_000_001);
         assert_eq!(interval_micros(-2_136_000_000, 0, 0), i64::MIN);
         assert_eq!(interval_micros(0, 0, 0), 0);
+    }
+
+    fn col(ty: &str) -> ColumnSchema {
+        ColumnSchema {
+            name: "c".into(),
+            type_oid: 0,
+            type_name: ty.into(),
+            base_type_oid: 0,
+            type_modifier: -1,
+            nullable: true,
+            default_expr: None,
+            enum_values: None,
+        }
+    }
+
+    fn render(kind: &Kind, v: &Value) -> String {
+        let mut s = String::new();
+        kind.write_value(&mut s, v).unwrap();
+        s
+    }
+
+    #[test]
+    fn modes_beyond_the_goldens() {
+        let modes = |f: fn(&mut TypeModes)| {
+            let mut m = TypeModes::default();
+            f(&mut m);
+            m
+        };
+        let kind = |ty: &str, m: &TypeModes| Kind::for_type(&col(ty), ty, m, DecimalFormat::Base64);
+        // Unknown types: left out by default, binary text with include.unknown.datatypes.
+        assert!(kind("polygon", &TypeModes::default()).is_omitted());
+        assert!(kind("_box", &TypeModes::default()).is_omitted());
+        let hex = modes(|m| {
+            m.include_unknown_datatypes = true;
+            m.binary = BinaryHandlingMode::Hex
+        });
+        assert_eq!(
+            render(&kind("box", &hex), &Value::Text("(1,1),(0,0)".into())),
+            "\"28312c31292c28302c3029\""
+        );
+        let url = modes(|m| m.binary = BinaryHandlingMode::Base64UrlSafe);
+        assert_eq!(
+            render(&kind("bytea", &url), &Value::Bytes(vec![0xfb, 0xff])),
+            "\"-_8=\""
+        );
+        // money.fraction.digits rescales the cents, half up.
+        let m4 = modes(|m| m.money_fraction_digits = 4);
+        let mut schema = String::new();
+        kind("money", &m4).write_schema(&mut schema, true, None, None);
+        assert!(schema.contains(r#""parameters":{"scale":"4"}"#), "{schema}");
+        // 12.34 at scale 4 = 123400 = 0x01E208.
+        assert_eq!(render(&kind("money", &m4), &Value::Money(1234)), "\"AeII\"");
+        let m0 = modes(|m| m.money_fraction_digits = 0);
+        assert_eq!(render(&kind("money", &m0), &Value::Money(150)), "\"Ag==\"");
+        // decimal.format=NUMERIC uses BigDecimal.toString (scientific below 1e-6).
+        let c = ColumnSchema {
+            type_modifier: ((10 << 16) | 9) + 4,
+            ..col("numeric")
+        };
+        let k = Kind::for_type(&c, "numeric", &TypeModes::default(), DecimalFormat::Numeric);
+        assert_eq!(
+            render(&k, &Value::Numeric(Numeric::Finite("0.0000001".into()))),
+            "1.00E-7"
+        );
+        assert_eq!(
+            render(&k, &Value::Numeric(Numeric::Finite("-1.5".into()))),
+            "-1.500000000"
+        );
+        // Nanoseconds overflow to null; microseconds saturate as Debezium's TimeUnit does.
+        let nano = modes(|m| m.time_precision = TimePrecisionMode::Nanoseconds);
+        assert_eq!(
+            render(
+                &kind("timestamp", &nano),
+                &Value::Text("294276-12-31 23:59:59.999".into())
+            ),
+            "null"
+        );
+        assert_eq!(
+            java_epoch_micros(9_224_318_015_999_999_000),
+            -9_223_372_036_853_776_809
+        );
+        assert_eq!(java_epoch_micros(-1), -1);
+        assert_eq!(
+            interval_iso(-13, 2, -3_723_000_001),
+            "P-1Y-1M2DT-1H-2M-3.000001S"
+        );
+        assert_eq!(format_iso_timestamp(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(format_iso_date(-2_440_550), "-4712-01-01");
     }
 
     #[test]

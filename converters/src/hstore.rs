@@ -109,21 +109,28 @@ fn hashmap_order(mut entries: Vec<(String, Option<String>)>) -> Vec<(String, Opt
 
 /// The JSON text Debezium emits for an hstore value, or `None` if the text is malformed.
 pub(crate) fn to_json(text: &str) -> Option<String> {
-    let entries = hashmap_order(parse(text)?);
-    let mut out = String::from("{");
+    let mut out = String::new();
+    write_object(&mut out, parse(text)?);
+    Some(out)
+}
+
+/// Appends the entries as a JSON object in `HashMap` order: the `map` form of
+/// `hstore.handling.mode=map`, and the text of the `json` form.
+pub(crate) fn write_object(out: &mut String, entries: Vec<(String, Option<String>)>) {
+    let entries = hashmap_order(entries);
+    out.push('{');
     for (i, (k, v)) in entries.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        jackson::write_str(&mut out, k);
+        jackson::write_str(out, k);
         out.push(':');
         match v {
-            Some(v) => jackson::write_str(&mut out, v),
+            Some(v) => jackson::write_str(out, v),
             None => out.push_str("null"),
         }
     }
     out.push('}');
-    Some(out)
 }
 
 #[cfg(test)]

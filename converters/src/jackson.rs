@@ -29,10 +29,28 @@ use std::fmt::Write;
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Appends `s` as a JSON string literal with Jackson's escaping.
+///
+/// Scans bytes: everything but control characters, `"`, `\\` and characters beyond the BMP
+/// (4-byte UTF-8, lead byte ≥ 0xF0, which Jackson writes as surrogate-pair escapes) is copied
+/// in runs. A stop is always at a char boundary: an ASCII byte or a lead byte.
 pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b >= 0x20 && b != b'"' && b != b'\\' && b < 0xF0 {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        let Some(c) = s[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
+        start = i;
         let short = match c {
             '"' => Some('"'),
             '\\' => Some('\\'),
@@ -43,11 +61,6 @@ pub fn write_str(out: &mut String, s: &str) {
             '\u{c}' => Some('f'),
             _ => None,
         };
-        if short.is_none() && c >= ' ' && (c as u32) < 0x10000 {
-            continue;
-        }
-        out.push_str(&s[start..i]);
-        start = i + c.len_utf8();
         if let Some(e) = short {
             out.push('\\');
             out.push(e);
@@ -62,6 +75,27 @@ pub fn write_str(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Appends a decimal integer (no `fmt` machinery: this is the hot path of every payload).
+pub fn write_i64(out: &mut String, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    for &d in &buf[pos..] {
+        out.push(char::from(d));
+    }
 }
 
 fn push_unicode_escape(out: &mut String, unit: u16) {

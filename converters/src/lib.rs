@@ -4,9 +4,11 @@
 //! Debezium 3.6.3's PostgreSQL connector produces under Kafka Connect's JSON converter — topic
 //! `<topic.prefix>.<schema>.<table>`, the key struct, the envelope with its `source` block, the
 //! delete tombstone and Debezium's extended headers — byte for byte, with and without schemas.
-//! Column types map as Debezium's defaults do (`time.precision.mode=adaptive`,
-//! `binary.handling.mode=bytes`, `hstore.handling.mode=json`, `interval.handling.mode=numeric`)
-//! with `decimal.handling.mode` configurable. Column defaults come from the catalog's default
+//! Column types map as Debezium's `PostgresValueConverter` does under the configured
+//! [`TypeModes`] (`decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
+//! `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
+//! `include.unknown.datatypes`); JsonConverter's `decimal.format` and
+//! `replace.null.with.default` are honoured. Column defaults come from the catalog's default
 //! expression as Debezium derives them ([`default`]), and
 //! `replace.null.with.default` writes them in place of nulls as Kafka ≥ 3.7's JsonConverter
 //! does. Unchanged TOAST values become Debezium's `__debezium_unavailable_value` placeholder,
@@ -16,9 +18,8 @@
 //!
 //! What it does not do: Avro / Schema Registry framing, transaction metadata blocks and the
 //! transaction topic, logical-message and heartbeat records, TRUNCATE events' special key
-//! handling beyond `key = None`, the PK-change `__debezium.newkey`/`oldkey` headers, and the
-//! other `time.precision.mode`, `binary.handling.mode`, `hstore.handling.mode` and
-//! `interval.handling.mode` values. It does no I/O.
+//! handling beyond `key = None`, and the PK-change `__debezium.newkey`/`oldkey` headers. It
+//! does no I/O. `COMPATIBILITY.md` at the repository root lists every difference.
 //!
 //! Known differences from Debezium (see the golden test's allow-list):
 //! - BC dates in **snapshot** rows: Debezium's snapshot path drops the era
@@ -27,9 +28,10 @@
 //! - Headers: the golden capture ran headers through `JsonConverter`
 //!   (`{"schema":{"type":"string","optional":false},"payload":"dbz"}`); a Kafka Connect worker
 //!   uses `SimpleHeaderConverter`, which writes the raw string, and so does pgseam.
-//! - Types without a Debezium mapping here (ranges, geometric types other than point, bit
-//!   strings, ...) are written as strings of their PostgreSQL text; Debezium would omit the
-//!   column unless `include.unknown.datatypes` is set.
+//! - Types Debezium has no mapping for (box, circle, line, lseg, path, polygon, tsquery,
+//!   pg_lsn, txid_snapshot, pg_snapshot) are left out unless `include.unknown.datatypes` is
+//!   set, as in Debezium. Other types pgseam does not map specially yet (bit strings, ltree,
+//!   ...) are written as strings of their PostgreSQL text.
 
 mod decimal;
 pub mod default;
@@ -53,6 +55,110 @@ pub enum DecimalHandlingMode {
     String,
 }
 
+/// Debezium's `time.precision.mode`: how `date`, `time` and `timestamp` (without time zone)
+/// are represented. `timetz` and `timestamptz` are `ZonedTime`/`ZonedTimestamp` strings in
+/// every mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimePrecisionMode {
+    /// Per column precision: `time(0..3)`/`timestamp(0..3)` in milliseconds
+    /// (`io.debezium.time.Time`/`Timestamp`), wider ones in microseconds. Debezium's default.
+    #[default]
+    Adaptive,
+    /// As `Adaptive`, but every `time` in microseconds (`MicroTime`).
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's own logical types (`org.apache.kafka.connect.data.Date`/`Time`/
+    /// `Timestamp`), milliseconds; sub-millisecond digits are dropped.
+    Connect,
+    /// ISO-8601 strings (`io.debezium.time.IsoDate`/`IsoTime`/`IsoTimestamp`).
+    IsoString,
+    /// Always microseconds (`MicroTime`/`MicroTimestamp`).
+    Microseconds,
+    /// Always nanoseconds (`NanoTime`/`NanoTimestamp`).
+    Nanoseconds,
+}
+
+/// Debezium's `binary.handling.mode` (bytea, and unknown types with
+/// `include.unknown.datatypes`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BinaryHandlingMode {
+    /// Connect `bytes` (base64 in JSON). Debezium's default.
+    #[default]
+    Bytes,
+    /// A `string` holding standard base64.
+    Base64,
+    /// A `string` holding URL-safe base64.
+    Base64UrlSafe,
+    /// A `string` holding lower-case hex.
+    Hex,
+}
+
+/// Debezium's `hstore.handling.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HstoreHandlingMode {
+    /// An `io.debezium.data.Json` string. Debezium's default.
+    #[default]
+    Json,
+    /// A Connect `map<string, string>`.
+    Map,
+}
+
+/// Debezium's `interval.handling.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IntervalHandlingMode {
+    /// `io.debezium.time.MicroDuration`, approximate microseconds. Debezium's default.
+    #[default]
+    Numeric,
+    /// `io.debezium.time.Interval`, an ISO-8601 duration string `PnYnMnDTnHnMnS`.
+    String,
+}
+
+/// JsonConverter's `decimal.format`: how `org.apache.kafka.connect.data.Decimal` values are
+/// written (the schema is the same).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DecimalFormat {
+    /// Base64 of the unscaled two's-complement bytes. Kafka Connect's default.
+    #[default]
+    Base64,
+    /// A JSON number (Java's `BigDecimal.toString()`).
+    Numeric,
+}
+
+/// The column-type handling modes: connector keys that decide each column's Connect schema
+/// and value, shared by every encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeModes {
+    /// `decimal.handling.mode`.
+    pub decimal: DecimalHandlingMode,
+    /// `time.precision.mode`.
+    pub time_precision: TimePrecisionMode,
+    /// `binary.handling.mode`.
+    pub binary: BinaryHandlingMode,
+    /// `hstore.handling.mode`.
+    pub hstore: HstoreHandlingMode,
+    /// `interval.handling.mode`.
+    pub interval: IntervalHandlingMode,
+    /// `money.fraction.digits` (Debezium default 2): the scale of `money` decimals.
+    pub money_fraction_digits: u32,
+    /// `include.unknown.datatypes` (Debezium default `false`): columns of types Debezium has
+    /// no mapping for are left out unless this is set; then they are binary values of their
+    /// text form, shaped by `binary.handling.mode`.
+    pub include_unknown_datatypes: bool,
+}
+
+impl Default for TypeModes {
+    fn default() -> Self {
+        TypeModes {
+            decimal: DecimalHandlingMode::Precise,
+            time_precision: TimePrecisionMode::Adaptive,
+            binary: BinaryHandlingMode::Bytes,
+            hstore: HstoreHandlingMode::Json,
+            interval: IntervalHandlingMode::Numeric,
+            money_fraction_digits: 2,
+            include_unknown_datatypes: false,
+        }
+    }
+}
+
 /// Connector and converter settings that shape the JSON records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonConverterConfig {
@@ -62,8 +168,11 @@ pub struct JsonConverterConfig {
     pub key_schemas_enable: bool,
     /// `value.converter.schemas.enable` (Kafka Connect default `true`).
     pub value_schemas_enable: bool,
-    /// `decimal.handling.mode`.
-    pub decimal_handling_mode: DecimalHandlingMode,
+    /// Column-type handling modes.
+    pub modes: TypeModes,
+    /// JsonConverter's `decimal.format` (`key.converter.decimal.format` /
+    /// `value.converter.decimal.format`; one setting here, applied to both).
+    pub decimal_format: DecimalFormat,
     /// `tombstones.on.delete` (Debezium default `true`).
     pub tombstones_on_delete: bool,
     /// JsonConverter's `replace.null.with.default` (default `true` since Kafka 3.7).
@@ -80,7 +189,8 @@ impl JsonConverterConfig {
             topic_prefix: topic_prefix.into(),
             key_schemas_enable: true,
             value_schemas_enable: true,
-            decimal_handling_mode: DecimalHandlingMode::Precise,
+            modes: TypeModes::default(),
+            decimal_format: DecimalFormat::Base64,
             tombstones_on_delete: true,
             replace_null_with_default: true,
             run_id: None,

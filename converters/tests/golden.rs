@@ -14,7 +14,10 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pgseam_converters::{DecimalHandlingMode, JsonConverter, JsonConverterConfig, KafkaRecord};
+use pgseam_converters::{
+    BinaryHandlingMode, DecimalFormat, DecimalHandlingMode, HstoreHandlingMode,
+    IntervalHandlingMode, JsonConverter, JsonConverterConfig, KafkaRecord, TimePrecisionMode,
+};
 use pgseam_model::{
     ChangeEvent, ColumnSchema, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo,
     TableSchema, Value,
@@ -25,13 +28,22 @@ use regex::Regex;
 /// Debezium behaviours pgseam deliberately does not reproduce: (field, Debezium's payload
 /// value, pgseam's payload value, reason). A difference is accepted only when the expected and
 /// actual texts of that field are exactly these.
-const KNOWN_DIFFERENCES: &[(&str, &str, &str, &str)] = &[(
-    "c_date",
-    "1001860",
-    "-2440550",
-    "snapshot rows: Debezium's JDBC snapshot path drops the BC era of '4713-01-01 BC' \
+const KNOWN_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
+    (
+        "c_date",
+        "\"4713-01-01Z\"",
+        "\"-4712-01-01Z\"",
+        "snapshot rows, time.precision.mode=isostring: Debezium's JDBC snapshot path drops the \
+         BC era of '4713-01-01 BC' (ISO year -4712)",
+    ),
+    (
+        "c_date",
+        "1001860",
+        "-2440550",
+        "snapshot rows: Debezium's JDBC snapshot path drops the BC era of '4713-01-01 BC' \
      (Debezium's own streaming path writes -2440550, the correct day count)",
-)];
+    ),
+];
 
 fn golden_dir() -> PathBuf {
     std::env::var_os("DBZ_GOLDEN_DIR")
@@ -703,13 +715,13 @@ fn snapshot_variants_match_debezium() {
         },
         Run {
             file: "variant_decimal_string.jsonl",
-            cfg: cfg(|c| c.decimal_handling_mode = DecimalHandlingMode::String),
+            cfg: cfg(|c| c.modes.decimal = DecimalHandlingMode::String),
             state: "final",
             stream: None,
         },
         Run {
             file: "variant_decimal_double.jsonl",
-            cfg: cfg(|c| c.decimal_handling_mode = DecimalHandlingMode::Double),
+            cfg: cfg(|c| c.modes.decimal = DecimalHandlingMode::Double),
             state: "final",
             stream: None,
         },
@@ -719,5 +731,50 @@ fn snapshot_variants_match_debezium() {
             state: "final",
             stream: None,
         },
+    ]);
+}
+
+#[test]
+fn handling_mode_variants_match_debezium() {
+    let variant = |file: &'static str, f: fn(&mut JsonConverterConfig)| Run {
+        file,
+        cfg: cfg(f),
+        state: "final",
+        stream: None,
+    };
+    check(&[
+        variant("variant_time_connect.jsonl", |c| {
+            c.modes.time_precision = TimePrecisionMode::Connect
+        }),
+        variant("variant_time_adaptive_us.jsonl", |c| {
+            c.modes.time_precision = TimePrecisionMode::AdaptiveTimeMicroseconds
+        }),
+        variant("variant_time_isostring.jsonl", |c| {
+            c.modes.time_precision = TimePrecisionMode::IsoString
+        }),
+        variant("variant_time_micro.jsonl", |c| {
+            c.modes.time_precision = TimePrecisionMode::Microseconds
+        }),
+        variant("variant_time_nano.jsonl", |c| {
+            c.modes.time_precision = TimePrecisionMode::Nanoseconds
+        }),
+        variant("variant_binary_hex.jsonl", |c| {
+            c.modes.binary = BinaryHandlingMode::Hex
+        }),
+        variant("variant_binary_base64.jsonl", |c| {
+            c.modes.binary = BinaryHandlingMode::Base64
+        }),
+        variant("variant_hstore_map.jsonl", |c| {
+            c.modes.hstore = HstoreHandlingMode::Map
+        }),
+        variant("variant_interval_string.jsonl", |c| {
+            c.modes.interval = IntervalHandlingMode::String
+        }),
+        variant("variant_jsonconv_decimal_numeric.jsonl", |c| {
+            c.decimal_format = DecimalFormat::Numeric
+        }),
+        variant("variant_unknown_types.jsonl", |c| {
+            c.modes.include_unknown_datatypes = true
+        }),
     ]);
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail};
 use pgseam_connector_pg::{ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig};
-use pgseam_converters::{DecimalHandlingMode, JsonConverterConfig};
+use pgseam_converters::{DecimalHandlingMode, JsonConverterConfig, TypeModes};
 use pgseam_sink_kafka::KafkaSinkConfig;
 use tokio::sync::watch;
 
@@ -186,6 +186,9 @@ pub(crate) fn pipeline_settings(
     }
     let key_converter = connector.effective_key_converter(worker);
     let value_converter = connector.effective_value_converter(worker);
+    if key_converter.decimal_format != value_converter.decimal_format {
+        bail!("connector {name}: key.converter.decimal.format and value.converter.decimal.format differ; pgseam applies one decimal.format to keys and values, set both to the same value");
+    }
     let filter = connector.table_filter.clone();
     let mut overrides = worker.producer_overrides.as_map().clone();
     overrides.extend(connector.producer_overrides.as_map().clone());
@@ -225,11 +228,22 @@ pub(crate) fn pipeline_settings(
         converter: JsonConverterConfig {
             key_schemas_enable: key_converter.schemas_enable,
             value_schemas_enable: value_converter.schemas_enable,
-            decimal_handling_mode: match connector.decimal_handling_mode {
-                config::DecimalHandlingMode::Precise => DecimalHandlingMode::Precise,
-                config::DecimalHandlingMode::Double => DecimalHandlingMode::Double,
-                config::DecimalHandlingMode::String => DecimalHandlingMode::String,
+            modes: TypeModes {
+                decimal: match connector.decimal_handling_mode {
+                    config::DecimalHandlingMode::Precise => DecimalHandlingMode::Precise,
+                    config::DecimalHandlingMode::Double => DecimalHandlingMode::Double,
+                    config::DecimalHandlingMode::String => DecimalHandlingMode::String,
+                },
+                time_precision: connector.time_precision_mode,
+                binary: connector.binary_handling_mode,
+                hstore: connector.hstore_handling_mode,
+                interval: connector.interval_handling_mode,
+                money_fraction_digits: connector.money_fraction_digits,
+                include_unknown_datatypes: connector.include_unknown_datatypes,
             },
+            decimal_format: value_converter.decimal_format,
+            // Keys are primary-key columns, never null: only the value's setting matters.
+            replace_null_with_default: value_converter.replace_null_with_default,
             tombstones_on_delete: connector.tombstones_on_delete,
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },

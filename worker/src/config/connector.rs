@@ -90,6 +90,12 @@ const SUPPORTED_KEYS: &[&str] = &[
     "table.ignore.builtin",
     "snapshot.mode",
     "decimal.handling.mode",
+    "time.precision.mode",
+    "binary.handling.mode",
+    "hstore.handling.mode",
+    "interval.handling.mode",
+    "money.fraction.digits",
+    "include.unknown.datatypes",
     "tombstones.on.delete",
     "skipped.operations",
     "status.update.interval.ms",
@@ -176,6 +182,18 @@ pub enum SnapshotMode {
     /// `no_data` (and its deprecated alias `never`): stream only, no snapshot of rows.
     NoData,
 }
+
+pub use pgseam_converters::{
+    BinaryHandlingMode, HstoreHandlingMode, IntervalHandlingMode, TimePrecisionMode,
+};
+
+/// `money.fraction.digits` default (Debezium's): cents.
+pub const DEFAULT_MONEY_FRACTION_DIGITS: u32 = 2;
+/// Upper bound for `money.fraction.digits`: a Connect `Decimal` scale beyond this has no use
+/// for a currency and only inflates the unscaled bytes.
+pub const MAX_MONEY_FRACTION_DIGITS: u32 = 100;
+/// `include.unknown.datatypes` default (Debezium's): columns of unmapped types are left out.
+pub const DEFAULT_INCLUDE_UNKNOWN_DATATYPES: bool = false;
 
 /// How `NUMERIC`/`DECIMAL` values are represented (`decimal.handling.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +292,19 @@ pub struct ConnectorConfig {
     pub snapshot_mode: SnapshotMode,
     /// `decimal.handling.mode`.
     pub decimal_handling_mode: DecimalHandlingMode,
+    /// `time.precision.mode` (default `adaptive`).
+    pub time_precision_mode: TimePrecisionMode,
+    /// `binary.handling.mode` (default `bytes`).
+    pub binary_handling_mode: BinaryHandlingMode,
+    /// `hstore.handling.mode` (default `json`).
+    pub hstore_handling_mode: HstoreHandlingMode,
+    /// `interval.handling.mode` (default `numeric`).
+    pub interval_handling_mode: IntervalHandlingMode,
+    /// `money.fraction.digits` (default 2): the scale of `money` decimals.
+    pub money_fraction_digits: u32,
+    /// `include.unknown.datatypes` (default `false`): keep columns of types Debezium has no
+    /// mapping for, as binary values.
+    pub include_unknown_datatypes: bool,
     /// `tombstones.on.delete`.
     pub tombstones_on_delete: bool,
     /// `skipped.operations`.
@@ -392,6 +423,57 @@ impl ConnectorConfig {
                 ("string", DecimalHandlingMode::String),
             ],
         );
+        let time_precision_mode = s.choice(
+            "time.precision.mode",
+            TimePrecisionMode::Adaptive,
+            &[
+                ("adaptive", TimePrecisionMode::Adaptive),
+                (
+                    "adaptive_time_microseconds",
+                    TimePrecisionMode::AdaptiveTimeMicroseconds,
+                ),
+                ("connect", TimePrecisionMode::Connect),
+                ("isostring", TimePrecisionMode::IsoString),
+                ("microseconds", TimePrecisionMode::Microseconds),
+                ("nanoseconds", TimePrecisionMode::Nanoseconds),
+            ],
+        );
+        let binary_handling_mode = s.choice(
+            "binary.handling.mode",
+            BinaryHandlingMode::Bytes,
+            &[
+                ("bytes", BinaryHandlingMode::Bytes),
+                ("base64", BinaryHandlingMode::Base64),
+                ("base64-url-safe", BinaryHandlingMode::Base64UrlSafe),
+                ("hex", BinaryHandlingMode::Hex),
+            ],
+        );
+        let hstore_handling_mode = s.choice(
+            "hstore.handling.mode",
+            HstoreHandlingMode::Json,
+            &[
+                ("json", HstoreHandlingMode::Json),
+                ("map", HstoreHandlingMode::Map),
+            ],
+        );
+        let interval_handling_mode = s.choice(
+            "interval.handling.mode",
+            IntervalHandlingMode::Numeric,
+            &[
+                ("numeric", IntervalHandlingMode::Numeric),
+                ("string", IntervalHandlingMode::String),
+            ],
+        );
+        let money_fraction_digits = s.int(
+            "money.fraction.digits",
+            DEFAULT_MONEY_FRACTION_DIGITS,
+            0,
+            MAX_MONEY_FRACTION_DIGITS,
+        );
+        let include_unknown_datatypes = s.bool(
+            "include.unknown.datatypes",
+            DEFAULT_INCLUDE_UNKNOWN_DATATYPES,
+        );
         let tombstones_on_delete = s.bool("tombstones.on.delete", DEFAULT_TOMBSTONES_ON_DELETE);
         let skipped_operations = take_skipped_operations(&mut s);
         let status_update_interval = Duration::from_millis(s.int(
@@ -495,6 +577,12 @@ impl ConnectorConfig {
             table_filter,
             snapshot_mode,
             decimal_handling_mode,
+            time_precision_mode,
+            binary_handling_mode,
+            hstore_handling_mode,
+            interval_handling_mode,
+            money_fraction_digits,
+            include_unknown_datatypes,
             tombstones_on_delete,
             skipped_operations,
             status_update_interval,

@@ -15,6 +15,13 @@ pub const SIMPLE_HEADER_CONVERTER_CLASS: &str =
     "org.apache.kafka.connect.storage.SimpleHeaderConverter";
 /// JsonConverter's `schemas.enable` default: envelopes carry their schema.
 pub const DEFAULT_SCHEMAS_ENABLE: bool = true;
+/// JsonConverter's `decimal.format` default: `Decimal` values as base64 of their bytes.
+pub const DEFAULT_DECIMAL_FORMAT: DecimalFormat = DecimalFormat::Base64;
+/// JsonConverter's `replace.null.with.default` default (Kafka ≥ 3.7): a null field with a
+/// schema default is written as the default.
+pub const DEFAULT_REPLACE_NULL_WITH_DEFAULT: bool = true;
+
+pub use pgseam_converters::DecimalFormat;
 
 /// Names Kafka Connect accepts for the JsonConverter: the class, and the plugin aliases it
 /// derives (simple class name, and that name without the `Converter` suffix).
@@ -48,13 +55,43 @@ pub struct ConverterSettings {
     pub kind: ConverterKind,
     /// `*.converter.schemas.enable`: wrap each record in `{"schema": …, "payload": …}`.
     pub schemas_enable: bool,
+    /// `*.converter.decimal.format`: `BASE64` or `NUMERIC` (case-insensitive).
+    pub decimal_format: DecimalFormat,
+    /// `*.converter.replace.null.with.default`.
+    pub replace_null_with_default: bool,
 }
 
 impl Default for ConverterSettings {
     fn default() -> Self {
+        Self::json(JsonProps::default())
+    }
+}
+
+impl ConverterSettings {
+    fn json(p: JsonProps) -> Self {
         Self {
             kind: ConverterKind::Json,
+            schemas_enable: p.schemas_enable,
+            decimal_format: p.decimal_format,
+            replace_null_with_default: p.replace_null_with_default,
+        }
+    }
+}
+
+/// The JsonConverter properties pgseam implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JsonProps {
+    schemas_enable: bool,
+    decimal_format: DecimalFormat,
+    replace_null_with_default: bool,
+}
+
+impl Default for JsonProps {
+    fn default() -> Self {
+        JsonProps {
             schemas_enable: DEFAULT_SCHEMAS_ENABLE,
+            decimal_format: DEFAULT_DECIMAL_FORMAT,
+            replace_null_with_default: DEFAULT_REPLACE_NULL_WITH_DEFAULT,
         }
     }
 }
@@ -109,10 +146,10 @@ pub(crate) fn take_converter(settings: &mut Settings, role: Role) -> Option<Conv
         return None;
     };
     let kind = parse_converter_class(settings, &class)?;
-    let schemas_enable = take_json_props(settings, class_key, &subkeys);
+    let props = take_json_props(settings, class_key, &subkeys);
     Some(ConverterSettings {
         kind,
-        schemas_enable,
+        ..ConverterSettings::json(props)
     })
 }
 
@@ -125,11 +162,7 @@ pub(crate) fn take_worker_converter(settings: &mut Settings, role: Role) -> Conv
             "`{class_key}` is not set: using {JSON_CONVERTER_CLASS} (Kafka Connect requires it to be set)"
         );
         let subkeys = settings.take_prefixed(&format!("{class_key}."));
-        let schemas_enable = take_json_props(settings, class_key, &subkeys);
-        return ConverterSettings {
-            kind: ConverterKind::Json,
-            schemas_enable,
-        };
+        return ConverterSettings::json(take_json_props(settings, class_key, &subkeys));
     }
     take_converter(settings, role).unwrap_or_default()
 }
@@ -177,7 +210,7 @@ pub(crate) fn take_header_converter(settings: &mut Settings) -> Option<HeaderCon
         }
         Some(HeaderConverter::Simple)
     } else if JSON_CONVERTER_NAMES.contains(&name) {
-        let schemas_enable = take_json_props(settings, KEY, &subkeys);
+        let schemas_enable = take_json_props(settings, KEY, &subkeys).schemas_enable;
         Some(HeaderConverter::Json { schemas_enable })
     } else {
         let e = ConfigError::UnsupportedValue {
@@ -193,16 +226,30 @@ pub(crate) fn take_header_converter(settings: &mut Settings) -> Option<HeaderCon
     }
 }
 
-/// Validates JsonConverter sub-keys (`<class_key>.<prop>`) and returns `schemas.enable`.
-fn take_json_props(settings: &mut Settings, class_key: &str, subkeys: &[RawEntry]) -> bool {
-    let mut schemas_enable = DEFAULT_SCHEMAS_ENABLE;
+/// Validates JsonConverter sub-keys (`<class_key>.<prop>`) and returns the implemented ones.
+fn take_json_props(settings: &mut Settings, class_key: &str, subkeys: &[RawEntry]) -> JsonProps {
+    let mut props = JsonProps::default();
     let prefix = format!("{class_key}.");
     for e in subkeys {
         let prop = &e.key[prefix.len()..];
         if prop == "schemas.enable" {
             match parse_bool(&e.value) {
-                Some(b) => schemas_enable = b,
+                Some(b) => props.schemas_enable = b,
                 None => settings.invalid(e, "`true` or `false`"),
+            }
+        } else if prop == "replace.null.with.default" {
+            match parse_bool(&e.value) {
+                Some(b) => props.replace_null_with_default = b,
+                None => settings.invalid(e, "`true` or `false`"),
+            }
+        } else if prop == "decimal.format" {
+            let v = e.value.trim();
+            if v.eq_ignore_ascii_case("BASE64") {
+                props.decimal_format = DecimalFormat::Base64;
+            } else if v.eq_ignore_ascii_case("NUMERIC") {
+                props.decimal_format = DecimalFormat::Numeric;
+            } else {
+                settings.invalid(e, "`BASE64` or `NUMERIC`");
             }
         } else if prop == "plugin.version" {
             debug!(source = settings.source(), key = %e.key, "ignored: pgseam has one built-in version of each converter");
@@ -248,5 +295,5 @@ fn take_json_props(settings: &mut Settings, class_key: &str, subkeys: &[RawEntry
             settings.push(err);
         }
     }
-    schemas_enable
+    props
 }

@@ -28,7 +28,9 @@
 //!    `database.password`, `database.dbname`, `topic.prefix`, `plugin.name`, `slot.name`,
 //!    `publication.name`, `publication.autocreate.mode`, `schema.include.list`,
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
-//!    `snapshot.mode`, `decimal.handling.mode`, `tombstones.on.delete`, `skipped.operations`,
+//!    `snapshot.mode`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
+//!    `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
+//!    `include.unknown.datatypes`, `tombstones.on.delete`, `skipped.operations`,
 //!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
 //!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `max.batch.size`, `max.queue.size`,
 //!    `poll.interval.ms`. Invalid values are errors naming key, value and the accepted values.
@@ -54,8 +56,9 @@
 //!    - `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms`,
 //!      `errors.log.enable`, `errors.log.include.messages`, `exactly.once.support`,
 //!      `transaction.boundary`, `transaction.boundary.interval.ms`, and JsonConverter's
-//!      `decimal.format`, `replace.null.with.default`, `schema.content` — accepted at Connect's
-//!      default, rejected otherwise (rule 2).
+//!      `schema.content` — accepted at Connect's default, rejected otherwise (rule 2).
+//!    - JsonConverter's `schemas.enable`, `decimal.format` (`BASE64`/`NUMERIC`) and
+//!      `replace.null.with.default` are implemented (typed in [`ConverterSettings`]).
 //!    - Ignored with a debug log, as a standalone Connect worker ignores them for a source
 //!      connector: `offsets.storage.topic`, `config.action.reload`, `connector.plugin.version`,
 //!      `*.converter.plugin.version`, `consumer.override.*`, `admin.override.*`,
@@ -114,17 +117,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    ConnectorConfig, DecimalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations,
-    SnapshotMode, DEFAULT_DATABASE_PORT, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_BATCH_SIZE,
-    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
+    BinaryHandlingMode, ConnectorConfig, DecimalHandlingMode, HstoreHandlingMode,
+    IntervalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations, SnapshotMode,
+    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_HEARTBEAT_INTERVAL_MS,
+    DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
     DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_NAME,
     DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL,
     DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE,
-    POSTGRES_CONNECTOR_CLASS,
+    MAX_MONEY_FRACTION_DIGITS, POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
-    ConverterKind, ConverterSettings, HeaderConverter, DEFAULT_SCHEMAS_ENABLE,
-    JSON_CONVERTER_CLASS, SIMPLE_HEADER_CONVERTER_CLASS,
+    ConverterKind, ConverterSettings, DecimalFormat, HeaderConverter, DEFAULT_DECIMAL_FORMAT,
+    DEFAULT_REPLACE_NULL_WITH_DEFAULT, DEFAULT_SCHEMAS_ENABLE, JSON_CONVERTER_CLASS,
+    SIMPLE_HEADER_CONVERTER_CLASS,
 };
 pub use error::{ConfigError, ConfigErrors, Location, Owner, Scope};
 pub use filter::TableFilter;

@@ -347,8 +347,6 @@ fn include_and_exclude_lists() {
 #[test]
 fn unsupported_debezium_property_accepted_only_at_default() {
     assert!(config(&[
-        ("time.precision.mode", "adaptive"),
-        ("binary.handling.mode", "BYTES"),
         ("provide.transaction.metadata", "false"),
         ("message.key.columns", ""),
         ("signal.enabled.channels", "source"),
@@ -357,8 +355,8 @@ fn unsupported_debezium_property_accepted_only_at_default() {
     ])
     .is_ok());
     assert_eq!(
-        one_error(&[("time.precision.mode", "connect")]),
-        "inventory.properties: `time.precision.mode` is a Debezium property pgseam does not support yet (value `connect`); remove it or keep the default `adaptive`"
+        one_error(&[("provide.transaction.metadata", "true")]),
+        "inventory.properties: `provide.transaction.metadata` is a Debezium property pgseam does not support yet (value `true`); remove it or keep the default `false`"
     );
     assert_eq!(
         one_error(&[("message.key.columns", "public.t:id")]),
@@ -741,4 +739,37 @@ fn two_connectors_cannot_share_a_slot() {
         e.contains("replication slot `orders` on postgres:5432/orders is already used"),
         "{e}"
     );
+}
+
+#[test]
+fn type_handling_modes() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.time_precision_mode, TimePrecisionMode::Adaptive);
+    assert_eq!(c.binary_handling_mode, BinaryHandlingMode::Bytes);
+    assert_eq!(c.hstore_handling_mode, HstoreHandlingMode::Json);
+    assert_eq!(c.interval_handling_mode, IntervalHandlingMode::Numeric);
+    assert_eq!(c.money_fraction_digits, DEFAULT_MONEY_FRACTION_DIGITS);
+    assert!(!c.include_unknown_datatypes);
+    let c = config(&[
+        ("time.precision.mode", "ISOSTRING"),
+        ("binary.handling.mode", "base64-url-safe"),
+        ("hstore.handling.mode", "map"),
+        ("interval.handling.mode", "string"),
+        ("money.fraction.digits", "4"),
+        ("include.unknown.datatypes", "true"),
+    ])
+    .unwrap();
+    assert_eq!(c.time_precision_mode, TimePrecisionMode::IsoString);
+    assert_eq!(c.binary_handling_mode, BinaryHandlingMode::Base64UrlSafe);
+    assert_eq!(c.hstore_handling_mode, HstoreHandlingMode::Map);
+    assert_eq!(c.interval_handling_mode, IntervalHandlingMode::String);
+    assert_eq!(c.money_fraction_digits, 4);
+    assert!(c.include_unknown_datatypes);
+    let e = one_error(&[("time.precision.mode", "millis")]);
+    assert!(
+        e.contains("`time.precision.mode`") && e.contains("`nanoseconds`"),
+        "{e}"
+    );
+    let e = one_error(&[("money.fraction.digits", "-1")]);
+    assert!(e.contains("`money.fraction.digits`"), "{e}");
 }

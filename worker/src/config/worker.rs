@@ -322,7 +322,7 @@ fn take_listeners(s: &mut Settings) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::converter::ConverterKind;
+    use super::super::converter::{ConverterKind, DecimalFormat};
     use super::*;
 
     fn worker(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigErrors> {
@@ -450,11 +450,26 @@ mod tests {
     }
 
     #[test]
-    fn json_converter_non_default_setting_is_rejected() {
-        let errs = errors(&[FILE, ("value.converter.decimal.format", "NUMERIC")]);
-        assert_eq!(
-            errs,
-            vec!["worker.properties: `value.converter.decimal.format` is a Kafka Connect property pgseam does not support yet (value `NUMERIC`); remove it or keep the default `BASE64`"]
+    fn json_converter_settings() {
+        let w = worker(&[
+            FILE,
+            ("value.converter.decimal.format", "numeric"),
+            ("value.converter.replace.null.with.default", "false"),
+        ])
+        .unwrap();
+        assert_eq!(w.value_converter.decimal_format, DecimalFormat::Numeric);
+        assert!(!w.value_converter.replace_null_with_default);
+        assert_eq!(w.key_converter.decimal_format, DecimalFormat::Base64);
+        assert!(w.key_converter.replace_null_with_default);
+        let errs = errors(&[FILE, ("value.converter.decimal.format", "hex")]);
+        assert!(
+            errs[0].contains("`value.converter.decimal.format`") && errs[0].contains("NUMERIC"),
+            "{errs:?}"
+        );
+        let errs = errors(&[FILE, ("value.converter.schema.content", "{}")]);
+        assert!(
+            errs[0].contains("`value.converter.schema.content` is a Kafka Connect property pgseam does not support yet"),
+            "{errs:?}"
         );
         let errs = errors(&[FILE, ("value.converter.schemas.enabled", "false")]);
         assert!(
