@@ -35,7 +35,7 @@ use pgseam_model::Lsn;
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
-use crate::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
+use crate::offsets::{offset_key, ConnectorOffset, FileOffsetStore, OffsetKey, StreamOffset};
 
 /// Records produced but not yet acknowledged, at most. Bounds memory and the replay after a
 /// crash; large enough to keep librdkafka's batches full.
@@ -84,16 +84,19 @@ pub async fn run_connector(
     let stored = offsets
         .lock()
         .map_err(|_| anyhow!("offset store poisoned"))?
-        .get(&key);
-    let start = match &stored {
+        .get(&key)?;
+    let start = match stored.as_ref().map(|o| (o, o.resume_lsn())) {
         None => StartPoint::Fresh {
             replace_slot: false,
         },
-        Some(ConnectorOffset::SnapshotIncomplete) => {
+        Some((_, None)) => {
             tracing::warn!(connector = %name, "the previous initial snapshot did not complete; starting it over");
             StartPoint::Fresh { replace_slot: true }
         }
-        Some(ConnectorOffset::Streaming { lsn, .. }) => StartPoint::Resume { lsn: *lsn },
+        Some((offset, Some(lsn))) => {
+            tracing::info!(connector = %name, resume_lsn = %lsn, stored = ?offset, "resuming from the stored offset");
+            StartPoint::Resume { lsn }
+        }
     };
 
     let (events_tx, mut events_rx) = mpsc::channel(settings.max_queue_size.max(1));
@@ -176,26 +179,28 @@ pub async fn run_connector(
                             in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
                         }
                     }
-                    Some(SourceMessage::TransactionCommitted { commit_lsn, end_lsn, tx_id, commit_ts_us }) => {
-                        let offset = ConnectorOffset::Streaming { lsn: end_lsn, commit_lsn, tx_id, ts_usec: commit_ts_us };
+                    Some(SourceMessage::TransactionCommitted { end_lsn, tx_id, commit_ts_us, .. }) => {
+                        let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::CaughtUp { wal_end }) => {
                         // Keeps the last transaction's identity; only the resume point moves.
-                        let (commit_lsn, tx_id, ts_usec) = match &last_streaming {
-                            Some(ConnectorOffset::Streaming { commit_lsn, tx_id, ts_usec, .. }) => (*commit_lsn, *tx_id, *ts_usec),
-                            _ => (wal_end, 0, 0),
+                        // Nothing is pending up to wal_end: the offset of a COMMIT there.
+                        let (tx_id, ts_usec) = match &last_streaming {
+                            Some(ConnectorOffset::Streaming(s)) => (s.tx_id, s.ts_usec),
+                            Some(ConnectorOffset::SnapshotCompleted { tx_id, ts_usec, .. }) => (*tx_id, *ts_usec),
+                            _ => (None, 0),
                         };
-                        let offset = ConnectorOffset::Streaming { lsn: wal_end, commit_lsn, tx_id, ts_usec };
+                        let offset = ConnectorOffset::Streaming(StreamOffset { tx_id, ..StreamOffset::after_commit(wal_end, 0, ts_usec) });
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
                         let checkpoint = Checkpoint {
-                            offset: ConnectorOffset::Streaming { lsn: consistent_point, commit_lsn: consistent_point, tx_id: 0, ts_usec: 0 },
+                            offset: ConnectorOffset::SnapshotCompleted { lsn: consistent_point, tx_id: None, ts_usec: now_micros() },
                             urgent: true,
                         };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
@@ -203,8 +208,9 @@ pub async fn run_connector(
                     Some(SourceMessage::CreatingSlot { proceed }) => {
                         // Written before the slot exists: a crash from here on leaves a slot
                         // that is ours to replace on the next start.
-                        store_offset(&offsets, &key, &ConnectorOffset::SnapshotIncomplete)?;
-                        stored_offset = Some(ConnectorOffset::SnapshotIncomplete);
+                        let incomplete = ConnectorOffset::SnapshotIncomplete { ts_usec: now_micros() };
+                        store_offset(&offsets, &key, &incomplete)?;
+                        stored_offset = Some(incomplete);
                         let _ = proceed.send(());
                     }
                     Some(SourceMessage::SlotCreated { consistent_point }) => {
@@ -273,7 +279,7 @@ pub async fn run_connector(
 /// Stores the latest durable offset if it changed, then publishes its LSN to the source.
 fn commit(
     offsets: &Mutex<FileOffsetStore>,
-    key: &str,
+    key: &OffsetKey,
     durable: &mut Option<ConnectorOffset>,
     stored: &mut Option<ConnectorOffset>,
     feedback: &watch::Sender<Feedback>,
@@ -284,8 +290,7 @@ fn commit(
     if stored.as_ref() != Some(&offset) {
         store_offset(offsets, key, &offset)?;
     }
-    if let ConnectorOffset::Streaming { lsn, .. } = &offset {
-        let lsn = *lsn;
+    if let Some(lsn) = offset.flush_lsn() {
         feedback.send_if_modified(|f| {
             if lsn > f.durable_lsn {
                 f.durable_lsn = lsn;
@@ -301,7 +306,7 @@ fn commit(
 
 fn store_offset(
     offsets: &Mutex<FileOffsetStore>,
-    key: &str,
+    key: &OffsetKey,
     offset: &ConnectorOffset,
 ) -> anyhow::Result<()> {
     offsets
@@ -309,4 +314,12 @@ fn store_offset(
         .map_err(|_| anyhow!("offset store poisoned"))?
         .put(key, offset)
         .context("cannot store the offset")
+}
+
+/// Now, in microseconds since the epoch (Debezium's `ts_usec` for snapshot offsets).
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
