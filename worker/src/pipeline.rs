@@ -17,6 +17,21 @@
 //! that is the LSN published to the source, which reports it to the slot as the flush LSN. A
 //! failed delivery stops the pipeline before any later checkpoint can be stored.
 //!
+//! Position headers: every record carries where it came from, so that a consumer can recognise
+//! the duplicates an at-least-once restart replays:
+//!
+//! | header | value (UTF-8 text) |
+//! |---|---|
+//! | `__pgseam.lsn` | LSN of the change (`16/B374D848`); for snapshot rows the slot's consistent point |
+//! | `__pgseam.commit_lsn` | LSN of the transaction's commit record; absent on snapshot rows |
+//! | `__pgseam.seq` | 0-based number of the record within its transaction (or within the snapshot) |
+//! | `__pgseam.snapshot` | `true` on snapshot rows; absent otherwise |
+//!
+//! `(commit_lsn, seq)` identifies a streamed record; commit LSNs grow in commit order, so a
+//! consumer that remembers the last pair it applied per partition can drop any record at or
+//! before it. A replay after a crash starts at a transaction boundary (or at the start of the
+//! snapshot), so `seq` restarts with the transaction and the pairs repeat exactly.
+//!
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
 //! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
@@ -31,7 +46,7 @@ use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use pgseam_connector_pg::{Feedback, SourceConfig, SourceMessage, StartPoint};
 use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord};
-use pgseam_model::Lsn;
+use pgseam_model::{Lsn, Position};
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
@@ -43,6 +58,12 @@ const MAX_IN_FLIGHT: usize = 100_000;
 
 /// How long to wait for a broker at start before giving up with a clear error.
 const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Header names of the record position (see the module docs).
+pub const HEADER_LSN: &str = "__pgseam.lsn";
+pub const HEADER_COMMIT_LSN: &str = "__pgseam.commit_lsn";
+pub const HEADER_SEQ: &str = "__pgseam.seq";
+pub const HEADER_SNAPSHOT: &str = "__pgseam.snapshot";
 
 /// How long shutdown waits for outstanding deliveries.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -123,6 +144,8 @@ pub async fn run_connector(
     let mut flush_timer = tokio::time::interval(settings.offset_flush_interval);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source_result: Option<anyhow::Result<()>> = None;
+    // Records sent in the current transaction (or snapshot): the `__pgseam.seq` header.
+    let mut sequence: u64 = 0;
 
     let outcome: anyhow::Result<()> = loop {
         tokio::select! {
@@ -170,16 +193,20 @@ pub async fn run_connector(
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
                         converter.convert(&event, now_ns, &mut records).context("cannot convert an event")?;
                         for record in records.drain(..) {
+                            let mut headers = record.headers;
+                            push_position_headers(&mut headers, &event.position, sequence);
+                            sequence += 1;
                             let delivery = sink.send(&OutgoingRecord {
                                 topic: record.topic,
                                 key: record.key,
                                 value: record.value,
-                                headers: record.headers,
+                                headers,
                             }).await?;
                             in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
                         }
                     }
                     Some(SourceMessage::TransactionCommitted { end_lsn, tx_id, commit_ts_us, .. }) => {
+                        sequence = 0;
                         let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
@@ -199,6 +226,7 @@ pub async fn run_connector(
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
+                        sequence = 0;
                         let checkpoint = Checkpoint {
                             offset: ConnectorOffset::SnapshotCompleted { lsn: consistent_point, tx_id: None, ts_usec: now_micros() },
                             urgent: true,
@@ -322,4 +350,27 @@ fn now_micros() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+/// Appends the position headers of one record (see the module docs).
+fn push_position_headers(headers: &mut Vec<(String, Vec<u8>)>, position: &Position, seq: u64) {
+    match position {
+        Position::Snapshot {
+            consistent_point, ..
+        } => {
+            headers.push((HEADER_LSN.into(), consistent_point.to_string().into_bytes()));
+            headers.push((HEADER_SEQ.into(), seq.to_string().into_bytes()));
+            headers.push((HEADER_SNAPSHOT.into(), b"true".to_vec()));
+        }
+        Position::Stream {
+            lsn, commit_lsn, ..
+        } => {
+            headers.push((HEADER_LSN.into(), lsn.to_string().into_bytes()));
+            headers.push((
+                HEADER_COMMIT_LSN.into(),
+                commit_lsn.to_string().into_bytes(),
+            ));
+            headers.push((HEADER_SEQ.into(), seq.to_string().into_bytes()));
+        }
+    }
 }

@@ -191,6 +191,12 @@ fn pipeline_settings(
         sink: KafkaSinkConfig {
             bootstrap_servers: worker.bootstrap_servers.clone(),
             overrides,
+            // As in Connect, the worker's `topic.creation.enable=false` turns creation off.
+            topic_creation: if worker.topic_creation_enable {
+                connector.topic_creation_groups.clone()
+            } else {
+                None
+            },
         },
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,

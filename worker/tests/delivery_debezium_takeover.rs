@@ -229,6 +229,28 @@ fn pgseam_continues_from_a_stopped_debeziums_offsets_file_without_a_gap() {
                 pgseam_only.deletes >= 12,
                 "deletes 300..310 and the key change of 100"
             );
+            // Every record carries its position; (commit_lsn, seq) never repeats in one run.
+            let mut positions = std::collections::BTreeSet::new();
+            for message in &from_pgseam {
+                let header = |name: &str| {
+                    message
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                };
+                let (Some(_), Some(commit_lsn), Some(seq)) = (
+                    header("__pgseam.lsn"),
+                    header("__pgseam.commit_lsn"),
+                    header("__pgseam.seq"),
+                ) else {
+                    panic!("record without position headers: {:?}", message.headers);
+                };
+                assert!(
+                    positions.insert((commit_lsn, seq.parse::<u64>().unwrap())),
+                    "a position repeats"
+                );
+            }
             assert!(
                 debezium_count >= 500 + 20 * 3,
                 "Debezium's snapshot and stream: {debezium_count}"

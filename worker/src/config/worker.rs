@@ -28,8 +28,9 @@ pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub const DEFAULT_LISTENERS: &str = "http://:8083";
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 8] = [
+const WORKER_KEYS: [&str; 9] = [
     "bootstrap.servers",
+    "topic.creation.enable",
     "key.converter",
     "value.converter",
     "header.converter",
@@ -65,7 +66,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "auto.include.jmx.reporter",
     "topic.tracking.enable",
     "topic.tracking.allow.reset",
-    "topic.creation.enable",
     "task.shutdown.graceful.timeout.ms",
     "ssl.client.auth",
     "client.dns.lookup",
@@ -155,6 +155,9 @@ pub struct WorkerConfig {
     /// `producer.*` keys with the prefix removed, passed to the Kafka producer. Secret values
     /// are redacted from `Debug`.
     pub producer_overrides: Properties,
+    /// `topic.creation.enable` (Connect's default true): whether connectors' `topic.creation.*`
+    /// settings create topics.
+    pub topic_creation_enable: bool,
 }
 
 impl WorkerConfig {
@@ -208,6 +211,7 @@ impl WorkerConfig {
             i64::MAX as u64,
         ));
         let listeners = take_listeners(&mut s);
+        let topic_creation_enable = s.bool("topic.creation.enable", true);
 
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.") {
@@ -266,6 +270,7 @@ impl WorkerConfig {
                 offset_flush_timeout,
                 listeners,
                 producer_overrides,
+                topic_creation_enable,
             }),
             _ => Err(ConfigErrors(s.errors)),
         }
