@@ -14,10 +14,21 @@
 //! and "every earlier record to that partition is acknowledged" coincide; across partitions the
 //! caller must wait for each report (the worker's commit coordinator does).
 //!
-//! What it does not do: encode envelopes, decide topics, or store offsets.
+//! Topics: with `topic.creation.*` settings ([`topics`]), each topic is created through
+//! librdkafka's admin API before the first record goes to it; a topic that exists is left alone.
+//!
+//! What it does not do: encode envelopes, decide topic names, or store offsets.
 
-use std::collections::BTreeMap;
+pub mod topics;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode as AdminErrorCode;
+pub use topics::{TopicCreation, TopicCreationError};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -55,6 +66,13 @@ pub enum SinkError {
     },
     #[error("the producer was closed before a record's delivery report arrived")]
     Canceled,
+    /// `topic` names the topic and the settings it was to be created with.
+    #[error("cannot create topic {topic}")]
+    CreateTopic {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
 }
 
 /// Producer settings: the worker's `bootstrap.servers` and `producer.*` overrides (without the
@@ -63,7 +81,12 @@ pub enum SinkError {
 pub struct KafkaSinkConfig {
     pub bootstrap_servers: String,
     pub overrides: BTreeMap<String, String>,
+    /// `topic.creation.*`; `None`: topics are not created by pgseam.
+    pub topic_creation: Option<TopicCreation>,
 }
+
+/// How long a CreateTopics request may take.
+const CREATE_TOPIC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A record to produce. `value: None` is a tombstone; `key: None` a keyless record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,6 +130,10 @@ impl Delivery {
 pub struct KafkaSink {
     producer: FutureProducer,
     bootstrap_servers: String,
+    /// The admin client and rules when topic creation is on.
+    creation: Option<(AdminClient<DefaultClientContext>, TopicCreation)>,
+    /// Topics already created or found to exist.
+    known_topics: Mutex<HashSet<String>>,
 }
 
 impl KafkaSink {
@@ -133,10 +160,27 @@ impl KafkaSink {
             client.set(key, value);
         }
         let producer: FutureProducer = client.create().map_err(SinkError::Config)?;
+        let creation = match &config.topic_creation {
+            Some(rules) => {
+                // The admin client shares the producer's connection settings (security
+                // included), as Connect's topic admin uses the worker's client settings.
+                let admin: AdminClient<DefaultClientContext> =
+                    client.create().map_err(SinkError::Config)?;
+                Some((admin, rules.clone()))
+            }
+            None => None,
+        };
         Ok(KafkaSink {
             producer,
             bootstrap_servers: config.bootstrap_servers.clone(),
+            creation,
+            known_topics: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The underlying librdkafka producer (metadata queries, tests).
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
     }
 
     /// Asks a broker for cluster metadata, so that a wrong address fails at start with a clear
@@ -154,8 +198,59 @@ impl KafkaSink {
         })
     }
 
-    /// Enqueues a record. Waits (asynchronously) while librdkafka's queue is full.
+    /// Creates `topic` with its group's settings unless it was seen before or exists.
+    async fn ensure_topic(&self, topic: &str) -> Result<(), SinkError> {
+        let Some((admin, rules)) = &self.creation else {
+            return Ok(());
+        };
+        if self
+            .known_topics
+            .lock()
+            .map(|known| known.contains(topic))
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        let group = rules.group_for(topic);
+        let replication = TopicReplication::Fixed(group.replication_factor);
+        let mut new_topic = NewTopic::new(topic, group.partitions, replication);
+        for (key, value) in &group.configs {
+            new_topic = new_topic.set(key, value);
+        }
+        let options = AdminOptions::new().operation_timeout(Some(CREATE_TOPIC_TIMEOUT));
+        let create_error = |source| SinkError::CreateTopic {
+            topic: format!(
+                "{topic} (topic.creation group {}: {} partitions, replication factor {})",
+                group.name, group.partitions, group.replication_factor
+            ),
+            source,
+        };
+        let results = admin
+            .create_topics([&new_topic], &options)
+            .await
+            .map_err(create_error)?;
+        for result in results {
+            match result {
+                Ok(_) => {
+                    tracing::info!(topic, group = %group.name, partitions = group.partitions,
+                        replication_factor = group.replication_factor, "created topic");
+                }
+                Err((_, AdminErrorCode::TopicAlreadyExists)) => {
+                    tracing::debug!(topic, "topic exists; left as it is");
+                }
+                Err((_, code)) => return Err(create_error(KafkaError::AdminOp(code))),
+            }
+        }
+        if let Ok(mut known) = self.known_topics.lock() {
+            known.insert(topic.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Enqueues a record. Waits (asynchronously) while librdkafka's queue is full. The first
+    /// record to a topic creates it when topic creation is configured.
     pub async fn send(&self, record: &OutgoingRecord) -> Result<Delivery, SinkError> {
+        self.ensure_topic(&record.topic).await?;
         loop {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (key, value) in &record.headers {

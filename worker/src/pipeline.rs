@@ -17,6 +17,21 @@
 //! that is the LSN published to the source, which reports it to the slot as the flush LSN. A
 //! failed delivery stops the pipeline before any later checkpoint can be stored.
 //!
+//! Position headers: every record carries where it came from, so that a consumer can recognise
+//! the duplicates an at-least-once restart replays:
+//!
+//! | header | value (UTF-8 text) |
+//! |---|---|
+//! | `__pgseam.lsn` | LSN of the change (`16/B374D848`); for snapshot rows the slot's consistent point |
+//! | `__pgseam.commit_lsn` | LSN of the transaction's commit record; absent on snapshot rows |
+//! | `__pgseam.seq` | 0-based number of the record within its transaction (or within the snapshot) |
+//! | `__pgseam.snapshot` | `true` on snapshot rows; absent otherwise |
+//!
+//! `(commit_lsn, seq)` identifies a streamed record; commit LSNs grow in commit order, so a
+//! consumer that remembers the last pair it applied per partition can drop any record at or
+//! before it. A replay after a crash starts at a transaction boundary (or at the start of the
+//! snapshot), so `seq` restarts with the transaction and the pairs repeat exactly.
+//!
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
 //! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
@@ -31,12 +46,12 @@ use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use pgseam_connector_pg::{Feedback, SourceConfig, SourceMessage, StartPoint};
 use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord};
-use pgseam_model::Lsn;
+use pgseam_model::{Lsn, Position};
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ConnectorMetrics;
-use crate::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
+use crate::offsets::{offset_key, ConnectorOffset, FileOffsetStore, OffsetKey, StreamOffset};
 
 /// Records produced but not yet acknowledged, at most. Bounds memory and the replay after a
 /// crash; large enough to keep librdkafka's batches full.
@@ -44,6 +59,12 @@ const MAX_IN_FLIGHT: usize = 100_000;
 
 /// How long to wait for a broker at start before giving up with a clear error.
 const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Header names of the record position (see the module docs).
+pub const HEADER_LSN: &str = "__pgseam.lsn";
+pub const HEADER_COMMIT_LSN: &str = "__pgseam.commit_lsn";
+pub const HEADER_SEQ: &str = "__pgseam.seq";
+pub const HEADER_SNAPSHOT: &str = "__pgseam.snapshot";
 
 /// How long shutdown waits for outstanding deliveries.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -133,16 +154,19 @@ async fn run_pipeline(
     let stored = offsets
         .lock()
         .map_err(|_| anyhow!("offset store poisoned"))?
-        .get(&key);
-    let start = match &stored {
+        .get(&key)?;
+    let start = match stored.as_ref().map(|o| (o, o.resume_lsn())) {
         None => StartPoint::Fresh {
             replace_slot: false,
         },
-        Some(ConnectorOffset::SnapshotIncomplete) => {
+        Some((_, None)) => {
             tracing::warn!(connector = %name, "the previous initial snapshot did not complete; starting it over");
             StartPoint::Fresh { replace_slot: true }
         }
-        Some(ConnectorOffset::Streaming { lsn, .. }) => StartPoint::Resume { lsn: *lsn },
+        Some((offset, Some(lsn))) => {
+            tracing::info!(connector = %name, resume_lsn = %lsn, stored = ?offset, "resuming from the stored offset");
+            StartPoint::Resume { lsn }
+        }
     };
 
     let (events_tx, mut events_rx) = mpsc::channel(settings.max_queue_size.max(1));
@@ -169,6 +193,8 @@ async fn run_pipeline(
     let mut flush_timer = tokio::time::interval(settings.offset_flush_interval);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source_result: Option<anyhow::Result<()>> = None;
+    // Records sent in the current transaction (or snapshot): the `__pgseam.seq` header.
+    let mut sequence: u64 = 0;
 
     let outcome: anyhow::Result<()> = loop {
         tokio::select! {
@@ -226,11 +252,14 @@ async fn run_pipeline(
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
                         converter.convert(&event, now_ns, &mut records).context("cannot convert an event")?;
                         for record in records.drain(..) {
+                            let mut headers = record.headers;
+                            push_position_headers(&mut headers, &event.position, sequence);
+                            sequence += 1;
                             let delivery = sink.send(&OutgoingRecord {
                                 topic: record.topic,
                                 key: record.key,
                                 value: record.value,
-                                headers: record.headers,
+                                headers,
                             }).await?;
                             let sent = std::time::Instant::now();
                             let metrics = Arc::clone(&metrics);
@@ -243,10 +272,11 @@ async fn run_pipeline(
                         }
                         metrics.set_producer_queue_depth(in_flight.len());
                     }
-                    Some(SourceMessage::TransactionCommitted { commit_lsn, end_lsn, tx_id, commit_ts_us }) => {
+                    Some(SourceMessage::TransactionCommitted { end_lsn, tx_id, commit_ts_us, .. }) => {
                         metrics.on_transaction_committed(tx_id);
                         metrics.on_wal_end(end_lsn.0);
-                        let offset = ConnectorOffset::Streaming { lsn: end_lsn, commit_lsn, tx_id, ts_usec: commit_ts_us };
+                        sequence = 0;
+                        let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
@@ -254,19 +284,22 @@ async fn run_pipeline(
                     Some(SourceMessage::CaughtUp { wal_end }) => {
                         metrics.on_wal_end(wal_end.0);
                         // Keeps the last transaction's identity; only the resume point moves.
-                        let (commit_lsn, tx_id, ts_usec) = match &last_streaming {
-                            Some(ConnectorOffset::Streaming { commit_lsn, tx_id, ts_usec, .. }) => (*commit_lsn, *tx_id, *ts_usec),
-                            _ => (wal_end, 0, 0),
+                        // Nothing is pending up to wal_end: the offset of a COMMIT there.
+                        let (tx_id, ts_usec) = match &last_streaming {
+                            Some(ConnectorOffset::Streaming(s)) => (s.tx_id, s.ts_usec),
+                            Some(ConnectorOffset::SnapshotCompleted { tx_id, ts_usec, .. }) => (*tx_id, *ts_usec),
+                            _ => (None, 0),
                         };
-                        let offset = ConnectorOffset::Streaming { lsn: wal_end, commit_lsn, tx_id, ts_usec };
+                        let offset = ConnectorOffset::Streaming(StreamOffset { tx_id, ..StreamOffset::after_commit(wal_end, 0, ts_usec) });
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
                         metrics.on_snapshot_completed();
+                        sequence = 0;
                         let checkpoint = Checkpoint {
-                            offset: ConnectorOffset::Streaming { lsn: consistent_point, commit_lsn: consistent_point, tx_id: 0, ts_usec: 0 },
+                            offset: ConnectorOffset::SnapshotCompleted { lsn: consistent_point, tx_id: None, ts_usec: now_micros() },
                             urgent: true,
                         };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
@@ -274,8 +307,9 @@ async fn run_pipeline(
                     Some(SourceMessage::CreatingSlot { proceed }) => {
                         // Written before the slot exists: a crash from here on leaves a slot
                         // that is ours to replace on the next start.
-                        store_offset(&offsets, &key, &ConnectorOffset::SnapshotIncomplete)?;
-                        stored_offset = Some(ConnectorOffset::SnapshotIncomplete);
+                        let incomplete = ConnectorOffset::SnapshotIncomplete { ts_usec: now_micros() };
+                        store_offset(&offsets, &key, &incomplete)?;
+                        stored_offset = Some(incomplete);
                         let _ = proceed.send(());
                     }
                     Some(SourceMessage::SlotCreated { consistent_point }) => {
@@ -345,7 +379,7 @@ async fn run_pipeline(
 /// Stores the latest durable offset if it changed, then publishes its LSN to the source.
 fn commit(
     offsets: &Mutex<FileOffsetStore>,
-    key: &str,
+    key: &OffsetKey,
     durable: &mut Option<ConnectorOffset>,
     stored: &mut Option<ConnectorOffset>,
     feedback: &watch::Sender<Feedback>,
@@ -357,8 +391,7 @@ fn commit(
     if stored.as_ref() != Some(&offset) {
         store_offset(offsets, key, &offset)?;
     }
-    if let ConnectorOffset::Streaming { lsn, .. } = &offset {
-        let lsn = *lsn;
+    if let Some(lsn) = offset.flush_lsn() {
         metrics.on_durable(lsn.0);
         feedback.send_if_modified(|f| {
             if lsn > f.durable_lsn {
@@ -375,7 +408,7 @@ fn commit(
 
 fn store_offset(
     offsets: &Mutex<FileOffsetStore>,
-    key: &str,
+    key: &OffsetKey,
     offset: &ConnectorOffset,
 ) -> anyhow::Result<()> {
     offsets
@@ -383,4 +416,35 @@ fn store_offset(
         .map_err(|_| anyhow!("offset store poisoned"))?
         .put(key, offset)
         .context("cannot store the offset")
+}
+
+/// Now, in microseconds since the epoch (Debezium's `ts_usec` for snapshot offsets).
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Appends the position headers of one record (see the module docs).
+fn push_position_headers(headers: &mut Vec<(String, Vec<u8>)>, position: &Position, seq: u64) {
+    match position {
+        Position::Snapshot {
+            consistent_point, ..
+        } => {
+            headers.push((HEADER_LSN.into(), consistent_point.to_string().into_bytes()));
+            headers.push((HEADER_SEQ.into(), seq.to_string().into_bytes()));
+            headers.push((HEADER_SNAPSHOT.into(), b"true".to_vec()));
+        }
+        Position::Stream {
+            lsn, commit_lsn, ..
+        } => {
+            headers.push((HEADER_LSN.into(), lsn.to_string().into_bytes()));
+            headers.push((
+                HEADER_COMMIT_LSN.into(),
+                commit_lsn.to_string().into_bytes(),
+            ));
+            headers.push((HEADER_SEQ.into(), seq.to_string().into_bytes()));
+        }
+    }
 }

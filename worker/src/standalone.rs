@@ -55,6 +55,7 @@ pub fn show_offsets(worker: &Path, connector: Option<&str>) -> anyhow::Result<St
     let store = FileOffsetStore::open(&worker.offset_storage_file_filename)?;
     let mut out = String::new();
     for (key, value) in store.entries() {
+        let (key, value) = (key.as_str(), value.as_str());
         let parsed: serde_json::Value =
             serde_json::from_str(key).map_err(|e| anyhow!("offset key {key} is not JSON: {e}"))?;
         let (name, partition) = match parsed.as_array().map(Vec::as_slice) {
@@ -250,6 +251,12 @@ pub(crate) fn pipeline_settings(
         sink: KafkaSinkConfig {
             bootstrap_servers: worker.bootstrap_servers.clone(),
             overrides,
+            // As in Connect, the worker's `topic.creation.enable=false` turns creation off.
+            topic_creation: if worker.topic_creation_enable {
+                connector.topic_creation_groups.clone()
+            } else {
+                None
+            },
         },
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,

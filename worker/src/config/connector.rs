@@ -1,5 +1,6 @@
 //! A Debezium PostgreSQL connector configuration, validated key by key.
 
+use pgseam_sink_kafka::TopicCreation;
 use std::time::Duration;
 
 use regex::Regex;
@@ -333,8 +334,10 @@ pub struct ConnectorConfig {
     pub header_converter: Option<HeaderConverter>,
     /// `producer.override.*` with the prefix removed; applied over the worker's `producer.*`.
     pub producer_overrides: Properties,
-    /// `topic.creation.*` with the prefix removed (`default.partitions`, …), for the Kafka sink.
+    /// `topic.creation.*` with the prefix removed (`default.partitions`, …), as given.
     pub topic_creation: Properties,
+    /// The validated topic-creation groups; `None` when no `topic.creation.*` key is set.
+    pub topic_creation_groups: Option<TopicCreation>,
     /// Every key and value as given (for `GET /connectors/{name}/config`); `Debug` redacts
     /// secrets.
     pub original: Properties,
@@ -536,9 +539,23 @@ impl ConnectorConfig {
             producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
         }
         let mut topic_creation = Properties::default();
-        for e in s.take_prefixed("topic.creation.") {
-            topic_creation.insert(e.key["topic.creation.".len()..].to_owned(), e.value);
+        let topic_creation_entries = s.take_prefixed("topic.creation.");
+        for e in &topic_creation_entries {
+            topic_creation.insert(e.key["topic.creation.".len()..].to_owned(), e.value.clone());
         }
+        let topic_creation_groups = match TopicCreation::from_properties(topic_creation.as_map()) {
+            Ok(groups) => groups,
+            Err(errors) => {
+                for error in errors {
+                    let key = format!("topic.creation.{}", error.key);
+                    match topic_creation_entries.iter().find(|e| e.key == key) {
+                        Some(entry) => s.invalid(entry, error.message),
+                        None => s.missing(&key, Some(&error.message)),
+                    }
+                }
+                None
+            }
+        };
         take_reload_action(&mut s);
         for e in s.take_rest() {
             classify_other_key(&mut s, &e);
@@ -598,6 +615,7 @@ impl ConnectorConfig {
             header_converter,
             producer_overrides,
             topic_creation,
+            topic_creation_groups,
             original,
         })
     }

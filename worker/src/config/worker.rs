@@ -29,8 +29,9 @@ pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub const DEFAULT_LISTENERS: &str = "http://:8083";
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 9] = [
+const WORKER_KEYS: [&str; 10] = [
     "bootstrap.servers",
+    "topic.creation.enable",
     "key.converter",
     "value.converter",
     "header.converter",
@@ -66,7 +67,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "auto.include.jmx.reporter",
     "topic.tracking.enable",
     "topic.tracking.allow.reset",
-    "topic.creation.enable",
     "task.shutdown.graceful.timeout.ms",
     "ssl.client.auth",
     "client.dns.lookup",
@@ -153,6 +153,9 @@ pub struct WorkerConfig {
     /// `config.providers` and `config.providers.<alias>.class`: how `${alias:path:key}`
     /// references in worker and connector values are resolved (see [`ConfigProviders`]).
     pub config_providers: ConfigProviders,
+    /// `topic.creation.enable` (Connect's default true): whether connectors' `topic.creation.*`
+    /// settings create topics.
+    pub topic_creation_enable: bool,
 }
 
 impl WorkerConfig {
@@ -223,6 +226,7 @@ impl WorkerConfig {
                 );
             }
         }
+        let topic_creation_enable = s.bool("topic.creation.enable", true);
 
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.") {
@@ -282,6 +286,7 @@ impl WorkerConfig {
                 listeners,
                 producer_overrides,
                 config_providers,
+                topic_creation_enable,
             }),
             _ => Err(ConfigErrors(s.errors)),
         }

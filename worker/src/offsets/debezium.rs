@@ -1,0 +1,411 @@
+//! Debezium PostgreSQL's source offset: the key and value JSON that Kafka Connect stores.
+//!
+//! The key is the JSON text `["<connector name>",{"server":"<topic.prefix>"}]`, as Connect's
+//! `OffsetStorageWriter` builds it and `JsonConverter` (schemas disabled) prints it.
+//!
+//! The value is the map `PostgresOffsetContext.getOffset()` returns in Debezium 3.6.3, printed
+//! by `JsonConverter`. Fields, each present only when set:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `ts_usec` | commit time of the last processed transaction (µs since the epoch); snapshot start time in a snapshot |
+//! | `txId` | transaction id of the last processed event |
+//! | `lsn` | LSN of the last processed replication message (`source.lsn`) |
+//! | `xmin` | only with `xmin.fetch.interval.ms` (not used by pgseam) |
+//! | `snapshot`, `last_snapshot_record`, `snapshot_completed` | while a snapshot runs: `"INITIAL"`, whether the last record of the snapshot was reached, whether the snapshot finished |
+//! | `lsn_proc` | last completely processed LSN: streaming resumes here |
+//! | `lsn_commit` | LSN of the last processed COMMIT message (its end LSN): what Debezium flushes to the slot |
+//! | `messageType` | the `ReplicationMessage.Operation` of the last processed message (`INSERT`, `COMMIT`, …) |
+//!
+//! `getOffset()` returns a `java.util.HashMap`, and JsonConverter writes a map's entries in its
+//! iteration order, which is bucket order: `(h ^ h >>> 16) & (capacity - 1)` of
+//! `String.hashCode()`, then insertion order within a bucket. [`encode_value`] reproduces that
+//! order, so the value bytes equal Debezium's for the same fields (checked against files
+//! Debezium wrote).
+//!
+//! What pgseam writes:
+//! - before the slot is created: `snapshot="INITIAL"`, `last_snapshot_record=false`,
+//!   `snapshot_completed=false` (a restart takes the snapshot again);
+//! - when the snapshot is delivered: `lsn` = the slot's consistent point, `snapshot_completed=true`;
+//! - at the end of each delivered transaction: `lsn` = `lsn_proc` = `lsn_commit` = the
+//!   transaction's end LSN and `messageType="COMMIT"` — the offset Debezium holds after
+//!   processing that COMMIT message.
+//!
+//! What pgseam reads: any of the above, and what Debezium wrote in the middle of a transaction
+//! (`lsn_proc` = the LSN of a change). Streaming resumes at `lsn_proc` (or `lsn` when absent).
+//! PostgreSQL then sends every transaction whose commit record starts at or after that LSN, so
+//! a transaction Debezium had partly processed is sent again whole: duplicates of an ordered
+//! suffix, never a gap.
+
+use pgseam_converters::jackson;
+use pgseam_model::Lsn;
+use serde_json::Value;
+
+/// The value of `snapshot` for the initial snapshot (`SnapshotType.INITIAL`).
+const SNAPSHOT_INITIAL: &str = "INITIAL";
+/// `ReplicationMessage.Operation.COMMIT`.
+pub const MESSAGE_TYPE_COMMIT: &str = "COMMIT";
+
+/// The position of one connector, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectorOffset {
+    /// The initial snapshot was started but did not complete: the slot (if any) is ours, the
+    /// rows already sent will be sent again.
+    SnapshotIncomplete { ts_usec: i64 },
+    /// The initial snapshot was delivered; streaming starts at the slot's consistent point.
+    SnapshotCompleted {
+        lsn: Lsn,
+        tx_id: Option<i64>,
+        ts_usec: i64,
+    },
+    /// Streaming.
+    Streaming(StreamOffset),
+}
+
+/// A streaming position with Debezium's fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamOffset {
+    pub lsn: Lsn,
+    pub lsn_proc: Option<Lsn>,
+    pub lsn_commit: Option<Lsn>,
+    pub tx_id: Option<i64>,
+    pub ts_usec: i64,
+    pub message_type: Option<String>,
+}
+
+impl StreamOffset {
+    /// The offset after a transaction ending at `end_lsn` was delivered.
+    pub fn after_commit(end_lsn: Lsn, tx_id: i64, ts_usec: i64) -> Self {
+        StreamOffset {
+            lsn: end_lsn,
+            lsn_proc: Some(end_lsn),
+            lsn_commit: Some(end_lsn),
+            tx_id: Some(tx_id),
+            ts_usec,
+            message_type: Some(MESSAGE_TYPE_COMMIT.to_owned()),
+        }
+    }
+}
+
+impl ConnectorOffset {
+    /// Where streaming resumes, or `None` when a snapshot must be taken (again).
+    pub fn resume_lsn(&self) -> Option<Lsn> {
+        match self {
+            ConnectorOffset::SnapshotIncomplete { .. } => None,
+            ConnectorOffset::SnapshotCompleted { lsn, .. } => Some(*lsn),
+            ConnectorOffset::Streaming(s) => Some(s.lsn_proc.unwrap_or(s.lsn)),
+        }
+    }
+
+    /// Everything up to this LSN is delivered: what the slot may be told (Debezium flushes
+    /// `lsn_commit`, else `lsn_proc`).
+    pub fn flush_lsn(&self) -> Option<Lsn> {
+        match self {
+            ConnectorOffset::SnapshotIncomplete { .. } => None,
+            ConnectorOffset::SnapshotCompleted { lsn, .. } => Some(*lsn),
+            ConnectorOffset::Streaming(s) => s.lsn_commit.or(s.lsn_proc).or(Some(s.lsn)),
+        }
+    }
+}
+
+/// One field of the value in `getOffset()`'s insertion order.
+enum Field {
+    Long(i64),
+    Bool(bool),
+    Str(String),
+}
+
+/// The value JSON, byte for byte as Debezium 3.6.3 and JsonConverter write it.
+pub fn encode_value(offset: &ConnectorOffset) -> String {
+    // getOffset() puts, in this order: ts_usec, txId, lsn, xmin, snapshot,
+    // last_snapshot_record, snapshot_completed, lsn_proc, lsn_commit, messageType.
+    let mut fields: Vec<(&str, Field)> = Vec::new();
+    match offset {
+        ConnectorOffset::SnapshotIncomplete { ts_usec } => {
+            fields.push(("ts_usec", Field::Long(*ts_usec)));
+            fields.push(("snapshot", Field::Str(SNAPSHOT_INITIAL.into())));
+            fields.push(("last_snapshot_record", Field::Bool(false)));
+            fields.push(("snapshot_completed", Field::Bool(false)));
+        }
+        ConnectorOffset::SnapshotCompleted {
+            lsn,
+            tx_id,
+            ts_usec,
+        } => {
+            fields.push(("ts_usec", Field::Long(*ts_usec)));
+            if let Some(tx_id) = tx_id {
+                fields.push(("txId", Field::Long(*tx_id)));
+            }
+            fields.push(("lsn", Field::Long(lsn.0 as i64)));
+            fields.push(("snapshot", Field::Str(SNAPSHOT_INITIAL.into())));
+            fields.push(("last_snapshot_record", Field::Bool(true)));
+            fields.push(("snapshot_completed", Field::Bool(true)));
+        }
+        ConnectorOffset::Streaming(s) => {
+            fields.push(("ts_usec", Field::Long(s.ts_usec)));
+            if let Some(tx_id) = s.tx_id {
+                fields.push(("txId", Field::Long(tx_id)));
+            }
+            fields.push(("lsn", Field::Long(s.lsn.0 as i64)));
+            if let Some(lsn) = s.lsn_proc {
+                fields.push(("lsn_proc", Field::Long(lsn.0 as i64)));
+            }
+            if let Some(lsn) = s.lsn_commit {
+                fields.push(("lsn_commit", Field::Long(lsn.0 as i64)));
+            }
+            if let Some(message_type) = &s.message_type {
+                fields.push(("messageType", Field::Str(message_type.clone())));
+            }
+        }
+    }
+    let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+    let mut out = String::from("{");
+    for (n, index) in java_hashmap_order(&names).into_iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let (name, field) = &fields[index];
+        jackson::write_str(&mut out, name);
+        out.push(':');
+        match field {
+            Field::Long(v) => out.push_str(&v.to_string()),
+            Field::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
+            Field::Str(v) => jackson::write_str(&mut out, v),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// Parses a stored value, whoever wrote it (Debezium 1.x–3.x or pgseam).
+pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
+    let value: Value =
+        serde_json::from_slice(text).map_err(|e| format!("offset value is not JSON: {e}"))?;
+    let object = value
+        .as_object()
+        .ok_or("offset value is not a JSON object")?;
+    let long = |name: &str| -> Result<Option<i64>, String> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| format!("offset field `{name}` is not an integer: {v}")),
+        }
+    };
+    let lsn = |name: &str| -> Result<Option<Lsn>, String> {
+        match long(name)? {
+            Some(v) if v < 0 => Err(format!("offset field `{name}` is negative: {v}")),
+            other => Ok(other.map(|v| Lsn(v as u64))),
+        }
+    };
+    let flag = |name: &str| object.get(name).and_then(Value::as_bool);
+    let ts_usec = long("ts_usec")?.unwrap_or(0);
+    // Debezium 3.x writes `snapshot` as a string and `snapshot_completed`; older versions wrote
+    // `snapshot: true` and only `last_snapshot_record`.
+    let in_snapshot = match object.get("snapshot") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(_) => true,
+    };
+    if in_snapshot {
+        let completed = flag("snapshot_completed")
+            .or(flag("last_snapshot_record"))
+            .unwrap_or(false);
+        if !completed {
+            return Ok(ConnectorOffset::SnapshotIncomplete { ts_usec });
+        }
+        let lsn = lsn("lsn")?.ok_or("completed snapshot offset without `lsn`")?;
+        return Ok(ConnectorOffset::SnapshotCompleted {
+            lsn,
+            tx_id: long("txId")?,
+            ts_usec,
+        });
+    }
+    let last = lsn("lsn")?;
+    let lsn_proc = lsn("lsn_proc")?;
+    let Some(position) = last.or(lsn_proc) else {
+        return Err("offset has neither `lsn` nor `lsn_proc`".into());
+    };
+    let message_type = match object.get("messageType") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(format!(
+                "offset field `messageType` is not a string: {other}"
+            ))
+        }
+    };
+    Ok(ConnectorOffset::Streaming(StreamOffset {
+        lsn: position,
+        lsn_proc,
+        lsn_commit: lsn("lsn_commit")?,
+        tx_id: long("txId")?,
+        ts_usec,
+        message_type,
+    }))
+}
+
+/// The key JSON `["<name>",{"server":"<prefix>"}]` with Jackson's escaping.
+pub fn encode_key(connector_name: &str, topic_prefix: &str) -> String {
+    let mut out = String::from("[");
+    jackson::write_str(&mut out, connector_name);
+    out.push_str(",{\"server\":");
+    jackson::write_str(&mut out, topic_prefix);
+    out.push_str("}]");
+    out
+}
+
+/// Whether stored key bytes name this connector and prefix (compared as JSON, not as text).
+pub fn key_matches(key: &[u8], connector_name: &str, topic_prefix: &str) -> bool {
+    let Ok(Value::Array(parts)) = serde_json::from_slice::<Value>(key) else {
+        return false;
+    };
+    match parts.as_slice() {
+        [Value::String(name), Value::Object(partition)] => {
+            name == connector_name
+                && partition.len() == 1
+                && partition.get("server").and_then(Value::as_str) == Some(topic_prefix)
+        }
+        _ => false,
+    }
+}
+
+/// `java.lang.String.hashCode()`: over UTF-16 code units, wrapping.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(unit as i32))
+}
+
+/// The iteration order of a `new HashMap<String, _>()` after putting `keys` in this order
+/// (distinct keys): bucket index of the spread hash, then insertion order within a bucket
+/// (a resize splits buckets keeping relative order, so the final table decides).
+fn java_hashmap_order(keys: &[&str]) -> Vec<usize> {
+    let mut capacity: usize = 16;
+    while keys.len() > capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    let mut order: Vec<(usize, usize)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let h = java_string_hash(key) as u32;
+            (((h ^ (h >> 16)) as usize) & (capacity - 1), i)
+        })
+        .collect();
+    order.sort();
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offsets::java_serial::read_hashmap;
+
+    fn fixture_value(bytes: &[u8]) -> String {
+        let entries = read_hashmap(bytes).unwrap();
+        String::from_utf8(entries[0].1.clone().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn java_string_hash_matches_java() {
+        // "lsn".hashCode() and "hello".hashCode() in Java.
+        assert_eq!(java_string_hash("lsn"), 107_463);
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash(""), 0);
+    }
+
+    #[test]
+    fn reencodes_debeziums_streaming_value_byte_for_byte() {
+        let text = fixture_value(include_bytes!(
+            "../../tests/fixtures/offsets/debezium-streaming.dat"
+        ));
+        let offset = decode_value(text.as_bytes()).unwrap();
+        let ConnectorOffset::Streaming(s) = &offset else {
+            panic!("{offset:?}")
+        };
+        assert_eq!(s.lsn, Lsn(70_323_232));
+        assert_eq!(s.lsn_proc, Some(Lsn(70_323_232)));
+        assert_eq!(s.tx_id, Some(729));
+        assert_eq!(s.message_type.as_deref(), Some("DELETE"));
+        assert_eq!(offset.resume_lsn(), Some(Lsn(70_323_232)));
+        assert_eq!(encode_value(&offset), text);
+    }
+
+    #[test]
+    fn reencodes_debeziums_snapshot_values_byte_for_byte() {
+        let completed = fixture_value(include_bytes!(
+            "../../tests/fixtures/offsets/debezium-snapshot-completed.dat"
+        ));
+        let offset = decode_value(completed.as_bytes()).unwrap();
+        assert!(matches!(
+            offset,
+            ConnectorOffset::SnapshotCompleted {
+                lsn: Lsn(70_322_592),
+                tx_id: Some(728),
+                ..
+            }
+        ));
+        assert_eq!(encode_value(&offset), completed);
+
+        let running = fixture_value(include_bytes!(
+            "../../tests/fixtures/offsets/debezium-snapshot-in-progress.dat"
+        ));
+        let offset = decode_value(running.as_bytes()).unwrap();
+        assert!(matches!(offset, ConnectorOffset::SnapshotIncomplete { .. }));
+        assert_eq!(offset.resume_lsn(), None);
+    }
+
+    #[test]
+    fn a_commit_offset_has_debeziums_field_order() {
+        let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(Lsn(100), 7, 9));
+        // The order Java's HashMap gives these six keys.
+        assert_eq!(
+            encode_value(&offset),
+            r#"{"lsn_proc":100,"messageType":"COMMIT","lsn_commit":100,"lsn":100,"txId":7,"ts_usec":9}"#
+        );
+        assert_eq!(
+            decode_value(encode_value(&offset).as_bytes()).unwrap(),
+            offset
+        );
+    }
+
+    #[test]
+    fn older_layouts_are_read() {
+        // pgseam's walking skeleton and Debezium 1.x/2.x.
+        let skeleton = br#"{"lsn_proc":16,"lsn_commit":8,"lsn":16,"txId":7,"ts_usec":9}"#;
+        assert_eq!(decode_value(skeleton).unwrap().resume_lsn(), Some(Lsn(16)));
+        let skeleton_snapshot = br#"{"snapshot":"INITIAL","snapshot_completed":false}"#;
+        assert!(matches!(
+            decode_value(skeleton_snapshot).unwrap(),
+            ConnectorOffset::SnapshotIncomplete { .. }
+        ));
+        let old_snapshot = br#"{"snapshot":true,"last_snapshot_record":false,"lsn":5}"#;
+        assert!(matches!(
+            decode_value(old_snapshot).unwrap(),
+            ConnectorOffset::SnapshotIncomplete { .. }
+        ));
+        let old_done = br#"{"snapshot":true,"last_snapshot_record":true,"lsn":5}"#;
+        assert_eq!(decode_value(old_done).unwrap().resume_lsn(), Some(Lsn(5)));
+        assert!(decode_value(br#"{"txId":1}"#).is_err());
+        assert!(decode_value(br#"{"lsn":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn keys_are_connects_json() {
+        assert_eq!(
+            encode_key("inventory", "dbz"),
+            r#"["inventory",{"server":"dbz"}]"#
+        );
+        assert!(key_matches(
+            br#"[ "inventory", {"server": "dbz"} ]"#,
+            "inventory",
+            "dbz"
+        ));
+        assert!(!key_matches(
+            br#"["inventory",{"server":"other"}]"#,
+            "inventory",
+            "dbz"
+        ));
+        assert!(!key_matches(b"garbage", "inventory", "dbz"));
+    }
+}

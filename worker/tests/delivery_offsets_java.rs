@@ -1,0 +1,124 @@
+//! Java reads the offset file pgseam writes: `ObjectInputStream` (what Connect's
+//! `FileOffsetBackingStore.load()` uses) gets the HashMap back, and every value is byte for byte
+//! what Debezium's `getOffset()` map printed by `JsonConverter` would be.
+//!
+//! Needs `javac`/`java` and the reference harness's jars (`$DBZPEER_HOME/libs`, default
+//! /work/dbzpeer/libs). Without them the test says so and fails, unless
+//! `PGSEAM_SKIP_JAVA_TESTS=1` is set.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore, StreamOffset};
+use pgseam_model::Lsn;
+
+fn libs_dir() -> Option<PathBuf> {
+    let home = std::env::var("DBZPEER_HOME").unwrap_or_else(|_| "/work/dbzpeer".into());
+    let libs = Path::new(&home).join("libs");
+    let has_jars = libs.join("connect-json-4.3.0.jar").exists();
+    let has_javac = Command::new("javac").arg("-version").output().is_ok();
+    if has_jars && has_javac {
+        return Some(libs);
+    }
+    if std::env::var("PGSEAM_SKIP_JAVA_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipping: no javac or no jars in {}", libs.display());
+        return None;
+    }
+    panic!(
+        "this test needs javac and the Debezium harness jars in {} (set PGSEAM_SKIP_JAVA_TESTS=1 to skip)",
+        libs.display()
+    );
+}
+
+#[test]
+fn java_reads_what_pgseam_writes() {
+    let Some(libs) = libs_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offsets.dat");
+    let mut store = FileOffsetStore::open(&path).unwrap();
+    let offsets = [
+        (
+            offset_key("inventory", "dbz"),
+            ConnectorOffset::Streaming(StreamOffset::after_commit(
+                Lsn(0x1_2345_6789),
+                123_456,
+                1_795_497_527_191_882,
+            )),
+        ),
+        (
+            offset_key("snapping", "pfx \"q\"/é"),
+            ConnectorOffset::SnapshotIncomplete {
+                ts_usec: 1_795_497_504_230_084,
+            },
+        ),
+        (
+            offset_key("snapped", "s"),
+            ConnectorOffset::SnapshotCompleted {
+                lsn: Lsn(70_322_592),
+                tx_id: Some(728),
+                ts_usec: 1,
+            },
+        ),
+        (
+            offset_key("debezium-mid-tx", "m"),
+            ConnectorOffset::Streaming(StreamOffset {
+                lsn: Lsn(70_323_232),
+                lsn_proc: Some(Lsn(70_323_232)),
+                lsn_commit: Some(Lsn(70_323_000)),
+                tx_id: Some(729),
+                ts_usec: 5,
+                message_type: Some("DELETE".into()),
+            }),
+        ),
+    ];
+    for (key, offset) in &offsets {
+        store.put(key, offset).unwrap();
+    }
+
+    let classes = dir.path().join("classes");
+    let classpath = format!("{}/*", libs.display());
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/ReadOffsets.java");
+    let javac = Command::new("javac")
+        .args(["--release", "17", "-d"])
+        .arg(&classes)
+        .args(["-cp", &classpath])
+        .arg(&source)
+        .output()
+        .expect("run javac");
+    assert!(
+        javac.status.success(),
+        "javac: {}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let java = Command::new("java")
+        .args([
+            "-cp",
+            &format!("{}:{classpath}", classes.display()),
+            "ReadOffsets",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run java");
+    assert!(
+        java.status.success(),
+        "java: {}",
+        String::from_utf8_lossy(&java.stderr)
+    );
+    let stdout = String::from_utf8(java.stdout).unwrap();
+    let mut seen = 0;
+    for line in stdout.lines() {
+        let parts: Vec<&str> = line.split('\t').collect();
+        assert_eq!(parts.len(), 3, "{line}");
+        let (key_text, value, rewritten) = (parts[0], parts[1], parts[2]);
+        let (key, _) = offsets
+            .iter()
+            .find(|(key, _)| key.encode() == key_text)
+            .unwrap_or_else(|| panic!("Java read an unknown key {key_text}"));
+        assert_eq!(
+            value, rewritten,
+            "value of {key:?}: pgseam's field order differs from Debezium's"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, offsets.len(), "{stdout}");
+}
