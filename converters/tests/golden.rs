@@ -48,7 +48,9 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
 fn golden_dir() -> PathBuf {
     std::env::var_os("DBZ_GOLDEN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/reference/debezium/golden"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../reference/debezium/golden")
+        })
 }
 
 fn fixtures() -> PathBuf {

@@ -5,7 +5,7 @@
 //! keys shaped as the JSON converter writes them (with and without schema, ASCII and not) are
 //! produced through the sink, and the partitions the broker acknowledged are compared with
 //! `BuiltInPartitioner.partitionForKey` from the reference harness's kafka-clients jar (a small
-//! Java program compiled here). Needs javac and `$DBZPEER_HOME/libs` (default /work/dbzpeer);
+//! Java program compiled here). Needs javac and `$DBZPEER_HOME/libs` (default .dbzpeer in the repo);
 //! `PGSEAM_SKIP_JAVA_TESTS=1` skips the Java comparison.
 
 use std::collections::BTreeMap;
@@ -37,7 +37,8 @@ fn keys() -> Vec<Vec<u8>> {
 }
 
 fn java_partitions(keys: &[Vec<u8>]) -> Option<Vec<i32>> {
-    let home = std::env::var("DBZPEER_HOME").unwrap_or_else(|_| "/work/dbzpeer".into());
+    let home = std::env::var("DBZPEER_HOME")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.dbzpeer").into());
     let libs = Path::new(&home).join("libs");
     if !libs.join("kafka-clients-4.3.0.jar").exists() {
         if std::env::var("PGSEAM_SKIP_JAVA_TESTS").as_deref() == Ok("1") {

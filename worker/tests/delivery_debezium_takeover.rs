@@ -7,8 +7,8 @@
 //! as a primary-key table, equal the source — so no change between Debezium's last offset and
 //! pgseam's start is missing; and every change made while nothing ran is in pgseam's topic.
 //!
-//! Needs java and the harness in /work/shared/reference/debezium with jars in
-//! `$DBZPEER_HOME/libs` (default /work/dbzpeer); `PGSEAM_SKIP_JAVA_TESTS=1` skips it.
+//! Needs java and the harness in reference/debezium with jars in
+//! `$DBZPEER_HOME/libs` (default .dbzpeer in the repo); `PGSEAM_SKIP_JAVA_TESTS=1` skips it.
 
 mod common;
 
@@ -21,7 +21,7 @@ use common::{Env, Pgseam};
 use pgseam_integration_tests::{read_topics, TableState, TopicMessage};
 use serde_json::Value;
 
-const HARNESS: &str = "/work/shared/reference/debezium";
+const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../reference/debezium");
 const WAIT: Duration = Duration::from_secs(120);
 
 struct Debezium {
@@ -31,7 +31,8 @@ struct Debezium {
 
 impl Debezium {
     fn find(work: &Path) -> Option<Debezium> {
-        let jars = std::env::var("DBZPEER_HOME").unwrap_or_else(|_| "/work/dbzpeer".into());
+        let jars = std::env::var("DBZPEER_HOME")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.dbzpeer").into());
         let jars = Path::new(&jars);
         let ready = jars.join("classes/DbzPeer.class").exists()
             && Path::new(HARNESS).join("bin/dbzpeer.sh").exists();

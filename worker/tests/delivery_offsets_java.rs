@@ -3,7 +3,7 @@
 //! what Debezium's `getOffset()` map printed by `JsonConverter` would be.
 //!
 //! Needs `javac`/`java` and the reference harness's jars (`$DBZPEER_HOME/libs`, default
-//! /work/dbzpeer/libs). Without them the test says so and fails, unless
+//! .dbzpeer/libs in the repo, set up by scripts/dev-env.sh install). Without them the test says so and fails, unless
 //! `PGSEAM_SKIP_JAVA_TESTS=1` is set.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore, StreamOffset
 use pgseam_model::Lsn;
 
 fn libs_dir() -> Option<PathBuf> {
-    let home = std::env::var("DBZPEER_HOME").unwrap_or_else(|_| "/work/dbzpeer".into());
+    let home = std::env::var("DBZPEER_HOME")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.dbzpeer").into());
     let libs = Path::new(&home).join("libs");
     let has_jars = libs.join("connect-json-4.3.0.jar").exists();
     let has_javac = Command::new("javac").arg("-version").output().is_ok();
