@@ -52,6 +52,8 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS connection to PostgreSQL at {address} failed: {message}")]
+    Tls { address: String, message: String },
     #[error("PostgreSQL rejected the login of user {user:?}: {server}")]
     Authentication {
         user: String,
@@ -106,6 +108,7 @@ impl SourceError {
             SourceError::Authentication { .. }
             | SourceError::PasswordRequired { .. }
             | SourceError::UnsupportedAuthentication { .. }
+            | SourceError::Tls { .. }
             | SourceError::Setup(_) => ErrorClass::Config,
             SourceError::Server { server, .. } => {
                 if TRANSIENT_SQLSTATE_PREFIXES
@@ -133,6 +136,14 @@ impl SourceError {
             | SourceError::Value { .. }
             | SourceError::ConsumerGone => ErrorClass::Permanent,
         }
+    }
+}
+
+impl SourceError {
+    /// True if the server refused the login in `pg_hba.conf` (SQLSTATE 28000), which another
+    /// TLS choice may pass (`sslmode` `allow` / `prefer`).
+    pub(crate) fn is_hba_rejection(&self) -> bool {
+        matches!(self, SourceError::Authentication { server, .. } if server.code == "28000")
     }
 }
 

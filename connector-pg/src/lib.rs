@@ -10,7 +10,7 @@
 //! envelopes (`converters`), or talk to Kafka (`sink-kafka`). Ordinary catalog queries and the
 //! snapshot's COPY use tokio-postgres; only the replication connection is hand-written.
 //!
-//! Not yet: TLS, chunked parallel resumable snapshots, streamed (in-progress) transactions,
+//! Not yet: chunked parallel resumable snapshots, streamed (in-progress) transactions,
 //! schema-change history, heartbeats — see the project's issues.
 
 pub mod catalog;
@@ -21,6 +21,7 @@ pub mod slot;
 pub mod snapshot;
 pub mod source;
 mod stream;
+pub mod tls;
 
 pub use connection::ConnectParams;
 pub use error::{ErrorClass, SourceError};
@@ -29,3 +30,4 @@ pub use snapshot::SnapshotSettings;
 pub use source::{
     run, Feedback, SnapshotMode, SourceConfig, SourceMessage, StartPoint, TableFilter,
 };
+pub use tls::{SslMode, TlsSettings};

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail};
-use pgseam_connector_pg::{ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig};
+use pgseam_connector_pg::{
+    ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig, SslMode, TlsSettings,
+};
 use pgseam_converters::{DecimalHandlingMode, JsonConverterConfig};
 use pgseam_sink_kafka::KafkaSinkConfig;
 use tokio::sync::watch;
@@ -158,6 +160,23 @@ fn pipeline_settings(
                     .map(|s| s.expose().to_owned()),
                 dbname: connector.database_dbname.clone(),
                 application_name: format!("pgseam-{}", connector.name),
+                tls: TlsSettings {
+                    mode: match connector.database_sslmode {
+                        config::DatabaseSslMode::Disable => SslMode::Disable,
+                        config::DatabaseSslMode::Allow => SslMode::Allow,
+                        config::DatabaseSslMode::Prefer => SslMode::Prefer,
+                        config::DatabaseSslMode::Require => SslMode::Require,
+                        config::DatabaseSslMode::VerifyCa => SslMode::VerifyCa,
+                        config::DatabaseSslMode::VerifyFull => SslMode::VerifyFull,
+                    },
+                    root_cert: connector.database_sslrootcert.clone(),
+                    cert: connector.database_sslcert.clone(),
+                    key: connector.database_sslkey.clone(),
+                    key_password: connector
+                        .database_sslpassword
+                        .as_ref()
+                        .map(|s| s.expose().to_owned()),
+                },
             },
             slot_name: connector.slot_name.clone(),
             publication_name: connector.publication_name.clone(),
