@@ -148,6 +148,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub struct ReplicationConnection {
     stream: Box<dyn Io>,
     encrypted: bool,
+    backend_pid: Option<i32>,
     read_buffer: BytesMut,
     write_buffer: BytesMut,
     pub(crate) server_version: Option<String>,
@@ -233,6 +234,7 @@ impl ReplicationConnection {
         let mut connection = ReplicationConnection {
             stream,
             encrypted,
+            backend_pid: None,
             read_buffer: BytesMut::with_capacity(64 * 1024),
             write_buffer: BytesMut::with_capacity(1024),
             server_version: None,
@@ -249,6 +251,11 @@ impl ReplicationConnection {
         connection.authenticate(params).await?;
         tracing::debug!(address = %address, encrypted, "replication connection open");
         Ok(connection)
+    }
+
+    /// The server process (walsender) serving this connection, from BackendKeyData.
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.backend_pid
     }
 
     /// True if the connection runs over TLS.
@@ -320,6 +327,9 @@ impl ReplicationConnection {
         loop {
             match self.read_message().await? {
                 BackendMessage::Other(backend::Message::ReadyForQuery(_)) => return Ok(()),
+                BackendMessage::Other(backend::Message::BackendKeyData(body)) => {
+                    self.backend_pid = Some(body.process_id());
+                }
                 BackendMessage::Other(backend::Message::ParameterStatus(body))
                     if body.name()? == "server_version" =>
                 {

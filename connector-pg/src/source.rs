@@ -58,6 +58,14 @@ pub struct SourceConfig {
     pub table_filter: TableFilter,
     pub snapshot_mode: SnapshotMode,
     pub status_update_interval: Duration,
+    /// `slot.max.retries`: further looks at a slot another connection holds.
+    pub slot_max_retries: u32,
+    /// `slot.retry.delay.ms`.
+    pub slot_retry_delay: Duration,
+    /// How long slot creation may wait for running transactions (`database.query.timeout.ms`).
+    pub slot_creation_timeout: Duration,
+    /// `slot.drop.on.stop`: drop the slot after a clean stop.
+    pub drop_slot_on_stop: bool,
     /// How the initial snapshot is read.
     pub snapshot: SnapshotSettings,
 }
@@ -105,6 +113,10 @@ pub enum SourceMessage {
     /// slot advance (and WAL be recycled) while the captured tables are idle.
     CaughtUp {
         wal_end: Lsn,
+    },
+    /// The server accepted `START_REPLICATION` from `start_lsn`: the source is streaming.
+    StreamingStarted {
+        start_lsn: Lsn,
     },
 }
 
@@ -159,7 +171,15 @@ pub async fn run(
     if captured.is_empty() {
         tracing::warn!(publication = %config.publication_name, "no captured table: the filters and the publication select nothing");
     }
-    let existing_slot = slot::find_slot(&catalog_client, &config.slot_name).await?;
+    // A slot held by another connection may be freed soon (our own previous walsender after a
+    // lost connection lingers until the server notices): wait as Debezium does, then fail.
+    let existing_slot = slot::wait_until_inactive(
+        &catalog_client,
+        &config.slot_name,
+        config.slot_max_retries,
+        config.slot_retry_delay,
+    )
+    .await?;
     if let Some(info) = &existing_slot {
         if let Some(plugin) = info.plugin.as_deref().filter(|p| *p != "pgoutput") {
             return Err(SourceError::Setup(format!(
@@ -174,11 +194,8 @@ pub async fn run(
                 config.slot_name, info.database, config.connect.dbname
             )));
         }
-        if let Some(pid) = info.active_pid {
-            return Err(SourceError::Setup(format!(
-                "slot `{}` is in use by another connection (PID {pid}); stop the other consumer first",
-                config.slot_name
-            )));
+        if matches!(start, StartPoint::Resume { .. }) {
+            slot::check_not_lost(&config.slot_name, info)?;
         }
     }
 
@@ -228,12 +245,18 @@ pub async fn run(
                 tracing::warn!(slot = %source.config.slot_name, "dropping the slot of an interrupted start and starting over");
                 slot::drop_slot(&source.catalog_client, &source.config.slot_name).await?;
             }
+            slot::warn_if_wal_keep_size_limited(&source.catalog_client, &source.config.slot_name)
+                .await?;
             let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
             source.send(SourceMessage::CreatingSlot { proceed }).await?;
             proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
-            let created =
-                slot::create_slot_exporting_snapshot(&mut replication, &source.config.slot_name)
-                    .await?;
+            let created = slot::create_slot_exporting_snapshot(
+                &mut replication,
+                &source.catalog_client,
+                &source.config.slot_name,
+                source.config.slot_creation_timeout,
+            )
+            .await?;
             tracing::info!(slot = %source.config.slot_name, consistent_point = %created.consistent_point, "replication slot created");
             source
                 .send(SourceMessage::SlotCreated {
@@ -251,7 +274,12 @@ pub async fn run(
             created.consistent_point
         }
     };
-    source.reported_flush = start_lsn;
+    // Never report more than is durable: a resume after a lost connection may start past the
+    // durable LSN (at the end of the last transaction already handed to the worker).
+    source.reported_flush = match start {
+        StartPoint::Resume { .. } => start_lsn.min(source.feedback.borrow().durable_lsn),
+        StartPoint::Fresh { .. } => start_lsn,
+    };
     source.last_received = start_lsn;
     let command = slot::start_replication_command(
         &source.config.slot_name,
@@ -260,7 +288,10 @@ pub async fn run(
         PGOUTPUT_PROTOCOL_VERSION,
     );
     replication.start_replication(&command).await?;
-    tracing::info!(slot = %source.config.slot_name, lsn = %start_lsn, "streaming started");
+    tracing::info!(slot = %source.config.slot_name, lsn = %start_lsn, encrypted = replication.is_encrypted(), "streaming started");
+    source
+        .send(SourceMessage::StreamingStarted { start_lsn })
+        .await?;
     source.stream(replication).await
 }
 
@@ -321,7 +352,11 @@ impl Source {
                 self.send_status(&mut replication, feedback.durable_lsn, false)
                     .await?;
                 tracing::info!(flush_lsn = %self.reported_flush, "final status update sent; closing replication connection");
-                return replication.close().await;
+                replication.close().await?;
+                if self.config.drop_slot_on_stop {
+                    self.drop_slot_after_stop().await?;
+                }
+                return Ok(());
             }
             tokio::select! {
                 // 1. Feedback first: a durable LSN or a stop request must never wait behind data.
@@ -349,7 +384,8 @@ impl Source {
                             }
                         }
                         BackendMessage::CopyDone => {
-                            return Err(SourceError::Protocol("server ended the replication stream".into()))
+                            // The walsender ends the stream this way when the server shuts down.
+                            return Err(SourceError::StreamEnded)
                         }
                         BackendMessage::Other(postgres_protocol::message::backend::Message::ErrorResponse(body)) => {
                             return Err(SourceError::Server {
@@ -362,6 +398,17 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// `slot.drop.on.stop`: the walsender releases the slot shortly after the connection
+    /// closes, so a few short retries cover that window.
+    async fn drop_slot_after_stop(&mut self) -> Result<()> {
+        let slot = self.config.slot_name.clone();
+        slot::wait_until_inactive(&self.catalog_client, &slot, 50, Duration::from_millis(100))
+            .await?;
+        slot::drop_slot(&self.catalog_client, &slot).await?;
+        tracing::info!(slot = %slot, "replication slot dropped (slot.drop.on.stop=true)");
+        Ok(())
     }
 
     /// Sends a message to the worker; while the channel is full, keeps the server's

@@ -177,6 +177,14 @@ impl FileOffsetStore {
         self.write()
     }
 
+    /// Forgets the offset of `key` (the next start is a fresh one) and makes that durable.
+    pub fn remove(&mut self, key: &str) -> Result<(), OffsetError> {
+        if self.entries.remove(key).is_some() {
+            self.write()?;
+        }
+        Ok(())
+    }
+
     fn write(&self) -> Result<(), OffsetError> {
         let write_error = |source| OffsetError::Write {
             path: self.path.clone(),

@@ -17,6 +17,20 @@
 //! that is the LSN published to the source, which reports it to the slot as the flush LSN. A
 //! failed delivery stops the pipeline before any later checkpoint can be stored.
 //!
+//! # Lost connections
+//!
+//! Once the source has streamed (it sent `StreamingStarted`), a [`ErrorClass::Transient`]
+//! failure — the server restarted, the walsender was terminated, the network dropped — does
+//! not stop the connector: the messages the source sent before failing are processed as
+//! usual, then the source is started again with `StartPoint::Resume` at the end of the last
+//! complete transaction it handed over, after a backoff that starts at
+//! `retriable.restart.connector.wait.ms` and doubles up to [`MAX_RECONNECT_WAIT`]. Events of a
+//! transaction cut off by the failure were already queued and are sent again whole: an ordered
+//! suffix of duplicates, never a gap. The slot is still only confirmed up to what is durable
+//! (the new source never reports more than the durable LSN). Failures before the first
+//! `StreamingStarted` (wrong password, missing slot, …) stay fatal: retrying would only hide
+//! them.
+//!
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
 //! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
@@ -29,7 +43,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use pgseam_connector_pg::{Feedback, SourceConfig, SourceMessage, StartPoint};
+use pgseam_connector_pg::{
+    ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
+};
 use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord};
 use pgseam_model::Lsn;
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
@@ -47,6 +63,10 @@ const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for outstanding deliveries.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest wait between reconnection attempts; the first wait is the configured
+/// `retriable.restart.connector.wait.ms` (when that is longer, it is used as is).
+pub const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(30);
+
 /// Everything one connector's pipeline needs, already validated.
 #[derive(Clone)]
 pub struct PipelineSettings {
@@ -58,6 +78,18 @@ pub struct PipelineSettings {
     pub offset_file: PathBuf,
     pub offset_flush_interval: Duration,
     pub max_queue_size: usize,
+    /// First wait before reconnecting after a lost connection.
+    pub reconnect_wait: Duration,
+}
+
+type SourceOutcome = Result<Result<(), SourceError>, tokio::task::JoinError>;
+
+fn outcome_to_anyhow(outcome: SourceOutcome) -> anyhow::Result<()> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(anyhow!(err)),
+        Err(join) => Err(anyhow!("source task failed: {join}")),
+    }
 }
 
 /// A checkpoint: once durable, the offset to store.
@@ -119,7 +151,13 @@ pub async fn run_connector(
     let mut stored_offset = stored;
     let mut flush_timer = tokio::time::interval(settings.offset_flush_interval);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut source_result: Option<anyhow::Result<()>> = None;
+    let mut source_result: Option<SourceOutcome> = None;
+    // Reconnection state: whether the source ever streamed, where a new source resumes, when
+    // the next attempt is due, and the wait after that.
+    let mut ever_streamed = false;
+    let mut resume_lsn: Option<Lsn> = None;
+    let mut restart_at: Option<tokio::time::Instant> = None;
+    let mut next_wait = settings.reconnect_wait;
 
     let outcome: anyhow::Result<()> = loop {
         tokio::select! {
@@ -151,16 +189,29 @@ pub async fn run_connector(
             }
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
-                let result = match result {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(err)) => Err(anyhow!(err)),
-                    Err(join) => Err(anyhow!("source task failed: {join}")),
-                };
                 source_result = Some(result);
-                // Deliver what it sent before it ended, then report.
+                // Deliver what it sent before it ended, then report (or reconnect).
             }
-            // 5. New work, while there is room.
-            message = events_rx.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+            // 5. Reconnect after a lost connection, once the backoff has passed.
+            _ = sleep_until_optional(restart_at), if restart_at.is_some() => {
+                restart_at = None;
+                let Some(lsn) = resume_lsn else {
+                    break Err(anyhow!("cannot reconnect: no position to resume from"));
+                };
+                tracing::info!(connector = %name, %lsn, "reconnecting to PostgreSQL");
+                let (tx, rx) = mpsc::channel(settings.max_queue_size.max(1));
+                events_rx = rx;
+                source_task = tokio::spawn(pgseam_connector_pg::run(
+                    settings.source.clone(),
+                    StartPoint::Resume { lsn },
+                    tx,
+                    feedback_tx.subscribe(),
+                ));
+                source_result = None;
+            }
+            // 6. New work, while there is room (and while no reconnection is pending: the
+            //    old channel is closed then).
+            message = events_rx.recv(), if in_flight.len() < MAX_IN_FLIGHT && restart_at.is_none() => {
                 match message {
                     Some(SourceMessage::Event(event)) => {
                         records.clear();
@@ -177,6 +228,7 @@ pub async fn run_connector(
                         }
                     }
                     Some(SourceMessage::TransactionCommitted { commit_lsn, end_lsn, tx_id, commit_ts_us }) => {
+                        resume_lsn = Some(end_lsn);
                         let offset = ConnectorOffset::Streaming { lsn: end_lsn, commit_lsn, tx_id, ts_usec: commit_ts_us };
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
@@ -188,12 +240,19 @@ pub async fn run_connector(
                             Some(ConnectorOffset::Streaming { commit_lsn, tx_id, ts_usec, .. }) => (*commit_lsn, *tx_id, *ts_usec),
                             _ => (wal_end, 0, 0),
                         };
+                        resume_lsn = Some(wal_end);
                         let offset = ConnectorOffset::Streaming { lsn: wal_end, commit_lsn, tx_id, ts_usec };
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
+                    Some(SourceMessage::StreamingStarted { start_lsn }) => {
+                        ever_streamed = true;
+                        next_wait = settings.reconnect_wait;
+                        resume_lsn = Some(resume_lsn.map_or(start_lsn, |lsn| lsn.max(start_lsn)));
+                    }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
+                        resume_lsn = Some(consistent_point);
                         let checkpoint = Checkpoint {
                             offset: ConnectorOffset::Streaming { lsn: consistent_point, commit_lsn: consistent_point, tx_id: 0, ts_usec: 0 },
                             urgent: true,
@@ -212,16 +271,30 @@ pub async fn run_connector(
                     }
                     None => {
                         // The source has ended and everything it sent is queued.
-                        let result = match source_result.take() {
-                            Some(result) => result,
-                            None => match (&mut source_task).await {
-                                Ok(Ok(())) => Ok(()),
-                                Ok(Err(err)) => Err(anyhow!(err)),
-                                Err(join) => Err(anyhow!("source task failed: {join}")),
-                            },
+                        let outcome = match source_result.take() {
+                            Some(outcome) => outcome,
+                            None => (&mut source_task).await,
                         };
-                        source_result = Some(Ok(()));
-                        break result.and(Err(anyhow!("the PostgreSQL source stopped unexpectedly")));
+                        // From here on no source task is running.
+                        source_result = Some(Ok(Ok(())));
+                        match outcome {
+                            Ok(Err(err)) if ever_streamed && err.class() == ErrorClass::Transient => {
+                                let wait = next_wait;
+                                next_wait = (next_wait * 2).min(MAX_RECONNECT_WAIT.max(settings.reconnect_wait));
+                                tracing::warn!(
+                                    connector = %name,
+                                    error = %err,
+                                    wait_ms = wait.as_millis() as u64,
+                                    resume_lsn = ?resume_lsn,
+                                    "lost the connection to PostgreSQL; reconnecting after a pause"
+                                );
+                                restart_at = Some(tokio::time::Instant::now() + wait);
+                            }
+                            outcome => {
+                                break outcome_to_anyhow(outcome)
+                                    .and(Err(anyhow!("the PostgreSQL source stopped unexpectedly")));
+                            }
+                        }
                     }
                 }
             }
@@ -256,9 +329,11 @@ pub async fn run_connector(
         &feedback_tx,
     )?;
     feedback_tx.send_modify(|f| f.finished = true);
+    let mut source_stopped_cleanly = false;
     if source_result.is_none() {
         match tokio::time::timeout(Duration::from_secs(10), &mut source_task).await {
             Ok(Ok(Err(err))) if outcome.is_ok() => return Err(anyhow!(err)),
+            Ok(Ok(Ok(()))) => source_stopped_cleanly = true,
             Ok(_) => {}
             Err(_) => {
                 tracing::warn!(connector = %name, "source did not stop in time; closing its connection");
@@ -266,8 +341,26 @@ pub async fn run_connector(
             }
         }
     }
+    if outcome.is_ok() && settings.source.drop_slot_on_stop && source_stopped_cleanly {
+        // The source dropped the slot after its final status update; an offset pointing into
+        // that slot would make the next start fail, so the next start is a fresh one.
+        offsets
+            .lock()
+            .map_err(|_| anyhow!("offset store poisoned"))?
+            .remove(&key)
+            .context("cannot remove the offset after dropping the slot")?;
+        tracing::info!(connector = %name, "slot.drop.on.stop=true: slot and offset removed; the next start begins afresh");
+        return Ok(());
+    }
     tracing::info!(connector = %name, offset = ?stored_offset, "stopped");
     outcome
+}
+
+async fn sleep_until_optional(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Stores the latest durable offset if it changed, then publishes its LSN to the source.

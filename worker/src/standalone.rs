@@ -122,9 +122,6 @@ fn pipeline_settings(
     if connector.heartbeat_interval.is_some() {
         bail!("connector {name}: heartbeat.interval.ms is not supported yet; remove it or set it to 0");
     }
-    if connector.slot_drop_on_stop {
-        bail!("connector {name}: slot.drop.on.stop=true is not supported yet; remove it or set it to false");
-    }
     let skipped = &connector.skipped_operations;
     if !skipped.truncate {
         bail!("connector {name}: emitting TRUNCATE events is not supported yet; keep `t` in skipped.operations");
@@ -192,6 +189,10 @@ fn pipeline_settings(
                 config::SnapshotMode::NoData => SnapshotMode::NoData,
             },
             status_update_interval: connector.status_update_interval,
+            slot_max_retries: connector.slot_max_retries,
+            slot_retry_delay: connector.slot_retry_delay,
+            slot_creation_timeout: connector.database_query_timeout,
+            drop_slot_on_stop: connector.slot_drop_on_stop,
             snapshot: pgseam_connector_pg::SnapshotSettings {
                 max_threads: connector.snapshot_max_threads.max(1) as usize,
             },
@@ -214,5 +215,6 @@ fn pipeline_settings(
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,
         max_queue_size: connector.max_queue_size as usize,
+        reconnect_wait: connector.retriable_restart_wait,
     })
 }

@@ -53,6 +53,9 @@ pub const DEFAULT_SLOT_RETRY_DELAY: Duration = Duration::from_millis(10_000);
 /// Debezium's `retriable.restart.connector.wait.ms` default: wait before reconnecting after a
 /// retriable error (pgseam's first backoff step; later steps double up to a cap).
 pub const DEFAULT_RETRIABLE_RESTART_WAIT: Duration = Duration::from_millis(10_000);
+/// Debezium's `database.query.timeout.ms` default (10 minutes). pgseam applies it where a
+/// command waits on other sessions: creating the replication slot.
+pub const DEFAULT_DATABASE_QUERY_TIMEOUT: Duration = Duration::from_millis(600_000);
 /// Debezium's `heartbeat.interval.ms` default: 0, no heartbeats.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 0;
 /// Debezium's `max.batch.size` default: events handed to Kafka Connect per poll.
@@ -96,6 +99,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "database.sslpassword",
     "slot.max.retries",
     "slot.retry.delay.ms",
+    "database.query.timeout.ms",
     "retriable.restart.connector.wait.ms",
     "topic.prefix",
     "plugin.name",
@@ -304,6 +308,8 @@ pub struct ConnectorConfig {
     pub database_sslkey: Option<PathBuf>,
     /// `database.sslpassword`: the key's passphrase; `Debug` shows `****`.
     pub database_sslpassword: Option<Secret>,
+    /// `database.query.timeout.ms`: how long slot creation may wait for running transactions.
+    pub database_query_timeout: Duration,
     /// `slot.max.retries`: attempts to take a slot held by another connection.
     pub slot_max_retries: u32,
     /// `slot.retry.delay.ms`.
@@ -448,6 +454,12 @@ impl ConnectorConfig {
             0,
             i64::MAX as u64,
         ));
+        let database_query_timeout = Duration::from_millis(s.int(
+            "database.query.timeout.ms",
+            millis(DEFAULT_DATABASE_QUERY_TIMEOUT),
+            1,
+            i32::MAX as u64,
+        ));
         let retriable_restart_wait = Duration::from_millis(s.int(
             "retriable.restart.connector.wait.ms",
             millis(DEFAULT_RETRIABLE_RESTART_WAIT),
@@ -586,6 +598,7 @@ impl ConnectorConfig {
             database_sslcert,
             database_sslkey,
             database_sslpassword,
+            database_query_timeout,
             slot_max_retries,
             slot_retry_delay,
             retriable_restart_wait,

@@ -27,7 +27,8 @@
 //!    `name`, `connector.class`, `database.hostname`, `database.port`, `database.user`,
 //!    `database.password`, `database.dbname`, `database.sslmode`, `database.sslrootcert`,
 //!    `database.sslcert`, `database.sslkey`, `database.sslpassword`, `slot.max.retries`,
-//!    `slot.retry.delay.ms`, `retriable.restart.connector.wait.ms`, `topic.prefix`, `plugin.name`, `slot.name`,
+//!    `slot.retry.delay.ms`, `retriable.restart.connector.wait.ms`, `database.query.timeout.ms`
+//!    (applied to slot creation, the one command that waits on other sessions), `topic.prefix`, `plugin.name`, `slot.name`,
 //!    `publication.name`, `publication.autocreate.mode`, `schema.include.list`,
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
 //!    `snapshot.mode`, `decimal.handling.mode`, `tombstones.on.delete`, `skipped.operations`,
@@ -114,13 +115,14 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, Operation, PublicationAutocreateMode,
-    SkippedOperations, SnapshotMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_SSLMODE,
-    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
-    DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT,
-    DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_MAX_RETRIES,
-    DEFAULT_SLOT_NAME, DEFAULT_SLOT_RETRY_DELAY, DEFAULT_SNAPSHOT_FETCH_SIZE,
-    DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL, DEFAULT_TABLE_IGNORE_BUILTIN,
-    DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE, POSTGRES_CONNECTOR_CLASS,
+    SkippedOperations, SnapshotMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
+    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
+    DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP,
+    DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME, DEFAULT_SLOT_RETRY_DELAY,
+    DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL,
+    DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE,
+    POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
     ConverterKind, ConverterSettings, HeaderConverter, DEFAULT_SCHEMAS_ENABLE,
