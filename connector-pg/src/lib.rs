@@ -11,7 +11,7 @@
 //! snapshot's COPY use tokio-postgres; only the replication connection is hand-written.
 //!
 //! Not yet: chunked parallel resumable snapshots, streamed (in-progress) transactions,
-//! schema-change history, heartbeats — see the project's issues.
+//! schema-change history — see the project's issues.
 
 pub mod catalog;
 pub mod connection;
@@ -28,6 +28,7 @@ pub use error::{ErrorClass, SourceError};
 pub use publication::PublicationAutocreate;
 pub use snapshot::SnapshotSettings;
 pub use source::{
-    run, Feedback, SnapshotMode, SourceConfig, SourceMessage, StartPoint, TableFilter,
+    run, Feedback, HeartbeatSettings, SnapshotMode, SourceConfig, SourceMessage, StartPoint,
+    TableFilter,
 };
 pub use tls::{SslMode, TlsSettings};

@@ -66,8 +66,20 @@ pub struct SourceConfig {
     pub slot_creation_timeout: Duration,
     /// `slot.drop.on.stop`: drop the slot after a clean stop.
     pub drop_slot_on_stop: bool,
+    /// `heartbeat.interval.ms` and `heartbeat.action.query`; `None` = no heartbeats.
+    pub heartbeat: Option<HeartbeatSettings>,
     /// How the initial snapshot is read.
     pub snapshot: SnapshotSettings,
+}
+
+/// Debezium's heartbeats: while streaming, every `interval` the source runs `action_query`
+/// (if any; typically an `INSERT … ON CONFLICT UPDATE` into a heartbeat table in the captured
+/// database, so that a database whose captured tables are idle still produces changes) and
+/// then sends [`SourceMessage::Heartbeat`], which the worker writes to the heartbeat topic.
+#[derive(Clone, Debug)]
+pub struct HeartbeatSettings {
+    pub interval: Duration,
+    pub action_query: Option<String>,
 }
 
 /// Where to start, as the worker's stored offset says.
@@ -113,6 +125,10 @@ pub enum SourceMessage {
     /// slot advance (and WAL be recycled) while the captured tables are idle.
     CaughtUp {
         wal_end: Lsn,
+    },
+    /// A heartbeat is due (`heartbeat.interval.ms`); the action query, if any, has run.
+    Heartbeat {
+        ts_ms: i64,
     },
     /// The server accepted `START_REPLICATION` from `start_lsn`: the source is streaming.
     StreamingStarted {
@@ -346,6 +362,12 @@ impl Source {
             in_streamed_transaction: false,
         };
         let mut pending = Vec::new();
+        let mut heartbeat_timer = self.config.heartbeat.as_ref().map(|h| {
+            let mut timer =
+                tokio::time::interval_at(tokio::time::Instant::now() + h.interval, h.interval);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer
+        });
         loop {
             let feedback = *self.feedback.borrow();
             if feedback.finished {
@@ -374,7 +396,12 @@ impl Source {
                     let durable = self.feedback.borrow().durable_lsn;
                     self.send_status(&mut replication, durable, false).await?;
                 }
-                // 3. Data, unless shutdown has begun.
+                // 3. Heartbeats, when configured and not stopping.
+                _ = next_tick(heartbeat_timer.as_mut()), if !feedback.stop_reading => {
+                    let message = self.heartbeat().await?;
+                    self.send_with_keepalive(&mut replication, &mut status_timer, message).await?;
+                }
+                // 4. Data, unless shutdown has begun.
                 message = replication.read_message(), if !feedback.stop_reading => {
                     match message? {
                         BackendMessage::CopyData(data) => {
@@ -398,6 +425,28 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// Runs `heartbeat.action.query` (if set) and returns the heartbeat message. A failing
+    /// action query stops the source, as in Debezium.
+    async fn heartbeat(&mut self) -> Result<SourceMessage> {
+        if let Some(query) = self
+            .config
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.action_query.as_deref())
+        {
+            self.catalog_client
+                .batch_execute(query)
+                .await
+                .map_err(|error| SourceError::Query {
+                    context: "heartbeat.action.query failed".into(),
+                    error,
+                })?;
+        }
+        Ok(SourceMessage::Heartbeat {
+            ts_ms: now_us() / 1000,
+        })
     }
 
     /// `slot.drop.on.stop`: the walsender releases the slot shortly after the connection
@@ -574,6 +623,16 @@ impl Source {
             &mut self.status_buffer,
         );
         replication.send_copy_data(&self.status_buffer).await
+    }
+}
+
+/// The next tick of an optional timer; never, without one.
+async fn next_tick(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -133,6 +133,7 @@ fn source_config(pg: &Postgres, slot: &str) -> SourceConfig {
         slot_retry_delay: Duration::from_millis(10),
         slot_creation_timeout: Duration::from_secs(30),
         drop_slot_on_stop: false,
+        heartbeat: None,
         snapshot: SnapshotSettings::default(),
     }
 }

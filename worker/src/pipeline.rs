@@ -80,6 +80,51 @@ pub struct PipelineSettings {
     pub max_queue_size: usize,
     /// First wait before reconnecting after a lost connection.
     pub reconnect_wait: Duration,
+    /// `<heartbeat.topics.prefix>.<topic.prefix>`.
+    pub heartbeat_topic: String,
+}
+
+/// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
+/// `io.debezium.connector.common.ServerNameKey` {serverName = topic.prefix}, value struct
+/// `io.debezium.connector.common.Heartbeat` {ts_ms}, no headers, in Kafka Connect JSON with or
+/// without schemas.
+fn heartbeat_record(settings: &PipelineSettings, ts_ms: i64) -> OutgoingRecord {
+    let key = serde_json::json!({"serverName": settings.topic_prefix});
+    let value = serde_json::json!({ "ts_ms": ts_ms });
+    let key = if settings.converter.key_schemas_enable {
+        serde_json::json!({
+            "schema": {
+                "type": "struct",
+                "fields": [{"type": "string", "optional": false, "field": "serverName"}],
+                "optional": false,
+                "name": "io.debezium.connector.common.ServerNameKey",
+                "version": 1
+            },
+            "payload": key
+        })
+    } else {
+        key
+    };
+    let value = if settings.converter.value_schemas_enable {
+        serde_json::json!({
+            "schema": {
+                "type": "struct",
+                "fields": [{"type": "int64", "optional": false, "field": "ts_ms"}],
+                "optional": false,
+                "name": "io.debezium.connector.common.Heartbeat",
+                "version": 1
+            },
+            "payload": value
+        })
+    } else {
+        value
+    };
+    OutgoingRecord {
+        topic: settings.heartbeat_topic.clone(),
+        key: Some(key.to_string().into_bytes()),
+        value: Some(value.to_string().into_bytes()),
+        headers: Vec::new(),
+    }
 }
 
 type SourceOutcome = Result<Result<(), SourceError>, tokio::task::JoinError>;
@@ -245,6 +290,10 @@ pub async fn run_connector(
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
+                    }
+                    Some(SourceMessage::Heartbeat { ts_ms }) => {
+                        let delivery = sink.send(&heartbeat_record(&settings, ts_ms)).await?;
+                        in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
                     }
                     Some(SourceMessage::StreamingStarted { start_lsn }) => {
                         ever_streamed = true;

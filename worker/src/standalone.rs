@@ -119,9 +119,6 @@ fn pipeline_settings(
     connector: &ConnectorConfig,
 ) -> anyhow::Result<PipelineSettings> {
     let name = &connector.name;
-    if connector.heartbeat_interval.is_some() {
-        bail!("connector {name}: heartbeat.interval.ms is not supported yet; remove it or set it to 0");
-    }
     let skipped = &connector.skipped_operations;
     if !skipped.truncate {
         bail!("connector {name}: emitting TRUNCATE events is not supported yet; keep `t` in skipped.operations");
@@ -193,6 +190,12 @@ fn pipeline_settings(
             slot_retry_delay: connector.slot_retry_delay,
             slot_creation_timeout: connector.database_query_timeout,
             drop_slot_on_stop: connector.slot_drop_on_stop,
+            heartbeat: connector.heartbeat_interval.map(|interval| {
+                pgseam_connector_pg::HeartbeatSettings {
+                    interval,
+                    action_query: connector.heartbeat_action_query.clone(),
+                }
+            }),
             snapshot: pgseam_connector_pg::SnapshotSettings {
                 max_threads: connector.snapshot_max_threads.max(1) as usize,
             },
@@ -216,5 +219,9 @@ fn pipeline_settings(
         offset_flush_interval: worker.offset_flush_interval,
         max_queue_size: connector.max_queue_size as usize,
         reconnect_wait: connector.retriable_restart_wait,
+        heartbeat_topic: format!(
+            "{}.{}",
+            connector.heartbeat_topics_prefix, connector.topic_prefix
+        ),
     })
 }

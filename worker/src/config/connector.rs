@@ -56,6 +56,9 @@ pub const DEFAULT_RETRIABLE_RESTART_WAIT: Duration = Duration::from_millis(10_00
 /// Debezium's `database.query.timeout.ms` default (10 minutes). pgseam applies it where a
 /// command waits on other sessions: creating the replication slot.
 pub const DEFAULT_DATABASE_QUERY_TIMEOUT: Duration = Duration::from_millis(600_000);
+/// Debezium's `heartbeat.topics.prefix` default: heartbeats go to
+/// `__debezium-heartbeat.<topic.prefix>`.
+pub const DEFAULT_HEARTBEAT_TOPICS_PREFIX: &str = "__debezium-heartbeat";
 /// Debezium's `heartbeat.interval.ms` default: 0, no heartbeats.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 0;
 /// Debezium's `max.batch.size` default: events handed to Kafka Connect per poll.
@@ -120,6 +123,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.max.threads",
     "snapshot.fetch.size",
     "heartbeat.interval.ms",
+    "heartbeat.action.query",
+    "heartbeat.topics.prefix",
     "max.batch.size",
     "max.queue.size",
     "poll.interval.ms",
@@ -347,6 +352,10 @@ pub struct ConnectorConfig {
     pub snapshot_fetch_size: u32,
     /// `heartbeat.interval.ms`; `None` when 0 (no heartbeats).
     pub heartbeat_interval: Option<Duration>,
+    /// `heartbeat.action.query`: run on every heartbeat (only with heartbeats on).
+    pub heartbeat_action_query: Option<String>,
+    /// `heartbeat.topics.prefix`.
+    pub heartbeat_topics_prefix: String,
     /// `max.batch.size`.
     pub max_batch_size: u32,
     /// `max.queue.size` (always greater than `max_batch_size`).
@@ -525,6 +534,28 @@ impl ConnectorConfig {
             i32::MAX as u64,
         );
         let heartbeat_interval = (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms));
+        let heartbeat_action_query = s
+            .take("heartbeat.action.query")
+            .map(|e| e.value.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        let heartbeat_topics_prefix = match s.take("heartbeat.topics.prefix") {
+            None => DEFAULT_HEARTBEAT_TOPICS_PREFIX.to_owned(),
+            Some(e)
+                if Regex::new(TOPIC_PREFIX_PATTERN).is_ok_and(|r| r.is_match(e.value.trim())) =>
+            {
+                e.value.trim().to_owned()
+            }
+            Some(e) => {
+                s.invalid(
+                    &e,
+                    "a topic name prefix of letters, digits, `.`, `_` and `-`",
+                );
+                DEFAULT_HEARTBEAT_TOPICS_PREFIX.to_owned()
+            }
+        };
+        if heartbeat_action_query.is_some() && heartbeat_interval.is_none() {
+            warn!(source = s.source(), "heartbeat.action.query is set but heartbeat.interval.ms is 0: the query never runs");
+        }
         let max_batch_size = s.int("max.batch.size", DEFAULT_MAX_BATCH_SIZE, 1, i32::MAX as u32);
         let queue_entry = s.take("max.queue.size");
         let max_queue_size = match &queue_entry {
@@ -616,6 +647,8 @@ impl ConnectorConfig {
             snapshot_max_threads,
             snapshot_fetch_size,
             heartbeat_interval,
+            heartbeat_action_query,
+            heartbeat_topics_prefix,
             max_batch_size,
             max_queue_size,
             poll_interval,

@@ -33,7 +33,8 @@
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
 //!    `snapshot.mode`, `decimal.handling.mode`, `tombstones.on.delete`, `skipped.operations`,
 //!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
-//!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `max.batch.size`, `max.queue.size`,
+//!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `heartbeat.action.query`,
+//!    `heartbeat.topics.prefix`, `max.batch.size`, `max.queue.size`,
 //!    `poll.interval.ms`. Invalid values are errors naming key, value and the accepted values.
 //! 2. **Debezium properties pgseam does not implement yet** (every other key of Debezium's
 //!    PostgreSQL connector definition, embedded from `debezium-defaults.tsv`, including
@@ -116,13 +117,13 @@ use std::path::{Path, PathBuf};
 pub use connector::{
     ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, Operation, PublicationAutocreateMode,
     SkippedOperations, SnapshotMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
-    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_BATCH_SIZE,
-    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
-    DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP,
-    DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME, DEFAULT_SLOT_RETRY_DELAY,
-    DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL,
-    DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE,
-    POSTGRES_CONNECTOR_CLASS,
+    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
+    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_POLL_INTERVAL,
+    DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS,
+    DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME,
+    DEFAULT_SLOT_RETRY_DELAY, DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS,
+    DEFAULT_STATUS_UPDATE_INTERVAL, DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX,
+    DEFAULT_TOMBSTONES_ON_DELETE, POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
     ConverterKind, ConverterSettings, HeaderConverter, DEFAULT_SCHEMAS_ENABLE,

@@ -787,3 +787,25 @@ fn tls_slot_and_retry_keys() {
     let e = one_error(&[("slot.max.retries", "-1")]);
     assert!(e.contains("`slot.max.retries`"), "{e}");
 }
+
+#[test]
+fn heartbeat_keys() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.heartbeat_interval, None);
+    assert_eq!(c.heartbeat_action_query, None);
+    assert_eq!(c.heartbeat_topics_prefix, "__debezium-heartbeat");
+    let c = config(&[
+        ("heartbeat.interval.ms", "5000"),
+        ("heartbeat.action.query", " UPDATE hb SET ts = now() "),
+        ("heartbeat.topics.prefix", "beats"),
+    ])
+    .unwrap();
+    assert_eq!(c.heartbeat_interval, Some(Duration::from_secs(5)));
+    assert_eq!(
+        c.heartbeat_action_query.as_deref(),
+        Some("UPDATE hb SET ts = now()")
+    );
+    assert_eq!(c.heartbeat_topics_prefix, "beats");
+    let e = one_error(&[("heartbeat.topics.prefix", "bad prefix")]);
+    assert!(e.contains("`heartbeat.topics.prefix`"), "{e}");
+}
