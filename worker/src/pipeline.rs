@@ -27,7 +27,9 @@
 //! `retriable.restart.connector.wait.ms` and doubles up to [`MAX_RECONNECT_WAIT`]. Events of a
 //! transaction cut off by the failure were already queued and are sent again whole: an ordered
 //! suffix of duplicates, never a gap. The slot is still only confirmed up to what is durable
-//! (the new source never reports more than the durable LSN). Failures before the first
+//! (the new source never reports more than the durable LSN). A slot still held by another
+//! connection is retried too: after a network cut that is our own previous walsender until
+//! the server's `wal_sender_timeout` reaps it. Failures before the first
 //! `StreamingStarted` (wrong password, missing slot, …) stay fatal: retrying would only hide
 //! them.
 //!
@@ -327,7 +329,7 @@ pub async fn run_connector(
                         // From here on no source task is running.
                         source_result = Some(Ok(Ok(())));
                         match outcome {
-                            Ok(Err(err)) if ever_streamed && err.class() == ErrorClass::Transient => {
+                            Ok(Err(err)) if ever_streamed && is_retriable_after_streaming(&err) => {
                                 let wait = next_wait;
                                 next_wait = (next_wait * 2).min(MAX_RECONNECT_WAIT.max(settings.reconnect_wait));
                                 tracing::warn!(
@@ -403,6 +405,13 @@ pub async fn run_connector(
     }
     tracing::info!(connector = %name, offset = ?stored_offset, "stopped");
     outcome
+}
+
+/// Failures worth a reconnection once the source has streamed: transient ones, and a slot
+/// still held by another connection — after a network cut that is usually our own previous
+/// walsender, which the server only reaps after `wal_sender_timeout`.
+fn is_retriable_after_streaming(err: &SourceError) -> bool {
+    err.class() == ErrorClass::Transient || matches!(err, SourceError::SlotInUse { .. })
 }
 
 async fn sleep_until_optional(at: Option<tokio::time::Instant>) {
