@@ -1,6 +1,6 @@
 //! Session settings: whatever the server and role defaults, pgseam's sessions run without
 //! statement and idle timeouts, so a long snapshot or the idle holder of an exported snapshot
-//! is never killed by them.
+//! is never killed by them; and their TCP sockets have keepalives on, with pgseam's timing.
 
 mod common;
 
@@ -53,4 +53,60 @@ async fn timeouts_are_off_whatever_the_server_says() {
         .await
         .unwrap();
     replication.simple_query("IDENTIFY_SYSTEM").await.unwrap();
+}
+
+/// The keepalive timers of our established TCP connections to `port`, as `ss -o` shows them
+/// (`timer:(keepalive,<time left>,<probes>)`), one entry per connection.
+fn keepalive_timers(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tno",
+            "state",
+            "established",
+            &format!("( dport = :{port} )"),
+        ])
+        .output()
+        .expect("run ss");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split_whitespace()
+                .find(|field| field.starts_with("timer:"))
+                .unwrap_or("no timer")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_keepalives_are_on() {
+    let pg = Postgres::start().expect("start PostgreSQL");
+    let p = params(&pg, "127.0.0.1", "postgres", Some("postgres"));
+    let _replication = ReplicationConnection::connect(&p).await.unwrap();
+    let _client = connect_query_session(&p).await.unwrap();
+    let timers = keepalive_timers(pg.port());
+    assert_eq!(timers.len(), 2, "two connections: {timers:?}");
+    for timer in &timers {
+        // The first probe is due within KEEPALIVE_IDLE (60 s), not the kernel's 2 hours.
+        assert!(timer.starts_with("timer:(keepalive,"), "{timers:?}");
+        let left = timer.trim_start_matches("timer:(keepalive,");
+        let seconds: f64 = left
+            .split(',')
+            .next()
+            .and_then(|t| {
+                t.strip_suffix("sec")
+                    .map(|s| s.parse::<f64>().ok())
+                    .unwrap_or_else(|| {
+                        t.strip_suffix("ms")
+                            .and_then(|ms| ms.parse::<f64>().ok())
+                            .map(|ms| ms / 1000.0)
+                    })
+            })
+            .unwrap_or(f64::MAX);
+        assert!(
+            seconds <= pgseam_connector_pg::connection::KEEPALIVE_IDLE.as_secs_f64(),
+            "{timers:?}"
+        );
+    }
 }
