@@ -35,7 +35,9 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 use postgres_protocol::message::{backend, frontend};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -148,6 +150,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub struct ReplicationConnection {
     stream: Box<dyn Io>,
     encrypted: bool,
+    /// The server certificate's hash for SCRAM channel binding (TLS only).
+    tls_server_end_point: Option<Vec<u8>>,
+    /// Authenticated with SCRAM-SHA-256-PLUS.
+    channel_bound: bool,
     backend_pid: Option<i32>,
     read_buffer: BytesMut,
     write_buffer: BytesMut,
@@ -194,6 +200,7 @@ impl ReplicationConnection {
                 })?;
         tcp.set_nodelay(true)?;
         set_keepalive(&tcp)?;
+        let mut tls_server_end_point = None;
         let (stream, encrypted): (Box<dyn Io>, bool) = match attempt {
             Attempt::Plain => (Box::new(tcp), false),
             Attempt::TlsIfOffered | Attempt::Tls => {
@@ -210,6 +217,7 @@ impl ReplicationConnection {
                             .tls
                             .handshake(connector, tcp, &params.host, &address)
                             .await?;
+                        tls_server_end_point = crate::tls::tls_server_end_point(tls.ssl());
                         (Box::new(tls), true)
                     }
                     b'N' if attempt == Attempt::TlsIfOffered => (Box::new(tcp), false),
@@ -234,6 +242,8 @@ impl ReplicationConnection {
         let mut connection = ReplicationConnection {
             stream,
             encrypted,
+            tls_server_end_point,
+            channel_bound: false,
             backend_pid: None,
             read_buffer: BytesMut::with_capacity(64 * 1024),
             write_buffer: BytesMut::with_capacity(1024),
@@ -256,6 +266,11 @@ impl ReplicationConnection {
     /// The server process (walsender) serving this connection, from BackendKeyData.
     pub fn backend_pid(&self) -> Option<i32> {
         self.backend_pid
+    }
+
+    /// True if SCRAM authentication was bound to the TLS channel (SCRAM-SHA-256-PLUS).
+    pub fn is_channel_bound(&self) -> bool {
+        self.channel_bound
     }
 
     /// True if the connection runs over TLS.
@@ -298,12 +313,25 @@ impl ReplicationConnection {
                     while let Some(mechanism) = mechanisms.next()? {
                         offered.push(mechanism.to_owned());
                     }
-                    if !offered.iter().any(|m| m == SCRAM_SHA_256) {
+                    // Over TLS, bind the SCRAM exchange to the server certificate
+                    // (tls-server-end-point) when the server offers it, as libpq does.
+                    let plus_offered = offered.iter().any(|m| m == SCRAM_SHA_256_PLUS);
+                    let (mechanism, binding) = match (&self.tls_server_end_point, plus_offered) {
+                        (Some(hash), true) => (
+                            SCRAM_SHA_256_PLUS,
+                            ChannelBinding::tls_server_end_point(hash.clone()),
+                        ),
+                        (Some(_), false) => (SCRAM_SHA_256, ChannelBinding::unrequested()),
+                        (None, _) => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+                    };
+                    if !offered.iter().any(|m| m == mechanism) {
                         return Err(SourceError::UnsupportedAuthentication {
                             method: format!("SASL {}", offered.join(", ")),
                         });
                     }
-                    self.scram_exchange(password()?, &auth_error).await?;
+                    self.channel_bound = mechanism == SCRAM_SHA_256_PLUS;
+                    self.scram_exchange(password()?, mechanism, binding, &auth_error)
+                        .await?;
                 }
                 BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
                     return Err(auth_error(server_error(&body)));
@@ -346,10 +374,12 @@ impl ReplicationConnection {
     async fn scram_exchange(
         &mut self,
         password: &str,
+        mechanism: &str,
+        binding: ChannelBinding,
         auth_error: &(dyn Fn(ServerError) -> SourceError + Sync),
     ) -> Result<()> {
-        let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-        frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.write_buffer)?;
+        let mut scram = ScramSha256::new(password.as_bytes(), binding);
+        frontend::sasl_initial_response(mechanism, scram.message(), &mut self.write_buffer)?;
         self.flush().await?;
         match self.read_message().await? {
             BackendMessage::Other(backend::Message::AuthenticationSaslContinue(body)) => {

@@ -34,8 +34,9 @@
 //! `tokio-openssl` wraps the replication connection's `TcpStream`. PEM and DER keys, encrypted
 //! keys and verification of IP-address hosts come with it.
 //!
-//! SCRAM channel binding (`SCRAM-SHA-256-PLUS`) is used by tokio-postgres sessions; the
-//! replication connection authenticates with plain `SCRAM-SHA-256` (the server accepts both).
+//! Over TLS, both kinds of session use SCRAM channel binding (`SCRAM-SHA-256-PLUS` with
+//! `tls-server-end-point`, RFC 5929) when the server offers it, so a man in the middle that
+//! terminates TLS cannot relay the password exchange.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -276,6 +277,24 @@ impl TlsSettings {
     }
 }
 
+/// RFC 5929 `tls-server-end-point`: the server certificate hashed with its signature's digest
+/// (SHA-256 in place of MD5 and SHA-1). `None` when the algorithm has no single digest.
+pub(crate) fn tls_server_end_point(ssl: &openssl::ssl::SslRef) -> Option<Vec<u8>> {
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    let certificate = ssl.peer_certificate()?;
+    let algorithms = certificate
+        .signature_algorithm()
+        .object()
+        .nid()
+        .signature_algorithms()?;
+    let digest = match algorithms.digest {
+        Nid::MD5 | Nid::SHA1 => MessageDigest::sha256(),
+        nid => MessageDigest::from_nid(nid)?,
+    };
+    certificate.digest(digest).ok().map(|d| d.to_vec())
+}
+
 /// Why the last server certificate was rejected, as OpenSSL's verifier said.
 #[derive(Clone, Default)]
 pub(crate) struct VerifyFailure(std::sync::Arc<std::sync::Mutex<Option<String>>>);
@@ -311,7 +330,8 @@ fn load_private_key(path: &Path, password: Option<&str>) -> Result<PKey<Private>
         (true, Some(password)) => {
             PKey::private_key_from_pem_passphrase(&bytes, password.as_bytes())
         }
-        (true, None) => PKey::private_key_from_pem(&bytes),
+        // An empty passphrase from a callback: OpenSSL's default would prompt on the terminal.
+        (true, None) => PKey::private_key_from_pem_callback(&bytes, |_| Ok(0)),
         (false, Some(password)) => {
             PKey::private_key_from_pkcs8_passphrase(&bytes, password.as_bytes())
         }

@@ -9,6 +9,7 @@ use pgseam_testkit::{Postgres, PostgresOptions};
 
 const PLAIN: Probe = Probe {
     replication_encrypted: false,
+    replication_channel_bound: false,
     query_encrypted: false,
 };
 

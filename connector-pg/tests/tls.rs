@@ -206,8 +206,10 @@ fn tls(mode: SslMode, root: Option<PathBuf>) -> TlsSettings {
     }
 }
 
+/// SCRAM over TLS: encrypted and channel-bound.
 const ENCRYPTED: Probe = Probe {
     replication_encrypted: true,
+    replication_channel_bound: true,
     query_encrypted: true,
 };
 
@@ -316,7 +318,16 @@ async fn tls_modes_against_a_hostssl_only_server() {
             key: Some(pki.path(key)),
             key_password: password.map(str::to_owned),
         };
-        assert_eq!(probe(&p).await.unwrap(), ENCRYPTED, "client key {key}");
+        let got = probe(&p).await.unwrap();
+        // Certificate login: no SCRAM, so nothing to bind.
+        assert_eq!(
+            got,
+            Probe {
+                replication_channel_bound: false,
+                ..ENCRYPTED
+            },
+            "client key {key}"
+        );
     }
     // An encrypted key without its password: a setup error that says so.
     let mut p = params(&pg, "localhost", "certuser", None);
@@ -357,6 +368,7 @@ async fn require_against_a_server_without_tls_fails_and_prefer_falls_back() {
             probe(&p).await.unwrap(),
             Probe {
                 replication_encrypted: false,
+                replication_channel_bound: false,
                 query_encrypted: false
             },
             "sslmode={}",

@@ -24,6 +24,8 @@ pub fn params(pg: &Postgres, host: &str, user: &str, password: Option<&str>) -> 
 pub struct Probe {
     /// The replication connection runs over TLS.
     pub replication_encrypted: bool,
+    /// Its SCRAM login was bound to the TLS channel.
+    pub replication_channel_bound: bool,
     /// The query session's backend reports TLS in `pg_stat_ssl`.
     pub query_encrypted: bool,
 }
@@ -34,6 +36,7 @@ pub async fn probe(params: &ConnectParams) -> Result<Probe, SourceError> {
     let rows = replication.simple_query("IDENTIFY_SYSTEM").await?;
     assert_eq!(rows.len(), 1, "IDENTIFY_SYSTEM returns one row");
     let replication_encrypted = replication.is_encrypted();
+    let replication_channel_bound = replication.is_channel_bound();
     replication.close().await?;
     let client = connect_query_session(params).await?;
     let row = client
@@ -45,6 +48,7 @@ pub async fn probe(params: &ConnectParams) -> Result<Probe, SourceError> {
         .expect("pg_stat_ssl");
     Ok(Probe {
         replication_encrypted,
+        replication_channel_bound,
         query_encrypted: row.get(0),
     })
 }
