@@ -22,17 +22,28 @@
 //! that pgoutput's text tuples and the snapshot's `COPY` text use one and the same form
 //! ([`SESSION_PARAMETERS`]); both paths then decode with one decoder.
 //!
+//! Every session also turns off `statement_timeout`, `idle_in_transaction_session_timeout` and
+//! `idle_session_timeout` (a server default must not kill a long snapshot or the idle
+//! connection that holds the exported snapshot) and turns on TCP keepalives ([`KEEPALIVE_IDLE`])
+//! so that a NAT or firewall does not drop an idle connection silently.
+//!
+//! With `database.sslmode` other than `disable`, the connection starts with an SSLRequest and
+//! runs the startup inside TLS (see [`crate::tls`]).
+//!
 //! Reading is cancel-safe: [`ReplicationConnection::read_message`] only consumes bytes from an
 //! internal buffer, so it can sit in a `tokio::select!` beside timers.
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 use postgres_protocol::message::{backend, frontend};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{Result, ServerError, SourceError};
+use crate::tls::{Attempt, TlsSettings};
 
 /// Session parameters shared by every connection pgseam opens, so that the text form of values
 /// is the same in the stream and the snapshot. `extra_float_digits=1` gives the shortest exact
@@ -45,7 +56,18 @@ pub const SESSION_PARAMETERS: &[(&str, &str)] = &[
     ("bytea_output", "hex"),
     ("client_encoding", "UTF8"),
     ("lc_monetary", "C"),
+    ("statement_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("idle_session_timeout", "0"),
 ];
+
+/// TCP keepalive: first probe after this much silence. Well below the idle timeouts of common
+/// NATs and cloud load balancers (4–15 minutes).
+pub const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// TCP keepalive: time between unanswered probes.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// TCP keepalive: unanswered probes before the kernel declares the connection dead.
+pub const KEEPALIVE_RETRIES: u32 = 6;
 
 /// Largest backend message accepted. pgoutput messages of a row with many large TOASTed values
 /// can be big, but not unbounded: PostgreSQL caps a datum at 1 GB.
@@ -60,6 +82,8 @@ pub struct ConnectParams {
     pub password: Option<String>,
     pub dbname: String,
     pub application_name: String,
+    /// `database.sslmode` and the certificate files.
+    pub tls: TlsSettings,
 }
 
 impl std::fmt::Debug for ConnectParams {
@@ -70,6 +94,7 @@ impl std::fmt::Debug for ConnectParams {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "****"))
             .field("dbname", &self.dbname)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -89,7 +114,10 @@ impl ConnectParams {
             .user(&self.user)
             .dbname(&self.dbname)
             .application_name(&self.application_name)
-            .keepalives(true);
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
         if let Some(password) = &self.password {
             config.password(password);
         }
@@ -114,27 +142,109 @@ pub enum BackendMessage {
     Other(backend::Message),
 }
 
+/// The byte stream under the protocol: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// A connection in `replication=database` mode.
 pub struct ReplicationConnection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
+    encrypted: bool,
+    /// The server certificate's hash for SCRAM channel binding (TLS only).
+    tls_server_end_point: Option<Vec<u8>>,
+    /// Authenticated with SCRAM-SHA-256-PLUS.
+    channel_bound: bool,
+    backend_pid: Option<i32>,
     read_buffer: BytesMut,
     write_buffer: BytesMut,
     pub(crate) server_version: Option<String>,
 }
 
 impl ReplicationConnection {
-    /// Connects and authenticates.
+    /// Connects and authenticates, with TLS as `database.sslmode` says.
     pub async fn connect(params: &ConnectParams) -> Result<Self> {
+        let connector = params.tls.connector()?;
+        let attempts = params.tls.mode.attempts();
+        let mut attempt_index = 0;
+        loop {
+            let attempt = attempts[attempt_index];
+            match Self::connect_once(params, attempt, &connector).await {
+                Ok(connection) => return Ok(connection),
+                Err(err) if attempt_index + 1 < attempts.len() && err.is_hba_rejection() => {
+                    tracing::info!(
+                        address = %params.address(),
+                        sslmode = params.tls.mode.as_str(),
+                        error = %err,
+                        "login rejected by pg_hba.conf; trying again {}",
+                        if attempts[attempt_index + 1] == Attempt::Plain { "without TLS" } else { "with TLS" }
+                    );
+                    attempt_index += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn connect_once(
+        params: &ConnectParams,
+        attempt: Attempt,
+        connector: &openssl::ssl::SslConnector,
+    ) -> Result<Self> {
         let address = params.address();
-        let stream = TcpStream::connect(&address)
-            .await
-            .map_err(|source| SourceError::Connect {
-                address: address.clone(),
-                source,
-            })?;
-        stream.set_nodelay(true)?;
+        let mut tcp =
+            TcpStream::connect(&address)
+                .await
+                .map_err(|source| SourceError::Connect {
+                    address: address.clone(),
+                    source,
+                })?;
+        tcp.set_nodelay(true)?;
+        set_keepalive(&tcp)?;
+        let mut tls_server_end_point = None;
+        let (stream, encrypted): (Box<dyn Io>, bool) = match attempt {
+            Attempt::Plain => (Box::new(tcp), false),
+            Attempt::TlsIfOffered | Attempt::Tls => {
+                let mut request = BytesMut::with_capacity(8);
+                frontend::ssl_request(&mut request);
+                tcp.write_all(&request).await?;
+                // Exactly one byte: anything the server sent after 'S' belongs to the TLS
+                // layer (and makes the handshake fail), never to the protocol.
+                let mut answer = [0u8; 1];
+                tcp.read_exact(&mut answer).await?;
+                match answer[0] {
+                    b'S' => {
+                        let tls = params
+                            .tls
+                            .handshake(connector, tcp, &params.host, &address)
+                            .await?;
+                        tls_server_end_point = crate::tls::tls_server_end_point(tls.ssl());
+                        (Box::new(tls), true)
+                    }
+                    b'N' if attempt == Attempt::TlsIfOffered => (Box::new(tcp), false),
+                    b'N' => {
+                        return Err(SourceError::Tls {
+                            address,
+                            message: format!(
+                                "the server does not accept TLS connections (ssl = off), but \
+                                 database.sslmode={} requires TLS",
+                                params.tls.mode.as_str()
+                            ),
+                        })
+                    }
+                    other => {
+                        return Err(SourceError::Protocol(format!(
+                            "unexpected answer {other:#04x} to SSLRequest"
+                        )))
+                    }
+                }
+            }
+        };
         let mut connection = ReplicationConnection {
             stream,
+            encrypted,
+            tls_server_end_point,
+            channel_bound: false,
+            backend_pid: None,
             read_buffer: BytesMut::with_capacity(64 * 1024),
             write_buffer: BytesMut::with_capacity(1024),
             server_version: None,
@@ -149,7 +259,23 @@ impl ReplicationConnection {
         frontend::startup_message(startup.iter().copied(), &mut connection.write_buffer)?;
         connection.flush().await?;
         connection.authenticate(params).await?;
+        tracing::debug!(address = %address, encrypted, "replication connection open");
         Ok(connection)
+    }
+
+    /// The server process (walsender) serving this connection, from BackendKeyData.
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.backend_pid
+    }
+
+    /// True if SCRAM authentication was bound to the TLS channel (SCRAM-SHA-256-PLUS).
+    pub fn is_channel_bound(&self) -> bool {
+        self.channel_bound
+    }
+
+    /// True if the connection runs over TLS.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
     }
 
     async fn authenticate(&mut self, params: &ConnectParams) -> Result<()> {
@@ -187,12 +313,25 @@ impl ReplicationConnection {
                     while let Some(mechanism) = mechanisms.next()? {
                         offered.push(mechanism.to_owned());
                     }
-                    if !offered.iter().any(|m| m == SCRAM_SHA_256) {
+                    // Over TLS, bind the SCRAM exchange to the server certificate
+                    // (tls-server-end-point) when the server offers it, as libpq does.
+                    let plus_offered = offered.iter().any(|m| m == SCRAM_SHA_256_PLUS);
+                    let (mechanism, binding) = match (&self.tls_server_end_point, plus_offered) {
+                        (Some(hash), true) => (
+                            SCRAM_SHA_256_PLUS,
+                            ChannelBinding::tls_server_end_point(hash.clone()),
+                        ),
+                        (Some(_), false) => (SCRAM_SHA_256, ChannelBinding::unrequested()),
+                        (None, _) => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+                    };
+                    if !offered.iter().any(|m| m == mechanism) {
                         return Err(SourceError::UnsupportedAuthentication {
                             method: format!("SASL {}", offered.join(", ")),
                         });
                     }
-                    self.scram_exchange(password()?, &auth_error).await?;
+                    self.channel_bound = mechanism == SCRAM_SHA_256_PLUS;
+                    self.scram_exchange(password()?, mechanism, binding, &auth_error)
+                        .await?;
                 }
                 BackendMessage::Other(backend::Message::ErrorResponse(body)) => {
                     return Err(auth_error(server_error(&body)));
@@ -216,6 +355,9 @@ impl ReplicationConnection {
         loop {
             match self.read_message().await? {
                 BackendMessage::Other(backend::Message::ReadyForQuery(_)) => return Ok(()),
+                BackendMessage::Other(backend::Message::BackendKeyData(body)) => {
+                    self.backend_pid = Some(body.process_id());
+                }
                 BackendMessage::Other(backend::Message::ParameterStatus(body))
                     if body.name()? == "server_version" =>
                 {
@@ -232,10 +374,12 @@ impl ReplicationConnection {
     async fn scram_exchange(
         &mut self,
         password: &str,
+        mechanism: &str,
+        binding: ChannelBinding,
         auth_error: &(dyn Fn(ServerError) -> SourceError + Sync),
     ) -> Result<()> {
-        let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-        frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.write_buffer)?;
+        let mut scram = ScramSha256::new(password.as_bytes(), binding);
+        frontend::sasl_initial_response(mechanism, scram.message(), &mut self.write_buffer)?;
         self.flush().await?;
         match self.read_message().await? {
             BackendMessage::Other(backend::Message::AuthenticationSaslContinue(body)) => {
@@ -441,39 +585,128 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
-/// Opens an ordinary (non-replication) session with tokio-postgres and the same session
-/// parameters as the replication connection.
+/// Turns on TCP keepalives with pgseam's timing.
+fn set_keepalive(stream: &TcpStream) -> Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+    Ok(())
+}
+
+/// Opens an ordinary (non-replication) session with tokio-postgres, the same session
+/// parameters and the same TLS settings as the replication connection.
 pub async fn connect_query_session(params: &ConnectParams) -> Result<tokio_postgres::Client> {
-    let (client, connection) = params
-        .tokio_postgres_config()
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|source| match source.as_db_error() {
-            Some(db) if db.code().code() == "28P01" || db.code().code() == "28000" => {
-                SourceError::Authentication {
-                    user: params.user.clone(),
-                    server: Box::new(crate::error::ServerError {
-                        severity: db.severity().to_owned(),
-                        code: db.code().code().to_owned(),
-                        message: db.message().to_owned(),
-                        detail: db.detail().map(str::to_owned),
-                        hint: db.hint().map(str::to_owned),
-                    }),
+    let (tls, verify_failure) = params.tls.make_tls_connect()?;
+    let attempts = params.tls.mode.attempts();
+    let mut attempt_index = 0;
+    let (client, connection) = loop {
+        let attempt = attempts[attempt_index];
+        let mut config = params.tokio_postgres_config();
+        config.ssl_mode(match attempt {
+            Attempt::Plain => tokio_postgres::config::SslMode::Disable,
+            Attempt::TlsIfOffered => tokio_postgres::config::SslMode::Prefer,
+            Attempt::Tls => tokio_postgres::config::SslMode::Require,
+        });
+        match config.connect(tls.clone()).await {
+            Ok(pair) => break pair,
+            Err(source) => {
+                let err = query_session_error(params, source, verify_failure.take());
+                if attempt_index + 1 < attempts.len() && err.is_hba_rejection() {
+                    attempt_index += 1;
+                    continue;
                 }
+                return Err(err);
             }
-            Some(_) => SourceError::Query {
-                context: format!("cannot connect to {}", params.address()),
-                error: source,
-            },
-            None => SourceError::Connect {
-                address: params.address(),
-                source: std::io::Error::other(source.to_string()),
-            },
-        })?;
+        }
+    };
     tokio::spawn(async move {
         if let Err(err) = connection.await {
-            tracing::debug!(error = %err, "catalog connection ended");
+            tracing::debug!(error = %err, "query session ended");
         }
     });
     Ok(client)
+}
+
+fn query_session_error(
+    params: &ConnectParams,
+    source: tokio_postgres::Error,
+    verify_failure: Option<String>,
+) -> SourceError {
+    if let Some(db) = source.as_db_error() {
+        if db.code().code().starts_with("28") {
+            return SourceError::Authentication {
+                user: params.user.clone(),
+                server: Box::new(crate::error::ServerError {
+                    severity: db.severity().to_owned(),
+                    code: db.code().code().to_owned(),
+                    message: db.message().to_owned(),
+                    detail: db.detail().map(str::to_owned),
+                    hint: db.hint().map(str::to_owned),
+                }),
+            };
+        }
+        return SourceError::Query {
+            context: format!("cannot connect to {}", params.address()),
+            error: source,
+        };
+    }
+    let text = describe_chain(&source);
+    if let Some(reason) = verify_failure {
+        return SourceError::Tls {
+            address: params.address(),
+            message: format!(
+                "the server certificate is not accepted ({reason}; database.sslmode={})",
+                params.tls.mode.as_str()
+            ),
+        };
+    }
+    if text.contains("server does not support TLS") {
+        return SourceError::Tls {
+            address: params.address(),
+            message: format!(
+                "the server does not accept TLS connections (ssl = off), but database.sslmode={} \
+                 requires TLS",
+                params.tls.mode.as_str()
+            ),
+        };
+    }
+    if has_openssl_error(&source) {
+        return SourceError::Tls {
+            address: params.address(),
+            message: text,
+        };
+    }
+    if text.contains("password missing") {
+        return SourceError::PasswordRequired {
+            user: params.user.clone(),
+        };
+    }
+    SourceError::Connect {
+        address: params.address(),
+        source: std::io::Error::other(text),
+    }
+}
+
+fn has_openssl_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<openssl::ssl::Error>() || e.is::<openssl::error::ErrorStack>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn describe_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        current = e.source();
+    }
+    text
 }

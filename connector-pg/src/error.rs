@@ -52,6 +52,8 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS connection to PostgreSQL at {address} failed: {message}")]
+    Tls { address: String, message: String },
     #[error("PostgreSQL rejected the login of user {user:?}: {server}")]
     Authentication {
         user: String,
@@ -75,6 +77,8 @@ pub enum SourceError {
     },
     #[error("connection to PostgreSQL lost: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the server ended the replication stream (it is shutting down or restarting)")]
+    StreamEnded,
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("cannot decode replication message at {lsn}")]
@@ -91,6 +95,19 @@ pub enum SourceError {
     },
     #[error("{0}")]
     Setup(String),
+    #[error("{message}")]
+    SlotInUse {
+        slot: String,
+        pid: i32,
+        message: String,
+    },
+    #[error(
+        "replication slot `{slot}` has lost WAL it still needed (wal_status = lost, usually because of \
+         max_slot_wal_keep_size): the changes in that WAL are gone and the slot cannot stream again. \
+         Drop it (SELECT pg_drop_replication_slot('{slot}')), delete the connector's stored offset and \
+         start over with a new snapshot"
+    )]
+    SlotLost { slot: String },
     #[error("the event consumer went away")]
     ConsumerGone,
 }
@@ -102,11 +119,16 @@ impl SourceError {
     /// The class that decides the worker's reaction.
     pub fn class(&self) -> ErrorClass {
         match self {
-            SourceError::Connect { .. } | SourceError::Io(_) => ErrorClass::Transient,
+            SourceError::Connect { .. } | SourceError::Io(_) | SourceError::StreamEnded => {
+                ErrorClass::Transient
+            }
             SourceError::Authentication { .. }
             | SourceError::PasswordRequired { .. }
             | SourceError::UnsupportedAuthentication { .. }
+            | SourceError::Tls { .. }
+            | SourceError::SlotInUse { .. }
             | SourceError::Setup(_) => ErrorClass::Config,
+            SourceError::SlotLost { .. } => ErrorClass::Permanent,
             SourceError::Server { server, .. } => {
                 if TRANSIENT_SQLSTATE_PREFIXES
                     .iter()
@@ -133,6 +155,14 @@ impl SourceError {
             | SourceError::Value { .. }
             | SourceError::ConsumerGone => ErrorClass::Permanent,
         }
+    }
+}
+
+impl SourceError {
+    /// True if the server refused the login in `pg_hba.conf` (SQLSTATE 28000), which another
+    /// TLS choice may pass (`sslmode` `allow` / `prefer`).
+    pub(crate) fn is_hba_rejection(&self) -> bool {
+        matches!(self, SourceError::Authentication { server, .. } if server.code == "28000")
     }
 }
 

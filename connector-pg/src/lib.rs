@@ -1,17 +1,20 @@
 //! The PostgreSQL source of pgseam.
 //!
-//! What it does: opens a `replication=database` connection itself (startup, password, md5 and
-//! SCRAM-SHA-256 authentication, simple queries, CopyBoth streaming), manages the publication
-//! and the logical replication slot, reads the initial snapshot under the slot's exported
-//! snapshot, streams pgoutput changes from the slot's consistent point, and turns both into
-//! [`pgseam_model::ChangeEvent`]s. It reports the worker's durable LSN back to the slot.
+//! What it does: opens a `replication=database` connection itself (TLS per `database.sslmode`,
+//! startup, password, md5 and SCRAM-SHA-256 authentication, simple queries, CopyBoth
+//! streaming), manages the publication and the logical replication slot (in-use retries,
+//! blocked creation, lost WAL, drop on stop), reads the initial snapshot under the slot's
+//! exported snapshot, streams pgoutput changes from the slot's consistent point, and turns both
+//! into [`pgseam_model::ChangeEvent`]s. It reports the worker's durable LSN back to the slot and
+//! emits heartbeats. Reconnecting after a lost connection is the worker's decision (it restarts
+//! [`run`] with [`StartPoint::Resume`]); errors say whether that is worth it ([`ErrorClass`]).
 //!
 //! What it does not do: decide what is durable (the worker's commit coordinator does), encode
 //! envelopes (`converters`), or talk to Kafka (`sink-kafka`). Ordinary catalog queries and the
 //! snapshot's COPY use tokio-postgres; only the replication connection is hand-written.
 //!
-//! Not yet: TLS, chunked parallel resumable snapshots, streamed (in-progress) transactions,
-//! schema-change history, heartbeats — see the project's issues.
+//! Not yet: chunked parallel resumable snapshots, streamed (in-progress) transactions,
+//! schema-change history — see the project's issues.
 
 pub mod catalog;
 pub mod connection;
@@ -21,11 +24,14 @@ pub mod slot;
 pub mod snapshot;
 pub mod source;
 mod stream;
+pub mod tls;
 
 pub use connection::ConnectParams;
 pub use error::{ErrorClass, SourceError};
 pub use publication::PublicationAutocreate;
 pub use snapshot::SnapshotSettings;
 pub use source::{
-    run, Feedback, SnapshotMode, SourceConfig, SourceMessage, StartPoint, TableFilter,
+    run, Feedback, HeartbeatSettings, SnapshotMode, SourceConfig, SourceMessage, StartPoint,
+    TableFilter,
 };
+pub use tls::{SslMode, TlsSettings};

@@ -5,6 +5,23 @@
 //! committed before C. Rows read under that snapshot plus the changes streamed from C are the
 //! whole history, once. The exported snapshot lives only while the creating connection stays
 //! idle, so that connection is kept aside until every snapshot reader has imported it.
+//!
+//! # Waiting, and what can go wrong
+//!
+//! - **Slot creation waits for every transaction that holds an xid** (the snapshot builder
+//!   must see them end to find a consistent point). A forgotten `BEGIN; UPDATE …` in a psql
+//!   window blocks it forever. [`create_slot_exporting_snapshot`] therefore polls
+//!   `pg_blocking_pids()` of the creating walsender from a query session, logs the blockers
+//!   (PID, state, transaction start, application), and gives up after a bound with an error
+//!   naming them; dropping the connection makes the server abandon the half-made slot.
+//! - **A slot is active elsewhere** (another consumer, or our own previous walsender that the
+//!   server has not reaped yet): [`wait_until_inactive`] retries `slot.max.retries` times every
+//!   `slot.retry.delay.ms` (Debezium's semantics), then names the PID holding it.
+//! - **`wal_status = 'lost'`**: the server removed WAL the slot still needed (usually
+//!   `max_slot_wal_keep_size`); changes are gone and the slot can never stream again.
+//!   Fatal, with what to do.
+
+use std::time::Duration;
 
 use pgseam_model::Lsn;
 use tokio_postgres::Client;
@@ -48,18 +65,137 @@ pub async fn find_slot(client: &Client, slot: &str) -> Result<Option<SlotInfo>> 
     }))
 }
 
+/// How often slot creation looks for the transactions it waits for.
+const BLOCKER_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A session that slot creation waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocker {
+    pub pid: i32,
+    pub state: Option<String>,
+    pub xact_start: Option<String>,
+    pub application_name: Option<String>,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PID {} (state {}, transaction started {}, application {:?})",
+            self.pid,
+            self.state.as_deref().unwrap_or("?"),
+            self.xact_start.as_deref().unwrap_or("?"),
+            self.application_name.as_deref().unwrap_or("")
+        )
+    }
+}
+
+fn describe_blockers(blockers: &[Blocker]) -> String {
+    blockers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The sessions whose transactions the backend `pid` waits for.
+pub async fn blockers_of(client: &Client, pid: i32) -> Result<Vec<Blocker>> {
+    let rows = client
+        .query(
+            "SELECT a.pid, a.state, a.xact_start::text, a.application_name \
+             FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1)) ORDER BY a.pid",
+            &[&pid],
+        )
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "cannot look up the sessions slot creation waits for".into(),
+            error,
+        })?;
+    Ok(rows
+        .iter()
+        .map(|row| Blocker {
+            pid: row.get(0),
+            state: row.get(1),
+            xact_start: row.get(2),
+            application_name: row.get(3),
+        })
+        .collect())
+}
+
+/// Warns when `max_slot_wal_keep_size` is set: a snapshot that takes longer than the server
+/// needs to write that much WAL invalidates the new slot, and the whole snapshot is wasted.
+pub async fn warn_if_wal_keep_size_limited(client: &Client, slot: &str) -> Result<()> {
+    let row = client
+        .query_one("SELECT current_setting('max_slot_wal_keep_size')", &[])
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "cannot read max_slot_wal_keep_size".into(),
+            error,
+        })?;
+    let value: String = row.get(0);
+    if value != "-1" {
+        tracing::warn!(
+            slot,
+            max_slot_wal_keep_size = %value,
+            "max_slot_wal_keep_size is set: if the server writes more WAL than this while the \
+             snapshot runs, it invalidates the slot (wal_status = lost) and pgseam must start over; \
+             raise it or set it to -1 for the initial snapshot"
+        );
+    }
+    Ok(())
+}
+
 /// Creates the slot with an exported snapshot. `connection` must then stay idle while the
-/// snapshot is in use.
+/// snapshot is in use. While the server waits for running transactions, the blockers are
+/// looked up on `client` and logged; after `timeout` the creation is abandoned with an error
+/// naming them (the caller must then drop `connection`).
 pub async fn create_slot_exporting_snapshot(
     connection: &mut ReplicationConnection,
+    client: &Client,
     slot: &str,
+    timeout: Duration,
 ) -> Result<CreatedSlot> {
-    let rows = connection
-        .simple_query(&format!(
-            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
-            quote_identifier(slot)
-        ))
-        .await?;
+    let walsender_pid = connection.backend_pid();
+    let command = format!(
+        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+        quote_identifier(slot)
+    );
+    let create = connection.simple_query(&command);
+    tokio::pin!(create);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut poll = tokio::time::interval_at(
+        tokio::time::Instant::now() + BLOCKER_POLL_INTERVAL,
+        BLOCKER_POLL_INTERVAL,
+    );
+    let mut blockers = Vec::new();
+    let rows = loop {
+        tokio::select! {
+            rows = &mut create => break rows?,
+            _ = tokio::time::sleep_until(deadline) => {
+                if let Some(pid) = walsender_pid {
+                    blockers = blockers_of(client, pid).await.unwrap_or(blockers);
+                }
+                return Err(SourceError::Setup(format!(
+                    "creating slot `{slot}` did not finish within {timeout:?} (database.query.timeout.ms): \
+                     it waits for transactions that were running when it started to end: {}. End or \
+                     cancel them (SELECT pg_cancel_backend(pid)), then restart",
+                    if blockers.is_empty() { "none found".to_owned() } else { describe_blockers(&blockers) }
+                )));
+            }
+            _ = poll.tick() => {
+                if let Some(pid) = walsender_pid {
+                    blockers = blockers_of(client, pid).await?;
+                    if !blockers.is_empty() {
+                        tracing::warn!(
+                            slot,
+                            blockers = %describe_blockers(&blockers),
+                            "slot creation is waiting for running transactions to end"
+                        );
+                    }
+                }
+            }
+        }
+    };
     // Columns: slot_name, consistent_point, snapshot_name, output_plugin.
     let row = rows
         .first()
@@ -79,6 +215,74 @@ pub async fn create_slot_exporting_snapshot(
         consistent_point,
         snapshot_name,
     })
+}
+
+/// Waits until no other connection holds the slot: `retries` more looks, `delay` apart
+/// (Debezium's `slot.max.retries` / `slot.retry.delay.ms`). Returns the slot's state, or an
+/// error naming the PID that still holds it.
+pub async fn wait_until_inactive(
+    client: &Client,
+    slot: &str,
+    retries: u32,
+    delay: Duration,
+) -> Result<Option<SlotInfo>> {
+    let mut attempt = 0;
+    loop {
+        let info = find_slot(client, slot).await?;
+        let Some(pid) = info.as_ref().and_then(|i| i.active_pid) else {
+            return Ok(info);
+        };
+        if attempt >= retries {
+            let holder = client
+                .query_opt(
+                    "SELECT application_name, client_addr::text, backend_start::text \
+                     FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|row| {
+                    format!(
+                        " (application {:?}, client {}, connected since {})",
+                        row.get::<_, Option<String>>(0).unwrap_or_default(),
+                        row.get::<_, Option<String>>(1)
+                            .unwrap_or_else(|| "local".into()),
+                        row.get::<_, Option<String>>(2).unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            return Err(SourceError::SlotInUse {
+                slot: slot.to_owned(),
+                pid,
+                message: format!(
+                    "replication slot `{slot}` is in use by PID {pid}{holder}, still after {retries} \
+                     retries {delay:?} apart (slot.max.retries, slot.retry.delay.ms); stop the other \
+                     consumer or terminate it with SELECT pg_terminate_backend({pid})"
+                ),
+            });
+        }
+        attempt += 1;
+        tracing::warn!(
+            slot,
+            pid,
+            attempt,
+            retries,
+            delay_ms = delay.as_millis() as u64,
+            "replication slot is in use by another connection; retrying"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Refuses a slot whose WAL is gone.
+pub fn check_not_lost(slot: &str, info: &SlotInfo) -> Result<()> {
+    if info.wal_status.as_deref() == Some("lost") {
+        return Err(SourceError::SlotLost {
+            slot: slot.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 pub async fn drop_slot(client: &Client, slot: &str) -> Result<()> {

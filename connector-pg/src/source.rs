@@ -58,8 +58,28 @@ pub struct SourceConfig {
     pub table_filter: TableFilter,
     pub snapshot_mode: SnapshotMode,
     pub status_update_interval: Duration,
+    /// `slot.max.retries`: further looks at a slot another connection holds.
+    pub slot_max_retries: u32,
+    /// `slot.retry.delay.ms`.
+    pub slot_retry_delay: Duration,
+    /// How long slot creation may wait for running transactions (`database.query.timeout.ms`).
+    pub slot_creation_timeout: Duration,
+    /// `slot.drop.on.stop`: drop the slot after a clean stop.
+    pub drop_slot_on_stop: bool,
+    /// `heartbeat.interval.ms` and `heartbeat.action.query`; `None` = no heartbeats.
+    pub heartbeat: Option<HeartbeatSettings>,
     /// How the initial snapshot is read.
     pub snapshot: SnapshotSettings,
+}
+
+/// Debezium's heartbeats: while streaming, every `interval` the source runs `action_query`
+/// (if any; typically an `INSERT … ON CONFLICT UPDATE` into a heartbeat table in the captured
+/// database, so that a database whose captured tables are idle still produces changes) and
+/// then sends [`SourceMessage::Heartbeat`], which the worker writes to the heartbeat topic.
+#[derive(Clone, Debug)]
+pub struct HeartbeatSettings {
+    pub interval: Duration,
+    pub action_query: Option<String>,
 }
 
 /// Where to start, as the worker's stored offset says.
@@ -105,6 +125,14 @@ pub enum SourceMessage {
     /// slot advance (and WAL be recycled) while the captured tables are idle.
     CaughtUp {
         wal_end: Lsn,
+    },
+    /// A heartbeat is due (`heartbeat.interval.ms`); the action query, if any, has run.
+    Heartbeat {
+        ts_ms: i64,
+    },
+    /// The server accepted `START_REPLICATION` from `start_lsn`: the source is streaming.
+    StreamingStarted {
+        start_lsn: Lsn,
     },
 }
 
@@ -159,7 +187,15 @@ pub async fn run(
     if captured.is_empty() {
         tracing::warn!(publication = %config.publication_name, "no captured table: the filters and the publication select nothing");
     }
-    let existing_slot = slot::find_slot(&catalog_client, &config.slot_name).await?;
+    // A slot held by another connection may be freed soon (our own previous walsender after a
+    // lost connection lingers until the server notices): wait as Debezium does, then fail.
+    let existing_slot = slot::wait_until_inactive(
+        &catalog_client,
+        &config.slot_name,
+        config.slot_max_retries,
+        config.slot_retry_delay,
+    )
+    .await?;
     if let Some(info) = &existing_slot {
         if let Some(plugin) = info.plugin.as_deref().filter(|p| *p != "pgoutput") {
             return Err(SourceError::Setup(format!(
@@ -174,11 +210,8 @@ pub async fn run(
                 config.slot_name, info.database, config.connect.dbname
             )));
         }
-        if let Some(pid) = info.active_pid {
-            return Err(SourceError::Setup(format!(
-                "slot `{}` is in use by another connection (PID {pid}); stop the other consumer first",
-                config.slot_name
-            )));
+        if matches!(start, StartPoint::Resume { .. }) {
+            slot::check_not_lost(&config.slot_name, info)?;
         }
     }
 
@@ -228,12 +261,18 @@ pub async fn run(
                 tracing::warn!(slot = %source.config.slot_name, "dropping the slot of an interrupted start and starting over");
                 slot::drop_slot(&source.catalog_client, &source.config.slot_name).await?;
             }
+            slot::warn_if_wal_keep_size_limited(&source.catalog_client, &source.config.slot_name)
+                .await?;
             let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
             source.send(SourceMessage::CreatingSlot { proceed }).await?;
             proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
-            let created =
-                slot::create_slot_exporting_snapshot(&mut replication, &source.config.slot_name)
-                    .await?;
+            let created = slot::create_slot_exporting_snapshot(
+                &mut replication,
+                &source.catalog_client,
+                &source.config.slot_name,
+                source.config.slot_creation_timeout,
+            )
+            .await?;
             tracing::info!(slot = %source.config.slot_name, consistent_point = %created.consistent_point, "replication slot created");
             source
                 .send(SourceMessage::SlotCreated {
@@ -251,7 +290,12 @@ pub async fn run(
             created.consistent_point
         }
     };
-    source.reported_flush = start_lsn;
+    // Never report more than is durable: a resume after a lost connection may start past the
+    // durable LSN (at the end of the last transaction already handed to the worker).
+    source.reported_flush = match start {
+        StartPoint::Resume { .. } => start_lsn.min(source.feedback.borrow().durable_lsn),
+        StartPoint::Fresh { .. } => start_lsn,
+    };
     source.last_received = start_lsn;
     let command = slot::start_replication_command(
         &source.config.slot_name,
@@ -260,7 +304,10 @@ pub async fn run(
         PGOUTPUT_PROTOCOL_VERSION,
     );
     replication.start_replication(&command).await?;
-    tracing::info!(slot = %source.config.slot_name, lsn = %start_lsn, "streaming started");
+    tracing::info!(slot = %source.config.slot_name, lsn = %start_lsn, encrypted = replication.is_encrypted(), "streaming started");
+    source
+        .send(SourceMessage::StreamingStarted { start_lsn })
+        .await?;
     source.stream(replication).await
 }
 
@@ -315,13 +362,23 @@ impl Source {
             in_streamed_transaction: false,
         };
         let mut pending = Vec::new();
+        let mut heartbeat_timer = self.config.heartbeat.as_ref().map(|h| {
+            let mut timer =
+                tokio::time::interval_at(tokio::time::Instant::now() + h.interval, h.interval);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer
+        });
         loop {
             let feedback = *self.feedback.borrow();
             if feedback.finished {
                 self.send_status(&mut replication, feedback.durable_lsn, false)
                     .await?;
                 tracing::info!(flush_lsn = %self.reported_flush, "final status update sent; closing replication connection");
-                return replication.close().await;
+                replication.close().await?;
+                if self.config.drop_slot_on_stop {
+                    self.drop_slot_after_stop().await?;
+                }
+                return Ok(());
             }
             tokio::select! {
                 // 1. Feedback first: a durable LSN or a stop request must never wait behind data.
@@ -339,7 +396,12 @@ impl Source {
                     let durable = self.feedback.borrow().durable_lsn;
                     self.send_status(&mut replication, durable, false).await?;
                 }
-                // 3. Data, unless shutdown has begun.
+                // 3. Heartbeats, when configured and not stopping.
+                _ = next_tick(heartbeat_timer.as_mut()), if !feedback.stop_reading => {
+                    let message = self.heartbeat().await?;
+                    self.send_with_keepalive(&mut replication, &mut status_timer, message).await?;
+                }
+                // 4. Data, unless shutdown has begun.
                 message = replication.read_message(), if !feedback.stop_reading => {
                     match message? {
                         BackendMessage::CopyData(data) => {
@@ -349,7 +411,8 @@ impl Source {
                             }
                         }
                         BackendMessage::CopyDone => {
-                            return Err(SourceError::Protocol("server ended the replication stream".into()))
+                            // The walsender ends the stream this way when the server shuts down.
+                            return Err(SourceError::StreamEnded)
                         }
                         BackendMessage::Other(postgres_protocol::message::backend::Message::ErrorResponse(body)) => {
                             return Err(SourceError::Server {
@@ -362,6 +425,39 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// Runs `heartbeat.action.query` (if set) and returns the heartbeat message. A failing
+    /// action query stops the source, as in Debezium.
+    async fn heartbeat(&mut self) -> Result<SourceMessage> {
+        if let Some(query) = self
+            .config
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.action_query.as_deref())
+        {
+            self.catalog_client
+                .batch_execute(query)
+                .await
+                .map_err(|error| SourceError::Query {
+                    context: "heartbeat.action.query failed".into(),
+                    error,
+                })?;
+        }
+        Ok(SourceMessage::Heartbeat {
+            ts_ms: now_us() / 1000,
+        })
+    }
+
+    /// `slot.drop.on.stop`: the walsender releases the slot shortly after the connection
+    /// closes, so a few short retries cover that window.
+    async fn drop_slot_after_stop(&mut self) -> Result<()> {
+        let slot = self.config.slot_name.clone();
+        slot::wait_until_inactive(&self.catalog_client, &slot, 50, Duration::from_millis(100))
+            .await?;
+        slot::drop_slot(&self.catalog_client, &slot).await?;
+        tracing::info!(slot = %slot, "replication slot dropped (slot.drop.on.stop=true)");
+        Ok(())
     }
 
     /// Sends a message to the worker; while the channel is full, keeps the server's
@@ -527,6 +623,16 @@ impl Source {
             &mut self.status_buffer,
         );
         replication.send_copy_data(&self.status_buffer).await
+    }
+}
+
+/// The next tick of an optional timer; never, without one.
+async fn next_tick(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -12,7 +12,14 @@
 //!
 //! The LSN of each change is the `wal_start` of the XLogData frame that carried it. A change's
 //! columns are mapped to the catalog's [`TableSchema`] by name, so the order of the Relation
-//! message does not matter. A primary-key change becomes a delete of the old key and a create of
+//! message does not matter. Each Relation message reloads the table's schema from the catalog
+//! (the source does that), so the first event after an `ALTER TABLE` carries the new schema.
+//!
+//! `before`, per replica identity (as Debezium): DEFAULT — updates have none (pgoutput sends no
+//! old tuple unless the key changed), deletes have the key columns and nulls; FULL — the whole
+//! old row, whose values also fill the new row's unchanged TOAST columns; INDEX — the old index
+//! columns and nulls, when pgoutput sends them; NOTHING — PostgreSQL rejects UPDATE and DELETE
+//! on a published table. A primary-key change becomes a delete of the old key and a create of
 //! the new one, as Debezium emits it; a primary-key consumer applies both correctly.
 
 use std::collections::HashMap;
@@ -153,8 +160,10 @@ impl StreamDecoder {
                     out.push(event(Operation::Delete, Some(old_row), None));
                     out.push(event(Operation::Create, None, new_row));
                 } else {
-                    let before = if old_is_full { Some(old_row) } else { None };
-                    out.push(event(Operation::Update, before, new_row));
+                    // FULL: the whole old row. INDEX: pgoutput sends the old identity columns
+                    // when they changed; Debezium's `before` is then that partial row (the
+                    // other columns null), as for DEFAULT identity's delete.
+                    out.push(event(Operation::Update, Some(old_row), new_row));
                 }
             }
         }

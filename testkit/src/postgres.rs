@@ -81,6 +81,10 @@ pub struct PostgresOptions {
     /// A persistent base directory instead of a temp dir: it is created and initdb'd if needed,
     /// restarted if it already holds a cluster, and never removed by this crate.
     pub dir: Option<PathBuf>,
+    /// `pg_hba.conf` lines for TCP connections, replacing the default `host all all
+    /// 127.0.0.1/32 scram-sha-256` (the unix socket stays `trust` for psql). `None` keeps the
+    /// default.
+    pub hba: Option<Vec<String>>,
 }
 
 impl PostgresOptions {
@@ -93,6 +97,13 @@ impl PostgresOptions {
     /// Adds a `postgresql.conf` line such as `"wal_level = replica"`.
     pub fn conf(mut self, line: impl Into<String>) -> Self {
         self.conf.push(line.into());
+        self
+    }
+
+    /// Sets the TCP `pg_hba.conf` lines (see the field), e.g.
+    /// `"hostssl all all 127.0.0.1/32 scram-sha-256"`.
+    pub fn hba<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lines: I) -> Self {
+        self.hba = Some(lines.into_iter().map(Into::into).collect());
         self
     }
 
@@ -164,6 +175,9 @@ impl Postgres {
             pg.initdb(server_user, &opts.conf)?;
         } else if !opts.conf.is_empty() {
             pg.append_conf(&opts.conf)?;
+        }
+        if let Some(lines) = &opts.hba {
+            pg.write_hba(lines)?;
         }
         pg.launch(opts.port)?;
         Ok(pg)
@@ -266,6 +280,37 @@ impl Postgres {
             stdout.pop();
         }
         Ok(stdout)
+    }
+
+    /// Replaces the TCP lines of `pg_hba.conf` (the unix socket stays `trust`). On a running
+    /// server, call [`Postgres::reload`] afterwards.
+    pub fn write_hba(&self, tcp_lines: &[String]) -> Result<()> {
+        let path = self.data_dir().join("pg_hba.conf");
+        let mut text = String::from("# pgseam-testkit\nlocal all all trust\n");
+        for line in tcp_lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))
+    }
+
+    /// `SELECT pg_reload_conf()`, then waits until the postmaster has re-read its files (a
+    /// reload is asynchronous): `pg_conf_load_time()` of a new session has moved.
+    pub fn reload(&self) -> Result<()> {
+        let before = self.psql("postgres", "SELECT pg_conf_load_time()")?;
+        self.psql("postgres", "SELECT pg_reload_conf()")?;
+        for _ in 0..100 {
+            if self.psql("postgres", "SELECT pg_conf_load_time()")? != before {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Err(Error::Startup {
+            server: "postgres",
+            reason: "the configuration reload did not happen within 5 s".into(),
+            log_tail: process::log_tail(&self.log_path(), 30),
+            log: self.log_path(),
+        })
     }
 
     /// `CREATE DATABASE "<name>"`.

@@ -32,6 +32,22 @@
 //! before it. A replay after a crash starts at a transaction boundary (or at the start of the
 //! snapshot), so `seq` restarts with the transaction and the pairs repeat exactly.
 //!
+//! # Lost connections
+//!
+//! Once the source has streamed (it sent `StreamingStarted`), a [`ErrorClass::Transient`]
+//! failure — the server restarted, the walsender was terminated, the network dropped — does
+//! not stop the connector: the messages the source sent before failing are processed as
+//! usual, then the source is started again with `StartPoint::Resume` at the end of the last
+//! complete transaction it handed over, after a backoff that starts at
+//! `retriable.restart.connector.wait.ms` and doubles up to [`MAX_RECONNECT_WAIT`]. Events of a
+//! transaction cut off by the failure were already queued and are sent again whole: an ordered
+//! suffix of duplicates, never a gap. The slot is still only confirmed up to what is durable
+//! (the new source never reports more than the durable LSN). A slot still held by another
+//! connection is retried too: after a network cut that is our own previous walsender until
+//! the server's `wal_sender_timeout` reaps it. Failures before the first
+//! `StreamingStarted` (wrong password, missing slot, …) stay fatal: retrying would only hide
+//! them.
+//!
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
 //! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
@@ -44,7 +60,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use pgseam_connector_pg::{Feedback, SourceConfig, SourceMessage, StartPoint};
+use pgseam_connector_pg::{
+    ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
+};
 use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord};
 use pgseam_model::{Lsn, Position};
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
@@ -69,6 +87,10 @@ pub const HEADER_SNAPSHOT: &str = "__pgseam.snapshot";
 /// How long shutdown waits for outstanding deliveries.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest wait between reconnection attempts; the first wait is the configured
+/// `retriable.restart.connector.wait.ms` (when that is longer, it is used as is).
+pub const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(30);
+
 /// Everything one connector's pipeline needs, already validated.
 #[derive(Clone)]
 pub struct PipelineSettings {
@@ -80,6 +102,63 @@ pub struct PipelineSettings {
     pub offset_file: PathBuf,
     pub offset_flush_interval: Duration,
     pub max_queue_size: usize,
+    /// First wait before reconnecting after a lost connection.
+    pub reconnect_wait: Duration,
+    /// `<heartbeat.topics.prefix>.<topic.prefix>`.
+    pub heartbeat_topic: String,
+}
+
+/// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
+/// `io.debezium.connector.common.ServerNameKey` {serverName = topic.prefix}, value struct
+/// `io.debezium.connector.common.Heartbeat` {ts_ms}, no headers, in Kafka Connect JSON with or
+/// without schemas.
+fn heartbeat_record(settings: &PipelineSettings, ts_ms: i64) -> OutgoingRecord {
+    let key = serde_json::json!({"serverName": settings.topic_prefix});
+    let value = serde_json::json!({ "ts_ms": ts_ms });
+    let key = if settings.converter.key_schemas_enable {
+        serde_json::json!({
+            "schema": {
+                "type": "struct",
+                "fields": [{"type": "string", "optional": false, "field": "serverName"}],
+                "optional": false,
+                "name": "io.debezium.connector.common.ServerNameKey",
+                "version": 1
+            },
+            "payload": key
+        })
+    } else {
+        key
+    };
+    let value = if settings.converter.value_schemas_enable {
+        serde_json::json!({
+            "schema": {
+                "type": "struct",
+                "fields": [{"type": "int64", "optional": false, "field": "ts_ms"}],
+                "optional": false,
+                "name": "io.debezium.connector.common.Heartbeat",
+                "version": 1
+            },
+            "payload": value
+        })
+    } else {
+        value
+    };
+    OutgoingRecord {
+        topic: settings.heartbeat_topic.clone(),
+        key: Some(key.to_string().into_bytes()),
+        value: Some(value.to_string().into_bytes()),
+        headers: Vec::new(),
+    }
+}
+
+type SourceOutcome = Result<Result<(), SourceError>, tokio::task::JoinError>;
+
+fn outcome_to_anyhow(outcome: SourceOutcome) -> anyhow::Result<()> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(anyhow!(err)),
+        Err(join) => Err(anyhow!("source task failed: {join}")),
+    }
 }
 
 /// A checkpoint: once durable, the offset to store.
@@ -192,9 +271,15 @@ async fn run_pipeline(
     let mut stored_offset = stored;
     let mut flush_timer = tokio::time::interval(settings.offset_flush_interval);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut source_result: Option<anyhow::Result<()>> = None;
+    let mut source_result: Option<SourceOutcome> = None;
     // Records sent in the current transaction (or snapshot): the `__pgseam.seq` header.
     let mut sequence: u64 = 0;
+    // Reconnection state: whether the source ever streamed, where a new source resumes, when
+    // the next attempt is due, and the wait after that.
+    let mut ever_streamed = false;
+    let mut resume_lsn: Option<Lsn> = None;
+    let mut restart_at: Option<tokio::time::Instant> = None;
+    let mut next_wait = settings.reconnect_wait;
 
     let outcome: anyhow::Result<()> = loop {
         tokio::select! {
@@ -234,16 +319,29 @@ async fn run_pipeline(
             }
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
-                let result = match result {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(err)) => Err(anyhow!(err)),
-                    Err(join) => Err(anyhow!("source task failed: {join}")),
-                };
                 source_result = Some(result);
-                // Deliver what it sent before it ended, then report.
+                // Deliver what it sent before it ended, then report (or reconnect).
             }
-            // 5. New work, while there is room.
-            message = events_rx.recv(), if in_flight.len() < MAX_IN_FLIGHT && !is_paused => {
+            // 5. Reconnect after a lost connection, once the backoff has passed.
+            _ = sleep_until_optional(restart_at), if restart_at.is_some() => {
+                restart_at = None;
+                let Some(lsn) = resume_lsn else {
+                    break Err(anyhow!("cannot reconnect: no position to resume from"));
+                };
+                tracing::info!(connector = %name, %lsn, "reconnecting to PostgreSQL");
+                let (tx, rx) = mpsc::channel(settings.max_queue_size.max(1));
+                events_rx = rx;
+                source_task = tokio::spawn(pgseam_connector_pg::run(
+                    settings.source.clone(),
+                    StartPoint::Resume { lsn },
+                    tx,
+                    feedback_tx.subscribe(),
+                ));
+                source_result = None;
+            }
+            // 6. New work, while there is room (and while no reconnection is pending: the
+            //    old channel is closed then).
+            message = events_rx.recv(), if in_flight.len() < MAX_IN_FLIGHT && !is_paused && restart_at.is_none() => {
                 metrics.set_queue(events_rx.max_capacity(), events_rx.max_capacity() - events_rx.len());
                 match message {
                     Some(SourceMessage::Event(event)) => {
@@ -277,6 +375,7 @@ async fn run_pipeline(
                         metrics.on_wal_end(end_lsn.0);
                         sequence = 0;
                         let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
+                        resume_lsn = Some(end_lsn);
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
@@ -290,14 +389,25 @@ async fn run_pipeline(
                             Some(ConnectorOffset::SnapshotCompleted { tx_id, ts_usec, .. }) => (*tx_id, *ts_usec),
                             _ => (None, 0),
                         };
+                        resume_lsn = Some(wal_end);
                         let offset = ConnectorOffset::Streaming(StreamOffset { tx_id, ..StreamOffset::after_commit(wal_end, 0, ts_usec) });
                         last_streaming = Some(offset.clone());
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
+                    Some(SourceMessage::Heartbeat { ts_ms }) => {
+                        let delivery = sink.send(&heartbeat_record(&settings, ts_ms)).await?;
+                        in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
+                    }
+                    Some(SourceMessage::StreamingStarted { start_lsn }) => {
+                        ever_streamed = true;
+                        next_wait = settings.reconnect_wait;
+                        resume_lsn = Some(resume_lsn.map_or(start_lsn, |lsn| lsn.max(start_lsn)));
+                    }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
                         metrics.on_snapshot_completed();
                         sequence = 0;
+                        resume_lsn = Some(consistent_point);
                         let checkpoint = Checkpoint {
                             offset: ConnectorOffset::SnapshotCompleted { lsn: consistent_point, tx_id: None, ts_usec: now_micros() },
                             urgent: true,
@@ -317,16 +427,30 @@ async fn run_pipeline(
                     }
                     None => {
                         // The source has ended and everything it sent is queued.
-                        let result = match source_result.take() {
-                            Some(result) => result,
-                            None => match (&mut source_task).await {
-                                Ok(Ok(())) => Ok(()),
-                                Ok(Err(err)) => Err(anyhow!(err)),
-                                Err(join) => Err(anyhow!("source task failed: {join}")),
-                            },
+                        let outcome = match source_result.take() {
+                            Some(outcome) => outcome,
+                            None => (&mut source_task).await,
                         };
-                        source_result = Some(Ok(()));
-                        break result.and(Err(anyhow!("the PostgreSQL source stopped unexpectedly")));
+                        // From here on no source task is running.
+                        source_result = Some(Ok(Ok(())));
+                        match outcome {
+                            Ok(Err(err)) if ever_streamed && is_retriable_after_streaming(&err) => {
+                                let wait = next_wait;
+                                next_wait = (next_wait * 2).min(MAX_RECONNECT_WAIT.max(settings.reconnect_wait));
+                                tracing::warn!(
+                                    connector = %name,
+                                    error = %err,
+                                    wait_ms = wait.as_millis() as u64,
+                                    resume_lsn = ?resume_lsn,
+                                    "lost the connection to PostgreSQL; reconnecting after a pause"
+                                );
+                                restart_at = Some(tokio::time::Instant::now() + wait);
+                            }
+                            outcome => {
+                                break outcome_to_anyhow(outcome)
+                                    .and(Err(anyhow!("the PostgreSQL source stopped unexpectedly")));
+                            }
+                        }
                     }
                 }
             }
@@ -362,9 +486,11 @@ async fn run_pipeline(
         &metrics,
     )?;
     feedback_tx.send_modify(|f| f.finished = true);
+    let mut source_stopped_cleanly = false;
     if source_result.is_none() {
         match tokio::time::timeout(Duration::from_secs(10), &mut source_task).await {
             Ok(Ok(Err(err))) if outcome.is_ok() => return Err(anyhow!(err)),
+            Ok(Ok(Ok(()))) => source_stopped_cleanly = true,
             Ok(_) => {}
             Err(_) => {
                 tracing::warn!(connector = %name, "source did not stop in time; closing its connection");
@@ -372,8 +498,33 @@ async fn run_pipeline(
             }
         }
     }
+    if outcome.is_ok() && settings.source.drop_slot_on_stop && source_stopped_cleanly {
+        // The source dropped the slot after its final status update; an offset pointing into
+        // that slot would make the next start fail, so the next start is a fresh one.
+        offsets
+            .lock()
+            .map_err(|_| anyhow!("offset store poisoned"))?
+            .remove(&key)
+            .context("cannot remove the offset after dropping the slot")?;
+        tracing::info!(connector = %name, "slot.drop.on.stop=true: slot and offset removed; the next start begins afresh");
+        return Ok(());
+    }
     tracing::info!(connector = %name, offset = ?stored_offset, "stopped");
     outcome
+}
+
+/// Failures worth a reconnection once the source has streamed: transient ones, and a slot
+/// still held by another connection — after a network cut that is usually our own previous
+/// walsender, which the server only reaps after `wal_sender_timeout`.
+fn is_retriable_after_streaming(err: &SourceError) -> bool {
+    err.class() == ErrorClass::Transient || matches!(err, SourceError::SlotInUse { .. })
+}
+
+async fn sleep_until_optional(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Stores the latest durable offset if it changed, then publishes its LSN to the source.

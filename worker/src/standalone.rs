@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail};
-use pgseam_connector_pg::{ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig};
+use pgseam_connector_pg::{
+    ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig, SslMode, TlsSettings,
+};
 use pgseam_converters::{DecimalHandlingMode, JsonConverterConfig, TypeModes};
 use pgseam_sink_kafka::KafkaSinkConfig;
 use tokio::sync::watch;
@@ -163,12 +165,6 @@ pub(crate) fn pipeline_settings(
     connector: &ConnectorConfig,
 ) -> anyhow::Result<PipelineSettings> {
     let name = &connector.name;
-    if connector.heartbeat_interval.is_some() {
-        bail!("connector {name}: heartbeat.interval.ms is not supported yet; remove it or set it to 0");
-    }
-    if connector.slot_drop_on_stop {
-        bail!("connector {name}: slot.drop.on.stop=true is not supported yet; remove it or set it to false");
-    }
     let skipped = &connector.skipped_operations;
     if !skipped.truncate {
         bail!("connector {name}: emitting TRUNCATE events is not supported yet; keep `t` in skipped.operations");
@@ -197,17 +193,7 @@ pub(crate) fn pipeline_settings(
         connector_name: connector.name.clone(),
         topic_prefix: connector.topic_prefix.clone(),
         source: SourceConfig {
-            connect: ConnectParams {
-                host: connector.database_hostname.clone(),
-                port: connector.database_port,
-                user: connector.database_user.clone(),
-                password: connector
-                    .database_password
-                    .as_ref()
-                    .map(|s| s.expose().to_owned()),
-                dbname: connector.database_dbname.clone(),
-                application_name: format!("pgseam-{}", connector.name),
-            },
+            connect: connect_params(connector, format!("pgseam-{}", connector.name)),
             slot_name: connector.slot_name.clone(),
             publication_name: connector.publication_name.clone(),
             publication_autocreate: match connector.publication_autocreate_mode {
@@ -222,6 +208,16 @@ pub(crate) fn pipeline_settings(
                 config::SnapshotMode::NoData => SnapshotMode::NoData,
             },
             status_update_interval: connector.status_update_interval,
+            slot_max_retries: connector.slot_max_retries,
+            slot_retry_delay: connector.slot_retry_delay,
+            slot_creation_timeout: connector.database_query_timeout,
+            drop_slot_on_stop: connector.slot_drop_on_stop,
+            heartbeat: connector.heartbeat_interval.map(|interval| {
+                pgseam_connector_pg::HeartbeatSettings {
+                    interval,
+                    action_query: connector.heartbeat_action_query.clone(),
+                }
+            }),
             snapshot: pgseam_connector_pg::SnapshotSettings {
                 max_threads: connector.snapshot_max_threads.max(1) as usize,
             },
@@ -261,5 +257,45 @@ pub(crate) fn pipeline_settings(
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,
         max_queue_size: connector.max_queue_size as usize,
+        reconnect_wait: connector.retriable_restart_wait,
+        heartbeat_topic: format!(
+            "{}.{}",
+            connector.heartbeat_topics_prefix, connector.topic_prefix
+        ),
     })
+}
+
+/// How to reach the connector's database (address, credentials, TLS), for any pgseam session.
+pub(crate) fn connect_params(
+    connector: &ConnectorConfig,
+    application_name: String,
+) -> ConnectParams {
+    ConnectParams {
+        host: connector.database_hostname.clone(),
+        port: connector.database_port,
+        user: connector.database_user.clone(),
+        password: connector
+            .database_password
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+        dbname: connector.database_dbname.clone(),
+        application_name,
+        tls: TlsSettings {
+            mode: match connector.database_sslmode {
+                config::DatabaseSslMode::Disable => SslMode::Disable,
+                config::DatabaseSslMode::Allow => SslMode::Allow,
+                config::DatabaseSslMode::Prefer => SslMode::Prefer,
+                config::DatabaseSslMode::Require => SslMode::Require,
+                config::DatabaseSslMode::VerifyCa => SslMode::VerifyCa,
+                config::DatabaseSslMode::VerifyFull => SslMode::VerifyFull,
+            },
+            root_cert: connector.database_sslrootcert.clone(),
+            cert: connector.database_sslcert.clone(),
+            key: connector.database_sslkey.clone(),
+            key_password: connector
+                .database_sslpassword
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+        },
+    }
 }

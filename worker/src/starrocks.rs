@@ -61,7 +61,6 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context as _};
 use pgseam_connector_pg::catalog::{self, TableIdentity};
 use pgseam_connector_pg::connection::connect_query_session;
-use pgseam_connector_pg::ConnectParams;
 use pgseam_model::{ColumnSchema, TableSchema};
 
 use crate::config::{self, ConnectorConfig, DecimalHandlingMode, PublicationAutocreateMode};
@@ -897,17 +896,10 @@ pub async fn run(
 /// user tables, intersected with the publication's tables when it exists, or — when it does
 /// not — the tables the connector would create it with.
 async fn captured_tables(connector: &ConnectorConfig) -> anyhow::Result<Vec<CapturedTable>> {
-    let params = ConnectParams {
-        host: connector.database_hostname.clone(),
-        port: connector.database_port,
-        user: connector.database_user.clone(),
-        password: connector
-            .database_password
-            .as_ref()
-            .map(|s| s.expose().to_owned()),
-        dbname: connector.database_dbname.clone(),
-        application_name: format!("pgseam-starrocks-{}", connector.name),
-    };
+    let params = crate::standalone::connect_params(
+        connector,
+        format!("pgseam-starrocks-{}", connector.name),
+    );
     let client = connect_query_session(&params).await?;
     let filtered: Vec<TableIdentity> = catalog::list_user_tables(&client)
         .await?

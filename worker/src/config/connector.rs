@@ -1,6 +1,7 @@
 //! A Debezium PostgreSQL connector configuration, validated key by key.
 
 use pgseam_sink_kafka::TopicCreation;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use regex::Regex;
@@ -43,6 +44,22 @@ pub const DEFAULT_TABLE_IGNORE_BUILTIN: bool = true;
 pub const DEFAULT_SNAPSHOT_MAX_THREADS: u32 = 1;
 /// Debezium's PostgreSQL `snapshot.fetch.size` default (rows per fetch during a snapshot).
 pub const DEFAULT_SNAPSHOT_FETCH_SIZE: u32 = 10_240;
+/// Debezium's `database.sslmode` default: TLS when the server offers it, no certificate check.
+pub const DEFAULT_DATABASE_SSLMODE: DatabaseSslMode = DatabaseSslMode::Prefer;
+/// Debezium's `slot.max.retries` default: attempts to take a slot that another connection
+/// holds, before giving up.
+pub const DEFAULT_SLOT_MAX_RETRIES: u32 = 6;
+/// Debezium's `slot.retry.delay.ms` default: wait between those attempts.
+pub const DEFAULT_SLOT_RETRY_DELAY: Duration = Duration::from_millis(10_000);
+/// Debezium's `retriable.restart.connector.wait.ms` default: wait before reconnecting after a
+/// retriable error (pgseam's first backoff step; later steps double up to a cap).
+pub const DEFAULT_RETRIABLE_RESTART_WAIT: Duration = Duration::from_millis(10_000);
+/// Debezium's `database.query.timeout.ms` default (10 minutes). pgseam applies it where a
+/// command waits on other sessions: creating the replication slot.
+pub const DEFAULT_DATABASE_QUERY_TIMEOUT: Duration = Duration::from_millis(600_000);
+/// Debezium's `heartbeat.topics.prefix` default: heartbeats go to
+/// `__debezium-heartbeat.<topic.prefix>`.
+pub const DEFAULT_HEARTBEAT_TOPICS_PREFIX: &str = "__debezium-heartbeat";
 /// Debezium's `heartbeat.interval.ms` default: 0, no heartbeats.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 0;
 /// Debezium's `max.batch.size` default: events handed to Kafka Connect per poll.
@@ -79,6 +96,15 @@ const SUPPORTED_KEYS: &[&str] = &[
     "database.user",
     "database.password",
     "database.dbname",
+    "database.sslmode",
+    "database.sslrootcert",
+    "database.sslcert",
+    "database.sslkey",
+    "database.sslpassword",
+    "slot.max.retries",
+    "slot.retry.delay.ms",
+    "database.query.timeout.ms",
+    "retriable.restart.connector.wait.ms",
     "topic.prefix",
     "plugin.name",
     "slot.name",
@@ -104,6 +130,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.max.threads",
     "snapshot.fetch.size",
     "heartbeat.interval.ms",
+    "heartbeat.action.query",
+    "heartbeat.topics.prefix",
     "max.batch.size",
     "max.queue.size",
     "poll.interval.ms",
@@ -173,6 +201,23 @@ pub enum PublicationAutocreateMode {
     NoTables,
     /// `disabled`: never create it; it must exist.
     Disabled,
+}
+
+/// How the connections to PostgreSQL use TLS (`database.sslmode`, pgjdbc's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseSslMode {
+    /// `disable`: never TLS.
+    Disable,
+    /// `allow`: plain first, TLS if the server rejects the plain login.
+    Allow,
+    /// `prefer` (default): TLS if the server offers it, no certificate check.
+    Prefer,
+    /// `require`: TLS always, no certificate check.
+    Require,
+    /// `verify-ca`: TLS, server certificate chain checked against `database.sslrootcert`.
+    VerifyCa,
+    /// `verify-full`: as `verify-ca`, and the certificate must name `database.hostname`.
+    VerifyFull,
 }
 
 /// What to do before streaming (`snapshot.mode`).
@@ -277,6 +322,25 @@ pub struct ConnectorConfig {
     pub database_password: Option<Secret>,
     /// `database.dbname`.
     pub database_dbname: String,
+    /// `database.sslmode`.
+    pub database_sslmode: DatabaseSslMode,
+    /// `database.sslrootcert`: PEM file of trusted certificate authorities.
+    pub database_sslrootcert: Option<PathBuf>,
+    /// `database.sslcert`: PEM client certificate.
+    pub database_sslcert: Option<PathBuf>,
+    /// `database.sslkey`: the client certificate's key (PEM, or PKCS#8 DER).
+    pub database_sslkey: Option<PathBuf>,
+    /// `database.sslpassword`: the key's passphrase; `Debug` shows `****`.
+    pub database_sslpassword: Option<Secret>,
+    /// `database.query.timeout.ms`: how long slot creation may wait for running transactions.
+    pub database_query_timeout: Duration,
+    /// `slot.max.retries`: attempts to take a slot held by another connection.
+    pub slot_max_retries: u32,
+    /// `slot.retry.delay.ms`.
+    pub slot_retry_delay: Duration,
+    /// `retriable.restart.connector.wait.ms`: first wait before reconnecting after a lost
+    /// connection.
+    pub retriable_restart_wait: Duration,
     /// `topic.prefix`: topics are `<topic.prefix>.<schema>.<table>`; also the `server` of the
     /// offset key.
     pub topic_prefix: String,
@@ -320,6 +384,10 @@ pub struct ConnectorConfig {
     pub snapshot_fetch_size: u32,
     /// `heartbeat.interval.ms`; `None` when 0 (no heartbeats).
     pub heartbeat_interval: Option<Duration>,
+    /// `heartbeat.action.query`: run on every heartbeat (only with heartbeats on).
+    pub heartbeat_action_query: Option<String>,
+    /// `heartbeat.topics.prefix`.
+    pub heartbeat_topics_prefix: String,
     /// `max.batch.size`.
     pub max_batch_size: u32,
     /// `max.queue.size` (always greater than `max_batch_size`).
@@ -395,6 +463,52 @@ impl ConnectorConfig {
         // Passwords are not trimmed (Kafka's ConfigDef does not trim PASSWORD values either).
         let database_password = s.take("database.password").map(|e| Secret::new(e.value));
         let database_dbname = s.required_string("database.dbname", Some("the database to capture"));
+        let database_sslmode = s.choice(
+            "database.sslmode",
+            DEFAULT_DATABASE_SSLMODE,
+            &[
+                ("disable", DatabaseSslMode::Disable),
+                ("allow", DatabaseSslMode::Allow),
+                ("prefer", DatabaseSslMode::Prefer),
+                ("require", DatabaseSslMode::Require),
+                ("verify-ca", DatabaseSslMode::VerifyCa),
+                ("verify-full", DatabaseSslMode::VerifyFull),
+            ],
+        );
+        let mut path = |key: &str| {
+            s.take(key)
+                .map(|e| e.value.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let database_sslrootcert = path("database.sslrootcert");
+        let database_sslcert = path("database.sslcert");
+        let database_sslkey = path("database.sslkey");
+        let database_sslpassword = s.take("database.sslpassword").map(|e| Secret::new(e.value));
+        let slot_max_retries = s.int(
+            "slot.max.retries",
+            DEFAULT_SLOT_MAX_RETRIES,
+            0,
+            i32::MAX as u32,
+        );
+        let slot_retry_delay = Duration::from_millis(s.int(
+            "slot.retry.delay.ms",
+            millis(DEFAULT_SLOT_RETRY_DELAY),
+            0,
+            i64::MAX as u64,
+        ));
+        let database_query_timeout = Duration::from_millis(s.int(
+            "database.query.timeout.ms",
+            millis(DEFAULT_DATABASE_QUERY_TIMEOUT),
+            1,
+            i32::MAX as u64,
+        ));
+        let retriable_restart_wait = Duration::from_millis(s.int(
+            "retriable.restart.connector.wait.ms",
+            millis(DEFAULT_RETRIABLE_RESTART_WAIT),
+            0,
+            i64::MAX as u64,
+        ));
         let topic_prefix = take_topic_prefix(&mut s);
         let slot_name = take_slot_name(&mut s);
         let publication_name = match s.take("publication.name") {
@@ -505,6 +619,28 @@ impl ConnectorConfig {
             i32::MAX as u64,
         );
         let heartbeat_interval = (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms));
+        let heartbeat_action_query = s
+            .take("heartbeat.action.query")
+            .map(|e| e.value.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        let heartbeat_topics_prefix = match s.take("heartbeat.topics.prefix") {
+            None => DEFAULT_HEARTBEAT_TOPICS_PREFIX.to_owned(),
+            Some(e)
+                if Regex::new(TOPIC_PREFIX_PATTERN).is_ok_and(|r| r.is_match(e.value.trim())) =>
+            {
+                e.value.trim().to_owned()
+            }
+            Some(e) => {
+                s.invalid(
+                    &e,
+                    "a topic name prefix of letters, digits, `.`, `_` and `-`",
+                );
+                DEFAULT_HEARTBEAT_TOPICS_PREFIX.to_owned()
+            }
+        };
+        if heartbeat_action_query.is_some() && heartbeat_interval.is_none() {
+            warn!(source = s.source(), "heartbeat.action.query is set but heartbeat.interval.ms is 0: the query never runs");
+        }
         let max_batch_size = s.int("max.batch.size", DEFAULT_MAX_BATCH_SIZE, 1, i32::MAX as u32);
         let queue_entry = s.take("max.queue.size");
         let max_queue_size = match &queue_entry {
@@ -587,6 +723,15 @@ impl ConnectorConfig {
             database_user,
             database_password,
             database_dbname,
+            database_sslmode,
+            database_sslrootcert,
+            database_sslcert,
+            database_sslkey,
+            database_sslpassword,
+            database_query_timeout,
+            slot_max_retries,
+            slot_retry_delay,
+            retriable_restart_wait,
             topic_prefix,
             slot_name,
             publication_name,
@@ -607,6 +752,8 @@ impl ConnectorConfig {
             snapshot_max_threads,
             snapshot_fetch_size,
             heartbeat_interval,
+            heartbeat_action_query,
+            heartbeat_topics_prefix,
             max_batch_size,
             max_queue_size,
             poll_interval,

@@ -25,14 +25,18 @@
 //!
 //! 1. **Implemented** — read into [`ConnectorConfig`] with Debezium's default and validation:
 //!    `name`, `connector.class`, `database.hostname`, `database.port`, `database.user`,
-//!    `database.password`, `database.dbname`, `topic.prefix`, `plugin.name`, `slot.name`,
+//!    `database.password`, `database.dbname`, `database.sslmode`, `database.sslrootcert`,
+//!    `database.sslcert`, `database.sslkey`, `database.sslpassword`, `slot.max.retries`,
+//!    `slot.retry.delay.ms`, `retriable.restart.connector.wait.ms`, `database.query.timeout.ms`
+//!    (applied to slot creation, the one command that waits on other sessions), `topic.prefix`, `plugin.name`, `slot.name`,
 //!    `publication.name`, `publication.autocreate.mode`, `schema.include.list`,
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
 //!    `snapshot.mode`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
 //!    `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
 //!    `include.unknown.datatypes`, `tombstones.on.delete`, `skipped.operations`,
 //!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
-//!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `max.batch.size`, `max.queue.size`,
+//!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `heartbeat.action.query`,
+//!    `heartbeat.topics.prefix`, `max.batch.size`, `max.queue.size`,
 //!    `poll.interval.ms`. Invalid values are errors naming key, value and the accepted values.
 //! 2. **Debezium properties pgseam does not implement yet** (every other key of Debezium's
 //!    PostgreSQL connector definition, embedded from `debezium-defaults.tsv`, including
@@ -117,12 +121,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    BinaryHandlingMode, ConnectorConfig, DecimalHandlingMode, HstoreHandlingMode,
+    BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, HstoreHandlingMode,
     IntervalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations, SnapshotMode,
-    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_HEARTBEAT_INTERVAL_MS,
+    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
+    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
     DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
-    DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_NAME,
+    DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP,
+    DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME, DEFAULT_SLOT_RETRY_DELAY,
     DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL,
     DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE,
     MAX_MONEY_FRACTION_DIGITS, POSTGRES_CONNECTOR_CLASS,

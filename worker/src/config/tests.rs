@@ -373,7 +373,7 @@ fn unsupported_debezium_property_accepted_only_at_default() {
         "{e}"
     );
     // Secret values are not echoed.
-    let e = one_error(&[("database.sslpassword", "pw-value")]);
+    let e = one_error(&[("driver.password", "pw-value")]);
     assert!(
         e.contains("(value `****`)") && !e.contains("pw-value"),
         "{e}"
@@ -772,4 +772,71 @@ fn type_handling_modes() {
     );
     let e = one_error(&[("money.fraction.digits", "-1")]);
     assert!(e.contains("`money.fraction.digits`"), "{e}");
+}
+
+#[test]
+fn tls_slot_and_retry_keys() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.database_sslmode, DatabaseSslMode::Prefer);
+    assert_eq!(c.database_sslrootcert, None);
+    assert_eq!(c.slot_max_retries, 6);
+    assert_eq!(c.slot_retry_delay, Duration::from_secs(10));
+    assert_eq!(c.retriable_restart_wait, Duration::from_secs(10));
+    let c = config(&[
+        ("database.sslmode", "VERIFY-FULL"),
+        ("database.sslrootcert", " /etc/ca.pem "),
+        ("database.sslcert", "/etc/client.pem"),
+        ("database.sslkey", "/etc/client.pk8"),
+        ("database.sslpassword", "key-secret"),
+        ("slot.max.retries", "0"),
+        ("slot.retry.delay.ms", "250"),
+        ("retriable.restart.connector.wait.ms", "1000"),
+    ])
+    .unwrap();
+    assert_eq!(c.database_sslmode, DatabaseSslMode::VerifyFull);
+    assert_eq!(
+        c.database_sslrootcert.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+    assert_eq!(
+        c.database_sslkey.as_deref(),
+        Some(std::path::Path::new("/etc/client.pk8"))
+    );
+    assert_eq!(
+        c.database_sslpassword.as_ref().map(|s| s.expose()),
+        Some("key-secret")
+    );
+    assert!(!format!("{c:?}").contains("key-secret"));
+    assert_eq!(c.slot_max_retries, 0);
+    assert_eq!(c.slot_retry_delay, Duration::from_millis(250));
+    assert_eq!(c.retriable_restart_wait, Duration::from_secs(1));
+    let e = one_error(&[("database.sslmode", "verify_full")]);
+    assert!(
+        e.contains("`database.sslmode`") && e.contains("`verify-full`"),
+        "{e}"
+    );
+    let e = one_error(&[("slot.max.retries", "-1")]);
+    assert!(e.contains("`slot.max.retries`"), "{e}");
+}
+
+#[test]
+fn heartbeat_keys() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.heartbeat_interval, None);
+    assert_eq!(c.heartbeat_action_query, None);
+    assert_eq!(c.heartbeat_topics_prefix, "__debezium-heartbeat");
+    let c = config(&[
+        ("heartbeat.interval.ms", "5000"),
+        ("heartbeat.action.query", " UPDATE hb SET ts = now() "),
+        ("heartbeat.topics.prefix", "beats"),
+    ])
+    .unwrap();
+    assert_eq!(c.heartbeat_interval, Some(Duration::from_secs(5)));
+    assert_eq!(
+        c.heartbeat_action_query.as_deref(),
+        Some("UPDATE hb SET ts = now()")
+    );
+    assert_eq!(c.heartbeat_topics_prefix, "beats");
+    let e = one_error(&[("heartbeat.topics.prefix", "bad prefix")]);
+    assert!(e.contains("`heartbeat.topics.prefix`"), "{e}");
 }
