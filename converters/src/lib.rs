@@ -40,7 +40,7 @@ mod field;
 mod hstore;
 pub mod jackson;
 
-pub use envelope::{JsonConverter, CONNECTOR, DEBEZIUM_VERSION};
+pub use envelope::{JsonConverter, KeyChange, CONNECTOR, DEBEZIUM_VERSION};
 
 /// Debezium's `decimal.handling.mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
