@@ -12,6 +12,15 @@ pub(crate) struct Decimal {
 }
 
 impl Decimal {
+    /// Zero at `scale` (`0.00` for scale 2), Java's `BigDecimal.ZERO.setScale(scale)`.
+    pub(crate) fn zero(scale: u32) -> Decimal {
+        Decimal {
+            negative: false,
+            unscaled: "0".to_owned(),
+            scale,
+        }
+    }
+
     /// Parses PostgreSQL's numeric text (`-?digits(.digits)?`); `None` for anything else.
     pub(crate) fn parse(text: &str) -> Option<Decimal> {
         let (negative, body) = match text.strip_prefix('-') {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use pgseam_model::{ChangeEvent, ColumnSchema, Operation, TableSchema, Value};
+use pgseam_model::{ChangeEvent, ColumnSchema, Operation, SnapshotMarker, TableSchema, Value};
 
 use crate::field::Kind;
 use crate::{default, jackson, ConvertError, JsonConverterConfig, KafkaRecord};
@@ -41,6 +41,10 @@ struct Field {
     name: String,
     kind: Kind,
     default: Option<String>,
+    /// For a NOT NULL column: what Debezium's value converter writes for a null (the
+    /// default, else the type's fallback, [`Kind::null_fallback`]), whatever
+    /// `replace.null.with.default` says. `None` for nullable columns.
+    null_as: Option<String>,
 }
 
 /// Everything about a table that does not change from event to event.
@@ -64,10 +68,16 @@ impl TableEntry {
             .map(|c| {
                 let kind = Kind::for_type(c, &c.type_name, &cfg.modes, cfg.decimal_format);
                 let default = default::default_value(c).and_then(|v| kind.render_default(&v));
+                let null_as = (!c.nullable).then(|| {
+                    default
+                        .clone()
+                        .unwrap_or_else(|| kind.null_fallback(c, &cfg.modes))
+                });
                 Field {
                     name: c.name.clone(),
                     kind,
                     default,
+                    null_as,
                 }
             })
             .collect();
@@ -201,6 +211,32 @@ impl JsonConverter {
         processing_time_ns: i64,
         out: &mut Vec<KafkaRecord>,
     ) -> Result<(), ConvertError> {
+        self.convert_with(event, None, processing_time_ns, out)
+    }
+
+    /// Converts one half of a primary-key change (an UPDATE whose key differs from the old
+    /// key, which Debezium emits as delete + tombstone + create): as [`convert`](Self::convert),
+    /// and every record also carries Debezium's key header first — `__debezium.newkey` on the
+    /// delete and its tombstone, `__debezium.oldkey` on the create — holding the other key
+    /// struct in `SimpleHeaderConverter` form (`{"id":20}`). `event` must be the delete
+    /// (with [`KeyChange::NewKey`]) or the create (with [`KeyChange::OldKey`]).
+    pub fn convert_key_change(
+        &mut self,
+        event: &ChangeEvent,
+        key_change: KeyChange<'_>,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), ConvertError> {
+        self.convert_with(event, Some(key_change), processing_time_ns, out)
+    }
+
+    fn convert_with(
+        &mut self,
+        event: &ChangeEvent,
+        key_change: Option<KeyChange<'_>>,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), ConvertError> {
         let cfg_key_schemas = self.cfg.key_schemas_enable;
         let cfg_value_schemas = self.cfg.value_schemas_enable;
         let replace = self.cfg.replace_null_with_default;
@@ -208,9 +244,16 @@ impl JsonConverter {
         self.entry(&event.table);
         let entry = &self.tables[&event.table.relation_id];
         let prefix = self.cfg.topic_prefix.as_str();
-        let headers = &self.headers;
         let table = &event.table;
-        for row in [&event.before, &event.after].into_iter().flatten() {
+        let other_key = key_change.map(|k| match k {
+            KeyChange::NewKey(row) => ("__debezium.newkey", row),
+            KeyChange::OldKey(row) => ("__debezium.oldkey", row),
+        });
+        for row in [event.before.as_deref(), event.after.as_deref()]
+            .into_iter()
+            .chain([other_key.map(|(_, row)| row)])
+            .flatten()
+        {
             if row.len() != table.columns.len() {
                 return Err(ConvertError::RowShape {
                     table: table.qualified_name(),
@@ -219,6 +262,17 @@ impl JsonConverter {
                 });
             }
         }
+        let key_headers;
+        let headers = match other_key {
+            None => &self.headers,
+            Some((name, row)) => {
+                let mut h = Vec::with_capacity(self.headers.len() + 1);
+                h.push((name.to_owned(), key_header_value(entry, table, row)?));
+                h.extend(self.headers.iter().cloned());
+                key_headers = h;
+                &key_headers
+            }
+        };
 
         let key = match (&entry.key_schema, event.op) {
             (None, _) | (_, Operation::Truncate) => None,
@@ -270,7 +324,7 @@ impl JsonConverter {
         let after = resolve_unchanged_toast(event.before.as_deref(), event.after.as_deref());
         write_row(&mut v, entry, table, after.as_deref(), replace)?;
         v.push_str(",\"source\":");
-        write_source(&mut v, prefix, event);
+        write_source(&mut v, prefix, event, replace);
         let _ = write!(
             v,
             ",\"transaction\":null,\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
@@ -297,6 +351,55 @@ impl JsonConverter {
         out.extend(tombstone);
         Ok(())
     }
+}
+
+/// The other key of a primary-key change, for Debezium's `__debezium.newkey` /
+/// `__debezium.oldkey` headers ([`JsonConverter::convert_key_change`]). The row is a whole row
+/// of the table (only its key columns are read): the source has both tuples of the UPDATE.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyChange<'a> {
+    /// On the delete of the old key (and its tombstone): the UPDATE's new row.
+    NewKey(&'a [Value]),
+    /// On the create of the new key: the UPDATE's old row (under the default replica identity
+    /// pgoutput's old-key tuple, key columns set, the rest null).
+    OldKey(&'a [Value]),
+}
+
+/// The key struct of `row` in `SimpleHeaderConverter` form (`Values.convertToString`).
+fn key_header_value(
+    entry: &TableEntry,
+    table: &TableSchema,
+    row: &[Value],
+) -> Result<Vec<u8>, ConvertError> {
+    let mut s = String::from("{");
+    for (n, &i) in table
+        .key_columns
+        .iter()
+        .filter(|i| !entry.fields[**i].kind.is_omitted())
+        .enumerate()
+    {
+        if n > 0 {
+            s.push(',');
+        }
+        let field = &entry.fields[i];
+        s.push('"');
+        for c in field.name.chars() {
+            if c == '\\' || c == '"' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push_str("\":");
+        match (&row[i], &field.null_as) {
+            (Value::Null, Some(null_as)) => s.push_str(null_as),
+            (value, _) => field
+                .kind
+                .write_connect_string(&mut s, value)
+                .map_err(|reason| column_error(table, &table.columns[i], reason))?,
+        }
+    }
+    s.push('}');
+    Ok(s.into_bytes())
 }
 
 /// Under REPLICA IDENTITY FULL the old tuple carries the TOASTed values an UPDATE left
@@ -346,8 +449,10 @@ fn write_row(
     }
 }
 
-/// Writes `{"col":value,...}` for the given column indices. With `replace` (JsonConverter's
-/// `replace.null.with.default`), a null in a column with a default is written as the default.
+/// Writes `{"col":value,...}` for the given column indices. A null in a NOT NULL column is
+/// written as Debezium's converter writes it (its default, else the type's fallback); with
+/// `replace` (JsonConverter's `replace.null.with.default`), a null in a nullable column with a
+/// default is written as the default.
 fn write_struct(
     out: &mut String,
     entry: &TableEntry,
@@ -367,9 +472,10 @@ fn write_struct(
         let field = &entry.fields[i];
         jackson::write_str(out, &field.name);
         out.push(':');
-        match (&row[i], &field.default) {
-            (Value::Null, Some(default)) if replace => out.push_str(default),
-            (value, _) => field
+        match (&row[i], &field.null_as, &field.default) {
+            (Value::Null, Some(null_as), _) => out.push_str(null_as),
+            (Value::Null, None, Some(default)) if replace => out.push_str(default),
+            (value, _, _) => field
                 .kind
                 .write_value(out, value)
                 .map_err(|reason| column_error(table, &table.columns[i], reason))?,
@@ -388,8 +494,11 @@ fn column_error(table: &TableSchema, column: &ColumnSchema, reason: String) -> C
     }
 }
 
-/// Writes Debezium's PostgreSQL `source` block.
-fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
+/// Writes Debezium's PostgreSQL `source` block. Outside the snapshot Debezium leaves
+/// `snapshot` null; JsonConverter writes its schema default `"false"` in its place unless
+/// `replace.null.with.default=false` (then `null`, captured in
+/// `tests/fixtures/notnull/golden/modes_c.jsonl`).
+fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent, replace: bool) {
     let src = &event.source;
     out.push_str("{\"version\":\"");
     out.push_str(DEBEZIUM_VERSION);
@@ -399,10 +508,15 @@ fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
     jackson::write_str(out, prefix);
     let _ = write!(
         out,
-        ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":",
-        src.ts_us.div_euclid(1000),
-        src.snapshot.as_str()
+        ",\"ts_ms\":{},\"snapshot\":",
+        src.ts_us.div_euclid(1000)
     );
+    if src.snapshot == SnapshotMarker::False && !replace {
+        out.push_str("null");
+    } else {
+        let _ = write!(out, "\"{}\"", src.snapshot.as_str());
+    }
+    out.push_str(",\"db\":");
     jackson::write_str(out, &src.db);
     out.push_str(",\"sequence\":");
     let mut seq = String::from("[");

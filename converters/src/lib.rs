@@ -11,14 +11,17 @@
 //! `replace.null.with.default` are honoured. Column defaults come from the catalog's default
 //! expression as Debezium derives them ([`default`]), and
 //! `replace.null.with.default` writes them in place of nulls as Kafka ≥ 3.7's JsonConverter
-//! does. Unchanged TOAST values become Debezium's `__debezium_unavailable_value` placeholder,
+//! does. A null in a NOT NULL column (the before image of a DELETE or key change under the
+//! default replica identity) becomes the column's default, else Debezium's per-type fallback.
+//! Unchanged TOAST values become Debezium's `__debezium_unavailable_value` placeholder,
 //! except in an UPDATE's `after` when the old tuple (REPLICA IDENTITY FULL) carries the value,
 //! which Debezium then writes. The [`jackson`] module reproduces Jackson's number and string
 //! output.
 //!
 //! What it does not do: Avro / Schema Registry framing, transaction metadata blocks and the
 //! transaction topic, logical-message and heartbeat records, TRUNCATE events' special key
-//! handling beyond `key = None`, and the PK-change `__debezium.newkey`/`oldkey` headers. It
+//! handling beyond `key = None`. The PK-change `__debezium.newkey`/`oldkey` headers are
+//! written by [`JsonConverter::convert_key_change`] when the caller has the other key. It
 //! does no I/O. `COMPATIBILITY.md` at the repository root lists every difference.
 //!
 //! Known differences from Debezium (see the golden test's allow-list):
@@ -40,7 +43,7 @@ mod field;
 mod hstore;
 pub mod jackson;
 
-pub use envelope::{JsonConverter, CONNECTOR, DEBEZIUM_VERSION};
+pub use envelope::{JsonConverter, KeyChange, CONNECTOR, DEBEZIUM_VERSION};
 
 /// Debezium's `decimal.handling.mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

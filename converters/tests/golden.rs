@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use pgseam_converters::{
     BinaryHandlingMode, DecimalFormat, DecimalHandlingMode, HstoreHandlingMode,
-    IntervalHandlingMode, JsonConverter, JsonConverterConfig, KafkaRecord, TimePrecisionMode,
+    IntervalHandlingMode, JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange,
+    TimePrecisionMode,
 };
 use pgseam_model::{
     ChangeEvent, ColumnSchema, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo,
@@ -64,8 +65,8 @@ struct Catalog {
     tables: HashMap<String, Arc<TableSchema>>,
 }
 
-fn load_catalog() -> Catalog {
-    let text = std::fs::read(fixtures().join("catalog.tsv")).expect("catalog.tsv");
+fn load_catalog(path: &Path) -> Catalog {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // table name -> (relation id, schema name, [(column, 1-based primary key position or 0)])
     type Columns = HashMap<String, (u32, String, Vec<(ColumnSchema, usize)>)>;
     let mut cols: Columns = HashMap::new();
@@ -129,9 +130,8 @@ fn decode_row(table: &TableSchema, fields: &[Option<String>]) -> Row {
         .collect()
 }
 
-fn load_copy(state: &str, table: &TableSchema) -> Vec<Row> {
-    let bytes =
-        std::fs::read(fixtures().join(state).join(format!("{}.copy", table.table))).unwrap();
+fn load_copy(state: &Path, table: &TableSchema) -> Vec<Row> {
+    let bytes = std::fs::read(state.join(format!("{}.copy", table.table))).unwrap();
     bytes
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -197,9 +197,8 @@ fn parse_tuple(mut s: &str) -> HashMap<String, Option<String>> {
     }
 }
 
-fn load_stream(name: &str) -> VecDeque<StreamChange> {
-    let text =
-        std::fs::read_to_string(fixtures().join("stream").join(format!("{name}.txt"))).unwrap();
+fn load_stream(path: PathBuf) -> VecDeque<StreamChange> {
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut xid = 0;
     let mut out = VecDeque::new();
     // A value with a newline spans lines: glue continuation lines back on.
@@ -343,6 +342,11 @@ impl Masks {
                     .unwrap(),
                 r#"$1"<runId>""#,
             ),
+            // SimpleHeaderConverter: the harness splices the raw header text, unquoted
+            (
+                Regex::new(r#"("__debezium\.context\.runId","value":)[0-9a-f-]{36}\}"#).unwrap(),
+                r#"$1<runId>}"#,
+            ),
             (Regex::new(r#""(ts_ms|ts_us|ts_ns|txId|lsn|xmin)":-?\d+"#).unwrap(), r#""$1":"<$1>""#),
             (Regex::new(r#""sequence":"\[[^\]]*\]""#).unwrap(), r#""sequence":"<sequence>""#),
         ])
@@ -411,6 +415,63 @@ struct Run {
     state: &'static str,
     /// Streaming scenario whose test_decoding output feeds the non-snapshot lines.
     stream: Option<&'static str>,
+    /// Where the golden and its PostgreSQL-side fixtures are.
+    set: FixtureSet,
+    /// The golden's headers went through SimpleHeaderConverter (raw text), not JsonConverter.
+    simple_headers: bool,
+}
+
+/// A golden directory with the fixtures its scenarios were replayed from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FixtureSet {
+    /// `reference/debezium/golden/` with `fixtures/{catalog.tsv,snapshot,final,stream}`.
+    Reference,
+    /// `fixtures/notnull/`: NOT NULL columns without defaults (captured by its
+    /// `capture-golden.sh` from the real Debezium, PostgreSQL side by `fixtures/capture.sh`).
+    NotNull,
+}
+
+impl FixtureSet {
+    fn golden(self, file: &str) -> PathBuf {
+        match self {
+            FixtureSet::Reference => golden_dir().join(file),
+            FixtureSet::NotNull => fixtures().join("notnull/golden").join(file),
+        }
+    }
+    fn catalog(self) -> PathBuf {
+        match self {
+            FixtureSet::Reference => fixtures().join("catalog.tsv"),
+            FixtureSet::NotNull => fixtures().join("notnull/catalog.tsv"),
+        }
+    }
+    fn state(self, state: &str) -> PathBuf {
+        match self {
+            FixtureSet::Reference => fixtures().join(state),
+            FixtureSet::NotNull => fixtures().join("notnull").join(state),
+        }
+    }
+    fn stream(self, name: &str) -> PathBuf {
+        match self {
+            FixtureSet::Reference => fixtures().join("stream").join(format!("{name}.txt")),
+            FixtureSet::NotNull => fixtures().join("notnull/stream.txt"),
+        }
+    }
+}
+
+/// The other row of a key change, as [`KeyChange`] borrows it.
+enum KeyChangeRow {
+    New(Row),
+    Old(Row),
+}
+
+/// The create half of a primary-key change, waiting for its golden `c` line.
+struct PendingCreate {
+    event: ChangeEvent,
+    old_row: Row,
+}
+
+fn key_values(table: &TableSchema, row: &Row) -> Vec<Value> {
+    table.key_columns.iter().map(|i| row[*i].clone()).collect()
 }
 
 fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
@@ -418,11 +479,18 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
     let mut conv = JsonConverter::new(r.cfg.clone());
     let mut copies: HashMap<String, Vec<Row>> = HashMap::new();
     let mut keyless_seen: HashMap<String, usize> = HashMap::new();
-    let mut stream = r.stream.map(load_stream).unwrap_or_default();
+    let mut stream = r
+        .stream
+        .map(|s| load_stream(r.set.stream(s)))
+        .unwrap_or_default();
     let mut pending_tombstone: Option<KafkaRecord> = None;
+    let mut pending_create: Option<PendingCreate> = None;
+    // JSON header form of a key header: the other record's key bytes (JsonConverter writes a
+    // struct header exactly as it writes the key).
+    let mut key_header_json: Option<String> = None;
     let mut failures = Vec::new();
     let mut notes = Vec::new();
-    let text = std::fs::read_to_string(golden_dir().join(r.file)).expect("golden file");
+    let text = std::fs::read_to_string(r.set.golden(r.file)).expect("golden file");
     let mut checked = 0;
     for (n, line) in text.lines().enumerate() {
         let members = top_level_members(line);
@@ -463,8 +531,15 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
             } else {
                 &v
             };
-            let op = payload["op"].as_str().unwrap();
-            let marker = match payload["source"]["snapshot"].as_str().unwrap() {
+            let Some(op) = payload["op"].as_str() else {
+                failures.push(format!(
+                    "{}:{}: golden value without op: {gvalue}",
+                    r.file,
+                    n + 1
+                ));
+                continue;
+            };
+            let marker = match payload["source"]["snapshot"].as_str().unwrap_or("false") {
                 "true" => SnapshotMarker::True,
                 "first" => SnapshotMarker::First,
                 "first_in_data_collection" => SnapshotMarker::FirstInDataCollection,
@@ -475,17 +550,20 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
             let source = |tx: i64| SourceInfo {
                 ts_us: 1_795_492_539_507_238,
                 snapshot: marker,
-                db: "peer".into(),
+                db: match r.set {
+                    FixtureSet::Reference => "peer".into(),
+                    FixtureSet::NotNull => "nn".into(),
+                },
                 schema: table.schema.clone(),
                 table: table.table.clone(),
                 tx_id: Some(tx),
                 lsn: Some(Lsn(890_675_328)),
                 last_commit_lsn: (op != "r").then_some(Lsn(890_675_000)),
             };
-            let event = if op == "r" {
+            let (event, key_change) = if op == "r" {
                 let rows = copies
                     .entry(table_name.clone())
-                    .or_insert_with(|| load_copy(r.state, &table));
+                    .or_insert_with(|| load_copy(&r.set.state(r.state), &table));
                 let chosen = if table.key_columns.is_empty() {
                     let seen = keyless_seen.entry(table_name.clone()).or_default();
                     *seen += 1;
@@ -510,40 +588,129 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
                     ));
                     continue;
                 };
-                snapshot_event(&table, row, source(1))
+                (snapshot_event(&table, row, source(1)), None)
+            } else if let Some(p) = pending_create.take().filter(|_| op == "c") {
+                // The create half of a key change: the oldkey header's JSON form is the old
+                // key's record key.
+                let old_key_event = ChangeEvent {
+                    op: Operation::Delete,
+                    before: Some(p.old_row.clone()),
+                    after: None,
+                    ..p.event.clone()
+                };
+                let mut k = Vec::new();
+                conv.convert(&old_key_event, 0, &mut k).unwrap();
+                key_header_json = k[0]
+                    .key
+                    .as_ref()
+                    .map(|b| String::from_utf8(b.clone()).unwrap());
+                (p.event, Some(KeyChangeRow::Old(p.old_row)))
             } else {
                 let Some(change) = stream.pop_front() else {
                     failures.push(format!("{}:{}: stream fixture exhausted", r.file, n + 1));
                     continue;
                 };
-                if change.table != table_name || change.op.code() != op {
+                let before = change.old.as_ref().map(|t| tuple_row(&table, t));
+                let mut after = change.new.as_ref().map(|t| tuple_row(&table, t));
+                // notnull/capture-golden.sh writes the capture's name as the barrier note;
+                // fixtures/capture.sh wrote 'nn'.
+                if r.set == FixtureSet::NotNull && table_name == "barrier" {
+                    if let Some(row) = after.as_mut() {
+                        row[1] = Value::Text(r.file.trim_end_matches(".jsonl").to_owned());
+                    }
+                }
+                let position = Position::Stream {
+                    lsn: Lsn(1),
+                    commit_lsn: Lsn(1),
+                    tx_id: change.xid,
+                    commit_ts_us: 0,
+                };
+                // An UPDATE whose old key differs from the new one: delete + tombstone + create.
+                let key_change = match (change.op, &before, &after) {
+                    (Operation::Update, Some(b), Some(a))
+                        if !table.key_columns.is_empty()
+                            && key_values(&table, b) != key_values(&table, a) =>
+                    {
+                        Some((b.clone(), a.clone()))
+                    }
+                    _ => None,
+                };
+                let fixture_op = if key_change.is_some() {
+                    "d"
+                } else {
+                    change.op.code()
+                };
+                if change.table != table_name || fixture_op != op {
                     failures.push(format!(
-                        "{}:{}: golden {op} on {table_name}, fixture has {} on {}",
+                        "{}:{}: golden {op} on {table_name}, fixture has {fixture_op} on {}",
                         r.file,
                         n + 1,
-                        change.op.code(),
                         change.table
                     ));
                     continue;
                 }
-                ChangeEvent {
-                    table: Arc::clone(&table),
-                    op: change.op,
-                    before: change.old.as_ref().map(|t| tuple_row(&table, t)),
-                    after: change.new.as_ref().map(|t| tuple_row(&table, t)),
-                    source: source(change.xid),
-                    position: Position::Stream {
-                        lsn: Lsn(1),
-                        commit_lsn: Lsn(1),
-                        tx_id: change.xid,
-                        commit_ts_us: 0,
-                    },
+                match key_change {
+                    Some((old_row, new_row)) => {
+                        let create = ChangeEvent {
+                            table: Arc::clone(&table),
+                            op: Operation::Create,
+                            before: None,
+                            after: Some(new_row.clone()),
+                            source: source(change.xid),
+                            position: position.clone(),
+                        };
+                        let mut k = Vec::new();
+                        conv.convert(&create, 0, &mut k).unwrap();
+                        key_header_json = k[0]
+                            .key
+                            .as_ref()
+                            .map(|b| String::from_utf8(b.clone()).unwrap());
+                        pending_create = Some(PendingCreate {
+                            event: create,
+                            old_row: old_row.clone(),
+                        });
+                        let delete = ChangeEvent {
+                            table: Arc::clone(&table),
+                            op: Operation::Delete,
+                            before: Some(old_row),
+                            after: None,
+                            source: source(change.xid),
+                            position,
+                        };
+                        (delete, Some(KeyChangeRow::New(new_row)))
+                    }
+                    None => (
+                        ChangeEvent {
+                            table: Arc::clone(&table),
+                            op: change.op,
+                            before,
+                            after,
+                            source: source(change.xid),
+                            position,
+                        },
+                        None,
+                    ),
                 }
             };
             let mut out = Vec::new();
-            if let Err(e) = conv.convert(&event, 1_795_492_539_760_865_102, &mut out) {
+            let converted = match &key_change {
+                None => conv.convert(&event, 1_795_492_539_760_865_102, &mut out),
+                Some(k) => conv.convert_key_change(
+                    &event,
+                    match k {
+                        KeyChangeRow::New(row) => KeyChange::NewKey(row),
+                        KeyChangeRow::Old(row) => KeyChange::OldKey(row),
+                    },
+                    1_795_492_539_760_865_102,
+                    &mut out,
+                ),
+            };
+            if let Err(e) = converted {
                 failures.push(format!("{}:{}: convert failed: {e}", r.file, n + 1));
                 continue;
+            }
+            if key_change.is_none() {
+                key_header_json = None;
             }
             let mut out = out.into_iter();
             let first = out.next().unwrap();
@@ -564,7 +731,13 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
                     s.push(',');
                 }
                 let v = String::from_utf8(v.clone()).unwrap();
-                if r.cfg.value_schemas_enable {
+                let key_header = k == "__debezium.newkey" || k == "__debezium.oldkey";
+                if r.simple_headers {
+                    s.push_str(&format!(r#"{{"key":"{k}","value":{v}}}"#));
+                } else if key_header {
+                    let json = key_header_json.as_deref().unwrap_or("<no key header JSON>");
+                    s.push_str(&format!(r#"{{"key":"{k}","value":{json}}}"#));
+                } else if r.cfg.value_schemas_enable {
                     s.push_str(&format!(
                         r#"{{"key":"{k}","value":{{"schema":{{"type":"string","optional":false}},"payload":"{v}"}}}}"#
                     ));
@@ -638,9 +811,9 @@ fn check(runs: &[Run]) {
         );
         return;
     }
-    let catalog = load_catalog();
     let mut all_failures = Vec::new();
     for r in runs {
+        let catalog = load_catalog(&r.set.catalog());
         let (checked, failures, notes) = run(&catalog, r);
         let mut notes = notes;
         notes.sort();
@@ -667,6 +840,8 @@ fn snapshot_matches_debezium() {
         cfg: cfg(|_| {}),
         state: "snapshot",
         stream: Some("01_snapshot"),
+        set: FixtureSet::Reference,
+        simple_headers: false,
     }]);
 }
 
@@ -678,18 +853,32 @@ fn streaming_inserts_updates_deletes_match_debezium() {
             cfg: cfg(|_| {}),
             state: "final",
             stream: Some("02_insert"),
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
         Run {
             file: "03_update.jsonl",
             cfg: cfg(|_| {}),
             state: "final",
             stream: Some("03_update"),
+            set: FixtureSet::Reference,
+            simple_headers: false,
+        },
+        Run {
+            file: "04_update_pk.jsonl",
+            cfg: cfg(|_| {}),
+            state: "final",
+            stream: Some("04_update_pk"),
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
         Run {
             file: "05_delete.jsonl",
             cfg: cfg(|_| {}),
             state: "final",
             stream: Some("05_delete"),
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
         Run {
             file: "10_noschema_stream.jsonl",
@@ -699,6 +888,8 @@ fn streaming_inserts_updates_deletes_match_debezium() {
             }),
             state: "final",
             stream: Some("10_noschema_stream"),
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
     ]);
 }
@@ -714,24 +905,32 @@ fn snapshot_variants_match_debezium() {
             }),
             state: "final",
             stream: None,
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
         Run {
             file: "variant_decimal_string.jsonl",
             cfg: cfg(|c| c.modes.decimal = DecimalHandlingMode::String),
             state: "final",
             stream: None,
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
         Run {
             file: "variant_decimal_double.jsonl",
             cfg: cfg(|c| c.modes.decimal = DecimalHandlingMode::Double),
             state: "final",
             stream: None,
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
         Run {
             file: "variant_jsonconv_no_null_default.jsonl",
             cfg: cfg(|c| c.replace_null_with_default = false),
             state: "final",
             stream: None,
+            set: FixtureSet::Reference,
+            simple_headers: false,
         },
     ]);
 }
@@ -743,6 +942,8 @@ fn handling_mode_variants_match_debezium() {
         cfg: cfg(f),
         state: "final",
         stream: None,
+        set: FixtureSet::Reference,
+        simple_headers: false,
     };
     check(&[
         variant("variant_time_connect.jsonl", |c| {
@@ -777,6 +978,50 @@ fn handling_mode_variants_match_debezium() {
         }),
         variant("variant_unknown_types.jsonl", |c| {
             c.modes.include_unknown_datatypes = true
+        }),
+    ]);
+}
+
+/// NOT NULL columns without defaults: a DELETE's and a key change's before image under the
+/// default replica identity carries the key and NULL for every other column, which Debezium
+/// writes as the per-type fallback; plus the `__debezium.newkey` / `oldkey` headers.
+#[test]
+fn not_null_fallbacks_and_key_headers_match_debezium() {
+    let nn = |file: &'static str, simple_headers: bool, f: fn(&mut JsonConverterConfig)| Run {
+        file,
+        cfg: cfg(f),
+        state: "snapshot",
+        stream: Some("nn"),
+        set: FixtureSet::NotNull,
+        simple_headers,
+    };
+    check(&[
+        nn("schemas.jsonl", false, |_| {}),
+        nn("noschema.jsonl", false, |c| {
+            c.key_schemas_enable = false;
+            c.value_schemas_enable = false;
+        }),
+        nn("simple_headers.jsonl", true, |_| {}),
+        nn("modes_a.jsonl", false, |c| {
+            c.decimal_format = DecimalFormat::Numeric;
+            c.modes.time_precision = TimePrecisionMode::Connect;
+            c.modes.binary = BinaryHandlingMode::Hex;
+            c.modes.hstore = HstoreHandlingMode::Map;
+            c.modes.interval = IntervalHandlingMode::String;
+        }),
+        nn("modes_b.jsonl", false, |c| {
+            c.modes.decimal = DecimalHandlingMode::String;
+            c.modes.time_precision = TimePrecisionMode::IsoString;
+            c.modes.binary = BinaryHandlingMode::Base64;
+        }),
+        nn("modes_c.jsonl", false, |c| {
+            c.modes.decimal = DecimalHandlingMode::Double;
+            c.modes.time_precision = TimePrecisionMode::Microseconds;
+            c.replace_null_with_default = false;
+        }),
+        nn("modes_d.jsonl", false, |c| {
+            c.modes.time_precision = TimePrecisionMode::AdaptiveTimeMicroseconds;
+            c.modes.binary = BinaryHandlingMode::Base64UrlSafe;
         }),
     ]);
 }
