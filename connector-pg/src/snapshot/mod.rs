@@ -1,38 +1,78 @@
-//! The initial snapshot: every captured row, read under the slot's exported snapshot.
+//! The initial snapshot: every captured row, read under the slot's exported snapshot by
+//! parallel readers in chunks, emitted in one deterministic order.
 //!
 //! ```text
 //!  replication conn R: CREATE_REPLICATION_SLOT … (SNAPSHOT 'export') → (C, S)   … stays idle …
-//!  reader conn:        BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-//!                      SET TRANSACTION SNAPSHOT 'S';
-//!                      per table, in name order:
-//!                        LOCK TABLE t IN ACCESS SHARE MODE;
-//!                        COPY (SELECT cols FROM ONLY t) TO STDOUT      → op "r" events
-//!                      COMMIT
-//!  R:                  START_REPLICATION … C                            → the stream
+//!
+//!  coordinator:  BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT 'S';
+//!                LOCK TABLE ONLY t IN ACCESS SHARE MODE   (every table, held to the end)
+//!                read schemas, plan chunks ───────────────┐
+//!                                                         ▼  work queue, in emission order
+//!  reader 1..N:  same BEGIN + SET TRANSACTION SNAPSHOT; per chunk (LOCK the table once, then)
+//!                COPY (SELECT cols FROM ONLY t WHERE <range>) TO STDOUT (FORMAT binary)
+//!                decode → batches of op "r" events ──► one bounded channel per chunk
+//!                                                         │
+//!  emitter:      chunk 0 of table 0, chunk 1 of table 0, …, chunk 0 of table 1, …
+//!                assigns the markers, sends to the source's event channel
+//!  coordinator:  COMMIT (locks released) ── then R: START_REPLICATION … C
 //! ```
 //!
-//! The reader sees exactly the transactions committed before C, and the stream from C holds
-//! every later one, so nothing is read twice or missed. The ACCESS SHARE lock, held from a
-//! table's read to the end of the snapshot, keeps VACUUM FULL, CLUSTER, TRUNCATE and rewriting
-//! ALTERs (which move rows with no logical event) out until the snapshot is done.
+//! # Consistency
 //!
-//! Rows are copied in text form with the same session parameters as the replication
-//! connection, and decoded by the same decoder as pgoutput's text tuples, so a row encodes the
-//! same in the snapshot and in the stream.
+//! Every session imports S, so every chunk sees exactly the transactions committed before C,
+//! and the stream from C holds every later one. All snapshot rows are emitted before streaming
+//! starts, so per key the snapshot row precedes that key's changes. The ACCESS SHARE locks
+//! (taken by the coordinator for the whole snapshot, and by each reader before its first chunk
+//! of a table) keep VACUUM FULL, CLUSTER, TRUNCATE and rewriting ALTERs — which move rows
+//! without a logical event and would break ctid ranges — out until the snapshot is done, while
+//! INSERT, UPDATE, DELETE and plain VACUUM go on.
 //!
-//! This version reads one table after the other on one connection. Chunking, parallel readers
-//! and resume are the snapshot engine's own work (see the snapshot issue).
+//! # Order and markers
+//!
+//! Readers take chunks from one queue in emission order (table by table, chunks in range
+//! order) and the single emitter drains the chunks' channels in that same order, so the
+//! events of the whole snapshot come out in a fixed order whatever the timing: the first is
+//! `first`, the very last `last`, each table's first and last `first_in_data_collection` /
+//! `last_in_data_collection` (a one-row table's only row is `last_in_data_collection`), the rest
+//! `true`. The emitter holds back one event to know whether it ends its table.
+//!
+//! # Memory bound
+//!
+//! Each chunk has its own channel of [`CHUNK_CHANNEL_BATCHES`] batches; a batch holds at most
+//! [`BATCH_MAX_ROWS`] rows or about [`BATCH_MAX_BYTES`] bytes of COPY data (a single larger row
+//! is one batch). A reader blocks when its chunk's channel is full, so at most
+//! `max_threads × (CHUNK_CHANNEL_BATCHES + 1)` batches are in flight — about
+//! `max_threads × 5 MiB` of COPY data, the decoded events somewhat more — plus what the
+//! source's own event channel holds. This cannot deadlock: chunks are handed out in emission
+//! order, so the chunk the emitter waits for is always held by a reader that is not blocked on
+//! a later one, or is next in the queue for a free reader.
+//!
+//! # Decoding
+//!
+//! Columns whose type pgvalue decodes in binary (see `pgseam_pgvalue::binary_supported`, and
+//! `pg_type.typsend` must exist) are read in binary; any other column is converted by its type's
+//! output function in the SELECT (`textin(<typoutput>(col))`, which is exactly the text pgoutput
+//! sends — `col::text` is not, e.g. for `inet` or `bool`) and decoded by the text decoder. The
+//! binary decoder is tested to give the same values as the text decoder for every type.
+//!
+//! # Chunks
+//!
+//! See [`plan`]: ctid block ranges (TID Range Scan, PostgreSQL ≥ 14) by default, primary-key
+//! ranges as the alternative, a `snapshot.select.statement.overrides` statement as one chunk.
+//!
+//! Not here yet: resuming an interrupted snapshot. A crash mid-snapshot restarts it from
+//! scratch with a new slot (the source's behaviour when no snapshot-complete offset exists).
 
-use std::sync::Arc;
+mod emitter;
+pub mod plan;
+mod reader;
 
-use bytes::{Buf, BytesMut};
-use futures_util::StreamExt;
-use pgseam_model::{
-    ChangeEvent, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo, TableSchema,
-};
-use tokio_postgres::Client;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
+use pgseam_model::{ChangeEvent, Lsn};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::catalog::{load_table_schema, quote_identifier, quote_literal, TableIdentity};
 use crate::connection::{connect_query_session, ConnectParams};
@@ -40,99 +80,156 @@ use crate::error::{Result, SourceError};
 use crate::slot::CreatedSlot;
 use crate::source::SourceMessage;
 
-/// How the snapshot is read (Debezium's `snapshot.*` settings that this engine honours).
-#[derive(Clone, Debug)]
+pub use plan::ChunkStrategy;
+
+/// Batches buffered per chunk between its reader and the emitter.
+pub const CHUNK_CHANNEL_BATCHES: usize = 4;
+/// Most rows in one batch (fewer channel operations per row without holding much).
+pub const BATCH_MAX_ROWS: usize = 2048;
+/// A batch is closed once its rows' COPY bytes reach this.
+pub const BATCH_MAX_BYTES: usize = 1 << 20;
+/// `snapshot.chunk.rows` default: rows per chunk. Large enough that per-chunk overhead (a COPY
+/// statement, a channel) is negligible, small enough that 1M rows give every reader work.
+pub const DEFAULT_CHUNK_ROWS: u64 = 100_000;
+/// How often progress is logged.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Decides whether a table (schema, table) is snapshotted (`snapshot.include.collection.list`).
+pub type SnapshotTableFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// How the snapshot is read (Debezium's `snapshot.*` settings this engine honours, and
+/// pgseam's extensions).
+#[derive(Clone)]
 pub struct SnapshotSettings {
-    /// `snapshot.max.threads`: reader connections. This version reads on one.
+    /// `snapshot.max.threads`: reader connections.
     pub max_threads: usize,
+    /// `snapshot.chunk.rows` (pgseam): target rows per chunk.
+    pub chunk_rows: u64,
+    /// `snapshot.chunk.strategy` (pgseam): how tables are split.
+    pub chunk_strategy: ChunkStrategy,
+    /// `snapshot.select.statement.overrides`: `schema.table` → the SELECT that replaces
+    /// `SELECT * FROM schema.table`; read as one chunk.
+    pub select_overrides: BTreeMap<String, String>,
+    /// `snapshot.include.collection.list`: `None` snapshots every captured table.
+    pub include: Option<SnapshotTableFilter>,
+}
+
+impl std::fmt::Debug for SnapshotSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSettings")
+            .field("max_threads", &self.max_threads)
+            .field("chunk_rows", &self.chunk_rows)
+            .field("chunk_strategy", &self.chunk_strategy)
+            .field("select_overrides", &self.select_overrides.keys())
+            .field("include", &self.include.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl Default for SnapshotSettings {
     fn default() -> Self {
-        SnapshotSettings { max_threads: 1 }
+        SnapshotSettings {
+            max_threads: 1,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            chunk_strategy: ChunkStrategy::Auto,
+            select_overrides: BTreeMap::new(),
+            include: None,
+        }
     }
-}
-
-/// Where snapshot rows go; the source turns them into messages with backpressure.
-pub(crate) trait SnapshotSink {
-    async fn emit(&mut self, event: ChangeEvent) -> Result<()>;
-}
-
-struct ChannelSink<'a>(&'a mpsc::Sender<SourceMessage>);
-
-impl SnapshotSink for ChannelSink<'_> {
-    async fn emit(&mut self, event: ChangeEvent) -> Result<()> {
-        self.0
-            .send(SourceMessage::Event(event))
-            .await
-            .map_err(|_| SourceError::ConsumerGone)
-    }
-}
-
-/// Reads every captured table under the slot's exported snapshot and sends the rows as
-/// `op = "r"` events. Returns the number of rows.
-pub(crate) async fn run(
-    params: &ConnectParams,
-    _settings: &SnapshotSettings,
-    captured: &[TableIdentity],
-    created: &CreatedSlot,
-    events: &mpsc::Sender<SourceMessage>,
-) -> Result<u64> {
-    let reader = connect_query_session(params).await?;
-    reader
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
-            quote_literal(&created.snapshot_name)
-        ))
-        .await
-        .map_err(|error| SourceError::Query {
-            context: "cannot import the slot's snapshot".into(),
-            error,
-        })?;
-    let mut schemas: Vec<Arc<TableSchema>> = Vec::with_capacity(captured.len());
-    for table in captured {
-        schemas.push(load_table_schema(&reader, table.oid).await?);
-    }
-    let context = SnapshotContext {
-        database: params.dbname.clone(),
-        consistent_point: created.consistent_point,
-        started_at_us: now_us(),
-    };
-    tracing::info!(tables = schemas.len(), snapshot = %created.snapshot_name, "snapshot started");
-    let rows = read_tables(&reader, &schemas, &context, &mut ChannelSink(events)).await?;
-    reader
-        .batch_execute("COMMIT")
-        .await
-        .map_err(|error| SourceError::Query {
-            context: "snapshot commit failed".into(),
-            error,
-        })?;
-    tracing::info!(rows, "snapshot completed");
-    Ok(rows)
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// Facts every snapshot row's `source` block carries.
+#[derive(Clone, Debug)]
 pub(crate) struct SnapshotContext {
     pub(crate) database: String,
     pub(crate) consistent_point: Lsn,
     pub(crate) started_at_us: i64,
+    /// `pg_snapshot_xmax` of the exported snapshot (Debezium's snapshot `txId`).
+    pub(crate) tx_id: Option<i64>,
 }
 
-/// Reads all `tables` (already in order) inside the snapshot transaction open on `client`.
-pub(crate) async fn read_tables(
-    client: &Client,
-    tables: &[Arc<TableSchema>],
-    context: &SnapshotContext,
-    sink: &mut impl SnapshotSink,
+/// What a reader sends for one chunk.
+pub(crate) enum ChunkMessage {
+    Rows {
+        events: Vec<ChangeEvent>,
+        bytes: u64,
+    },
+    /// The chunk is complete (its COPY ended without error).
+    Done,
+}
+
+/// Session settings of the coordinator and readers: a snapshot can take hours, and waits for
+/// the lock (behind e.g. a running VACUUM FULL) must not fail it.
+pub(crate) const SESSION_TIMEOUTS: &str =
+    "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0";
+
+/// Opens a session that imports the exported snapshot `name`.
+pub(crate) async fn open_snapshot_session(
+    params: &ConnectParams,
+    name: &str,
+) -> Result<tokio_postgres::Client> {
+    let client = connect_query_session(params).await?;
+    client
+        .batch_execute(&format!(
+            "{SESSION_TIMEOUTS}; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(name)
+        ))
+        .await
+        .map_err(|error| SourceError::Query {
+            context: format!("cannot import the slot's exported snapshot {name}"),
+            error,
+        })?;
+    Ok(client)
+}
+
+/// `LOCK TABLE ONLY t IN ACCESS SHARE MODE` inside the open transaction.
+pub(crate) async fn lock_table(client: &tokio_postgres::Client, qualified: &str) -> Result<()> {
+    client
+        .batch_execute(&format!("LOCK TABLE ONLY {qualified} IN ACCESS SHARE MODE"))
+        .await
+        .map_err(|error| SourceError::Query {
+            context: format!("cannot lock {qualified} in ACCESS SHARE mode"),
+            error,
+        })
+}
+
+pub(crate) fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_identifier(schema), quote_identifier(table))
+}
+
+/// Reads every captured table (those `snapshot.include.collection.list` selects) under the
+/// slot's exported snapshot and sends the rows as `op = "r"` events. Returns the number of rows.
+pub async fn run(
+    params: &ConnectParams,
+    settings: &SnapshotSettings,
+    captured: &[TableIdentity],
+    created: &CreatedSlot,
+    events: &mpsc::Sender<SourceMessage>,
 ) -> Result<u64> {
-    let tx_id: Option<i64> = client
+    let started = std::time::Instant::now();
+    let coordinator = open_snapshot_session(params, &created.snapshot_name).await?;
+    let selected: Vec<&TableIdentity> = captured
+        .iter()
+        .filter(|t| {
+            settings
+                .include
+                .as_ref()
+                .is_none_or(|f| f(&t.schema, &t.table))
+        })
+        .collect();
+    for name in settings.select_overrides.keys() {
+        if !selected.iter().any(|t| &t.qualified_name() == name) {
+            tracing::warn!(table = %name, "snapshot.select.statement.overrides names a table that is not snapshotted; ignored");
+        }
+    }
+    for table in &selected {
+        lock_table(&coordinator, &qualified(&table.schema, &table.table)).await?;
+    }
+    let mut schemas = Vec::with_capacity(selected.len());
+    for table in &selected {
+        schemas.push(load_table_schema(&coordinator, table.oid).await?);
+    }
+    let tx_id: Option<i64> = coordinator
         .query_one(
             "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
             &[],
@@ -143,173 +240,87 @@ pub(crate) async fn read_tables(
             error,
         })?
         .get(0);
-    let mut pending: Option<(ChangeEvent, bool)> = None; // (event, first in its table)
-    let mut emitted = 0u64;
-    let mut first_overall = true;
-    for table in tables {
-        let mut first_in_table = true;
-        let qualified = format!(
-            "{}.{}",
-            quote_identifier(&table.schema),
-            quote_identifier(&table.table)
-        );
-        client
-            .batch_execute(&format!("LOCK TABLE ONLY {qualified} IN ACCESS SHARE MODE"))
-            .await
-            .map_err(|error| SourceError::Query {
-                context: format!("cannot lock {qualified}"),
-                error,
-            })?;
-        let columns = table
-            .columns
-            .iter()
-            .map(|c| quote_identifier(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let copy = format!("COPY (SELECT {columns} FROM ONLY {qualified}) TO STDOUT");
-        let stream = client
-            .copy_out(copy.as_str())
-            .await
-            .map_err(|error| SourceError::Query {
-                context: format!("cannot read {qualified}"),
-                error,
-            })?;
-        futures_util::pin_mut!(stream);
-        let mut buffer = BytesMut::new();
-        let mut rows_in_table = 0u64;
-        loop {
-            let chunk = stream.next().await;
-            let end = chunk.is_none();
-            if let Some(chunk) = chunk {
-                let chunk = chunk.map_err(|error| SourceError::Query {
-                    context: format!("reading {qualified} failed"),
-                    error,
-                })?;
-                buffer.extend_from_slice(&chunk);
-            }
-            while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
-                let line = buffer.split_to(newline);
-                buffer.advance(1);
-                let row = decode_copy_row(table, &line)?;
-                let event = snapshot_event(table, row, context, tx_id);
-                if let Some((previous, previous_first)) = pending.take() {
-                    let last_in_table = first_in_table; // the previous row ended its table
-                    sink.emit(with_marker(
-                        previous,
-                        first_overall,
-                        previous_first,
-                        last_in_table,
-                        false,
-                    ))
-                    .await?;
-                    emitted += 1;
-                    first_overall = false;
+    let context = Arc::new(SnapshotContext {
+        database: params.dbname.clone(),
+        consistent_point: created.consistent_point,
+        started_at_us: now_us(),
+        tx_id,
+    });
+    let plan = plan::plan(&coordinator, &schemas, settings).await?;
+    let chunk_count = plan.chunks.len();
+    tracing::info!(
+        tables = plan.tables.len(),
+        chunks = chunk_count,
+        readers = settings.max_threads,
+        snapshot = %created.snapshot_name,
+        "snapshot started"
+    );
+
+    // One bounded channel per chunk; readers take (chunk, sender) in emission order.
+    let mut receivers = Vec::with_capacity(chunk_count);
+    let mut queue = VecDeque::with_capacity(chunk_count);
+    for chunk in &plan.chunks {
+        let (tx, rx) = mpsc::channel(CHUNK_CHANNEL_BATCHES);
+        receivers.push((chunk.table, rx));
+        queue.push_back((chunk.clone(), tx));
+    }
+    let queue = Arc::new(Mutex::new(queue));
+    let tables = Arc::new(plan.tables);
+    let mut readers = JoinSet::new();
+    for id in 0..settings.max_threads.clamp(1, chunk_count.max(1)) {
+        readers.spawn(reader::run(
+            id,
+            params.clone(),
+            created.snapshot_name.clone(),
+            Arc::clone(&tables),
+            Arc::clone(&queue),
+            Arc::clone(&context),
+        ));
+    }
+    let emitted = match emitter::emit(&tables, receivers, events).await {
+        Ok(rows) => rows,
+        Err(err) => {
+            // A chunk ended without `Done`: its reader failed; report the reader's error.
+            readers.abort_all();
+            let mut reader_error = None;
+            while let Some(result) = readers.join_next().await {
+                if let Ok(Err(e)) = result {
+                    reader_error.get_or_insert(e);
                 }
-                pending = Some((event, first_in_table));
-                first_in_table = false;
-                rows_in_table += 1;
             }
-            if end {
-                break;
+            return Err(reader_error.unwrap_or(err));
+        }
+    };
+    while let Some(result) = readers.join_next().await {
+        match result {
+            Ok(result) => result?,
+            Err(join) => {
+                return Err(SourceError::Setup(format!(
+                    "snapshot reader task failed: {join}"
+                )))
             }
         }
-        if !buffer.is_empty() {
-            return Err(SourceError::Protocol(format!(
-                "COPY of {qualified} ended inside a row"
-            )));
-        }
-        tracing::info!(table = %table.qualified_name(), rows = rows_in_table, "snapshot of table read");
     }
-    if let Some((last, last_first)) = pending.take() {
-        sink.emit(with_marker(last, first_overall, last_first, true, true))
-            .await?;
-        emitted += 1;
-    }
+    coordinator
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "snapshot commit failed".into(),
+            error,
+        })?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        rows = emitted,
+        seconds,
+        rows_per_second = (emitted as f64 / seconds.max(1e-9)) as u64,
+        "snapshot completed"
+    );
     Ok(emitted)
 }
 
-/// Debezium's markers: `first` on the first row, `last` on the very last, then
-/// `last_in_data_collection` / `first_in_data_collection` at table edges, `true` elsewhere.
-/// A table of one row gets `last_in_data_collection`.
-fn with_marker(
-    mut event: ChangeEvent,
-    first_overall: bool,
-    first_in_table: bool,
-    last_in_table: bool,
-    last_overall: bool,
-) -> ChangeEvent {
-    event.source.snapshot = if last_overall {
-        SnapshotMarker::Last
-    } else if first_overall {
-        SnapshotMarker::First
-    } else if last_in_table {
-        SnapshotMarker::LastInDataCollection
-    } else if first_in_table {
-        SnapshotMarker::FirstInDataCollection
-    } else {
-        SnapshotMarker::True
-    };
-    if let Position::Snapshot { last, .. } = &mut event.position {
-        *last = last_overall;
-    }
-    event
-}
-
-fn snapshot_event(
-    table: &Arc<TableSchema>,
-    row: Row,
-    context: &SnapshotContext,
-    tx_id: Option<i64>,
-) -> ChangeEvent {
-    ChangeEvent {
-        table: Arc::clone(table),
-        op: Operation::Read,
-        before: None,
-        after: Some(row),
-        source: SourceInfo {
-            ts_us: context.started_at_us,
-            snapshot: SnapshotMarker::True,
-            db: context.database.clone(),
-            schema: table.schema.clone(),
-            table: table.table.clone(),
-            tx_id,
-            lsn: Some(context.consistent_point),
-            last_commit_lsn: None,
-        },
-        position: Position::Snapshot {
-            consistent_point: context.consistent_point,
-            last: false,
-        },
-    }
-}
-
-fn decode_copy_row(table: &TableSchema, line: &[u8]) -> Result<Row> {
-    let fields = pgseam_pgvalue::split_copy_text_row(line).map_err(|at| SourceError::Value {
-        table: table.qualified_name(),
-        column: "?".into(),
-        message: format!("malformed COPY text row at byte {at}"),
-    })?;
-    if fields.len() != table.columns.len() {
-        return Err(SourceError::Protocol(format!(
-            "COPY of {} returned {} columns, expected {}",
-            table.qualified_name(),
-            fields.len(),
-            table.columns.len()
-        )));
-    }
-    table
-        .columns
-        .iter()
-        .zip(fields)
-        .map(|(column, field)| match field {
-            None => Ok(pgseam_model::Value::Null),
-            Some(text) => {
-                pgseam_pgvalue::decode_text(column, &text).map_err(|err| SourceError::Value {
-                    table: table.qualified_name(),
-                    column: column.name.clone(),
-                    message: err.to_string(),
-                })
-            }
-        })
-        .collect()
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }

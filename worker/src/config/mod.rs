@@ -30,7 +30,9 @@
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
 //!    `snapshot.mode`, `decimal.handling.mode`, `tombstones.on.delete`, `skipped.operations`,
 //!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
-//!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `max.batch.size`, `max.queue.size`,
+//!    `snapshot.fetch.size`, `snapshot.select.statement.overrides` (with its per-table
+//!    `snapshot.select.statement.overrides.<schema>.<table>` keys),
+//!    `snapshot.include.collection.list`, `heartbeat.interval.ms`, `max.batch.size`, `max.queue.size`,
 //!    `poll.interval.ms`. Invalid values are errors naming key, value and the accepted values.
 //! 2. **Debezium properties pgseam does not implement yet** (every other key of Debezium's
 //!    PostgreSQL connector definition, embedded from `debezium-defaults.tsv`, including
@@ -65,6 +67,12 @@
 //!    saying which file they belong in.
 //! 5. **Anything else** — an error naming the key and the closest known key: "unknown connector
 //!    property `databse.hostname` (did you mean `database.hostname`?)".
+//!
+//! pgseam's own connector keys (no Debezium equivalent), validated the same way:
+//! - `snapshot.chunk.rows` (default 100000): target rows per snapshot chunk, the unit the
+//!   `snapshot.max.threads` readers share out.
+//! - `snapshot.chunk.strategy` (`auto` default, `ctid`, `key`, `whole`): how tables are split;
+//!   `auto` is ctid block ranges on PostgreSQL ≥ 14 and primary-key ranges before.
 //!
 //! Choices where Debezium and pgseam differ on purpose:
 //! - `plugin.name`: Debezium defaults to `decoderbufs`, a server extension pgseam does not
@@ -112,12 +120,12 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     ConnectorConfig, DecimalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations,
-    SnapshotMode, DEFAULT_DATABASE_PORT, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_BATCH_SIZE,
-    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
-    DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_NAME,
-    DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL,
-    DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE,
-    POSTGRES_CONNECTOR_CLASS,
+    SnapshotChunkStrategy, SnapshotMode, DEFAULT_DATABASE_PORT, DEFAULT_HEARTBEAT_INTERVAL_MS,
+    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_POLL_INTERVAL,
+    DEFAULT_PUBLICATION_NAME, DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP,
+    DEFAULT_SLOT_NAME, DEFAULT_SNAPSHOT_CHUNK_ROWS, DEFAULT_SNAPSHOT_FETCH_SIZE,
+    DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL, DEFAULT_TABLE_IGNORE_BUILTIN,
+    DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE, POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
     ConverterKind, ConverterSettings, HeaderConverter, DEFAULT_SCHEMAS_ENABLE,
