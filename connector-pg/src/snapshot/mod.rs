@@ -8,13 +8,15 @@
 //!                LOCK TABLE ONLY t IN ACCESS SHARE MODE   (every table, held to the end)
 //!                read schemas, plan chunks ───────────────┐
 //!                                                         ▼  work queue, in emission order
-//!  reader 1..N:  same BEGIN + SET TRANSACTION SNAPSHOT; per chunk (LOCK the table once, then)
+//!  reader 0:     the coordinator's session;  readers 1..N-1: same BEGIN + SET TRANSACTION
+//!                SNAPSHOT + LOCK of every table (with a timeout, see `reader`); then per chunk
 //!                COPY (SELECT cols FROM ONLY t WHERE <range>) TO STDOUT (FORMAT binary)
 //!                decode → batches of op "r" events ──► one bounded channel per chunk
 //!                                                         │
 //!  emitter:      chunk 0 of table 0, chunk 1 of table 0, …, chunk 0 of table 1, …
 //!                assigns the markers, sends to the source's event channel
-//!  coordinator:  COMMIT (locks released) ── then R: START_REPLICATION … C
+//!  readers:      COMMIT when the queue is empty (locks released once every chunk is read)
+//!  R:            START_REPLICATION … C   (after every snapshot event is sent)
 //! ```
 //!
 //! # Consistency
@@ -22,8 +24,8 @@
 //! Every session imports S, so every chunk sees exactly the transactions committed before C,
 //! and the stream from C holds every later one. All snapshot rows are emitted before streaming
 //! starts, so per key the snapshot row precedes that key's changes. The ACCESS SHARE locks
-//! (taken by the coordinator for the whole snapshot, and by each reader before its first chunk
-//! of a table) keep VACUUM FULL, CLUSTER, TRUNCATE and rewriting ALTERs — which move rows
+//! (taken by the coordinator before planning, and by each other reader before its first chunk;
+//! each reader holds them until no chunk is left to take) keep VACUUM FULL, CLUSTER, TRUNCATE and rewriting ALTERs — which move rows
 //! without a logical event and would break ctid ranges — out until the snapshot is done, while
 //! INSERT, UPDATE, DELETE and plain VACUUM go on.
 //!
@@ -37,6 +39,8 @@
 //! `true`. The emitter holds back one event to know whether it ends its table.
 //!
 //! # Memory bound
+//!
+//! The coordinator's session is reader 0 (see `reader` for why it must be).
 //!
 //! Each chunk has its own channel of [`CHUNK_CHANNEL_BATCHES`] batches; a batch holds at most
 //! [`BATCH_MAX_ROWS`] rows or about [`BATCH_MAX_BYTES`] bytes of COPY data (a single larger row
@@ -267,11 +271,21 @@ pub async fn run(
     let queue = Arc::new(Mutex::new(queue));
     let tables = Arc::new(plan.tables);
     let mut readers = JoinSet::new();
-    for id in 0..settings.max_threads.clamp(1, chunk_count.max(1)) {
+    let reader_count = settings.max_threads.clamp(1, chunk_count.max(1));
+    readers.spawn(reader::run(
+        0,
+        reader::Session::Coordinator(coordinator),
+        Arc::clone(&tables),
+        Arc::clone(&queue),
+        Arc::clone(&context),
+    ));
+    for id in 1..reader_count {
         readers.spawn(reader::run(
             id,
-            params.clone(),
-            created.snapshot_name.clone(),
+            reader::Session::Open {
+                params: params.clone(),
+                snapshot_name: created.snapshot_name.clone(),
+            },
             Arc::clone(&tables),
             Arc::clone(&queue),
             Arc::clone(&context),
@@ -301,13 +315,6 @@ pub async fn run(
             }
         }
     }
-    coordinator
-        .batch_execute("COMMIT")
-        .await
-        .map_err(|error| SourceError::Query {
-            context: "snapshot commit failed".into(),
-            error,
-        })?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = emitted,

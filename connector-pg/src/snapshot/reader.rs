@@ -1,7 +1,7 @@
 //! A snapshot reader: one connection in the exported snapshot, taking chunks from the shared
 //! queue (in emission order) and streaming each chunk's rows, decoded, into its channel.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
@@ -20,33 +20,90 @@ use super::{
 use crate::connection::ConnectParams;
 use crate::error::{Result, SourceError};
 
+/// How long a helper reader waits for its table locks.
+pub(crate) const READER_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn is_lock_timeout(err: &SourceError) -> bool {
+    matches!(err, SourceError::Query { error, .. }
+        if error.as_db_error().is_some_and(|db| db.code().code() == "55P03"))
+}
+
 pub(crate) type WorkQueue = Mutex<VecDeque<(Chunk, mpsc::Sender<ChunkMessage>)>>;
 
-/// Reads chunks until the queue is empty; the transaction ends with the connection.
+/// Where a reader's session comes from.
+pub(crate) enum Session {
+    /// The coordinator's session, which already holds every table's lock.
+    Coordinator(tokio_postgres::Client),
+    /// A new session: it imports the snapshot and locks every table before taking work.
+    Open {
+        params: ConnectParams,
+        snapshot_name: String,
+    },
+}
+
+/// Reads chunks until the queue is empty; the transaction ends with the reader.
+///
+/// Why a helper reader locks every table up front, with a timeout, before taking any chunk: a
+/// lock request waits behind any *queued* conflicting request. Once a VACUUM FULL waits for the
+/// coordinator's ACCESS SHARE lock, a reader's first access to that table would wait behind the
+/// VACUUM FULL, which waits for the coordinator, which waits for the reader's chunk — a cycle
+/// PostgreSQL cannot see, since the coordinator is idle in its transaction. A lock the session
+/// already holds is re-granted at once, so a reader that holds all its locks never waits. A
+/// reader that cannot get them within [`READER_LOCK_TIMEOUT`] steps aside without taking work;
+/// the coordinator's session (reader 0), locked from the start, always makes progress.
 pub(crate) async fn run(
     id: usize,
-    params: ConnectParams,
-    snapshot_name: String,
+    session: Session,
     tables: Arc<Vec<TablePlan>>,
     queue: Arc<WorkQueue>,
     context: Arc<SnapshotContext>,
 ) -> Result<()> {
-    let client = open_snapshot_session(&params, &snapshot_name).await?;
-    let mut locked = HashSet::new();
+    let client = match session {
+        Session::Coordinator(client) => client,
+        Session::Open {
+            params,
+            snapshot_name,
+        } => {
+            let client = open_snapshot_session(&params, &snapshot_name).await?;
+            client
+                .batch_execute(&format!(
+                    "SET lock_timeout = {}",
+                    READER_LOCK_TIMEOUT.as_millis()
+                ))
+                .await
+                .map_err(|error| SourceError::Query {
+                    context: "cannot set lock_timeout".into(),
+                    error,
+                })?;
+            for table in tables.iter() {
+                if let Err(err) = lock_table(&client, &table.qualified).await {
+                    if is_lock_timeout(&err) {
+                        tracing::warn!(reader = id, table = %table.schema.qualified_name(), "snapshot reader could not lock the table in time (a conflicting lock is queued); this reader steps aside");
+                        return Ok(());
+                    }
+                    return Err(err);
+                }
+            }
+            client
+                .batch_execute("SET lock_timeout = 0")
+                .await
+                .map_err(|error| SourceError::Query {
+                    context: "cannot reset lock_timeout".into(),
+                    error,
+                })?;
+            client
+        }
+    };
     loop {
         let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
         let Some((chunk, sender)) = next else {
             break;
         };
         let table = &tables[chunk.table];
-        if locked.insert(chunk.table) {
-            lock_table(&client, &table.qualified).await?;
-        }
         read_chunk(&client, table, &chunk, &context, &sender).await?;
         tracing::debug!(reader = id, table = %table.schema.qualified_name(), chunk = chunk.index, "snapshot chunk read");
     }
-    // Read-only: ending the transaction only releases the locks this session took; the
-    // coordinator holds its own until every chunk is emitted.
+    // Every chunk is taken; those still being read are protected by their readers' own locks.
     client
         .batch_execute("COMMIT")
         .await
