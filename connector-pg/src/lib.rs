@@ -10,7 +10,7 @@
 //! envelopes (`converters`), or talk to Kafka (`sink-kafka`). Ordinary catalog queries and the
 //! snapshot's COPY use tokio-postgres; only the replication connection is hand-written.
 //!
-//! Not yet: TLS, chunked parallel resumable snapshots, streamed (in-progress) transactions,
+//! Not yet: TLS, resuming an interrupted snapshot (it restarts with a new slot), streamed (in-progress) transactions,
 //! schema-change history, heartbeats — see the project's issues.
 
 pub mod catalog;
