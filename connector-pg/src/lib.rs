@@ -10,8 +10,8 @@
 //! envelopes (`converters`), or talk to Kafka (`sink-kafka`). Ordinary catalog queries and the
 //! snapshot's COPY use tokio-postgres; only the replication connection is hand-written.
 //!
-//! Not yet: TLS, resuming an interrupted snapshot (it restarts with a new slot), streamed (in-progress) transactions,
-//! schema-change history, heartbeats — see the project's issues.
+//! Not yet: TLS, resuming an interrupted snapshot (it restarts from scratch with a new slot),
+//! streamed (in-progress) transactions, schema-change history, heartbeats — see the issues.
 
 pub mod catalog;
 pub mod connection;
