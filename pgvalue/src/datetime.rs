@@ -169,6 +169,40 @@ pub fn parse_timestamp(s: &str, with_tz: bool) -> Option<Result<i128, bool>> {
         - i128::from(offset) * 1_000_000))
 }
 
+/// Prints microseconds since 1970 (UTC) as PostgreSQL's `timestamp_out` / `timestamptz_out`
+/// do under `DateStyle=ISO` and `TimeZone=UTC`: `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing
+/// fraction zeros trimmed, `+00` for timestamptz, and ` BC` for years before 1 AD.
+pub fn format_timestamp(us: i128, with_tz: bool) -> String {
+    let day_us = i128::from(MICROS_PER_DAY);
+    let days = us.div_euclid(day_us) as i64;
+    let time = us.rem_euclid(day_us) as i64;
+    let (year, month, day) = civil_from_days(days);
+    let (shown_year, bc) = if year <= 0 {
+        (1 - year, true)
+    } else {
+        (year, false)
+    };
+    let (secs, fraction) = (time / 1_000_000, time % 1_000_000);
+    let mut out = format!(
+        "{shown_year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    if with_tz {
+        out.push_str("+00");
+    }
+    if bc {
+        out.push_str(" BC");
+    }
+    out
+}
+
 /// An interval in `IntervalStyle=postgres` form (`1 year 2 mons 3 days 04:05:06.789`,
 /// `-1 days -00:00:00.000001`, `00:00:00`) to (months, days, microseconds).
 pub fn parse_interval(s: &str) -> Option<(i32, i32, i64)> {
@@ -304,6 +338,23 @@ mod tests {
             )))
         );
         assert_eq!(parse_timestamp("2024-02-29", false), None);
+    }
+
+    #[test]
+    fn formats_timestamps_as_postgres_prints_them() {
+        for (text, tz) in [
+            ("294276-12-31 23:59:59.999", false),
+            ("294276-12-31 23:59:59.999999+00", true),
+            ("2024-02-29 13:14:15.12", false),
+            ("1970-01-01 00:00:00", false),
+            ("0044-03-15 12:00:00+00 BC", true),
+            ("4713-01-01 00:00:00 BC", false),
+        ] {
+            let Some(Ok(us)) = parse_timestamp(text, tz) else {
+                panic!("{text}")
+            };
+            assert_eq!(format_timestamp(us, tz), text);
+        }
     }
 
     #[test]

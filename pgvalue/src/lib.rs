@@ -10,7 +10,11 @@
 //! `IntervalStyle=postgres`, `TimeZone=UTC`, `extra_float_digits=1` (or higher),
 //! `bytea_output=hex`, and `lc_monetary=C` for `money`.
 //!
-//! What it does not do: the binary COPY / binary pgoutput formats (a later module), any I/O, and
+//! It also decodes the binary send form of the common types ([`decode_binary`], module
+//! `binary`) and the framing of `COPY … TO STDOUT (FORMAT binary)` ([`BinaryCopyReader`]), with
+//! the invariant that binary and text decoding of the same datum give the same [`Value`].
+//!
+//! What it does not do: any I/O, and
 //! any decision about how Debezium renders a value (that is `pgseam-converters`). Types without
 //! a typed [`Value`] variant (inet, cidr, macaddr, xml, point, hstore, enums, ranges, ...) are
 //! returned as [`Value::Text`] unchanged.
@@ -22,12 +26,16 @@
 //! PostgreSQL's last year, 294276 AD) stay [`Value::Text`]; [`datetime::parse_timestamp`]
 //! re-parses them as `i128`.
 
+mod binary;
 mod copy;
+mod copy_binary;
 pub mod datetime;
 
 use pgseam_model::{ColumnSchema, Numeric, Value};
 
+pub use binary::{binary_supported, decode_binary};
 pub use copy::{split_copy_text_row, unescape_copy_text_field};
+pub use copy_binary::{BinaryCopyError, BinaryCopyReader, BinaryCopyRow};
 
 /// Longest prefix of the offending text an error carries.
 const ERROR_TEXT_LIMIT: usize = 64;
@@ -40,6 +48,12 @@ pub enum ValueError {
         column: String,
         type_name: String,
         text: String,
+    },
+    #[error("column {column:?} of type {type_name}: malformed binary value: {reason}")]
+    InvalidBinary {
+        column: String,
+        type_name: String,
+        reason: String,
     },
     #[error("column {column:?} of type {type_name}: value is not valid UTF-8")]
     NotUtf8 { column: String, type_name: String },

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail};
+use pgseam_connector_pg::snapshot::ChunkStrategy;
 use pgseam_connector_pg::{
     ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig, SslMode, TlsSettings,
 };
@@ -178,9 +179,6 @@ pub(crate) fn pipeline_settings(
     ) {
         bail!("connector {name}: only org.apache.kafka.connect.storage.SimpleHeaderConverter is supported as header.converter yet");
     }
-    if connector.snapshot_max_threads > 1 {
-        tracing::warn!(connector = %name, threads = connector.snapshot_max_threads, "snapshot.max.threads > 1: this version reads the snapshot on one connection");
-    }
     let key_converter = connector.effective_key_converter(worker);
     let value_converter = connector.effective_value_converter(worker);
     if key_converter.decimal_format != value_converter.decimal_format {
@@ -220,6 +218,20 @@ pub(crate) fn pipeline_settings(
             }),
             snapshot: pgseam_connector_pg::SnapshotSettings {
                 max_threads: connector.snapshot_max_threads.max(1) as usize,
+                chunk_rows: connector.snapshot_chunk_rows,
+                chunk_strategy: match connector.snapshot_chunk_strategy {
+                    config::SnapshotChunkStrategy::Auto => ChunkStrategy::Auto,
+                    config::SnapshotChunkStrategy::Ctid => ChunkStrategy::Ctid,
+                    config::SnapshotChunkStrategy::Key => ChunkStrategy::Key,
+                    config::SnapshotChunkStrategy::Whole => ChunkStrategy::Whole,
+                },
+                select_overrides: connector.snapshot_select_overrides.clone(),
+                include: connector.snapshot_include.clone().map(|patterns| {
+                    Arc::new(move |schema: &str, table: &str| {
+                        let name = format!("{schema}.{table}");
+                        patterns.iter().any(|p| p.is_match(&name))
+                    }) as pgseam_connector_pg::snapshot::SnapshotTableFilter
+                }),
             },
         },
         converter: JsonConverterConfig {

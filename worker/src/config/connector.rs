@@ -60,6 +60,11 @@ pub const DEFAULT_DATABASE_QUERY_TIMEOUT: Duration = Duration::from_millis(600_0
 /// Debezium's `heartbeat.topics.prefix` default: heartbeats go to
 /// `__debezium-heartbeat.<topic.prefix>`.
 pub const DEFAULT_HEARTBEAT_TOPICS_PREFIX: &str = "__debezium-heartbeat";
+/// `snapshot.chunk.rows` (pgseam) default: rows per snapshot chunk (see connector-pg's
+/// `snapshot::DEFAULT_CHUNK_ROWS`).
+pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 100_000;
+/// Prefix of Debezium's per-table `snapshot.select.statement.overrides.<schema>.<table>` keys.
+const SELECT_OVERRIDE_PREFIX: &str = "snapshot.select.statement.overrides.";
 /// Debezium's `heartbeat.interval.ms` default: 0, no heartbeats.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 0;
 /// Debezium's `max.batch.size` default: events handed to Kafka Connect per poll.
@@ -129,6 +134,10 @@ const SUPPORTED_KEYS: &[&str] = &[
     "slot.drop.on.stop",
     "snapshot.max.threads",
     "snapshot.fetch.size",
+    "snapshot.chunk.rows",
+    "snapshot.chunk.strategy",
+    "snapshot.select.statement.overrides",
+    "snapshot.include.collection.list",
     "heartbeat.interval.ms",
     "heartbeat.action.query",
     "heartbeat.topics.prefix",
@@ -188,6 +197,19 @@ const UNSUPPORTED_SNAPSHOT_MODES: [&str; 6] = [
     "custom",
     "recovery",
 ];
+
+/// How snapshot tables are split into chunks (`snapshot.chunk.strategy`, pgseam).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotChunkStrategy {
+    /// `auto` (default): ctid block ranges on PostgreSQL ≥ 14, primary-key ranges before.
+    Auto,
+    /// `ctid`: block ranges (TID Range Scan).
+    Ctid,
+    /// `key`: primary-key ranges (tables without a primary key are one chunk).
+    Key,
+    /// `whole`: one chunk per table.
+    Whole,
+}
 
 /// Whether and how the publication is created (`publication.autocreate.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +404,16 @@ pub struct ConnectorConfig {
     pub snapshot_max_threads: u32,
     /// `snapshot.fetch.size`.
     pub snapshot_fetch_size: u32,
+    /// `snapshot.chunk.rows` (pgseam): target rows per snapshot chunk.
+    pub snapshot_chunk_rows: u64,
+    /// `snapshot.chunk.strategy` (pgseam).
+    pub snapshot_chunk_strategy: SnapshotChunkStrategy,
+    /// `snapshot.select.statement.overrides` with each listed table's
+    /// `snapshot.select.statement.overrides.<schema>.<table>` statement, by `schema.table`.
+    pub snapshot_select_overrides: std::collections::BTreeMap<String, String>,
+    /// `snapshot.include.collection.list`, compiled (`schema.table` regexes, anchored,
+    /// case-insensitive); `None` snapshots every captured table.
+    pub snapshot_include: Option<Vec<Regex>>,
     /// `heartbeat.interval.ms`; `None` when 0 (no heartbeats).
     pub heartbeat_interval: Option<Duration>,
     /// `heartbeat.action.query`: run on every heartbeat (only with heartbeats on).
@@ -612,6 +644,42 @@ impl ConnectorConfig {
             1,
             i32::MAX as u32,
         );
+        let snapshot_chunk_rows = s.int(
+            "snapshot.chunk.rows",
+            DEFAULT_SNAPSHOT_CHUNK_ROWS,
+            1,
+            i64::MAX as u64,
+        );
+        let snapshot_chunk_strategy = s.choice(
+            "snapshot.chunk.strategy",
+            SnapshotChunkStrategy::Auto,
+            &[
+                ("auto", SnapshotChunkStrategy::Auto),
+                ("ctid", SnapshotChunkStrategy::Ctid),
+                ("key", SnapshotChunkStrategy::Key),
+                ("whole", SnapshotChunkStrategy::Whole),
+            ],
+        );
+        let snapshot_select_overrides = take_select_overrides(&mut s);
+        let snapshot_include = match s
+            .take("snapshot.include.collection.list")
+            .filter(|e| !e.value.trim().is_empty())
+        {
+            None => None,
+            Some(entry) => match compile_regex_list(&entry.value) {
+                Ok(patterns) => Some(patterns),
+                Err(bad) => {
+                    s.invalid(
+                        &entry,
+                        format!(
+                            "comma-separated regular expressions, but `{}` is invalid: {} (pgseam uses Rust regex syntax: no look-around or back-references)",
+                            bad.pattern, bad.reason
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let heartbeat_ms = s.int(
             "heartbeat.interval.ms",
             DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -751,6 +819,10 @@ impl ConnectorConfig {
             slot_drop_on_stop,
             snapshot_max_threads,
             snapshot_fetch_size,
+            snapshot_chunk_rows,
+            snapshot_chunk_strategy,
+            snapshot_select_overrides,
+            snapshot_include,
             heartbeat_interval,
             heartbeat_action_query,
             heartbeat_topics_prefix,
@@ -766,6 +838,49 @@ impl ConnectorConfig {
             original,
         })
     }
+}
+
+/// Debezium's `snapshot.select.statement.overrides`: a comma-separated list of `schema.table`,
+/// each with its statement in `snapshot.select.statement.overrides.<schema>.<table>`. A listed
+/// table without a statement, or a statement for an unlisted table, is an error.
+fn take_select_overrides(s: &mut Settings) -> std::collections::BTreeMap<String, String> {
+    let list = s.take("snapshot.select.statement.overrides");
+    let statements = s.take_prefixed(SELECT_OVERRIDE_PREFIX);
+    let mut overrides = std::collections::BTreeMap::new();
+    let listed: Vec<String> = list
+        .as_ref()
+        .map(|e| {
+            e.value
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    for statement in statements {
+        let table = statement.key[SELECT_OVERRIDE_PREFIX.len()..].to_owned();
+        if !listed.contains(&table) {
+            s.invalid(
+                &statement,
+                format!("a statement for a table listed in `snapshot.select.statement.overrides`, but `{table}` is not listed there"),
+            );
+        } else if statement.value.trim().is_empty() {
+            s.invalid(&statement, "a SELECT statement");
+        } else {
+            overrides.insert(table, statement.value.trim().to_owned());
+        }
+    }
+    if let Some(entry) = &list {
+        for table in &listed {
+            if !overrides.contains_key(table) {
+                s.invalid(
+                    entry,
+                    format!("tables that each have a `{SELECT_OVERRIDE_PREFIX}{table}` statement, but `{table}` has none"),
+                );
+            }
+        }
+    }
+    overrides
 }
 
 fn millis(d: Duration) -> u64 {

@@ -35,7 +35,9 @@
 //!    `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
 //!    `include.unknown.datatypes`, `tombstones.on.delete`, `skipped.operations`,
 //!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
-//!    `snapshot.fetch.size`, `heartbeat.interval.ms`, `heartbeat.action.query`,
+//!    `snapshot.fetch.size`, `snapshot.select.statement.overrides` (with its per-table
+//!    `snapshot.select.statement.overrides.<schema>.<table>` keys),
+//!    `snapshot.include.collection.list`, `heartbeat.interval.ms`, `heartbeat.action.query`,
 //!    `heartbeat.topics.prefix`, `max.batch.size`, `max.queue.size`,
 //!    `poll.interval.ms`. Invalid values are errors naming key, value and the accepted values.
 //! 2. **Debezium properties pgseam does not implement yet** (every other key of Debezium's
@@ -72,6 +74,12 @@
 //!    saying which file they belong in.
 //! 5. **Anything else** — an error naming the key and the closest known key: "unknown connector
 //!    property `databse.hostname` (did you mean `database.hostname`?)".
+//!
+//! pgseam's own connector keys (no Debezium equivalent), validated the same way:
+//! - `snapshot.chunk.rows` (default 100000): target rows per snapshot chunk, the unit the
+//!   `snapshot.max.threads` readers share out.
+//! - `snapshot.chunk.strategy` (`auto` default, `ctid`, `key`, `whole`): how tables are split;
+//!   `auto` is ctid block ranges on PostgreSQL ≥ 14 and primary-key ranges before.
 //!
 //! Choices where Debezium and pgseam differ on purpose:
 //! - `plugin.name`: Debezium defaults to `decoderbufs`, a server extension pgseam does not
@@ -122,16 +130,17 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, HstoreHandlingMode,
-    IntervalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations, SnapshotMode,
-    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
-    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
-    DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
-    DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_PUBLICATION_NAME,
-    DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS, DEFAULT_SLOT_DROP_ON_STOP,
-    DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME, DEFAULT_SLOT_RETRY_DELAY,
-    DEFAULT_SNAPSHOT_FETCH_SIZE, DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL,
-    DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE,
-    MAX_MONEY_FRACTION_DIGITS, POSTGRES_CONNECTOR_CLASS,
+    IntervalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations,
+    SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode, DEFAULT_DATABASE_PORT,
+    DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS,
+    DEFAULT_HEARTBEAT_TOPICS_PREFIX, DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL,
+    DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS,
+    DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME,
+    DEFAULT_SLOT_RETRY_DELAY, DEFAULT_SNAPSHOT_CHUNK_ROWS, DEFAULT_SNAPSHOT_FETCH_SIZE,
+    DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL, DEFAULT_TABLE_IGNORE_BUILTIN,
+    DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE, MAX_MONEY_FRACTION_DIGITS,
+    POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
     ConverterKind, ConverterSettings, DecimalFormat, HeaderConverter, DEFAULT_DECIMAL_FORMAT,

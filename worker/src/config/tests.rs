@@ -840,3 +840,47 @@ fn heartbeat_keys() {
     let e = one_error(&[("heartbeat.topics.prefix", "bad prefix")]);
     assert!(e.contains("`heartbeat.topics.prefix`"), "{e}");
 }
+
+#[test]
+fn snapshot_engine_keys() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.snapshot_chunk_rows, DEFAULT_SNAPSHOT_CHUNK_ROWS);
+    assert_eq!(c.snapshot_chunk_strategy, SnapshotChunkStrategy::Auto);
+    assert!(c.snapshot_select_overrides.is_empty() && c.snapshot_include.is_none());
+    let c = config(&[
+        ("snapshot.chunk.rows", "5000"),
+        ("snapshot.chunk.strategy", "KEY"),
+        ("snapshot.select.statement.overrides", "public.orders, s.t"),
+        (
+            "snapshot.select.statement.overrides.public.orders",
+            "SELECT * FROM public.orders WHERE id > 10",
+        ),
+        (
+            "snapshot.select.statement.overrides.s.t",
+            "SELECT * FROM s.t",
+        ),
+        ("snapshot.include.collection.list", "public\\.ord.*"),
+    ])
+    .unwrap();
+    assert_eq!(c.snapshot_chunk_rows, 5000);
+    assert_eq!(c.snapshot_chunk_strategy, SnapshotChunkStrategy::Key);
+    assert_eq!(
+        c.snapshot_select_overrides
+            .get("public.orders")
+            .map(String::as_str),
+        Some("SELECT * FROM public.orders WHERE id > 10")
+    );
+    assert_eq!(c.snapshot_select_overrides.len(), 2);
+    let include = c.snapshot_include.unwrap();
+    assert!(include.iter().any(|r| r.is_match("PUBLIC.orders")));
+    assert!(!include.iter().any(|r| r.is_match("other.orders")));
+    let e = one_error(&[("snapshot.select.statement.overrides", "public.orders")]);
+    assert!(
+        e.contains("snapshot.select.statement.overrides.public.orders"),
+        "{e}"
+    );
+    let e = one_error(&[("snapshot.select.statement.overrides.public.x", "SELECT 1")]);
+    assert!(e.contains("not listed"), "{e}");
+    let e = one_error(&[("snapshot.chunk.strategy", "random")]);
+    assert!(e.contains("snapshot.chunk.strategy"), "{e}");
+}

@@ -1,0 +1,210 @@
+//! The single emitter: drains the chunks' channels in emission order, assigns Debezium's
+//! snapshot markers, sends the events on, and logs progress.
+
+use std::time::Instant;
+
+use pgseam_model::{ChangeEvent, Position, SnapshotMarker};
+use tokio::sync::mpsc;
+
+use super::plan::TablePlan;
+use super::{ChunkMessage, PROGRESS_INTERVAL};
+use crate::error::{Result, SourceError};
+use crate::source::SourceMessage;
+
+/// Debezium's markers: `last` on the very last row, `first` on the first, then
+/// `last_in_data_collection` / `first_in_data_collection` at table edges, `true` elsewhere.
+/// A table of one row gets `last_in_data_collection`.
+pub(crate) fn marker(
+    first_overall: bool,
+    first_in_table: bool,
+    last_in_table: bool,
+    last_overall: bool,
+) -> SnapshotMarker {
+    if last_overall {
+        SnapshotMarker::Last
+    } else if first_overall {
+        SnapshotMarker::First
+    } else if last_in_table {
+        SnapshotMarker::LastInDataCollection
+    } else if first_in_table {
+        SnapshotMarker::FirstInDataCollection
+    } else {
+        SnapshotMarker::True
+    }
+}
+
+/// One event held back until the next one shows whether it ends its table.
+struct Pending {
+    event: ChangeEvent,
+    table: usize,
+    first_overall: bool,
+    first_in_table: bool,
+}
+
+struct Emitter<'a> {
+    out: &'a mpsc::Sender<SourceMessage>,
+    pending: Option<Pending>,
+    emitted: u64,
+}
+
+impl Emitter<'_> {
+    async fn push(&mut self, event: ChangeEvent, table: usize, first_in_table: bool) -> Result<()> {
+        let first_overall = self.pending.is_none() && self.emitted == 0;
+        if let Some(previous) = self.pending.take() {
+            let ends_table = previous.table != table;
+            self.send(previous, ends_table, false).await?;
+        }
+        self.pending = Some(Pending {
+            event,
+            table,
+            first_overall,
+            first_in_table,
+        });
+        Ok(())
+    }
+
+    async fn send(&mut self, p: Pending, last_in_table: bool, last_overall: bool) -> Result<()> {
+        let mut event = p.event;
+        event.source.snapshot = marker(
+            p.first_overall,
+            p.first_in_table,
+            last_in_table,
+            last_overall,
+        );
+        if let Position::Snapshot { last, .. } = &mut event.position {
+            *last = last_overall;
+        }
+        self.out
+            .send(SourceMessage::Event(event))
+            .await
+            .map_err(|_| SourceError::ConsumerGone)?;
+        self.emitted += 1;
+        Ok(())
+    }
+}
+
+/// Per-table progress.
+struct Progress {
+    rows: u64,
+    bytes: u64,
+    started: Instant,
+}
+
+/// Emits every chunk in order; returns the number of events. A channel that closes before its
+/// chunk's `Done` means the reader failed: the caller reports the reader's error.
+pub(crate) async fn emit(
+    tables: &[TablePlan],
+    receivers: Vec<(usize, mpsc::Receiver<ChunkMessage>)>,
+    out: &mpsc::Sender<SourceMessage>,
+) -> Result<u64> {
+    let mut emitter = Emitter {
+        out,
+        pending: None,
+        emitted: 0,
+    };
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let mut current_table = usize::MAX;
+    let mut progress = Progress {
+        rows: 0,
+        bytes: 0,
+        started,
+    };
+    let mut chunks_done = 0usize;
+    for (table, mut receiver) in receivers {
+        if table != current_table {
+            if current_table != usize::MAX {
+                log_table_done(&tables[current_table], &progress);
+            }
+            current_table = table;
+            progress = Progress {
+                rows: 0,
+                bytes: 0,
+                started: Instant::now(),
+            };
+        }
+        loop {
+            match receiver.recv().await {
+                Some(ChunkMessage::Rows { events, bytes }) => {
+                    progress.bytes += bytes;
+                    for event in events {
+                        let first_in_table = progress.rows == 0;
+                        progress.rows += 1;
+                        emitter.push(event, table, first_in_table).await?;
+                    }
+                    if last_log.elapsed() >= PROGRESS_INTERVAL {
+                        last_log = Instant::now();
+                        log_progress(&tables[table], &progress, emitter.emitted, started);
+                    }
+                }
+                Some(ChunkMessage::Done) => break,
+                None => {
+                    return Err(SourceError::Protocol(format!(
+                        "snapshot reader of {} stopped before the end of a chunk",
+                        tables[table].schema.qualified_name()
+                    )))
+                }
+            }
+        }
+        chunks_done += 1;
+        tracing::trace!(chunks_done, "snapshot chunk emitted");
+    }
+    if current_table != usize::MAX {
+        log_table_done(&tables[current_table], &progress);
+    }
+    if let Some(last) = emitter.pending.take() {
+        emitter.send(last, true, true).await?;
+    }
+    Ok(emitter.emitted)
+}
+
+fn log_progress(table: &TablePlan, p: &Progress, total_rows: u64, started: Instant) {
+    let seconds = p.started.elapsed().as_secs_f64().max(1e-3);
+    let rate = p.rows as f64 / seconds;
+    let remaining = table.estimated_rows.saturating_sub(p.rows);
+    let eta_seconds = if rate > 0.0 {
+        (remaining as f64 / rate) as u64
+    } else {
+        0
+    };
+    tracing::info!(
+        table = %table.schema.qualified_name(),
+        rows = p.rows,
+        bytes = p.bytes,
+        estimated_rows = table.estimated_rows,
+        rows_per_second = rate as u64,
+        mb_per_second = format_args!("{:.1}", p.bytes as f64 / seconds / 1e6),
+        eta_seconds,
+        snapshot_rows = total_rows,
+        snapshot_seconds = started.elapsed().as_secs(),
+        "snapshot progress"
+    );
+}
+
+fn log_table_done(table: &TablePlan, p: &Progress) {
+    let seconds = p.started.elapsed().as_secs_f64();
+    tracing::info!(
+        table = %table.schema.qualified_name(),
+        rows = p.rows,
+        bytes = p.bytes,
+        chunks = table.chunks,
+        seconds = format_args!("{seconds:.1}"),
+        rows_per_second = (p.rows as f64 / seconds.max(1e-3)) as u64,
+        "snapshot of table done"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_follow_debezium() {
+        use SnapshotMarker::*;
+        assert_eq!(marker(true, true, false, false), First);
+        assert_eq!(marker(false, true, false, false), FirstInDataCollection);
+        assert_eq!(marker(false, true, true, false), LastInDataCollection);
+        assert_eq!(marker(false, false, false, false), True);
+        assert_eq!(marker(true, true, true, true), Last);
+    }
+}

@@ -1,0 +1,333 @@
+//! The initial snapshot: every captured row, read under the slot's exported snapshot by
+//! parallel readers in chunks, emitted in one deterministic order.
+//!
+//! ```text
+//!  replication conn R: CREATE_REPLICATION_SLOT … (SNAPSHOT 'export') → (C, S)   … stays idle …
+//!
+//!  coordinator:  BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT 'S';
+//!                LOCK TABLE ONLY t IN ACCESS SHARE MODE   (every table, held to the end)
+//!                read schemas, plan chunks ───────────────┐
+//!                                                         ▼  work queue, in emission order
+//!  reader 0:     the coordinator's session;  readers 1..N-1: same BEGIN + SET TRANSACTION
+//!                SNAPSHOT + LOCK of every table (with a timeout, see `reader`); then per chunk
+//!                COPY (SELECT cols FROM ONLY t WHERE <range>) TO STDOUT (FORMAT binary)
+//!                decode → batches of op "r" events ──► one bounded channel per chunk
+//!                                                         │
+//!  emitter:      chunk 0 of table 0, chunk 1 of table 0, …, chunk 0 of table 1, …
+//!                assigns the markers, sends to the source's event channel
+//!  readers:      COMMIT when the queue is empty (locks released once every chunk is read)
+//!  R:            START_REPLICATION … C   (after every snapshot event is sent)
+//! ```
+//!
+//! # Consistency
+//!
+//! Every session imports S, so every chunk sees exactly the transactions committed before C,
+//! and the stream from C holds every later one. All snapshot rows are emitted before streaming
+//! starts, so per key the snapshot row precedes that key's changes. The ACCESS SHARE locks
+//! (taken by the coordinator before planning, and by each other reader before its first chunk;
+//! each reader holds them until no chunk is left to take) keep VACUUM FULL, CLUSTER, TRUNCATE and rewriting ALTERs — which move rows
+//! without a logical event and would break ctid ranges — out until the snapshot is done, while
+//! INSERT, UPDATE, DELETE and plain VACUUM go on.
+//!
+//! # Order and markers
+//!
+//! Readers take chunks from one queue in emission order (table by table, chunks in range
+//! order) and the single emitter drains the chunks' channels in that same order, so the
+//! events of the whole snapshot come out in a fixed order whatever the timing: the first is
+//! `first`, the very last `last`, each table's first and last `first_in_data_collection` /
+//! `last_in_data_collection` (a one-row table's only row is `last_in_data_collection`), the rest
+//! `true`. The emitter holds back one event to know whether it ends its table.
+//!
+//! # Memory bound
+//!
+//! The coordinator's session is reader 0 (see `reader` for why it must be).
+//!
+//! Each chunk has its own channel of [`CHUNK_CHANNEL_BATCHES`] batches; a batch holds at most
+//! [`BATCH_MAX_ROWS`] rows or about [`BATCH_MAX_BYTES`] bytes of COPY data (a single larger row
+//! is one batch). A reader blocks when its chunk's channel is full, so at most
+//! `max_threads × (CHUNK_CHANNEL_BATCHES + 1)` batches are in flight — about
+//! `max_threads × 5 MiB` of COPY data, the decoded events somewhat more — plus what the
+//! source's own event channel holds. This cannot deadlock: chunks are handed out in emission
+//! order, so the chunk the emitter waits for is always held by a reader that is not blocked on
+//! a later one, or is next in the queue for a free reader.
+//!
+//! # Decoding
+//!
+//! Columns whose type pgvalue decodes in binary (see `pgseam_pgvalue::binary_supported`, and
+//! `pg_type.typsend` must exist) are read in binary; any other column is converted by its type's
+//! output function in the SELECT (`textin(<typoutput>(col))`, which is exactly the text pgoutput
+//! sends — `col::text` is not, e.g. for `inet` or `bool`) and decoded by the text decoder. The
+//! binary decoder is tested to give the same values as the text decoder for every type.
+//!
+//! # Chunks
+//!
+//! See [`plan`]: ctid block ranges (TID Range Scan, PostgreSQL ≥ 14) by default, primary-key
+//! ranges as the alternative, a `snapshot.select.statement.overrides` statement as one chunk.
+//!
+//! Not here yet: resuming an interrupted snapshot. A crash mid-snapshot restarts it from
+//! scratch with a new slot (the source's behaviour when no snapshot-complete offset exists).
+
+mod emitter;
+pub mod plan;
+mod reader;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use pgseam_model::{ChangeEvent, Lsn};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::catalog::{load_table_schema, quote_identifier, quote_literal, TableIdentity};
+use crate::connection::{connect_query_session, ConnectParams};
+use crate::error::{Result, SourceError};
+use crate::slot::CreatedSlot;
+use crate::source::SourceMessage;
+
+pub use plan::ChunkStrategy;
+
+/// Batches buffered per chunk between its reader and the emitter.
+pub const CHUNK_CHANNEL_BATCHES: usize = 4;
+/// Most rows in one batch (fewer channel operations per row without holding much).
+pub const BATCH_MAX_ROWS: usize = 2048;
+/// A batch is closed once its rows' COPY bytes reach this.
+pub const BATCH_MAX_BYTES: usize = 1 << 20;
+/// `snapshot.chunk.rows` default: rows per chunk. Large enough that per-chunk overhead (a COPY
+/// statement, a channel) is negligible, small enough that 1M rows give every reader work.
+pub const DEFAULT_CHUNK_ROWS: u64 = 100_000;
+/// How often progress is logged.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Decides whether a table (schema, table) is snapshotted (`snapshot.include.collection.list`).
+pub type SnapshotTableFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// How the snapshot is read (Debezium's `snapshot.*` settings this engine honours, and
+/// pgseam's extensions).
+#[derive(Clone)]
+pub struct SnapshotSettings {
+    /// `snapshot.max.threads`: reader connections.
+    pub max_threads: usize,
+    /// `snapshot.chunk.rows` (pgseam): target rows per chunk.
+    pub chunk_rows: u64,
+    /// `snapshot.chunk.strategy` (pgseam): how tables are split.
+    pub chunk_strategy: ChunkStrategy,
+    /// `snapshot.select.statement.overrides`: `schema.table` → the SELECT that replaces
+    /// `SELECT * FROM schema.table`; read as one chunk.
+    pub select_overrides: BTreeMap<String, String>,
+    /// `snapshot.include.collection.list`: `None` snapshots every captured table.
+    pub include: Option<SnapshotTableFilter>,
+}
+
+impl std::fmt::Debug for SnapshotSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSettings")
+            .field("max_threads", &self.max_threads)
+            .field("chunk_rows", &self.chunk_rows)
+            .field("chunk_strategy", &self.chunk_strategy)
+            .field("select_overrides", &self.select_overrides.keys())
+            .field("include", &self.include.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        SnapshotSettings {
+            max_threads: 1,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            chunk_strategy: ChunkStrategy::Auto,
+            select_overrides: BTreeMap::new(),
+            include: None,
+        }
+    }
+}
+
+/// Facts every snapshot row's `source` block carries.
+#[derive(Clone, Debug)]
+pub(crate) struct SnapshotContext {
+    pub(crate) database: String,
+    pub(crate) consistent_point: Lsn,
+    pub(crate) started_at_us: i64,
+    /// `pg_snapshot_xmax` of the exported snapshot (Debezium's snapshot `txId`).
+    pub(crate) tx_id: Option<i64>,
+}
+
+/// What a reader sends for one chunk.
+pub(crate) enum ChunkMessage {
+    Rows {
+        events: Vec<ChangeEvent>,
+        bytes: u64,
+    },
+    /// The chunk is complete (its COPY ended without error).
+    Done,
+}
+
+/// Session settings of the coordinator and readers: a snapshot can take hours, and waits for
+/// the lock (behind e.g. a running VACUUM FULL) must not fail it.
+pub(crate) const SESSION_TIMEOUTS: &str =
+    "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0";
+
+/// Opens a session that imports the exported snapshot `name`.
+pub(crate) async fn open_snapshot_session(
+    params: &ConnectParams,
+    name: &str,
+) -> Result<tokio_postgres::Client> {
+    let client = connect_query_session(params).await?;
+    client
+        .batch_execute(&format!(
+            "{SESSION_TIMEOUTS}; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(name)
+        ))
+        .await
+        .map_err(|error| SourceError::Query {
+            context: format!("cannot import the slot's exported snapshot {name}"),
+            error,
+        })?;
+    Ok(client)
+}
+
+/// `LOCK TABLE ONLY t IN ACCESS SHARE MODE` inside the open transaction.
+pub(crate) async fn lock_table(client: &tokio_postgres::Client, qualified: &str) -> Result<()> {
+    client
+        .batch_execute(&format!("LOCK TABLE ONLY {qualified} IN ACCESS SHARE MODE"))
+        .await
+        .map_err(|error| SourceError::Query {
+            context: format!("cannot lock {qualified} in ACCESS SHARE mode"),
+            error,
+        })
+}
+
+pub(crate) fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_identifier(schema), quote_identifier(table))
+}
+
+/// Reads every captured table (those `snapshot.include.collection.list` selects) under the
+/// slot's exported snapshot and sends the rows as `op = "r"` events. Returns the number of rows.
+pub async fn run(
+    params: &ConnectParams,
+    settings: &SnapshotSettings,
+    captured: &[TableIdentity],
+    created: &CreatedSlot,
+    events: &mpsc::Sender<SourceMessage>,
+) -> Result<u64> {
+    let started = std::time::Instant::now();
+    let coordinator = open_snapshot_session(params, &created.snapshot_name).await?;
+    let selected: Vec<&TableIdentity> = captured
+        .iter()
+        .filter(|t| {
+            settings
+                .include
+                .as_ref()
+                .is_none_or(|f| f(&t.schema, &t.table))
+        })
+        .collect();
+    for name in settings.select_overrides.keys() {
+        if !selected.iter().any(|t| &t.qualified_name() == name) {
+            tracing::warn!(table = %name, "snapshot.select.statement.overrides names a table that is not snapshotted; ignored");
+        }
+    }
+    for table in &selected {
+        lock_table(&coordinator, &qualified(&table.schema, &table.table)).await?;
+    }
+    let mut schemas = Vec::with_capacity(selected.len());
+    for table in &selected {
+        schemas.push(load_table_schema(&coordinator, table.oid).await?);
+    }
+    let tx_id: Option<i64> = coordinator
+        .query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+            &[],
+        )
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "cannot read the snapshot's xmax".into(),
+            error,
+        })?
+        .get(0);
+    let context = Arc::new(SnapshotContext {
+        database: params.dbname.clone(),
+        consistent_point: created.consistent_point,
+        started_at_us: now_us(),
+        tx_id,
+    });
+    let plan = plan::plan(&coordinator, &schemas, settings).await?;
+    let chunk_count = plan.chunks.len();
+    tracing::info!(
+        tables = plan.tables.len(),
+        chunks = chunk_count,
+        readers = settings.max_threads,
+        snapshot = %created.snapshot_name,
+        "snapshot started"
+    );
+
+    // One bounded channel per chunk; readers take (chunk, sender) in emission order.
+    let mut receivers = Vec::with_capacity(chunk_count);
+    let mut queue = VecDeque::with_capacity(chunk_count);
+    for chunk in &plan.chunks {
+        let (tx, rx) = mpsc::channel(CHUNK_CHANNEL_BATCHES);
+        receivers.push((chunk.table, rx));
+        queue.push_back((chunk.clone(), tx));
+    }
+    let queue = Arc::new(Mutex::new(queue));
+    let tables = Arc::new(plan.tables);
+    let mut readers = JoinSet::new();
+    let reader_count = settings.max_threads.clamp(1, chunk_count.max(1));
+    readers.spawn(reader::run(
+        0,
+        reader::Session::Coordinator(coordinator),
+        Arc::clone(&tables),
+        Arc::clone(&queue),
+        Arc::clone(&context),
+    ));
+    for id in 1..reader_count {
+        readers.spawn(reader::run(
+            id,
+            reader::Session::Open {
+                params: params.clone(),
+                snapshot_name: created.snapshot_name.clone(),
+            },
+            Arc::clone(&tables),
+            Arc::clone(&queue),
+            Arc::clone(&context),
+        ));
+    }
+    let emitted = match emitter::emit(&tables, receivers, events).await {
+        Ok(rows) => rows,
+        Err(err) => {
+            // A chunk ended without `Done`: its reader failed; report the reader's error.
+            readers.abort_all();
+            let mut reader_error = None;
+            while let Some(result) = readers.join_next().await {
+                if let Ok(Err(e)) = result {
+                    reader_error.get_or_insert(e);
+                }
+            }
+            return Err(reader_error.unwrap_or(err));
+        }
+    };
+    while let Some(result) = readers.join_next().await {
+        match result {
+            Ok(result) => result?,
+            Err(join) => {
+                return Err(SourceError::Setup(format!(
+                    "snapshot reader task failed: {join}"
+                )))
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        rows = emitted,
+        seconds,
+        rows_per_second = (emitted as f64 / seconds.max(1e-9)) as u64,
+        "snapshot completed"
+    );
+    Ok(emitted)
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

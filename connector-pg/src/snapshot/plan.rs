@@ -1,0 +1,363 @@
+//! Chunk planning: which COPY statements read a table, and how each column is read.
+//!
+//! Runs on the coordinator session, inside the exported snapshot, after the table's ACCESS
+//! SHARE lock is held (so the relation cannot be rewritten between planning and reading).
+//!
+//! Strategies (`snapshot.chunk.strategy`, a pgseam property):
+//! - **ctid** (`auto` on PostgreSQL ≥ 14): block ranges `ctid >= '(b,0)' AND ctid < '(e,0)'`,
+//!   read by a TID Range Scan that touches only those blocks. Planning costs one catalog read.
+//!   The block count is read after the lock, and the last chunk has no upper bound, so rows on
+//!   blocks added since (invisible to the snapshot anyway) cannot be missed. Sized by
+//!   `reltuples / relpages`; with no statistics, [`FALLBACK_ROWS_PER_BLOCK`].
+//! - **key**: primary-key ranges `(k) > (lo) AND (k) <= (hi)`, boundaries every `chunk_rows`-th
+//!   key in key order (one ordered scan of the key under the snapshot, so chunks are exact).
+//!   Slower to plan (measured in BENCHMARKS.md), but a key range means the same rows under any
+//!   snapshot, which a resumed snapshot will need. `auto` uses it before PostgreSQL 14, where
+//!   a ctid range would be a full scan per chunk. A table without a primary key is one chunk.
+//! - **whole**: one chunk per table.
+//!
+//! A table in `snapshot.select.statement.overrides` is always one chunk: its statement is
+//! wrapped as `SELECT <columns> FROM (<statement>) AS o`, so it must return the table's columns
+//! by name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pgseam_model::TableSchema;
+use tokio_postgres::Client;
+
+use super::{qualified, SnapshotSettings};
+use crate::catalog::{quote_identifier, quote_literal};
+use crate::error::{Result, SourceError};
+
+/// Rows per 8 kB block assumed for a table that was never vacuumed or analyzed.
+pub const FALLBACK_ROWS_PER_BLOCK: f64 = 60.0;
+/// First server version (`server_version_num`) with TID Range Scans.
+const TID_RANGE_SCAN_VERSION: i32 = 140_000;
+
+/// `snapshot.chunk.strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkStrategy {
+    /// ctid ranges on PostgreSQL ≥ 14, key ranges before.
+    Auto,
+    Ctid,
+    Key,
+    Whole,
+}
+
+/// How one column travels in the binary COPY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnRead {
+    /// The type's binary send form, decoded by `pgseam_pgvalue::decode_binary`.
+    Binary,
+    /// Converted to its text output form in the SELECT; decoded by the text decoder.
+    Text,
+}
+
+/// One table to read.
+#[derive(Debug)]
+pub struct TablePlan {
+    pub schema: Arc<TableSchema>,
+    /// `"schema"."table"`.
+    pub qualified: String,
+    pub columns: Vec<ColumnRead>,
+    /// Rows expected (statistics), for progress.
+    pub estimated_rows: u64,
+    pub chunks: usize,
+}
+
+/// One COPY statement.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// Index into [`Plan::tables`].
+    pub table: usize,
+    /// Position within its table.
+    pub index: usize,
+    pub copy: String,
+}
+
+/// All tables and their chunks, in emission order.
+#[derive(Debug)]
+pub struct Plan {
+    pub tables: Vec<TablePlan>,
+    pub chunks: Vec<Chunk>,
+}
+
+fn query_error(context: String) -> impl FnOnce(tokio_postgres::Error) -> SourceError {
+    move |error| SourceError::Query { context, error }
+}
+
+/// Plans every table (already locked) in order.
+pub async fn plan(
+    client: &Client,
+    schemas: &[Arc<TableSchema>],
+    settings: &SnapshotSettings,
+) -> Result<Plan> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(query_error("cannot read server_version_num".into()))?
+        .get(0);
+    let strategy = match settings.chunk_strategy {
+        ChunkStrategy::Auto if version >= TID_RANGE_SCAN_VERSION => ChunkStrategy::Ctid,
+        ChunkStrategy::Auto => ChunkStrategy::Key,
+        other => other,
+    };
+    let mut plan = Plan {
+        tables: Vec::new(),
+        chunks: Vec::new(),
+    };
+    for schema in schemas {
+        let table = plan.tables.len();
+        let name = qualified(&schema.schema, &schema.table);
+        let columns = column_reads(client, schema).await?;
+        let select_list = select_list(client, schema, &columns).await?;
+        let stats = client
+            .query_one(
+                "SELECT c.reltuples::float8, c.relpages::int8, \
+                        pg_relation_size(c.oid) / current_setting('block_size')::int8 \
+                 FROM pg_class c WHERE c.oid = $1",
+                &[&schema.relation_id],
+            )
+            .await
+            .map_err(query_error(format!("cannot read the size of {name}")))?;
+        let (reltuples, relpages, blocks): (f64, i64, i64) =
+            (stats.get(0), stats.get(1), stats.get(2));
+        let rows_per_block = if reltuples > 0.0 && relpages > 0 {
+            reltuples / relpages as f64
+        } else {
+            FALLBACK_ROWS_PER_BLOCK
+        };
+        let estimated_rows = if reltuples >= 0.0 {
+            reltuples as u64
+        } else {
+            (blocks as f64 * rows_per_block) as u64
+        };
+        let copy = |filter: &str| {
+            format!(
+                "COPY (SELECT {select_list} FROM ONLY {name}{filter}) TO STDOUT (FORMAT binary)"
+            )
+        };
+        let filters: Vec<String> =
+            if let Some(statement) = settings.select_overrides.get(&schema.qualified_name()) {
+                plan.chunks.push(Chunk {
+                    table,
+                    index: 0,
+                    copy: format!(
+                    "COPY (SELECT {select_list} FROM ({statement}) AS o) TO STDOUT (FORMAT binary)"
+                ),
+                });
+                Vec::new()
+            } else {
+                match strategy {
+                    ChunkStrategy::Ctid => {
+                        ctid_filters(blocks.max(0) as u64, rows_per_block, settings.chunk_rows)
+                    }
+                    ChunkStrategy::Key if !schema.key_columns.is_empty() => {
+                        key_filters(client, schema, &name, settings.chunk_rows).await?
+                    }
+                    _ => vec![String::new()],
+                }
+            };
+        for (index, filter) in filters.iter().enumerate() {
+            plan.chunks.push(Chunk {
+                table,
+                index,
+                copy: copy(filter),
+            });
+        }
+        let chunks = filters.len().max(1);
+        tracing::debug!(table = %schema.qualified_name(), chunks, estimated_rows, ?strategy, "snapshot table planned");
+        plan.tables.push(TablePlan {
+            schema: Arc::clone(schema),
+            qualified: name,
+            columns,
+            estimated_rows,
+            chunks,
+        });
+    }
+    Ok(plan)
+}
+
+/// ` WHERE ctid >= '(b,0)' AND ctid < '(e,0)'` per range of blocks; the last is open-ended.
+pub fn ctid_filters(blocks: u64, rows_per_block: f64, chunk_rows: u64) -> Vec<String> {
+    let per_chunk = ((chunk_rows as f64 / rows_per_block.max(1.0)).ceil() as u64).max(1);
+    if blocks <= per_chunk {
+        return vec![String::new()];
+    }
+    let mut filters = Vec::new();
+    let mut start = 0u64;
+    while start < blocks {
+        let end = start + per_chunk;
+        let lower = if start == 0 {
+            String::new()
+        } else {
+            format!("ctid >= '({start},0)'::tid")
+        };
+        let upper = if end >= blocks {
+            String::new()
+        } else {
+            format!("ctid < '({end},0)'::tid")
+        };
+        let parts: Vec<&str> = [lower.as_str(), upper.as_str()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        filters.push(format!(" WHERE {}", parts.join(" AND ")));
+        start = end;
+    }
+    filters
+}
+
+/// Primary-key range filters with a boundary every `chunk_rows` keys.
+async fn key_filters(
+    client: &Client,
+    schema: &TableSchema,
+    name: &str,
+    chunk_rows: u64,
+) -> Result<Vec<String>> {
+    let keys: Vec<&str> = schema
+        .key_columns
+        .iter()
+        .map(|&i| schema.columns[i].name.as_str())
+        .collect();
+    let quoted: Vec<String> = keys.iter().map(|k| quote_identifier(k)).collect();
+    let key_list = quoted.join(", ");
+    let as_text: Vec<String> = quoted.iter().map(|k| format!("{k}::text")).collect();
+    let types: Vec<String> = client
+        .query(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM unnest($2::text[]) WITH ORDINALITY k(name, ord) \
+             JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = k.name ORDER BY k.ord",
+            &[&schema.relation_id, &keys],
+        )
+        .await
+        .map_err(query_error(format!("cannot read the key types of {name}")))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let chunk_rows = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
+    let boundaries = client
+        .query(
+            &format!(
+                "SELECT {} FROM (SELECT {key_list}, row_number() OVER (ORDER BY {key_list}) AS pgseam_rn \
+                 FROM ONLY {name}) s WHERE pgseam_rn % $1 = 0 ORDER BY pgseam_rn",
+                as_text.join(", ")
+            ),
+            &[&chunk_rows],
+        )
+        .await
+        .map_err(query_error(format!("cannot plan key ranges of {name}")))?;
+    let tuple = |row: &tokio_postgres::Row| -> String {
+        let literals: Vec<String> = (0..keys.len())
+            .map(|i| {
+                format!(
+                    "{}::{}",
+                    quote_literal(&row.get::<_, String>(i)),
+                    types.get(i).map_or("text", String::as_str)
+                )
+            })
+            .collect();
+        format!("({})", literals.join(", "))
+    };
+    let key = format!("({key_list})");
+    let mut filters = Vec::new();
+    let mut lower: Option<String> = None;
+    for row in &boundaries {
+        let upper = tuple(row);
+        filters.push(match &lower {
+            None => format!(" WHERE {key} <= {upper}"),
+            Some(lower) => format!(" WHERE {key} > {lower} AND {key} <= {upper}"),
+        });
+        lower = Some(upper);
+    }
+    filters.push(match &lower {
+        None => String::new(),
+        Some(lower) => format!(" WHERE {key} > {lower}"),
+    });
+    Ok(filters)
+}
+
+/// Binary where pgvalue decodes the type's send form, text otherwise.
+async fn column_reads(client: &Client, schema: &TableSchema) -> Result<Vec<ColumnRead>> {
+    let oids: Vec<u32> = schema.columns.iter().map(|c| c.base_type_oid).collect();
+    let rows = client
+        .query(
+            "SELECT t.oid, t.typsend <> 0, \
+                    t.typtype = 'e' OR COALESCE(e.typtype = 'e', false) \
+             FROM pg_type t LEFT JOIN pg_type e ON t.typlen = -1 AND t.typelem <> 0 AND e.oid = t.typelem \
+             WHERE t.oid = ANY($1)",
+            &[&oids],
+        )
+        .await
+        .map_err(query_error(format!(
+            "cannot read the column types of {}",
+            schema.qualified_name()
+        )))?;
+    let info: HashMap<u32, (bool, bool)> = rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    Ok(schema
+        .columns
+        .iter()
+        .map(|c| match info.get(&c.base_type_oid) {
+            Some(&(has_send, is_enum))
+                if has_send && pgseam_pgvalue::binary_supported(&c.type_name, is_enum) =>
+            {
+                ColumnRead::Binary
+            }
+            _ => ColumnRead::Text,
+        })
+        .collect())
+}
+
+/// The SELECT list: binary columns as they are, text columns through their type's output
+/// function (what pgoutput sends; `::text` casts differ for e.g. `inet` and `bool`).
+async fn select_list(
+    client: &Client,
+    schema: &TableSchema,
+    reads: &[ColumnRead],
+) -> Result<String> {
+    let mut list = Vec::with_capacity(reads.len());
+    for (column, read) in schema.columns.iter().zip(reads) {
+        let name = quote_identifier(&column.name);
+        list.push(match read {
+            ColumnRead::Binary => name,
+            ColumnRead::Text => {
+                let output: String = client
+                    .query_one(
+                        "SELECT typoutput::regproc::text FROM pg_type WHERE oid = $1",
+                        &[&column.base_type_oid],
+                    )
+                    .await
+                    .map_err(query_error(format!(
+                        "cannot read the output function of column {}",
+                        column.name
+                    )))?
+                    .get(0);
+                format!("textin({output}({name})) AS {name}")
+            }
+        });
+    }
+    Ok(list.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctid_ranges_cover_every_block_and_leave_the_last_open() {
+        assert_eq!(ctid_filters(0, 100.0, 1000), vec![String::new()]);
+        assert_eq!(ctid_filters(10, 100.0, 1000), vec![String::new()]);
+        let f = ctid_filters(25, 100.0, 1000);
+        assert_eq!(
+            f,
+            vec![
+                " WHERE ctid < '(10,0)'::tid",
+                " WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid",
+                " WHERE ctid >= '(20,0)'::tid",
+            ]
+        );
+    }
+}

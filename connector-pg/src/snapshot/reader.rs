@@ -1,0 +1,252 @@
+//! A snapshot reader: one connection in the exported snapshot, taking chunks from the shared
+//! queue (in emission order) and streaming each chunk's rows, decoded, into its channel.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Buf, BytesMut};
+use futures_util::StreamExt;
+use pgseam_model::{
+    ChangeEvent, Operation, Position, Row, SnapshotMarker, SourceInfo, TableSchema, Value,
+};
+use pgseam_pgvalue::{BinaryCopyReader, BinaryCopyRow};
+use tokio::sync::mpsc;
+
+use super::plan::{Chunk, ColumnRead, TablePlan};
+use super::{
+    lock_table, open_snapshot_session, ChunkMessage, SnapshotContext, BATCH_MAX_BYTES,
+    BATCH_MAX_ROWS,
+};
+use crate::connection::ConnectParams;
+use crate::error::{Result, SourceError};
+
+/// How long a helper reader waits for its table locks.
+pub(crate) const READER_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn is_lock_timeout(err: &SourceError) -> bool {
+    matches!(err, SourceError::Query { error, .. }
+        if error.as_db_error().is_some_and(|db| db.code().code() == "55P03"))
+}
+
+pub(crate) type WorkQueue = Mutex<VecDeque<(Chunk, mpsc::Sender<ChunkMessage>)>>;
+
+/// Where a reader's session comes from.
+pub(crate) enum Session {
+    /// The coordinator's session, which already holds every table's lock.
+    Coordinator(tokio_postgres::Client),
+    /// A new session: it imports the snapshot and locks every table before taking work.
+    Open {
+        params: ConnectParams,
+        snapshot_name: String,
+    },
+}
+
+/// Reads chunks until the queue is empty; the transaction ends with the reader.
+///
+/// Why a helper reader locks every table up front, with a timeout, before taking any chunk: a
+/// lock request waits behind any *queued* conflicting request. Once a VACUUM FULL waits for the
+/// coordinator's ACCESS SHARE lock, a reader's first access to that table would wait behind the
+/// VACUUM FULL, which waits for the coordinator, which waits for the reader's chunk — a cycle
+/// PostgreSQL cannot see, since the coordinator is idle in its transaction. A lock the session
+/// already holds is re-granted at once, so a reader that holds all its locks never waits. A
+/// reader that cannot get them within [`READER_LOCK_TIMEOUT`] steps aside without taking work;
+/// the coordinator's session (reader 0), locked from the start, always makes progress.
+pub(crate) async fn run(
+    id: usize,
+    session: Session,
+    tables: Arc<Vec<TablePlan>>,
+    queue: Arc<WorkQueue>,
+    context: Arc<SnapshotContext>,
+) -> Result<()> {
+    let client = match session {
+        Session::Coordinator(client) => client,
+        Session::Open {
+            params,
+            snapshot_name,
+        } => {
+            let client = open_snapshot_session(&params, &snapshot_name).await?;
+            client
+                .batch_execute(&format!(
+                    "SET lock_timeout = {}",
+                    READER_LOCK_TIMEOUT.as_millis()
+                ))
+                .await
+                .map_err(|error| SourceError::Query {
+                    context: "cannot set lock_timeout".into(),
+                    error,
+                })?;
+            for table in tables.iter() {
+                if let Err(err) = lock_table(&client, &table.qualified).await {
+                    if is_lock_timeout(&err) {
+                        tracing::warn!(reader = id, table = %table.schema.qualified_name(), "snapshot reader could not lock the table in time (a conflicting lock is queued); this reader steps aside");
+                        return Ok(());
+                    }
+                    return Err(err);
+                }
+            }
+            client
+                .batch_execute("SET lock_timeout = 0")
+                .await
+                .map_err(|error| SourceError::Query {
+                    context: "cannot reset lock_timeout".into(),
+                    error,
+                })?;
+            client
+        }
+    };
+    loop {
+        let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+        let Some((chunk, sender)) = next else {
+            break;
+        };
+        let table = &tables[chunk.table];
+        read_chunk(&client, table, &chunk, &context, &sender).await?;
+        tracing::debug!(reader = id, table = %table.schema.qualified_name(), chunk = chunk.index, "snapshot chunk read");
+    }
+    // Every chunk is taken; those still being read are protected by their readers' own locks.
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "snapshot reader commit failed".into(),
+            error,
+        })
+}
+
+async fn read_chunk(
+    client: &tokio_postgres::Client,
+    table: &TablePlan,
+    chunk: &Chunk,
+    context: &SnapshotContext,
+    sender: &mpsc::Sender<ChunkMessage>,
+) -> Result<()> {
+    let name = table.schema.qualified_name();
+    let stream = client
+        .copy_out(chunk.copy.as_str())
+        .await
+        .map_err(|error| SourceError::Query {
+            context: format!("cannot read chunk {} of {name}", chunk.index),
+            error,
+        })?;
+    futures_util::pin_mut!(stream);
+    let mut reader = BinaryCopyReader::new(table.columns.len());
+    let mut buffer = BytesMut::new();
+    let mut fields = Vec::with_capacity(table.columns.len());
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0usize;
+    let send = |events, bytes| async move {
+        sender
+            .send(ChunkMessage::Rows {
+                events,
+                bytes: bytes as u64,
+            })
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
+    };
+    loop {
+        match reader
+            .next_row(&buffer, &mut fields)
+            .map_err(|e| SourceError::Protocol(format!("{e} (table {name})")))?
+        {
+            BinaryCopyRow::Row { consumed } => {
+                let row = decode_row(&table.schema, &table.columns, &buffer, &fields)?;
+                batch.push(snapshot_event(&table.schema, row, context));
+                batch_bytes += consumed;
+                buffer.advance(consumed);
+                if batch.len() >= BATCH_MAX_ROWS || batch_bytes >= BATCH_MAX_BYTES {
+                    send(std::mem::take(&mut batch), batch_bytes).await?;
+                    batch_bytes = 0;
+                }
+            }
+            BinaryCopyRow::End { consumed } => {
+                buffer.advance(consumed);
+                // The stream must end right after the trailer.
+                while let Some(data) = stream.next().await {
+                    let data = data.map_err(|error| SourceError::Query {
+                        context: format!("reading {name} failed"),
+                        error,
+                    })?;
+                    if !data.is_empty() {
+                        return Err(SourceError::Protocol(format!(
+                            "COPY of {name} sent data after its trailer"
+                        )));
+                    }
+                }
+                break;
+            }
+            BinaryCopyRow::NeedMore => match stream.next().await {
+                Some(data) => {
+                    let data = data.map_err(|error| SourceError::Query {
+                        context: format!("reading {name} failed"),
+                        error,
+                    })?;
+                    buffer.extend_from_slice(&data);
+                }
+                None => {
+                    return Err(SourceError::Protocol(format!(
+                        "COPY of {name} ended without its trailer"
+                    )))
+                }
+            },
+        }
+    }
+    if !batch.is_empty() {
+        send(batch, batch_bytes).await?;
+    }
+    sender
+        .send(ChunkMessage::Done)
+        .await
+        .map_err(|_| SourceError::ConsumerGone)
+}
+
+fn decode_row(
+    table: &TableSchema,
+    reads: &[ColumnRead],
+    buffer: &[u8],
+    fields: &[Option<std::ops::Range<usize>>],
+) -> Result<Row> {
+    table
+        .columns
+        .iter()
+        .zip(reads)
+        .zip(fields)
+        .map(|((column, read), field)| {
+            let Some(range) = field else {
+                return Ok(Value::Null);
+            };
+            let bytes = &buffer[range.clone()];
+            match read {
+                ColumnRead::Binary => pgseam_pgvalue::decode_binary(column, bytes),
+                ColumnRead::Text => pgseam_pgvalue::decode_text_bytes(column, bytes),
+            }
+            .map_err(|err| SourceError::Value {
+                table: table.qualified_name(),
+                column: column.name.clone(),
+                message: err.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn snapshot_event(table: &Arc<TableSchema>, row: Row, context: &SnapshotContext) -> ChangeEvent {
+    ChangeEvent {
+        table: Arc::clone(table),
+        op: Operation::Read,
+        before: None,
+        after: Some(row),
+        source: SourceInfo {
+            ts_us: context.started_at_us,
+            snapshot: SnapshotMarker::True,
+            db: context.database.clone(),
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            tx_id: context.tx_id,
+            lsn: Some(context.consistent_point),
+            last_commit_lsn: None,
+        },
+        position: Position::Snapshot {
+            consistent_point: context.consistent_point,
+            last: false,
+        },
+    }
+}
