@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use pgoutput::message::{LogicalReplicationMessage, OldTuple, TupleData, TupleValue};
 use pgseam_model::{
-    ChangeEvent, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo, TableSchema, Value,
+    ChangeEvent, KeyChangeRow, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo,
+    TableSchema, Value,
 };
 
 use crate::error::{Result, SourceError};
@@ -141,6 +142,7 @@ impl StreamDecoder {
                 tx_id: i64::from(transaction.xid),
                 commit_ts_us: transaction.commit_ts_us,
             },
+            key_change: None,
         };
         if is_delete {
             out.push(event(Operation::Delete, old_row, None));
@@ -157,8 +159,14 @@ impl StreamDecoder {
                     !keys.is_empty() && keys.iter().any(|&k| old_row[k] != new_row[k])
                 });
                 if key_changed {
-                    out.push(event(Operation::Delete, Some(old_row), None));
-                    out.push(event(Operation::Create, None, new_row));
+                    // Debezium's headers name the other key: `__debezium.newkey` on the delete,
+                    // `__debezium.oldkey` on the create.
+                    let mut delete = event(Operation::Delete, Some(old_row.clone()), None);
+                    delete.key_change = new_row.clone().map(KeyChangeRow::NewKey);
+                    let mut create = event(Operation::Create, None, new_row);
+                    create.key_change = Some(KeyChangeRow::OldKey(old_row));
+                    out.push(delete);
+                    out.push(create);
                 } else {
                     // FULL: the whole old row. INDEX: pgoutput sends the old identity columns
                     // when they changed; Debezium's `before` is then that partial row (the

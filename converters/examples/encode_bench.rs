@@ -76,6 +76,7 @@ fn event(table: &Arc<TableSchema>, i: i64) -> ChangeEvent {
             tx_id: 1234,
             commit_ts_us: 0,
         },
+        key_change: None,
     }
 }
 

@@ -617,6 +617,7 @@ mod tests {
                 tx_id: 5,
                 commit_ts_us: 0,
             },
+            key_change: None,
         }
     }
 

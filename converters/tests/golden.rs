@@ -658,6 +658,7 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
                             after: Some(new_row.clone()),
                             source: source(change.xid),
                             position: position.clone(),
+                            key_change: None,
                         };
                         let mut k = Vec::new();
                         conv.convert(&create, 0, &mut k).unwrap();
@@ -676,6 +677,7 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
                             after: None,
                             source: source(change.xid),
                             position,
+                            key_change: None,
                         };
                         (delete, Some(KeyChangeRow::New(new_row)))
                     }
@@ -687,6 +689,7 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
                             after,
                             source: source(change.xid),
                             position,
+                            key_change: None,
                         },
                         None,
                     ),
@@ -794,6 +797,7 @@ fn snapshot_event(table: &Arc<TableSchema>, row: Row, source: SourceInfo) -> Cha
             consistent_point: Lsn(1),
             last: false,
         },
+        key_change: None,
     }
 }
 

@@ -290,6 +290,17 @@ pub enum Position {
     },
 }
 
+/// For the two events a primary-key change becomes (a delete of the old key, a create of the
+/// new one): the row on the other side of the change, from which Debezium's
+/// `__debezium.newkey` / `__debezium.oldkey` headers are made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyChangeRow {
+    /// On the delete of the old key: the UPDATE's new row.
+    NewKey(Row),
+    /// On the create of the new key: the UPDATE's old row (key columns set).
+    OldKey(Row),
+}
+
 /// One change to one row (or a truncate of one table).
 #[derive(Clone, Debug)]
 pub struct ChangeEvent {
@@ -302,6 +313,8 @@ pub struct ChangeEvent {
     pub after: Option<Row>,
     pub source: SourceInfo,
     pub position: Position,
+    /// Set on the two events of a primary-key change.
+    pub key_change: Option<KeyChangeRow>,
 }
 
 #[cfg(test)]

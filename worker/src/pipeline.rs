@@ -63,8 +63,8 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use pgseam_connector_pg::{
     ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
 };
-use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord};
-use pgseam_model::{Lsn, Position};
+use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange};
+use pgseam_model::{KeyChangeRow, Lsn, Position};
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
@@ -348,7 +348,12 @@ async fn run_pipeline(
                         metrics.on_event(&event);
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-                        converter.convert(&event, now_ns, &mut records).context("cannot convert an event")?;
+                        let converted = match &event.key_change {
+                            Some(KeyChangeRow::NewKey(row)) => converter.convert_key_change(&event, KeyChange::NewKey(row), now_ns, &mut records),
+                            Some(KeyChangeRow::OldKey(row)) => converter.convert_key_change(&event, KeyChange::OldKey(row), now_ns, &mut records),
+                            None => converter.convert(&event, now_ns, &mut records),
+                        };
+                        converted.context("cannot convert an event")?;
                         for record in records.drain(..) {
                             let mut headers = record.headers;
                             push_position_headers(&mut headers, &event.position, sequence);

@@ -218,6 +218,7 @@ fn schemaless_json_with_string_decimals() {
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
     env.psql("UPDATE items SET price = -1.5 WHERE id = 3; DELETE FROM items WHERE id = 4; INSERT INTO items VALUES (99, 0.001, NULL, NULL)");
+    env.psql("UPDATE items SET id = 1005 WHERE id = 5");
     let items = env.wait_until_equal("plain", "public.items", false, WAIT);
     assert!(
         items.differences.is_empty(),
@@ -246,6 +247,32 @@ fn schemaless_json_with_string_decimals() {
     assert_eq!(value["op"], "r");
     assert_eq!(value["source"]["snapshot"], "first");
     assert_eq!(value["after"]["price"], "0.143");
+    // A primary-key change: delete (+ tombstone) of the old key naming the new one, then a
+    // create of the new key naming the old one, as Debezium's headers do.
+    let header = |m: &pgseam_integration_tests::TopicMessage, name: &str| {
+        m.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let old_key = serde_json::json!({"id": 5});
+    let new_key = serde_json::json!({"id": 1005});
+    let delete = messages
+        .iter()
+        .find(|m| m.key.as_ref() == Some(&old_key) && m.op() == Some("d"))
+        .expect("delete of the old key");
+    assert_eq!(
+        header(delete, "__debezium.newkey").as_deref(),
+        Some(r#"{"id":1005}"#)
+    );
+    let create = messages
+        .iter()
+        .find(|m| m.key.as_ref() == Some(&new_key) && m.op() == Some("c"))
+        .expect("create of the new key");
+    assert_eq!(
+        header(create, "__debezium.oldkey").as_deref(),
+        Some(r#"{"id":5}"#)
+    );
     let published = env.psql(
         "SELECT string_agg(tablename, ',') FROM pg_publication_tables WHERE pubname = 'pub_plain'",
     );

@@ -248,5 +248,6 @@ fn snapshot_event(table: &Arc<TableSchema>, row: Row, context: &SnapshotContext)
             consistent_point: context.consistent_point,
             last: false,
         },
+        key_change: None,
     }
 }
