@@ -399,7 +399,8 @@ impl Source {
                 // 3. Heartbeats, when configured and not stopping.
                 _ = next_tick(heartbeat_timer.as_mut()), if !feedback.stop_reading => {
                     let message = self.heartbeat().await?;
-                    self.send_with_keepalive(&mut replication, &mut status_timer, message).await?;
+                    // `false`: stopping; the loop's top sends the final status update.
+                    let _sent = self.send_with_keepalive(&mut replication, &mut status_timer, message).await?;
                 }
                 // 4. Data, unless shutdown has begun.
                 message = replication.read_message(), if !feedback.stop_reading => {
@@ -407,7 +408,9 @@ impl Source {
                         BackendMessage::CopyData(data) => {
                             self.handle_frame(&mut replication, data, &context, &mut pending).await?;
                             for message in pending.drain(..) {
-                                self.send_with_keepalive(&mut replication, &mut status_timer, message).await?;
+                                if !self.send_with_keepalive(&mut replication, &mut status_timer, message).await? {
+                                    break; // stopping: the rest is re-read after the restart
+                                }
                             }
                         }
                         BackendMessage::CopyDone => {
@@ -467,13 +470,24 @@ impl Source {
         replication: &mut ReplicationConnection,
         status_timer: &mut tokio::time::Interval,
         message: SourceMessage,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let events = self.events.clone();
         loop {
+            if self.feedback.borrow().finished {
+                // The worker is done and will not read this message: it is not durable, so the
+                // next start reads it again. Returning lets the stream loop send the final
+                // status update instead of waiting behind a full channel.
+                return Ok(false);
+            }
             tokio::select! {
                 permit = events.reserve() => {
                     permit.map_err(|_| SourceError::ConsumerGone)?.send(message);
-                    return Ok(());
+                    return Ok(true);
+                }
+                changed = self.feedback.changed() => {
+                    if changed.is_err() {
+                        return Err(SourceError::ConsumerGone);
+                    }
                 }
                 _ = status_timer.tick() => {
                     let durable = self.feedback.borrow().durable_lsn;

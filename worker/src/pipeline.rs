@@ -84,6 +84,10 @@ pub const HEADER_COMMIT_LSN: &str = "__pgseam.commit_lsn";
 pub const HEADER_SEQ: &str = "__pgseam.seq";
 pub const HEADER_SNAPSHOT: &str = "__pgseam.snapshot";
 
+/// How long shutdown waits for the source to stop, before closing its channel and again before
+/// aborting it.
+const SOURCE_STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for outstanding deliveries.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -226,6 +230,16 @@ async fn run_pipeline(
     } = hooks;
     let mut is_paused = *paused.borrow_and_update();
     let name = settings.connector_name.clone();
+    // Inside the main loop a failure must leave through the shutdown path below (deliver what
+    // is in flight, store what is durable, stop the source), never return early.
+    macro_rules! or_break {
+        ($label:lifetime, $result:expr) => {
+            match $result {
+                Ok(value) => value,
+                Err(err) => break $label Err(anyhow::Error::from(err)),
+            }
+        };
+    }
     let sink = KafkaSink::new(&settings.sink).context("cannot create the Kafka producer")?;
     sink.check_reachable(BROKER_CHECK_TIMEOUT).await?;
 
@@ -281,7 +295,7 @@ async fn run_pipeline(
     let mut restart_at: Option<tokio::time::Instant> = None;
     let mut next_wait = settings.reconnect_wait;
 
-    let outcome: anyhow::Result<()> = loop {
+    let outcome: anyhow::Result<()> = 'pipeline: loop {
         tokio::select! {
             biased;
             // 1. Shutdown wins over everything: stop taking new work.
@@ -306,7 +320,7 @@ async fn run_pipeline(
                         let urgent = checkpoint.urgent;
                         durable = Some(checkpoint.offset);
                         if urgent {
-                            commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics)?;
+                            or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics));
                         }
                     }
                     Ok(None) => {}
@@ -315,7 +329,7 @@ async fn run_pipeline(
             }
             // 3. Periodic offset commit.
             _ = flush_timer.tick() => {
-                commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics)?;
+                or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics));
             }
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
@@ -353,17 +367,17 @@ async fn run_pipeline(
                             Some(KeyChangeRow::OldKey(row)) => converter.convert_key_change(&event, KeyChange::OldKey(row), now_ns, &mut records),
                             None => converter.convert(&event, now_ns, &mut records),
                         };
-                        converted.context("cannot convert an event")?;
+                        or_break!('pipeline, converted.context("cannot convert an event"));
                         for record in records.drain(..) {
                             let mut headers = record.headers;
                             push_position_headers(&mut headers, &event.position, sequence);
                             sequence += 1;
-                            let delivery = sink.send(&OutgoingRecord {
+                            let delivery = or_break!('pipeline, sink.send(&OutgoingRecord {
                                 topic: record.topic,
                                 key: record.key,
                                 value: record.value,
                                 headers,
-                            }).await?;
+                            }).await);
                             let sent = std::time::Instant::now();
                             let metrics = Arc::clone(&metrics);
                             in_flight.push_back(Box::pin(async move {
@@ -401,7 +415,7 @@ async fn run_pipeline(
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::Heartbeat { ts_ms }) => {
-                        let delivery = sink.send(&heartbeat_record(&settings, ts_ms)).await?;
+                        let delivery = or_break!('pipeline, sink.send(&heartbeat_record(&settings, ts_ms)).await);
                         in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
                     }
                     Some(SourceMessage::StreamingStarted { start_lsn }) => {
@@ -423,7 +437,7 @@ async fn run_pipeline(
                         // Written before the slot exists: a crash from here on leaves a slot
                         // that is ours to replace on the next start.
                         let incomplete = ConnectorOffset::SnapshotIncomplete { ts_usec: now_micros() };
-                        store_offset(&offsets, &key, &incomplete)?;
+                        or_break!('pipeline, store_offset(&offsets, &key, &incomplete));
                         stored_offset = Some(incomplete);
                         let _ = proceed.send(());
                     }
@@ -493,11 +507,24 @@ async fn run_pipeline(
     feedback_tx.send_modify(|f| f.finished = true);
     let mut source_stopped_cleanly = false;
     if source_result.is_none() {
-        match tokio::time::timeout(Duration::from_secs(10), &mut source_task).await {
-            Ok(Ok(Err(err))) if outcome.is_ok() => return Err(anyhow!(err)),
-            Ok(Ok(Ok(()))) => source_stopped_cleanly = true,
-            Ok(_) => {}
-            Err(_) => {
+        // A streaming source sees `finished` and sends its final status update. One inside the
+        // snapshot is blocked on the full channel instead: closing the channel stops it (its
+        // rows are not durable, and the snapshot starts over on the next start).
+        let mut joined = tokio::time::timeout(SOURCE_STOP_GRACE, &mut source_task)
+            .await
+            .ok();
+        if joined.is_none() {
+            events_rx.close();
+            joined = tokio::time::timeout(SOURCE_STOP_GRACE, &mut source_task)
+                .await
+                .ok();
+        }
+        match joined {
+            Some(Ok(Err(SourceError::ConsumerGone))) => {}
+            Some(Ok(Err(err))) if outcome.is_ok() => return Err(anyhow!(err)),
+            Some(Ok(Ok(()))) => source_stopped_cleanly = true,
+            Some(_) => {}
+            None => {
                 tracing::warn!(connector = %name, "source did not stop in time; closing its connection");
                 source_task.abort();
             }

@@ -283,3 +283,59 @@ fn schemaless_json_with_string_decimals() {
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
+
+#[test]
+fn stop_during_the_snapshot_is_clean_and_the_restart_snapshots_again() {
+    let env = Env::start("slow");
+    env.psql("CREATE TABLE slow (id int PRIMARY KEY, v text)");
+    env.psql("INSERT INTO slow SELECT g, 'v' || g FROM generate_series(1, 300) g");
+    // The override makes the snapshot last about 15 s.
+    let (worker, connector) = env.write_configs(
+        "slow",
+        &[],
+        &[
+            "snapshot.select.statement.overrides=public.slow",
+            "snapshot.select.statement.overrides.public.slow=SELECT s.* FROM public.slow s WHERE pg_sleep(0.05) IS NOT NULL",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("snapshot started", WAIT);
+    std::thread::sleep(Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "stop during the snapshot failed:\n{}",
+        pgseam.log_text()
+    );
+    let first_log = pgseam.log_text();
+    assert!(
+        !first_log.contains("snapshot completed"),
+        "the snapshot was not interrupted:\n{first_log}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopping during the snapshot took {:?}:\n{}",
+        started.elapsed(),
+        pgseam.log_text()
+    );
+    // Changes while stopped, then a fresh start: the interrupted snapshot is taken again.
+    env.psql("UPDATE slow SET v = 'changed' WHERE id % 10 = 0; DELETE FROM slow WHERE id % 7 = 0");
+    let (worker, connector) = env.write_configs("slow", &[], &[]);
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    assert!(
+        pgseam.log_text().contains("did not complete"),
+        "{}",
+        pgseam.log_text()
+    );
+    env.psql("INSERT INTO slow VALUES (1000, 'after')");
+    let slow = env.wait_until_equal("slow", "public.slow", true, WAIT);
+    assert!(
+        slow.differences.is_empty(),
+        "{}",
+        slow.differences.join("\n")
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
