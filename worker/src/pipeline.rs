@@ -20,6 +20,11 @@
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
 //! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
+//!
+//! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
+//! dropped instead of sent, each counting as acknowledged at once — no delivery is queued, so a
+//! checkpoint becomes durable as soon as it reaches the head of the queue, and offsets and the
+//! slot advance as they would with an instant broker. No producer is created.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -55,6 +60,8 @@ pub struct PipelineSettings {
     pub source: SourceConfig,
     pub converter: JsonConverterConfig,
     pub sink: KafkaSinkConfig,
+    /// `pgseam.sink=null`: encode, then drop (see the module docs). `sink` is unused.
+    pub null_sink: bool,
     pub offset_file: PathBuf,
     pub offset_flush_interval: Duration,
     pub max_queue_size: usize,
@@ -77,8 +84,14 @@ pub async fn run_connector(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let name = settings.connector_name.clone();
-    let sink = KafkaSink::new(&settings.sink).context("cannot create the Kafka producer")?;
-    sink.check_reachable(BROKER_CHECK_TIMEOUT).await?;
+    let sink = if settings.null_sink {
+        tracing::warn!(connector = %name, "pgseam.sink=null: records are encoded and then dropped, not sent to Kafka");
+        None
+    } else {
+        let sink = KafkaSink::new(&settings.sink).context("cannot create the Kafka producer")?;
+        sink.check_reachable(BROKER_CHECK_TIMEOUT).await?;
+        Some(sink)
+    };
 
     let key = offset_key(&settings.connector_name, &settings.topic_prefix);
     let stored = offsets
@@ -166,6 +179,8 @@ pub async fn run_connector(
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
                         converter.convert(&event, now_ns, &mut records).context("cannot convert an event")?;
+                        // Null sink: the encoded records are dropped here, acknowledged at once.
+                        let Some(sink) = &sink else { continue };
                         for record in records.drain(..) {
                             let delivery = sink.send(&OutgoingRecord {
                                 topic: record.topic,

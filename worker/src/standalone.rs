@@ -192,6 +192,7 @@ fn pipeline_settings(
             bootstrap_servers: worker.bootstrap_servers.clone(),
             overrides,
         },
+        null_sink: worker.sink == config::SinkKind::Null,
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,
         max_queue_size: connector.max_queue_size as usize,
