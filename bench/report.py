@@ -97,6 +97,10 @@ def main():
                 if rs:
                     print(f"| {ds} | peak RSS, {wl}, {c} | {max(r['rss_kb'] for r in rs) / 1024:.0f} MB | | | ≤ 100 MB streaming"
                           + ("; flat for a big tx" if wl == "bigtx" else "") + " |")
+    for ds in datasets:
+        st = runs.get((ds, "start", "pgseam-null"))
+        if st:
+            print(f"| {ds} | start to streaming (no_data, idle server) | {spread([r['secs'] for r in st], lambda v: f'{v:.2f}')} s | | | ≤ 1 s |")
     lat = runs.get(("bench", "latency", "pgseam-broker"))
     if lat:
         p99 = [int(r["note"].split("p99_ms=")[1].split()[0]) for r in lat if "p99_ms=" in r["note"]]
@@ -107,7 +111,7 @@ def main():
     print("\n### All measurements: median (min–max) over the repetitions\n")
     print("| dataset | workload | consumer | reps | events | rows/s | MB/s | CPU-s per M events | peak RSS MB | notes |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
-    order = {"snapshot": 0, "backlog": 1, "bigtx": 2, "sinklimit": 3, "latency": 4}
+    order = {"snapshot": 0, "backlog": 1, "bigtx": 2, "sinklimit": 3, "latency": 4, "start": 5}
     for (ds, wl, consumer), rs in sorted(runs.items(), key=lambda kv: (datasets.index(kv[0][0]), order.get(kv[0][1], 9), kv[0][2])):
         rates = [rate(r) for r in rs]
         size = sizes.get(ds)
@@ -115,7 +119,9 @@ def main():
         cpu = spread([r["cpu"] / r["events"] * 1e6 if r["events"] else 0 for r in rs], lambda v: f"{v:.1f}")
         rss = spread([r["rss_kb"] / 1024 for r in rs], lambda v: f"{v:.0f}")
         notes = summarise_notes([r["note"] for r in rs])
-        if wl == "latency":
+        if wl == "start":
+            cpu = "–"
+        if wl in ("latency", "start"):
             rates_s = mbs = "–"
         else:
             rates_s = spread(rates, num)

@@ -33,6 +33,8 @@
 #   sinklimit  a raw librdkafka producer (pgseam's settings: idempotent, acks=all,
 #              murmur2_random) of N pre-serialised records of the mean key and value size of
 #              pgseam's records for the dataset (taken from the snapshot run's topic).
+#   start      (with the streaming workloads) pgseam's start to streaming on an idle server: process
+#              start -> slot created and first offset stored, snapshot.mode=no_data.
 #   latency    (bench only) pgseam into the broker, live, while pgbench inserts at 5000 tx/s for
 #              10 s; commit time (source.ts_ms) -> Kafka record timestamp (CreateTime, set when
 #              librdkafka enqueues the record): p50/p99.
@@ -122,7 +124,7 @@ txs_of() { case "$1" in bench) echo "$TXS";; wide) echo $((TXS / 5));; toast) ec
 wide_ddl() {   # 60 columns: id + 59 cycling through 12 types
   local types=("int" "bigint" "text" "double precision" "boolean" "timestamptz" "numeric(12,2)" "date"
                "varchar(32)" "smallint" "uuid" "timestamp")
-  local exprs=("(g * 7) % 100000" "g * 1000003" "md5(g::text)" "g / 7.0" "g % 2 = 0"
+  local exprs=("(g * 7) % 100000" "g::bigint * 1000003" "md5(g::text)" "g / 7.0" "g % 2 = 0"
                "timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'" "(g % 100000) / 100.0"
                "date '2000-01-01' + (g % 9000)" "substr(md5((g + 1)::text), 1, 20)" "(g % 30000)::smallint"
                "md5(g::text)::uuid" "timestamp '2024-01-01 00:00:00' + g * interval '1 minute'")
@@ -224,11 +226,14 @@ EOF
 pgseam_start() { measure env RUST_LOG=warn "$PGSEAM" standalone "$1/worker.properties" "$1/connector.properties" 2>>"$1/pgseam.log"; }
 pgseam_alive() { kill -0 "$CHILD_PID" 2>/dev/null || { echo "pgseam exited early; log:" >&2; tail -20 "$1/pgseam.log" >&2; exit 1; }; }
 # Creates a slot (and offsets) for a later drain: pgseam with snapshot.mode=no_data, once.
-pgseam_prepare_slot() {   # DIR SLOT TABLE
+# Also measures start to streaming (process start -> slot created and offset stored, idle server).
+pgseam_prepare_slot() {   # DIR SLOT TABLE DATASET
+  local t0 tend
   pgseam_files "$1" "$2" "$3" null no_data
-  pgseam_start "$1"
-  until grep -q lsn_proc "$1/offsets.json" 2>/dev/null; do pgseam_alive "$1"; sleep 0.05; done
-  stop_child
+  t0=$(now_ms); pgseam_start "$1"
+  until grep -q lsn_proc "$1/offsets.json" 2>/dev/null; do pgseam_alive "$1"; sleep 0.01; done
+  tend=$(now_ms); stop_child
+  record "$4" start pgseam-null 0 1 "$(secs_between "$t0" "$tend")" "start_to_streaming"
 }
 slot_reached() { [ "$(Q -c "SELECT confirmed_flush_lsn >= '$2' FROM pg_replication_slots WHERE slot_name = '$1'")" = t ]; }
 drop_slot() { Q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$1'" >/dev/null; }
@@ -294,8 +299,8 @@ stream_workload() {
   log "$wl $ds: creating slots for $REPS repetitions"
   Q -c "TRUNCATE ${ds}_ins"
   for r in $(seq 1 "$REPS"); do
-    pgseam_prepare_slot "$WORK/runs/${wl}_broker_${ds}_$r" "ps_${wl}_b_$r" "${ds}_ins"
-    pgseam_prepare_slot "$WORK/runs/${wl}_null_${ds}_$r" "ps_${wl}_n_$r" "${ds}_ins"
+    pgseam_prepare_slot "$WORK/runs/${wl}_broker_${ds}_$r" "ps_${wl}_b_$r" "${ds}_ins" "$ds"
+    pgseam_prepare_slot "$WORK/runs/${wl}_null_${ds}_$r" "ps_${wl}_n_$r" "${ds}_ins" "$ds"
     dbz_prepare_slot "${wl}_${ds}_$r" "dbz_${wl}_$r" "${ds}_ins"
     pg_recvlogical -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench -S "rl_${wl}_$r" -P pgoutput --create-slot
   done
