@@ -45,7 +45,13 @@ files() {   # DIR TABLE SNAPSHOT_MODE
     "database.dbname=bench" "topic.prefix=bench" "plugin.name=pgoutput" "slot.name=prof_$3" \
     "table.include.list=public.$2" "snapshot.mode=$3" "decimal.handling.mode=string" > "$1/connector.properties"
 }
-report() { perf report -i "$1" --no-children --sort symbol --percent-limit 1.5 --stdio 2>/dev/null | grep -v '^$' | grep -v '^#' | head -40; }
+# Flat profile (self time) and the pgseam functions with the most inclusive time.
+report() {
+  perf report -i "$1" --no-children -g none --sort symbol --percent-limit 1 --stdio > "$1.self.txt" 2>/dev/null || true
+  perf report -i "$1" --children -g none --sort symbol --percent-limit 3 --stdio > "$1.children.txt" 2>/dev/null || true
+  echo "-- self --"; grep -v -e '^#' -e '^$' "$1.self.txt" | cut -c1-120 | sed -n '1,30p'
+  echo "-- inclusive (pgseam functions) --"; grep 'pgseam' "$1.children.txt" | cut -c1-140 | sed -n '1,25p'
+}
 
 # 1. snapshot
 files "$WORK/snap" bench initial
