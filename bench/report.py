@@ -51,10 +51,12 @@ def summarise_notes(notes):
         for item in note.split():
             k, _, v = item.partition("=")
             try:
-                values[k].append(float(v))
+                number = float(v)
             except ValueError:
                 if item not in words:
                     words.append(item)
+                continue
+            values[k].append(number)
     out = [f"{k}={statistics.median(v):g}" for k, v in values.items()]
     return " ".join(out + words)
 

@@ -42,7 +42,8 @@
 # CPU-seconds and peak RSS come from /usr/bin/time (user+sys, max RSS) of the consumer process
 # alone (PostgreSQL's walsender/backends are not counted for anyone). MB/s = rows/s x the
 # dataset's mean record size (key + value bytes of pgseam's records), the same for every
-# consumer, so that it reads as bytes delivered to Kafka.
+# consumer, so that it reads as bytes delivered to Kafka. Runs into the broker also note the
+# broker's CPU-seconds (broker_cpu_s): on a small machine it competes with everything else.
 set -euo pipefail
 
 ROWS=1000000; TXS=""; REPS=3; DATASETS=bench,wide,toast
@@ -116,6 +117,9 @@ broker_start() {
   BOOTSTRAP=$BROKER_bootstrap
 }
 broker_stop() { "$DEV" broker stop --dir "$BROKER_DIR" 2>/dev/null || true; BOOTSTRAP=""; }
+# The broker's own CPU-seconds so far (it shares the machine's cores with PostgreSQL and pgseam).
+CLK_TCK=$(getconf CLK_TCK)
+broker_cpu() { awk -v hz="$CLK_TCK" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$BROKER_pid/stat" 2>/dev/null || echo "?"; }
 
 # ---------------------------------------------------------------- datasets
 rows_of() { case "$1" in bench) echo "$ROWS";; wide) echo $((ROWS / 5));; toast) echo $((ROWS / 50));; esac; }
@@ -262,7 +266,7 @@ snapshot_workload() {
     t0=$(now_ms); pgseam_start "$dir"
     until grep -q lsn_proc "$dir/offsets.json" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.02; done
     tend=$(now_ms); stop_child
-    record "$ds" snapshot pgseam-broker "$r" "$n" "$(secs_between "$t0" "$tend")"
+    record "$ds" snapshot pgseam-broker "$r" "$n" "$(secs_between "$t0" "$tend")" "broker_cpu_s=$(broker_cpu)"
     if [ "$r" = 1 ]; then
       "$TOOL" sizes --bootstrap "$BOOTSTRAP" --topic "bench.public.$ds" --expect "$(( n < 20000 ? n : 20000 ))" \
         | awk -v ds="$ds" '{for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}; print ds "\t" v["mean_key_bytes"] "\t" v["mean_value_bytes"]}' >> "$SIZES"
@@ -330,7 +334,8 @@ stream_workload() {
       t0=$(now_ms); pgseam_start "$dir"
       until slot_reached "$slot" "$end"; do pgseam_alive "$dir"; sleep 0.05; done
       tend=$(now_ms); stop_child
-      record "$ds" "$wl" "pgseam-$sink" "$r" "$n" "$(secs_between "$t0" "$tend")"
+      local note=""; [ "$sink" = broker ] && note="broker_cpu_s=$(broker_cpu)"
+      record "$ds" "$wl" "pgseam-$sink" "$r" "$n" "$(secs_between "$t0" "$tend")" "$note"
       [ "$sink" = broker ] && broker_stop
       drop_slot "$slot"
     done
@@ -359,7 +364,7 @@ sinklimit_workload() {
       --key-bytes "${kb%.*}" --value-bytes "${vb%.*}" > "$WORK/runs/sinklimit_${ds}_$r.out"
     finish; tend=$(now_ms)
     local secs; secs=$(sed -n 's/.* secs=\([0-9.]*\).*/\1/p' "$WORK/runs/sinklimit_${ds}_$r.out")
-    record "$ds" sinklimit rdkafka-producer "$r" "$n" "$secs" "process_s=$(secs_between "$t0" "$tend")"
+    record "$ds" sinklimit rdkafka-producer "$r" "$n" "$secs" "process_s=$(secs_between "$t0" "$tend") broker_cpu_s=$(broker_cpu)"
     broker_stop
   done
 }
