@@ -69,7 +69,7 @@ def main():
         return statistics.median(rate(r) for r in rs) if rs else None
 
     datasets = sorted({k[0] for k in runs}, key=lambda d: ["bench", "wide", "toast"].index(d) if d in ["bench", "wide", "toast"] else 9)
-    print("### Headline: ratios of medians (rows/s)\n")
+    print("#### Headline: ratios of medians (rows/s)\n")
     print("| dataset | figure | pgseam | reference | ratio | goal |")
     print("|---|---|---:|---:|---:|---|")
     figures = [
@@ -110,7 +110,7 @@ def main():
         if p99:
             print(f"| bench | latency commit → produce, p50 / p99 | {statistics.median(p50)} / {statistics.median(p99)} ms | | | p99 ≤ 50 ms |")
 
-    print("\n### All measurements: median (min–max) over the repetitions\n")
+    print("\n#### All measurements: median (min–max) over the repetitions\n")
     print("| dataset | workload | consumer | reps | events | rows/s | MB/s | CPU-s per M events | peak RSS MB | notes |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     order = {"snapshot": 0, "backlog": 1, "bigtx": 2, "sinklimit": 3, "latency": 4, "start": 5}
