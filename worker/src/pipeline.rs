@@ -51,6 +51,11 @@
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
 //! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
+//!
+//! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
+//! dropped instead of sent, each counting as acknowledged at once — no delivery is queued, so a
+//! checkpoint becomes durable as soon as it reaches the head of the queue, and offsets and the
+//! slot advance as they would with an instant broker. No producer is created.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -103,6 +108,8 @@ pub struct PipelineSettings {
     pub source: SourceConfig,
     pub converter: JsonConverterConfig,
     pub sink: KafkaSinkConfig,
+    /// `pgseam.sink=null`: encode, then drop (see the module docs). `sink` is unused.
+    pub null_sink: bool,
     pub offset_file: PathBuf,
     pub offset_flush_interval: Duration,
     pub max_queue_size: usize,
@@ -240,8 +247,14 @@ async fn run_pipeline(
             }
         };
     }
-    let sink = KafkaSink::new(&settings.sink).context("cannot create the Kafka producer")?;
-    sink.check_reachable(BROKER_CHECK_TIMEOUT).await?;
+    let sink = if settings.null_sink {
+        tracing::warn!(connector = %name, "pgseam.sink=null: records are encoded and then dropped, not sent to Kafka");
+        None
+    } else {
+        let sink = KafkaSink::new(&settings.sink).context("cannot create the Kafka producer")?;
+        sink.check_reachable(BROKER_CHECK_TIMEOUT).await?;
+        Some(sink)
+    };
 
     let key = offset_key(&settings.connector_name, &settings.topic_prefix);
     let stored = offsets
@@ -368,6 +381,8 @@ async fn run_pipeline(
                             None => converter.convert(&event, now_ns, &mut records),
                         };
                         or_break!('pipeline, converted.context("cannot convert an event"));
+                        // Null sink: the encoded records are dropped here, acknowledged at once.
+                        let Some(sink) = &sink else { continue };
                         for record in records.drain(..) {
                             let mut headers = record.headers;
                             push_position_headers(&mut headers, &event.position, sequence);
@@ -415,8 +430,10 @@ async fn run_pipeline(
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     Some(SourceMessage::Heartbeat { ts_ms }) => {
-                        let delivery = or_break!('pipeline, sink.send(&heartbeat_record(&settings, ts_ms)).await);
-                        in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
+                        if let Some(sink) = &sink {
+                            let delivery = or_break!('pipeline, sink.send(&heartbeat_record(&settings, ts_ms)).await);
+                            in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
+                        }
                     }
                     Some(SourceMessage::StreamingStarted { start_lsn }) => {
                         ever_streamed = true;

@@ -266,6 +266,7 @@ pub(crate) fn pipeline_settings(
                 None
             },
         },
+        null_sink: worker.sink == config::SinkKind::Null,
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,
         max_queue_size: connector.max_queue_size as usize,

@@ -101,11 +101,13 @@
 //! `offset.flush.timeout.ms` (5000), `listeners` (`http://:8083`), `config.providers` and
 //! `config.providers.<alias>.class` (see [`ConfigProviders`]: `${file:path:key}`,
 //! `${env:NAME}` and `${dir:path:file}` references in worker and connector values), and
-//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). Kafka Connect worker keys pgseam has no use for —
-//! plugin loading, REST advertisement, metrics, distributed-mode keys, `internal.*`,
-//! `consumer.*`, `admin.*`, client tuning of Connect's internal clients — are ignored with a
-//! debug log. Worker-level `security.protocol`, `sasl.*` and `ssl.*` do not reach connector
-//! producers in Connect either; pgseam warns and points at `producer.<key>`.
+//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own key `pgseam.sink`
+//! (`kafka`, the default, or `null`: encode, then drop — for benchmarks, see [`SinkKind`]).
+//! Kafka Connect worker keys pgseam has no use for — plugin loading, REST advertisement,
+//! metrics, distributed-mode keys, `internal.*`, `consumer.*`, `admin.*`, client tuning of
+//! Connect's internal clients — are ignored with a debug log. Worker-level
+//! `security.protocol`, `sasl.*` and `ssl.*` do not reach connector producers in Connect
+//! either; pgseam warns and points at `producer.<key>`.
 //!
 //! # Secrets
 //!
@@ -154,8 +156,8 @@ pub(crate) use secret::is_sensitive_key;
 pub use secret::{Properties, Secret};
 pub use source::parse_properties;
 pub use worker::{
-    WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
-    DEFAULT_OFFSET_FLUSH_TIMEOUT,
+    SinkKind, WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS,
+    DEFAULT_OFFSET_FLUSH_INTERVAL, DEFAULT_OFFSET_FLUSH_TIMEOUT, SINK_KEY,
 };
 
 /// Loads and validates `pgseam standalone worker.properties connector1.properties …`.

@@ -28,8 +28,11 @@ pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// Kafka Connect's `listeners` default: the REST API on every interface, port 8083.
 pub const DEFAULT_LISTENERS: &str = "http://:8083";
 
+/// pgseam's own worker key (not a Kafka Connect key): where records go. See [`SinkKind`].
+pub const SINK_KEY: &str = "pgseam.sink";
+
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 10] = [
+const WORKER_KEYS: [&str; 11] = [
     "bootstrap.servers",
     "topic.creation.enable",
     "key.converter",
@@ -40,6 +43,7 @@ const WORKER_KEYS: [&str; 10] = [
     "offset.flush.timeout.ms",
     "listeners",
     "config.providers",
+    SINK_KEY,
 ];
 
 /// Kafka Connect worker keys that pgseam accepts and ignores (logged at debug level): plugin
@@ -128,6 +132,19 @@ pub(crate) fn is_worker_key(key: &str) -> bool {
         || ENGINE_WORKER_KEYS.contains(&key)
 }
 
+/// `pgseam.sink`: where a connector's records go. A pgseam extension for benchmarks; Kafka
+/// Connect has no such key, and a Connect worker file never sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SinkKind {
+    /// `kafka` (default): the idempotent producer to `bootstrap.servers`.
+    #[default]
+    Kafka,
+    /// `null`: records are encoded as usual, then dropped, each counting as acknowledged at
+    /// once, so offsets are stored and the slot advances. For measuring everything but Kafka
+    /// (`bench/run.sh`); the data goes nowhere, so the start is logged as a warning.
+    Null,
+}
+
 /// The worker configuration.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -156,6 +173,8 @@ pub struct WorkerConfig {
     /// `topic.creation.enable` (Connect's default true): whether connectors' `topic.creation.*`
     /// settings create topics.
     pub topic_creation_enable: bool,
+    /// `pgseam.sink` (default `kafka`).
+    pub sink: SinkKind,
 }
 
 impl WorkerConfig {
@@ -227,6 +246,11 @@ impl WorkerConfig {
             }
         }
         let topic_creation_enable = s.bool("topic.creation.enable", true);
+        let sink = s.choice(
+            SINK_KEY,
+            SinkKind::Kafka,
+            &[("kafka", SinkKind::Kafka), ("null", SinkKind::Null)],
+        );
 
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.") {
@@ -287,6 +311,7 @@ impl WorkerConfig {
                 producer_overrides,
                 config_providers,
                 topic_creation_enable,
+                sink,
             }),
             _ => Err(ConfigErrors(s.errors)),
         }
@@ -361,6 +386,21 @@ mod tests {
         assert_eq!(w.offset_flush_timeout, Duration::from_secs(5));
         assert_eq!(w.listeners, vec!["http://:8083"]);
         assert!(w.producer_overrides.is_empty());
+        assert_eq!(w.sink, SinkKind::Kafka);
+    }
+
+    #[test]
+    fn null_sink() {
+        let w = worker(&[FILE, ("pgseam.sink", " NULL ")]).unwrap();
+        assert_eq!(w.sink, SinkKind::Null);
+        let w = worker(&[FILE, ("pgseam.sink", "kafka")]).unwrap();
+        assert_eq!(w.sink, SinkKind::Kafka);
+        let errs = errors(&[FILE, ("pgseam.sink", "/dev/null")]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("`pgseam.sink`") && errs[0].contains("`kafka`, `null`"),
+            "{errs:?}"
+        );
     }
 
     #[test]

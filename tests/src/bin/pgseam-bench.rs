@@ -1,0 +1,295 @@
+//! `pgseam-bench`: the Kafka-side tools of `bench/run.sh` (run by hand, never in CI).
+//!
+//! - `sink-limit`: the sink limit. A raw librdkafka producer with pgseam's fixed settings
+//!   (`enable.idempotence=true`, `acks=all`, `partitioner=murmur2_random`) sends N
+//!   pre-serialised records, keyed `{"id":<n>}` with a value of the given size, and reports
+//!   the time from the first send to the last delivery report. Nothing is encoded: what is
+//!   left is the producer and the broker.
+//! - `latency`: reads topics from the beginning and compares each record's Kafka timestamp
+//!   (CreateTime, set by librdkafka when the record is enqueued) with the envelope's
+//!   `source.ts_ms` (the commit time in PostgreSQL). That is commit → produce, a lower bound
+//!   of commit → acknowledgement; both clocks are this machine's.
+//! - `sizes`: reads N records from a topic and prints their mean key and value size (the
+//!   sink-limit run sends records of that size).
+//!
+//! Both print one line of `key=value` pairs on stdout, for the script to parse.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+const USAGE: &str = "\
+usage:
+  pgseam-bench sink-limit --bootstrap HOST:PORT --topic T --count N --value-bytes B [--key-bytes K]
+                          [--producer-config k=v]...
+  pgseam-bench latency --bootstrap HOST:PORT --topic T [--topic T2]... --expect N [--timeout-s S]
+  pgseam-bench sizes   --bootstrap HOST:PORT --topic T [--topic T2]... --expect N [--timeout-s S]";
+
+#[derive(Default)]
+struct Counts {
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct CountingContext(Arc<Counts>);
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+struct Args {
+    bootstrap: String,
+    topics: Vec<String>,
+    count: u64,
+    value_bytes: usize,
+    key_bytes: usize,
+    producer_config: Vec<(String, String)>,
+    timeout: Duration,
+}
+
+fn parse(rest: &[String]) -> anyhow::Result<Args> {
+    let mut args = Args {
+        bootstrap: String::new(),
+        topics: Vec::new(),
+        count: 0,
+        value_bytes: 0,
+        key_bytes: 12,
+        producer_config: Vec::new(),
+        timeout: Duration::from_secs(120),
+    };
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let num = |v: &str| -> anyhow::Result<u64> {
+            v.parse()
+                .with_context(|| format!("{flag}: not a number: {v}"))
+        };
+        match flag.as_str() {
+            "--bootstrap" => args.bootstrap = value.clone(),
+            "--topic" => args.topics.push(value.clone()),
+            "--count" | "--expect" => args.count = num(value)?,
+            "--value-bytes" => args.value_bytes = num(value)? as usize,
+            "--key-bytes" => args.key_bytes = num(value)? as usize,
+            "--timeout-s" => args.timeout = Duration::from_secs(num(value)?),
+            "--producer-config" => {
+                let (k, v) = value
+                    .split_once('=')
+                    .with_context(|| format!("--producer-config wants k=v, got {value}"))?;
+                args.producer_config.push((k.to_owned(), v.to_owned()));
+            }
+            _ => bail!("unknown argument {flag}\n{USAGE}"),
+        }
+    }
+    if args.bootstrap.is_empty() || args.topics.is_empty() || args.count == 0 {
+        bail!("--bootstrap, --topic and --count/--expect are required\n{USAGE}");
+    }
+    Ok(args)
+}
+
+/// `{"id":<n>}` padded with spaces to `len` bytes (valid JSON either way).
+fn key_for(n: u64, len: usize) -> Vec<u8> {
+    let mut key = format!("{{\"id\":{n}}}").into_bytes();
+    key.resize(len.max(key.len()), b' ');
+    key
+}
+
+fn sink_limit(args: &Args) -> anyhow::Result<()> {
+    let counts = Arc::new(Counts::default());
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random");
+    for (k, v) in &args.producer_config {
+        config.set(k, v);
+    }
+    let producer: BaseProducer<CountingContext> = config
+        .create_with_context(CountingContext(Arc::clone(&counts)))
+        .context("cannot create the producer")?;
+    producer
+        .client()
+        .fetch_metadata(Some(&args.topics[0]), Duration::from_secs(10))
+        .with_context(|| format!("cannot reach {}", args.bootstrap))?;
+    // Pre-serialised: one value reused, keys built before the clock starts.
+    let value = vec![b'x'; args.value_bytes];
+    let keys: Vec<Vec<u8>> = (0..args.count)
+        .map(|n| key_for(n, args.key_bytes))
+        .collect();
+    let topic = &args.topics[0];
+    let start = Instant::now();
+    for key in &keys {
+        let mut record = BaseRecord::to(topic)
+            .key(key.as_slice())
+            .payload(&value[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    producer.poll(Duration::from_millis(1));
+                    record = back;
+                }
+                Err((err, _)) => bail!("send failed: {err}"),
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(args.timeout)
+        .context("deliveries still outstanding at the timeout")?;
+    let secs = start.elapsed().as_secs_f64();
+    let acked = counts.acked.load(Ordering::Relaxed);
+    let failed = counts.failed.load(Ordering::Relaxed);
+    if failed > 0 || acked != args.count {
+        bail!(
+            "{failed} deliveries failed, {acked} of {} acknowledged",
+            args.count
+        );
+    }
+    let bytes = (args.count as f64) * ((args.value_bytes + args.key_bytes) as f64);
+    println!(
+        "records={acked} secs={secs:.3} rows_per_s={:.0} mb_per_s={:.2}",
+        acked as f64 / secs,
+        bytes / secs / 1e6
+    );
+    Ok(())
+}
+
+/// What `read` found in the records it read.
+struct ReadStats {
+    records: u64,
+    key_bytes: u64,
+    value_bytes: u64,
+    /// Record timestamp − `source.ts_ms` per record with a value (only when asked for).
+    lags_ms: Vec<i64>,
+}
+
+fn latency(args: &Args) -> anyhow::Result<()> {
+    let mut lags_ms = read(args, true)?.lags_ms;
+    if lags_ms.is_empty() {
+        bail!("no records read");
+    }
+    lags_ms.sort_unstable();
+    let pct = |p: f64| lags_ms[((lags_ms.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "records={} p50_ms={} p99_ms={} max_ms={}",
+        lags_ms.len(),
+        pct(0.5),
+        pct(0.99),
+        lags_ms[lags_ms.len() - 1]
+    );
+    Ok(())
+}
+
+fn sizes(args: &Args) -> anyhow::Result<()> {
+    let stats = read(args, false)?;
+    if stats.records == 0 {
+        bail!("no records read");
+    }
+    println!(
+        "records={} mean_key_bytes={:.1} mean_value_bytes={:.1}",
+        stats.records,
+        stats.key_bytes as f64 / stats.records as f64,
+        stats.value_bytes as f64 / stats.records as f64
+    );
+    Ok(())
+}
+
+/// Reads up to `--expect` records of the topics from the beginning.
+fn read(args: &Args, with_lags: bool) -> anyhow::Result<ReadStats> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("group.id", "pgseam-bench-latency")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("cannot create the consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in &args.topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("no metadata for {topic}"))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
+        }
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + args.timeout;
+    let mut stats = ReadStats {
+        records: 0,
+        key_bytes: 0,
+        value_bytes: 0,
+        lags_ms: Vec::new(),
+    };
+    while stats.records < args.count && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.context("consumer error")?;
+        stats.records += 1;
+        stats.key_bytes += message.key().map_or(0, |k| k.len() as u64);
+        stats.value_bytes += message.payload().map_or(0, |v| v.len() as u64);
+        let Some(value) = message.payload() else {
+            continue; // tombstone
+        };
+        if !with_lags {
+            continue;
+        }
+        let envelope: serde_json::Value =
+            serde_json::from_slice(value).context("a value is not JSON")?;
+        let envelope = envelope.get("payload").unwrap_or(&envelope);
+        let Some(commit_ms) = envelope
+            .get("source")
+            .and_then(|s| s.get("ts_ms"))
+            .and_then(|t| t.as_i64())
+        else {
+            bail!("a record without source.ts_ms");
+        };
+        let created_ms = match message.timestamp() {
+            Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
+            Timestamp::NotAvailable => bail!("a record without a timestamp"),
+        };
+        stats.lags_ms.push(created_ms - commit_ms);
+    }
+    if stats.records < args.count {
+        bail!(
+            "read {} of {} records before the timeout",
+            stats.records,
+            args.count
+        );
+    }
+    Ok(stats)
+}
+
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    let Some(command) = argv.get(1) else {
+        bail!("{USAGE}");
+    };
+    let args = parse(&argv[2..])?;
+    match command.as_str() {
+        "sink-limit" => sink_limit(&args),
+        "latency" => latency(&args),
+        "sizes" => sizes(&args),
+        _ => bail!("unknown command {command}\n{USAGE}"),
+    }
+}
