@@ -193,6 +193,14 @@ impl JsonConverter {
         }
     }
 
+    /// The Connect schemas of `table` as this converter renders them: the key struct (`None`
+    /// without a primary key) and the envelope, in JsonConverter's schema JSON.
+    pub(crate) fn connect_schemas(&mut self, table: &Arc<TableSchema>) -> (Option<&str>, &str) {
+        self.entry(table);
+        let e = &self.tables[&table.relation_id];
+        (e.key_schema.as_deref(), &e.value_schema)
+    }
+
     /// Converts one event into its record(s): one, or two for a delete with tombstones on.
     /// `processing_time_ns` is the envelope's `ts_ns` (`ts_ms`/`ts_us` derive from it).
     pub fn convert(
