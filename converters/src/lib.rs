@@ -54,7 +54,7 @@ pub use envelope::{JsonConverter, CONNECTOR, DEBEZIUM_VERSION};
 #[derive(Debug)]
 pub enum Converter {
     Json(JsonConverter),
-    Avro(AvroConverter),
+    Avro(Box<AvroConverter>),
 }
 
 impl Converter {
