@@ -30,7 +30,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use pgseam_connector_pg::{Feedback, SourceConfig, SourceMessage, StartPoint};
-use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord};
+use pgseam_converters::avro::registry::{BasicAuth, HttpSchemaRegistry};
+use pgseam_converters::{
+    AvroConverter, AvroConverterConfig, Converter, JsonConverter, JsonConverterConfig, KafkaRecord,
+};
 use pgseam_model::Lsn;
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
@@ -55,10 +58,41 @@ pub struct PipelineSettings {
     pub topic_prefix: String,
     pub source: SourceConfig,
     pub converter: JsonConverterConfig,
+    /// `Some` when the key or value converter is Confluent's AvroConverter.
+    pub avro: Option<AvroSettings>,
     pub sink: KafkaSinkConfig,
     pub offset_file: PathBuf,
     pub offset_flush_interval: Duration,
     pub max_queue_size: usize,
+}
+
+/// The AvroConverter's part of the pipeline settings.
+#[derive(Clone, Debug)]
+pub struct AvroSettings {
+    pub key_avro: bool,
+    pub value_avro: bool,
+    /// `schema.registry.url` (the key's if both are Avro and they differ: see
+    /// `standalone::pipeline_settings`).
+    pub registry_url: String,
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// Builds the converter the settings ask for.
+fn build_converter(settings: &PipelineSettings) -> Converter {
+    match &settings.avro {
+        None => Converter::Json(JsonConverter::new(settings.converter.clone())),
+        Some(a) => Converter::Avro(Box::new(AvroConverter::new(
+            AvroConverterConfig {
+                json: settings.converter.clone(),
+                key_avro: a.key_avro,
+                value_avro: a.value_avro,
+            },
+            Box::new(HttpSchemaRegistry::new(
+                &a.registry_url,
+                a.basic_auth.clone(),
+            )),
+        ))),
+    }
 }
 
 /// A checkpoint: once durable, the offset to store.
@@ -160,7 +194,8 @@ async fn run_pipeline(
         feedback_rx,
     ));
 
-    let mut converter = JsonConverter::new(settings.converter.clone());
+    // `Option` so a conversion that must register schemas can move it to a blocking thread.
+    let mut converter = Some(build_converter(&settings));
     let mut records: Vec<KafkaRecord> = Vec::new();
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut durable: Option<ConnectorOffset> = None;
@@ -224,7 +259,24 @@ async fn run_pipeline(
                         metrics.on_event(&event);
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-                        converter.convert(&event, now_ns, &mut records).context("cannot convert an event")?;
+                        let conv = converter.as_mut().ok_or_else(|| anyhow!("the converter was lost"))?;
+                        if conv.needs_registry(&event) {
+                            // First use of this table version with Avro: registering its
+                            // schemas is blocking HTTP, kept off the async workers.
+                            let mut moved = converter.take().ok_or_else(|| anyhow!("the converter was lost"))?;
+                            let mut out = std::mem::take(&mut records);
+                            let (moved, out, result) = tokio::task::spawn_blocking(move || {
+                                let result = moved.convert(&event, now_ns, &mut out);
+                                (moved, out, result)
+                            })
+                            .await
+                            .map_err(|e| anyhow!("schema registration task failed: {e}"))?;
+                            converter = Some(moved);
+                            records = out;
+                            result.context("cannot convert an event")?;
+                        } else {
+                            conv.convert(&event, now_ns, &mut records).context("cannot convert an event")?;
+                        }
                         for record in records.drain(..) {
                             let delivery = sink.send(&OutgoingRecord {
                                 topic: record.topic,
