@@ -203,6 +203,14 @@ impl JsonConverter {
         }
     }
 
+    /// The Connect schemas of `table` as this converter renders them: the key struct (`None`
+    /// without a primary key) and the envelope, in JsonConverter's schema JSON.
+    pub(crate) fn connect_schemas(&mut self, table: &Arc<TableSchema>) -> (Option<&str>, &str) {
+        self.entry(table);
+        let e = &self.tables[&table.relation_id];
+        (e.key_schema.as_deref(), &e.value_schema)
+    }
+
     /// Converts one event into its record(s): one, or two for a delete with tombstones on.
     /// `processing_time_ns` is the envelope's `ts_ns` (`ts_ms`/`ts_us` derive from it).
     pub fn convert(
@@ -211,7 +219,14 @@ impl JsonConverter {
         processing_time_ns: i64,
         out: &mut Vec<KafkaRecord>,
     ) -> Result<(), ConvertError> {
-        self.convert_with(event, None, processing_time_ns, out)
+        // The two halves of a primary-key change carry the other key (Debezium's
+        // `__debezium.newkey` / `__debezium.oldkey` headers).
+        let key_change = match &event.key_change {
+            Some(pgseam_model::KeyChangeRow::NewKey(row)) => Some(KeyChange::NewKey(row)),
+            Some(pgseam_model::KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
+            None => None,
+        };
+        self.convert_with(event, key_change, processing_time_ns, out)
     }
 
     /// Converts one half of a primary-key change (an UPDATE whose key differs from the old

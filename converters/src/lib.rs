@@ -18,7 +18,12 @@
 //! which Debezium then writes. The [`jackson`] module reproduces Jackson's number and string
 //! output.
 //!
-//! What it does not do: Avro / Schema Registry framing, transaction metadata blocks and the
+//! The [`avro`] module writes the same records as Confluent's `AvroConverter` does: Avro
+//! datums in the Schema Registry wire format, schemas mapped as `AvroData` maps them and
+//! registered through a small blocking client (the only I/O in this crate, used once per
+//! table version). [`Converter`] is the one interface the pipeline calls.
+//!
+//! What it does not do: transaction metadata blocks and the
 //! transaction topic, logical-message and heartbeat records, TRUNCATE events' special key
 //! handling beyond `key = None`. The PK-change `__debezium.newkey`/`oldkey` headers are
 //! written by [`JsonConverter::convert_key_change`] when the caller has the other key. It
@@ -36,6 +41,7 @@
 //!   set, as in Debezium. Other types pgseam does not map specially yet (bit strings, ltree,
 //!   ...) are written as strings of their PostgreSQL text.
 
+pub mod avro;
 mod decimal;
 pub mod default;
 mod envelope;
@@ -43,7 +49,40 @@ mod field;
 mod hstore;
 pub mod jackson;
 
+pub use avro::{AvroConverter, AvroConverterConfig, AvroError};
 pub use envelope::{JsonConverter, KeyChange, CONNECTOR, DEBEZIUM_VERSION};
+
+/// The record converter a pipeline runs: `JsonConverter`, or `AvroConverter` (for the key, the
+/// value or both).
+#[derive(Debug)]
+pub enum Converter {
+    Json(JsonConverter),
+    Avro(Box<AvroConverter>),
+}
+
+impl Converter {
+    /// Converts one event into its record(s); see [`JsonConverter::convert`].
+    pub fn convert(
+        &mut self,
+        event: &pgseam_model::ChangeEvent,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), AvroError> {
+        match self {
+            Converter::Json(c) => Ok(c.convert(event, processing_time_ns, out)?),
+            Converter::Avro(c) => c.convert(event, processing_time_ns, out),
+        }
+    }
+
+    /// Whether converting `event` will block on the schema registry (its table version is
+    /// new to an Avro converter). JSON conversion never blocks.
+    pub fn needs_registry(&self, event: &pgseam_model::ChangeEvent) -> bool {
+        match self {
+            Converter::Json(_) => false,
+            Converter::Avro(c) => c.needs_registry(&event.table),
+        }
+    }
+}
 
 /// Debezium's `decimal.handling.mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

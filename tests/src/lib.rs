@@ -9,6 +9,12 @@
 //!   Debezium's JSON does ([`describe_table`] derives the expression per column type), so the
 //!   two can be compared value for value; [`compare_table`] does all three for one table.
 //!
+//! - [`Decoding::Avro`] reads records in Confluent's Avro wire format instead of JSON: the
+//!   schema is fetched by id from the registry's REST API (`GET /schemas/ids/{id}`), the datum
+//!   decoded with apache-avro, and the result written in Kafka Connect JSON's payload form
+//!   (bytes and decimals as base64), so the rest of the oracle is the same for both. It uses
+//!   none of pgseam's converter code.
+//!
 //! The end-to-end tests live in `worker/tests/`, beside the `pgseam` binary they run: Cargo
 //! builds a package's binaries only for that package's own integration tests.
 
@@ -21,6 +27,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
+
+mod avro;
 
 /// One consumed record, with key and value parsed as JSON (`None` when absent/tombstone).
 #[derive(Clone, Debug)]
@@ -72,6 +80,35 @@ pub fn read_topics(
     idle: Duration,
     deadline: Duration,
 ) -> anyhow::Result<Vec<TopicMessage>> {
+    read_topics_decoded(
+        bootstrap_servers,
+        topics,
+        min_records,
+        idle,
+        deadline,
+        &Decoding::Json,
+    )
+}
+
+/// How record keys and values are encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoding {
+    /// Kafka Connect JSON.
+    Json,
+    /// Confluent Avro; schemas come from the registry at this URL.
+    Avro { registry_url: String },
+}
+
+/// [`read_topics`] for records in the given encoding.
+pub fn read_topics_decoded(
+    bootstrap_servers: &str,
+    topics: &[String],
+    min_records: usize,
+    idle: Duration,
+    deadline: Duration,
+    decoding: &Decoding,
+) -> anyhow::Result<Vec<TopicMessage>> {
+    let mut avro = avro::Decoder::default();
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
         .set("group.id", "pgseam-tests")
@@ -108,11 +145,17 @@ pub fn read_topics(
     loop {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
-                let parse = |bytes: Option<&[u8]>| -> anyhow::Result<Option<Value>> {
-                    bytes
-                        .map(serde_json::from_slice)
-                        .transpose()
-                        .context("record is not JSON")
+                let mut parse = |bytes: Option<&[u8]>| -> anyhow::Result<Option<Value>> {
+                    match decoding {
+                        Decoding::Json => bytes
+                            .map(serde_json::from_slice)
+                            .transpose()
+                            .context("record is not JSON"),
+                        Decoding::Avro { registry_url } => bytes
+                            .map(|b| avro.decode(registry_url, b))
+                            .transpose()
+                            .context("record is not Confluent Avro"),
+                    }
                 };
                 let headers = message
                     .headers()
@@ -349,9 +392,40 @@ pub fn compare_table(
     idle: Duration,
     deadline: Duration,
 ) -> anyhow::Result<Comparison> {
+    compare_table_decoded(
+        run_sql,
+        bootstrap_servers,
+        table,
+        topic,
+        precise_decimals,
+        idle,
+        deadline,
+        &Decoding::Json,
+    )
+}
+
+/// [`compare_table`] for a topic in the given encoding.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_table_decoded(
+    run_sql: SqlRunner<'_>,
+    bootstrap_servers: &str,
+    table: &str,
+    topic: &str,
+    precise_decimals: bool,
+    idle: Duration,
+    deadline: Duration,
+    decoding: &Decoding,
+) -> anyhow::Result<Comparison> {
     let (columns, key) = describe_table(run_sql, table, precise_decimals)?;
     let expected = source_rows(run_sql, table, &columns, &key)?;
-    let messages = read_topics(bootstrap_servers, &[topic.to_owned()], 0, idle, deadline)?;
+    let messages = read_topics_decoded(
+        bootstrap_servers,
+        &[topic.to_owned()],
+        0,
+        idle,
+        deadline,
+        decoding,
+    )?;
     let mut state = TableState::apply(&messages)?;
     for row in state.rows.values_mut() {
         *row = normalize_topic_row(row, &columns)?;

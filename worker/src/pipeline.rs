@@ -68,8 +68,11 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use pgseam_connector_pg::{
     ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
 };
-use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange};
-use pgseam_model::{KeyChangeRow, Lsn, Position};
+use pgseam_converters::avro::registry::{BasicAuth, HttpSchemaRegistry};
+use pgseam_converters::{
+    AvroConverter, AvroConverterConfig, Converter, JsonConverter, JsonConverterConfig, KafkaRecord,
+};
+use pgseam_model::{Lsn, Position};
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
@@ -107,6 +110,8 @@ pub struct PipelineSettings {
     pub topic_prefix: String,
     pub source: SourceConfig,
     pub converter: JsonConverterConfig,
+    /// `Some` when the key or value converter is Confluent's AvroConverter.
+    pub avro: Option<AvroSettings>,
     pub sink: KafkaSinkConfig,
     /// `pgseam.sink=null`: encode, then drop (see the module docs). `sink` is unused.
     pub null_sink: bool,
@@ -169,6 +174,35 @@ fn outcome_to_anyhow(outcome: SourceOutcome) -> anyhow::Result<()> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(anyhow!(err)),
         Err(join) => Err(anyhow!("source task failed: {join}")),
+    }
+}
+
+/// The AvroConverter's part of the pipeline settings.
+#[derive(Clone, Debug)]
+pub struct AvroSettings {
+    pub key_avro: bool,
+    pub value_avro: bool,
+    /// `schema.registry.url` (the key's if both are Avro and they differ: see
+    /// `standalone::pipeline_settings`).
+    pub registry_url: String,
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// Builds the converter the settings ask for.
+fn build_converter(settings: &PipelineSettings) -> Converter {
+    match &settings.avro {
+        None => Converter::Json(JsonConverter::new(settings.converter.clone())),
+        Some(a) => Converter::Avro(Box::new(AvroConverter::new(
+            AvroConverterConfig {
+                json: settings.converter.clone(),
+                key_avro: a.key_avro,
+                value_avro: a.value_avro,
+            },
+            Box::new(HttpSchemaRegistry::new(
+                &a.registry_url,
+                a.basic_auth.clone(),
+            )),
+        ))),
     }
 }
 
@@ -290,7 +324,8 @@ async fn run_pipeline(
         feedback_rx,
     ));
 
-    let mut converter = JsonConverter::new(settings.converter.clone());
+    // `Option` so a conversion that must register schemas can move it to a blocking thread.
+    let mut converter = Some(build_converter(&settings));
     let mut records: Vec<KafkaRecord> = Vec::new();
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut durable: Option<ConnectorOffset> = None;
@@ -375,12 +410,26 @@ async fn run_pipeline(
                         metrics.on_event(&event);
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-                        let converted = match &event.key_change {
-                            Some(KeyChangeRow::NewKey(row)) => converter.convert_key_change(&event, KeyChange::NewKey(row), now_ns, &mut records),
-                            Some(KeyChangeRow::OldKey(row)) => converter.convert_key_change(&event, KeyChange::OldKey(row), now_ns, &mut records),
-                            None => converter.convert(&event, now_ns, &mut records),
-                        };
-                        or_break!('pipeline, converted.context("cannot convert an event"));
+                        let conv = or_break!('pipeline, converter.as_mut().ok_or_else(|| anyhow!("the converter was lost")));
+                        if conv.needs_registry(&event) {
+                            // First use of this table version with Avro: registering its
+                            // schemas is blocking HTTP, kept off the async workers.
+                            let mut moved = or_break!('pipeline, converter.take().ok_or_else(|| anyhow!("the converter was lost")));
+                            let mut out = std::mem::take(&mut records);
+                            let moved_event = event.clone();
+                            let joined = tokio::task::spawn_blocking(move || {
+                                let result = moved.convert(&moved_event, now_ns, &mut out);
+                                (moved, out, result)
+                            })
+                            .await
+                            .map_err(|e| anyhow!("schema registration task failed: {e}"));
+                            let (moved, out, result) = or_break!('pipeline, joined);
+                            converter = Some(moved);
+                            records = out;
+                            or_break!('pipeline, result.context("cannot convert an event"));
+                        } else {
+                            or_break!('pipeline, conv.convert(&event, now_ns, &mut records).context("cannot convert an event"));
+                        }
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
                         for record in records.drain(..) {

@@ -19,14 +19,17 @@ use pgseam_connector_pg::snapshot::ChunkStrategy;
 use pgseam_connector_pg::{
     ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig, SslMode, TlsSettings,
 };
+use pgseam_converters::avro::registry::BasicAuth;
 use pgseam_converters::{DecimalHandlingMode, JsonConverterConfig, TypeModes};
 use pgseam_sink_kafka::KafkaSinkConfig;
 use tokio::sync::watch;
 
-use crate::config::{self, ConnectorConfig, HeaderConverter, WorkerConfig};
+use crate::config::{
+    self, ConnectorConfig, ConverterKind, ConverterSettings, HeaderConverter, WorkerConfig,
+};
 use crate::manager::{Manager, Origin};
 use crate::offsets::FileOffsetStore;
-use crate::pipeline::PipelineSettings;
+use crate::pipeline::{AvroSettings, PipelineSettings};
 use crate::rest;
 
 /// Loads and checks the files; returns a one-line summary per connector.
@@ -181,7 +184,8 @@ pub(crate) fn pipeline_settings(
     }
     let key_converter = connector.effective_key_converter(worker);
     let value_converter = connector.effective_value_converter(worker);
-    if key_converter.decimal_format != value_converter.decimal_format {
+    let avro = avro_settings(name, &key_converter, &value_converter)?;
+    if avro.is_none() && key_converter.decimal_format != value_converter.decimal_format {
         bail!("connector {name}: key.converter.decimal.format and value.converter.decimal.format differ; pgseam applies one decimal.format to keys and values, set both to the same value");
     }
     let filter = connector.table_filter.clone();
@@ -250,12 +254,17 @@ pub(crate) fn pipeline_settings(
                 money_fraction_digits: connector.money_fraction_digits,
                 include_unknown_datatypes: connector.include_unknown_datatypes,
             },
-            decimal_format: value_converter.decimal_format,
+            decimal_format: if value_converter.kind == ConverterKind::Json {
+                value_converter.decimal_format
+            } else {
+                key_converter.decimal_format
+            },
             // Keys are primary-key columns, never null: only the value's setting matters.
             replace_null_with_default: value_converter.replace_null_with_default,
             tombstones_on_delete: connector.tombstones_on_delete,
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },
+        avro,
         sink: KafkaSinkConfig {
             bootstrap_servers: worker.bootstrap_servers.clone(),
             overrides,
@@ -311,4 +320,32 @@ pub(crate) fn connect_params(
                 .map(|s| s.expose().to_owned()),
         },
     }
+}
+
+/// The AvroConverter settings of a pipeline whose key or value converter is Avro. One
+/// registry serves both: when key and value name different registries, that is an error.
+fn avro_settings(
+    name: &str,
+    key: &ConverterSettings,
+    value: &ConverterSettings,
+) -> anyhow::Result<Option<AvroSettings>> {
+    let registries: Vec<&config::RegistrySettings> = [key, value]
+        .iter()
+        .filter_map(|c| c.registry.as_ref())
+        .collect();
+    let Some(first) = registries.first() else {
+        return Ok(None);
+    };
+    if registries.iter().any(|r| r != first) {
+        bail!("connector {name}: key.converter and value.converter use different schema registries; pgseam uses one registry per connector");
+    }
+    Ok(Some(AvroSettings {
+        key_avro: key.kind == ConverterKind::Avro,
+        value_avro: value.kind == ConverterKind::Avro,
+        registry_url: first.url.clone(),
+        basic_auth: first.basic_auth.as_ref().map(|(user, password)| BasicAuth {
+            user: user.clone(),
+            password: password.expose().to_owned(),
+        }),
+    }))
 }

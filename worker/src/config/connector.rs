@@ -458,12 +458,16 @@ impl ConnectorConfig {
     /// The key converter in effect: the connector's own if it sets `key.converter`, else the
     /// worker's (Kafka Connect's rule).
     pub fn effective_key_converter(&self, worker: &WorkerConfig) -> ConverterSettings {
-        self.key_converter.unwrap_or(worker.key_converter)
+        self.key_converter
+            .clone()
+            .unwrap_or_else(|| worker.key_converter.clone())
     }
 
     /// The value converter in effect.
     pub fn effective_value_converter(&self, worker: &WorkerConfig) -> ConverterSettings {
-        self.value_converter.unwrap_or(worker.value_converter)
+        self.value_converter
+            .clone()
+            .unwrap_or_else(|| worker.value_converter.clone())
     }
 
     /// The header converter in effect.

@@ -5,11 +5,16 @@ use tracing::{debug, info, warn};
 
 use super::catalog::{catalog, suggest};
 use super::error::{ConfigError, Owner};
+use super::secret::Secret;
 use super::settings::{parse_bool, Settings};
 use super::source::RawEntry;
 
-/// Kafka Connect's JsonConverter, the only record converter pgseam writes today.
+/// Kafka Connect's JsonConverter.
 pub const JSON_CONVERTER_CLASS: &str = "org.apache.kafka.connect.json.JsonConverter";
+/// Confluent's AvroConverter (Schema Registry wire format).
+pub const AVRO_CONVERTER_CLASS: &str = "io.confluent.connect.avro.AvroConverter";
+/// The only subject naming strategy implemented (Confluent's default).
+pub const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
 /// Kafka Connect's default header converter (worker `header.converter` default).
 pub const SIMPLE_HEADER_CONVERTER_CLASS: &str =
     "org.apache.kafka.connect.storage.SimpleHeaderConverter";
@@ -26,6 +31,29 @@ pub use pgseam_converters::DecimalFormat;
 /// Names Kafka Connect accepts for the JsonConverter: the class, and the plugin aliases it
 /// derives (simple class name, and that name without the `Converter` suffix).
 const JSON_CONVERTER_NAMES: [&str; 3] = [JSON_CONVERTER_CLASS, "JsonConverter", "Json"];
+const AVRO_CONVERTER_NAMES: [&str; 3] = [AVRO_CONVERTER_CLASS, "AvroConverter", "Avro"];
+/// AvroConverter properties accepted only at their default: (property, default, why).
+const AVRO_FIXED_PROPS: &[(&str, &str)] = &[
+    ("auto.register.schemas", "true"),
+    ("use.latest.version", "false"),
+    ("normalize.schemas", "false"),
+    ("connect.meta.data", "true"),
+    ("enhanced.avro.schema.support", "false"),
+    ("scrub.invalid.names", "false"),
+    ("generalized.sum.type.support", "false"),
+    ("discard.type.doc.default", "false"),
+    ("allow.optional.map.keys", "false"),
+    ("flatten.singleton.unions", "true"),
+    ("avro.remove.java.properties", "false"),
+];
+/// AvroConverter properties that only tune caches or retries: any value is accepted.
+const IGNORED_AVRO_PROPS: &[&str] = &[
+    "schemas.cache.config",
+    "schemas.cache.size",
+    "max.schemas.per.subject",
+    "latest.compatibility.strict",
+    "schema.registry.request.timeout.ms",
+];
 const SIMPLE_HEADER_CONVERTER_NAMES: [&str; 3] = [
     SIMPLE_HEADER_CONVERTER_CLASS,
     "SimpleHeaderConverter",
@@ -46,10 +74,22 @@ const INTERNAL_JSON_CONVERTER_PROPS: [&str; 1] = ["converter.type"];
 pub enum ConverterKind {
     /// `org.apache.kafka.connect.json.JsonConverter`.
     Json,
+    /// `io.confluent.connect.avro.AvroConverter`.
+    Avro,
+}
+
+/// The AvroConverter's Schema Registry settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// `schema.registry.url` (one URL or a comma-separated list).
+    pub url: String,
+    /// `basic.auth.credentials.source` + `basic.auth.user.info` (or the URL's user info):
+    /// user and password.
+    pub basic_auth: Option<(String, Secret)>,
 }
 
 /// A key or value converter and its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConverterSettings {
     /// Which converter.
     pub kind: ConverterKind,
@@ -57,8 +97,11 @@ pub struct ConverterSettings {
     pub schemas_enable: bool,
     /// `*.converter.decimal.format`: `BASE64` or `NUMERIC` (case-insensitive).
     pub decimal_format: DecimalFormat,
-    /// `*.converter.replace.null.with.default`.
+    /// `*.converter.replace.null.with.default` (JsonConverter), or the negation of
+    /// `*.converter.ignore.default.for.nullables` (AvroConverter).
     pub replace_null_with_default: bool,
+    /// The Schema Registry (AvroConverter only).
+    pub registry: Option<RegistrySettings>,
 }
 
 impl Default for ConverterSettings {
@@ -74,6 +117,7 @@ impl ConverterSettings {
             schemas_enable: p.schemas_enable,
             decimal_format: p.decimal_format,
             replace_null_with_default: p.replace_null_with_default,
+            registry: None,
         }
     }
 }
@@ -146,11 +190,13 @@ pub(crate) fn take_converter(settings: &mut Settings, role: Role) -> Option<Conv
         return None;
     };
     let kind = parse_converter_class(settings, &class)?;
-    let props = take_json_props(settings, class_key, &subkeys);
-    Some(ConverterSettings {
-        kind,
-        ..ConverterSettings::json(props)
-    })
+    match kind {
+        ConverterKind::Json => {
+            let props = take_json_props(settings, class_key, &subkeys);
+            Some(ConverterSettings::json(props))
+        }
+        ConverterKind::Avro => take_avro_props(settings, class_key, &subkeys),
+    }
 }
 
 /// Like [`take_converter`], for the worker: an absent class means the JsonConverter.
@@ -172,16 +218,13 @@ fn parse_converter_class(settings: &mut Settings, class: &RawEntry) -> Option<Co
     if JSON_CONVERTER_NAMES.contains(&name) {
         return Some(ConverterKind::Json);
     }
-    let reason = if name.to_ascii_lowercase().contains("avro") {
-        format!(
-            "pgseam writes only {JSON_CONVERTER_CLASS} for now; Avro (Confluent wire format) comes later"
-        )
-    } else {
-        format!(
-            "pgseam writes only {JSON_CONVERTER_CLASS} (Avro comes later); set `{}={JSON_CONVERTER_CLASS}`",
-            class.key
-        )
-    };
+    if AVRO_CONVERTER_NAMES.contains(&name) {
+        return Some(ConverterKind::Avro);
+    }
+    let reason = format!(
+        "pgseam writes {JSON_CONVERTER_CLASS} and {AVRO_CONVERTER_CLASS}; set `{}` to one of them",
+        class.key
+    );
     let e = ConfigError::UnsupportedValue {
         location: settings.location(class),
         key: class.key.clone(),
@@ -296,4 +339,151 @@ fn take_json_props(settings: &mut Settings, class_key: &str, subkeys: &[RawEntry
         }
     }
     props
+}
+
+/// Validates AvroConverter sub-keys (`<class_key>.<prop>`): `schema.registry.url` is required.
+fn take_avro_props(
+    settings: &mut Settings,
+    class_key: &str,
+    subkeys: &[RawEntry],
+) -> Option<ConverterSettings> {
+    let prefix = format!("{class_key}.");
+    let mut url = None;
+    let mut source = "URL".to_owned();
+    let mut user_info: Option<&RawEntry> = None;
+    let mut ignore_default_for_nullables = false;
+    for e in subkeys {
+        let prop = &e.key[prefix.len()..];
+        match prop {
+            "schema.registry.url" => url = Some(e.value.trim().to_owned()),
+            "basic.auth.credentials.source" => {
+                let v = e.value.trim().to_ascii_uppercase();
+                if v == "URL" || v == "USER_INFO" {
+                    source = v;
+                } else {
+                    settings.invalid(e, "`URL` or `USER_INFO` (SASL_INHERIT is not supported)");
+                }
+            }
+            "basic.auth.user.info" => user_info = Some(e),
+            "ignore.default.for.nullables" => match parse_bool(&e.value) {
+                Some(b) => ignore_default_for_nullables = b,
+                None => settings.invalid(e, "`true` or `false`"),
+            },
+            "key.subject.name.strategy" | "value.subject.name.strategy" => {
+                let v = e.value.trim();
+                if v != TOPIC_NAME_STRATEGY && v != "TopicNameStrategy" {
+                    let err = ConfigError::UnsupportedValue {
+                        location: settings.location(e),
+                        key: e.key.clone(),
+                        value: v.to_owned(),
+                        reason: format!("pgseam names subjects with {TOPIC_NAME_STRATEGY} only"),
+                    };
+                    settings.push(err);
+                }
+            }
+            "plugin.version" => {
+                debug!(source = settings.source(), key = %e.key, "ignored: pgseam has one built-in version of each converter");
+            }
+            p if IGNORED_AVRO_PROPS.contains(&p) => {
+                debug!(source = settings.source(), key = %e.key, "ignored: an AvroConverter cache or retry setting");
+            }
+            p => match AVRO_FIXED_PROPS.iter().find(|(k, _)| *k == p) {
+                Some((_, default)) => {
+                    if !e.value.trim().eq_ignore_ascii_case(default) {
+                        let err = ConfigError::UnsupportedValue {
+                            location: settings.location(e),
+                            key: e.key.clone(),
+                            value: e.value.trim().to_owned(),
+                            reason: format!("pgseam's AvroConverter implements only `{default}`"),
+                        };
+                        settings.push(err);
+                    }
+                }
+                None => {
+                    let candidates: Vec<String> = [
+                        "schema.registry.url",
+                        "basic.auth.credentials.source",
+                        "basic.auth.user.info",
+                        "ignore.default.for.nullables",
+                        "key.subject.name.strategy",
+                        "value.subject.name.strategy",
+                    ]
+                    .iter()
+                    .copied()
+                    .chain(AVRO_FIXED_PROPS.iter().map(|(k, _)| *k))
+                    .map(|n| format!("{prefix}{n}"))
+                    .collect();
+                    let err = ConfigError::UnknownKey {
+                        location: settings.location(e),
+                        scope: settings.scope(),
+                        key: e.key.clone(),
+                        suggestion: suggest(&e.key, candidates.iter().map(String::as_str)),
+                    };
+                    settings.push(err);
+                }
+            },
+        }
+    }
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        settings.missing(
+            &format!("{prefix}schema.registry.url"),
+            Some("the AvroConverter registers its schemas there, e.g. http://schema-registry:8081"),
+        );
+        return None;
+    };
+    let basic_auth = match source.as_str() {
+        "USER_INFO" => match user_info {
+            Some(e) => match e.value.split_once(':') {
+                Some((u, p)) => Some((u.to_owned(), Secret::new(p))),
+                None => {
+                    settings.invalid(e, "`user:password`");
+                    None
+                }
+            },
+            None => {
+                settings.missing(
+                    &format!("{prefix}basic.auth.user.info"),
+                    Some("basic.auth.credentials.source=USER_INFO needs `user:password`"),
+                );
+                None
+            }
+        },
+        // URL: credentials from the first URL's user info, if any.
+        _ => url_user_info(&url),
+    };
+    let url = strip_user_info(&url);
+    Some(ConverterSettings {
+        kind: ConverterKind::Avro,
+        schemas_enable: true,
+        decimal_format: DEFAULT_DECIMAL_FORMAT,
+        replace_null_with_default: !ignore_default_for_nullables,
+        registry: Some(RegistrySettings { url, basic_auth }),
+    })
+}
+
+/// `http://user:pass@host:port` → (user, pass).
+fn url_user_info(urls: &str) -> Option<(String, Secret)> {
+    let first = urls.split(',').next()?.trim();
+    let rest = first.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let (info, _) = authority.rsplit_once('@')?;
+    let (u, p) = info.split_once(':')?;
+    Some((u.to_owned(), Secret::new(p)))
+}
+
+/// The URLs without their user info (it must not reach logs or request lines).
+fn strip_user_info(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| {
+            let u = u.trim();
+            match u.split_once("://") {
+                Some((scheme, rest)) => match rest.split_once('@') {
+                    Some((info, host)) if !info.contains('/') => format!("{scheme}://{host}"),
+                    _ => u.to_owned(),
+                },
+                None => u.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }

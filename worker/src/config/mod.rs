@@ -145,9 +145,10 @@ pub use connector::{
     POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
-    ConverterKind, ConverterSettings, DecimalFormat, HeaderConverter, DEFAULT_DECIMAL_FORMAT,
-    DEFAULT_REPLACE_NULL_WITH_DEFAULT, DEFAULT_SCHEMAS_ENABLE, JSON_CONVERTER_CLASS,
-    SIMPLE_HEADER_CONVERTER_CLASS,
+    ConverterKind, ConverterSettings, DecimalFormat, HeaderConverter, RegistrySettings,
+    AVRO_CONVERTER_CLASS, DEFAULT_DECIMAL_FORMAT, DEFAULT_REPLACE_NULL_WITH_DEFAULT,
+    DEFAULT_SCHEMAS_ENABLE, JSON_CONVERTER_CLASS, SIMPLE_HEADER_CONVERTER_CLASS,
+    TOPIC_NAME_STRATEGY,
 };
 pub use error::{ConfigError, ConfigErrors, Location, Owner, Scope};
 pub use filter::TableFilter;

@@ -475,8 +475,81 @@ fn connector_level_converters_override_the_worker() {
     assert_eq!(c.value_converter, None);
     assert!(c.effective_value_converter(&worker).schemas_enable);
 
+    // The AvroConverter needs its registry.
     let e = one_error(&[("key.converter", "io.confluent.connect.avro.AvroConverter")]);
-    assert!(e.contains("Avro"), "{e}");
+    assert!(e.contains("key.converter.schema.registry.url"), "{e}");
+}
+
+#[test]
+fn avro_converter_keys() {
+    let avro = "io.confluent.connect.avro.AvroConverter";
+    let c = config(&[
+        ("value.converter", avro),
+        ("value.converter.schema.registry.url", "http://u:pw@r:8081/"),
+        ("value.converter.ignore.default.for.nullables", "true"),
+        (
+            "value.converter.value.subject.name.strategy",
+            "io.confluent.kafka.serializers.subject.TopicNameStrategy",
+        ),
+        ("value.converter.schemas.cache.config", "100"),
+    ])
+    .unwrap();
+    let v = c.value_converter.clone().unwrap();
+    assert_eq!(v.kind, ConverterKind::Avro);
+    assert!(!v.replace_null_with_default);
+    let r = v.registry.unwrap();
+    assert_eq!(r.url, "http://r:8081/");
+    let (user, password) = r.basic_auth.unwrap();
+    assert_eq!((user.as_str(), password.expose()), ("u", "pw"));
+    assert!(!format!("{:?}", c.value_converter).contains("pw"));
+
+    let c = config(&[
+        ("key.converter", "AvroConverter"),
+        ("key.converter.schema.registry.url", "http://r:8081"),
+        ("key.converter.basic.auth.credentials.source", "USER_INFO"),
+        ("key.converter.basic.auth.user.info", "alice:s3cret"),
+    ])
+    .unwrap();
+    let (user, _) = c
+        .key_converter
+        .unwrap()
+        .registry
+        .unwrap()
+        .basic_auth
+        .unwrap();
+    assert_eq!(user, "alice");
+
+    let base = [
+        ("value.converter", avro),
+        ("value.converter.schema.registry.url", "http://r:8081"),
+    ];
+    let with = |k: &'static str, v: &'static str| {
+        let mut e = base.to_vec();
+        e.push((k, v));
+        one_error(&e)
+    };
+    let e = with("value.converter.auto.register.schemas", "false");
+    assert!(
+        e.contains("auto.register.schemas") && e.contains("true"),
+        "{e}"
+    );
+    let e = with(
+        "value.converter.value.subject.name.strategy",
+        "RecordNameStrategy",
+    );
+    assert!(e.contains("TopicNameStrategy"), "{e}");
+    let e = with("value.converter.schema.registry.ulr", "x");
+    assert!(e.contains("schema.registry.ulr"), "{e}");
+    let e = with(
+        "value.converter.basic.auth.credentials.source",
+        "SASL_INHERIT",
+    );
+    assert!(e.contains("USER_INFO"), "{e}");
+    let e = one_error(&[(
+        "value.converter",
+        "io.confluent.connect.protobuf.ProtobufConverter",
+    )]);
+    assert!(e.contains("AvroConverter"), "{e}");
 }
 
 #[test]

@@ -471,19 +471,16 @@ mod tests {
     }
 
     #[test]
-    fn avro_converter_is_a_clear_error() {
+    fn avro_converter_needs_its_registry() {
         let errs = errors(&[
             FILE,
             ("value.converter", "io.confluent.connect.avro.AvroConverter"),
         ]);
         assert_eq!(errs.len(), 1);
         assert!(
-            errs[0].contains(
-                "`value.converter=io.confluent.connect.avro.AvroConverter` is not supported"
-            ),
+            errs[0].contains("value.converter.schema.registry.url"),
             "{errs:?}"
         );
-        assert!(errs[0].contains("Avro"), "{errs:?}");
         let errs = errors(&[
             FILE,
             (

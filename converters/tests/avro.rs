@@ -1,0 +1,416 @@
+//! Avro against the golden scenarios: every golden line's event is converted with the
+//! `AvroConverter`, its schemas registered with the Schema Registry stand-in over HTTP, and
+//! the framed key and value decoded with apache-avro using the schema fetched back by id. The
+//! decoded record is turned into JSON by a mapping independent of the converter (Avro union →
+//! its branch, record → object, bytes/decimal → base64, non-finite floats → their Connect
+//! strings) and compared field by field with the payload of the golden line, which is real
+//! Debezium output. Processing timestamps and the other fields `golden-diff.py` masks are
+//! masked here too.
+//!
+//! The registered schema of one table is also compared with the form written out by hand
+//! from `AvroData.fromConnectSchema` (confluentinc/schema-registry) and Avro's
+//! `Schema.toString()`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use apache_avro::types::Value as Avro;
+use base64::Engine as _;
+use common::*;
+use pgseam_converters::avro::registry::{unframe, HttpSchemaRegistry};
+use pgseam_converters::{
+    AvroConverter, AvroConverterConfig, BinaryHandlingMode, DecimalHandlingMode,
+    HstoreHandlingMode, IntervalHandlingMode, JsonConverter, JsonConverterConfig,
+    TimePrecisionMode,
+};
+use pgseam_testkit::SchemaRegistry;
+use serde_json::Value as Json;
+
+/// Decoded Avro → the JSON Kafka Connect's JsonConverter would write for the same value.
+fn to_json(v: &Avro) -> Json {
+    let b64 = |b: &[u8]| Json::String(base64::engine::general_purpose::STANDARD.encode(b));
+    let float = |f: f64, text: String| {
+        if f.is_nan() {
+            Json::String("NaN".into())
+        } else if f.is_infinite() {
+            Json::String(if f > 0.0 { "Infinity" } else { "-Infinity" }.into())
+        } else {
+            Json::from(text.parse::<f64>().unwrap())
+        }
+    };
+    match v {
+        Avro::Null => Json::Null,
+        Avro::Boolean(b) => Json::Bool(*b),
+        Avro::Int(i) | Avro::Date(i) | Avro::TimeMillis(i) => Json::from(*i),
+        Avro::Long(i) | Avro::TimestampMillis(i) => Json::from(*i),
+        // The f32's shortest text, so the comparison is at f32 precision.
+        Avro::Float(f) => float(f64::from(*f), f.to_string()),
+        Avro::Double(f) => float(*f, f.to_string()),
+        Avro::Bytes(b) => b64(b),
+        Avro::Decimal(d) => b64(&<Vec<u8>>::try_from(d).unwrap()),
+        Avro::String(s) => Json::String(s.clone()),
+        Avro::Union(_, inner) => to_json(inner),
+        Avro::Array(items) => Json::Array(items.iter().map(to_json).collect()),
+        Avro::Map(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Avro::Record(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
+        other => panic!("unexpected Avro value {other:?}"),
+    }
+}
+
+/// Masks what golden-diff.py masks.
+fn mask(v: &mut Json) {
+    if let Json::Object(m) = v {
+        for (k, x) in m.iter_mut() {
+            if ["ts_ms", "ts_us", "ts_ns", "txId", "lsn", "xmin", "sequence"].contains(&k.as_str())
+                && !x.is_null()
+            {
+                *x = Json::String(format!("<{k}>"));
+            } else {
+                mask(x);
+            }
+        }
+    }
+}
+
+/// Floats compared as numbers (`1.0E10` and `1e10` are the same value).
+fn same(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
+        (Json::Object(x), Json::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+/// Decodes a framed record part with the schema the registry holds for its id.
+fn decode(registry: &SchemaRegistry, bytes: &[u8]) -> (u32, Json) {
+    let (id, mut datum) = unframe(bytes).expect("Confluent framing");
+    let text = registry.schema(id).expect("registered schema");
+    let schema = apache_avro::Schema::parse_str(&text).unwrap();
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap();
+    let value = reader.read_value(&mut datum).unwrap();
+    assert!(datum.is_empty(), "trailing bytes after the datum");
+    (id, to_json(&value))
+}
+
+struct Case {
+    file: &'static str,
+    cfg: JsonConverterConfig,
+    state: &'static str,
+    stream: Option<&'static str>,
+}
+
+fn case(
+    file: &'static str,
+    state: &'static str,
+    stream: Option<&'static str>,
+    f: fn(&mut JsonConverterConfig),
+) -> Case {
+    let mut cfg = JsonConverterConfig::new("dbz");
+    f(&mut cfg);
+    Case {
+        file,
+        cfg,
+        state,
+        stream,
+    }
+}
+
+/// Runs the cases; returns (lines compared, failures).
+fn check(cases: &[Case]) -> usize {
+    if !golden_dir().is_dir() {
+        eprintln!(
+            "golden directory {} not found; skipping",
+            golden_dir().display()
+        );
+        return 0;
+    }
+    let catalog = load_catalog();
+    let registry = SchemaRegistry::start().unwrap();
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for c in cases {
+        let mut json = JsonConverter::new(c.cfg.clone());
+        let mut avro = AvroConverter::new(
+            AvroConverterConfig {
+                json: c.cfg.clone(),
+                key_avro: true,
+                value_avro: true,
+            },
+            Box::new(HttpSchemaRegistry::new(registry.url(), None)),
+        );
+        let mut events = EventSource::new(c.state, c.stream);
+        let mut pending_tombstone = None;
+        let text = std::fs::read_to_string(golden_dir().join(c.file)).unwrap();
+        let mut compared = 0;
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{}:{}", c.file, n + 1);
+            let golden: Json = serde_json::from_str(line).unwrap();
+            let destination = golden["destination"].as_str().unwrap();
+            let table = catalog.tables[destination.rsplit('.').next().unwrap()].clone();
+            let members = top_level_members(line);
+            let gkey = members.iter().find(|(k, _)| k == "key").unwrap().1;
+            let record = if golden["value"].is_null() {
+                match pending_tombstone.take() {
+                    Some(t) => t,
+                    None => {
+                        failures.push(format!("{at}: golden tombstone, none made"));
+                        continue;
+                    }
+                }
+            } else {
+                let payload = &golden["value"]["payload"];
+                let event = match events.event(&mut json, &table, gkey, payload) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        failures.push(format!("{at}: {e}"));
+                        continue;
+                    }
+                };
+                let mut out = Vec::new();
+                if let Err(e) = avro.convert(&event, 1_795_492_539_760_865_102, &mut out) {
+                    failures.push(format!("{at}: {e}"));
+                    continue;
+                }
+                let mut out = out.into_iter();
+                let first = out.next().unwrap();
+                pending_tombstone = out.next();
+                first
+            };
+            assert_eq!(record.topic, destination, "{at}");
+            // Key.
+            match (&record.key, golden["key"].is_null()) {
+                (None, true) => {}
+                (Some(k), false) => {
+                    let (id, decoded) = decode(&registry, k);
+                    let subjects = registry.subjects();
+                    assert!(
+                        subjects[&format!("{destination}-key")].contains(&id),
+                        "{at}"
+                    );
+                    if !same(&decoded, &golden["key"]["payload"]) {
+                        failures.push(format!(
+                            "{at}: key {decoded} != golden {}",
+                            golden["key"]["payload"]
+                        ));
+                    }
+                }
+                (k, _) => failures.push(format!("{at}: key presence differs: {k:?}")),
+            }
+            // Value.
+            match (&record.value, golden["value"].is_null()) {
+                (None, true) => {}
+                (Some(v), false) => {
+                    let (id, mut decoded) = decode(&registry, v);
+                    assert!(registry.subjects()[&format!("{destination}-value")].contains(&id));
+                    let mut expected = golden["value"]["payload"].clone();
+                    mask(&mut decoded);
+                    mask(&mut expected);
+                    // The one deliberate difference of the JSON path (BC dates in snapshot
+                    // rows, COMPATIBILITY.md) holds for Avro too.
+                    for row in ["after", "before"] {
+                        if let (Some(e), Some(d)) = (
+                            expected.get_mut(row).and_then(|r| r.get_mut("c_date")),
+                            decoded.get(row).and_then(|r| r.get("c_date")),
+                        ) {
+                            let known = [(1001860, -2440550)];
+                            if known.iter().any(|(dbz, ours)| *e == *dbz && *d == *ours) {
+                                *e = d.clone();
+                            }
+                        }
+                        if let (Some(e), Some(d)) = (
+                            expected.get_mut(row).and_then(|r| r.get_mut("c_date")),
+                            decoded.get(row).and_then(|r| r.get("c_date")),
+                        ) {
+                            if *e == "4713-01-01Z" && *d == "-4712-01-01Z" {
+                                *e = d.clone();
+                            }
+                        }
+                    }
+                    if !same(&decoded, &expected) {
+                        let fields = |j: &Json| -> HashMap<String, Json> {
+                            let mut m = HashMap::new();
+                            for row in ["before", "after", "source"] {
+                                if let Some(Json::Object(o)) = j.get(row) {
+                                    for (k, v) in o {
+                                        m.insert(format!("{row}.{k}"), v.clone());
+                                    }
+                                }
+                            }
+                            m
+                        };
+                        let (d, e) = (fields(&decoded), fields(&expected));
+                        let diffs: Vec<String> = e
+                            .iter()
+                            .filter(|(k, v)| !d.get(*k).is_some_and(|x| same(x, v)))
+                            .map(|(k, v)| format!("{k}: golden {v}, avro {:?}", d.get(k)))
+                            .collect();
+                        failures.push(format!("{at}: value differs: {diffs:?}"));
+                    }
+                }
+                (v, _) => failures.push(format!("{at}: value presence differs: {v:?}")),
+            }
+            compared += 1;
+        }
+        eprintln!("{}: {compared} lines decoded and compared", c.file);
+        total += compared;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
+    total
+}
+
+#[test]
+fn avro_records_decode_to_the_golden_payloads() {
+    let n = check(&[
+        case("01_snapshot.jsonl", "snapshot", Some("01_snapshot"), |_| {}),
+        case("02_insert.jsonl", "final", Some("02_insert"), |_| {}),
+        case("03_update.jsonl", "final", Some("03_update"), |_| {}),
+        case("05_delete.jsonl", "final", Some("05_delete"), |_| {}),
+    ]);
+    assert!(n == 0 || n > 60, "{n} lines");
+}
+
+#[test]
+fn avro_handling_modes_decode_to_the_golden_payloads() {
+    check(&[
+        case("variant_decimal_string.jsonl", "final", None, |c| {
+            c.modes.decimal = DecimalHandlingMode::String
+        }),
+        case("variant_decimal_double.jsonl", "final", None, |c| {
+            c.modes.decimal = DecimalHandlingMode::Double
+        }),
+        // AvroConverter's ignore.default.for.nullables=true is JsonConverter's
+        // replace.null.with.default=false.
+        case(
+            "variant_jsonconv_no_null_default.jsonl",
+            "final",
+            None,
+            |c| c.replace_null_with_default = false,
+        ),
+        case("variant_time_connect.jsonl", "final", None, |c| {
+            c.modes.time_precision = TimePrecisionMode::Connect
+        }),
+        case("variant_time_adaptive_us.jsonl", "final", None, |c| {
+            c.modes.time_precision = TimePrecisionMode::AdaptiveTimeMicroseconds
+        }),
+        case("variant_time_isostring.jsonl", "final", None, |c| {
+            c.modes.time_precision = TimePrecisionMode::IsoString
+        }),
+        case("variant_time_micro.jsonl", "final", None, |c| {
+            c.modes.time_precision = TimePrecisionMode::Microseconds
+        }),
+        case("variant_time_nano.jsonl", "final", None, |c| {
+            c.modes.time_precision = TimePrecisionMode::Nanoseconds
+        }),
+        case("variant_binary_hex.jsonl", "final", None, |c| {
+            c.modes.binary = BinaryHandlingMode::Hex
+        }),
+        case("variant_binary_base64.jsonl", "final", None, |c| {
+            c.modes.binary = BinaryHandlingMode::Base64
+        }),
+        case("variant_hstore_map.jsonl", "final", None, |c| {
+            c.modes.hstore = HstoreHandlingMode::Map
+        }),
+        case("variant_interval_string.jsonl", "final", None, |c| {
+            c.modes.interval = IntervalHandlingMode::String
+        }),
+        case("variant_unknown_types.jsonl", "final", None, |c| {
+            c.modes.include_unknown_datatypes = true
+        }),
+    ]);
+}
+
+/// `dbz.public.composite` (a int4 NOT NULL, b text NOT NULL, c int4; primary key (a, b)), as
+/// AvroData maps Debezium's Connect schemas and Avro's `Schema.toString()` writes them.
+const COMPOSITE_KEY: &str = r#"{"type":"record","name":"Key","namespace":"dbz.public.composite","fields":[{"name":"a","type":"int"},{"name":"b","type":"string"}],"connect.name":"dbz.public.composite.Key"}"#;
+const COMPOSITE_VALUE: &str = r#"{"type":"record","name":"Envelope","namespace":"dbz.public.composite","fields":[{"name":"before","type":["null",{"type":"record","name":"Value","fields":[{"name":"a","type":"int"},{"name":"b","type":"string"},{"name":"c","type":["null","int"],"default":null}],"connect.name":"dbz.public.composite.Value"}],"default":null},{"name":"after","type":["null","Value"],"default":null},{"name":"source","type":{"type":"record","name":"Source","namespace":"io.debezium.connector.postgresql","fields":[{"name":"version","type":"string"},{"name":"connector","type":"string"},{"name":"name","type":"string"},{"name":"ts_ms","type":"long"},{"name":"snapshot","type":[{"type":"string","connect.version":1,"connect.parameters":{"allowed":"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},"connect.default":"false","connect.name":"io.debezium.data.Enum"},"null"],"default":"false"},{"name":"db","type":"string"},{"name":"sequence","type":["null","string"],"default":null},{"name":"ts_us","type":["null","long"],"default":null},{"name":"ts_ns","type":["null","long"],"default":null},{"name":"schema","type":"string"},{"name":"table","type":"string"},{"name":"txId","type":["null","long"],"default":null},{"name":"lsn","type":["null","long"],"default":null},{"name":"xmin","type":["null","long"],"default":null},{"name":"origin","type":["null","string"],"default":null},{"name":"origin_lsn","type":["null","long"],"default":null}],"connect.version":1,"connect.name":"io.debezium.connector.postgresql.Source"}},{"name":"transaction","type":["null",{"type":"record","name":"block","namespace":"event","fields":[{"name":"id","type":"string"},{"name":"total_order","type":"long"},{"name":"data_collection_order","type":"long"}],"connect.version":1,"connect.name":"event.block"}],"default":null},{"name":"op","type":"string"},{"name":"ts_ms","type":["null","long"],"default":null},{"name":"ts_us","type":["null","long"],"default":null},{"name":"ts_ns","type":["null","long"],"default":null}],"connect.version":2,"connect.name":"dbz.public.composite.Envelope"}"#;
+
+#[test]
+fn registered_schemas_are_what_avro_data_produces() {
+    let catalog = load_catalog();
+    let registry = SchemaRegistry::start().unwrap();
+    let mut avro = AvroConverter::new(
+        AvroConverterConfig {
+            json: JsonConverterConfig::new("dbz"),
+            key_avro: true,
+            value_avro: true,
+        },
+        Box::new(HttpSchemaRegistry::new(registry.url(), None)),
+    );
+    let table = catalog.tables["composite"].clone();
+    let row = vec![
+        pgseam_model::Value::Int32(1),
+        pgseam_model::Value::Text("x".into()),
+        pgseam_model::Value::Null,
+    ];
+    let source = pgseam_model::SourceInfo {
+        ts_us: 1,
+        snapshot: pgseam_model::SnapshotMarker::True,
+        db: "peer".into(),
+        schema: "public".into(),
+        table: "composite".into(),
+        tx_id: None,
+        lsn: None,
+        last_commit_lsn: None,
+    };
+    let ev = snapshot_event(&table, row, source);
+    let mut out = Vec::new();
+    avro.convert(&ev, 0, &mut out).unwrap();
+    assert!(!avro.needs_registry(&table));
+    let requests = registry.requests();
+    avro.convert(&ev, 0, &mut out).unwrap();
+    assert_eq!(
+        registry.requests(),
+        requests,
+        "registered once per table version"
+    );
+    let subjects = registry.subjects();
+    let key_id = subjects["dbz.public.composite-key"][0];
+    let value_id = subjects["dbz.public.composite-value"][0];
+    assert_eq!(registry.schema(key_id).unwrap(), COMPOSITE_KEY);
+    assert_eq!(registry.schema(value_id).unwrap(), COMPOSITE_VALUE);
+    assert_eq!(unframe(out[0].key.as_ref().unwrap()).unwrap().0, key_id);
+
+    // A schema change (a new column) registers a new version under the same subjects.
+    let mut changed = (*table).clone();
+    let mut d = changed.columns[2].clone();
+    d.name = "d".into();
+    changed.columns.push(d);
+    let changed = std::sync::Arc::new(changed);
+    assert!(avro.needs_registry(&changed));
+    let mut ev2 = ev.clone();
+    ev2.table = changed.clone();
+    ev2.after
+        .as_mut()
+        .unwrap()
+        .push(pgseam_model::Value::Int32(7));
+    out.clear();
+    avro.convert(&ev2, 0, &mut out).unwrap();
+    let subjects = registry.subjects();
+    assert_eq!(subjects["dbz.public.composite-value"].len(), 2);
+    assert_eq!(
+        subjects["dbz.public.composite-key"],
+        vec![key_id],
+        "key unchanged"
+    );
+    let (id, decoded) = decode(&registry, out[0].value.as_ref().unwrap());
+    assert_eq!(id, subjects["dbz.public.composite-value"][1]);
+    assert_eq!(decoded["after"]["d"], 7);
+}
