@@ -1004,3 +1004,210 @@ async fn compare_source(
     tracing::info!(rows, "source compared");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(commit: Option<&str>, seq: u64, snapshot: bool) -> Vec<(String, Vec<u8>)> {
+        let mut h = Vec::new();
+        if let Some(c) = commit {
+            h.push((HEADER_COMMIT_LSN.to_owned(), c.as_bytes().to_vec()));
+            h.push((HEADER_LSN.to_owned(), c.as_bytes().to_vec()));
+        } else {
+            h.push((HEADER_LSN.to_owned(), b"0/100".to_vec()));
+        }
+        h.push((HEADER_SEQ.to_owned(), seq.to_string().into_bytes()));
+        if snapshot {
+            h.push((HEADER_SNAPSHOT.to_owned(), b"true".to_vec()));
+        }
+        h
+    }
+
+    fn record(op: &str, before: Value, after: Value) -> Vec<u8> {
+        serde_json::json!({"schema": {}, "payload": {"op": op, "before": before, "after": after, "source": {}}})
+            .to_string()
+            .into_bytes()
+    }
+
+    const POINT: Lsn = Lsn(0x1000);
+
+    #[test]
+    fn applies_as_a_primary_key_table_up_to_the_point() {
+        let mut table = TopicState::default();
+        let mut partition = PartitionProgress::default();
+        let key = br#"{"schema":{},"payload":{"id":1}}"#;
+        let key2 = br#"{"id":2}"#;
+        let row = |v: i64| serde_json::json!({"id": 1, "v": v});
+        let snap = headers(None, 0, true);
+        assert!(!apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &snap,
+            Some(key),
+            Some(&record("r", Value::Null, row(1)))
+        )
+        .unwrap());
+        assert!(!apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &headers(None, 1, true),
+            Some(key2),
+            Some(&record("r", Value::Null, serde_json::json!({"id": 2})))
+        )
+        .unwrap());
+        let u = headers(Some("0/800"), 0, false);
+        assert!(!apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &u,
+            Some(key),
+            Some(&record("u", Value::Null, row(2)))
+        )
+        .unwrap());
+        // The same position again: an at-least-once replay, still applied.
+        assert!(!apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &u,
+            Some(key),
+            Some(&record("u", Value::Null, row(2)))
+        )
+        .unwrap());
+        assert_eq!(table.counts.replayed, 1);
+        // A delete and its tombstone.
+        let d = headers(Some("0/900"), 0, false);
+        assert!(!apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &d,
+            Some(key2),
+            Some(&record("d", serde_json::json!({"id": 2}), Value::Null))
+        )
+        .unwrap());
+        assert!(!apply(&mut table, &mut partition, POINT, &d, Some(key2), None).unwrap());
+        // At the point: not applied, the partition is complete.
+        let late = headers(Some("0/1000"), 0, false);
+        assert!(apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &late,
+            Some(key),
+            Some(&record("u", Value::Null, row(3)))
+        )
+        .unwrap());
+        assert_eq!(table.counts.after_point, 1);
+        assert_eq!(table.rows.len(), 1);
+        assert_eq!(table.rows[r#"{"id":1}"#].hash, row_hash(&row(2)).hash);
+        assert_eq!(
+            (
+                table.counts.reads,
+                table.counts.updates,
+                table.counts.deletes,
+                table.counts.tombstones
+            ),
+            (2, 2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_after_the_point_is_refused() {
+        let mut table = TopicState::default();
+        let mut partition = PartitionProgress::default();
+        let mut h = vec![(HEADER_SNAPSHOT.to_owned(), b"true".to_vec())];
+        h.push((HEADER_LSN.to_owned(), b"0/2000".to_vec()));
+        let err = apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &h,
+            Some(b"{\"id\":1}"),
+            Some(&record("r", Value::Null, serde_json::json!({"id": 1}))),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("after the comparison point"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keyless_tables_compare_as_multisets() {
+        let mut table = TopicState::default();
+        let mut partition = PartitionProgress::default();
+        let a = serde_json::json!({"x": 1});
+        let b = serde_json::json!({"x": 2});
+        let h = headers(Some("0/10"), 0, false);
+        for _ in 0..2 {
+            apply(
+                &mut table,
+                &mut partition,
+                POINT,
+                &h,
+                None,
+                Some(&record("c", Value::Null, a.clone())),
+            )
+            .unwrap();
+        }
+        apply(
+            &mut table,
+            &mut partition,
+            POINT,
+            &h,
+            None,
+            Some(&record("u", a.clone(), b.clone())),
+        )
+        .unwrap();
+        let identity = TableIdentity {
+            oid: 1,
+            schema: "public".into(),
+            table: "t".into(),
+            replica_identity: 'f',
+            has_primary_key: false,
+        };
+        let mut comparison = Comparison::new(&identity, table, 5);
+        assert_eq!(comparison.report.topic_rows, 2);
+        comparison.source_row(None, &a);
+        comparison.source_row(None, &a);
+        let report = comparison.finish();
+        assert_eq!((report.missing, report.extra), (1, 1));
+        assert!(!report.is_clean());
+    }
+
+    #[test]
+    fn placeholders_are_flagged() {
+        assert!(row_hash(&serde_json::json!({"doc": UNAVAILABLE_PLACEHOLDER})).placeholder);
+        assert!(row_hash(&serde_json::json!({"pic": UNAVAILABLE_PLACEHOLDER_BASE64})).placeholder);
+        assert!(!row_hash(&serde_json::json!({"doc": "x"})).placeholder);
+        assert_eq!(
+            base64_of(UNAVAILABLE_PLACEHOLDER),
+            UNAVAILABLE_PLACEHOLDER_BASE64
+        );
+    }
+
+    fn base64_of(text: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
