@@ -238,6 +238,59 @@ fn verify_follows_the_converter_settings() {
     let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("all 3 tables match"), "{out}");
+    assert!(out.contains("replayed 0"), "{out}");
+
+    // A duplicate of the last record of a partition (as an at-least-once replay writes it, with
+    // its position headers): counted as replayed, and harmless for a Primary Key table.
+    let bootstrap = env.broker.bootstrap_servers();
+    let messages = pgseam_integration_tests::read_topics(
+        &bootstrap,
+        &["vfm.public.items".to_owned()],
+        1,
+        Duration::from_millis(1500),
+        WAIT,
+    )
+    .expect("read items topic");
+    let last = messages
+        .iter()
+        .filter(|m| m.partition == messages[0].partition)
+        .max_by_key(|m| m.offset)
+        .expect("a record");
+    assert!(
+        last.headers.iter().any(|(k, _)| k == "__pgseam.commit_lsn"),
+        "the last record is streamed"
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("producer");
+    let key = last.key.as_ref().map(|k| serde_json::to_vec(k).unwrap());
+    let value = last.value.as_ref().map(|v| serde_json::to_vec(v).unwrap());
+    let mut headers = rdkafka::message::OwnedHeaders::new();
+    for (k, v) in &last.headers {
+        headers = headers.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to("vfm.public.items")
+        .partition(last.partition)
+        .headers(headers);
+    if let Some(key) = &key {
+        record = record.key(key);
+    }
+    if let Some(value) = &value {
+        record = record.payload(value);
+    }
+    producer
+        .send(record)
+        .map_err(|(e, _)| e)
+        .expect("produce duplicate");
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("replayed 1;"), "{out}");
+
     // A change pgseam has not seen yet is a difference.
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
