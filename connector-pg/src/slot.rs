@@ -155,12 +155,39 @@ pub async fn create_slot_exporting_snapshot(
     slot: &str,
     timeout: Duration,
 ) -> Result<CreatedSlot> {
-    let walsender_pid = connection.backend_pid();
     let command = format!(
         "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
         quote_identifier(slot)
     );
-    let create = connection.simple_query(&command);
+    create_with(connection, client, slot, &command, timeout).await
+}
+
+/// As [`create_slot_exporting_snapshot`], but a `TEMPORARY` slot: the server drops it when
+/// `connection` closes (or fails), so nothing is left behind. `pgseam verify` uses it to fix a
+/// comparison point: the consistent point and a snapshot that sees exactly the transactions
+/// committed before it.
+pub async fn create_temporary_slot_exporting_snapshot(
+    connection: &mut ReplicationConnection,
+    client: &Client,
+    slot: &str,
+    timeout: Duration,
+) -> Result<CreatedSlot> {
+    let command = format!(
+        "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')",
+        quote_identifier(slot)
+    );
+    create_with(connection, client, slot, &command, timeout).await
+}
+
+async fn create_with(
+    connection: &mut ReplicationConnection,
+    client: &Client,
+    slot: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<CreatedSlot> {
+    let walsender_pid = connection.backend_pid();
+    let create = connection.simple_query(command);
     tokio::pin!(create);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut poll = tokio::time::interval_at(

@@ -16,3 +16,4 @@ pub mod pipeline;
 pub mod rest;
 pub mod standalone;
 pub mod starrocks;
+pub mod verify;

@@ -54,6 +54,31 @@ enum Command {
         #[arg(long)]
         replication_num: Option<u32>,
     },
+    /// Read the connector's topics back, apply them as a Primary Key table would, and compare
+    /// with the source at one LSN. Exits 1 when anything differs, 2 when it cannot compare.
+    Verify {
+        worker: PathBuf,
+        connector: PathBuf,
+        /// Only these tables (`schema.table`, comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// How the end of a partition is recognised: `idle` (nothing arrived for --idle-ms) or
+        /// `marker` (verify's own marker record arrived; writes one record to every partition).
+        #[arg(long, value_enum, default_value = "idle")]
+        end: pgseam::verify::EndMode,
+        /// With `--end idle`: how long no record must arrive before the topics count as read.
+        #[arg(long, default_value_t = 5000)]
+        idle_ms: u64,
+        /// How long to wait for pgseam's slot to pass the comparison point.
+        #[arg(long, default_value_t = 180_000)]
+        wait_ms: u64,
+        /// Compare at once, without waiting for pgseam (differences may be changes in flight).
+        #[arg(long)]
+        no_wait: bool,
+        /// Example keys listed per kind of difference.
+        #[arg(long, default_value_t = 10)]
+        examples: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +143,49 @@ fn main() -> ExitCode {
                     .block_on(pgseam::starrocks::run(&worker, &connector, &options))
                     .map(|script| print!("{script}")),
                 Err(err) => Err(anyhow::anyhow!("cannot start the async runtime: {err}")),
+            }
+        }
+        Command::Verify {
+            worker,
+            connector,
+            tables,
+            end,
+            idle_ms,
+            wait_ms,
+            no_wait,
+            examples,
+        } => {
+            let options = pgseam::verify::Options {
+                tables,
+                end,
+                idle: std::time::Duration::from_millis(idle_ms),
+                wait: (!no_wait).then(|| std::time::Duration::from_millis(wait_ms)),
+                examples,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(pgseam::verify::run(&worker, &connector, &options)) {
+                Ok(report) => {
+                    print!("{report}");
+                    return if report.is_clean() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    };
+                }
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    // 1 is taken by "differences found".
+                    return ExitCode::from(2);
+                }
             }
         }
     };

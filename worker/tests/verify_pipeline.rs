@@ -1,0 +1,304 @@
+//! `pgseam verify` against a real PostgreSQL and broker: it passes on a clean pipeline (also
+//! while the source keeps changing), and finds a record deleted from the topic's view and a
+//! source row changed while pgseam is stopped.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Env, Pgseam, PGSEAM};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const SCHEMA: &str = "
+CREATE TABLE items (
+    id       bigint PRIMARY KEY,
+    name     text NOT NULL,
+    price    numeric(12,2),
+    ratio    double precision,
+    born     date,
+    at       timestamp(6),
+    atz      timestamptz,
+    during   interval,
+    flags    boolean[],
+    tags     text[],
+    doc      jsonb,
+    pic      bytea,
+    uid      uuid,
+    addr     inet,
+    state    varchar(10)
+);
+CREATE TABLE pairs (a int, b int, PRIMARY KEY (a, b), note text);
+CREATE TABLE loose (x int, y text);
+ALTER TABLE loose REPLICA IDENTITY FULL;
+";
+
+const SEED: &str = "
+INSERT INTO items
+SELECT g, 'item ' || g, g * 1.25 - 300, g / 7.0, date '2000-01-01' + g, timestamp '2020-01-01 00:00:00.123456' + g * interval '1 minute',
+       timestamptz '2021-06-01 12:00:00+02' + g * interval '1 second', g * interval '1 hour 3 seconds',
+       ARRAY[g % 2 = 0, NULL], ARRAY['a' || g, 'b'], jsonb_build_object('g', g), decode(lpad(to_hex(g), 6, '0'), 'hex'),
+       md5(g::text)::uuid, ('10.0.' || (g % 256) || '.1')::inet, 'st' || (g % 5)
+FROM generate_series(1, 3000) g;
+INSERT INTO pairs SELECT g % 50, g, 'note ' || g FROM generate_series(1, 500) g;
+INSERT INTO loose SELECT g % 10, 'y' || g FROM generate_series(1, 200) g;
+";
+
+const CHANGES: &str = "
+INSERT INTO items (id, name, price) SELECT g, 'late ' || g, g FROM generate_series(5001, 5200) g;
+UPDATE items SET price = price + 1, tags = ARRAY['changed'] WHERE id % 13 = 0;
+DELETE FROM items WHERE id % 17 = 0;
+UPDATE items SET id = id + 100000 WHERE id BETWEEN 20 AND 25;
+UPDATE pairs SET note = NULL WHERE a = 3;
+DELETE FROM pairs WHERE b % 9 = 0;
+UPDATE loose SET y = y || '!' WHERE x = 4;
+DELETE FROM loose WHERE x = 5;
+INSERT INTO loose VALUES (1, 'y1'), (1, 'y1');
+";
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn verify(worker: &Path, connector: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(PGSEAM)
+        .arg("verify")
+        .arg(worker)
+        .arg(connector)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run pgseam verify");
+    (
+        status.code(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+#[test]
+fn verify_passes_on_a_clean_pipeline_and_finds_injected_differences() {
+    let env = Env::start("verifydb");
+    env.psql(SCHEMA);
+    env.psql(SEED);
+    let (worker, connector) = env.write_configs("vfy", &[], &[]);
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    env.psql(CHANGES);
+    let items = env.psql("SELECT count(*) FROM items");
+
+    // Clean: verify waits for pgseam to pass its comparison point, while the source keeps
+    // changing (those later changes are past the point and must not count).
+    let busy = {
+        let port = env.pg.port();
+        std::thread::spawn(move || {
+            for i in 0..40 {
+                let sql = format!(
+                    "UPDATE items SET ratio = {i} WHERE id = {}; INSERT INTO pairs VALUES (1000, {i}, 'busy')",
+                    1 + i * 7
+                );
+                let status = Command::new("/usr/lib/postgresql/15/bin/psql")
+                    .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+                    .arg(port.to_string())
+                    .args(["-U", "postgres", "-d", "verifydb", "-c", &sql])
+                    .env("PGPASSWORD", "postgres")
+                    .status()
+                    .expect("run psql");
+                assert!(status.success());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    busy.join().expect("busy thread");
+    assert_eq!(
+        code,
+        Some(0),
+        "verify failed on a clean pipeline:\n{out}\n{err}"
+    );
+    assert!(out.contains("all 3 tables match"), "{out}");
+    assert!(out.contains("public.items (vfy.public.items)  OK"), "{out}");
+    assert!(
+        out.contains(&format!("rows: source {items}, topic {items}")),
+        "{out}"
+    );
+
+    // The marker end works too, and --tables narrows the comparison.
+    let (code, out, err) = verify(
+        &worker,
+        &connector,
+        &["--end", "marker", "--tables", "public.items,public.loose"],
+    );
+    assert_eq!(code, Some(0), "verify --end marker failed:\n{out}\n{err}");
+    assert!(out.contains("all 2 tables match"), "{out}");
+    assert!(!out.contains("public.pairs"), "{out}");
+
+    // A bogus tombstone for an existing key: the key is gone from the topic's view.
+    let bootstrap = env.broker.bootstrap_servers();
+    let messages = pgseam_integration_tests::read_topics(
+        &bootstrap,
+        &["vfy.public.pairs".to_owned()],
+        1,
+        Duration::from_millis(1500),
+        WAIT,
+    )
+    .expect("read pairs topic");
+    let victim = messages
+        .iter()
+        .find(|m| {
+            m.op() == Some("r") && m.key_payload() == Some(&serde_json::json!({"a": 7, "b": 107}))
+        })
+        .expect("snapshot record of pairs (7, 107)");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("producer");
+    let key = serde_json::to_vec(victim.key.as_ref().expect("key")).unwrap();
+    producer
+        .send(
+            BaseRecord::<Vec<u8>, ()>::to("vfy.public.pairs")
+                .partition(victim.partition)
+                .key(&key),
+        )
+        .map_err(|(e, _)| e)
+        .expect("produce tombstone");
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    assert_eq!(code, Some(1), "verify missed the tombstone:\n{out}\n{err}");
+    assert!(
+        out.contains("public.pairs (vfy.public.pairs)  DIFFERENT"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"keys missing from the topic: 1, e.g. {"a":7,"b":107}"#),
+        "{out}"
+    );
+    assert!(out.contains("1 of 3 tables differ"), "{out}");
+
+    // A source row changed while pgseam is stopped: not in Kafka yet, so it differs.
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+    env.psql("UPDATE items SET name = 'while stopped' WHERE id = 42");
+    env.psql("INSERT INTO loose VALUES (77, 'while stopped')");
+    let (code, out, err) = verify(&worker, &connector, &["--no-wait", "--idle-ms", "3000"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "verify missed the offline change:\n{out}\n{err}"
+    );
+    assert!(
+        out.contains(r#"keys whose row differs: 1, e.g. {"id":42}"#),
+        "{out}"
+    );
+    assert!(out.contains("rows missing from the topic: 1"), "{out}");
+    assert!(out.contains("confirmed only up to"), "{out}");
+    // Without --no-wait, verify refuses to compare while pgseam is behind.
+    let (code, out, err) = verify(&worker, &connector, &["--wait-ms", "2000"]);
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(err.contains("confirmed only up to"), "{err}");
+
+    // Restarted, pgseam streams the offline changes; rewriting the tombstoned row brings its
+    // key back: clean again.
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("resuming streaming from stored offset", WAIT);
+    env.psql("UPDATE pairs SET note = 'back' WHERE a = 7 AND b = 107");
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    assert_eq!(code, Some(0), "verify after the restart:\n{out}\n{err}");
+    assert!(out.contains("all 3 tables match"), "{out}");
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// Without schemas in the JSON and with the decimal/time modes changed, verify renders the
+/// source the connector's way and still matches.
+#[test]
+fn verify_follows_the_converter_settings() {
+    let env = Env::start("verifymodes");
+    env.psql(SCHEMA);
+    env.psql(SEED);
+    let (worker, connector) = env.write_configs(
+        "vfm",
+        &[
+            "key.converter.schemas.enable=false",
+            "value.converter.schemas.enable=false",
+        ],
+        &[
+            "decimal.handling.mode=string",
+            "time.precision.mode=connect",
+            "binary.handling.mode=hex",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    env.psql(CHANGES);
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("all 3 tables match"), "{out}");
+    assert!(out.contains("replayed 0"), "{out}");
+
+    // A duplicate of the last record of a partition (as an at-least-once replay writes it, with
+    // its position headers): counted as replayed, and harmless for a Primary Key table.
+    let bootstrap = env.broker.bootstrap_servers();
+    let messages = pgseam_integration_tests::read_topics(
+        &bootstrap,
+        &["vfm.public.items".to_owned()],
+        1,
+        Duration::from_millis(1500),
+        WAIT,
+    )
+    .expect("read items topic");
+    let last = messages
+        .iter()
+        .filter(|m| m.partition == messages[0].partition)
+        .max_by_key(|m| m.offset)
+        .expect("a record");
+    assert!(
+        last.headers.iter().any(|(k, _)| k == "__pgseam.commit_lsn"),
+        "the last record is streamed"
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("producer");
+    let key = last.key.as_ref().map(|k| serde_json::to_vec(k).unwrap());
+    let value = last.value.as_ref().map(|v| serde_json::to_vec(v).unwrap());
+    let mut headers = rdkafka::message::OwnedHeaders::new();
+    for (k, v) in &last.headers {
+        headers = headers.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to("vfm.public.items")
+        .partition(last.partition)
+        .headers(headers);
+    if let Some(key) = &key {
+        record = record.key(key);
+    }
+    if let Some(value) = &value {
+        record = record.payload(value);
+    }
+    producer
+        .send(record)
+        .map_err(|(e, _)| e)
+        .expect("produce duplicate");
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("replayed 1;"), "{out}");
+
+    // A change pgseam has not seen yet is a difference.
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+    env.psql("DELETE FROM items WHERE id = 1000");
+    let (code, out, err) = verify(&worker, &connector, &["--no-wait", "--idle-ms", "3000"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains(r#"keys only in the topic: 1, e.g. {"id":1000}"#),
+        "{out}"
+    );
+}
