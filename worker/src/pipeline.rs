@@ -60,7 +60,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
@@ -74,7 +74,7 @@ use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ConnectorMetrics;
-use crate::offsets::{offset_key, ConnectorOffset, FileOffsetStore, OffsetKey, StreamOffset};
+use crate::offsets::{offset_key, ConnectorOffset, OffsetKey, OffsetStore, StreamOffset};
 
 /// Records produced but not yet acknowledged, at most. Bounds memory and the replay after a
 /// crash; large enough to keep librdkafka's batches full.
@@ -205,7 +205,7 @@ impl Default for PipelineHooks {
 /// Runs the connector until `shutdown` turns true (then stops cleanly) or an error occurs.
 pub async fn run_connector(
     settings: PipelineSettings,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: Arc<OffsetStore>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     run_connector_with(settings, offsets, shutdown, PipelineHooks::default()).await
@@ -214,7 +214,7 @@ pub async fn run_connector(
 /// [`run_connector`] with metrics and a pause switch.
 pub async fn run_connector_with(
     settings: PipelineSettings,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: Arc<OffsetStore>,
     shutdown: watch::Receiver<bool>,
     hooks: PipelineHooks,
 ) -> anyhow::Result<()> {
@@ -227,7 +227,7 @@ pub async fn run_connector_with(
 
 async fn run_pipeline(
     settings: PipelineSettings,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: Arc<OffsetStore>,
     mut shutdown: watch::Receiver<bool>,
     hooks: PipelineHooks,
 ) -> anyhow::Result<()> {
@@ -257,10 +257,7 @@ async fn run_pipeline(
     };
 
     let key = offset_key(&settings.connector_name, &settings.topic_prefix);
-    let stored = offsets
-        .lock()
-        .map_err(|_| anyhow!("offset store poisoned"))?
-        .get(&key)?;
+    let stored = offsets.get(&key).await?;
     let start = match stored.as_ref().map(|o| (o, o.resume_lsn())) {
         None => StartPoint::Fresh {
             replace_slot: false,
@@ -333,7 +330,7 @@ async fn run_pipeline(
                         let urgent = checkpoint.urgent;
                         durable = Some(checkpoint.offset);
                         if urgent {
-                            or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics));
+                            or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
                         }
                     }
                     Ok(None) => {}
@@ -342,7 +339,7 @@ async fn run_pipeline(
             }
             // 3. Periodic offset commit.
             _ = flush_timer.tick() => {
-                or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics));
+                or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
             }
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
@@ -454,7 +451,7 @@ async fn run_pipeline(
                         // Written before the slot exists: a crash from here on leaves a slot
                         // that is ours to replace on the next start.
                         let incomplete = ConnectorOffset::SnapshotIncomplete { ts_usec: now_micros() };
-                        or_break!('pipeline, store_offset(&offsets, &key, &incomplete));
+                        or_break!('pipeline, store_offset(&offsets, &key, &incomplete).await);
                         stored_offset = Some(incomplete);
                         let _ = proceed.send(());
                     }
@@ -520,7 +517,8 @@ async fn run_pipeline(
         &mut stored_offset,
         &feedback_tx,
         &metrics,
-    )?;
+    )
+    .await?;
     feedback_tx.send_modify(|f| f.finished = true);
     let mut source_stopped_cleanly = false;
     if source_result.is_none() {
@@ -551,9 +549,8 @@ async fn run_pipeline(
         // The source dropped the slot after its final status update; an offset pointing into
         // that slot would make the next start fail, so the next start is a fresh one.
         offsets
-            .lock()
-            .map_err(|_| anyhow!("offset store poisoned"))?
             .remove(&key)
+            .await
             .context("cannot remove the offset after dropping the slot")?;
         tracing::info!(connector = %name, "slot.drop.on.stop=true: slot and offset removed; the next start begins afresh");
         return Ok(());
@@ -577,8 +574,8 @@ async fn sleep_until_optional(at: Option<tokio::time::Instant>) {
 }
 
 /// Stores the latest durable offset if it changed, then publishes its LSN to the source.
-fn commit(
-    offsets: &Mutex<FileOffsetStore>,
+async fn commit(
+    offsets: &OffsetStore,
     key: &OffsetKey,
     durable: &mut Option<ConnectorOffset>,
     stored: &mut Option<ConnectorOffset>,
@@ -589,7 +586,7 @@ fn commit(
         return Ok(());
     };
     if stored.as_ref() != Some(&offset) {
-        store_offset(offsets, key, &offset)?;
+        store_offset(offsets, key, &offset).await?;
     }
     if let Some(lsn) = offset.flush_lsn() {
         metrics.on_durable(lsn.0);
@@ -606,16 +603,15 @@ fn commit(
     Ok(())
 }
 
-fn store_offset(
-    offsets: &Mutex<FileOffsetStore>,
+async fn store_offset(
+    offsets: &OffsetStore,
     key: &OffsetKey,
     offset: &ConnectorOffset,
 ) -> anyhow::Result<()> {
     offsets
-        .lock()
-        .map_err(|_| anyhow!("offset store poisoned"))?
         .put(key, offset)
-        .context("cannot store the offset")
+        .await
+        .with_context(|| format!("cannot store the offset in {}", offsets.location()))
 }
 
 /// Now, in microseconds since the epoch (Debezium's `ts_usec` for snapshot offsets).
