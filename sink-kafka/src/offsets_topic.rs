@@ -190,11 +190,11 @@ impl OffsetsTopic {
             producer,
             topic: topic.clone(),
         };
-        let mut marker_offsets = BTreeMap::new();
-        for partition in 0..partitions {
-            let at = this.append(&marker, None, Some(partition)).await?;
-            marker_offsets.insert(partition, at.offset);
-        }
+        // Enqueued together, acknowledged each.
+        futures_util::future::try_join_all(
+            (0..partitions).map(|partition| this.append(&marker, None, Some(partition))),
+        )
+        .await?;
         tracing::debug!(topic = %this.topic, partitions, marker = %id, "offsets topic markers written; reading to them");
         let mut consumer_config = client.clone();
         consumer_config

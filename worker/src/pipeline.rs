@@ -5,7 +5,7 @@
 //!      ▲                             │  in-flight, in order:                │
 //!      │                             │  [rec, rec, CHECKPOINT(tx end), rec…]│ delivery reports
 //!      │                             ▼                                      ▼
-//!      └──── Feedback(durable LSN) ◄─ offset store (fsync) ◄─ checkpoint whose predecessors
+//!      └──── Feedback(durable LSN) ◄─ offset store ◄─ checkpoint whose predecessors
 //!                                                              are all acknowledged
 //! ```
 //!
@@ -13,8 +13,9 @@
 //! record's delivery report and every checkpoint go into one ordered queue
 //! ([`FuturesOrdered`]), which yields them in the order they were produced. A checkpoint comes
 //! out of the queue only after every record before it was acknowledged by Kafka, so its
-//! position is durable in Kafka. The offset is then written (atomically, fsync'd), and only after
-//! that is the LSN published to the source, which reports it to the slot as the flush LSN. A
+//! position is durable in Kafka. The offset is then written — to the file (atomically,
+//! fsync'd) or to the offsets topic (acknowledged with `acks=all`), see [`OffsetStore`] — and
+//! only after that is the LSN published to the source, which reports it to the slot as the flush LSN. A
 //! failed delivery stops the pipeline before any later checkpoint can be stored.
 //!
 //! Position headers: every record carries where it came from, so that a consumer can recognise

@@ -203,6 +203,23 @@ fn offsets_in_the_topic_carry_pgseam_across_restart_and_crash() {
         );
     }
 
+    // `pgseam offsets show` reads the topic too.
+    let shown = Command::new(common::PGSEAM)
+        .args(["offsets", "show"])
+        .arg(&worker)
+        .output()
+        .expect("run pgseam offsets show");
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("one JSON line");
+    assert_eq!(
+        shown,
+        json!({"connector": "shop", "partition": {"server": "shop"}, "offset": value})
+    );
+
     // Changes while pgseam is down are streamed after the restart, with no second snapshot.
     env.psql("INSERT INTO items SELECT g, 'offline ' || g, g FROM generate_series(5001, 5200) g");
     env.psql("UPDATE items SET name = 'changed' WHERE id % 7 = 0");
