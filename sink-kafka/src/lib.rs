@@ -19,6 +19,7 @@
 //!
 //! What it does not do: encode envelopes, decide topic names, or store offsets.
 
+pub mod offsets_topic;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashSet};

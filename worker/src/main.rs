@@ -83,7 +83,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum OffsetsCommand {
-    /// Print every connector's stored offset (offset.storage.file.filename of the worker).
+    /// Print every connector's stored offset (the worker's offset.storage.file.filename, or
+    /// its offset.storage.topic when set).
     Show {
         worker: PathBuf,
         /// Only this connector.
@@ -118,8 +119,21 @@ fn main() -> ExitCode {
         }
         Command::Offsets {
             command: OffsetsCommand::Show { worker, connector },
-        } => pgseam::standalone::show_offsets(&worker, connector.as_deref())
-            .map(|text| print!("{text}")),
+        } => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime
+                .block_on(pgseam::standalone::show_offsets(
+                    &worker,
+                    connector.as_deref(),
+                ))
+                .map(|text| print!("{text}")),
+            Err(err) => {
+                eprintln!("error: cannot start the async runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
         Command::Validate { worker, connectors } => {
             pgseam::standalone::validate(&worker, &connectors).map(|summary| println!("{summary}"))
         }

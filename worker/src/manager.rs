@@ -53,7 +53,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{ConfigErrors, ConnectorConfig, WorkerConfig};
 use crate::metrics::{self, ConnectorMetrics};
-use crate::offsets::{offset_key, FileOffsetStore};
+use crate::offsets::{offset_key, OffsetStore};
 use crate::pipeline::{run_connector_with, PipelineHooks};
 use crate::standalone::pipeline_settings;
 
@@ -214,7 +214,7 @@ pub struct Manager {
 
 struct Shared {
     worker: WorkerConfig,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: Arc<OffsetStore>,
     store_path: PathBuf,
     worker_id: Mutex<String>,
     connectors: tokio::sync::Mutex<BTreeMap<String, Connector>>,
@@ -237,7 +237,7 @@ impl Manager {
     /// receiver.
     pub fn new(
         worker: WorkerConfig,
-        offsets: Arc<Mutex<FileOffsetStore>>,
+        offsets: Arc<OffsetStore>,
     ) -> (Manager, mpsc::UnboundedReceiver<Failure>) {
         let (failures, failures_rx) = mpsc::unbounded_channel();
         let store_path = store_path(&worker);
@@ -726,12 +726,12 @@ impl Manager {
             .ok_or_else(|| ManagerError::NotFound(name.to_owned()))?;
         let mut offsets = Vec::new();
         if let Some(prefix) = &connector.topic_prefix {
-            let store = self
+            if let Some(offset) = self
                 .shared
                 .offsets
-                .lock()
-                .map_err(|_| ManagerError::Internal(anyhow!("offset store poisoned")))?;
-            if let Some(offset) = store.get_json(&offset_key(name, prefix)) {
+                .get_json(&offset_key(name, prefix))
+                .await
+            {
                 offsets.push(json!({"partition": {"server": prefix}, "offset": offset}));
             }
         }
@@ -760,14 +760,11 @@ impl Manager {
             ))
         })?;
         let key = offset_key(name, &prefix);
-        let mut store = self
-            .shared
-            .offsets
-            .lock()
-            .map_err(|_| ManagerError::Internal(anyhow!("offset store poisoned")))?;
+        let store = &self.shared.offsets;
         let Some(body) = body else {
             store
                 .remove(&key)
+                .await
                 .map_err(|e| ManagerError::Internal(e.into()))?;
             tracing::info!(connector = %name, "offsets reset");
             return Ok(
@@ -796,7 +793,7 @@ impl Manager {
             match entry.get("offset") {
                 None | Some(Value::Null) => changes.push(None),
                 Some(offset) => {
-                    let offset = FileOffsetStore::check_json(offset).map_err(|reason| {
+                    let offset = OffsetStore::check_json(offset).map_err(|reason| {
                         ManagerError::BadRequest(format!(
                             "invalid offset for partition {partition}: {reason}; a PostgreSQL offset has a numeric `lsn` (and optionally `lsn_commit`, `txId`, `ts_usec`)"
                         ))
@@ -810,10 +807,12 @@ impl Manager {
                 None => {
                     store
                         .remove(&key)
+                        .await
                         .map_err(|e| ManagerError::Internal(e.into()))?;
                 }
                 Some(offset) => store
                     .put(&key, &offset)
+                    .await
                     .map_err(|e| ManagerError::Internal(e.into()))?,
             }
         }

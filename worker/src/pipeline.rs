@@ -5,7 +5,7 @@
 //!      ▲                             │  in-flight, in order:                │
 //!      │                             │  [rec, rec, CHECKPOINT(tx end), rec…]│ delivery reports
 //!      │                             ▼                                      ▼
-//!      └──── Feedback(durable LSN) ◄─ offset store (fsync) ◄─ checkpoint whose predecessors
+//!      └──── Feedback(durable LSN) ◄─ offset store ◄─ checkpoint whose predecessors
 //!                                                              are all acknowledged
 //! ```
 //!
@@ -13,8 +13,9 @@
 //! record's delivery report and every checkpoint go into one ordered queue
 //! ([`FuturesOrdered`]), which yields them in the order they were produced. A checkpoint comes
 //! out of the queue only after every record before it was acknowledged by Kafka, so its
-//! position is durable in Kafka. The offset is then written (atomically, fsync'd), and only after
-//! that is the LSN published to the source, which reports it to the slot as the flush LSN. A
+//! position is durable in Kafka. The offset is then written — to the file (atomically,
+//! fsync'd) or to the offsets topic (acknowledged with `acks=all`), see [`OffsetStore`] — and
+//! only after that is the LSN published to the source, which reports it to the slot as the flush LSN. A
 //! failed delivery stops the pipeline before any later checkpoint can be stored.
 //!
 //! Position headers: every record carries where it came from, so that a consumer can recognise
@@ -60,7 +61,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
@@ -77,7 +78,7 @@ use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ConnectorMetrics;
-use crate::offsets::{offset_key, ConnectorOffset, FileOffsetStore, OffsetKey, StreamOffset};
+use crate::offsets::{offset_key, ConnectorOffset, OffsetKey, OffsetStore, StreamOffset};
 
 /// Records produced but not yet acknowledged, at most. Bounds memory and the replay after a
 /// crash; large enough to keep librdkafka's batches full.
@@ -239,7 +240,7 @@ impl Default for PipelineHooks {
 /// Runs the connector until `shutdown` turns true (then stops cleanly) or an error occurs.
 pub async fn run_connector(
     settings: PipelineSettings,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: Arc<OffsetStore>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     run_connector_with(settings, offsets, shutdown, PipelineHooks::default()).await
@@ -248,7 +249,7 @@ pub async fn run_connector(
 /// [`run_connector`] with metrics and a pause switch.
 pub async fn run_connector_with(
     settings: PipelineSettings,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: Arc<OffsetStore>,
     shutdown: watch::Receiver<bool>,
     hooks: PipelineHooks,
 ) -> anyhow::Result<()> {
@@ -261,7 +262,7 @@ pub async fn run_connector_with(
 
 async fn run_pipeline(
     settings: PipelineSettings,
-    offsets: Arc<Mutex<FileOffsetStore>>,
+    offsets: Arc<OffsetStore>,
     mut shutdown: watch::Receiver<bool>,
     hooks: PipelineHooks,
 ) -> anyhow::Result<()> {
@@ -291,10 +292,7 @@ async fn run_pipeline(
     };
 
     let key = offset_key(&settings.connector_name, &settings.topic_prefix);
-    let stored = offsets
-        .lock()
-        .map_err(|_| anyhow!("offset store poisoned"))?
-        .get(&key)?;
+    let stored = offsets.get(&key).await?;
     let start = match stored.as_ref().map(|o| (o, o.resume_lsn())) {
         None => StartPoint::Fresh {
             replace_slot: false,
@@ -368,7 +366,7 @@ async fn run_pipeline(
                         let urgent = checkpoint.urgent;
                         durable = Some(checkpoint.offset);
                         if urgent {
-                            or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics));
+                            or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
                         }
                     }
                     Ok(None) => {}
@@ -377,7 +375,7 @@ async fn run_pipeline(
             }
             // 3. Periodic offset commit.
             _ = flush_timer.tick() => {
-                or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics));
+                or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
             }
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
@@ -503,7 +501,7 @@ async fn run_pipeline(
                         // Written before the slot exists: a crash from here on leaves a slot
                         // that is ours to replace on the next start.
                         let incomplete = ConnectorOffset::SnapshotIncomplete { ts_usec: now_micros() };
-                        or_break!('pipeline, store_offset(&offsets, &key, &incomplete));
+                        or_break!('pipeline, store_offset(&offsets, &key, &incomplete).await);
                         stored_offset = Some(incomplete);
                         let _ = proceed.send(());
                     }
@@ -569,7 +567,8 @@ async fn run_pipeline(
         &mut stored_offset,
         &feedback_tx,
         &metrics,
-    )?;
+    )
+    .await?;
     feedback_tx.send_modify(|f| f.finished = true);
     let mut source_stopped_cleanly = false;
     if source_result.is_none() {
@@ -600,9 +599,8 @@ async fn run_pipeline(
         // The source dropped the slot after its final status update; an offset pointing into
         // that slot would make the next start fail, so the next start is a fresh one.
         offsets
-            .lock()
-            .map_err(|_| anyhow!("offset store poisoned"))?
             .remove(&key)
+            .await
             .context("cannot remove the offset after dropping the slot")?;
         tracing::info!(connector = %name, "slot.drop.on.stop=true: slot and offset removed; the next start begins afresh");
         return Ok(());
@@ -626,8 +624,8 @@ async fn sleep_until_optional(at: Option<tokio::time::Instant>) {
 }
 
 /// Stores the latest durable offset if it changed, then publishes its LSN to the source.
-fn commit(
-    offsets: &Mutex<FileOffsetStore>,
+async fn commit(
+    offsets: &OffsetStore,
     key: &OffsetKey,
     durable: &mut Option<ConnectorOffset>,
     stored: &mut Option<ConnectorOffset>,
@@ -638,7 +636,7 @@ fn commit(
         return Ok(());
     };
     if stored.as_ref() != Some(&offset) {
-        store_offset(offsets, key, &offset)?;
+        store_offset(offsets, key, &offset).await?;
     }
     if let Some(lsn) = offset.flush_lsn() {
         metrics.on_durable(lsn.0);
@@ -655,16 +653,15 @@ fn commit(
     Ok(())
 }
 
-fn store_offset(
-    offsets: &Mutex<FileOffsetStore>,
+async fn store_offset(
+    offsets: &OffsetStore,
     key: &OffsetKey,
     offset: &ConnectorOffset,
 ) -> anyhow::Result<()> {
     offsets
-        .lock()
-        .map_err(|_| anyhow!("offset store poisoned"))?
         .put(key, offset)
-        .context("cannot store the offset")
+        .await
+        .with_context(|| format!("cannot store the offset in {}", offsets.location()))
 }
 
 /// Now, in microseconds since the epoch (Debezium's `ts_usec` for snapshot offsets).

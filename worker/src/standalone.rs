@@ -12,7 +12,7 @@
 //! (task 0, with the error as `trace`) and the worker goes on, as Kafka Connect does.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
 use pgseam_connector_pg::snapshot::ChunkStrategy;
@@ -28,7 +28,7 @@ use crate::config::{
     self, ConnectorConfig, ConverterKind, ConverterSettings, HeaderConverter, WorkerConfig,
 };
 use crate::manager::{Manager, Origin};
-use crate::offsets::FileOffsetStore;
+use crate::offsets::OffsetStore;
 use crate::pipeline::{AvroSettings, PipelineSettings};
 use crate::rest;
 
@@ -56,11 +56,14 @@ pub fn validate(worker: &Path, connectors: &[PathBuf]) -> anyhow::Result<String>
 
 /// `pgseam offsets show`: one line per stored offset, `connector partition offset` (JSON), in
 /// the form `GET /connectors/{name}/offsets` reports.
-pub fn show_offsets(worker: &Path, connector: Option<&str>) -> anyhow::Result<String> {
+///
+/// With `offset.storage.topic` set this reads the topic to its end, which appends one marker
+/// record per partition (see [`pgseam_sink_kafka::offsets_topic`]).
+pub async fn show_offsets(worker: &Path, connector: Option<&str>) -> anyhow::Result<String> {
     let worker = config::load_worker_file(worker).map_err(|errors| anyhow!("{errors}"))?;
-    let store = FileOffsetStore::open(&worker.offset_storage_file_filename)?;
+    let store = OffsetStore::open(&worker).await?;
     let mut out = String::new();
-    for (key, value) in store.entries() {
+    for (key, value) in store.entries().await {
         let (key, value) = (key.as_str(), value.as_str());
         let parsed: serde_json::Value =
             serde_json::from_str(key).map_err(|e| anyhow!("offset key {key} is not JSON: {e}"))?;
@@ -82,14 +85,9 @@ pub fn show_offsets(worker: &Path, connector: Option<&str>) -> anyhow::Result<St
         match connector {
             Some(name) => bail!(
                 "no stored offset for connector {name} in {}",
-                worker.offset_storage_file_filename.display()
+                store.location()
             ),
-            None => {
-                out = format!(
-                    "no stored offsets in {}\n",
-                    worker.offset_storage_file_filename.display()
-                )
-            }
+            None => out = format!("no stored offsets in {}\n", store.location()),
         }
     }
     Ok(out)
@@ -114,9 +112,8 @@ pub async fn run(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::Res
         let pairs = config::read_connector_pairs(path).map_err(|errors| anyhow!("{errors}"))?;
         files.push((path.clone(), pairs.into_iter().collect()));
     }
-    let offsets = Arc::new(Mutex::new(FileOffsetStore::open(
-        &worker.offset_storage_file_filename,
-    )?));
+    let offsets = Arc::new(OffsetStore::open(&worker).await?);
+    tracing::info!(store = offsets.location(), "offset store open");
 
     let (manager, mut failures) = Manager::new(worker.clone(), offsets);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

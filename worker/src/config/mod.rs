@@ -98,7 +98,10 @@
 //! JsonConverter, where Connect would require it), `*.converter.schemas.enable` (default
 //! true), `header.converter` (SimpleHeaderConverter or JsonConverter),
 //! `offset.storage.file.filename` (required), `offset.flush.interval.ms` (60000),
-//! `offset.flush.timeout.ms` (5000), `listeners` (`http://:8083`), `config.providers` and
+//! `offset.flush.timeout.ms` (5000), `offset.storage.topic`, `offset.storage.partitions` (25),
+//! `offset.storage.replication.factor` (-1) — distributed-mode keys in Connect; with the topic
+//! set, a standalone pgseam worker keeps its offsets in that topic, a pgseam extension (see
+//! [`OffsetStorageTopic`]) — `listeners` (`http://:8083`), `config.providers` and
 //! `config.providers.<alias>.class` (see [`ConfigProviders`]: `${file:path:key}`,
 //! `${env:NAME}` and `${dir:path:file}` references in worker and connector values), and
 //! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own key `pgseam.sink`
@@ -107,7 +110,8 @@
 //! metrics, distributed-mode keys, `internal.*`, `consumer.*`, `admin.*`, client tuning of
 //! Connect's internal clients — are ignored with a debug log. Worker-level
 //! `security.protocol`, `sasl.*` and `ssl.*` do not reach connector producers in Connect
-//! either; pgseam warns and points at `producer.<key>`.
+//! either; pgseam warns and points at `producer.<key>` (they do reach the offsets topic's
+//! clients, as they reach Connect's internal clients).
 //!
 //! # Secrets
 //!
@@ -157,8 +161,9 @@ pub(crate) use secret::is_sensitive_key;
 pub use secret::{Properties, Secret};
 pub use source::parse_properties;
 pub use worker::{
-    SinkKind, WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS,
-    DEFAULT_OFFSET_FLUSH_INTERVAL, DEFAULT_OFFSET_FLUSH_TIMEOUT, SINK_KEY,
+    OffsetStorageTopic, SinkKind, WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS,
+    DEFAULT_OFFSET_FLUSH_INTERVAL, DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
+    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, SINK_KEY,
 };
 
 /// Loads and validates `pgseam standalone worker.properties connector1.properties …`.

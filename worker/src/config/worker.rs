@@ -31,8 +31,14 @@ pub const DEFAULT_LISTENERS: &str = "http://:8083";
 /// pgseam's own worker key (not a Kafka Connect key): where records go. See [`SinkKind`].
 pub const SINK_KEY: &str = "pgseam.sink";
 
+/// Kafka Connect's `offset.storage.partitions` default.
+pub const DEFAULT_OFFSET_STORAGE_PARTITIONS: i32 = 25;
+/// `offset.storage.replication.factor` when unset: the broker's `default.replication.factor`.
+/// (Connect's default is 3, which fails on clusters of fewer than three brokers.)
+pub const DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR: i16 = -1;
+
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 11] = [
+const WORKER_KEYS: [&str; 14] = [
     "bootstrap.servers",
     "topic.creation.enable",
     "key.converter",
@@ -41,6 +47,9 @@ const WORKER_KEYS: [&str; 11] = [
     "offset.storage.file.filename",
     "offset.flush.interval.ms",
     "offset.flush.timeout.ms",
+    "offset.storage.topic",
+    "offset.storage.partitions",
+    "offset.storage.replication.factor",
     "listeners",
     "config.providers",
     SINK_KEY,
@@ -91,9 +100,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "group.id",
     "config.storage.topic",
     "config.storage.replication.factor",
-    "offset.storage.topic",
-    "offset.storage.replication.factor",
-    "offset.storage.partitions",
     "status.storage.topic",
     "status.storage.replication.factor",
     "status.storage.partitions",
@@ -145,6 +151,27 @@ pub enum SinkKind {
     Null,
 }
 
+/// `offset.storage.topic`, `offset.storage.partitions`, `offset.storage.replication.factor`.
+///
+/// In Kafka Connect these are distributed-mode keys: a distributed worker keeps source offsets
+/// in this compacted topic, and a standalone worker ignores them and uses
+/// `offset.storage.file.filename`. pgseam extension: a standalone pgseam worker with
+/// `offset.storage.topic` set keeps its offsets in the topic, in the layout Connect's
+/// distributed workers write (so a distributed Connect cluster running Debezium and pgseam can
+/// hand a connector's offsets to each other through it). Without the key the file is used, as
+/// in Connect standalone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetStorageTopic {
+    pub topic: String,
+    /// Partitions when pgseam creates the topic (Connect's default 25; `-1`: broker default).
+    pub partitions: i32,
+    /// Replication factor when pgseam creates the topic (`-1`, the default: broker default).
+    pub replication_factor: i16,
+    /// The worker-level client security keys (`security.protocol`, `sasl.*`, `ssl.*`), which
+    /// Connect applies to the clients of its internal topics; passed to librdkafka as given.
+    pub client_overrides: Properties,
+}
+
 /// The worker configuration.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -156,8 +183,13 @@ pub struct WorkerConfig {
     pub value_converter: ConverterSettings,
     /// `header.converter` (SimpleHeaderConverter when unset, as in Kafka Connect).
     pub header_converter: HeaderConverter,
-    /// `offset.storage.file.filename`: where a standalone worker stores source offsets.
+    /// `offset.storage.file.filename`: where a standalone worker stores source offsets (and,
+    /// beside it, connectors created over REST). Required, as in Connect standalone, even when
+    /// the offsets go to a topic.
     pub offset_storage_file_filename: PathBuf,
+    /// `offset.storage.topic` (and its partitions and replication factor): store offsets in
+    /// this compacted Kafka topic instead of the file. See [`OffsetStorageTopic`].
+    pub offset_storage_topic: Option<OffsetStorageTopic>,
     /// `offset.flush.interval.ms`.
     pub offset_flush_interval: Duration,
     /// `offset.flush.timeout.ms`.
@@ -233,6 +265,7 @@ impl WorkerConfig {
             1,
             i64::MAX as u64,
         ));
+        let mut offset_storage_topic = take_offset_storage_topic(&mut s);
         let listeners = take_listeners(&mut s);
         // Read above by `ConfigProviders::from_worker`; provider parameters are not used.
         s.take("config.providers");
@@ -267,11 +300,17 @@ impl WorkerConfig {
                     key, "ignored: a Kafka Connect worker property pgseam does not need"
                 );
             } else if CLIENT_SECURITY_PREFIXES.iter().any(|p| key.starts_with(p)) {
+                if let Some(topic) = &mut offset_storage_topic {
+                    // Connect's internal clients (the offsets topic's) use them.
+                    topic
+                        .client_overrides
+                        .insert(e.key.clone(), e.value.clone());
+                }
                 if producer_overrides.get(key).is_none() {
                     warn!(
                         source = s.source(),
                         key,
-                        "ignored: worker-level client security settings do not apply to connector producers (in Kafka Connect either); set `producer.{key}` for pgseam's producer"
+                        "worker-level client security settings do not apply to connector producers (in Kafka Connect either; only to the offsets topic's clients); set `producer.{key}` for pgseam's producer"
                     );
                 }
             } else if is_connector_key(key) {
@@ -305,6 +344,7 @@ impl WorkerConfig {
                 value_converter,
                 header_converter,
                 offset_storage_file_filename,
+                offset_storage_topic,
                 offset_flush_interval,
                 offset_flush_timeout,
                 listeners,
@@ -320,6 +360,58 @@ impl WorkerConfig {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `offset.storage.topic` and its partitions and replication factor (positive or -1, as
+/// Connect validates them); the last two without the first are an error.
+fn take_offset_storage_topic(s: &mut Settings) -> Option<OffsetStorageTopic> {
+    let topic = s.take("offset.storage.topic");
+    let mut number = |key: &str, default: i32, max: i32| -> (bool, i32) {
+        let Some(e) = s.take(key) else {
+            return (false, default);
+        };
+        match e.value.trim().parse::<i32>() {
+            Ok(n) if n == -1 || (1..=max).contains(&n) => (true, n),
+            _ => {
+                s.invalid(
+                    &e,
+                    format!("-1 (the broker's default) or an integer from 1 to {max}"),
+                );
+                (true, default)
+            }
+        }
+    };
+    let (partitions_set, partitions) = number(
+        "offset.storage.partitions",
+        DEFAULT_OFFSET_STORAGE_PARTITIONS,
+        i32::MAX,
+    );
+    let (factor_set, replication_factor) = number(
+        "offset.storage.replication.factor",
+        i32::from(DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR),
+        i32::from(i16::MAX),
+    );
+    let replication_factor =
+        i16::try_from(replication_factor).unwrap_or(DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR);
+    let Some(topic) = topic else {
+        if partitions_set || factor_set {
+            s.missing(
+                "offset.storage.topic",
+                Some("offset.storage.partitions and offset.storage.replication.factor configure the offsets topic"),
+            );
+        }
+        return None;
+    };
+    if topic.value.trim().is_empty() {
+        s.invalid(&topic, "a topic name");
+        return None;
+    }
+    Some(OffsetStorageTopic {
+        topic: topic.value.trim().to_owned(),
+        partitions,
+        replication_factor,
+        client_overrides: Properties::default(),
+    })
 }
 
 /// `listeners`: a comma-separated list of `http://host:port` or `https://host:port`.
@@ -387,6 +479,50 @@ mod tests {
         assert_eq!(w.listeners, vec!["http://:8083"]);
         assert!(w.producer_overrides.is_empty());
         assert_eq!(w.sink, SinkKind::Kafka);
+    }
+
+    #[test]
+    fn offset_storage_topic() {
+        assert_eq!(worker(&[FILE]).unwrap().offset_storage_topic, None);
+        let w = worker(&[
+            FILE,
+            ("offset.storage.topic", " connect-offsets "),
+            ("security.protocol", "SASL_SSL"),
+        ])
+        .unwrap();
+        let topic = w.offset_storage_topic.unwrap();
+        assert_eq!(topic.topic, "connect-offsets");
+        assert_eq!(topic.partitions, 25);
+        assert_eq!(topic.replication_factor, -1);
+        assert_eq!(
+            topic.client_overrides.get("security.protocol"),
+            Some("SASL_SSL")
+        );
+        let w = worker(&[
+            FILE,
+            ("offset.storage.topic", "o"),
+            ("offset.storage.partitions", "-1"),
+            ("offset.storage.replication.factor", "3"),
+        ])
+        .unwrap();
+        let topic = w.offset_storage_topic.unwrap();
+        assert_eq!((topic.partitions, topic.replication_factor), (-1, 3));
+        let errs = errors(&[
+            FILE,
+            ("offset.storage.topic", "o"),
+            ("offset.storage.partitions", "0"),
+            ("offset.storage.replication.factor", "40000"),
+        ]);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs.iter().all(|e| e.contains("-1 (the broker's default)")),
+            "{errs:?}"
+        );
+        let errs = errors(&[FILE, ("offset.storage.partitions", "5")]);
+        assert!(
+            errs[0].contains("missing required worker property `offset.storage.topic`"),
+            "{errs:?}"
+        );
     }
 
     #[test]

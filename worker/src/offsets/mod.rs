@@ -4,6 +4,11 @@
 //! Debezium's PostgreSQL partition is `{"server": <topic.prefix>}`. Keys and values are the JSON
 //! texts Connect stores; [`debezium`] has their layout, [`java_serial`] the file's bytes.
 //!
+//! Two stores, behind [`OffsetStore`]: the file below (Connect standalone's
+//! `offset.storage.file.filename`), and the offsets topic ([`topic`], `offset.storage.topic`,
+//! Connect distributed's store, used by a standalone pgseam worker when that key is set — a
+//! pgseam extension). Both hold the same key and value bytes.
+//!
 //! File format: exactly Connect's `FileOffsetBackingStore` (`offset.storage.file.filename`): a
 //! Java-serialised `HashMap<byte[], byte[]>` from key bytes to value bytes. A Connect standalone
 //! worker or a Debezium embedded engine can read what pgseam writes and the other way round, so
@@ -21,6 +26,7 @@
 
 pub mod debezium;
 pub mod java_serial;
+pub mod topic;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -30,6 +36,13 @@ use serde_json::Value;
 
 pub use debezium::{ConnectorOffset, StreamOffset};
 use java_serial::RawEntry;
+use pgseam_sink_kafka::offsets_topic::OffsetsTopicConfig;
+pub use topic::TopicOffsetStore;
+
+use crate::config::WorkerConfig;
+
+/// How long reading the offsets topic to its end may take at start.
+const OFFSETS_TOPIC_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Marks files written by the walking skeleton's JSON store.
 const LEGACY_JSON_MARKER: &str = "pgseam-offsets-json-v1";
@@ -47,15 +60,20 @@ pub enum OffsetError {
          take a new snapshot. Restore the file, or delete it (and drop the slot) to start over"
     )]
     Corrupt { path: PathBuf, reason: String },
+    /// `location`: the file or topic; `key`: the stored key's text.
     #[error(
-        "the stored offset of connector {connector} in {path} cannot be used ({reason}); \
-         refusing to start"
+        "the stored offset of connector {connector} (key {key}) in {location} cannot be used \
+         ({reason}); refusing to start. Fix or reset the offset (PATCH or DELETE \
+         /connectors/{connector}/offsets while the connector is stopped)"
     )]
     BadValue {
-        path: PathBuf,
+        location: String,
         connector: String,
+        key: String,
         reason: String,
     },
+    #[error(transparent)]
+    Topic(#[from] pgseam_sink_kafka::offsets_topic::OffsetsTopicError),
     #[error("cannot write offset file {path}: {source}")]
     Write {
         path: PathBuf,
@@ -87,6 +105,106 @@ impl OffsetKey {
 
     fn matches(&self, key: &[u8]) -> bool {
         debezium::key_matches(key, &self.connector_name, &self.topic_prefix)
+    }
+}
+
+/// The worker's offset store, shared by its connectors, the pipeline and the REST API: the file
+/// (`offset.storage.file.filename`, Connect standalone's store) or, with `offset.storage.topic`
+/// set, the topic (Connect distributed's store; a pgseam extension in standalone). Every call
+/// holds one async lock, so a `put` waiting for the broker's acknowledgement delays other
+/// connectors' offset writes, as one fsync'd file write does.
+pub struct OffsetStore {
+    backend: tokio::sync::Mutex<Backend>,
+    location: String,
+}
+
+enum Backend {
+    File(FileOffsetStore),
+    Topic(TopicOffsetStore),
+}
+
+impl OffsetStore {
+    /// Opens the store the worker configuration names (for the topic: creates it if missing
+    /// and reads it to its end).
+    pub async fn open(worker: &WorkerConfig) -> Result<OffsetStore, OffsetError> {
+        let Some(topic) = &worker.offset_storage_topic else {
+            return Ok(OffsetStore::file(FileOffsetStore::open(
+                &worker.offset_storage_file_filename,
+            )?));
+        };
+        let config = OffsetsTopicConfig {
+            bootstrap_servers: worker.bootstrap_servers.clone(),
+            client_overrides: topic.client_overrides.as_map().clone(),
+            topic: topic.topic.clone(),
+            partitions: topic.partitions,
+            replication_factor: i32::from(topic.replication_factor),
+            read_timeout: OFFSETS_TOPIC_READ_TIMEOUT,
+        };
+        let store = TopicOffsetStore::open(&config).await?;
+        let location = store.location();
+        Ok(OffsetStore {
+            backend: tokio::sync::Mutex::new(Backend::Topic(store)),
+            location,
+        })
+    }
+
+    /// A store over an open file.
+    pub fn file(store: FileOffsetStore) -> OffsetStore {
+        let location = format!("offset file {}", store.path.display());
+        OffsetStore {
+            backend: tokio::sync::Mutex::new(Backend::File(store)),
+            location,
+        }
+    }
+
+    /// `offset file <path>` or `offsets topic <name>`, for messages.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The stored offset of one connector; a value that cannot be parsed is an error.
+    pub async fn get(&self, key: &OffsetKey) -> Result<Option<ConnectorOffset>, OffsetError> {
+        match &*self.backend.lock().await {
+            Backend::File(file) => file.get(key),
+            Backend::Topic(topic) => topic.get(key),
+        }
+    }
+
+    /// The stored offset value as JSON, for `GET …/offsets`.
+    pub async fn get_json(&self, key: &OffsetKey) -> Option<Value> {
+        match &*self.backend.lock().await {
+            Backend::File(file) => file.get_json(key),
+            Backend::Topic(topic) => topic.get_json(key),
+        }
+    }
+
+    /// Every stored key and value as text.
+    pub async fn entries(&self) -> Vec<(String, String)> {
+        match &*self.backend.lock().await {
+            Backend::File(file) => file.entries(),
+            Backend::Topic(topic) => topic.entries(),
+        }
+    }
+
+    /// Stores the offset; returns once it is durable (fsync'd, or acknowledged by the broker).
+    pub async fn put(&self, key: &OffsetKey, offset: &ConnectorOffset) -> Result<(), OffsetError> {
+        match &mut *self.backend.lock().await {
+            Backend::File(file) => file.put(key, offset),
+            Backend::Topic(topic) => topic.put(key, offset).await,
+        }
+    }
+
+    /// Removes the connector's offset (it starts over), durably; false if there was none.
+    pub async fn remove(&self, key: &OffsetKey) -> Result<bool, OffsetError> {
+        match &mut *self.backend.lock().await {
+            Backend::File(file) => file.remove(key),
+            Backend::Topic(topic) => topic.remove(key).await,
+        }
+    }
+
+    /// Checks that `value` is an offset pgseam can resume from, without storing it.
+    pub fn check_json(value: &Value) -> Result<ConnectorOffset, String> {
+        FileOffsetStore::check_json(value)
     }
 }
 
@@ -135,7 +253,7 @@ impl FileOffsetStore {
 
     /// The stored offset of one connector; a value that cannot be parsed is an error.
     pub fn get(&self, key: &OffsetKey) -> Result<Option<ConnectorOffset>, OffsetError> {
-        let Some((_, value)) = self
+        let Some((stored_key, value)) = self
             .entries
             .iter()
             .rev()
@@ -143,17 +261,12 @@ impl FileOffsetStore {
         else {
             return Ok(None);
         };
-        // Connect stores a null value when an offset was reset (tombstone): no offset.
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        debezium::decode_value(value)
-            .map(Some)
-            .map_err(|reason| OffsetError::BadValue {
-                path: self.path.clone(),
-                connector: key.connector_name.clone(),
-                reason,
-            })
+        decode_stored(
+            key,
+            stored_key.as_deref().unwrap_or_default(),
+            value.as_deref(),
+            || format!("offset file {}", self.path.display()),
+        )
     }
 
     /// The stored offset value as JSON (Debezium's field names), for `GET …/offsets`.
@@ -247,6 +360,27 @@ impl FileOffsetStore {
             .map_err(write_error)?;
         Ok(())
     }
+}
+
+/// Decodes the stored value of `key` (spelled `stored_key`); `None` (a tombstone: Connect's
+/// reset) is no offset.
+fn decode_stored(
+    key: &OffsetKey,
+    stored_key: &[u8],
+    value: Option<&[u8]>,
+    location: impl FnOnce() -> String,
+) -> Result<Option<ConnectorOffset>, OffsetError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    debezium::decode_value(value)
+        .map(Some)
+        .map_err(|reason| OffsetError::BadValue {
+            location: location(),
+            connector: key.connector_name.clone(),
+            key: String::from_utf8_lossy(stored_key).into_owned(),
+            reason,
+        })
 }
 
 /// The walking skeleton's file: `{"format": marker, "offsets": {key text: value text}}`.
