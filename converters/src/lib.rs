@@ -18,9 +18,12 @@
 //! which Debezium then writes. The [`jackson`] module reproduces Jackson's number and string
 //! output.
 //!
-//! What it does not do: Avro / Schema Registry framing, transaction metadata blocks and the
-//! transaction topic, logical-message and heartbeat records, TRUNCATE events' special key
-//! handling beyond `key = None`. The PK-change `__debezium.newkey`/`oldkey` headers are
+//! TRUNCATE events (`op` `t`, key and before/after null), logical decoding messages on
+//! `<topic.prefix>.message` ([`JsonConverter::convert_message`]) and transaction metadata
+//! (BEGIN/END records and the events' `transaction` block, [`TransactionMonitor`]) are written
+//! as Debezium writes them.
+//!
+//! What it does not do: Avro / Schema Registry framing, heartbeat records. The PK-change `__debezium.newkey`/`oldkey` headers are
 //! written by [`JsonConverter::convert_key_change`] when the caller has the other key. It
 //! does no I/O. `COMPATIBILITY.md` at the repository root lists every difference.
 //!
@@ -42,8 +45,12 @@ mod envelope;
 mod field;
 mod hstore;
 pub mod jackson;
+mod message;
+pub mod txmeta;
 
 pub use envelope::{JsonConverter, KeyChange, CONNECTOR, DEBEZIUM_VERSION};
+pub use message::MESSAGE_TOPIC_SUFFIX;
+pub use txmeta::{TransactionMonitor, DEFAULT_TRANSACTION_TOPIC_SUFFIX};
 
 /// Debezium's `decimal.handling.mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
