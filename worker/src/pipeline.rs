@@ -27,6 +27,9 @@
 //! | `__pgseam.seq` | 0-based number of the record within its transaction (or within the snapshot) |
 //! | `__pgseam.snapshot` | `true` on snapshot rows; absent otherwise |
 //!
+//! Logical decoding messages and transaction BEGIN/END records carry the same headers (a
+//! non-transactional message is its own unit: its commit LSN is its LSN, its `seq` 0).
+//!
 //! `(commit_lsn, seq)` identifies a streamed record; commit LSNs grow in commit order, so a
 //! consumer that remembers the last pair it applied per partition can drop any record at or
 //! before it. A replay after a crash starts at a transaction boundary (or at the start of the
@@ -68,7 +71,9 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use pgseam_connector_pg::{
     ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
 };
-use pgseam_converters::{JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange};
+use pgseam_converters::{
+    JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange, TransactionMonitor,
+};
 use pgseam_model::{KeyChangeRow, Lsn, Position};
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
@@ -117,6 +122,9 @@ pub struct PipelineSettings {
     pub reconnect_wait: Duration,
     /// `<heartbeat.topics.prefix>.<topic.prefix>`.
     pub heartbeat_topic: String,
+    /// `provide.transaction.metadata=true`: the `topic.transaction` suffix of the transaction
+    /// topic (`<topic.prefix>.<suffix>`); `None` = no transaction metadata.
+    pub transaction_metadata: Option<String>,
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -291,6 +299,11 @@ async fn run_pipeline(
     ));
 
     let mut converter = JsonConverter::new(settings.converter.clone());
+    // provide.transaction.metadata: counts per transaction, never buffered events.
+    let mut tx_monitor = settings
+        .transaction_metadata
+        .as_deref()
+        .map(|suffix| TransactionMonitor::new(&settings.converter, suffix));
     let mut records: Vec<KafkaRecord> = Vec::new();
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut durable: Option<ConnectorOffset> = None;
@@ -375,11 +388,13 @@ async fn run_pipeline(
                         metrics.on_event(&event);
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-                        let converted = match &event.key_change {
-                            Some(KeyChangeRow::NewKey(row)) => converter.convert_key_change(&event, KeyChange::NewKey(row), now_ns, &mut records),
-                            Some(KeyChangeRow::OldKey(row)) => converter.convert_key_change(&event, KeyChange::OldKey(row), now_ns, &mut records),
-                            None => converter.convert(&event, now_ns, &mut records),
+                        let key_change = match &event.key_change {
+                            Some(KeyChangeRow::NewKey(row)) => Some(KeyChange::NewKey(row)),
+                            Some(KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
+                            None => None,
                         };
+                        let block = tx_monitor.as_mut().map(|m| m.on_event(&event, &mut records));
+                        let converted = converter.convert_in_transaction(&event, key_change, block.as_ref(), now_ns, &mut records);
                         or_break!('pipeline, converted.context("cannot convert an event"));
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
@@ -404,7 +419,42 @@ async fn run_pipeline(
                         }
                         metrics.set_producer_queue_depth(in_flight.len());
                     }
-                    Some(SourceMessage::TransactionCommitted { end_lsn, tx_id, commit_ts_us, .. }) => {
+                    Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
+                        sequence = 0;
+                        if let (Some(monitor), Some(sink)) = (tx_monitor.as_mut(), &sink) {
+                            records.clear();
+                            records.push(monitor.begin(tx_id, lsn, commit_ts_us));
+                            let position = Position::Stream { lsn, commit_lsn, tx_id, commit_ts_us };
+                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut in_flight, &metrics).await);
+                        } else if let Some(monitor) = tx_monitor.as_mut() {
+                            monitor.begin(tx_id, lsn, commit_ts_us);
+                        }
+                    }
+                    Some(SourceMessage::Message(message)) => {
+                        records.clear();
+                        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+                        let block = tx_monitor.as_mut().and_then(|m| m.on_message(&message, &mut records));
+                        records.push(converter.convert_message(&message, block.as_ref(), now_ns));
+                        if let Some(sink) = &sink {
+                            if !message.transactional {
+                                sequence = 0;
+                            }
+                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut in_flight, &metrics).await);
+                            if !message.transactional {
+                                sequence = 0;
+                            }
+                        }
+                    }
+                    Some(SourceMessage::TransactionCommitted { commit_lsn, end_lsn, tx_id, commit_ts_us }) => {
+                        // The END record goes before the checkpoint: durable before the offset.
+                        if let Some(end) = tx_monitor.as_mut().and_then(|m| m.end(end_lsn)) {
+                            if let Some(sink) = &sink {
+                                records.clear();
+                                records.push(end);
+                                let position = Position::Stream { lsn: end_lsn, commit_lsn, tx_id, commit_ts_us };
+                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut in_flight, &metrics).await);
+                            }
+                        }
                         metrics.on_transaction_committed(tx_id);
                         metrics.on_wal_end(end_lsn.0);
                         sequence = 0;
@@ -624,6 +674,40 @@ fn now_micros() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+/// Sends `records` (draining it) with their position headers, queueing their deliveries.
+async fn send_records(
+    sink: &KafkaSink,
+    records: &mut Vec<KafkaRecord>,
+    position: &Position,
+    sequence: &mut u64,
+    in_flight: &mut FuturesOrdered<InFlight>,
+    metrics: &Arc<ConnectorMetrics>,
+) -> Result<(), SinkError> {
+    for record in records.drain(..) {
+        let mut headers = record.headers;
+        push_position_headers(&mut headers, position, *sequence);
+        *sequence += 1;
+        let delivery = sink
+            .send(&OutgoingRecord {
+                topic: record.topic,
+                key: record.key,
+                value: record.value,
+                headers,
+            })
+            .await?;
+        let sent = std::time::Instant::now();
+        let metrics = Arc::clone(metrics);
+        in_flight.push_back(Box::pin(async move {
+            delivery.wait().await.map(|_| {
+                metrics.on_delivered(sent.elapsed());
+                None
+            })
+        }));
+    }
+    metrics.set_producer_queue_depth(in_flight.len());
+    Ok(())
 }
 
 /// Appends the position headers of one record (see the module docs).
