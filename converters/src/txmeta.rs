@@ -32,7 +32,7 @@
 
 use std::fmt::Write as _;
 
-use pgseam_model::{ChangeEvent, LogicalMessage, Lsn, TransactionBlock};
+use pgseam_model::{ChangeEvent, LogicalMessage, Lsn, Position, TransactionBlock};
 
 use crate::{jackson, JsonConverterConfig, KafkaRecord};
 
@@ -94,18 +94,23 @@ impl TransactionMonitor {
         self.record("BEGIN", tx_id, lsn, ts_ms, None)
     }
 
-    /// Counts one change event and returns its block. An event outside a begun transaction
-    /// begins one (pushing its BEGIN record to `out`), as Debezium's `dataEvent` does.
+    /// Counts one streamed change event and returns its block; `None` for snapshot rows,
+    /// which belong to no transaction (Debezium writes `transaction: null` on them). An event
+    /// outside a begun transaction begins one (pushing its BEGIN record to `out`), as
+    /// Debezium's `dataEvent` does.
     pub fn on_event(
         &mut self,
         event: &ChangeEvent,
         out: &mut Vec<KafkaRecord>,
-    ) -> TransactionBlock {
+    ) -> Option<TransactionBlock> {
+        if matches!(event.position, Position::Snapshot { .. }) {
+            return None;
+        }
         let lsn = event.source.lsn.unwrap_or_default();
         let tx_id = event.source.tx_id.unwrap_or_default();
         let collection = format!("{}.{}", event.table.schema, event.table.table);
         let hash = java_string_hash(&collection);
-        self.count(tx_id, lsn, event.source.ts_us, collection, Some(hash), out)
+        Some(self.count(tx_id, lsn, event.source.ts_us, collection, Some(hash), out))
     }
 
     /// Counts a transactional logical message (its own data collection, as in Debezium) and

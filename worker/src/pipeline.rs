@@ -393,7 +393,7 @@ async fn run_pipeline(
                             Some(KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
                             None => None,
                         };
-                        let block = tx_monitor.as_mut().map(|m| m.on_event(&event, &mut records));
+                        let block = tx_monitor.as_mut().and_then(|m| m.on_event(&event, &mut records));
                         let converted = converter.convert_in_transaction(&event, key_change, block.as_ref(), now_ns, &mut records);
                         or_break!('pipeline, converted.context("cannot convert an event"));
                         // Null sink: the encoded records are dropped here, acknowledged at once.
