@@ -331,7 +331,7 @@ pub fn start_replication_command(
     protocol_version: u32,
 ) -> String {
     format!(
-        "START_REPLICATION SLOT {} LOGICAL {} (proto_version '{}', publication_names {})",
+        "START_REPLICATION SLOT {} LOGICAL {} (proto_version '{}', publication_names {}, messages 'true')",
         quote_identifier(slot),
         start,
         protocol_version,

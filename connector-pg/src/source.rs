@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use pgoutput::frame::{encode_standby_status_update, ReplicationFrame, PG_EPOCH_OFFSET_US};
 use pgoutput::message::{DecodeContext, LogicalReplicationMessage};
-use pgseam_model::{ChangeEvent, Lsn};
+use pgseam_model::{ChangeEvent, LogicalMessage, Lsn};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
@@ -31,7 +31,7 @@ use crate::error::{Result, SourceError};
 use crate::publication::{self, PublicationAutocreate};
 use crate::slot;
 use crate::snapshot::{self, SnapshotSettings};
-use crate::stream::{OpenTransaction, StreamDecoder, StreamRelation};
+use crate::stream::{EventSettings, OpenTransaction, StreamDecoder, StreamRelation};
 
 /// pgoutput protocol version requested. Version 1 is enough without streamed transactions.
 const PGOUTPUT_PROTOCOL_VERSION: u32 = 1;
@@ -70,6 +70,8 @@ pub struct SourceConfig {
     pub heartbeat: Option<HeartbeatSettings>,
     /// How the initial snapshot is read.
     pub snapshot: SnapshotSettings,
+    /// `skipped.operations` and the logical-message prefix filter.
+    pub events: EventSettings,
 }
 
 /// Debezium's heartbeats: while streaming, every `interval` the source runs `action_query`
@@ -108,6 +110,19 @@ pub enum SourceMessage {
         consistent_point: Lsn,
     },
     Event(ChangeEvent),
+    /// A transaction begins (pgoutput `Begin`, whose frame is at `lsn`); its events follow,
+    /// then [`SourceMessage::TransactionCommitted`]. Sent for every transaction pgoutput
+    /// sends (PostgreSQL 15 skips empty ones), whether or not it has captured changes.
+    TransactionBegun {
+        tx_id: i64,
+        lsn: Lsn,
+        commit_lsn: Lsn,
+        commit_ts_us: i64,
+    },
+    /// A logical decoding message (`pg_logical_emit_message`) that passed the filters; a
+    /// transactional one comes between its transaction's `TransactionBegun` and
+    /// `TransactionCommitted`, a non-transactional one outside any transaction.
+    Message(LogicalMessage),
     /// All snapshot rows have been sent; streaming starts at `consistent_point`.
     SnapshotCompleted {
         consistent_point: Lsn,
@@ -217,7 +232,7 @@ pub async fn run(
 
     let mut replication = ReplicationConnection::connect(&config.connect).await?;
     let mut source = Source {
-        decoder: StreamDecoder::new(config.connect.dbname.clone()),
+        decoder: StreamDecoder::new(config.connect.dbname.clone(), config.events.clone()),
         config,
         events,
         feedback,
@@ -557,6 +572,12 @@ impl Source {
                     commit_lsn: Lsn(*final_lsn),
                     commit_ts_us: commit_ts_us + PG_EPOCH_OFFSET_US,
                 });
+                out.push(SourceMessage::TransactionBegun {
+                    tx_id: i64::from(*xid),
+                    lsn,
+                    commit_lsn: Lsn(*final_lsn),
+                    commit_ts_us: commit_ts_us + PG_EPOCH_OFFSET_US,
+                });
             }
             LogicalReplicationMessage::Commit {
                 commit_lsn,
@@ -566,6 +587,7 @@ impl Source {
             } => {
                 let transaction = self.decoder.transaction.take();
                 self.decoder.last_commit_lsn = Some(Lsn(*commit_lsn));
+                self.decoder.last_commit_ts_us = Some(commit_ts_us + PG_EPOCH_OFFSET_US);
                 out.push(SourceMessage::TransactionCommitted {
                     commit_lsn: Lsn(*commit_lsn),
                     end_lsn: Lsn(*end_lsn),
@@ -609,7 +631,26 @@ impl Source {
                 out.extend(events.into_iter().map(SourceMessage::Event));
             }
             LogicalReplicationMessage::Truncate { relation_ids, .. } => {
-                tracing::info!(?relation_ids, %lsn, "TRUNCATE skipped (skipped.operations=t, Debezium's default)");
+                let mut events = Vec::new();
+                self.decoder
+                    .truncate_events(relation_ids, lsn, &mut events)?;
+                out.extend(events.into_iter().map(SourceMessage::Event));
+            }
+            LogicalReplicationMessage::Message {
+                transactional,
+                lsn: message_lsn,
+                prefix,
+                content,
+                ..
+            } => {
+                if let Some(message) = self.decoder.logical_message(
+                    *transactional,
+                    prefix,
+                    content,
+                    Lsn(*message_lsn),
+                )? {
+                    out.push(SourceMessage::Message(message));
+                }
             }
             _ => {}
         }

@@ -21,14 +21,31 @@
 //! columns and nulls, when pgoutput sends them; NOTHING — PostgreSQL rejects UPDATE and DELETE
 //! on a published table. A primary-key change becomes a delete of the old key and a create of
 //! the new one, as Debezium emits it; a primary-key consumer applies both correctly.
+//!
+//! **`skipped.operations`** drops events by the operation PostgreSQL performed: an UPDATE that
+//! changes the primary key is skipped whole (delete and create) when `u` is skipped, as in
+//! Debezium, whose filter sees the UPDATE before splitting it.
+//!
+//! **TRUNCATE**: one pgoutput Truncate message names every truncated relation; each captured
+//! one becomes an event with op `t` and no rows, all sharing the message's LSN, in the order
+//! of the message. They are part of their transaction, so the worker's checkpoint (per
+//! transaction) covers all of them or none: a restart replays the whole transaction, never a
+//! part of those events.
+//!
+//! **Logical decoding messages** (`pg_logical_emit_message`): a transactional message comes
+//! inside its transaction, in WAL order with the changes; a non-transactional one comes at
+//! once, outside any transaction, and gets Debezium's source block: no `txId`, the last
+//! commit's time. Messages whose prefix starts with [`PGSEAM_MESSAGE_PREFIX`] are pgseam's own
+//! (heartbeats, watermarks) and are never emitted; the rest pass the configured prefix filter
+//! (`message.prefix.include.list` / `message.prefix.exclude.list`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use pgoutput::message::{LogicalReplicationMessage, OldTuple, TupleData, TupleValue};
 use pgseam_model::{
-    ChangeEvent, KeyChangeRow, Lsn, Operation, Position, Row, SnapshotMarker, SourceInfo,
-    TableSchema, Value,
+    ChangeEvent, KeyChangeRow, LogicalMessage, Lsn, Operation, Position, Row, SnapshotMarker,
+    SourceInfo, TableSchema, Value,
 };
 
 use crate::error::{Result, SourceError};
@@ -49,22 +66,196 @@ pub(crate) struct OpenTransaction {
     pub(crate) commit_ts_us: i64,
 }
 
+/// The prefix of pgseam's own logical decoding messages (`__pgseam.<slot>` for heartbeats and
+/// watermarks). Every slot with `messages` on receives every message of its database, so
+/// these are dropped here; Debezium connectors running beside pgseam should exclude them with
+/// `message.prefix.exclude.list=__pgseam\..*`.
+pub const PGSEAM_MESSAGE_PREFIX: &str = "__pgseam.";
+
+/// Which logical decoding messages to emit, by prefix (`message.prefix.include.list` /
+/// `message.prefix.exclude.list`).
+pub type MessageFilter = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Which events the stream emits besides row changes (Debezium's `skipped.operations` and
+/// message filters).
+#[derive(Clone)]
+pub struct EventSettings {
+    /// Operations not emitted (`skipped.operations`; Debezium's default skips `t`).
+    pub skipped_operations: Vec<Operation>,
+    /// Messages to emit; `None` emits every message (outside pgseam's own prefix).
+    pub message_filter: Option<MessageFilter>,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            skipped_operations: vec![Operation::Truncate],
+            message_filter: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EventSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSettings")
+            .field("skipped_operations", &self.skipped_operations)
+            .field("message_filter", &self.message_filter.is_some())
+            .finish()
+    }
+}
+
 /// Decoding state that lives across messages.
 pub(crate) struct StreamDecoder {
     pub(crate) database: String,
     pub(crate) relations: HashMap<u32, StreamRelation>,
     pub(crate) transaction: Option<OpenTransaction>,
     pub(crate) last_commit_lsn: Option<Lsn>,
+    /// Commit time of the last transaction seen: a non-transactional message's `ts_ms`.
+    pub(crate) last_commit_ts_us: Option<i64>,
+    pub(crate) settings: EventSettings,
 }
 
 impl StreamDecoder {
-    pub(crate) fn new(database: String) -> Self {
+    pub(crate) fn new(database: String, settings: EventSettings) -> Self {
         StreamDecoder {
             database,
             relations: HashMap::new(),
             transaction: None,
             last_commit_lsn: None,
+            last_commit_ts_us: None,
+            settings,
         }
+    }
+
+    fn skips(&self, op: Operation) -> bool {
+        self.settings.skipped_operations.contains(&op)
+    }
+
+    fn stream_event(
+        &self,
+        table: &Arc<TableSchema>,
+        transaction: OpenTransaction,
+        lsn: Lsn,
+        op: Operation,
+        before: Option<Row>,
+        after: Option<Row>,
+    ) -> ChangeEvent {
+        ChangeEvent {
+            table: Arc::clone(table),
+            op,
+            before,
+            after,
+            source: SourceInfo {
+                ts_us: transaction.commit_ts_us,
+                snapshot: SnapshotMarker::False,
+                db: self.database.clone(),
+                schema: table.schema.clone(),
+                table: table.table.clone(),
+                tx_id: Some(i64::from(transaction.xid)),
+                lsn: Some(lsn),
+                last_commit_lsn: self.last_commit_lsn,
+            },
+            position: Position::Stream {
+                lsn,
+                commit_lsn: transaction.commit_lsn,
+                tx_id: i64::from(transaction.xid),
+                commit_ts_us: transaction.commit_ts_us,
+            },
+            key_change: None,
+        }
+    }
+
+    /// Builds the events of a Truncate message at `lsn`: one per captured relation, in the
+    /// message's order, unless `skipped.operations` has `t`.
+    pub(crate) fn truncate_events(
+        &self,
+        relation_ids: &[u32],
+        lsn: Lsn,
+        out: &mut Vec<ChangeEvent>,
+    ) -> Result<()> {
+        if self.skips(Operation::Truncate) {
+            tracing::debug!(?relation_ids, %lsn, "TRUNCATE skipped (skipped.operations has t)");
+            return Ok(());
+        }
+        let transaction = self.transaction.ok_or_else(|| {
+            SourceError::Protocol(format!("TRUNCATE at {lsn} outside a transaction"))
+        })?;
+        for relation_id in relation_ids {
+            let relation = self.relations.get(relation_id).ok_or_else(|| {
+                SourceError::Protocol(format!(
+                    "TRUNCATE of relation {relation_id} before its Relation message"
+                ))
+            })?;
+            if relation.captured {
+                out.push(self.stream_event(
+                    &relation.schema,
+                    transaction,
+                    lsn,
+                    Operation::Truncate,
+                    None,
+                    None,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the record of a logical decoding message at `lsn`, unless it is pgseam's own
+    /// or the prefix filter drops it.
+    pub(crate) fn logical_message(
+        &self,
+        transactional: bool,
+        prefix: &str,
+        content: &[u8],
+        lsn: Lsn,
+    ) -> Result<Option<LogicalMessage>> {
+        if prefix.starts_with(PGSEAM_MESSAGE_PREFIX) {
+            return Ok(None);
+        }
+        if let Some(filter) = &self.settings.message_filter {
+            if !filter(prefix) {
+                return Ok(None);
+            }
+        }
+        let (tx_id, ts_us, last_commit_lsn, commit_lsn) = if transactional {
+            let transaction = self.transaction.ok_or_else(|| {
+                SourceError::Protocol(format!(
+                    "transactional message at {lsn} outside a transaction"
+                ))
+            })?;
+            (
+                Some(i64::from(transaction.xid)),
+                transaction.commit_ts_us,
+                self.last_commit_lsn,
+                transaction.commit_lsn,
+            )
+        } else {
+            // Debezium: no txId, the last commit's time, and the message's own LSN as the
+            // sequence's commit LSN.
+            let ts_us = self.last_commit_ts_us.unwrap_or_else(now_us);
+            (None, ts_us, Some(lsn), lsn)
+        };
+        Ok(Some(LogicalMessage {
+            transactional,
+            prefix: prefix.to_owned(),
+            content: content.to_vec(),
+            source: SourceInfo {
+                ts_us,
+                snapshot: SnapshotMarker::False,
+                db: self.database.clone(),
+                schema: String::new(),
+                table: String::new(),
+                tx_id,
+                lsn: Some(lsn),
+                last_commit_lsn,
+            },
+            position: Position::Stream {
+                lsn,
+                commit_lsn,
+                tx_id: tx_id.unwrap_or(0),
+                commit_ts_us: ts_us,
+            },
+        }))
     }
 
     /// Builds the events of one row change (`Insert`, `Update`, `Delete`) at `lsn`.
@@ -97,6 +288,14 @@ impl StreamDecoder {
         if !relation.captured {
             return Ok(());
         }
+        let performed = match message {
+            LogicalReplicationMessage::Insert { .. } => Operation::Create,
+            LogicalReplicationMessage::Update { .. } => Operation::Update,
+            _ => Operation::Delete,
+        };
+        if self.skips(performed) {
+            return Ok(());
+        }
         let transaction = self.transaction.ok_or_else(|| {
             SourceError::Protocol(format!("change at {lsn} outside a transaction"))
         })?;
@@ -121,28 +320,8 @@ impl StreamDecoder {
                 }
             }
         }
-        let event = |op, before, after| ChangeEvent {
-            table: Arc::clone(&relation.schema),
-            op,
-            before,
-            after,
-            source: SourceInfo {
-                ts_us: transaction.commit_ts_us,
-                snapshot: SnapshotMarker::False,
-                db: self.database.clone(),
-                schema: relation.schema.schema.clone(),
-                table: relation.schema.table.clone(),
-                tx_id: Some(i64::from(transaction.xid)),
-                lsn: Some(lsn),
-                last_commit_lsn: self.last_commit_lsn,
-            },
-            position: Position::Stream {
-                lsn,
-                commit_lsn: transaction.commit_lsn,
-                tx_id: i64::from(transaction.xid),
-                commit_ts_us: transaction.commit_ts_us,
-            },
-            key_change: None,
+        let event = |op, before, after| {
+            self.stream_event(&relation.schema, transaction, lsn, op, before, after)
         };
         if is_delete {
             out.push(event(Operation::Delete, old_row, None));
@@ -204,4 +383,11 @@ impl StreamDecoder {
         }
         Ok(row)
     }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }

@@ -135,6 +135,7 @@ fn source_config(pg: &Postgres, slot: &str) -> SourceConfig {
         drop_slot_on_stop: false,
         heartbeat: None,
         snapshot: SnapshotSettings::default(),
+        events: pgseam_connector_pg::EventSettings::default(),
     }
 }
 

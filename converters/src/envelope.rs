@@ -16,7 +16,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use pgseam_model::{ChangeEvent, ColumnSchema, Operation, SnapshotMarker, TableSchema, Value};
+use pgseam_model::{
+    ChangeEvent, ColumnSchema, Operation, SnapshotMarker, SourceInfo, TableSchema,
+    TransactionBlock, Value,
+};
 
 use crate::field::Kind;
 use crate::{default, jackson, ConvertError, JsonConverterConfig, KafkaRecord};
@@ -27,10 +30,10 @@ pub const DEBEZIUM_VERSION: &str = "3.6.3.Final";
 pub const CONNECTOR: &str = "postgresql";
 
 /// The `source` block's schema (`io.debezium.connector.postgresql.Source`), with its field name.
-const SOURCE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},"default":"false","field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":true,"field":"sequence"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"},{"type":"string","optional":true,"field":"origin"},{"type":"int64","optional":true,"field":"origin_lsn"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","version":1,"field":"source"}"#;
+pub(crate) const SOURCE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"},{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},"default":"false","field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string","optional":true,"field":"sequence"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"},{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"},{"type":"int64","optional":true,"field":"xmin"},{"type":"string","optional":true,"field":"origin"},{"type":"int64","optional":true,"field":"origin_lsn"}],"optional":false,"name":"io.debezium.connector.postgresql.Source","version":1,"field":"source"}"#;
 
 /// The transaction block's schema (`event.block`), with its field name.
-const TRANSACTION_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":false,"field":"total_order"},{"type":"int64","optional":false,"field":"data_collection_order"}],"optional":true,"name":"event.block","version":1,"field":"transaction"}"#;
+pub(crate) const TRANSACTION_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":false,"field":"total_order"},{"type":"int64","optional":false,"field":"data_collection_order"}],"optional":true,"name":"event.block","version":1,"field":"transaction"}"#;
 
 /// The envelope's trailing fields: `op` and the processing timestamps.
 const ENVELOPE_TAIL_SCHEMA: &str = r#"{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},{"type":"int64","optional":true,"field":"ts_us"},{"type":"int64","optional":true,"field":"ts_ns"}"#;
@@ -226,7 +229,7 @@ impl JsonConverter {
             Some(pgseam_model::KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
             None => None,
         };
-        self.convert_with(event, key_change, processing_time_ns, out)
+        self.convert_with(event, key_change, None, processing_time_ns, out)
     }
 
     /// Converts one half of a primary-key change (an UPDATE whose key differs from the old
@@ -242,13 +245,28 @@ impl JsonConverter {
         processing_time_ns: i64,
         out: &mut Vec<KafkaRecord>,
     ) -> Result<(), ConvertError> {
-        self.convert_with(event, Some(key_change), processing_time_ns, out)
+        self.convert_with(event, Some(key_change), None, processing_time_ns, out)
+    }
+
+    /// As [`convert`](Self::convert) / [`convert_key_change`](Self::convert_key_change), with
+    /// the event's `transaction` block (`provide.transaction.metadata=true`; see
+    /// [`TransactionMonitor`](crate::TransactionMonitor)) instead of `null`.
+    pub fn convert_in_transaction(
+        &mut self,
+        event: &ChangeEvent,
+        key_change: Option<KeyChange<'_>>,
+        transaction: Option<&TransactionBlock>,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), ConvertError> {
+        self.convert_with(event, key_change, transaction, processing_time_ns, out)
     }
 
     fn convert_with(
         &mut self,
         event: &ChangeEvent,
         key_change: Option<KeyChange<'_>>,
+        transaction: Option<&TransactionBlock>,
         processing_time_ns: i64,
         out: &mut Vec<KafkaRecord>,
     ) -> Result<(), ConvertError> {
@@ -339,10 +357,12 @@ impl JsonConverter {
         let after = resolve_unchanged_toast(event.before.as_deref(), event.after.as_deref());
         write_row(&mut v, entry, table, after.as_deref(), replace)?;
         v.push_str(",\"source\":");
-        write_source(&mut v, prefix, event, replace);
+        write_source(&mut v, prefix, &event.source, replace);
+        v.push_str(",\"transaction\":");
+        write_transaction_block(&mut v, transaction);
         let _ = write!(
             v,
-            ",\"transaction\":null,\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
+            ",\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
             event.op.code(),
             processing_time_ns.div_euclid(1_000_000),
             processing_time_ns.div_euclid(1_000),
@@ -513,8 +533,7 @@ fn column_error(table: &TableSchema, column: &ColumnSchema, reason: String) -> C
 /// `snapshot` null; JsonConverter writes its schema default `"false"` in its place unless
 /// `replace.null.with.default=false` (then `null`, captured in
 /// `tests/fixtures/notnull/golden/modes_c.jsonl`).
-fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent, replace: bool) {
-    let src = &event.source;
+pub(crate) fn write_source(out: &mut String, prefix: &str, src: &SourceInfo, replace: bool) {
     out.push_str("{\"version\":\"");
     out.push_str(DEBEZIUM_VERSION);
     out.push_str("\",\"connector\":\"");
@@ -572,6 +591,22 @@ fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent, replace: bo
         None => out.push_str("null"),
     }
     out.push_str(",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
+}
+
+/// Writes the `transaction` block (`event.block`), or `null`.
+pub(crate) fn write_transaction_block(out: &mut String, block: Option<&TransactionBlock>) {
+    match block {
+        None => out.push_str("null"),
+        Some(b) => {
+            out.push_str("{\"id\":");
+            jackson::write_str(out, &b.id);
+            let _ = write!(
+                out,
+                ",\"total_order\":{},\"data_collection_order\":{}}}",
+                b.total_order, b.data_collection_order
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -866,7 +866,7 @@ fn push_decimal(out: &mut String, d: &Decimal, numeric: bool) {
     }
 }
 
-fn push_binary(out: &mut String, mode: BinaryHandlingMode, bytes: &[u8]) {
+pub(crate) fn push_binary(out: &mut String, mode: BinaryHandlingMode, bytes: &[u8]) {
     match mode {
         BinaryHandlingMode::Bytes | BinaryHandlingMode::Base64 => push_base64(out, bytes),
         BinaryHandlingMode::Base64UrlSafe => {

@@ -18,16 +18,19 @@
 //! which Debezium then writes. The [`jackson`] module reproduces Jackson's number and string
 //! output.
 //!
+//! TRUNCATE events (`op` `t`, key and before/after null), logical decoding messages on
+//! `<topic.prefix>.message` ([`JsonConverter::convert_message`]) and transaction metadata
+//! (BEGIN/END records and the events' `transaction` block, [`TransactionMonitor`]) are written
+//! as Debezium writes them.
+//!
 //! The [`avro`] module writes the same records as Confluent's `AvroConverter` does: Avro
 //! datums in the Schema Registry wire format, schemas mapped as `AvroData` maps them and
 //! registered through a small blocking client (the only I/O in this crate, used once per
 //! table version). [`Converter`] is the one interface the pipeline calls.
 //!
-//! What it does not do: transaction metadata blocks and the
-//! transaction topic, logical-message and heartbeat records, TRUNCATE events' special key
-//! handling beyond `key = None`. The PK-change `__debezium.newkey`/`oldkey` headers are
-//! written by [`JsonConverter::convert_key_change`] when the caller has the other key. It
-//! does no I/O. `COMPATIBILITY.md` at the repository root lists every difference.
+//! What it does not do: heartbeat records (the worker builds them); transaction metadata and
+//! logical messages with Avro. The PK-change `__debezium.newkey`/`oldkey` headers are
+//! written from the event's `key_change`. Apart from the registry client it does no I/O. `COMPATIBILITY.md` at the repository root lists every difference.
 //!
 //! Known differences from Debezium (see the golden test's allow-list):
 //! - BC dates in **snapshot** rows: Debezium's snapshot path drops the era
@@ -48,9 +51,13 @@ mod envelope;
 mod field;
 mod hstore;
 pub mod jackson;
+mod message;
+pub mod txmeta;
 
 pub use avro::{AvroConverter, AvroConverterConfig, AvroError};
 pub use envelope::{JsonConverter, KeyChange, CONNECTOR, DEBEZIUM_VERSION};
+pub use message::MESSAGE_TOPIC_SUFFIX;
+pub use txmeta::{TransactionMonitor, DEFAULT_TRANSACTION_TOPIC_SUFFIX};
 
 /// The record converter a pipeline runs: `JsonConverter`, or `AvroConverter` (for the key, the
 /// value or both).
@@ -71,6 +78,48 @@ impl Converter {
         match self {
             Converter::Json(c) => Ok(c.convert(event, processing_time_ns, out)?),
             Converter::Avro(c) => c.convert(event, processing_time_ns, out),
+        }
+    }
+
+    /// Converts one event carrying its transaction-metadata block (JSON only; the Avro
+    /// converter writes `transaction` as null: metadata with Avro is refused at start).
+    pub fn convert_in_transaction(
+        &mut self,
+        event: &pgseam_model::ChangeEvent,
+        transaction: Option<&pgseam_model::TransactionBlock>,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), AvroError> {
+        match self {
+            Converter::Json(c) => {
+                let key_change = match &event.key_change {
+                    Some(pgseam_model::KeyChangeRow::NewKey(row)) => Some(KeyChange::NewKey(row)),
+                    Some(pgseam_model::KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
+                    None => None,
+                };
+                Ok(c.convert_in_transaction(
+                    event,
+                    key_change,
+                    transaction,
+                    processing_time_ns,
+                    out,
+                )?)
+            }
+            Converter::Avro(c) => c.convert(event, processing_time_ns, out),
+        }
+    }
+
+    /// A logical decoding message's record, or `None` when this converter cannot write one
+    /// (Avro, not supported yet).
+    pub fn convert_message(
+        &self,
+        message: &pgseam_model::LogicalMessage,
+        transaction: Option<&pgseam_model::TransactionBlock>,
+        processing_time_ns: i64,
+    ) -> Option<KafkaRecord> {
+        match self {
+            Converter::Json(c) => Some(c.convert_message(message, transaction, processing_time_ns)),
+            Converter::Avro(_) => None,
         }
     }
 

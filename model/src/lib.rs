@@ -317,6 +317,38 @@ pub struct ChangeEvent {
     pub key_change: Option<KeyChangeRow>,
 }
 
+/// A logical decoding message (`pg_logical_emit_message`), which Debezium writes to
+/// `<topic.prefix>.message`.
+///
+/// `source` follows Debezium: `schema` and `table` are empty; a transactional message has the
+/// transaction's id and commit time; a non-transactional one (delivered at once, outside any
+/// transaction) has `tx_id = None` and the time of the last commit seen before it (Debezium's
+/// stale `ts_ms`), and `last_commit_lsn` equal to its own LSN.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogicalMessage {
+    /// Emitted with `transactional = true`: delivered at its transaction's commit.
+    pub transactional: bool,
+    /// The emitter's prefix (the record key).
+    pub prefix: String,
+    /// The content, arbitrary bytes.
+    pub content: Vec<u8>,
+    pub source: SourceInfo,
+    /// For a non-transactional message, `commit_lsn` is the message's own LSN and `tx_id` 0.
+    pub position: Position,
+}
+
+/// Debezium's `transaction` block of an event when `provide.transaction.metadata` is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionBlock {
+    /// `"<txId>:<LSN>"`, the LSN (decimal) being the event's own.
+    pub id: String,
+    /// 1-based position of the event in its transaction.
+    pub total_order: u64,
+    /// 1-based position of the event among its transaction's events of the same data
+    /// collection.
+    pub data_collection_order: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

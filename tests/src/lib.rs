@@ -204,6 +204,7 @@ pub struct TableState {
     pub updates: usize,
     pub deletes: usize,
     pub tombstones: usize,
+    pub truncates: usize,
 }
 
 impl TableState {
@@ -211,6 +212,15 @@ impl TableState {
     pub fn apply(messages: &[TopicMessage]) -> anyhow::Result<TableState> {
         let mut state = TableState::default();
         for message in messages {
+            // TRUNCATE (`skipped.operations` without `t`): key null, op `t`; the table is
+            // empty afterwards. Records are applied in the order given, so with several
+            // partitions this is exact only when `messages` is in commit order (a topic with
+            // one partition is).
+            if message.key.is_none() && message.op() == Some("t") {
+                state.truncates += 1;
+                state.rows.clear();
+                continue;
+            }
             let key = message
                 .key_payload()
                 .with_context(|| {
@@ -494,12 +504,48 @@ pub fn decimal_text(base64_text: &str, scale: u32) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn decimal_oracle_reads_connect_decimals() {
         assert_eq!(decimal_text("SZYC0w==", 2).unwrap(), "12345678.91");
         assert_eq!(decimal_text("/w==", 2).unwrap(), "-0.01");
         assert_eq!(decimal_text("AA==", 2).unwrap(), "0.00");
+    }
+
+    #[test]
+    fn truncate_empties_the_table() {
+        let msg = |key: Option<Value>, value: Option<Value>| TopicMessage {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key,
+            value,
+            headers: Vec::new(),
+        };
+        let state = TableState::apply(&[
+            msg(
+                Some(json!({"id": 1})),
+                Some(json!({"op": "c", "after": {"id": 1}})),
+            ),
+            msg(
+                Some(json!({"id": 2})),
+                Some(json!({"op": "c", "after": {"id": 2}})),
+            ),
+            msg(
+                None,
+                Some(json!({"op": "t", "before": null, "after": null})),
+            ),
+            msg(
+                Some(json!({"id": 3})),
+                Some(json!({"op": "c", "after": {"id": 3}})),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(state.truncates, 1);
+        assert_eq!(state.rows.keys().collect::<Vec<_>>(), vec![r#"{"id":3}"#]);
+        // A keyless record that is not a truncate is still an error.
+        assert!(TableState::apply(&[msg(None, Some(json!({"op": "c", "after": {}})))]).is_err());
     }
 
     #[test]

@@ -28,6 +28,9 @@
 //! | `__pgseam.seq` | 0-based number of the record within its transaction (or within the snapshot) |
 //! | `__pgseam.snapshot` | `true` on snapshot rows; absent otherwise |
 //!
+//! Logical decoding messages and transaction BEGIN/END records carry the same headers (a
+//! non-transactional message is its own unit: its commit LSN is its LSN, its `seq` 0).
+//!
 //! `(commit_lsn, seq)` identifies a streamed record; commit LSNs grow in commit order, so a
 //! consumer that remembers the last pair it applied per partition can drop any record at or
 //! before it. A replay after a crash starts at a transaction boundary (or at the start of the
@@ -72,6 +75,7 @@ use pgseam_connector_pg::{
 use pgseam_converters::avro::registry::{BasicAuth, HttpSchemaRegistry};
 use pgseam_converters::{
     AvroConverter, AvroConverterConfig, Converter, JsonConverter, JsonConverterConfig, KafkaRecord,
+    TransactionMonitor,
 };
 use pgseam_model::{Lsn, Position};
 use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
@@ -123,6 +127,9 @@ pub struct PipelineSettings {
     pub reconnect_wait: Duration,
     /// `<heartbeat.topics.prefix>.<topic.prefix>`.
     pub heartbeat_topic: String,
+    /// `provide.transaction.metadata=true`: the `topic.transaction` suffix of the transaction
+    /// topic (`<topic.prefix>.<suffix>`); `None` = no transaction metadata.
+    pub transaction_metadata: Option<String>,
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -324,6 +331,11 @@ async fn run_pipeline(
 
     // `Option` so a conversion that must register schemas can move it to a blocking thread.
     let mut converter = Some(build_converter(&settings));
+    // provide.transaction.metadata: counts per transaction, never buffered events.
+    let mut tx_monitor = settings
+        .transaction_metadata
+        .as_deref()
+        .map(|suffix| TransactionMonitor::new(&settings.converter, suffix));
     let mut records: Vec<KafkaRecord> = Vec::new();
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut durable: Option<ConnectorOffset> = None;
@@ -408,6 +420,7 @@ async fn run_pipeline(
                         metrics.on_event(&event);
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+                        let block = tx_monitor.as_mut().and_then(|m| m.on_event(&event, &mut records));
                         let conv = or_break!('pipeline, converter.as_mut().ok_or_else(|| anyhow!("the converter was lost")));
                         if conv.needs_registry(&event) {
                             // First use of this table version with Avro: registering its
@@ -416,7 +429,7 @@ async fn run_pipeline(
                             let mut out = std::mem::take(&mut records);
                             let moved_event = event.clone();
                             let joined = tokio::task::spawn_blocking(move || {
-                                let result = moved.convert(&moved_event, now_ns, &mut out);
+                                let result = moved.convert_in_transaction(&moved_event, block.as_ref(), now_ns, &mut out);
                                 (moved, out, result)
                             })
                             .await
@@ -426,7 +439,7 @@ async fn run_pipeline(
                             records = out;
                             or_break!('pipeline, result.context("cannot convert an event"));
                         } else {
-                            or_break!('pipeline, conv.convert(&event, now_ns, &mut records).context("cannot convert an event"));
+                            or_break!('pipeline, conv.convert_in_transaction(&event, block.as_ref(), now_ns, &mut records).context("cannot convert an event"));
                         }
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
@@ -451,7 +464,46 @@ async fn run_pipeline(
                         }
                         metrics.set_producer_queue_depth(in_flight.len());
                     }
-                    Some(SourceMessage::TransactionCommitted { end_lsn, tx_id, commit_ts_us, .. }) => {
+                    Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
+                        sequence = 0;
+                        if let (Some(monitor), Some(sink)) = (tx_monitor.as_mut(), &sink) {
+                            records.clear();
+                            records.push(monitor.begin(tx_id, lsn, commit_ts_us));
+                            let position = Position::Stream { lsn, commit_lsn, tx_id, commit_ts_us };
+                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut in_flight, &metrics).await);
+                        } else if let Some(monitor) = tx_monitor.as_mut() {
+                            monitor.begin(tx_id, lsn, commit_ts_us);
+                        }
+                    }
+                    Some(SourceMessage::Message(message)) => {
+                        records.clear();
+                        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+                        let block = tx_monitor.as_mut().and_then(|m| m.on_message(&message, &mut records));
+                        let conv = or_break!('pipeline, converter.as_ref().ok_or_else(|| anyhow!("the converter was lost")));
+                        match conv.convert_message(&message, block.as_ref(), now_ns) {
+                            Some(record) => records.push(record),
+                            None => tracing::warn!(connector = %name, prefix = %message.prefix, "logical decoding message skipped: not supported with AvroConverter yet"),
+                        }
+                        if let Some(sink) = &sink {
+                            if !message.transactional {
+                                sequence = 0;
+                            }
+                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut in_flight, &metrics).await);
+                            if !message.transactional {
+                                sequence = 0;
+                            }
+                        }
+                    }
+                    Some(SourceMessage::TransactionCommitted { commit_lsn, end_lsn, tx_id, commit_ts_us }) => {
+                        // The END record goes before the checkpoint: durable before the offset.
+                        if let Some(end) = tx_monitor.as_mut().and_then(|m| m.end(end_lsn)) {
+                            if let Some(sink) = &sink {
+                                records.clear();
+                                records.push(end);
+                                let position = Position::Stream { lsn: end_lsn, commit_lsn, tx_id, commit_ts_us };
+                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut in_flight, &metrics).await);
+                            }
+                        }
                         metrics.on_transaction_committed(tx_id);
                         metrics.on_wal_end(end_lsn.0);
                         sequence = 0;
@@ -670,6 +722,40 @@ fn now_micros() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+/// Sends `records` (draining it) with their position headers, queueing their deliveries.
+async fn send_records(
+    sink: &KafkaSink,
+    records: &mut Vec<KafkaRecord>,
+    position: &Position,
+    sequence: &mut u64,
+    in_flight: &mut FuturesOrdered<InFlight>,
+    metrics: &Arc<ConnectorMetrics>,
+) -> Result<(), SinkError> {
+    for record in records.drain(..) {
+        let mut headers = record.headers;
+        push_position_headers(&mut headers, position, *sequence);
+        *sequence += 1;
+        let delivery = sink
+            .send(&OutgoingRecord {
+                topic: record.topic,
+                key: record.key,
+                value: record.value,
+                headers,
+            })
+            .await?;
+        let sent = std::time::Instant::now();
+        let metrics = Arc::clone(metrics);
+        in_flight.push_back(Box::pin(async move {
+            delivery.wait().await.map(|_| {
+                metrics.on_delivered(sent.elapsed());
+                None
+            })
+        }));
+    }
+    metrics.set_producer_queue_depth(in_flight.len());
+    Ok(())
 }
 
 /// Appends the position headers of one record (see the module docs).

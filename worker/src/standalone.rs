@@ -167,12 +167,18 @@ pub(crate) fn pipeline_settings(
 ) -> anyhow::Result<PipelineSettings> {
     let name = &connector.name;
     let skipped = &connector.skipped_operations;
-    if !skipped.truncate {
-        bail!("connector {name}: emitting TRUNCATE events is not supported yet; keep `t` in skipped.operations");
-    }
-    if skipped.create || skipped.update || skipped.delete {
-        bail!("connector {name}: skipping c/u/d operations is not supported yet; use skipped.operations=t");
-    }
+    let skipped_operations = [
+        (skipped.create, pgseam_model::Operation::Create),
+        (skipped.update, pgseam_model::Operation::Update),
+        (skipped.delete, pgseam_model::Operation::Delete),
+        (skipped.truncate, pgseam_model::Operation::Truncate),
+    ]
+    .into_iter()
+    .filter_map(|(skip, op)| skip.then_some(op))
+    .collect();
+    let message_filter = connector.message_prefix_filter.clone().map(|f| {
+        Arc::new(move |prefix: &str| f.allows(prefix)) as pgseam_connector_pg::MessageFilter
+    });
     if !matches!(
         connector.effective_header_converter(worker),
         HeaderConverter::Simple
@@ -182,6 +188,9 @@ pub(crate) fn pipeline_settings(
     let key_converter = connector.effective_key_converter(worker);
     let value_converter = connector.effective_value_converter(worker);
     let avro = avro_settings(name, &key_converter, &value_converter)?;
+    if avro.is_some() && connector.provide_transaction_metadata {
+        bail!("connector {name}: provide.transaction.metadata=true is not supported with AvroConverter yet; use JsonConverter or turn it off");
+    }
     if avro.is_none() && key_converter.decimal_format != value_converter.decimal_format {
         bail!("connector {name}: key.converter.decimal.format and value.converter.decimal.format differ; pgseam applies one decimal.format to keys and values, set both to the same value");
     }
@@ -234,6 +243,10 @@ pub(crate) fn pipeline_settings(
                     }) as pgseam_connector_pg::snapshot::SnapshotTableFilter
                 }),
             },
+            events: pgseam_connector_pg::EventSettings {
+                skipped_operations,
+                message_filter,
+            },
         },
         converter: JsonConverterConfig {
             key_schemas_enable: key_converter.schemas_enable,
@@ -281,6 +294,9 @@ pub(crate) fn pipeline_settings(
             "{}.{}",
             connector.heartbeat_topics_prefix, connector.topic_prefix
         ),
+        transaction_metadata: connector
+            .provide_transaction_metadata
+            .then(|| connector.topic_transaction.clone()),
     })
 }
 

@@ -130,6 +130,10 @@ const SUPPORTED_KEYS: &[&str] = &[
     "include.unknown.datatypes",
     "tombstones.on.delete",
     "skipped.operations",
+    "provide.transaction.metadata",
+    "topic.transaction",
+    "message.prefix.include.list",
+    "message.prefix.exclude.list",
     "status.update.interval.ms",
     "slot.drop.on.stop",
     "snapshot.max.threads",
@@ -396,6 +400,13 @@ pub struct ConnectorConfig {
     pub tombstones_on_delete: bool,
     /// `skipped.operations`.
     pub skipped_operations: SkippedOperations,
+    /// `provide.transaction.metadata`: BEGIN/END records and the events' `transaction` block.
+    pub provide_transaction_metadata: bool,
+    /// `topic.transaction` (Debezium's `DefaultTopicNamingStrategy`, default `transaction`):
+    /// the transaction topic is `<topic.prefix>.<topic.transaction>`.
+    pub topic_transaction: String,
+    /// `message.prefix.include.list` / `message.prefix.exclude.list`; `None` = every prefix.
+    pub message_prefix_filter: Option<MessagePrefixFilter>,
     /// `status.update.interval.ms`.
     pub status_update_interval: Duration,
     /// `slot.drop.on.stop`.
@@ -629,6 +640,23 @@ impl ConnectorConfig {
         );
         let tombstones_on_delete = s.bool("tombstones.on.delete", DEFAULT_TOMBSTONES_ON_DELETE);
         let skipped_operations = take_skipped_operations(&mut s);
+        let provide_transaction_metadata = s.bool(
+            "provide.transaction.metadata",
+            DEFAULT_PROVIDE_TRANSACTION_METADATA,
+        );
+        let topic_transaction = match s.take("topic.transaction") {
+            None => DEFAULT_TOPIC_TRANSACTION.to_owned(),
+            Some(e)
+                if Regex::new(TOPIC_PREFIX_PATTERN).is_ok_and(|r| r.is_match(e.value.trim())) =>
+            {
+                e.value.trim().to_owned()
+            }
+            Some(e) => {
+                s.invalid(&e, "a topic name part of letters, digits, `.`, `_` and `-`");
+                DEFAULT_TOPIC_TRANSACTION.to_owned()
+            }
+        };
+        let message_prefix_filter = take_message_prefix_filter(&mut s);
         let status_update_interval = Duration::from_millis(s.int(
             "status.update.interval.ms",
             millis(DEFAULT_STATUS_UPDATE_INTERVAL),
@@ -819,6 +847,9 @@ impl ConnectorConfig {
             include_unknown_datatypes,
             tombstones_on_delete,
             skipped_operations,
+            provide_transaction_metadata,
+            topic_transaction,
+            message_prefix_filter,
             status_update_interval,
             slot_drop_on_stop,
             snapshot_max_threads,
@@ -1013,6 +1044,65 @@ fn take_slot_name(s: &mut Settings) -> String {
         );
     }
     v.to_owned()
+}
+
+/// Debezium's `provide.transaction.metadata` default.
+pub const DEFAULT_PROVIDE_TRANSACTION_METADATA: bool = false;
+
+/// Debezium's `topic.transaction` default (`DefaultTopicNamingStrategy`).
+pub const DEFAULT_TOPIC_TRANSACTION: &str = "transaction";
+
+/// Which logical decoding messages are emitted, by prefix: Debezium's
+/// `message.prefix.include.list` or `message.prefix.exclude.list` (anchored, case-insensitive
+/// regular expressions, like the table lists).
+#[derive(Debug, Clone)]
+pub struct MessagePrefixFilter {
+    /// `true` for an include list, `false` for an exclude list.
+    pub include: bool,
+    pub patterns: Vec<Regex>,
+}
+
+impl MessagePrefixFilter {
+    /// True if messages with `prefix` are emitted.
+    pub fn allows(&self, prefix: &str) -> bool {
+        self.patterns.iter().any(|p| p.is_match(prefix)) == self.include
+    }
+}
+
+fn take_message_prefix_filter(s: &mut Settings) -> Option<MessagePrefixFilter> {
+    let (include_key, exclude_key) = ("message.prefix.include.list", "message.prefix.exclude.list");
+    let include = s.take(include_key).filter(|e| !e.value.trim().is_empty());
+    let exclude = s.take(exclude_key).filter(|e| !e.value.trim().is_empty());
+    let (include, entry) = match (include, exclude) {
+        (Some(inc), Some(exc)) => {
+            let later = if exc.line >= inc.line { &exc } else { &inc };
+            let e = ConfigError::Conflict {
+                location: s.location(later),
+                keys: vec![include_key.to_owned(), exclude_key.to_owned()],
+                message: format!(
+                    "`{include_key}` and `{exclude_key}` cannot both be set (Debezium rejects this too); keep one"
+                ),
+            };
+            s.push(e);
+            return None;
+        }
+        (Some(inc), None) => (true, inc),
+        (None, Some(exc)) => (false, exc),
+        (None, None) => return None,
+    };
+    match compile_regex_list(&entry.value) {
+        Ok(patterns) => Some(MessagePrefixFilter { include, patterns }),
+        Err(bad) => {
+            s.invalid(
+                &entry,
+                format!(
+                    "comma-separated regular expressions, but `{}` is invalid: {} (pgseam uses Rust regex syntax: no look-around or back-references)",
+                    bad.pattern, bad.reason
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn take_table_filter(s: &mut Settings) -> TableFilter {

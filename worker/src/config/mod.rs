@@ -34,6 +34,8 @@
 //!    `snapshot.mode`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
 //!    `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
 //!    `include.unknown.datatypes`, `tombstones.on.delete`, `skipped.operations`,
+//!    `provide.transaction.metadata`, `topic.transaction`, `message.prefix.include.list`,
+//!    `message.prefix.exclude.list`,
 //!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
 //!    `snapshot.fetch.size`, `snapshot.select.statement.overrides` (with its per-table
 //!    `snapshot.select.statement.overrides.<schema>.<table>` keys),
@@ -136,17 +138,18 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, HstoreHandlingMode,
-    IntervalHandlingMode, Operation, PublicationAutocreateMode, SkippedOperations,
-    SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode, DEFAULT_DATABASE_PORT,
-    DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS,
-    DEFAULT_HEARTBEAT_TOPICS_PREFIX, DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE,
-    DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL,
+    IntervalHandlingMode, MessagePrefixFilter, Operation, PublicationAutocreateMode,
+    SkippedOperations, SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode,
+    DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE,
+    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
+    DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_PROVIDE_TRANSACTION_METADATA,
     DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS,
     DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME,
     DEFAULT_SLOT_RETRY_DELAY, DEFAULT_SNAPSHOT_CHUNK_ROWS, DEFAULT_SNAPSHOT_FETCH_SIZE,
     DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL, DEFAULT_TABLE_IGNORE_BUILTIN,
-    DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE, MAX_MONEY_FRACTION_DIGITS,
-    POSTGRES_CONNECTOR_CLASS,
+    DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE, DEFAULT_TOPIC_TRANSACTION,
+    MAX_MONEY_FRACTION_DIGITS, POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
     ConverterKind, ConverterSettings, DecimalFormat, HeaderConverter, RegistrySettings,

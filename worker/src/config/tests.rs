@@ -347,7 +347,7 @@ fn include_and_exclude_lists() {
 #[test]
 fn unsupported_debezium_property_accepted_only_at_default() {
     assert!(config(&[
-        ("provide.transaction.metadata", "false"),
+        ("include.schema.comments", "false"),
         ("message.key.columns", ""),
         ("signal.enabled.channels", "source"),
         ("database.sslmode", "prefer"),
@@ -355,8 +355,8 @@ fn unsupported_debezium_property_accepted_only_at_default() {
     ])
     .is_ok());
     assert_eq!(
-        one_error(&[("provide.transaction.metadata", "true")]),
-        "inventory.properties: `provide.transaction.metadata` is a Debezium property pgseam does not support yet (value `true`); remove it or keep the default `false`"
+        one_error(&[("include.schema.comments", "true")]),
+        "inventory.properties: `include.schema.comments` is a Debezium property pgseam does not support yet (value `true`); remove it or keep the default `false`"
     );
     assert_eq!(
         one_error(&[("message.key.columns", "public.t:id")]),
@@ -956,4 +956,37 @@ fn snapshot_engine_keys() {
     assert!(e.contains("not listed"), "{e}");
     let e = one_error(&[("snapshot.chunk.strategy", "random")]);
     assert!(e.contains("snapshot.chunk.strategy"), "{e}");
+}
+
+#[test]
+fn transaction_metadata_and_message_prefix_keys() {
+    let c = config(&[]).unwrap();
+    assert!(!c.provide_transaction_metadata);
+    assert_eq!(c.topic_transaction, "transaction");
+    assert!(c.message_prefix_filter.is_none());
+    let c = config(&[
+        ("provide.transaction.metadata", "true"),
+        ("topic.transaction", "tx"),
+        ("message.prefix.include.list", "audit\\..*, Outbox"),
+    ])
+    .unwrap();
+    assert!(c.provide_transaction_metadata);
+    assert_eq!(c.topic_transaction, "tx");
+    let f = c.message_prefix_filter.unwrap();
+    assert!(f.allows("audit.x") && f.allows("outbox"));
+    assert!(!f.allows("auditx") && !f.allows("outbox2"));
+    let f = config(&[("message.prefix.exclude.list", "noise")])
+        .unwrap()
+        .message_prefix_filter
+        .unwrap();
+    assert!(!f.allows("NOISE") && f.allows("signal"));
+    assert!(one_error(&[
+        ("message.prefix.include.list", "a"),
+        ("message.prefix.exclude.list", "b")
+    ])
+    .contains("cannot both be set"));
+    assert!(
+        one_error(&[("message.prefix.include.list", "(")]).contains("message.prefix.include.list")
+    );
+    assert!(one_error(&[("topic.transaction", "a b")]).contains("`topic.transaction`"));
 }
