@@ -22,6 +22,9 @@ use pgseam_model::{
 };
 
 use crate::field::Kind;
+use crate::transforms::record::{
+    ConnectRecord, FieldSchema, JsonSettings, RecordValue, Scalar, StructSchema, StructValue,
+};
 use crate::{default, jackson, ConvertError, JsonConverterConfig, KafkaRecord};
 
 /// Debezium's version string in `source.version`.
@@ -371,6 +374,68 @@ impl JsonConverter {
         if cfg_value_schemas {
             v.push('}');
         }
+        if !self.cfg.transforms.is_empty() {
+            let key_struct = match (&entry.key_schema, event.op) {
+                (None, _) | (_, Operation::Truncate) => None,
+                (Some(_), op) => {
+                    let row = if op == Operation::Delete {
+                        event.before.as_ref().or(event.after.as_ref())
+                    } else {
+                        event.after.as_ref().or(event.before.as_ref())
+                    };
+                    row.map(|row| key_struct(entry, table, row)).transpose()?
+                }
+            };
+            let row_schema = row_struct_schema(entry, table);
+            let before = event
+                .before
+                .as_deref()
+                .map(|r| struct_values(entry, table, r, 0..r.len()))
+                .transpose()?;
+            let after = after
+                .as_deref()
+                .map(|r| struct_values(entry, table, r, 0..r.len()))
+                .transpose()?;
+            let mut source_payload = String::with_capacity(512);
+            write_source(&mut source_payload, prefix, &event.source, replace);
+            let envelope = crate::transforms::record::Envelope {
+                name: format!("{}.Envelope", entry.topic),
+                row: row_schema,
+                before,
+                after,
+                source_payload,
+                source: source_scalars(prefix, event),
+                op: event.op.code(),
+                ts_ns: processing_time_ns,
+            };
+            let hdrs: Vec<(String, Option<Vec<u8>>)> = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            let record = ConnectRecord {
+                topic: entry.topic.clone(),
+                key: key_struct,
+                value: RecordValue::Envelope(Box::new(envelope)),
+                headers: hdrs.clone(),
+            };
+            let tombstone = (event.op == Operation::Delete && tombstones).then(|| ConnectRecord {
+                topic: entry.topic.clone(),
+                key: record.key.clone(),
+                value: RecordValue::Tombstone,
+                headers: hdrs,
+            });
+            let settings = JsonSettings {
+                key_schemas: cfg_key_schemas,
+                value_schemas: cfg_value_schemas,
+                replace_null_with_default: replace,
+            };
+            for r in std::iter::once(record).chain(tombstone) {
+                if let Some(r) = self.cfg.transforms.apply(r)? {
+                    out.push(r.serialise(settings));
+                }
+            }
+            return Ok(());
+        }
         let tombstone = (event.op == Operation::Delete && tombstones).then(|| KafkaRecord {
             topic: entry.topic.clone(),
             key: key.clone(),
@@ -518,6 +583,122 @@ fn write_struct(
     }
     out.push('}');
     Ok(())
+}
+
+/// The `<topic>.Value` row schema as a Connect struct schema (the `before`/`after` field).
+fn row_struct_schema(entry: &TableEntry, table: &TableSchema) -> StructSchema {
+    StructSchema {
+        name: Some(format!("{}.Value", entry.topic)),
+        optional: true,
+        version: None,
+        fields: field_schemas(entry, table, 0..entry.fields.len()),
+    }
+}
+
+fn field_schemas(
+    entry: &TableEntry,
+    table: &TableSchema,
+    columns: impl Iterator<Item = usize>,
+) -> Vec<FieldSchema> {
+    columns
+        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .map(|i| {
+            let f = &entry.fields[i];
+            let nullable = table.columns[i].nullable;
+            let mut schema = String::new();
+            f.kind
+                .write_schema(&mut schema, nullable, f.default.as_deref(), None);
+            FieldSchema {
+                name: f.name.clone(),
+                schema,
+                default: f.default.clone(),
+                optional: nullable,
+            }
+        })
+        .collect()
+}
+
+/// The key struct of `row` (schema `<topic>.Key`).
+fn key_struct(
+    entry: &TableEntry,
+    table: &TableSchema,
+    row: &[Value],
+) -> Result<StructValue, ConvertError> {
+    Ok(StructValue {
+        schema: StructSchema {
+            name: Some(format!("{}.Key", entry.topic)),
+            optional: false,
+            version: None,
+            fields: field_schemas(entry, table, table.key_columns.iter().copied()),
+        },
+        values: struct_values(entry, table, row, table.key_columns.iter().copied())?,
+    })
+}
+
+/// The values of a struct as the connector creates it: a null in a NOT NULL column is already
+/// Debezium's replacement; other nulls stay null (the default is the serialiser's business).
+fn struct_values(
+    entry: &TableEntry,
+    table: &TableSchema,
+    row: &[Value],
+    columns: impl Iterator<Item = usize>,
+) -> Result<Vec<Option<String>>, ConvertError> {
+    columns
+        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .map(|i| {
+            let field = &entry.fields[i];
+            match (&row[i], &field.null_as) {
+                (Value::Null, Some(null_as)) => Ok(Some(null_as.clone())),
+                (Value::Null, None) => Ok(None),
+                (value, _) => {
+                    let mut s = String::new();
+                    field
+                        .kind
+                        .write_value(&mut s, value)
+                        .map_err(|reason| column_error(table, &table.columns[i], reason))?;
+                    Ok(Some(s))
+                }
+            }
+        })
+        .collect()
+}
+
+/// The `source` block's fields as the connector sets them (no schema defaults applied: a
+/// streamed change's `snapshot` is null).
+fn source_scalars(prefix: &str, event: &ChangeEvent) -> Vec<(&'static str, Scalar)> {
+    let src = &event.source;
+    let seq = format!(
+        "[{},{}]",
+        src.last_commit_lsn
+            .map_or("null".to_owned(), |l| format!("\"{}\"", l.0)),
+        src.lsn
+            .map_or("null".to_owned(), |l| format!("\"{}\"", l.0)),
+    );
+    let opt = |v: Option<i64>| v.map_or(Scalar::Null, Scalar::Int);
+    vec![
+        ("version", Scalar::Str(DEBEZIUM_VERSION.to_owned())),
+        ("connector", Scalar::Str(CONNECTOR.to_owned())),
+        ("name", Scalar::Str(prefix.to_owned())),
+        ("ts_ms", Scalar::Int(src.ts_us.div_euclid(1000))),
+        (
+            "snapshot",
+            match src.snapshot {
+                SnapshotMarker::False => Scalar::Null,
+                m => Scalar::Str(m.as_str().to_owned()),
+            },
+        ),
+        ("db", Scalar::Str(src.db.clone())),
+        ("sequence", Scalar::Str(seq)),
+        ("ts_us", Scalar::Int(src.ts_us)),
+        ("ts_ns", Scalar::Int(src.ts_us.saturating_mul(1000))),
+        ("schema", Scalar::Str(src.schema.clone())),
+        ("table", Scalar::Str(src.table.clone())),
+        ("txId", opt(src.tx_id)),
+        ("lsn", opt(src.lsn.map(|l| l.0 as i64))),
+        ("xmin", Scalar::Null),
+        ("origin", Scalar::Null),
+        ("origin_lsn", Scalar::Null),
+    ]
 }
 
 fn column_error(table: &TableSchema, column: &ColumnSchema, reason: String) -> ConvertError {

@@ -203,6 +203,49 @@ pub fn f64_to_java_string(v: f64) -> String {
     s.trim_matches('"').to_owned()
 }
 
+/// Decodes a JSON string literal as [`write_str`] writes it (quotes included); `None` if `json`
+/// is not one.
+pub fn parse_str(json: &str) -> Option<String> {
+    let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    let mut pending_high: Option<u32> = None;
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let e = chars.next()?;
+        let ch = match e {
+            '"' => '"',
+            '\\' => '\\',
+            '/' => '/',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let unit = u32::from_str_radix(&hex, 16).ok()?;
+                if (0xD800..0xDC00).contains(&unit) {
+                    pending_high = Some(unit);
+                    continue;
+                }
+                if (0xDC00..0xE000).contains(&unit) {
+                    let high = pending_high.take()?;
+                    char::from_u32(0x10000 + ((high - 0xD800) << 10) + (unit - 0xDC00))?
+                } else {
+                    char::from_u32(unit)?
+                }
+            }
+            _ => return None,
+        };
+        out.push(ch);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,7 @@ mod field;
 mod hstore;
 pub mod jackson;
 mod message;
+pub mod transforms;
 pub mod txmeta;
 
 pub use avro::{AvroConverter, AvroConverterConfig, AvroError};
@@ -271,6 +272,9 @@ pub struct JsonConverterConfig {
     /// The `__debezium.context.runId` header; `None` generates a random UUID in
     /// [`JsonConverter::new`].
     pub run_id: Option<String>,
+    /// The connector's single message transforms (`transforms`), applied to each record
+    /// before it is serialised; empty by default.
+    pub transforms: transforms::Transforms,
 }
 
 impl JsonConverterConfig {
@@ -285,6 +289,7 @@ impl JsonConverterConfig {
             tombstones_on_delete: true,
             replace_null_with_default: true,
             run_id: None,
+            transforms: transforms::Transforms::default(),
         }
     }
 }
@@ -310,6 +315,9 @@ pub enum ConvertError {
         type_name: String,
         reason: String,
     },
+    /// A transform failed on a record.
+    #[error(transparent)]
+    Transform(#[from] transforms::TransformError),
     /// A row has a different number of values than the table has columns.
     #[error("table {table}: row has {actual} values, the table has {expected} columns")]
     RowShape {

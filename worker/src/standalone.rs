@@ -272,6 +272,7 @@ pub(crate) fn pipeline_settings(
             // Keys are primary-key columns, never null: only the value's setting matters.
             replace_null_with_default: value_converter.replace_null_with_default,
             tombstones_on_delete: connector.tombstones_on_delete,
+            transforms: connector.transforms.clone(),
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },
         avro,

@@ -80,11 +80,12 @@ fn configuration_mistakes_are_named() {
         &env,
         &[
             "tasks.max=1",
-            "transforms=unwrap",
-            "transforms.unwrap.type=io.debezium.transforms.ExtractNewRecordState",
+            "transforms=mask",
+            "transforms.mask.type=org.apache.kafka.connect.transforms.MaskField$Value",
+            "transforms.mask.fields=name",
         ],
         &[],
-        &["unwrap"],
+        &["mask", "MaskField"],
     );
     assert_nothing_changed(&env);
 }

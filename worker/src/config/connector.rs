@@ -7,6 +7,11 @@ use std::time::Duration;
 use regex::Regex;
 use tracing::{debug, info, warn};
 
+use pgseam_converters::transforms::{
+    ByLogicalTableRouter, DeleteTombstoneHandling, ExtractNewRecordState, FieldReference,
+    JavaRegex, JavaReplacement, Predicate, RegexRouter, Transform, TransformStep, Transforms,
+};
+
 use super::catalog::{catalog, is_default_value, suggest};
 use super::converter::{
     take_converter, take_header_converter, ConverterSettings, HeaderConverter, Role,
@@ -407,6 +412,8 @@ pub struct ConnectorConfig {
     pub topic_transaction: String,
     /// `message.prefix.include.list` / `message.prefix.exclude.list`; `None` = every prefix.
     pub message_prefix_filter: Option<MessagePrefixFilter>,
+    /// `transforms` and `predicates`: the SMT chain applied to every record.
+    pub transforms: Transforms,
     /// `status.update.interval.ms`.
     pub status_update_interval: Duration,
     /// `slot.drop.on.stop`.
@@ -769,7 +776,7 @@ impl ConnectorConfig {
         let key_converter = take_converter(&mut s, Role::Key);
         let value_converter = take_converter(&mut s, Role::Value);
         let header_converter = take_header_converter(&mut s);
-        take_transforms(&mut s);
+        let transforms = take_transforms(&mut s);
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.override.") {
             producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
@@ -850,6 +857,7 @@ impl ConnectorConfig {
             provide_transaction_metadata,
             topic_transaction,
             message_prefix_filter,
+            transforms,
             status_update_interval,
             slot_drop_on_stop,
             snapshot_max_threads,
@@ -1230,55 +1238,406 @@ fn take_skipped_operations(s: &mut Settings) -> SkippedOperations {
     ops
 }
 
-/// `transforms`: SMTs are not applied by pgseam yet, so any configured transform is an error
-/// naming them. Keys of unlisted aliases and `predicates` (used only by transforms) are accepted
-/// and ignored, as Kafka Connect ignores them.
-fn take_transforms(s: &mut Settings) {
+/// `transforms` and `predicates`: the chain of single message transforms pgseam applies natively
+/// ([`pgseam_converters::transforms`]). Every alias needs `transforms.<alias>.type` of a supported
+/// class; any other type is an error naming it. Each transform's keys are validated like
+/// connector keys (unknown keys are errors naming the alias); `predicate`/`negate` refer to
+/// `predicates.<alias>.*`. Keys of unlisted transform or predicate aliases are ignored, as Kafka
+/// Connect ignores them.
+fn take_transforms(s: &mut Settings) -> Transforms {
+    use std::collections::HashMap;
     let transforms = s.take("transforms");
     let transform_keys = s.take_prefixed("transforms.");
     let predicates = s.take("predicates");
     let predicate_keys = s.take_prefixed("predicates.");
-    let aliases: Vec<String> = transforms
-        .as_ref()
-        .map(|e| {
-            e.value
-                .split(',')
-                .map(|a| a.trim().to_owned())
-                .filter(|a| !a.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    if let (Some(e), false) = (&transforms, aliases.is_empty()) {
-        let named: Vec<String> = aliases
-            .iter()
-            .map(|a| {
-                let ty = transform_keys
-                    .iter()
-                    .find(|k| k.key == format!("transforms.{a}.type"))
-                    .map(|k| format!(" ({})", k.value.trim()))
-                    .unwrap_or_default();
-                format!("`{a}`{ty}")
+    let list = |e: &Option<RawEntry>| -> Vec<String> {
+        e.as_ref()
+            .map(|e| {
+                e.value
+                    .split(',')
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .collect()
             })
+            .unwrap_or_default()
+    };
+    let aliases = list(&transforms);
+    let predicate_aliases = list(&predicates);
+    let mut used = std::collections::HashSet::new();
+    // Predicates first: transforms refer to them.
+    let mut resolved: HashMap<String, Predicate> = HashMap::new();
+    for p in &predicate_aliases {
+        let prefix = format!("predicates.{p}.");
+        let keys: Vec<&RawEntry> = predicate_keys
+            .iter()
+            .filter(|e| e.key.starts_with(&prefix))
             .collect();
-        let err = ConfigError::UnsupportedValue {
-            location: s.location(e),
-            key: e.key.clone(),
-            value: e.value.trim().to_owned(),
-            reason: format!(
-                "single message transforms are not supported yet: {}; remove `transforms` and its `transforms.*` keys",
-                named.join(", ")
-            ),
+        keys.iter().for_each(|e| {
+            used.insert(e.key.clone());
+        });
+        let get = |k: &str| {
+            keys.iter()
+                .find(|e| e.key == format!("{prefix}{k}"))
+                .copied()
         };
-        s.push(err);
-        return;
+        let Some(ty) = get("type") else {
+            s.missing(&format!("{prefix}type"), Some("the predicate's class"));
+            continue;
+        };
+        let class = ty.value.trim();
+        let (predicate, allowed): (Option<Predicate>, &[&str]) = match class {
+            "org.apache.kafka.connect.transforms.predicates.TopicNameMatches" => {
+                let pred = match get("pattern") {
+                    None => {
+                        s.missing(
+                            &format!("{prefix}pattern"),
+                            Some("a Java regex matched against the whole topic name"),
+                        );
+                        None
+                    }
+                    Some(e) => match JavaRegex::new(e.value.trim()) {
+                        Ok(re) => Some(Predicate::TopicNameMatches(re)),
+                        Err(why) => {
+                            s.invalid(e, format!("a regex ({why})"));
+                            None
+                        }
+                    },
+                };
+                (pred, &["type", "pattern"])
+            }
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey" => {
+                let pred = match get("name") {
+                    None => {
+                        s.missing(&format!("{prefix}name"), Some("the header key"));
+                        None
+                    }
+                    Some(e) => Some(Predicate::HasHeaderKey(e.value.trim().to_owned())),
+                };
+                (pred, &["type", "name"])
+            }
+            "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone" => {
+                (Some(Predicate::RecordIsTombstone), &["type"])
+            }
+            other => {
+                s.push(ConfigError::UnsupportedValue {
+                    location: s.location(ty),
+                    key: ty.key.clone(),
+                    value: other.to_owned(),
+                    reason: "pgseam supports the predicates TopicNameMatches, HasHeaderKey and RecordIsTombstone (org.apache.kafka.connect.transforms.predicates)".into(),
+                });
+                continue;
+            }
+        };
+        for e in &keys {
+            if !allowed.iter().any(|k| e.key == format!("{prefix}{k}")) {
+                s.invalid(
+                    e,
+                    format!(
+                        "no such property of predicate `{p}` ({class}); it takes {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(pred) = predicate {
+            resolved.insert(p.clone(), pred);
+        }
     }
-    for e in transform_keys
-        .iter()
-        .chain(&predicate_keys)
-        .chain(&predicates)
-    {
-        debug!(source = s.source(), key = %e.key, "ignored: no transform uses it");
+    let mut steps = Vec::new();
+    for a in &aliases {
+        let prefix = format!("transforms.{a}.");
+        let keys: Vec<&RawEntry> = transform_keys
+            .iter()
+            .filter(|e| e.key.starts_with(&prefix))
+            .collect();
+        keys.iter().for_each(|e| {
+            used.insert(e.key.clone());
+        });
+        let get = |k: &str| {
+            keys.iter()
+                .find(|e| e.key == format!("{prefix}{k}"))
+                .copied()
+        };
+        let Some(ty) = get("type") else {
+            s.missing(&format!("{prefix}type"), Some("the transform's class"));
+            continue;
+        };
+        let class = ty.value.trim().to_owned();
+        let mut errors: Vec<(RawEntry, String)> = Vec::new();
+        let mut missing: Vec<(String, &'static str)> = Vec::new();
+        let bool_of = |k: &str, default: bool, errors: &mut Vec<(RawEntry, String)>| -> bool {
+            match get(k) {
+                None => default,
+                Some(e) => match e.value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        errors.push(((*e).clone(), "`true` or `false`".into()));
+                        default
+                    }
+                },
+            }
+        };
+        let regex_of = |k: &str, errors: &mut Vec<(RawEntry, String)>| -> Option<JavaRegex> {
+            let e = get(k)?;
+            match JavaRegex::new(e.value.trim()) {
+                Ok(re) => Some(re),
+                Err(why) => {
+                    errors.push(((*e).clone(), format!("a regex ({why})")));
+                    None
+                }
+            }
+        };
+        let replacement_of = |k: &str,
+                              re: &JavaRegex,
+                              errors: &mut Vec<(RawEntry, String)>|
+         -> Option<JavaReplacement> {
+            let e = get(k)?;
+            match JavaReplacement::new(&e.value, re) {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    errors.push((
+                        (*e).clone(),
+                        format!("a replacement for `{}` ({why})", re.as_str()),
+                    ));
+                    None
+                }
+            }
+        };
+        let (transform, allowed): (Option<Transform>, &[&str]) = match class.as_str() {
+            "org.apache.kafka.connect.transforms.RegexRouter" => {
+                let re = regex_of("regex", &mut errors);
+                if get("regex").is_none() {
+                    missing.push((
+                        "regex".into(),
+                        "a Java regex matched against the whole topic name",
+                    ));
+                }
+                if get("replacement").is_none() {
+                    missing.push((
+                        "replacement".into(),
+                        "the new topic name (`$1` refers to a group)",
+                    ));
+                }
+                let rep = re
+                    .as_ref()
+                    .and_then(|re| replacement_of("replacement", re, &mut errors));
+                let t = re.zip(rep).map(|(regex, replacement)| {
+                    Transform::RegexRouter(RegexRouter { regex, replacement })
+                });
+                (t, &["type", "regex", "replacement", "predicate", "negate"])
+            }
+            "io.debezium.transforms.ByLogicalTableRouter" => {
+                let re = regex_of("topic.regex", &mut errors);
+                if get("topic.regex").is_none() {
+                    missing.push((
+                        "topic.regex".into(),
+                        "a Java regex matched against the whole topic name",
+                    ));
+                }
+                if get("topic.replacement").is_none() {
+                    missing.push(("topic.replacement".into(), "the logical table's topic"));
+                }
+                let rep = re
+                    .as_ref()
+                    .and_then(|re| replacement_of("topic.replacement", re, &mut errors));
+                let key_field = match (
+                    regex_of("key.field.regex", &mut errors),
+                    get("key.field.replacement"),
+                ) {
+                    (Some(kre), Some(_)) => {
+                        replacement_of("key.field.replacement", &kre, &mut errors).map(|r| (kre, r))
+                    }
+                    (Some(_), None) => {
+                        missing.push((
+                            "key.field.replacement".into(),
+                            "key.field.replacement must be non-empty if key.field.regex is set",
+                        ));
+                        None
+                    }
+                    _ => None,
+                };
+                let key_enforce_uniqueness = bool_of("key.enforce.uniqueness", true, &mut errors);
+                let key_field_name = get("key.field.name")
+                    .map(|e| e.value.clone())
+                    .unwrap_or_else(|| "__dbz__physicalTableIdentifier".into());
+                if let Some(e) = get("schema.name.adjustment.mode") {
+                    if !e.value.trim().eq_ignore_ascii_case("none") {
+                        errors.push((
+                            (*e).clone(),
+                            "`none` (pgseam does not adjust schema names)".into(),
+                        ));
+                    }
+                }
+                if let Some(e) = get("logical.table.cache.size") {
+                    if e.value.trim().parse::<u32>().is_err() {
+                        errors.push(((*e).clone(), "a positive integer".into()));
+                    }
+                }
+                let t = re.zip(rep).map(|(topic_regex, topic_replacement)| {
+                    Transform::ByLogicalTableRouter(ByLogicalTableRouter {
+                        topic_regex,
+                        topic_replacement,
+                        key_enforce_uniqueness,
+                        key_field_name,
+                        key_field,
+                    })
+                });
+                (
+                    t,
+                    &[
+                        "type",
+                        "topic.regex",
+                        "topic.replacement",
+                        "key.enforce.uniqueness",
+                        "key.field.name",
+                        "key.field.regex",
+                        "key.field.replacement",
+                        "schema.name.adjustment.mode",
+                        "logical.table.cache.size",
+                        "predicate",
+                        "negate",
+                    ],
+                )
+            }
+            "io.debezium.transforms.ExtractNewRecordState" => {
+                let mut u = ExtractNewRecordState {
+                    replace_null_with_default: true,
+                    drop_fields_keep_schema_compatible: true,
+                    ..Default::default()
+                };
+                if let Some(e) = get("delete.tombstone.handling.mode") {
+                    match DeleteTombstoneHandling::parse(&e.value) {
+                        Some(m) => u.delete_handling = m,
+                        None => errors.push(((*e).clone(), DeleteTombstoneHandling::VALUES.into())),
+                    }
+                }
+                let add_fields_prefix = get("add.fields.prefix")
+                    .map(|e| e.value.clone())
+                    .unwrap_or_else(|| "__".into());
+                let add_headers_prefix = get("add.headers.prefix")
+                    .map(|e| e.value.clone())
+                    .unwrap_or_else(|| "__".into());
+                for (k, prefix, target) in [
+                    ("add.fields", &add_fields_prefix, &mut u.add_fields),
+                    ("add.headers", &add_headers_prefix, &mut u.add_headers),
+                ] {
+                    if let Some(e) = get(k) {
+                        for spec in e.value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                            match FieldReference::parse(prefix, spec) {
+                                Ok(f) => target.push(f),
+                                Err(why) => errors.push((
+                                    (*e).clone(),
+                                    format!("a list of [struct.]field[:name] ({why})"),
+                                )),
+                            }
+                        }
+                    }
+                }
+                u.route_by_field = get("route.by.field")
+                    .map(|e| e.value.trim().to_owned())
+                    .filter(|v| !v.is_empty());
+                u.replace_null_with_default =
+                    bool_of("replace.null.with.default", true, &mut errors);
+                u.drop_fields_header_name = get("drop.fields.header.name")
+                    .map(|e| e.value.trim().to_owned())
+                    .filter(|v| !v.is_empty());
+                u.drop_fields_from_key = bool_of("drop.fields.from.key", false, &mut errors);
+                u.drop_fields_keep_schema_compatible =
+                    bool_of("drop.fields.keep.schema.compatible", true, &mut errors);
+                for (legacy, instead) in [
+                    ("delete.handling.mode", "delete.tombstone.handling.mode"),
+                    ("drop.tombstones", "delete.tombstone.handling.mode"),
+                ] {
+                    if let Some(e) = get(legacy) {
+                        errors.push(((*e).clone(), format!("nothing: `{prefix}{legacy}` was removed in Debezium 3.0, use `{prefix}{instead}`")));
+                    }
+                }
+                (
+                    Some(Transform::ExtractNewRecordState(u)),
+                    &[
+                        "type",
+                        "delete.tombstone.handling.mode",
+                        "add.fields",
+                        "add.fields.prefix",
+                        "add.headers",
+                        "add.headers.prefix",
+                        "route.by.field",
+                        "replace.null.with.default",
+                        "drop.fields.header.name",
+                        "drop.fields.from.key",
+                        "drop.fields.keep.schema.compatible",
+                        "predicate",
+                        "negate",
+                        "delete.handling.mode",
+                        "drop.tombstones",
+                    ],
+                )
+            }
+            other => {
+                s.push(ConfigError::UnsupportedValue {
+                    location: s.location(ty),
+                    key: ty.key.clone(),
+                    value: other.to_owned(),
+                    reason: format!("transform `{a}`: pgseam applies io.debezium.transforms.ExtractNewRecordState, io.debezium.transforms.ByLogicalTableRouter and org.apache.kafka.connect.transforms.RegexRouter natively; other transforms are not supported"),
+                });
+                continue;
+            }
+        };
+        for e in &keys {
+            if !allowed.iter().any(|k| e.key == format!("{prefix}{k}")) {
+                errors.push((
+                    (*e).clone(),
+                    format!("no such property of transform `{a}` ({class})"),
+                ));
+            }
+        }
+        let negate = bool_of("negate", false, &mut errors);
+        let predicate = match get("predicate") {
+            None => None,
+            Some(e) => {
+                let name = e.value.trim();
+                match resolved.get(name) {
+                    Some(p) => Some(p.clone()),
+                    None => {
+                        if !predicate_aliases.iter().any(|p| p == name) {
+                            errors.push((
+                                (*e).clone(),
+                                format!(
+                                    "a predicate alias listed in `predicates` ({})",
+                                    predicate_aliases.join(", ")
+                                ),
+                            ));
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        for (e, why) in errors {
+            s.invalid(&e, why);
+        }
+        for (k, hint) in missing {
+            s.missing(&format!("{prefix}{k}"), Some(hint));
+        }
+        if let Some(transform) = transform {
+            steps.push(TransformStep {
+                alias: a.clone(),
+                transform,
+                predicate,
+                negate,
+            });
+        }
     }
+    if transforms.is_none() || aliases.is_empty() {
+        debug!(source = s.source(), "no transforms");
+    }
+    for e in transform_keys.iter().chain(&predicate_keys) {
+        if !used.contains(&e.key) {
+            debug!(source = s.source(), key = %e.key, "ignored: not a key of a listed transform or predicate");
+        }
+    }
+    Transforms { steps }
 }
 
 fn take_reload_action(s: &mut Settings) {

@@ -57,8 +57,11 @@
 //!      override the worker's converter for this connector. As in Kafka Connect, the
 //!      connector's `key.converter.schemas.enable` only applies when the connector also sets
 //!      `key.converter`; alone it is ignored with a warning.
-//!    - `transforms` — a non-empty list is an error naming the transforms (SMTs are not
-//!      supported yet); `predicates` and keys of unlisted aliases are ignored (debug log).
+//!    - `transforms` / `predicates` — applied natively (`pgseam_converters::transforms`):
+//!      `ExtractNewRecordState`, `ByLogicalTableRouter`, `RegexRouter`, and the predicates
+//!      `TopicNameMatches`, `HasHeaderKey`, `RecordIsTombstone` with `negate`. Any other type is
+//!      an error naming the alias and class; unknown keys of a listed alias are errors; keys of
+//!      unlisted aliases are ignored (debug log), as in Connect.
 //!    - `producer.override.*` — kept in [`ConnectorConfig::producer_overrides`];
 //!      `topic.creation.*` — kept in [`ConnectorConfig::topic_creation`].
 //!    - `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms`,

@@ -414,31 +414,85 @@ fn connect_framework_keys() {
 }
 
 #[test]
-fn transforms_are_rejected_by_name() {
-    let e = one_error(&[
-        ("transforms", "unwrap,route"),
+fn transforms_are_parsed_and_unknown_ones_rejected_by_name() {
+    use pgseam_converters::transforms::{DeleteTombstoneHandling, Predicate, Transform};
+    let c = config(&[
+        ("transforms", "unwrap, route"),
         (
             "transforms.unwrap.type",
             "io.debezium.transforms.ExtractNewRecordState",
         ),
         (
+            "transforms.unwrap.delete.tombstone.handling.mode",
+            "REWRITE",
+        ),
+        ("transforms.unwrap.add.fields", "op,source.ts_ms,lsn:pos"),
+        (
             "transforms.route.type",
             "org.apache.kafka.connect.transforms.RegexRouter",
         ),
-        ("transforms.route.regex", ".*"),
+        ("transforms.route.regex", "([^.]+)\\.public\\.(.*)"),
+        ("transforms.route.replacement", "$1_$2"),
+        ("transforms.route.predicate", "notTomb"),
+        ("transforms.route.negate", "true"),
+        ("predicates", "notTomb"),
+        (
+            "predicates.notTomb.type",
+            "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+        ),
+    ])
+    .unwrap();
+    let steps = &c.transforms.steps;
+    assert_eq!(steps.len(), 2);
+    let Transform::ExtractNewRecordState(u) = &steps[0].transform else {
+        panic!("{steps:?}")
+    };
+    assert_eq!(u.delete_handling, DeleteTombstoneHandling::Rewrite);
+    let names: Vec<&str> = u.add_fields.iter().map(|f| f.new_field.as_str()).collect();
+    assert_eq!(names, ["__op", "__source_ts_ms", "__pos"]);
+    assert_eq!(steps[1].predicate, Some(Predicate::RecordIsTombstone));
+    assert!(steps[1].negate);
+
+    let e = one_error(&[
+        ("transforms", "flatten"),
+        (
+            "transforms.flatten.type",
+            "org.apache.kafka.connect.transforms.Flatten$Value",
+        ),
     ]);
+    assert!(e.contains("transform `flatten`"), "{e}");
     assert!(
-        e.contains("single message transforms are not supported yet"),
+        e.contains("org.apache.kafka.connect.transforms.Flatten$Value"),
         "{e}"
     );
-    assert!(
-        e.contains("`unwrap` (io.debezium.transforms.ExtractNewRecordState)"),
-        "{e}"
-    );
-    assert!(
-        e.contains("`route` (org.apache.kafka.connect.transforms.RegexRouter)"),
-        "{e}"
-    );
+    let e = one_error(&[
+        ("transforms", "unwrap"),
+        (
+            "transforms.unwrap.type",
+            "io.debezium.transforms.ExtractNewRecordState",
+        ),
+        ("transforms.unwrap.delete.handling.mode", "rewrite"),
+    ]);
+    assert!(e.contains("delete.tombstone.handling.mode"), "{e}");
+    let e = one_error(&[
+        ("transforms", "route"),
+        (
+            "transforms.route.type",
+            "org.apache.kafka.connect.transforms.RegexRouter",
+        ),
+        ("transforms.route.regex", "(a)"),
+        ("transforms.route.replacement", "$2"),
+    ]);
+    assert!(e.contains("No group 2"), "{e}");
+    let e = one_error(&[
+        ("transforms", "unwrap"),
+        (
+            "transforms.unwrap.type",
+            "io.debezium.transforms.ExtractNewRecordState",
+        ),
+        ("transforms.unwrap.delete.tombstone.handling.mode", "vanish"),
+    ]);
+    assert!(e.contains("rewrite-with-tombstone"), "{e}");
     // An empty list is fine.
     assert!(config(&[("transforms", " ")]).is_ok());
 }
