@@ -339,3 +339,68 @@ fn stop_during_the_snapshot_is_clean_and_the_restart_snapshots_again() {
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
+
+#[test]
+fn extract_new_record_state_and_regex_router_flatten_and_route() {
+    let env = Env::start("smt");
+    env.psql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    env.psql("INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+    let (worker, connector) = env.write_configs(
+        "smt",
+        &[
+            "key.converter.schemas.enable=false",
+            "value.converter.schemas.enable=false",
+        ],
+        &[
+            "transforms=unwrap,route",
+            "transforms.unwrap.type=io.debezium.transforms.ExtractNewRecordState",
+            "transforms.unwrap.delete.tombstone.handling.mode=rewrite",
+            "transforms.unwrap.add.fields=op",
+            "transforms.route.type=org.apache.kafka.connect.transforms.RegexRouter",
+            "transforms.route.regex=smt\\.public\\.(.*)",
+            "transforms.route.replacement=flat.$1",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    env.psql("UPDATE t SET v = 'uno' WHERE id = 1; DELETE FROM t WHERE id = 2; INSERT INTO t VALUES (3, 'three')");
+    let messages = pgseam_integration_tests::read_topics(
+        &env.broker.bootstrap_servers(),
+        &["flat.t".to_owned()],
+        5,
+        Duration::from_millis(700),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let by_key = |id: i64| -> Vec<serde_json::Value> {
+        messages
+            .iter()
+            .filter(|m| m.key.as_ref() == Some(&serde_json::json!({"id": id})))
+            .filter_map(|m| m.value.clone())
+            .collect()
+    };
+    // Flattened rows: the `after` image, `__deleted` (rewrite mode marks every record) and
+    // `__op`, no envelope.
+    let one = by_key(1);
+    assert_eq!(
+        one.last().unwrap(),
+        &serde_json::json!({"id": 1, "v": "uno", "__deleted": "false", "__op": "u"}),
+        "{one:?}"
+    );
+    assert_eq!(
+        one.first().unwrap(),
+        &serde_json::json!({"id": 1, "v": "one", "__deleted": "false", "__op": "r"}),
+        "{one:?}"
+    );
+    // A delete is rewritten into the before image with `__deleted: "true"`.
+    let two = by_key(2);
+    let deleted = two.last().unwrap();
+    assert_eq!(deleted["__deleted"], "true", "{two:?}");
+    assert_eq!(deleted["__op"], "d", "{two:?}");
+    assert_eq!(
+        by_key(3),
+        vec![serde_json::json!({"id": 3, "v": "three", "__deleted": "false", "__op": "c"})]
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
