@@ -137,7 +137,7 @@ fn check(cases: &[Case]) -> usize {
         );
         return 0;
     }
-    let catalog = load_catalog();
+    let catalog = load_catalog(&FixtureSet::Reference.catalog());
     let registry = SchemaRegistry::start().unwrap();
     let mut failures = Vec::new();
     let mut total = 0;
@@ -151,7 +151,7 @@ fn check(cases: &[Case]) -> usize {
             },
             Box::new(HttpSchemaRegistry::new(registry.url(), None)),
         );
-        let mut events = EventSource::new(c.state, c.stream);
+        let mut events = EventSource::new(FixtureSet::Reference, c.file, c.state, c.stream);
         let mut pending_tombstone = None;
         let text = std::fs::read_to_string(golden_dir().join(c.file)).unwrap();
         let mut compared = 0;
@@ -173,7 +173,7 @@ fn check(cases: &[Case]) -> usize {
             } else {
                 let payload = &golden["value"]["payload"];
                 let event = match events.event(&mut json, &table, gkey, payload) {
-                    Ok(e) => e,
+                    Ok(e) => e.event,
                     Err(e) => {
                         failures.push(format!("{at}: {e}"));
                         continue;
@@ -344,7 +344,7 @@ const COMPOSITE_VALUE: &str = r#"{"type":"record","name":"Envelope","namespace":
 
 #[test]
 fn registered_schemas_are_what_avro_data_produces() {
-    let catalog = load_catalog();
+    let catalog = load_catalog(&FixtureSet::Reference.catalog());
     let registry = SchemaRegistry::start().unwrap();
     let mut avro = AvroConverter::new(
         AvroConverterConfig {

@@ -9,13 +9,14 @@
 //! line, after `golden-diff.py`'s masks (which include `"id":"txId:LSN"` and the
 //! `LogicalDecodingMessageId@hash`).
 
-#[path = "events_common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::{golden_dir, load_catalog, load_stream_items, tuple_row, Masks, StreamItem};
+use common::{
+    golden_dir, load_catalog, load_stream_items, tuple_row, FixtureSet, Masks, StreamItem,
+};
 use pgseam_converters::{
     JsonConverter, JsonConverterConfig, KafkaRecord, TransactionMonitor,
     DEFAULT_TRANSACTION_TOPIC_SUFFIX,
@@ -59,8 +60,8 @@ fn message_contents(name: &str) -> HashMap<String, Vec<u8>> {
 
 /// Replays the scenario's capture as the worker would and returns the records in order.
 fn replay(s: &Scenario, cfg: &JsonConverterConfig) -> Vec<KafkaRecord> {
-    let catalog = load_catalog(&common::fixtures().join("catalog.tsv"));
-    let items = load_stream_items(&common::fixtures().join(format!("stream/{}.txt", s.name)));
+    let catalog = load_catalog(&FixtureSet::Reference.catalog()).tables;
+    let items = load_stream_items(&FixtureSet::Reference.stream(s.name));
     let contents = message_contents(s.name);
     let mut conv = JsonConverter::new(cfg.clone());
     let mut monitor = TransactionMonitor::new(cfg, DEFAULT_TRANSACTION_TOPIC_SUFFIX);
