@@ -481,16 +481,11 @@ impl Kind {
                 Kind::ZonedTimestamp { fraction_digits },
                 Value::TimestampTz(us) | Value::Timestamp(us),
             ) => {
-                jackson::write_str(
-                    out,
-                    &format_zoned_timestamp(i128::from(*us), *fraction_digits),
-                );
+                write_zoned_timestamp_literal(out, i128::from(*us), *fraction_digits);
             }
             (Kind::ZonedTimestamp { fraction_digits }, Value::Text(t)) => {
                 match parse_timestamp(t, true) {
-                    Some(Ok(us)) => {
-                        jackson::write_str(out, &format_zoned_timestamp(us, *fraction_digits))
-                    }
+                    Some(Ok(us)) => write_zoned_timestamp_literal(out, us, *fraction_digits),
                     _ => return Err(mismatch()),
                 }
             }
@@ -966,34 +961,62 @@ pub(crate) fn format_zoned_time(utc_micros: i64) -> String {
 
 /// `io.debezium.time.ZonedTimestamp`: ISO date (years beyond 9999 signed, as Java prints
 /// them), `T`, time with a fixed-width fraction, `Z`.
+#[cfg(test)]
 pub(crate) fn format_zoned_timestamp(us: i128, fraction_digits: u32) -> String {
+    let mut s = String::with_capacity(32);
+    push_zoned_timestamp(&mut s, us, fraction_digits);
+    s
+}
+
+/// [`format_zoned_timestamp`] as a JSON string literal (its characters need no escaping).
+fn write_zoned_timestamp_literal(out: &mut String, us: i128, fraction_digits: u32) {
+    out.push('"');
+    push_zoned_timestamp(out, us, fraction_digits);
+    out.push('"');
+}
+
+/// Appends `value` as exactly `width` decimal digits (`value < 10^width`), without `fmt`.
+fn push_digits(out: &mut String, mut value: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&buf[..width]).unwrap_or_default());
+}
+
+fn push_zoned_timestamp(s: &mut String, us: i128, fraction_digits: u32) {
     let day = i128::from(MICROS_PER_DAY);
     let days = us.div_euclid(day) as i64;
     let tod = us.rem_euclid(day) as i64;
     let (y, m, d) = civil_from_days(days);
-    let mut s = String::new();
     if y > 9999 {
-        let _ = write!(s, "+{y}");
+        s.push('+');
+        s.push_str(itoa::Buffer::new().format(y));
     } else if y < 0 {
         let _ = write!(s, "-{:04}", -y);
     } else {
-        let _ = write!(s, "{y:04}");
+        push_digits(s, y as u64, 4);
     }
     let secs = tod / 1_000_000;
-    let _ = write!(
-        s,
-        "-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    s.push('-');
+    push_digits(s, m as u64, 2);
+    s.push('-');
+    push_digits(s, d as u64, 2);
+    s.push('T');
+    push_digits(s, (secs / 3600) as u64, 2);
+    s.push(':');
+    push_digits(s, (secs / 60 % 60) as u64, 2);
+    s.push(':');
+    push_digits(s, (secs % 60) as u64, 2);
     if fraction_digits > 0 {
-        let f = format!("{:06}", tod % 1_000_000);
+        let digits = (fraction_digits as usize).min(6);
+        let fraction = (tod % 1_000_000) as u64 / 10u64.pow(6 - digits as u32);
         s.push('.');
-        s.push_str(&f[..fraction_digits as usize]);
+        push_digits(s, fraction, digits);
     }
     s.push('Z');
-    s
 }
 
 /// Debezium's `MicroDuration.durationMicros` over the interval as pgjdbc's `PGInterval` splits
@@ -1050,6 +1073,20 @@ mod tests {
         assert_eq!(format_zoned_timestamp(-1, 6), "1969-12-31T23:59:59.999999Z");
         assert_eq!(format_zoned_timestamp(0, 6), "1970-01-01T00:00:00.000000Z");
         assert_eq!(format_zoned_timestamp(0, 0), "1970-01-01T00:00:00Z");
+        // Fraction widths other than 6 truncate (as the former `format!` slicing did).
+        assert_eq!(
+            format_zoned_timestamp(1_709_208_855_123_456, 3),
+            "2024-02-29T12:14:15.123Z"
+        );
+        // Years beyond 9999 carry a sign, years before 1000 are zero-padded.
+        assert_eq!(
+            format_zoned_timestamp(253_402_300_800_000_000, 1),
+            "+10000-01-01T00:00:00.0Z"
+        );
+        assert_eq!(
+            format_zoned_timestamp(-59_011_459_200_000_000, 6),
+            "0100-01-01T00:00:00.000000Z"
+        );
         assert_eq!(interval_micros(14, 3, 14_706_789_000), 37_091_106_789_000);
         assert_eq!(interval_micros(0, -1, -1), -86_400_000_001);
         assert_eq!(interval_micros(-2_136_000_000, 0, 0), i64::MIN);

@@ -79,23 +79,7 @@ pub fn write_str(out: &mut String, s: &str) {
 
 /// Appends a decimal integer (no `fmt` machinery: this is the hot path of every payload).
 pub fn write_i64(out: &mut String, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        out.push('-');
-    }
-    for &d in &buf[pos..] {
-        out.push(char::from(d));
-    }
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 fn push_unicode_escape(out: &mut String, unit: u16) {
