@@ -108,6 +108,22 @@ pub async fn publication_tables(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
+/// The tables of `tables` that the publication publishes (`published` as
+/// [`publication_tables`] returns it): the captured tables.
+pub fn keep_published(
+    tables: Vec<TableIdentity>,
+    published: &[(String, String)],
+) -> Vec<TableIdentity> {
+    tables
+        .into_iter()
+        .filter(|t| {
+            published
+                .iter()
+                .any(|(s, n)| *s == t.schema && *n == t.table)
+        })
+        .collect()
+}
+
 /// Reads the schema of one table by OID: columns in attribute order, domains resolved to their
 /// base type, enum labels, defaults and the primary key.
 pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSchema>> {

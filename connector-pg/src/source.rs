@@ -180,14 +180,7 @@ pub async fn run(
     )
     .await?;
     let published = catalog::publication_tables(&catalog_client, &config.publication_name).await?;
-    let captured: Vec<TableIdentity> = tables
-        .into_iter()
-        .filter(|t| {
-            published
-                .iter()
-                .any(|(s, n)| *s == t.schema && *n == t.table)
-        })
-        .collect();
+    let captured = catalog::keep_published(tables, &published);
     for table in &captured {
         if table.lacks_replica_identity() {
             tracing::warn!(

@@ -917,14 +917,7 @@ async fn captured_tables(connector: &ConnectorConfig) -> anyhow::Result<Vec<Capt
         .is_some();
     let captured: Vec<TableIdentity> = if exists {
         let published = catalog::publication_tables(&client, publication).await?;
-        filtered
-            .into_iter()
-            .filter(|t| {
-                published
-                    .iter()
-                    .any(|(s, n)| *s == t.schema && *n == t.table)
-            })
-            .collect()
+        catalog::keep_published(filtered, &published)
     } else {
         match connector.publication_autocreate_mode {
             PublicationAutocreateMode::Disabled => bail!(

@@ -375,16 +375,12 @@ async fn captured_tables(
 ) -> anyhow::Result<Vec<TableIdentity>> {
     let publication = &connector.publication_name;
     let published = catalog::publication_tables(client, publication).await?;
-    let captured: Vec<TableIdentity> = catalog::list_user_tables(client)
+    let filtered: Vec<TableIdentity> = catalog::list_user_tables(client)
         .await?
         .into_iter()
         .filter(|t| connector.table_filter.includes(&t.schema, &t.table))
-        .filter(|t| {
-            published
-                .iter()
-                .any(|(s, n)| *s == t.schema && *n == t.table)
-        })
         .collect();
+    let captured = catalog::keep_published(filtered, &published);
     if only.is_empty() {
         if captured.is_empty() {
             bail!("connector {}: no captured table (publication `{publication}` and the table filters select nothing)", connector.name);
