@@ -1244,6 +1244,28 @@ fn take_skipped_operations(s: &mut Settings) -> SkippedOperations {
 /// connector keys (unknown keys are errors naming the alias); `predicate`/`negate` refer to
 /// `predicates.<alias>.*`. Keys of unlisted transform or predicate aliases are ignored, as Kafka
 /// Connect ignores them.
+/// The keys of one transform or predicate alias (`<prefix>` = `transforms.<alias>.` or
+/// `predicates.<alias>.`), marked as used.
+fn alias_keys<'a>(
+    entries: &'a [RawEntry],
+    prefix: &str,
+    used: &mut std::collections::HashSet<String>,
+) -> Vec<&'a RawEntry> {
+    let keys: Vec<&RawEntry> = entries
+        .iter()
+        .filter(|e| e.key.starts_with(prefix))
+        .collect();
+    used.extend(keys.iter().map(|e| e.key.clone()));
+    keys
+}
+
+/// The alias's key `<prefix><name>`, if set.
+fn alias_key<'a>(keys: &[&'a RawEntry], prefix: &str, name: &str) -> Option<&'a RawEntry> {
+    keys.iter()
+        .find(|e| e.key.strip_prefix(prefix) == Some(name))
+        .copied()
+}
+
 fn take_transforms(s: &mut Settings) -> Transforms {
     use std::collections::HashMap;
     let transforms = s.take("transforms");
@@ -1268,18 +1290,8 @@ fn take_transforms(s: &mut Settings) -> Transforms {
     let mut resolved: HashMap<String, Predicate> = HashMap::new();
     for p in &predicate_aliases {
         let prefix = format!("predicates.{p}.");
-        let keys: Vec<&RawEntry> = predicate_keys
-            .iter()
-            .filter(|e| e.key.starts_with(&prefix))
-            .collect();
-        keys.iter().for_each(|e| {
-            used.insert(e.key.clone());
-        });
-        let get = |k: &str| {
-            keys.iter()
-                .find(|e| e.key == format!("{prefix}{k}"))
-                .copied()
-        };
+        let keys = alias_keys(&predicate_keys, &prefix, &mut used);
+        let get = |k: &str| alias_key(&keys, &prefix, k);
         let Some(ty) = get("type") else {
             s.missing(&format!("{prefix}type"), Some("the predicate's class"));
             continue;
@@ -1346,18 +1358,8 @@ fn take_transforms(s: &mut Settings) -> Transforms {
     let mut steps = Vec::new();
     for a in &aliases {
         let prefix = format!("transforms.{a}.");
-        let keys: Vec<&RawEntry> = transform_keys
-            .iter()
-            .filter(|e| e.key.starts_with(&prefix))
-            .collect();
-        keys.iter().for_each(|e| {
-            used.insert(e.key.clone());
-        });
-        let get = |k: &str| {
-            keys.iter()
-                .find(|e| e.key == format!("{prefix}{k}"))
-                .copied()
-        };
+        let keys = alias_keys(&transform_keys, &prefix, &mut used);
+        let get = |k: &str| alias_key(&keys, &prefix, k);
         let Some(ty) = get("type") else {
             s.missing(&format!("{prefix}type"), Some("the transform's class"));
             continue;
