@@ -99,7 +99,9 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        // Plain stderr, except that snapshot progress bars (drawn when stderr is a terminal)
+        // are hidden while a line is written.
+        .with_writer(pgseam_connector_pg::snapshot::progress::stderr_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();

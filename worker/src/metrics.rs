@@ -14,8 +14,10 @@
 //! debezium_metrics_RowsScanned{plugin="postgres",name="dbz",context="snapshot",table="public.t"} 7
 //! ```
 //!
-//! Streaming context: [`STREAMING_METRICS`]. Snapshot context: [`SNAPSHOT_METRICS`] (and
-//! `RowsScanned` per table). Booleans are 0/1. `LastTransactionId` is PostgreSQL's numeric
+//! Streaming context: [`STREAMING_METRICS`]. Snapshot context: [`SNAPSHOT_METRICS`], of which
+//! [`SNAPSHOT_TABLE_METRICS`] — Debezium's `Map<String, Long>` attributes `RowsScanned`,
+//! `TableChunkCounts` and `TableChunksCompletedCounts` — have one sample per table with a
+//! `table` label (`schema.table`, Debezium's data collection identifier). Booleans are 0/1. `LastTransactionId` is PostgreSQL's numeric
 //! transaction id (the JMX exporter drops Debezium's string form).
 //!
 //! pgseam's own series ([`PGSEAM_METRICS`]) carry the labels `connector` and `name`:
@@ -24,19 +26,36 @@
 //! `pgseam_delivery_latency_seconds` (a summary: send → broker acknowledgement), and
 //! `pgseam_connector_running` (1 while the pipeline runs and is not paused).
 //!
+//! # Snapshot metrics, as Debezium's `SnapshotMeter`
+//!
+//! - `TotalTableCount`: tables of the current (or last) snapshot; `RemainingTableCount`: those
+//!   not completely emitted yet.
+//! - `RowsScanned{table}`: rows emitted so far (Debezium updates it while scanning and at the
+//!   end of each table); a table appears once its first row is emitted.
+//! - `TableChunkCounts{table}` / `TableChunksCompletedCounts{table}`: chunks planned / emitted,
+//!   every table of the snapshot from the start.
+//! - `SnapshotRunning`, `SnapshotCompleted`, `SnapshotAborted`, `SnapshotDurationInSeconds`
+//!   (up to now while running), `SnapshotPaused` (the connector is paused over REST while its
+//!   snapshot runs).
+//!
+//! Not exported: `SnapshotPausedDurationInSeconds`, `SnapshotSkipped`, and the string
+//! attributes (`ChunkId`, `ChunkFrom`, …, `LastEvent`), which the JMX exporter drops.
+//!
 //! # Updating
 //!
-//! The pipeline updates one [`ConnectorMetrics`] per connector through lock-free atomics (the
-//! per-table row counts take a short mutex once per snapshot row batch of one table); the REST
-//! handler reads them when scraped. A restarted connector keeps its counters, as a JMX bean
+//! The pipeline updates one [`ConnectorMetrics`] per connector through lock-free atomics; the
+//! snapshot engine updates the [`SnapshotStats`] the connector's `SnapshotSettings` carry (the
+//! manager hands it [`ConnectorMetrics::snapshot_stats`]), under a short mutex once per row
+//! batch. The REST handler reads both when scraped. A restarted connector keeps its counters, as a JMX bean
 //! outlives task restarts within a Connect worker.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pgseam_connector_pg::snapshot::SnapshotStats;
 use pgseam_model::{ChangeEvent, Operation, Position};
 
 /// Debezium streaming metrics exported in the `streaming` context.
@@ -54,16 +73,27 @@ pub const STREAMING_METRICS: &[&str] = &[
     "QueueRemainingCapacity",
 ];
 
-/// Debezium snapshot metrics exported in the `snapshot` context (besides per-table
-/// `RowsScanned`).
+/// Debezium snapshot metrics exported in the `snapshot` context.
 pub const SNAPSHOT_METRICS: &[&str] = &[
     "TotalNumberOfEventsSeen",
     "MilliSecondsSinceLastEvent",
+    "TotalTableCount",
+    "RemainingTableCount",
     "SnapshotRunning",
+    "SnapshotPaused",
     "SnapshotCompleted",
     "SnapshotAborted",
     "SnapshotDurationInSeconds",
     "RowsScanned",
+    "TableChunkCounts",
+    "TableChunksCompletedCounts",
+];
+
+/// The [`SNAPSHOT_METRICS`] that are maps in Debezium: one sample per table (`table` label).
+pub const SNAPSHOT_TABLE_METRICS: &[&str] = &[
+    "RowsScanned",
+    "TableChunkCounts",
+    "TableChunksCompletedCounts",
 ];
 
 /// pgseam's own series.
@@ -98,7 +128,8 @@ pub struct ConnectorMetrics {
     snapshot_aborted: AtomicBool,
     snapshot_started_ms: AtomicI64,
     snapshot_duration_ms: AtomicI64,
-    rows_scanned: Mutex<BTreeMap<String, u64>>,
+    /// Tables, rows and chunks of the snapshot, kept by the snapshot engine.
+    snapshot: Arc<SnapshotStats>,
 
     wal_end: AtomicU64,
     durable_lsn: AtomicU64,
@@ -125,6 +156,11 @@ impl ConnectorMetrics {
         }
     }
 
+    /// The counters the snapshot engine keeps (`SnapshotSettings::stats`).
+    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
+        Arc::clone(&self.snapshot)
+    }
+
     /// A change event was taken from the source.
     pub fn on_event(&self, event: &ChangeEvent) {
         let now = now_ms();
@@ -136,10 +172,6 @@ impl ConnectorMetrics {
             }
             self.snapshot_events.fetch_add(1, Ordering::Relaxed);
             self.last_snapshot_event_ms.store(now, Ordering::Relaxed);
-            let table = format!("{}.{}", event.source.schema, event.source.table);
-            if let Ok(mut rows) = self.rows_scanned.lock() {
-                *rows.entry(table).or_insert(0) += 1;
-            }
             return;
         }
         self.connected.store(true, Ordering::Relaxed);
@@ -280,13 +312,22 @@ impl ConnectorMetrics {
             }
             d => d,
         };
-        let snapshot: [(&str, f64); 6] = [
+        let view = self.snapshot.view();
+        let snapshot: [(&str, f64); 9] = [
             ("TotalNumberOfEventsSeen", load(&self.snapshot_events)),
             (
                 "MilliSecondsSinceLastEvent",
                 since(&self.last_snapshot_event_ms),
             ),
+            ("TotalTableCount", view.tables.len() as f64),
+            ("RemainingTableCount", view.remaining_tables() as f64),
             ("SnapshotRunning", flag(&self.snapshot_running)),
+            (
+                "SnapshotPaused",
+                f64::from(u8::from(
+                    paused && self.snapshot_running.load(Ordering::Relaxed),
+                )),
+            ),
             ("SnapshotCompleted", flag(&self.snapshot_completed)),
             ("SnapshotAborted", flag(&self.snapshot_aborted)),
             ("SnapshotDurationInSeconds", (duration_ms / 1000) as f64),
@@ -294,20 +335,24 @@ impl ConnectorMetrics {
         for (name, value) in snapshot {
             out.add(&format!("debezium_metrics_{name}"), &s, value);
         }
-        let rows = self
-            .rows_scanned
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default();
-        if rows.is_empty() {
-            // Present before the first row, so that the series exists from the start.
-            out.declare("debezium_metrics_RowsScanned");
+        for name in SNAPSHOT_TABLE_METRICS {
+            // Present before the first table, so that the family exists from the start.
+            out.declare(&format!("debezium_metrics_{name}"));
         }
-        for (table, count) in rows {
+        for table in &view.tables {
+            let labels = format!("{s},table=\"{}\"", escape(&table.name));
+            if table.started.is_some() {
+                out.add("debezium_metrics_RowsScanned", &labels, table.rows as f64);
+            }
             out.add(
-                "debezium_metrics_RowsScanned",
-                &format!("{s},table=\"{}\"", escape(&table)),
-                count as f64,
+                "debezium_metrics_TableChunkCounts",
+                &labels,
+                table.chunks_total as f64,
+            );
+            out.add(
+                "debezium_metrics_TableChunksCompletedCounts",
+                &labels,
+                table.chunks_done as f64,
             );
         }
 
@@ -394,7 +439,8 @@ pub fn render<'a>(connectors: impl IntoIterator<Item = Exported<'a>>) -> String 
                 summary_done = true;
             }
         } else {
-            let kind = if name.starts_with("debezium_metrics_Total")
+            let kind = if (name.starts_with("debezium_metrics_Total")
+                && name != "debezium_metrics_TotalTableCount")
                 || name == "debezium_metrics_NumberOfCommittedTransactions"
                 || name == "debezium_metrics_RowsScanned"
             {
@@ -454,5 +500,93 @@ mod tests {
         );
         assert!(text.contains("debezium_metrics_LastTransactionId{plugin=\"postgres\",name=\"dbz\",context=\"streaming\"} 7\n"), "{text}");
         assert!(text.contains("# TYPE pgseam_delivery_latency_seconds summary\n"));
+    }
+
+    #[test]
+    fn snapshot_tables_rows_and_chunks_follow_the_engine() {
+        let metrics = ConnectorMetrics::new();
+        let stats = metrics.snapshot_stats();
+        stats.begin_tables([
+            ("public.a".to_owned(), 1000, 3),
+            ("public.b".to_owned(), 10, 1),
+        ]);
+        stats.add_rows(0, 700, 7000);
+        stats.chunk_done(0);
+        stats.chunk_done(0);
+        let scrape = |paused| {
+            render([Exported {
+                connector: "c",
+                topic_prefix: "dbz",
+                paused,
+                metrics: &metrics,
+            }])
+        };
+        let s = "{plugin=\"postgres\",name=\"dbz\",context=\"snapshot\"";
+        let text = scrape(false);
+        for line in [
+            format!("debezium_metrics_TotalTableCount{s}}} 2\n"),
+            format!("debezium_metrics_RemainingTableCount{s}}} 2\n"),
+            format!("debezium_metrics_RowsScanned{s},table=\"public.a\"}} 700\n"),
+            format!("debezium_metrics_TableChunkCounts{s},table=\"public.a\"}} 3\n"),
+            format!("debezium_metrics_TableChunkCounts{s},table=\"public.b\"}} 1\n"),
+            format!("debezium_metrics_TableChunksCompletedCounts{s},table=\"public.a\"}} 2\n"),
+            format!("debezium_metrics_TableChunksCompletedCounts{s},table=\"public.b\"}} 0\n"),
+            "# TYPE debezium_metrics_TotalTableCount gauge\n".to_owned(),
+            "# TYPE debezium_metrics_RowsScanned counter\n".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{line} missing:\n{text}");
+        }
+        // A table appears in RowsScanned once it has started.
+        assert!(!text.contains("RowsScanned{plugin=\"postgres\",name=\"dbz\",context=\"snapshot\",table=\"public.b\""), "{text}");
+        stats.add_rows(0, 300, 3000);
+        stats.chunk_done(0);
+        stats.table_done(0);
+        stats.chunk_done(1);
+        stats.table_done(1);
+        let text = scrape(false);
+        for line in [
+            format!("debezium_metrics_RemainingTableCount{s}}} 0\n"),
+            format!("debezium_metrics_RowsScanned{s},table=\"public.a\"}} 1000\n"),
+            format!("debezium_metrics_RowsScanned{s},table=\"public.b\"}} 0\n"),
+            format!("debezium_metrics_TableChunksCompletedCounts{s},table=\"public.a\"}} 3\n"),
+        ] {
+            assert!(text.contains(&line), "{line} missing:\n{text}");
+        }
+        // SnapshotPaused: the connector is paused while its snapshot runs.
+        assert!(scrape(true).contains(&format!("debezium_metrics_SnapshotPaused{s}}} 0\n")));
+        metrics.on_event(&snapshot_event());
+        assert!(scrape(true).contains(&format!("debezium_metrics_SnapshotPaused{s}}} 1\n")));
+        assert!(scrape(false).contains(&format!("debezium_metrics_SnapshotPaused{s}}} 0\n")));
+    }
+
+    fn snapshot_event() -> ChangeEvent {
+        use pgseam_model::{Lsn, SnapshotMarker, SourceInfo, TableSchema};
+        ChangeEvent {
+            table: Arc::new(TableSchema {
+                relation_id: 1,
+                schema: "public".into(),
+                table: "a".into(),
+                columns: Vec::new(),
+                key_columns: Vec::new(),
+            }),
+            op: Operation::Read,
+            before: None,
+            after: None,
+            source: SourceInfo {
+                ts_us: 0,
+                snapshot: SnapshotMarker::True,
+                db: "d".into(),
+                schema: "public".into(),
+                table: "a".into(),
+                tx_id: None,
+                lsn: Some(Lsn(1)),
+                last_commit_lsn: None,
+            },
+            position: Position::Snapshot {
+                consistent_point: Lsn(1),
+                last: false,
+            },
+            key_change: None,
+        }
     }
 }

@@ -242,6 +242,14 @@ pub(crate) fn pipeline_settings(
                         patterns.iter().any(|p| p.is_match(&name))
                     }) as pgseam_connector_pg::snapshot::SnapshotTableFilter
                 }),
+                throttle: pgseam_connector_pg::snapshot::ThrottleSettings {
+                    rows_per_second: connector.snapshot_throttle_rows_per_second,
+                    bytes_per_second: connector.snapshot_throttle_bytes_per_second,
+                    chunk_pause: connector.snapshot_throttle_chunk_pause,
+                },
+                progress_interval: connector.snapshot_progress_interval,
+                // The manager puts the connector's metrics' stats here.
+                stats: Default::default(),
             },
             events: pgseam_connector_pg::EventSettings {
                 skipped_operations,

@@ -341,6 +341,7 @@ pub async fn run(
         chunk_strategy: settings.source.snapshot.chunk_strategy,
         select_overrides: BTreeMap::new(),
         include: None,
+        ..SnapshotSettings::default()
     };
     compare_source(
         &params,

@@ -302,7 +302,7 @@ fn debezium_deployment_script_flow() {
             metrics.contains(&format!("# TYPE debezium_metrics_{name} ")),
             "{name} missing:\n{metrics}"
         );
-        if *name != "RowsScanned" {
+        if !pgseam::metrics::SNAPSHOT_TABLE_METRICS.contains(name) {
             let series = format!(
                 "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbserver1\",context=\"snapshot\"}} "
             );

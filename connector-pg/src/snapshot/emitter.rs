@@ -1,5 +1,5 @@
 //! The single emitter: drains the chunks' channels in emission order, assigns Debezium's
-//! snapshot markers, sends the events on, and logs progress.
+//! snapshot markers, sends the events on, and counts progress ([`SnapshotStats`]).
 
 use std::time::Instant;
 
@@ -7,7 +7,8 @@ use pgseam_model::{ChangeEvent, Position, SnapshotMarker};
 use tokio::sync::mpsc;
 
 use super::plan::TablePlan;
-use super::{ChunkMessage, PROGRESS_INTERVAL};
+use super::progress::SnapshotStats;
+use super::ChunkMessage;
 use crate::error::{Result, SourceError};
 use crate::source::SourceMessage;
 
@@ -96,6 +97,7 @@ pub(crate) async fn emit(
     tables: &[TablePlan],
     receivers: Vec<(usize, mpsc::Receiver<ChunkMessage>)>,
     out: &mpsc::Sender<SourceMessage>,
+    stats: &SnapshotStats,
 ) -> Result<u64> {
     let mut emitter = Emitter {
         out,
@@ -103,7 +105,6 @@ pub(crate) async fn emit(
         emitted: 0,
     };
     let started = Instant::now();
-    let mut last_log = Instant::now();
     let mut current_table = usize::MAX;
     let mut progress = Progress {
         rows: 0,
@@ -114,6 +115,7 @@ pub(crate) async fn emit(
     for (table, mut receiver) in receivers {
         if table != current_table {
             if current_table != usize::MAX {
+                stats.table_done(current_table);
                 log_table_done(&tables[current_table], &progress);
             }
             current_table = table;
@@ -127,15 +129,13 @@ pub(crate) async fn emit(
             match receiver.recv().await {
                 Some(ChunkMessage::Rows { events, bytes }) => {
                     progress.bytes += bytes;
+                    let rows = events.len() as u64;
                     for event in events {
                         let first_in_table = progress.rows == 0;
                         progress.rows += 1;
                         emitter.push(event, table, first_in_table).await?;
                     }
-                    if last_log.elapsed() >= PROGRESS_INTERVAL {
-                        last_log = Instant::now();
-                        log_progress(&tables[table], &progress, emitter.emitted, started);
-                    }
+                    stats.add_rows(table, rows, bytes);
                 }
                 Some(ChunkMessage::Done) => break,
                 None => {
@@ -147,38 +147,17 @@ pub(crate) async fn emit(
             }
         }
         chunks_done += 1;
+        stats.chunk_done(table);
         tracing::trace!(chunks_done, "snapshot chunk emitted");
     }
     if current_table != usize::MAX {
+        stats.table_done(current_table);
         log_table_done(&tables[current_table], &progress);
     }
     if let Some(last) = emitter.pending.take() {
         emitter.send(last, true, true).await?;
     }
     Ok(emitter.emitted)
-}
-
-fn log_progress(table: &TablePlan, p: &Progress, total_rows: u64, started: Instant) {
-    let seconds = p.started.elapsed().as_secs_f64().max(1e-3);
-    let rate = p.rows as f64 / seconds;
-    let remaining = table.estimated_rows.saturating_sub(p.rows);
-    let eta_seconds = if rate > 0.0 {
-        (remaining as f64 / rate) as u64
-    } else {
-        0
-    };
-    tracing::info!(
-        table = %table.schema.qualified_name(),
-        rows = p.rows,
-        bytes = p.bytes,
-        estimated_rows = table.estimated_rows,
-        rows_per_second = rate as u64,
-        mb_per_second = format_args!("{:.1}", p.bytes as f64 / seconds / 1e6),
-        eta_seconds,
-        snapshot_rows = total_rows,
-        snapshot_seconds = started.elapsed().as_secs(),
-        "snapshot progress"
-    );
 }
 
 fn log_table_done(table: &TablePlan, p: &Progress) {

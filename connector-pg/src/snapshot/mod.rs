@@ -64,12 +64,20 @@
 //! See [`plan`]: ctid block ranges (TID Range Scan, PostgreSQL ≥ 14) by default, primary-key
 //! ranges as the alternative, a `snapshot.select.statement.overrides` statement as one chunk.
 //!
+//! # Throttling and progress
+//!
+//! See [`throttle`] (`snapshot.throttle.*`: rows/s and bytes/s shared by all readers, a pause
+//! between chunks) and [`progress`] (bars on a terminal, `snapshot progress` logs otherwise, and
+//! the counters behind the snapshot metrics).
+//!
 //! Not here yet: resuming an interrupted snapshot. A crash mid-snapshot restarts it from
 //! scratch with a new slot (the source's behaviour when no snapshot-complete offset exists).
 
 mod emitter;
 pub mod plan;
+pub mod progress;
 mod reader;
+pub mod throttle;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -85,6 +93,8 @@ use crate::slot::CreatedSlot;
 use crate::source::SourceMessage;
 
 pub use plan::ChunkStrategy;
+pub use progress::SnapshotStats;
+pub use throttle::ThrottleSettings;
 
 /// Batches buffered per chunk between its reader and the emitter.
 pub const CHUNK_CHANNEL_BATCHES: usize = 4;
@@ -95,8 +105,6 @@ pub const BATCH_MAX_BYTES: usize = 1 << 20;
 /// `snapshot.chunk.rows` default: rows per chunk. Large enough that per-chunk overhead (a COPY
 /// statement, a channel) is negligible, small enough that 1M rows give every reader work.
 pub const DEFAULT_CHUNK_ROWS: u64 = 100_000;
-/// How often progress is logged.
-pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Decides whether a table (schema, table) is snapshotted (`snapshot.include.collection.list`).
 pub type SnapshotTableFilter = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
@@ -116,6 +124,13 @@ pub struct SnapshotSettings {
     pub select_overrides: BTreeMap<String, String>,
     /// `snapshot.include.collection.list`: `None` snapshots every captured table.
     pub include: Option<SnapshotTableFilter>,
+    /// `snapshot.throttle.*` (pgseam): off by default.
+    pub throttle: ThrottleSettings,
+    /// `snapshot.progress.interval.ms` (pgseam): how often progress is logged when stderr is
+    /// not a terminal.
+    pub progress_interval: std::time::Duration,
+    /// Where the snapshot's counters go (the connector's metrics read them).
+    pub stats: Arc<SnapshotStats>,
 }
 
 impl std::fmt::Debug for SnapshotSettings {
@@ -126,6 +141,8 @@ impl std::fmt::Debug for SnapshotSettings {
             .field("chunk_strategy", &self.chunk_strategy)
             .field("select_overrides", &self.select_overrides.keys())
             .field("include", &self.include.as_ref().map(|_| "…"))
+            .field("throttle", &self.throttle)
+            .field("progress_interval", &self.progress_interval)
             .finish()
     }
 }
@@ -138,6 +155,9 @@ impl Default for SnapshotSettings {
             chunk_strategy: ChunkStrategy::Auto,
             select_overrides: BTreeMap::new(),
             include: None,
+            throttle: ThrottleSettings::default(),
+            progress_interval: progress::DEFAULT_PROGRESS_INTERVAL,
+            stats: Arc::new(SnapshotStats::new()),
         }
     }
 }
@@ -150,6 +170,8 @@ pub(crate) struct SnapshotContext {
     pub(crate) started_at_us: i64,
     /// `pg_snapshot_xmax` of the exported snapshot (Debezium's snapshot `txId`).
     pub(crate) tx_id: Option<i64>,
+    /// The limits every reader honours (`snapshot.throttle.*`).
+    pub(crate) throttle: Arc<throttle::Throttle>,
 }
 
 /// What a reader sends for one chunk.
@@ -249,15 +271,25 @@ pub async fn run(
         consistent_point: created.consistent_point,
         started_at_us: now_us(),
         tx_id,
+        throttle: Arc::new(throttle::Throttle::new(&settings.throttle)),
     });
     let plan = plan::plan(&coordinator, &schemas, settings).await?;
     let chunk_count = plan.chunks.len();
     tracing::info!(
+        application_name = %params.application_name,
         tables = plan.tables.len(),
         chunks = chunk_count,
         readers = settings.max_threads,
         snapshot = %created.snapshot_name,
+        throttle = ?settings.throttle.is_active().then_some(settings.throttle),
         "snapshot started"
+    );
+    settings.stats.begin(&plan.tables);
+    let reporter = progress::Reporter::start(
+        Arc::clone(&settings.stats),
+        progress::Display::detect(),
+        settings.progress_interval,
+        params.application_name.clone(),
     );
 
     // One bounded channel per chunk; readers take (chunk, sender) in emission order.
@@ -291,9 +323,10 @@ pub async fn run(
             Arc::clone(&context),
         ));
     }
-    let emitted = match emitter::emit(&tables, receivers, events).await {
+    let emitted = match emitter::emit(&tables, receivers, events, &settings.stats).await {
         Ok(rows) => rows,
         Err(err) => {
+            settings.stats.finish();
             // A chunk ended without `Done`: its reader failed; report the reader's error.
             readers.abort_all();
             let mut reader_error = None;
@@ -306,20 +339,28 @@ pub async fn run(
         }
     };
     while let Some(result) = readers.join_next().await {
-        match result {
-            Ok(result) => result?,
-            Err(join) => {
-                return Err(SourceError::Setup(format!(
-                    "snapshot reader task failed: {join}"
-                )))
-            }
+        let result = match result {
+            Ok(result) => result,
+            Err(join) => Err(SourceError::Setup(format!(
+                "snapshot reader task failed: {join}"
+            ))),
+        };
+        if result.is_err() {
+            settings.stats.finish();
         }
+        result?;
     }
+    settings.stats.finish();
+    reporter.stop().await;
     let seconds = started.elapsed().as_secs_f64();
+    let bytes = settings.stats.view().total_bytes();
     tracing::info!(
+        application_name = %params.application_name,
         rows = emitted,
+        bytes,
         seconds,
         rows_per_second = (emitted as f64 / seconds.max(1e-9)) as u64,
+        bytes_per_second = (bytes as f64 / seconds.max(1e-9)) as u64,
         "snapshot completed"
     );
     Ok(emitted)

@@ -94,11 +94,17 @@ pub(crate) async fn run(
             client
         }
     };
+    let mut first = true;
     loop {
         let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
         let Some((chunk, sender)) = next else {
             break;
         };
+        if !first {
+            // `snapshot.throttle.chunk.pause.ms`; see `throttle` for why a long pause is safe.
+            context.throttle.between_chunks().await;
+        }
+        first = false;
         let table = &tables[chunk.table];
         read_chunk(&client, table, &chunk, &context, &sender).await?;
         tracing::debug!(reader = id, table = %table.schema.qualified_name(), chunk = chunk.index, "snapshot chunk read");
@@ -134,7 +140,12 @@ async fn read_chunk(
     let mut fields = Vec::with_capacity(table.columns.len());
     let mut batch = Vec::new();
     let mut batch_bytes = 0usize;
-    let send = |events, bytes| async move {
+    let send = |events: Vec<ChangeEvent>, bytes: usize| async move {
+        // `snapshot.throttle.*`: wait for this batch's share of the budget before sending it.
+        context
+            .throttle
+            .before_batch(events.len() as u64, bytes as u64)
+            .await;
         sender
             .send(ChunkMessage::Rows {
                 events,

@@ -68,6 +68,9 @@ pub const DEFAULT_HEARTBEAT_TOPICS_PREFIX: &str = "__debezium-heartbeat";
 /// `snapshot.chunk.rows` (pgseam) default: rows per snapshot chunk (see connector-pg's
 /// `snapshot::DEFAULT_CHUNK_ROWS`).
 pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 100_000;
+/// `snapshot.progress.interval.ms` (pgseam) default: how often snapshot progress is logged
+/// when stderr is not a terminal.
+pub const DEFAULT_SNAPSHOT_PROGRESS_INTERVAL: Duration = Duration::from_millis(5_000);
 /// Prefix of Debezium's per-table `snapshot.select.statement.overrides.<schema>.<table>` keys.
 const SELECT_OVERRIDE_PREFIX: &str = "snapshot.select.statement.overrides.";
 /// Debezium's `heartbeat.interval.ms` default: 0, no heartbeats.
@@ -145,6 +148,10 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.fetch.size",
     "snapshot.chunk.rows",
     "snapshot.chunk.strategy",
+    "snapshot.throttle.rows.per.second",
+    "snapshot.throttle.bytes.per.second",
+    "snapshot.throttle.chunk.pause.ms",
+    "snapshot.progress.interval.ms",
     "snapshot.select.statement.overrides",
     "snapshot.include.collection.list",
     "heartbeat.interval.ms",
@@ -426,6 +433,17 @@ pub struct ConnectorConfig {
     pub snapshot_chunk_rows: u64,
     /// `snapshot.chunk.strategy` (pgseam).
     pub snapshot_chunk_strategy: SnapshotChunkStrategy,
+    /// `snapshot.throttle.rows.per.second` (pgseam): rows per second across all snapshot
+    /// readers; `None` (0, the default) is no limit.
+    pub snapshot_throttle_rows_per_second: Option<u64>,
+    /// `snapshot.throttle.bytes.per.second` (pgseam): binary COPY bytes per second across all
+    /// snapshot readers; `None` (0, the default) is no limit.
+    pub snapshot_throttle_bytes_per_second: Option<u64>,
+    /// `snapshot.throttle.chunk.pause.ms` (pgseam, default 0): each reader's pause after a
+    /// chunk.
+    pub snapshot_throttle_chunk_pause: Duration,
+    /// `snapshot.progress.interval.ms` (pgseam, default 5000): progress log period.
+    pub snapshot_progress_interval: Duration,
     /// `snapshot.select.statement.overrides` with each listed table's
     /// `snapshot.select.statement.overrides.<schema>.<table>` statement, by `schema.table`.
     pub snapshot_select_overrides: std::collections::BTreeMap<String, String>,
@@ -699,6 +717,21 @@ impl ConnectorConfig {
                 ("whole", SnapshotChunkStrategy::Whole),
             ],
         );
+        // 0 = no limit; the upper bounds keep the rates meaningful (a bucket of a tenth of
+        // a second must fit in an f64 exactly) and the pause under a day.
+        let nonzero = |v: u64| (v > 0).then_some(v);
+        let snapshot_throttle_rows_per_second =
+            nonzero(s.int("snapshot.throttle.rows.per.second", 0u64, 0, 1 << 40));
+        let snapshot_throttle_bytes_per_second =
+            nonzero(s.int("snapshot.throttle.bytes.per.second", 0u64, 0, 1 << 50));
+        let snapshot_throttle_chunk_pause =
+            Duration::from_millis(s.int("snapshot.throttle.chunk.pause.ms", 0u64, 0, 86_400_000));
+        let snapshot_progress_interval = Duration::from_millis(s.int(
+            "snapshot.progress.interval.ms",
+            millis(DEFAULT_SNAPSHOT_PROGRESS_INTERVAL),
+            100,
+            86_400_000,
+        ));
         let snapshot_select_overrides = take_select_overrides(&mut s);
         let snapshot_include = match s
             .take("snapshot.include.collection.list")
@@ -864,6 +897,10 @@ impl ConnectorConfig {
             snapshot_fetch_size,
             snapshot_chunk_rows,
             snapshot_chunk_strategy,
+            snapshot_throttle_rows_per_second,
+            snapshot_throttle_bytes_per_second,
+            snapshot_throttle_chunk_pause,
+            snapshot_progress_interval,
             snapshot_select_overrides,
             snapshot_include,
             heartbeat_interval,

@@ -85,6 +85,12 @@
 //!   `snapshot.max.threads` readers share out.
 //! - `snapshot.chunk.strategy` (`auto` default, `ctid`, `key`, `whole`): how tables are split;
 //!   `auto` is ctid block ranges on PostgreSQL ≥ 14 and primary-key ranges before.
+//! - `snapshot.throttle.rows.per.second` and `snapshot.throttle.bytes.per.second` (default 0,
+//!   no limit): the snapshot's rate across all readers (bytes of binary COPY data read from
+//!   PostgreSQL); `snapshot.throttle.chunk.pause.ms` (default 0): each reader's pause after a
+//!   chunk. The number of readers is Debezium's `snapshot.max.threads`.
+//! - `snapshot.progress.interval.ms` (default 5000, at least 100): how often snapshot progress
+//!   is logged when stderr is not a terminal (on a terminal, progress bars are drawn).
 //!
 //! Choices where Debezium and pgseam differ on purpose:
 //! - `plugin.name`: Debezium defaults to `decoderbufs`, a server extension pgseam does not
@@ -150,9 +156,10 @@ pub use connector::{
     DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS,
     DEFAULT_SLOT_DROP_ON_STOP, DEFAULT_SLOT_MAX_RETRIES, DEFAULT_SLOT_NAME,
     DEFAULT_SLOT_RETRY_DELAY, DEFAULT_SNAPSHOT_CHUNK_ROWS, DEFAULT_SNAPSHOT_FETCH_SIZE,
-    DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_STATUS_UPDATE_INTERVAL, DEFAULT_TABLE_IGNORE_BUILTIN,
-    DEFAULT_TASKS_MAX, DEFAULT_TOMBSTONES_ON_DELETE, DEFAULT_TOPIC_TRANSACTION,
-    MAX_MONEY_FRACTION_DIGITS, POSTGRES_CONNECTOR_CLASS,
+    DEFAULT_SNAPSHOT_MAX_THREADS, DEFAULT_SNAPSHOT_PROGRESS_INTERVAL,
+    DEFAULT_STATUS_UPDATE_INTERVAL, DEFAULT_TABLE_IGNORE_BUILTIN, DEFAULT_TASKS_MAX,
+    DEFAULT_TOMBSTONES_ON_DELETE, DEFAULT_TOPIC_TRANSACTION, MAX_MONEY_FRACTION_DIGITS,
+    POSTGRES_CONNECTOR_CLASS,
 };
 pub use converter::{
     ConverterKind, ConverterSettings, DecimalFormat, HeaderConverter, RegistrySettings,

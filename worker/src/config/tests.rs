@@ -1044,3 +1044,44 @@ fn transaction_metadata_and_message_prefix_keys() {
     );
     assert!(one_error(&[("topic.transaction", "a b")]).contains("`topic.transaction`"));
 }
+
+#[test]
+fn snapshot_throttle_and_progress_keys() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.snapshot_throttle_rows_per_second, None);
+    assert_eq!(c.snapshot_throttle_bytes_per_second, None);
+    assert_eq!(c.snapshot_throttle_chunk_pause, Duration::ZERO);
+    assert_eq!(
+        c.snapshot_progress_interval,
+        DEFAULT_SNAPSHOT_PROGRESS_INTERVAL
+    );
+    let c = config(&[
+        ("snapshot.throttle.rows.per.second", "5000"),
+        ("snapshot.throttle.bytes.per.second", "10485760"),
+        ("snapshot.throttle.chunk.pause.ms", "250"),
+        ("snapshot.progress.interval.ms", "1000"),
+    ])
+    .unwrap();
+    assert_eq!(c.snapshot_throttle_rows_per_second, Some(5000));
+    assert_eq!(c.snapshot_throttle_bytes_per_second, Some(10 << 20));
+    assert_eq!(c.snapshot_throttle_chunk_pause, Duration::from_millis(250));
+    assert_eq!(c.snapshot_progress_interval, Duration::from_secs(1));
+    // 0 is "no limit", as the default.
+    let c = config(&[("snapshot.throttle.rows.per.second", "0")]).unwrap();
+    assert_eq!(c.snapshot_throttle_rows_per_second, None);
+    for (key, value) in [
+        ("snapshot.throttle.rows.per.second", "-1"),
+        ("snapshot.throttle.rows.per.second", "5k"),
+        ("snapshot.throttle.bytes.per.second", "1.5"),
+        ("snapshot.throttle.chunk.pause.ms", "86400001"),
+        ("snapshot.progress.interval.ms", "50"),
+    ] {
+        let e = one_error(&[(key, value)]);
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains("an integer from"),
+            "{e}"
+        );
+    }
+    let e = one_error(&[("snapshot.throttle.row.per.second", "10")]);
+    assert!(e.contains("snapshot.throttle.rows.per.second"), "{e}");
+}
