@@ -34,9 +34,11 @@
 //!   end of each table); a table appears once its first row is emitted.
 //! - `TableChunkCounts{table}` / `TableChunksCompletedCounts{table}`: chunks planned / emitted,
 //!   every table of the snapshot from the start.
-//! - `SnapshotRunning`, `SnapshotCompleted`, `SnapshotAborted`, `SnapshotDurationInSeconds`
-//!   (up to now while running), `SnapshotPaused` (the connector is paused over REST while its
-//!   snapshot runs).
+//! - `SnapshotRunning` from the engine's start (before its locks and planning) to its end;
+//!   `SnapshotCompleted` once streaming follows it; `SnapshotAborted` when it ended without
+//!   sending every row (an error, or the connector stopped during it);
+//!   `SnapshotDurationInSeconds` from its start to its end, up to now while running;
+//!   `SnapshotPaused` while the connector is paused over REST during its snapshot.
 //!
 //! Not exported: `SnapshotPausedDurationInSeconds`, `SnapshotSkipped`, and the string
 //! attributes (`ChunkId`, `ChunkFrom`, …, `LastEvent`), which the JMX exporter drops.
@@ -306,13 +308,22 @@ impl ConnectorMetrics {
             out.add(&format!("debezium_metrics_{name}"), &s, value);
         }
         let s = dbz("snapshot");
-        let duration_ms = match self.snapshot_duration_ms.load(Ordering::Relaxed) {
-            0 if self.snapshot_running.load(Ordering::Relaxed) => {
-                now_ms() - self.snapshot_started_ms.load(Ordering::Relaxed)
-            }
-            d => d,
-        };
         let view = self.snapshot.view();
+        // The engine knows from before its locks and planning; the pipeline from the first row
+        // it takes (and it alone sees a snapshot whose source task it drops end).
+        let running = view.running || self.snapshot_running.load(Ordering::Relaxed);
+        let aborted = self.snapshot_aborted.load(Ordering::Relaxed)
+            || (view.started && !view.running && !view.completed);
+        let duration_ms = if view.started {
+            view.elapsed.as_millis() as i64
+        } else {
+            match self.snapshot_duration_ms.load(Ordering::Relaxed) {
+                0 if self.snapshot_running.load(Ordering::Relaxed) => {
+                    now_ms() - self.snapshot_started_ms.load(Ordering::Relaxed)
+                }
+                d => d,
+            }
+        };
         let snapshot: [(&str, f64); 9] = [
             ("TotalNumberOfEventsSeen", load(&self.snapshot_events)),
             (
@@ -321,15 +332,10 @@ impl ConnectorMetrics {
             ),
             ("TotalTableCount", view.tables.len() as f64),
             ("RemainingTableCount", view.remaining_tables() as f64),
-            ("SnapshotRunning", flag(&self.snapshot_running)),
-            (
-                "SnapshotPaused",
-                f64::from(u8::from(
-                    paused && self.snapshot_running.load(Ordering::Relaxed),
-                )),
-            ),
+            ("SnapshotRunning", f64::from(u8::from(running))),
+            ("SnapshotPaused", f64::from(u8::from(paused && running))),
             ("SnapshotCompleted", flag(&self.snapshot_completed)),
-            ("SnapshotAborted", flag(&self.snapshot_aborted)),
+            ("SnapshotAborted", f64::from(u8::from(aborted))),
             ("SnapshotDurationInSeconds", (duration_ms / 1000) as f64),
         ];
         for (name, value) in snapshot {
@@ -552,41 +558,21 @@ mod tests {
         ] {
             assert!(text.contains(&line), "{line} missing:\n{text}");
         }
-        // SnapshotPaused: the connector is paused while its snapshot runs.
-        assert!(scrape(true).contains(&format!("debezium_metrics_SnapshotPaused{s}}} 0\n")));
-        metrics.on_event(&snapshot_event());
-        assert!(scrape(true).contains(&format!("debezium_metrics_SnapshotPaused{s}}} 1\n")));
-        assert!(scrape(false).contains(&format!("debezium_metrics_SnapshotPaused{s}}} 0\n")));
-    }
-
-    fn snapshot_event() -> ChangeEvent {
-        use pgseam_model::{Lsn, SnapshotMarker, SourceInfo, TableSchema};
-        ChangeEvent {
-            table: Arc::new(TableSchema {
-                relation_id: 1,
-                schema: "public".into(),
-                table: "a".into(),
-                columns: Vec::new(),
-                key_columns: Vec::new(),
-            }),
-            op: Operation::Read,
-            before: None,
-            after: None,
-            source: SourceInfo {
-                ts_us: 0,
-                snapshot: SnapshotMarker::True,
-                db: "d".into(),
-                schema: "public".into(),
-                table: "a".into(),
-                tx_id: None,
-                lsn: Some(Lsn(1)),
-                last_commit_lsn: None,
-            },
-            position: Position::Snapshot {
-                consistent_point: Lsn(1),
-                last: false,
-            },
-            key_change: None,
-        }
+        // Running from the engine's start; SnapshotPaused: the connector is paused over REST
+        // while its snapshot runs.
+        let flags = |text: &str| {
+            ["SnapshotRunning", "SnapshotPaused", "SnapshotAborted"]
+                .map(|name| text.contains(&format!("debezium_metrics_{name}{s}}} 1\n")))
+        };
+        assert_eq!(flags(&scrape(true)), [true, true, false]);
+        assert_eq!(flags(&scrape(false)), [true, false, false]);
+        stats.complete();
+        assert_eq!(flags(&scrape(true)), [false, false, false]);
+        // A snapshot that ends without completing was aborted.
+        stats.start();
+        assert_eq!(flags(&scrape(false)), [true, false, false]);
+        assert!(scrape(false).contains(&format!("debezium_metrics_TotalTableCount{s}}} 0\n")));
+        stats.finish();
+        assert_eq!(flags(&scrape(false)), [false, false, true]);
     }
 }

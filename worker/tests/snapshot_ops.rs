@@ -248,3 +248,74 @@ fn throttled_snapshots_report_progress_and_metrics() {
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "exit {status}:\n{}", pgseam.log_text());
 }
+
+/// On a terminal (here a pseudo-terminal from util-linux `script`), the snapshot draws a bar
+/// per table and a total, with "≈" estimates, rates and ETAs, then a summary line per table.
+#[test]
+fn a_terminal_gets_progress_bars() {
+    let env = Env::start("bars");
+    env.psql(
+        "CREATE TABLE big (id bigint PRIMARY KEY, payload text);
+         INSERT INTO big SELECT g, 'secret-payload-' || g FROM generate_series(1, 20000) g;
+         ANALYZE big;",
+    );
+    let (worker, connector) = env.write_configs(
+        "bars",
+        &["pgseam.sink=null", "bootstrap.servers=127.0.0.1:1"],
+        // About 2 s: several redraws.
+        &["snapshot.throttle.rows.per.second=10000"],
+    );
+    let screen = env.dir.path().join("screen.txt");
+    let command = format!(
+        "{} standalone {} {}",
+        common::PGSEAM,
+        worker.display(),
+        connector.display()
+    );
+    let mut script = Command::new("script")
+        .args(["-q", "-f", "-c", &command])
+        .arg(&screen)
+        .env("RUST_LOG", "info")
+        .env("TERM", "xterm-256color")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run util-linux script");
+    let started = std::time::Instant::now();
+    let text = loop {
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&screen).unwrap_or_default()).into_owned();
+        if text.contains("streaming started") {
+            break text;
+        }
+        if let Some(status) = script.try_wait().expect("script status") {
+            panic!("pgseam under script exited ({status}):\n{text}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no `streaming started` on the terminal:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = script.kill();
+    let _ = script.wait();
+    for needle in [
+        "snapshot total",
+        "public.big",
+        "/ ≈20,000 rows",
+        "rows/s",
+        "ETA",
+        // The table's summary line once done, and the snapshot's.
+        "public.big: 20,000 rows",
+        "snapshot: 20,000 rows",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not drawn:\n{text}");
+    }
+    // Bars replace the progress logs on a terminal.
+    assert!(!text.contains("snapshot progress"), "{text}");
+    assert!(
+        !text.contains("secret-"),
+        "a row value reached the terminal"
+    );
+}

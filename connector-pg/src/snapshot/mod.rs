@@ -233,6 +233,9 @@ pub async fn run(
     events: &mpsc::Sender<SourceMessage>,
 ) -> Result<u64> {
     let started = std::time::Instant::now();
+    settings.stats.start();
+    // Whatever way `run` ends — returned, failed, or dropped with its task — the counters stop.
+    let _finish = FinishStats(&settings.stats);
     let coordinator = open_snapshot_session(params, &created.snapshot_name).await?;
     let selected: Vec<&TableIdentity> = captured
         .iter()
@@ -326,7 +329,6 @@ pub async fn run(
     let emitted = match emitter::emit(&tables, receivers, events, &settings.stats).await {
         Ok(rows) => rows,
         Err(err) => {
-            settings.stats.finish();
             // A chunk ended without `Done`: its reader failed; report the reader's error.
             readers.abort_all();
             let mut reader_error = None;
@@ -339,18 +341,16 @@ pub async fn run(
         }
     };
     while let Some(result) = readers.join_next().await {
-        let result = match result {
-            Ok(result) => result,
-            Err(join) => Err(SourceError::Setup(format!(
-                "snapshot reader task failed: {join}"
-            ))),
-        };
-        if result.is_err() {
-            settings.stats.finish();
+        match result {
+            Ok(result) => result?,
+            Err(join) => {
+                return Err(SourceError::Setup(format!(
+                    "snapshot reader task failed: {join}"
+                )))
+            }
         }
-        result?;
     }
-    settings.stats.finish();
+    settings.stats.complete();
     reporter.stop().await;
     let seconds = started.elapsed().as_secs_f64();
     let bytes = settings.stats.view().total_bytes();
@@ -364,6 +364,15 @@ pub async fn run(
         "snapshot completed"
     );
     Ok(emitted)
+}
+
+/// Calls [`SnapshotStats::finish`] when dropped.
+struct FinishStats<'a>(&'a SnapshotStats);
+
+impl Drop for FinishStats<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 fn now_us() -> i64 {

@@ -93,7 +93,11 @@ pub struct StatsView {
     pub tables: Vec<TableProgress>,
     /// How long the snapshot has run (or ran).
     pub elapsed: Duration,
+    /// A snapshot has started since these counters were created.
+    pub started: bool,
     pub running: bool,
+    /// It ended with every row sent ([`SnapshotStats::complete`]).
+    pub completed: bool,
 }
 
 impl StatsView {
@@ -134,6 +138,7 @@ impl StatsView {
 struct StatsState {
     started: Option<Instant>,
     finished: Option<Instant>,
+    completed: bool,
     tables: Vec<TableProgress>,
 }
 
@@ -162,12 +167,24 @@ impl SnapshotStats {
         );
     }
 
-    /// A snapshot of `(schema.table, estimated rows, chunks)` starts; table `i` of the
-    /// iterator is table `i` of the other calls.
+    /// A snapshot starts (before its locks and planning): the previous one's counters go.
+    pub fn start(&self) {
+        let mut state = self.state();
+        *state = StatsState {
+            started: Some(Instant::now()),
+            ..StatsState::default()
+        };
+    }
+
+    /// The snapshot's tables `(schema.table, estimated rows, chunks)` are planned; table `i` of
+    /// the iterator is table `i` of the other calls. Starts the snapshot if [`Self::start`]
+    /// was not called.
     pub fn begin_tables(&self, tables: impl IntoIterator<Item = (String, u64, u64)>) {
         let mut state = self.state();
-        state.started = Some(Instant::now());
-        state.finished = None;
+        if state.started.is_none() || state.finished.is_some() {
+            state.started = Some(Instant::now());
+            state.finished = None;
+        }
         state.tables = tables
             .into_iter()
             .map(|(name, estimated_rows, chunks_total)| TableProgress {
@@ -215,7 +232,13 @@ impl SnapshotStats {
         });
     }
 
-    /// The snapshot ended (completed or failed).
+    /// Every row was sent: the snapshot completed.
+    pub fn complete(&self) {
+        self.finish();
+        self.state().completed = true;
+    }
+
+    /// The snapshot ended (completed, failed or cancelled).
     pub fn finish(&self) {
         let mut state = self.state();
         if state.finished.is_none() {
@@ -234,7 +257,9 @@ impl SnapshotStats {
         StatsView {
             tables: state.tables.clone(),
             elapsed,
+            started: state.started.is_some(),
             running: state.started.is_some() && state.finished.is_none(),
+            completed: state.completed,
         }
     }
 }
@@ -597,7 +622,11 @@ mod tests {
         assert_eq!(view.tables[0].chunks_done, 2);
         assert!(view.running);
         stats.finish();
-        assert!(!stats.view().running);
+        assert!(!stats.view().running && !stats.view().completed);
+        stats.start();
+        assert!(stats.view().running && stats.view().tables.is_empty());
+        stats.complete();
+        assert!(!stats.view().running && stats.view().completed);
     }
 
     #[test]
