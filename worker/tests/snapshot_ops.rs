@@ -301,14 +301,14 @@ fn a_terminal_gets_progress_bars() {
     let _ = script.kill();
     let _ = script.wait();
     for needle in [
-        "snapshot total",
+        "pgseam-bars total",
         "public.big",
         "/ ≈20,000 rows",
         "rows/s",
         "ETA",
         // The table's summary line once done, and the snapshot's.
         "public.big: 20,000 rows",
-        "snapshot: 20,000 rows",
+        "pgseam-bars snapshot: 20,000 rows",
     ] {
         assert!(text.contains(needle), "{needle:?} not drawn:\n{text}");
     }

@@ -15,7 +15,7 @@
 //! # Reporter
 //!
 //! When stderr is a terminal: one bar per table being read (rows, bytes, rate, ETA) above a
-//! total bar, all in one process-wide [`MultiProgress`] so that several connectors share the
+//! total bar (named by the sessions' `application_name`, `pgseam-<connector>`), all in one process-wide [`MultiProgress`] so that several connectors share the
 //! screen. A finished table's bar is replaced by one printed line. Log lines must not tear the
 //! bars: the binary's log writer goes through [`stderr_writer`], which hides the bars while a
 //! line is written.
@@ -299,7 +299,7 @@ impl Reporter {
         let (stop, stopped) = watch::channel(false);
         let task = match display {
             Display::Logs => tokio::spawn(log_loop(stats, interval, label, stopped)),
-            Display::Bars => tokio::spawn(bar_loop(stats, stopped)),
+            Display::Bars => tokio::spawn(bar_loop(stats, label, stopped)),
         };
         Reporter {
             stop,
@@ -468,12 +468,12 @@ struct Bars {
 }
 
 impl Bars {
-    fn new(view: &StatsView) -> Self {
+    fn new(view: &StatsView, label: &str) -> Self {
         bars_active().fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let total = bars().add(
             ProgressBar::new(1)
                 .with_style(bar_style())
-                .with_prefix("snapshot total"),
+                .with_prefix(format!("{label} total")),
         );
         Bars {
             tables: vec![None; view.tables.len()],
@@ -576,8 +576,8 @@ fn table_summary(t: &TableProgress) -> String {
     )
 }
 
-async fn bar_loop(stats: Arc<SnapshotStats>, mut stopped: watch::Receiver<bool>) {
-    let mut drawn = Bars::new(&stats.view());
+async fn bar_loop(stats: Arc<SnapshotStats>, label: String, mut stopped: watch::Receiver<bool>) {
+    let mut drawn = Bars::new(&stats.view(), &label);
     let mut ticker = tokio::time::interval(BAR_REFRESH);
     loop {
         tokio::select! {
@@ -586,7 +586,7 @@ async fn bar_loop(stats: Arc<SnapshotStats>, mut stopped: watch::Receiver<bool>)
                 let view = stats.view();
                 drawn.draw(&view);
                 let _ = bars().println(format!(
-                    "snapshot: {} rows, {} in {}",
+                    "{label} snapshot: {} rows, {} in {}",
                     HumanCount(view.total_rows()),
                     HumanBytes(view.total_bytes()),
                     HumanDuration(view.elapsed)
