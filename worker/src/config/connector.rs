@@ -18,6 +18,7 @@ use super::converter::{
 };
 use super::error::{ConfigError, ConfigErrors, Owner, Scope};
 use super::filter::{compile_regex_list, TableFilter};
+use super::legacy::{legacy_key, DEPRECATED_KEYS, JDBC_PASSTHROUGH_LEGACY_PREFIX, REMOVED_PLUGINS};
 use super::secret::{shown_value, Properties, Secret};
 use super::settings::Settings;
 use super::source::{RawConfig, RawEntry};
@@ -1000,7 +1001,18 @@ fn take_plugin_name(s: &mut Settings) {
     if v.eq_ignore_ascii_case("pgoutput") {
         return;
     }
-    if v.eq_ignore_ascii_case("decoderbufs") || v.eq_ignore_ascii_case("wal2json") {
+    if let Some(plugin) = REMOVED_PLUGINS.iter().find(|p| v.eq_ignore_ascii_case(p)) {
+        let err = ConfigError::Removed {
+            location: s.location(&e),
+            key: e.key.clone(),
+            value: Some((*plugin).into()),
+            removed_in: "2.0",
+            instead:
+                "set plugin.name=pgoutput (PostgreSQL's built-in plugin, the one pgseam speaks)"
+                    .to_owned(),
+        };
+        s.push(err);
+    } else if v.eq_ignore_ascii_case("decoderbufs") {
         let err = ConfigError::UnsupportedValue {
             location: s.location(&e),
             key: e.key.clone(),
@@ -1166,10 +1178,22 @@ fn take_snapshot_mode(s: &mut Settings) -> SnapshotMode {
     match v.as_str() {
         "initial" => SnapshotMode::Initial,
         "no_data" => SnapshotMode::NoData,
+        "exported" => {
+            let err = ConfigError::Removed {
+                location: s.location(&e),
+                key: e.key.clone(),
+                value: Some("exported".into()),
+                removed_in: "3.3",
+                instead: "use `initial`, which reads the snapshot exported by the slot's creation"
+                    .to_owned(),
+            };
+            s.push(err);
+            SnapshotMode::Initial
+        }
         "never" => {
             warn!(
                 source = s.source(),
-                "snapshot.mode=never is deprecated in Debezium; it means no_data"
+                "snapshot.mode=never was deprecated in Debezium 2 and removed in 3.3; read as its replacement, no_data"
             );
             SnapshotMode::NoData
         }
@@ -1667,7 +1691,24 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
         default: default.map(str::to_owned),
         owner,
     };
-    if let Some(k) = catalog().connector_key(key) {
+    if let Some(legacy) = legacy_key(key) {
+        let err = ConfigError::Removed {
+            location: s.location(e),
+            key: e.key.clone(),
+            value: None,
+            removed_in: legacy.removed_in,
+            instead: legacy.instead.to_owned(),
+        };
+        s.push(err);
+    } else if let Some(k) = catalog().connector_key(key) {
+        if let Some((_, instead)) = DEPRECATED_KEYS.iter().find(|(d, _)| *d == key) {
+            warn!(
+                source = s.source(),
+                key,
+                replacement = instead,
+                "deprecated in Debezium; use `{instead}`"
+            );
+        }
         if k.is_default(&e.value) {
             debug!(
                 source = s.source(),
@@ -1716,11 +1757,23 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
                     .chain(catalog().connector_names()),
             ),
         };
-        let err = ConfigError::UnknownKey {
-            location: s.location(e),
-            scope: Scope::Connector,
-            key: e.key.clone(),
-            suggestion,
+        let err = match (suggestion, key.strip_prefix(JDBC_PASSTHROUGH_LEGACY_PREFIX)) {
+            // Not a typo of a known key: a JDBC driver property under Debezium 1.x's prefix.
+            (None, Some(property)) => ConfigError::Removed {
+                location: s.location(e),
+                key: e.key.clone(),
+                value: None,
+                removed_in: "2.0",
+                instead: format!(
+                    "JDBC driver properties are passed with the `driver.` prefix since then (`driver.{property}`), which pgseam does not support yet"
+                ),
+            },
+            (suggestion, _) => ConfigError::UnknownKey {
+                location: s.location(e),
+                scope: Scope::Connector,
+                key: e.key.clone(),
+                suggestion,
+            },
         };
         s.push(err);
     }

@@ -75,9 +75,17 @@
 //!      `*.converter.plugin.version`, `consumer.override.*`, `admin.override.*`,
 //!      `errors.deadletterqueue.*`, JsonConverter's `schemas.cache.size` and schema-registry
 //!      keys.
-//! 4. **Worker keys** in a connector file (and connector keys in the worker file) — an error
+//! 4. **Removed Debezium 1.x keys** (`legacy.rs`): `database.server.name`, the
+//!    `*.whitelist`/`*.blacklist` keys, `database.history.*`, `truncate.handling.mode`,
+//!    `toasted.value.placeholder`, `source.struct.version`, `sanitize.field.names`,
+//!    `snapshot.custom.class`, and `database.<jdbc property>` pass-through keys — an error
+//!    naming the replacement ("`database.server.name` was removed in Debezium 2.0; set
+//!    `topic.prefix` …"). Likewise the removed values `plugin.name=wal2json*` and
+//!    `snapshot.mode=exported`. Debezium ignores keys it no longer defines, which would
+//!    silently drop a filter or change topic names. `docs/configuration.md` lists them.
+//! 5. **Worker keys** in a connector file (and connector keys in the worker file) — an error
 //!    saying which file they belong in.
-//! 5. **Anything else** — an error naming the key and the closest known key: "unknown connector
+//! 6. **Anything else** — an error naming the key and the closest known key: "unknown connector
 //!    property `databse.hostname` (did you mean `database.hostname`?)".
 //!
 //! pgseam's own connector keys (no Debezium equivalent), validated the same way:
@@ -130,6 +138,7 @@ mod connector;
 mod converter;
 mod error;
 mod filter;
+mod legacy;
 mod provider;
 mod secret;
 mod settings;

@@ -118,6 +118,29 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "inter.worker.verification.algorithms",
 ];
 
+/// Ignored worker keys that change what a Kafka Connect worker does, so their being ignored
+/// is logged as a warning (one line each), with the reason: a distributed deployment's keys
+/// (pgseam runs one standalone worker; offsets can still go to `offset.storage.topic`) and
+/// the plugin path.
+const WARNED_WORKER_KEYS: &[(&str, &str)] = &[
+    (
+        "group.id",
+        "a distributed-mode key; pgseam runs one standalone worker (no group, no rebalancing)",
+    ),
+    (
+        "config.storage.topic",
+        "a distributed-mode key; pgseam keeps connector configs in files next to the offsets file",
+    ),
+    (
+        "status.storage.topic",
+        "a distributed-mode key; pgseam serves connector status over its REST API only",
+    ),
+    (
+        "plugin.path",
+        "pgseam has the PostgreSQL connector, converters and transforms built in; there are no plugins to load",
+    ),
+];
+
 /// Prefixes of ignored worker keys: internal converters (`internal.key.converter`, removed in
 /// Kafka 3.0), HTTPS listener settings, and Connect's consumer and admin
 /// clients.
@@ -292,7 +315,9 @@ impl WorkerConfig {
 
         for e in s.take_rest() {
             let key = e.key.as_str();
-            if IGNORED_WORKER_KEYS.contains(&key)
+            if let Some((_, reason)) = WARNED_WORKER_KEYS.iter().find(|(k, _)| *k == key) {
+                warn!(source = s.source(), key, "ignored: {reason}");
+            } else if IGNORED_WORKER_KEYS.contains(&key)
                 || IGNORED_WORKER_PREFIXES.iter().any(|p| key.starts_with(p))
             {
                 debug!(
