@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod pipeline;
 pub mod rest;
+pub mod slots;
 pub mod standalone;
 pub mod starrocks;
 pub mod verify;

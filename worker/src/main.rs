@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: OffsetsCommand,
     },
+    /// List or drop the replication slots of the connectors' databases.
+    Slot {
+        #[command(subcommand)]
+        command: SlotCommand,
+    },
     /// Check a worker file and connector files, print the errors, and exit.
     Validate {
         worker: PathBuf,
@@ -93,6 +98,36 @@ enum OffsetsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum SlotCommand {
+    /// Every replication slot of each connector's database: plugin, active PID, restart and
+    /// confirmed LSN, lag and retained WAL, wal_status, and which connector reads it.
+    List {
+        worker: PathBuf,
+        /// Connector files: their database connection and slot.name.
+        #[arg(required = true)]
+        connectors: Vec<PathBuf>,
+        /// Every slot of the server, not only those of the connectors' databases.
+        #[arg(long)]
+        all: bool,
+        /// `table` (human units) or `json` (one object per line, exact numbers).
+        #[arg(long, value_enum, default_value = "table")]
+        format: pgseam::slots::Format,
+    },
+    /// Drop a replication slot of the connector's database (refused while it is active).
+    Drop {
+        worker: PathBuf,
+        connector: PathBuf,
+        /// The slot to drop (default: the connector's slot.name).
+        #[arg(long)]
+        slot: Option<String>,
+        /// The slot name again, to confirm without a prompt (required when stdin is not a
+        /// terminal).
+        #[arg(long, value_name = "SLOT")]
+        confirm: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -134,6 +169,40 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Command::Slot { command } => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match command {
+                SlotCommand::List {
+                    worker,
+                    connectors,
+                    all,
+                    format,
+                } => runtime
+                    .block_on(pgseam::slots::list(&worker, &connectors, all, format))
+                    .map(|text| print!("{text}")),
+                SlotCommand::Drop {
+                    worker,
+                    connector,
+                    slot,
+                    confirm,
+                } => runtime
+                    .block_on(pgseam::slots::drop(
+                        &worker,
+                        &connector,
+                        &pgseam::slots::DropRequest { slot, confirm },
+                    ))
+                    .map(|text| print!("{text}")),
+            }
+        }
         Command::Validate { worker, connectors } => {
             pgseam::standalone::validate(&worker, &connectors).map(|summary| println!("{summary}"))
         }
