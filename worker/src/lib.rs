@@ -17,4 +17,5 @@ pub mod rest;
 pub mod slots;
 pub mod standalone;
 pub mod starrocks;
+pub mod validate;
 pub mod verify;

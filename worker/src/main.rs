@@ -39,11 +39,17 @@ enum Command {
         #[command(subcommand)]
         command: SlotCommand,
     },
-    /// Check a worker file and connector files, print the errors, and exit.
+    /// Check a worker file and connector files, then what each connector needs from its
+    /// PostgreSQL server (connection, REPLICATION, wal_level, slots, WAL senders, publication,
+    /// SELECT, replica identity); print a report with a fix per failing check. Exits 1 when a
+    /// check fails.
     Validate {
         worker: PathBuf,
         #[arg(required = true)]
         connectors: Vec<PathBuf>,
+        /// Check the files only; do not connect to PostgreSQL.
+        #[arg(long)]
+        offline: bool,
     },
     /// Print StarRocks Primary Key tables and Routine Load jobs for the captured tables.
     Starrocks {
@@ -203,8 +209,32 @@ fn main() -> ExitCode {
                     .map(|text| print!("{text}")),
             }
         }
-        Command::Validate { worker, connectors } => {
-            pgseam::standalone::validate(&worker, &connectors).map(|summary| println!("{summary}"))
+        Command::Validate {
+            worker,
+            connectors,
+            offline,
+        } => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(pgseam::validate::run(&worker, &connectors, offline)) {
+                Ok(report) => {
+                    print!("{report}");
+                    return if report.failed() {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    };
+                }
+                Err(err) => Err(err),
+            }
         }
         Command::Starrocks {
             worker,
