@@ -9,6 +9,7 @@
 //! (`converters`) or drive librdkafka (`sink-kafka`).
 
 pub mod config;
+pub mod logging;
 pub mod manager;
 pub mod metrics;
 pub mod offsets;

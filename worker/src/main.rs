@@ -15,8 +15,30 @@ use clap::{Parser, Subcommand};
     about = "PostgreSQL → Kafka change data capture, a drop-in for Debezium's PostgreSQL connector"
 )]
 struct Cli {
+    /// Log format on stderr: `human` or `json` (default: the worker file's `log.format`, else
+    /// `human`). `RUST_LOG` sets the level.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<pgseam::config::LogFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Command {
+    /// The worker file the command reads, if any (for its `log.format`).
+    fn worker_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Standalone { worker, .. }
+            | Command::Validate { worker, .. }
+            | Command::Starrocks { worker, .. }
+            | Command::Verify { worker, .. }
+            | Command::Offsets {
+                command: OffsetsCommand::Show { worker, .. },
+            }
+            | Command::Slot {
+                command: SlotCommand::List { worker, .. } | SlotCommand::Drop { worker, .. },
+            } => Some(worker),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -135,15 +157,16 @@ enum SlotCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let log_format = cli
+        .log_format
+        .or_else(|| {
+            cli.command
+                .worker_file()
+                .and_then(pgseam::config::peek_log_format)
+        })
+        .unwrap_or_default();
+    pgseam::logging::init(log_format);
     let result = match cli.command {
         Command::Standalone { worker, connectors } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -117,8 +117,10 @@
 //! [`OffsetStorageTopic`]) — `listeners` (`http://:8083`), `config.providers` and
 //! `config.providers.<alias>.class` (see [`ConfigProviders`]: `${file:path:key}`,
 //! `${env:NAME}` and `${dir:path:file}` references in worker and connector values), and
-//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own key `pgseam.sink`
-//! (`kafka`, the default, or `null`: encode, then drop — for benchmarks, see [`SinkKind`]).
+//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own keys `pgseam.sink`
+//! (`kafka`, the default, or `null`: encode, then drop — for benchmarks, see [`SinkKind`]) and
+//! `log.format` (`human`, the default, or `json`; see [`LogFormat`]; `--log-format` on the
+//! command line wins).
 //! Kafka Connect worker keys pgseam has no use for — plugin loading, REST advertisement,
 //! metrics, distributed-mode keys, `internal.*`, `consumer.*`, `admin.*`, client tuning of
 //! Connect's internal clients — are ignored with a debug log. Worker-level
@@ -176,9 +178,10 @@ pub(crate) use secret::is_sensitive_key;
 pub use secret::{Properties, Secret};
 pub use source::parse_properties;
 pub use worker::{
-    OffsetStorageTopic, SinkKind, WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS,
-    DEFAULT_OFFSET_FLUSH_INTERVAL, DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
-    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, SINK_KEY,
+    peek_log_format, LogFormat, OffsetStorageTopic, SinkKind, WorkerConfig,
+    DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
+    DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
+    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, LOG_FORMAT_KEY, SINK_KEY,
 };
 
 /// Loads and validates `pgseam standalone worker.properties connector1.properties …`.
