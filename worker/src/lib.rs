@@ -12,6 +12,7 @@ pub mod config;
 pub mod logging;
 pub mod manager;
 pub mod metrics;
+pub mod offset_edit;
 pub mod offsets;
 pub mod pipeline;
 pub mod rest;

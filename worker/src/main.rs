@@ -32,7 +32,7 @@ impl Command {
             | Command::Starrocks { worker, .. }
             | Command::Verify { worker, .. }
             | Command::Offsets {
-                command: OffsetsCommand::Show { worker, .. },
+                command: OffsetsCommand::Show { worker, .. } | OffsetsCommand::Set { worker, .. },
             }
             | Command::Slot {
                 command: SlotCommand::List { worker, .. } | SlotCommand::Drop { worker, .. },
@@ -51,7 +51,7 @@ enum Command {
         /// Optional: connectors can be created over the REST API.
         connectors: Vec<PathBuf>,
     },
-    /// Inspect the stored offsets.
+    /// Show or change the stored offsets.
     Offsets {
         #[command(subcommand)]
         command: OffsetsCommand,
@@ -124,6 +124,27 @@ enum OffsetsCommand {
         #[arg(long)]
         connector: Option<String>,
     },
+    /// Change a connector's stored offset while pgseam is not running it (as PATCH / DELETE
+    /// /connectors/{name}/offsets do): resume from an LSN, store a Debezium offset, or reset.
+    #[command(group(clap::ArgGroup::new("position").required(true).args(["lsn", "offset", "reset"])))]
+    Set {
+        worker: PathBuf,
+        connector: PathBuf,
+        /// Resume with the first transaction that commits at or after this LSN (`X/Y`, or the
+        /// decimal number Debezium stores).
+        #[arg(long, value_parser = pgseam::offset_edit::parse_lsn)]
+        lsn: Option<pgseam_model::Lsn>,
+        /// A Debezium PostgreSQL offset as JSON, e.g. `{"lsn_proc":123,"lsn":123,"lsn_commit":123}`.
+        #[arg(long, value_parser = parse_json)]
+        offset: Option<serde_json::Value>,
+        /// Remove the offset: the next start takes a new snapshot.
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
 
 #[derive(Subcommand)]
@@ -180,6 +201,34 @@ fn main() -> ExitCode {
                 }
             };
             runtime.block_on(pgseam::standalone::run(&worker, &connectors))
+        }
+        Command::Offsets {
+            command:
+                OffsetsCommand::Set {
+                    worker,
+                    connector,
+                    lsn,
+                    offset,
+                    reset,
+                },
+        } => {
+            let new = match (lsn, offset) {
+                (Some(lsn), _) => pgseam::offset_edit::NewOffset::Lsn(lsn),
+                (None, Some(offset)) => pgseam::offset_edit::NewOffset::Json(offset),
+                (None, None) => {
+                    debug_assert!(reset, "clap requires one of --lsn, --offset, --reset");
+                    pgseam::offset_edit::NewOffset::Reset
+                }
+            };
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime
+                    .block_on(pgseam::offset_edit::run(&worker, &connector, &new))
+                    .map(|text| print!("{text}")),
+                Err(err) => Err(anyhow::anyhow!("cannot start the async runtime: {err}")),
+            }
         }
         Command::Offsets {
             command: OffsetsCommand::Show { worker, connector },
