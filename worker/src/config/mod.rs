@@ -106,6 +106,11 @@
 //!
 //! # Worker keys
 //!
+//! The worker file is Java properties, or TOML when its name ends in `.toml` (pgseam's native
+//! form, read with the `config` crate); `PGSEAM_WORKER_<KEY>` environment variables override
+//! its keys (`PGSEAM_WORKER_BOOTSTRAP_SERVERS` → `bootstrap.servers`). Precedence: environment,
+//! then file, then default. See `native.rs`.
+//!
 //! Read: `bootstrap.servers` (default `localhost:9092`), `key.converter`, `value.converter`
 //! (only the JsonConverter so far — another converter is an error; absent means the
 //! JsonConverter, where Connect would require it), `*.converter.schemas.enable` (default
@@ -141,6 +146,7 @@ mod converter;
 mod error;
 mod filter;
 mod legacy;
+mod native;
 mod provider;
 mod secret;
 mod settings;
@@ -173,6 +179,7 @@ pub use converter::{
 };
 pub use error::{ConfigError, ConfigErrors, Location, Owner, Scope};
 pub use filter::TableFilter;
+pub use native::{env_name as worker_env_name, WORKER_ENV_PREFIX};
 pub use provider::{ConfigProviders, ProviderKind};
 pub(crate) use secret::is_sensitive_key;
 pub use secret::{Properties, Secret};
@@ -259,18 +266,34 @@ pub fn load_standalone(
     }
 }
 
-/// Loads a worker properties file.
+/// Loads a worker file: Java properties, or TOML when the name ends in `.toml`; then the
+/// `PGSEAM_WORKER_*` environment overrides (module docs, "Worker keys").
 pub fn load_worker_file(path: &Path) -> Result<WorkerConfig, ConfigErrors> {
-    let source = path.display().to_string();
-    let text = source::read_text(path)?;
-    if source::looks_like_json(&text) {
-        return Err(ConfigError::Syntax {
-            location: Location::new(&source, None),
-            message: "the worker configuration must be a Java properties file, not JSON".into(),
+    WorkerConfig::from_raw(read_worker_raw(path, None)?)
+}
+
+/// A worker file's settings with the environment overrides applied (`vars`: the process
+/// environment when `None`), not yet validated.
+pub(crate) fn read_worker_raw(
+    path: &Path,
+    vars: Option<std::collections::HashMap<String, String>>,
+) -> Result<source::RawConfig, ConfigErrors> {
+    let mut raw = if native::is_toml(path) {
+        native::read_toml(path)?
+    } else {
+        let source = path.display().to_string();
+        let text = source::read_text(path)?;
+        if source::looks_like_json(&text) {
+            return Err(ConfigError::Syntax {
+                location: Location::new(&source, None),
+                message: "the worker configuration must be a Java properties file (or TOML, named *.toml), not JSON".into(),
+            }
+            .into());
         }
-        .into());
-    }
-    WorkerConfig::from_raw(source::parse_properties_in(&text, &source)?)
+        source::parse_properties_in(&text, &source)?
+    };
+    native::apply_env_overrides(&mut raw, vars)?;
+    Ok(raw)
 }
 
 /// Loads a connector file: Java properties, or JSON if it starts with `{`. Config provider

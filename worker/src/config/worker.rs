@@ -420,13 +420,13 @@ impl WorkerConfig {
     }
 }
 
-/// The `log.format` of a worker file, read before logging starts (so before the file is
-/// validated and before config providers are resolved). `None` when the file cannot be read,
+/// The `log.format` of a worker file (or its `PGSEAM_WORKER_LOG_FORMAT` override), read before
+/// logging starts (so before the file is validated and before config providers are
+/// resolved). `None` when the file cannot be read,
 /// does not parse, or has no valid `log.format`: logging then starts in the default format,
 /// and validation reports the problem.
 pub fn peek_log_format(path: &std::path::Path) -> Option<LogFormat> {
-    let text = super::source::read_text(path).ok()?;
-    let raw = super::source::parse_properties_in(&text, "").ok()?;
+    let raw = super::read_worker_raw(path, None).ok()?;
     raw.entries
         .iter()
         .rev()
