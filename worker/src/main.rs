@@ -153,8 +153,8 @@ enum SlotCommand {
     /// confirmed LSN, lag and retained WAL, wal_status, and which connector reads it.
     List {
         worker: PathBuf,
-        /// Connector files: their database connection and slot.name.
-        #[arg(required = true)]
+        /// Connector files: their database connection and slot.name (connectors created over
+        /// the REST API are read too, from beside the worker's offsets file).
         connectors: Vec<PathBuf>,
         /// Every slot of the server, not only those of the connectors' databases.
         #[arg(long)]

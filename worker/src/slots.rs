@@ -20,8 +20,8 @@
 //!
 //! Connection parameters (host, port, user, password, TLS) come from the connector file, as
 //! for `pgseam validate` and `pgseam verify`; config provider references are resolved with
-//! the worker's `config.providers`. Connectors created over the REST API are not read (only
-//! files named on the command line).
+//! the worker's `config.providers`. `slot list` also reads the connectors created over the
+//! REST API (kept beside the offsets file), unless a file names the same connector.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -80,8 +80,34 @@ pub async fn list(
     all: bool,
     format: Format,
 ) -> anyhow::Result<String> {
-    let (_, connectors) =
+    let (worker, mut connectors) =
         config::load_standalone(worker, connectors).map_err(|errors| anyhow!("{errors}"))?;
+    let mut notes = Vec::new();
+    // Connectors created over the REST API, unless a file names the same connector (the file
+    // wins, as in `pgseam standalone`).
+    for (name, stored) in crate::manager::stored_connector_configs(&worker)? {
+        if connectors.iter().any(|c| c.name == name) {
+            continue;
+        }
+        let source = format!("stored connector {name}");
+        let loaded = worker
+            .config_providers
+            .resolve_pairs(&stored, &source)
+            .map_err(config::ConfigErrors)
+            .and_then(|resolved| ConnectorConfig::from_map(resolved, &source));
+        match loaded {
+            Ok(c) => connectors.push(c),
+            Err(errors) => notes.push(format!(
+                "connector {name:?} (created over REST) is left out: {errors}"
+            )),
+        }
+    }
+    if connectors.is_empty() {
+        bail!(
+            "no connector: name connector files, or create connectors over the REST API (they are kept in {})",
+            crate::manager::store_path(&worker).display()
+        );
+    }
     let mut by_database: BTreeMap<Database, Vec<&ConnectorConfig>> = BTreeMap::new();
     for c in &connectors {
         by_database.entry(Database::of(c)).or_default().push(c);
@@ -187,6 +213,9 @@ pub async fn list(
                 }
             }
         }
+    }
+    for note in notes {
+        writeln!(out, "{note}")?;
     }
     Ok(out)
 }

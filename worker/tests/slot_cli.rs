@@ -143,6 +143,47 @@ fn list_shows_lag_and_owner_and_drop_checks_before_dropping() {
     assert_eq!(elsewhere["database"], "otherdb");
     assert_eq!(elsewhere["connector"], serde_json::Value::Null);
 
+    // --- a connector created over REST (kept beside the offsets) is named too ---
+    let store = serde_json::json!({
+        "format": "pgseam-connectors-v1",
+        "connectors": [{
+            "name": "rest1",
+            "target_state": "STOPPED",
+            "config": {
+                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                "database.hostname": "127.0.0.1",
+                "database.port": s.pg.port().to_string(),
+                "database.user": "postgres",
+                "database.password": "postgres",
+                "database.dbname": DB,
+                "topic.prefix": "rest1",
+                "plugin.name": "pgoutput",
+                "slot.name": "orphan",
+                "name": "rest1",
+            },
+        }],
+    });
+    fs::write(
+        s.dir.path().join("offsets.dat.connectors.json"),
+        store.to_string(),
+    )
+    .unwrap();
+    let out = pgseam(&["slot", "list", "--format", "json"], &[&s.worker]);
+    assert!(out.status.success(), "{}", text(&out));
+    let slots = json_lines(&out);
+    let orphan = slots.iter().find(|v| v["slot"] == "orphan").unwrap();
+    assert_eq!(orphan["connector"], "rest1", "{slots:#?}");
+    let inv = slots.iter().find(|v| v["slot"] == "slot_inv").unwrap();
+    assert_eq!(inv["connector"], serde_json::Value::Null);
+    fs::remove_file(s.dir.path().join("offsets.dat.connectors.json")).unwrap();
+    let out = pgseam(&["slot", "list"], &[&s.worker]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no connector: name connector files"),
+        "{}",
+        text(&out)
+    );
+
     // --- drop: an active slot is refused with the PID ---
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
