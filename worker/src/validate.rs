@@ -12,6 +12,7 @@
 //! | replication privilege | neither superuser, `REPLICATION`, nor member of `rds_replication` | the walsender refuses the role |
 //! | replication connection | a `replication=database` session cannot start (`IDENTIFY_SYSTEM`) | pg_hba.conf or privilege; logical replication matches the database name in pg_hba.conf, not the `replication` keyword |
 //! | replication slot | the slot exists with another plugin or database, or its WAL is lost; or it does not exist and no slot is free (`max_replication_slots`) | the slot cannot be used or created |
+//! | WAL retention | (warning) `max_slot_wal_keep_size` is limited | a connector that falls that far behind loses its slot |
 //! | WAL senders | every `max_wal_senders` walsender is in use | the replication connection is refused |
 //! | publication | missing with `publication.autocreate.mode=disabled`; missing `all_tables` without superuser; `filtered` without ownership of the tables (or of an existing publication) or without `CREATE` on the database | creating or altering it fails at start |
 //! | captured tables | none selected (warning); filtered tables the publication does not publish (warning) | nothing, or less than expected, is captured |
@@ -211,12 +212,13 @@ pub async fn run(worker: &Path, connectors: &[PathBuf], offline: bool) -> anyhow
 }
 
 /// The names of the checks after the connection, for "skipped" lines.
-const SERVER_CHECKS: [&str; 10] = [
+const SERVER_CHECKS: [&str; 11] = [
     "server version",
     "wal_level",
     "replication privilege",
     "replication connection",
     "replication slot",
+    "WAL retention",
     "WAL senders",
     "publication",
     "captured tables",
@@ -361,6 +363,26 @@ async fn checks_with(
 
     // Slot.
     checks.push(slot_check(client, connector).await?);
+
+    // WAL retention (max_slot_wal_keep_size exists from PostgreSQL 13).
+    if version_num >= 130_000 {
+        let keep: String = client
+            .query_one("SHOW max_slot_wal_keep_size", &[])
+            .await?
+            .get(0);
+        checks.push(if keep.trim() == "-1" {
+            Check::ok(
+                "WAL retention",
+                "max_slot_wal_keep_size = -1: the server keeps the WAL the slot needs",
+            )
+        } else {
+            Check::warn(
+                "WAL retention",
+                format!("max_slot_wal_keep_size = {keep}: if the connector falls further behind (a long snapshot, an outage), the server invalidates its slot and the connector has to start over with a new snapshot"),
+                "keep it above the WAL written during the longest expected snapshot or outage, or -1 (unlimited); watch the lag with `pgseam slot list`",
+            )
+        });
+    }
 
     // WAL senders (the replication session above is closed by now).
     let row = client

@@ -117,6 +117,7 @@ fn validate_reports_server_problems_with_fixes() {
         "replication privilege",
         "replication connection",
         "replication slot",
+        "WAL retention",
         "WAL senders",
         "publication",
         "captured tables",
@@ -133,6 +134,22 @@ fn validate_reports_server_problems_with_fixes() {
         "{text}"
     );
     assert!(text.contains("  => OK\n"), "{text}");
+
+    // A limited max_slot_wal_keep_size is a warning, not a failure.
+    s.pg.psql(DB, "ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'")
+        .unwrap();
+    s.pg.reload().unwrap();
+    let (out, text) = s.validate(&[], &good);
+    assert!(out.status.success(), "{text}");
+    let line = check(&text, "WAL retention");
+    assert!(
+        line.starts_with("  [WARN] WAL retention: max_slot_wal_keep_size = 1GB"),
+        "{text}"
+    );
+    assert!(text.contains("  => OK, 1 warning\n"), "{text}");
+    s.pg.psql(DB, "ALTER SYSTEM RESET max_slot_wal_keep_size")
+        .unwrap();
+    s.pg.reload().unwrap();
 
     // A table without a primary key (and default replica identity).
     let nopk = s.connector("nopk", "postgres", &[]);
