@@ -65,9 +65,14 @@
 //!    - `producer.override.*` — kept in [`ConnectorConfig::producer_overrides`];
 //!      `topic.creation.*` — kept in [`ConnectorConfig::topic_creation`].
 //!    - `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms`,
-//!      `errors.log.enable`, `errors.log.include.messages`, `exactly.once.support`,
-//!      `transaction.boundary`, `transaction.boundary.interval.ms`, and JsonConverter's
-//!      `schema.content` — accepted at Connect's default, rejected otherwise (rule 2).
+//!      `errors.log.enable`, `errors.log.include.messages`, `transaction.boundary`,
+//!      `transaction.boundary.interval.ms` — any valid value (checked as Connect checks it);
+//!      a value other than Connect's default logs one warning saying what pgseam does instead
+//!      (it stops on a record that fails to convert, never skips it; it never logs record
+//!      contents; it does not use Kafka transactions).
+//!    - `exactly.once.support`: `requested` (default) accepted; `required` is an error —
+//!      pgseam delivers at least once.
+//!    - JsonConverter's `schema.content` — accepted at its default, rejected otherwise (rule 2).
 //!    - JsonConverter's `schemas.enable`, `decimal.format` (`BASE64`/`NUMERIC`) and
 //!      `replace.null.with.default` are implemented (typed in [`ConverterSettings`]).
 //!    - Ignored with a debug log, as a standalone Connect worker ignores them for a source

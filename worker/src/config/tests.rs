@@ -461,11 +461,33 @@ fn connect_framework_keys() {
         Some("3")
     );
     assert_eq!(c.producer_overrides.get("linger.ms"), Some("5"));
-    let e = one_error(&[("errors.tolerance", "all")]);
+    // Connect runtime keys at other values: accepted (with a warning saying what pgseam does).
+    assert!(config(&[
+        ("errors.tolerance", "all"),
+        ("errors.log.enable", "true"),
+        ("errors.log.include.messages", "TRUE"),
+        ("errors.retry.timeout", "-1"),
+        ("errors.retry.delay.max.ms", "1000"),
+        ("transaction.boundary", "interval"),
+        ("transaction.boundary.interval.ms", "500"),
+    ])
+    .is_ok());
+    // Their values are still checked.
     assert_eq!(
-        e,
-        "inventory.properties: `errors.tolerance` is a Kafka Connect property pgseam does not support yet (value `all`); remove it or keep the default `none`"
+        one_error(&[("errors.tolerance", "some")]),
+        "inventory.properties: invalid value `some` for `errors.tolerance`: expected `none`, `all`"
     );
+    assert!(one_error(&[("errors.retry.timeout", "-2")]).contains("a whole number ≥ -1"));
+    assert!(one_error(&[("errors.log.enable", "yes")]).contains("`true` or `false`"));
+    // Exactly-once cannot be required.
+    let e = one_error(&[("exactly.once.support", "REQUIRED")]);
+    assert!(
+        e.starts_with("inventory.properties: `exactly.once.support=REQUIRED` is not supported: pgseam delivers at least once"),
+        "{e}"
+    );
+    assert!(one_error(&[("exactly.once.support", "maybe")]).contains("`requested` or `required`"));
+    // A typo still gets its suggestion.
+    assert!(one_error(&[("errors.tolerence", "all")]).contains("did you mean `errors.tolerance`?"));
     assert!(one_error(&[("config.action.reload", "sometimes")]).contains("`none` or `restart`"));
 }
 
