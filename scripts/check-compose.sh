@@ -90,9 +90,9 @@ if errors:
 print(f"  {len(services)} services, {len(declared)} named volumes: OK", file=sys.stderr)
 PY
 
-log "2. pgseam validate compose/pgseam/*.properties"
+log "2. pgseam validate --offline compose/pgseam/*.properties"
 cargo build --quiet -p pgseam --bin pgseam
-"$TARGET/debug/pgseam" validate compose/pgseam/worker.properties compose/pgseam/connector.properties
+"$TARGET/debug/pgseam" validate --offline compose/pgseam/worker.properties compose/pgseam/connector.properties
 
 log "3. Dockerfile build steps"
 dockerfile_packages() { # $1 = stage number (1 builder, 2 runtime): its apt-get install list

@@ -65,6 +65,88 @@ pub async fn find_slot(client: &Client, slot: &str) -> Result<Option<SlotInfo>> 
     }))
 }
 
+/// One row of `pg_replication_slots`, with how far the slot is behind the server's WAL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotStatus {
+    pub name: String,
+    /// `logical` or `physical`.
+    pub slot_type: String,
+    /// Output plugin (logical slots).
+    pub plugin: Option<String>,
+    /// Database of a logical slot.
+    pub database: Option<String>,
+    pub temporary: bool,
+    pub active: bool,
+    pub active_pid: Option<i32>,
+    /// Oldest WAL the slot still needs: the server keeps WAL from here.
+    pub restart_lsn: Option<Lsn>,
+    /// What the consumer confirmed (logical slots).
+    pub confirmed_flush_lsn: Option<Lsn>,
+    /// WAL written since `confirmed_flush_lsn` (or `restart_lsn` for physical slots): what the
+    /// consumer has still to read.
+    pub lag_bytes: Option<i64>,
+    /// WAL held back for this slot: written since `restart_lsn`.
+    pub retained_bytes: Option<i64>,
+    /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+; `None` before).
+    pub wal_status: Option<String>,
+}
+
+/// First server version (`server_version_num`) with `pg_replication_slots.wal_status`.
+const WAL_STATUS_VERSION: i32 = 130_000;
+
+/// Every replication slot of the server, by name. Lag is measured from
+/// `pg_current_wal_lsn()`, or on a standby (where logical slots exist from PostgreSQL 16) from
+/// `pg_last_wal_replay_lsn()`.
+pub async fn list_slots(client: &Client) -> Result<Vec<SlotStatus>> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "cannot read server_version_num".into(),
+            error,
+        })?
+        .get(0);
+    let wal_status = if version >= WAL_STATUS_VERSION {
+        "wal_status"
+    } else {
+        "NULL::text"
+    };
+    let sql = format!(
+        "WITH head AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                                   ELSE pg_current_wal_lsn() END AS lsn) \
+         SELECT slot_name::text, slot_type::text, plugin::text, database::text, temporary, \
+                active, active_pid, restart_lsn::text, confirmed_flush_lsn::text, \
+                pg_wal_lsn_diff(head.lsn, coalesce(confirmed_flush_lsn, restart_lsn))::bigint, \
+                pg_wal_lsn_diff(head.lsn, restart_lsn)::bigint, {wal_status} \
+         FROM pg_replication_slots, head ORDER BY slot_name"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "cannot list replication slots".into(),
+            error,
+        })?;
+    let lsn = |text: Option<String>| text.and_then(|s| s.parse::<Lsn>().ok());
+    Ok(rows
+        .iter()
+        .map(|row| SlotStatus {
+            name: row.get(0),
+            slot_type: row.get(1),
+            plugin: row.get(2),
+            database: row.get(3),
+            temporary: row.get(4),
+            active: row.get(5),
+            active_pid: row.get(6),
+            restart_lsn: lsn(row.get(7)),
+            confirmed_flush_lsn: lsn(row.get(8)),
+            lag_bytes: row.get(9),
+            retained_bytes: row.get(10),
+            wal_status: row.get(11),
+        })
+        .collect())
+}
+
 /// How often slot creation looks for the transactions it waits for.
 const BLOCKER_POLL_INTERVAL: Duration = Duration::from_secs(2);
 

@@ -9,11 +9,15 @@
 //! (`converters`) or drive librdkafka (`sink-kafka`).
 
 pub mod config;
+pub mod logging;
 pub mod manager;
 pub mod metrics;
+pub mod offset_edit;
 pub mod offsets;
 pub mod pipeline;
 pub mod rest;
+pub mod slots;
 pub mod standalone;
 pub mod starrocks;
+pub mod validate;
 pub mod verify;

@@ -15,8 +15,30 @@ use clap::{Parser, Subcommand};
     about = "PostgreSQL → Kafka change data capture, a drop-in for Debezium's PostgreSQL connector"
 )]
 struct Cli {
+    /// Log format on stderr: `human` or `json` (default: the worker file's `log.format`, else
+    /// `human`). `RUST_LOG` sets the level.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<pgseam::config::LogFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Command {
+    /// The worker file the command reads, if any (for its `log.format`).
+    fn worker_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Standalone { worker, .. }
+            | Command::Validate { worker, .. }
+            | Command::Starrocks { worker, .. }
+            | Command::Verify { worker, .. }
+            | Command::Offsets {
+                command: OffsetsCommand::Show { worker, .. } | OffsetsCommand::Set { worker, .. },
+            }
+            | Command::Slot {
+                command: SlotCommand::List { worker, .. } | SlotCommand::Drop { worker, .. },
+            } => Some(worker),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -29,16 +51,27 @@ enum Command {
         /// Optional: connectors can be created over the REST API.
         connectors: Vec<PathBuf>,
     },
-    /// Inspect the stored offsets.
+    /// Show or change the stored offsets.
     Offsets {
         #[command(subcommand)]
         command: OffsetsCommand,
     },
-    /// Check a worker file and connector files, print the errors, and exit.
+    /// List or drop the replication slots of the connectors' databases.
+    Slot {
+        #[command(subcommand)]
+        command: SlotCommand,
+    },
+    /// Check a worker file and connector files, then what each connector needs from its
+    /// PostgreSQL server (connection, REPLICATION, wal_level, slots, WAL senders, publication,
+    /// SELECT, replica identity); print a report with a fix per failing check. Exits 1 when a
+    /// check fails.
     Validate {
         worker: PathBuf,
         #[arg(required = true)]
         connectors: Vec<PathBuf>,
+        /// Check the files only; do not connect to PostgreSQL.
+        #[arg(long)]
+        offline: bool,
     },
     /// Print StarRocks Primary Key tables and Routine Load jobs for the captured tables.
     Starrocks {
@@ -91,20 +124,70 @@ enum OffsetsCommand {
         #[arg(long)]
         connector: Option<String>,
     },
+    /// Change a connector's stored offset while pgseam is not running it (as PATCH / DELETE
+    /// /connectors/{name}/offsets do): resume from an LSN, store a Debezium offset, or reset.
+    #[command(group(clap::ArgGroup::new("position").required(true).args(["lsn", "offset", "reset"])))]
+    Set {
+        worker: PathBuf,
+        connector: PathBuf,
+        /// Resume with the first transaction that commits at or after this LSN (`X/Y`, or the
+        /// decimal number Debezium stores).
+        #[arg(long, value_parser = pgseam::offset_edit::parse_lsn)]
+        lsn: Option<pgseam_model::Lsn>,
+        /// A Debezium PostgreSQL offset as JSON, e.g. `{"lsn_proc":123,"lsn":123,"lsn_commit":123}`.
+        #[arg(long, value_parser = parse_json)]
+        offset: Option<serde_json::Value>,
+        /// Remove the offset: the next start takes a new snapshot.
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
+}
+
+#[derive(Subcommand)]
+enum SlotCommand {
+    /// Every replication slot of each connector's database: plugin, active PID, restart and
+    /// confirmed LSN, lag and retained WAL, wal_status, and which connector reads it.
+    List {
+        worker: PathBuf,
+        /// Connector files: their database connection and slot.name (connectors created over
+        /// the REST API are read too, from beside the worker's offsets file).
+        connectors: Vec<PathBuf>,
+        /// Every slot of the server, not only those of the connectors' databases.
+        #[arg(long)]
+        all: bool,
+        /// `table` (human units) or `json` (one object per line, exact numbers).
+        #[arg(long, value_enum, default_value = "table")]
+        format: pgseam::slots::Format,
+    },
+    /// Drop a replication slot of the connector's database (refused while it is active).
+    Drop {
+        worker: PathBuf,
+        connector: PathBuf,
+        /// The slot to drop (default: the connector's slot.name).
+        #[arg(long)]
+        slot: Option<String>,
+        /// The slot name again, to confirm without a prompt (required when stdin is not a
+        /// terminal).
+        #[arg(long, value_name = "SLOT")]
+        confirm: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Plain stderr, except that snapshot progress bars (drawn when stderr is a terminal)
-        // are hidden while a line is written.
-        .with_writer(pgseam_connector_pg::snapshot::progress::stderr_writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let log_format = cli
+        .log_format
+        .or_else(|| {
+            cli.command
+                .worker_file()
+                .and_then(pgseam::config::peek_log_format)
+        })
+        .unwrap_or_default();
+    pgseam::logging::init(log_format);
     let result = match cli.command {
         Command::Standalone { worker, connectors } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -118,6 +201,34 @@ fn main() -> ExitCode {
                 }
             };
             runtime.block_on(pgseam::standalone::run(&worker, &connectors))
+        }
+        Command::Offsets {
+            command:
+                OffsetsCommand::Set {
+                    worker,
+                    connector,
+                    lsn,
+                    offset,
+                    reset,
+                },
+        } => {
+            let new = match (lsn, offset) {
+                (Some(lsn), _) => pgseam::offset_edit::NewOffset::Lsn(lsn),
+                (None, Some(offset)) => pgseam::offset_edit::NewOffset::Json(offset),
+                (None, None) => {
+                    debug_assert!(reset, "clap requires one of --lsn, --offset, --reset");
+                    pgseam::offset_edit::NewOffset::Reset
+                }
+            };
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime
+                    .block_on(pgseam::offset_edit::run(&worker, &connector, &new))
+                    .map(|text| print!("{text}")),
+                Err(err) => Err(anyhow::anyhow!("cannot start the async runtime: {err}")),
+            }
         }
         Command::Offsets {
             command: OffsetsCommand::Show { worker, connector },
@@ -136,8 +247,66 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        Command::Validate { worker, connectors } => {
-            pgseam::standalone::validate(&worker, &connectors).map(|summary| println!("{summary}"))
+        Command::Slot { command } => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match command {
+                SlotCommand::List {
+                    worker,
+                    connectors,
+                    all,
+                    format,
+                } => runtime
+                    .block_on(pgseam::slots::list(&worker, &connectors, all, format))
+                    .map(|text| print!("{text}")),
+                SlotCommand::Drop {
+                    worker,
+                    connector,
+                    slot,
+                    confirm,
+                } => runtime
+                    .block_on(pgseam::slots::drop(
+                        &worker,
+                        &connector,
+                        &pgseam::slots::DropRequest { slot, confirm },
+                    ))
+                    .map(|text| print!("{text}")),
+            }
+        }
+        Command::Validate {
+            worker,
+            connectors,
+            offline,
+        } => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(pgseam::validate::run(&worker, &connectors, offline)) {
+                Ok(report) => {
+                    print!("{report}");
+                    return if report.failed() {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    };
+                }
+                Err(err) => Err(err),
+            }
         }
         Command::Starrocks {
             worker,

@@ -850,51 +850,7 @@ impl Manager {
     }
 
     fn read_store(&self) -> anyhow::Result<Vec<StoredConnector>> {
-        let path = &self.shared.store_path;
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(anyhow!(err).context(format!("cannot read {}", path.display()))),
-        };
-        let corrupt = |reason: &str| {
-            anyhow!("connector store {} is corrupt: {reason}; restore it or delete it (the connectors it held are then forgotten, their offsets stay)", path.display())
-        };
-        let document: Value = serde_json::from_str(&text).map_err(|e| corrupt(&e.to_string()))?;
-        if document.get("format").and_then(Value::as_str) != Some(STORE_FORMAT) {
-            return Err(corrupt("missing format marker"));
-        }
-        let mut out = Vec::new();
-        for entry in document
-            .get("connectors")
-            .and_then(Value::as_array)
-            .ok_or_else(|| corrupt("no `connectors` array"))?
-        {
-            let name = entry
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| corrupt("a connector without a name"))?;
-            let config = entry
-                .get("config")
-                .and_then(Value::as_object)
-                .ok_or_else(|| corrupt("a connector without a config"))?
-                .iter()
-                .map(|(k, v)| {
-                    Ok((
-                        k.clone(),
-                        v.as_str()
-                            .ok_or_else(|| corrupt("a non-string value"))?
-                            .to_owned(),
-                    ))
-                })
-                .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-            let target = entry
-                .get("target_state")
-                .and_then(Value::as_str)
-                .and_then(TargetState::parse)
-                .ok_or_else(|| corrupt("a connector without a valid target_state"))?;
-            out.push((name.to_owned(), config, target));
-        }
-        Ok(out)
+        read_store_file(&self.shared.store_path)
     }
 
     fn write_store(&self, table: &BTreeMap<String, Connector>) -> anyhow::Result<()> {
@@ -912,6 +868,67 @@ impl Manager {
         write_atomically(&self.shared.store_path, document.to_string().as_bytes())
             .with_context(|| format!("cannot write {}", self.shared.store_path.display()))
     }
+}
+
+/// Reads the connector store (see [`store_path`]): name, configuration as written, target
+/// state; empty when there is none yet.
+fn read_store_file(path: &Path) -> anyhow::Result<Vec<StoredConnector>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(anyhow!(err).context(format!("cannot read {}", path.display()))),
+    };
+    let corrupt = |reason: &str| {
+        anyhow!("connector store {} is corrupt: {reason}; restore it or delete it (the connectors it held are then forgotten, their offsets stay)", path.display())
+    };
+    let document: Value = serde_json::from_str(&text).map_err(|e| corrupt(&e.to_string()))?;
+    if document.get("format").and_then(Value::as_str) != Some(STORE_FORMAT) {
+        return Err(corrupt("missing format marker"));
+    }
+    let mut out = Vec::new();
+    for entry in document
+        .get("connectors")
+        .and_then(Value::as_array)
+        .ok_or_else(|| corrupt("no `connectors` array"))?
+    {
+        let name = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| corrupt("a connector without a name"))?;
+        let config = entry
+            .get("config")
+            .and_then(Value::as_object)
+            .ok_or_else(|| corrupt("a connector without a config"))?
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    v.as_str()
+                        .ok_or_else(|| corrupt("a non-string value"))?
+                        .to_owned(),
+                ))
+            })
+            .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+        let target = entry
+            .get("target_state")
+            .and_then(Value::as_str)
+            .and_then(TargetState::parse)
+            .ok_or_else(|| corrupt("a connector without a valid target_state"))?;
+        out.push((name.to_owned(), config, target));
+    }
+    Ok(out)
+}
+
+/// The connectors created over the REST API, as kept beside the worker's offsets: name and
+/// configuration as written (config provider references unresolved). For tools that run
+/// beside the worker (`pgseam slot list`).
+pub fn stored_connector_configs(
+    worker: &WorkerConfig,
+) -> anyhow::Result<Vec<(String, BTreeMap<String, String>)>> {
+    Ok(read_store_file(&store_path(worker))?
+        .into_iter()
+        .map(|(name, config, _)| (name, config))
+        .collect())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

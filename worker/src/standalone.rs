@@ -32,28 +32,6 @@ use crate::offsets::OffsetStore;
 use crate::pipeline::{AvroSettings, PipelineSettings};
 use crate::rest;
 
-/// Loads and checks the files; returns a one-line summary per connector.
-pub fn validate(worker: &Path, connectors: &[PathBuf]) -> anyhow::Result<String> {
-    let (worker, connectors) =
-        config::load_standalone(worker, connectors).map_err(|errors| anyhow!("{errors}"))?;
-    let mut summary = Vec::new();
-    for connector in &connectors {
-        pipeline_settings(&worker, connector)?;
-        summary.push(format!(
-            "connector {:?}: {}@{}:{}/{} slot {} publication {} → topics {}.<schema>.<table>: OK",
-            connector.name,
-            connector.database_user,
-            connector.database_hostname,
-            connector.database_port,
-            connector.database_dbname,
-            connector.slot_name,
-            connector.publication_name,
-            connector.topic_prefix
-        ));
-    }
-    Ok(summary.join("\n"))
-}
-
 /// `pgseam offsets show`: one line per stored offset, `connector partition offset` (JSON), in
 /// the form `GET /connectors/{name}/offsets` reports.
 ///

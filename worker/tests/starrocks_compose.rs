@@ -25,7 +25,7 @@ fn repo() -> PathBuf {
 #[test]
 fn compose_configs_validate() {
     let output = Command::new(PGSEAM)
-        .arg("validate")
+        .args(["validate", "--offline"])
         .arg(repo().join("compose/pgseam/worker.properties"))
         .arg(repo().join("compose/pgseam/connector.properties"))
         .output()

@@ -18,6 +18,7 @@ use super::converter::{
 };
 use super::error::{ConfigError, ConfigErrors, Owner, Scope};
 use super::filter::{compile_regex_list, TableFilter};
+use super::legacy::{legacy_key, DEPRECATED_KEYS, JDBC_PASSTHROUGH_LEGACY_PREFIX, REMOVED_PLUGINS};
 use super::secret::{shown_value, Properties, Secret};
 use super::settings::Settings;
 use super::source::{RawConfig, RawEntry};
@@ -178,18 +179,71 @@ const CONNECT_KEYS: &[&str] = &[
     "topic.creation.default.partitions",
 ];
 
-/// Kafka Connect connector-level keys that pgseam does not implement: accepted at their default
-/// (`ConfigDef` type, default), rejected otherwise.
-const CONNECT_DEFAULTED_KEYS: &[(&str, &str, Option<&str>)] = &[
-    ("errors.retry.timeout", "LONG", Some("0")),
-    ("errors.retry.delay.max.ms", "LONG", Some("60000")),
-    ("errors.tolerance", "ENUM", Some("none")),
-    ("errors.log.enable", "BOOLEAN", Some("false")),
-    ("errors.log.include.messages", "BOOLEAN", Some("false")),
-    ("exactly.once.support", "ENUM", Some("requested")),
-    ("transaction.boundary", "ENUM", Some("poll")),
-    ("transaction.boundary.interval.ms", "LONG", None),
+/// What a Kafka Connect runtime key accepts.
+#[derive(Clone, Copy)]
+enum ConnectValue {
+    /// One of these, case-insensitively.
+    Choice(&'static [&'static str]),
+    Boolean,
+    /// A whole number at least this.
+    AtLeast(i64),
+}
+
+/// Kafka Connect runtime keys of a source connector that pgseam accepts with any valid value,
+/// logging one warning line when the value is not Connect's default, since pgseam then does
+/// not do what the key asks: (key, accepted values, Connect's default, what pgseam does).
+/// Real deployments carry them (`errors.tolerance=all` with `errors.log.enable=true` is a
+/// common recipe), so refusing them would break configurations that Connect accepts.
+const WARNED_CONNECT_KEYS: &[(&str, ConnectValue, Option<&str>, &str)] = &[
+    (
+        "errors.tolerance",
+        ConnectValue::Choice(&["none", "all"]),
+        Some("none"),
+        "pgseam does not skip a record that fails to convert or transform: the connector stops with the error, as with errors.tolerance=none (nothing is lost or skipped)",
+    ),
+    (
+        "errors.retry.timeout",
+        ConnectValue::AtLeast(-1),
+        Some("0"),
+        "conversion and transform failures are not retried (PostgreSQL and Kafka errors are, with pgseam's own backoff)",
+    ),
+    (
+        "errors.retry.delay.max.ms",
+        ConnectValue::AtLeast(0),
+        Some("60000"),
+        "conversion and transform failures are not retried (PostgreSQL and Kafka errors are, with pgseam's own backoff)",
+    ),
+    (
+        "errors.log.enable",
+        ConnectValue::Boolean,
+        Some("false"),
+        "pgseam always logs the error that stops a connector; there is no separate error log",
+    ),
+    (
+        "errors.log.include.messages",
+        ConnectValue::Boolean,
+        Some("false"),
+        "pgseam never logs record contents",
+    ),
+    (
+        "transaction.boundary",
+        ConnectValue::Choice(&["poll", "interval", "connector"]),
+        Some("poll"),
+        "Kafka transactions are for exactly-once delivery, which pgseam does not do; records are sent idempotently, at least once",
+    ),
+    (
+        "transaction.boundary.interval.ms",
+        ConnectValue::AtLeast(0),
+        None,
+        "Kafka transactions are for exactly-once delivery, which pgseam does not do; records are sent idempotently, at least once",
+    ),
 ];
+
+/// Connect's `exactly.once.support` values: `requested` (the default) is accepted, `required`
+/// is refused — pgseam delivers at least once (idempotent producer; after a crash an ordered
+/// suffix of transactions is sent again, each record with `__pgseam.commit_lsn` and
+/// `__pgseam.seq` headers to drop duplicates by).
+const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
 
 /// Connector-level key prefixes Kafka Connect accepts that do not apply to pgseam (logged at
 /// debug level): consumer and admin client overrides (a source connector's records go through
@@ -1037,7 +1091,18 @@ fn take_plugin_name(s: &mut Settings) {
     if v.eq_ignore_ascii_case("pgoutput") {
         return;
     }
-    if v.eq_ignore_ascii_case("decoderbufs") || v.eq_ignore_ascii_case("wal2json") {
+    if let Some(plugin) = REMOVED_PLUGINS.iter().find(|p| v.eq_ignore_ascii_case(p)) {
+        let err = ConfigError::Removed {
+            location: s.location(&e),
+            key: e.key.clone(),
+            value: Some((*plugin).into()),
+            removed_in: "2.0",
+            instead:
+                "set plugin.name=pgoutput (PostgreSQL's built-in plugin, the one pgseam speaks)"
+                    .to_owned(),
+        };
+        s.push(err);
+    } else if v.eq_ignore_ascii_case("decoderbufs") {
         let err = ConfigError::UnsupportedValue {
             location: s.location(&e),
             key: e.key.clone(),
@@ -1203,10 +1268,22 @@ fn take_snapshot_mode(s: &mut Settings) -> SnapshotMode {
     match v.as_str() {
         "initial" => SnapshotMode::Initial,
         "no_data" => SnapshotMode::NoData,
+        "exported" => {
+            let err = ConfigError::Removed {
+                location: s.location(&e),
+                key: e.key.clone(),
+                value: Some("exported".into()),
+                removed_in: "3.3",
+                instead: "use `initial`, which reads the snapshot exported by the slot's creation"
+                    .to_owned(),
+            };
+            s.push(err);
+            SnapshotMode::Initial
+        }
         "never" => {
             warn!(
                 source = s.source(),
-                "snapshot.mode=never is deprecated in Debezium; it means no_data"
+                "snapshot.mode=never was deprecated in Debezium 2 and removed in 3.3; read as its replacement, no_data"
             );
             SnapshotMode::NoData
         }
@@ -1704,7 +1781,24 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
         default: default.map(str::to_owned),
         owner,
     };
-    if let Some(k) = catalog().connector_key(key) {
+    if let Some(legacy) = legacy_key(key) {
+        let err = ConfigError::Removed {
+            location: s.location(e),
+            key: e.key.clone(),
+            value: None,
+            removed_in: legacy.removed_in,
+            instead: legacy.instead.to_owned(),
+        };
+        s.push(err);
+    } else if let Some(k) = catalog().connector_key(key) {
+        if let Some((_, instead)) = DEPRECATED_KEYS.iter().find(|(d, _)| *d == key) {
+            warn!(
+                source = s.source(),
+                key,
+                replacement = instead,
+                "deprecated in Debezium; use `{instead}`"
+            );
+        }
         if k.is_default(&e.value) {
             debug!(
                 source = s.source(),
@@ -1714,15 +1808,53 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
             let err = unsupported(Owner::Debezium, k.default);
             s.push(err);
         }
-    } else if let Some((_, ty, default)) = CONNECT_DEFAULTED_KEYS.iter().find(|(k, ..)| *k == key) {
-        if is_default_value(key, ty, *default, &e.value) {
+    } else if let Some((_, accepted, default, behaviour)) =
+        WARNED_CONNECT_KEYS.iter().find(|(k, ..)| *k == key)
+    {
+        let value = e.value.trim();
+        let valid = match accepted {
+            ConnectValue::Choice(choices) => choices.iter().any(|c| c.eq_ignore_ascii_case(value)),
+            ConnectValue::Boolean => ["true", "false"]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(value)),
+            ConnectValue::AtLeast(min) => value.parse::<i64>().is_ok_and(|n| n >= *min),
+        };
+        if !valid {
+            let expected = match accepted {
+                ConnectValue::Choice(choices) => choices
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ConnectValue::Boolean => "`true` or `false`".to_owned(),
+                ConnectValue::AtLeast(min) => format!("a whole number ≥ {min}"),
+            };
+            s.invalid(e, expected);
+        } else if is_default_value(key, "ENUM", *default, value) {
             debug!(
                 source = s.source(),
                 key, "accepted: a Kafka Connect property at its default"
             );
         } else {
-            let err = unsupported(Owner::KafkaConnect, *default);
+            warn!(source = s.source(), key, value, "accepted, but {behaviour}");
+        }
+    } else if key == EXACTLY_ONCE_SUPPORT {
+        let value = e.value.trim();
+        if value.eq_ignore_ascii_case("requested") {
+            debug!(
+                source = s.source(),
+                key, "accepted: a Kafka Connect property at its default"
+            );
+        } else if value.eq_ignore_ascii_case("required") {
+            let err = ConfigError::UnsupportedValue {
+                location: s.location(e),
+                key: e.key.clone(),
+                value: value.to_owned(),
+                reason: "pgseam delivers at least once (an idempotent producer; after a crash whole transactions are sent again, each record carrying `__pgseam.commit_lsn` and `__pgseam.seq` headers to drop duplicates by); use `requested` or remove the key".to_owned(),
+            };
             s.push(err);
+        } else {
+            s.invalid(e, "`requested` or `required`");
         }
     } else if key.starts_with(DRIVER_PASSTHROUGH_PREFIX) {
         let err = unsupported(Owner::Debezium, None);
@@ -1749,15 +1881,28 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
                     .iter()
                     .chain(CONNECT_KEYS)
                     .copied()
-                    .chain(CONNECT_DEFAULTED_KEYS.iter().map(|(k, ..)| *k))
+                    .chain(WARNED_CONNECT_KEYS.iter().map(|(k, ..)| *k))
+                    .chain([EXACTLY_ONCE_SUPPORT])
                     .chain(catalog().connector_names()),
             ),
         };
-        let err = ConfigError::UnknownKey {
-            location: s.location(e),
-            scope: Scope::Connector,
-            key: e.key.clone(),
-            suggestion,
+        let err = match (suggestion, key.strip_prefix(JDBC_PASSTHROUGH_LEGACY_PREFIX)) {
+            // Not a typo of a known key: a JDBC driver property under Debezium 1.x's prefix.
+            (None, Some(property)) => ConfigError::Removed {
+                location: s.location(e),
+                key: e.key.clone(),
+                value: None,
+                removed_in: "2.0",
+                instead: format!(
+                    "JDBC driver properties are passed with the `driver.` prefix since then (`driver.{property}`), which pgseam does not support yet"
+                ),
+            },
+            (suggestion, _) => ConfigError::UnknownKey {
+                location: s.location(e),
+                scope: Scope::Connector,
+                key: e.key.clone(),
+                suggestion,
+            },
         };
         s.push(err);
     }

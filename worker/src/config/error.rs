@@ -186,6 +186,27 @@ pub enum ConfigError {
         reason: String,
     },
 
+    /// A Debezium 1.x key (or value) that Debezium 2.0 or later removed or renamed. Debezium
+    /// ignores such a key today, which silently changes behaviour; pgseam names the
+    /// replacement instead.
+    #[error(
+        "{location}: `{key}{}` was removed in Debezium {removed_in}; {instead}",
+        value.as_ref().map(|v| format!("={v}")).unwrap_or_default()
+    )]
+    Removed {
+        /// Where the key is.
+        location: Location,
+        /// The key as written.
+        key: String,
+        /// For a removed value of a current key (`snapshot.mode=exported`), the value (boxed to
+        /// keep the error small).
+        value: Option<Box<str>>,
+        /// The Debezium version that removed it.
+        removed_in: &'static str,
+        /// What to do instead.
+        instead: String,
+    },
+
     /// Keys that cannot be used together.
     #[error("{location}: {message}")]
     Conflict {

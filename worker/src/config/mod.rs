@@ -65,9 +65,14 @@
 //!    - `producer.override.*` — kept in [`ConnectorConfig::producer_overrides`];
 //!      `topic.creation.*` — kept in [`ConnectorConfig::topic_creation`].
 //!    - `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms`,
-//!      `errors.log.enable`, `errors.log.include.messages`, `exactly.once.support`,
-//!      `transaction.boundary`, `transaction.boundary.interval.ms`, and JsonConverter's
-//!      `schema.content` — accepted at Connect's default, rejected otherwise (rule 2).
+//!      `errors.log.enable`, `errors.log.include.messages`, `transaction.boundary`,
+//!      `transaction.boundary.interval.ms` — any valid value (checked as Connect checks it);
+//!      a value other than Connect's default logs one warning saying what pgseam does instead
+//!      (it stops on a record that fails to convert, never skips it; it never logs record
+//!      contents; it does not use Kafka transactions).
+//!    - `exactly.once.support`: `requested` (default) accepted; `required` is an error —
+//!      pgseam delivers at least once.
+//!    - JsonConverter's `schema.content` — accepted at its default, rejected otherwise (rule 2).
 //!    - JsonConverter's `schemas.enable`, `decimal.format` (`BASE64`/`NUMERIC`) and
 //!      `replace.null.with.default` are implemented (typed in [`ConverterSettings`]).
 //!    - Ignored with a debug log, as a standalone Connect worker ignores them for a source
@@ -75,9 +80,17 @@
 //!      `*.converter.plugin.version`, `consumer.override.*`, `admin.override.*`,
 //!      `errors.deadletterqueue.*`, JsonConverter's `schemas.cache.size` and schema-registry
 //!      keys.
-//! 4. **Worker keys** in a connector file (and connector keys in the worker file) — an error
+//! 4. **Removed Debezium 1.x keys** (`legacy.rs`): `database.server.name`, the
+//!    `*.whitelist`/`*.blacklist` keys, `database.history.*`, `truncate.handling.mode`,
+//!    `toasted.value.placeholder`, `source.struct.version`, `sanitize.field.names`,
+//!    `snapshot.custom.class`, and `database.<jdbc property>` pass-through keys — an error
+//!    naming the replacement ("`database.server.name` was removed in Debezium 2.0; set
+//!    `topic.prefix` …"). Likewise the removed values `plugin.name=wal2json*` and
+//!    `snapshot.mode=exported`. Debezium ignores keys it no longer defines, which would
+//!    silently drop a filter or change topic names. `docs/configuration.md` lists them.
+//! 5. **Worker keys** in a connector file (and connector keys in the worker file) — an error
 //!    saying which file they belong in.
-//! 5. **Anything else** — an error naming the key and the closest known key: "unknown connector
+//! 6. **Anything else** — an error naming the key and the closest known key: "unknown connector
 //!    property `databse.hostname` (did you mean `database.hostname`?)".
 //!
 //! pgseam's own connector keys (no Debezium equivalent), validated the same way:
@@ -104,6 +117,11 @@
 //!
 //! # Worker keys
 //!
+//! The worker file is Java properties, or TOML when its name ends in `.toml` (pgseam's native
+//! form, read with the `config` crate); `PGSEAM_WORKER_<KEY>` environment variables override
+//! its keys (`PGSEAM_WORKER_BOOTSTRAP_SERVERS` → `bootstrap.servers`). Precedence: environment,
+//! then file, then default. See `native.rs`.
+//!
 //! Read: `bootstrap.servers` (default `localhost:9092`), `key.converter`, `value.converter`
 //! (only the JsonConverter so far — another converter is an error; absent means the
 //! JsonConverter, where Connect would require it), `*.converter.schemas.enable` (default
@@ -115,8 +133,10 @@
 //! [`OffsetStorageTopic`]) — `listeners` (`http://:8083`), `config.providers` and
 //! `config.providers.<alias>.class` (see [`ConfigProviders`]: `${file:path:key}`,
 //! `${env:NAME}` and `${dir:path:file}` references in worker and connector values), and
-//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own key `pgseam.sink`
-//! (`kafka`, the default, or `null`: encode, then drop — for benchmarks, see [`SinkKind`]).
+//! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own keys `pgseam.sink`
+//! (`kafka`, the default, or `null`: encode, then drop — for benchmarks, see [`SinkKind`]) and
+//! `log.format` (`human`, the default, or `json`; see [`LogFormat`]; `--log-format` on the
+//! command line wins).
 //! Kafka Connect worker keys pgseam has no use for — plugin loading, REST advertisement,
 //! metrics, distributed-mode keys, `internal.*`, `consumer.*`, `admin.*`, client tuning of
 //! Connect's internal clients — are ignored with a debug log. Worker-level
@@ -136,6 +156,8 @@ mod connector;
 mod converter;
 mod error;
 mod filter;
+mod legacy;
+mod native;
 mod provider;
 mod secret;
 mod settings;
@@ -169,14 +191,16 @@ pub use converter::{
 };
 pub use error::{ConfigError, ConfigErrors, Location, Owner, Scope};
 pub use filter::TableFilter;
+pub use native::{env_name as worker_env_name, WORKER_ENV_PREFIX};
 pub use provider::{ConfigProviders, ProviderKind};
 pub(crate) use secret::is_sensitive_key;
 pub use secret::{Properties, Secret};
 pub use source::parse_properties;
 pub use worker::{
-    OffsetStorageTopic, SinkKind, WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS,
-    DEFAULT_OFFSET_FLUSH_INTERVAL, DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
-    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, SINK_KEY,
+    peek_log_format, LogFormat, OffsetStorageTopic, SinkKind, WorkerConfig,
+    DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
+    DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
+    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, LOG_FORMAT_KEY, SINK_KEY,
 };
 
 /// Loads and validates `pgseam standalone worker.properties connector1.properties …`.
@@ -254,18 +278,34 @@ pub fn load_standalone(
     }
 }
 
-/// Loads a worker properties file.
+/// Loads a worker file: Java properties, or TOML when the name ends in `.toml`; then the
+/// `PGSEAM_WORKER_*` environment overrides (module docs, "Worker keys").
 pub fn load_worker_file(path: &Path) -> Result<WorkerConfig, ConfigErrors> {
-    let source = path.display().to_string();
-    let text = source::read_text(path)?;
-    if source::looks_like_json(&text) {
-        return Err(ConfigError::Syntax {
-            location: Location::new(&source, None),
-            message: "the worker configuration must be a Java properties file, not JSON".into(),
+    WorkerConfig::from_raw(read_worker_raw(path, None)?)
+}
+
+/// A worker file's settings with the environment overrides applied (`vars`: the process
+/// environment when `None`), not yet validated.
+pub(crate) fn read_worker_raw(
+    path: &Path,
+    vars: Option<std::collections::HashMap<String, String>>,
+) -> Result<source::RawConfig, ConfigErrors> {
+    let mut raw = if native::is_toml(path) {
+        native::read_toml(path)?
+    } else {
+        let source = path.display().to_string();
+        let text = source::read_text(path)?;
+        if source::looks_like_json(&text) {
+            return Err(ConfigError::Syntax {
+                location: Location::new(&source, None),
+                message: "the worker configuration must be a Java properties file (or TOML, named *.toml), not JSON".into(),
+            }
+            .into());
         }
-        .into());
-    }
-    WorkerConfig::from_raw(source::parse_properties_in(&text, &source)?)
+        source::parse_properties_in(&text, &source)?
+    };
+    native::apply_env_overrides(&mut raw, vars)?;
+    Ok(raw)
 }
 
 /// Loads a connector file: Java properties, or JSON if it starts with `{`. Config provider

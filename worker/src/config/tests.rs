@@ -292,11 +292,67 @@ fn snapshot_modes() {
             "{e}"
         );
     }
-    let e = one_error(&[("snapshot.mode", "exported")]);
-    assert!(
-        e.contains("invalid value `exported`") && e.contains("`initial`, `no_data`"),
-        "{e}"
+    assert_eq!(
+        one_error(&[("snapshot.mode", "exported")]),
+        "inventory.properties: `snapshot.mode=exported` was removed in Debezium 3.3; use `initial`, which reads the snapshot exported by the slot's creation"
     );
+}
+
+#[test]
+fn legacy_debezium_1_keys_are_rejected_with_their_replacement() {
+    // A Debezium 1.x file: the server name instead of topic.prefix, whitelists, schema
+    // history and a JDBC pass-through key.
+    let errs = errors(&[
+        ("topic.prefix", ""),
+        ("database.server.name", "dbz"),
+        ("table.whitelist", "public.orders"),
+        ("schema.blacklist", "audit"),
+        ("column.blacklist", "public.orders.secret"),
+        ("database.history.kafka.topic", "schema-changes"),
+        ("database.history.kafka.bootstrap.servers", "k:9092"),
+        ("truncate.handling.mode", "include"),
+        ("toasted.value.placeholder", "x"),
+        ("sanitize.field.names", "true"),
+        ("snapshot.custom.class", "com.example.Snap"),
+        ("source.struct.version", "v2"),
+        ("database.loggerLevel", "DEBUG"),
+    ]);
+    let has = |needle: &str| {
+        assert!(
+            errs.iter().any(|e| e.contains(needle)),
+            "{needle}: {errs:#?}"
+        );
+    };
+    has("inventory.properties: `database.server.name` was removed in Debezium 2.0; set `topic.prefix` to the same value");
+    has("missing required connector property `topic.prefix`");
+    has("`table.whitelist` was removed in Debezium 2.0; rename it to `table.include.list`");
+    has("`schema.blacklist` was removed in Debezium 2.0; rename it to `schema.exclude.list`");
+    has("`column.blacklist` was removed in Debezium 2.0; rename it to `column.exclude.list`");
+    has("`database.history.kafka.topic` was removed in Debezium 2.0; remove it: the keys became `schema.history.internal.*`");
+    has("`database.history.kafka.bootstrap.servers` was removed in Debezium 2.0");
+    has("`truncate.handling.mode` was removed in Debezium 2.0; use `skipped.operations`");
+    has("`toasted.value.placeholder` was removed in Debezium 2.0; rename it to `unavailable.value.placeholder`");
+    has("`sanitize.field.names` was removed in Debezium 2.2; use `field.name.adjustment.mode`");
+    has("`snapshot.custom.class` was removed in Debezium 2.6; use `snapshot.mode=custom` with `snapshot.mode.custom.name`");
+    has("`source.struct.version` was removed in Debezium 2.0");
+    has("`database.loggerLevel` was removed in Debezium 2.0; JDBC driver properties are passed with the `driver.` prefix since then (`driver.loggerLevel`)");
+    assert_eq!(errs.len(), 13, "{errs:#?}");
+
+    // A typo of a database.* key is still a typo, not a pass-through.
+    let e = one_error(&[("database.hostnme", "x")]);
+    assert!(e.contains("did you mean `database.hostname`?"), "{e}");
+    // Removed plugins name pgoutput.
+    for plugin in ["wal2json", "wal2json_rds_streaming"] {
+        let e = one_error(&[("plugin.name", plugin)]);
+        assert!(
+            e.contains(&format!(
+                "`plugin.name={plugin}` was removed in Debezium 2.0; set plugin.name=pgoutput"
+            )),
+            "{e}"
+        );
+    }
+    // A deprecated key Debezium 3.6.3 still defines is accepted at its default.
+    assert!(config(&[("flush.lsn.source", "true")]).is_ok());
 }
 
 #[test]
@@ -405,11 +461,33 @@ fn connect_framework_keys() {
         Some("3")
     );
     assert_eq!(c.producer_overrides.get("linger.ms"), Some("5"));
-    let e = one_error(&[("errors.tolerance", "all")]);
+    // Connect runtime keys at other values: accepted (with a warning saying what pgseam does).
+    assert!(config(&[
+        ("errors.tolerance", "all"),
+        ("errors.log.enable", "true"),
+        ("errors.log.include.messages", "TRUE"),
+        ("errors.retry.timeout", "-1"),
+        ("errors.retry.delay.max.ms", "1000"),
+        ("transaction.boundary", "interval"),
+        ("transaction.boundary.interval.ms", "500"),
+    ])
+    .is_ok());
+    // Their values are still checked.
     assert_eq!(
-        e,
-        "inventory.properties: `errors.tolerance` is a Kafka Connect property pgseam does not support yet (value `all`); remove it or keep the default `none`"
+        one_error(&[("errors.tolerance", "some")]),
+        "inventory.properties: invalid value `some` for `errors.tolerance`: expected `none`, `all`"
     );
+    assert!(one_error(&[("errors.retry.timeout", "-2")]).contains("a whole number ≥ -1"));
+    assert!(one_error(&[("errors.log.enable", "yes")]).contains("`true` or `false`"));
+    // Exactly-once cannot be required.
+    let e = one_error(&[("exactly.once.support", "REQUIRED")]);
+    assert!(
+        e.starts_with("inventory.properties: `exactly.once.support=REQUIRED` is not supported: pgseam delivers at least once"),
+        "{e}"
+    );
+    assert!(one_error(&[("exactly.once.support", "maybe")]).contains("`requested` or `required`"));
+    // A typo still gets its suggestion.
+    assert!(one_error(&[("errors.tolerence", "all")]).contains("did you mean `errors.tolerance`?"));
     assert!(one_error(&[("config.action.reload", "sometimes")]).contains("`none` or `restart`"));
 }
 

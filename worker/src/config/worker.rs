@@ -30,6 +30,8 @@ pub const DEFAULT_LISTENERS: &str = "http://:8083";
 
 /// pgseam's own worker key (not a Kafka Connect key): where records go. See [`SinkKind`].
 pub const SINK_KEY: &str = "pgseam.sink";
+/// pgseam's own worker key: how log lines are written. See [`LogFormat`].
+pub const LOG_FORMAT_KEY: &str = "log.format";
 
 /// Kafka Connect's `offset.storage.partitions` default.
 pub const DEFAULT_OFFSET_STORAGE_PARTITIONS: i32 = 25;
@@ -38,7 +40,7 @@ pub const DEFAULT_OFFSET_STORAGE_PARTITIONS: i32 = 25;
 pub const DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR: i16 = -1;
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 14] = [
+const WORKER_KEYS: [&str; 15] = [
     "bootstrap.servers",
     "topic.creation.enable",
     "key.converter",
@@ -53,6 +55,7 @@ const WORKER_KEYS: [&str; 14] = [
     "listeners",
     "config.providers",
     SINK_KEY,
+    LOG_FORMAT_KEY,
 ];
 
 /// Kafka Connect worker keys that pgseam accepts and ignores (logged at debug level): plugin
@@ -118,6 +121,29 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "inter.worker.verification.algorithms",
 ];
 
+/// Ignored worker keys that change what a Kafka Connect worker does, so their being ignored
+/// is logged as a warning (one line each), with the reason: a distributed deployment's keys
+/// (pgseam runs one standalone worker; offsets can still go to `offset.storage.topic`) and
+/// the plugin path.
+const WARNED_WORKER_KEYS: &[(&str, &str)] = &[
+    (
+        "group.id",
+        "a distributed-mode key; pgseam runs one standalone worker (no group, no rebalancing)",
+    ),
+    (
+        "config.storage.topic",
+        "a distributed-mode key; pgseam keeps connector configs in files next to the offsets file",
+    ),
+    (
+        "status.storage.topic",
+        "a distributed-mode key; pgseam serves connector status over its REST API only",
+    ),
+    (
+        "plugin.path",
+        "pgseam has the PostgreSQL connector, converters and transforms built in; there are no plugins to load",
+    ),
+];
+
 /// Prefixes of ignored worker keys: internal converters (`internal.key.converter`, removed in
 /// Kafka 3.0), HTTPS listener settings, and Connect's consumer and admin
 /// clients.
@@ -149,6 +175,31 @@ pub enum SinkKind {
     /// once, so offsets are stored and the slot advances. For measuring everything but Kafka
     /// (`bench/run.sh`); the data goes nowhere, so the start is logged as a warning.
     Null,
+}
+
+/// `log.format`: how pgseam writes its log (to stderr). A pgseam extension: Kafka Connect
+/// configures logging in `connect-log4j.properties`, not in the worker file. The command
+/// line's `--log-format` wins over it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `human` (default): one line per event, `time level target: message field=value …`,
+    /// coloured on a terminal.
+    #[default]
+    Human,
+    /// `json`: one JSON object per line (`timestamp`, `level`, `target`, `fields` with
+    /// `message`, and the `span`s), for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses a `log.format` value (case-insensitive, trimmed).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "human" => Some(LogFormat::Human),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 /// `offset.storage.topic`, `offset.storage.partitions`, `offset.storage.replication.factor`.
@@ -207,6 +258,9 @@ pub struct WorkerConfig {
     pub topic_creation_enable: bool,
     /// `pgseam.sink` (default `kafka`).
     pub sink: SinkKind,
+    /// `log.format` (default `human`). Applied by `main` before the file is validated (see
+    /// [`peek_log_format`]); kept here so that a bad value is a configuration error.
+    pub log_format: LogFormat,
 }
 
 impl WorkerConfig {
@@ -284,6 +338,11 @@ impl WorkerConfig {
             SinkKind::Kafka,
             &[("kafka", SinkKind::Kafka), ("null", SinkKind::Null)],
         );
+        let log_format = s.choice(
+            LOG_FORMAT_KEY,
+            LogFormat::Human,
+            &[("human", LogFormat::Human), ("json", LogFormat::Json)],
+        );
 
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.") {
@@ -292,7 +351,9 @@ impl WorkerConfig {
 
         for e in s.take_rest() {
             let key = e.key.as_str();
-            if IGNORED_WORKER_KEYS.contains(&key)
+            if let Some((_, reason)) = WARNED_WORKER_KEYS.iter().find(|(k, _)| *k == key) {
+                warn!(source = s.source(), key, "ignored: {reason}");
+            } else if IGNORED_WORKER_KEYS.contains(&key)
                 || IGNORED_WORKER_PREFIXES.iter().any(|p| key.starts_with(p))
             {
                 debug!(
@@ -352,10 +413,25 @@ impl WorkerConfig {
                 config_providers,
                 topic_creation_enable,
                 sink,
+                log_format,
             }),
             _ => Err(ConfigErrors(s.errors)),
         }
     }
+}
+
+/// The `log.format` of a worker file (or its `PGSEAM_WORKER_LOG_FORMAT` override), read before
+/// logging starts (so before the file is validated and before config providers are
+/// resolved). `None` when the file cannot be read,
+/// does not parse, or has no valid `log.format`: logging then starts in the default format,
+/// and validation reports the problem.
+pub fn peek_log_format(path: &std::path::Path) -> Option<LogFormat> {
+    let raw = super::read_worker_raw(path, None).ok()?;
+    raw.entries
+        .iter()
+        .rev()
+        .find(|e| e.key == LOG_FORMAT_KEY)
+        .and_then(|e| LogFormat::parse(&e.value))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -537,6 +613,27 @@ mod tests {
             errs[0].contains("`pgseam.sink`") && errs[0].contains("`kafka`, `null`"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn log_format() {
+        assert_eq!(worker(&[FILE]).unwrap().log_format, LogFormat::Human);
+        let w = worker(&[FILE, ("log.format", " JSON ")]).unwrap();
+        assert_eq!(w.log_format, LogFormat::Json);
+        let errs = errors(&[FILE, ("log.format", "logfmt")]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("`log.format`") && errs[0].contains("`human`, `json`"),
+            "{errs:?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.properties");
+        std::fs::write(&path, "log.format=human\nlog.format = json\n").unwrap();
+        assert_eq!(peek_log_format(&path), Some(LogFormat::Json));
+        std::fs::write(&path, "log.format=logfmt\n").unwrap();
+        assert_eq!(peek_log_format(&path), None);
+        assert_eq!(peek_log_format(&dir.path().join("missing")), None);
     }
 
     #[test]

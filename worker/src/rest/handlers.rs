@@ -424,7 +424,8 @@ fn error_keys(error: &ConfigError) -> Vec<String> {
         | ConfigError::MissingRequired { key, .. }
         | ConfigError::InvalidValue { key, .. }
         | ConfigError::Unsupported { key, .. }
-        | ConfigError::UnsupportedValue { key, .. } => vec![key.clone()],
+        | ConfigError::UnsupportedValue { key, .. }
+        | ConfigError::Removed { key, .. } => vec![key.clone()],
         ConfigError::Conflict { keys, .. } => keys.clone(),
         _ => Vec::new(),
     }
