@@ -78,6 +78,17 @@ enum Command {
         /// Example keys listed per kind of difference.
         #[arg(long, default_value_t = 10)]
         examples: usize,
+        /// Memory for the topic side's state before it spills to disk: bytes, or with a K, M
+        /// or G suffix (default 512M). The peak is about three times this (docs/verify.md).
+        #[arg(long, value_parser = pgseam::verify::parse_size)]
+        memory_budget: Option<usize>,
+        /// Directory for the spill files (default: the system's temp dir).
+        #[arg(long)]
+        spill_dir: Option<PathBuf>,
+        /// Progress line on stderr: `auto` (when stderr is a terminal), `always` or `never`
+        /// (progress is logged every 5 seconds instead).
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: pgseam::verify::ProgressMode,
     },
 }
 
@@ -168,6 +179,9 @@ fn main() -> ExitCode {
             wait_ms,
             no_wait,
             examples,
+            memory_budget,
+            spill_dir,
+            progress,
         } => {
             let options = pgseam::verify::Options {
                 tables,
@@ -175,6 +189,9 @@ fn main() -> ExitCode {
                 idle: std::time::Duration::from_millis(idle_ms),
                 wait: (!no_wait).then(|| std::time::Duration::from_millis(wait_ms)),
                 examples,
+                memory_budget: memory_budget.unwrap_or(pgseam::verify::DEFAULT_MEMORY_BUDGET),
+                spill_dir,
+                progress,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
