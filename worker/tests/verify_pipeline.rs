@@ -1,6 +1,7 @@
 //! `pgseam verify` against a real PostgreSQL and broker: it passes on a clean pipeline (also
-//! while the source keeps changing), and finds a record deleted from the topic's view and a
-//! source row changed while pgseam is stopped.
+//! while the source keeps changing), and finds a record deleted from the topic's view, a
+//! source row changed while pgseam is stopped, a duplicate (allowed) and an out-of-order record;
+//! a small `--memory-budget` (the spill path) reports exactly what the in-memory path reports.
 
 mod common;
 
@@ -78,6 +79,51 @@ fn verify(worker: &Path, connector: &Path, args: &[&str]) -> (Option<i32>, Strin
         String::from_utf8_lossy(&stdout).into_owned(),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
+}
+
+/// The report from the first table on (the comparison point and slot lines differ per run).
+fn tables_part(report: &str) -> &str {
+    report.find("\n\n").map_or(report, |i| &report[i..])
+}
+
+/// Produces a copy of `message` to its partition, with its headers; `seq` replaces the
+/// `__pgseam.seq` header.
+fn produce_copy(
+    producer: &BaseProducer,
+    topic: &str,
+    message: &pgseam_integration_tests::TopicMessage,
+    seq: Option<&[u8]>,
+) {
+    let key = message.key.as_ref().map(|k| serde_json::to_vec(k).unwrap());
+    let value = message
+        .value
+        .as_ref()
+        .map(|v| serde_json::to_vec(v).unwrap());
+    let mut headers = rdkafka::message::OwnedHeaders::new();
+    for (k, v) in &message.headers {
+        let v = match seq {
+            Some(seq) if k == "__pgseam.seq" => seq,
+            _ => v.as_slice(),
+        };
+        headers = headers.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to(topic)
+        .partition(message.partition)
+        .headers(headers);
+    if let Some(key) = &key {
+        record = record.key(key);
+    }
+    if let Some(value) = &value {
+        record = record.payload(value);
+    }
+    producer
+        .send(record)
+        .map_err(|(e, _)| e)
+        .expect("produce a copy");
+    producer.flush(Duration::from_secs(10)).expect("flush");
 }
 
 #[test]
@@ -238,10 +284,33 @@ fn verify_follows_the_converter_settings() {
     let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("all 3 tables match"), "{out}");
-    assert!(out.contains("replayed 0"), "{out}");
+    assert!(out.contains("duplicate events: 0\n"), "{out}");
+    assert!(
+        out.contains("order violations: 0 out of order, 0 keys end behind\n"),
+        "{out}"
+    );
+    // The spill path: a tiny budget forces the topic side to disk, split into key-hash ranges;
+    // the report is the same. The progress line goes to stderr.
+    let (code, spilled, err) = verify(
+        &worker,
+        &connector,
+        &[
+            "--idle-ms",
+            "3000",
+            "--memory-budget",
+            "4K",
+            "--progress",
+            "always",
+        ],
+    );
+    assert_eq!(code, Some(0), "{spilled}\n{err}");
+    assert_eq!(tables_part(&spilled), tables_part(&out), "{err}");
+    assert!(err.contains("verify spilled to disk"), "{err}");
+    assert!(err.contains("reading topics: "), "{err}");
+    assert!(err.contains("comparing source rows: "), "{err}");
 
     // A duplicate of the last record of a partition (as an at-least-once replay writes it, with
-    // its position headers): counted as replayed, and harmless for a Primary Key table.
+    // its position headers): counted as a duplicate, and harmless for a Primary Key table.
     let bootstrap = env.broker.bootstrap_servers();
     let messages = pgseam_integration_tests::read_topics(
         &bootstrap,
@@ -264,32 +333,43 @@ fn verify_follows_the_converter_settings() {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .expect("producer");
-    let key = last.key.as_ref().map(|k| serde_json::to_vec(k).unwrap());
-    let value = last.value.as_ref().map(|v| serde_json::to_vec(v).unwrap());
-    let mut headers = rdkafka::message::OwnedHeaders::new();
-    for (k, v) in &last.headers {
-        headers = headers.insert(rdkafka::message::Header {
-            key: k,
-            value: Some(v),
-        });
-    }
-    let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to("vfm.public.items")
-        .partition(last.partition)
-        .headers(headers);
-    if let Some(key) = &key {
-        record = record.key(key);
-    }
-    if let Some(value) = &value {
-        record = record.payload(value);
-    }
-    producer
-        .send(record)
-        .map_err(|(e, _)| e)
-        .expect("produce duplicate");
-    producer.flush(Duration::from_secs(10)).expect("flush");
+    produce_copy(&producer, "vfm.public.items", last, None);
     let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
-    assert!(out.contains("replayed 1;"), "{out}");
+    let duplicated = serde_json::to_string(last.key_payload().expect("key")).unwrap();
+    assert!(
+        out.contains(&format!("duplicate events: 1, e.g. {duplicated}\n")),
+        "{out}"
+    );
+    assert!(out.contains("all 3 tables match"), "{out}");
+
+    // An out-of-order record: the snapshot row of id 13 (updated since) again, at a position
+    // pgseam never wrote (a new seq), after the update. Per-key order is violated, and the
+    // key ends at the old row.
+    let snapshot_row = messages
+        .iter()
+        .find(|m| m.op() == Some("r") && m.key_payload() == Some(&serde_json::json!({"id": 13})))
+        .expect("snapshot record of items 13");
+    produce_copy(&producer, "vfm.public.items", snapshot_row, Some(b"999999"));
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains(r#"order violations: 1 out of order, 1 keys end behind, e.g. {"id":13}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"keys whose row differs: 1, e.g. {"id":13}"#),
+        "{out}"
+    );
+    assert!(out.contains("1 of 3 tables differ"), "{out}");
+    // The spill path finds the same.
+    let (code, spilled, err) = verify(
+        &worker,
+        &connector,
+        &["--idle-ms", "3000", "--memory-budget", "4K"],
+    );
+    assert_eq!(code, Some(1), "{spilled}\n{err}");
+    assert_eq!(tables_part(&spilled), tables_part(&out), "{err}");
 
     // A change pgseam has not seen yet is a difference.
     let status = pgseam.terminate(Duration::from_secs(30));

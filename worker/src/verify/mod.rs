@@ -8,14 +8,18 @@
 //!  2. wait               pg_replication_slots.confirmed_flush_lsn of pgseam's slot ≥ L:
 //!                        pgseam confirms only what Kafka acknowledged and its offset holds,
 //!                        so every change S sees is in Kafka now
-//!  3. topics             assign() every partition from the beginning; apply each record
-//!                        whose commit LSN (`__pgseam.commit_lsn` header) is before L;
+//!  3. topics             assign() every partition from the beginning; take each record
+//!                        whose commit LSN (`__pgseam.commit_lsn` header) is before L as an
+//!                        event (key, position, hash of `after`) into its table's spool;
 //!                        a partition is done at its first record at or after L, at our
 //!                        marker (--end marker), or when nothing arrived for --idle-ms
-//!  4. source             the snapshot engine reads every table under S; each row goes
+//!  4. resolve            per table, replay the events per key (`store`): the state a
+//!                        Primary Key table holds, duplicates and per-key order violations;
+//!                        under --memory-budget, in key-hash ranges spilled to disk
+//!  5. source             the snapshot engine reads every table under S; each row goes
 //!                        through the connector's own JsonConverter → key and `after` JSON
-//!  5. compare            per key: hash of the `after` JSON; row counts, missing / extra /
-//!                        different keys with examples
+//!  6. compare            per key: hash of the `after` JSON (per range: digests first);
+//!                        row counts, missing / extra / different keys with examples
 //! ```
 //!
 //! # Why this comparison point is exact
@@ -52,17 +56,18 @@
 //! type the converter supports. It checks that everything *arrived*, not that the converter is
 //! right: the independent oracle of the integration tests (`tests/`) is the proof of that.
 //!
-//! Tables with a key: the topic side keeps, per key, a 64-bit hash of its current `after` JSON
-//! (memory: keys × (key length + ~50 bytes)); the source rows are streamed past it. Tables
-//! without a key (REPLICA IDENTITY FULL) are compared as multisets of row hashes: an update
-//! removes its `before` image and adds its `after`.
+//! Tables with a key: the topic side holds, per key, a 64-bit hash of its current `after` JSON;
+//! the source rows are streamed past it. Tables without a key (REPLICA IDENTITY FULL) are
+//! compared as multisets of row hashes: an update removes its `before` image and adds its
+//! `after`. The per-key order rules, the truncate rule and the memory bound are in `store`'s
+//! docs; examples are the smallest keys (as JSON text) of each kind, so they do not depend on
+//! the order of processing or on spilling.
 //!
 //! Records written without pgseam's position headers (e.g. by Debezium before a takeover) are
 //! placed by the envelope's `source.lsn` (the change's LSN, before its commit): exact while the
 //! source is quiet, approximate for transactions that span L.
 //!
-//! Not here yet: Avro, spilling the topic side to disk (key-range hashes), TRUNCATE beyond
-//! clearing the table's state, and per-key order checks.
+//! Not here yet: Avro; a comparison point in the past (PostgreSQL reads tables only "now").
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
