@@ -1329,6 +1329,36 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_key_is_checked_the_same_way() {
+        let mut feed = Feed::default();
+        let row = |v: u64| serde_json::json!({"id": 7, "v": v});
+        let mut push = |lsn: u64, seq: u64, v: u64| {
+            feed.push(
+                0,
+                &headers(Some(&Lsn(lsn).to_string()), seq, false),
+                Some(id(7).as_bytes()),
+                Some(&record("u", Value::Null, row(v))),
+            )
+            .unwrap();
+        };
+        for v in 1..=100 {
+            push(v * 16, 0, v);
+        }
+        // A replayed suffix of 10, then one record at a new, older position, then the newest.
+        for v in 91..=100 {
+            push(v * 16, 0, v);
+        }
+        push(50 * 16, 1, 50);
+        push(100 * 16, 0, 100);
+        let (found, _) = feed.compare(1 << 20, &[(Some(id(7)), row(100))]);
+        assert_eq!(
+            (found.duplicates, found.out_of_order, found.behind),
+            (11, 1, 0)
+        );
+        assert_eq!((found.missing, found.extra, found.different), (0, 0, 0));
+    }
+
+    #[test]
     fn truncate_clears_what_came_before_it_by_position() {
         let mut feed = Feed::default();
         let row = |k: i64| serde_json::json!({"id": k});

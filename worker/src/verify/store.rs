@@ -68,7 +68,7 @@ pub(super) const MAX_LEVEL: u32 = 6;
 pub(super) const ENTRY_OVERHEAD: usize = 64;
 
 /// Where a record sits in the change history (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct Pos {
     pub lsn: Lsn,
     /// false: a snapshot row (before every streamed record at the same LSN).
@@ -417,6 +417,41 @@ fn digest_of(key: &str, hash: u64, count: i64) -> u64 {
     hash_of((key, hash)).wrapping_mul(count as u64)
 }
 
+/// The positions applied for one key: a list for the usual few, a map for a busy key.
+enum Seen {
+    Few(Vec<(i32, Pos, (u8, u64))>),
+    Many(HashMap<(i32, Pos), (u8, u64)>),
+}
+
+impl Seen {
+    fn new(events: usize) -> Seen {
+        if events <= 32 {
+            Seen::Few(Vec::with_capacity(events))
+        } else {
+            Seen::Many(HashMap::with_capacity(events))
+        }
+    }
+
+    fn get(&self, partition: i32, pos: Pos) -> Option<(u8, u64)> {
+        match self {
+            Seen::Few(list) => list
+                .iter()
+                .find(|(p, at, _)| *p == partition && *at == pos)
+                .map(|&(_, _, c)| c),
+            Seen::Many(map) => map.get(&(partition, pos)).copied(),
+        }
+    }
+
+    fn insert(&mut self, partition: i32, pos: Pos, content: (u8, u64)) {
+        match self {
+            Seen::Few(list) => list.push((partition, pos, content)),
+            Seen::Many(map) => {
+                map.insert((partition, pos), content);
+            }
+        }
+    }
+}
+
 /// Replays one table's events per key (see the module docs). Returns the key states.
 fn resolve_events(
     mut events: Vec<Event>,
@@ -454,17 +489,15 @@ fn resolve_events(
             continue;
         }
         // Per partition: positions applied (with their change), the newest, and the last.
-        let mut seen: Vec<(i32, Pos, (u8, u64))> = Vec::new();
+        let mut seen = Seen::new(group.len());
         let mut newest: Vec<(i32, Pos)> = Vec::new();
         let mut last: Vec<(i32, Pos)> = Vec::new();
         for event in group {
             let Some(pos) = event.pos else { continue };
             let content = event.change.content();
             let partition = event.partition;
-            let newest_here = newest.iter_mut().find(|(p, _)| *p == partition);
-            if let Some(&(_, _, applied)) =
-                seen.iter().find(|(p, at, _)| *p == partition && *at == pos)
-            {
+            let newest_here = newest.iter().find(|(p, _)| *p == partition).copied();
+            if let Some(applied) = seen.get(partition, pos) {
                 if applied == content {
                     findings.duplicates += 1;
                     findings.duplicate_examples.push(key);
@@ -473,11 +506,11 @@ fn resolve_events(
                     findings.order_examples.push(key);
                 }
             } else {
-                if newest_here.as_ref().is_some_and(|(_, n)| pos < *n) {
+                if newest_here.is_some_and(|(_, n)| pos < n) {
                     findings.out_of_order += 1;
                     findings.order_examples.push(key);
                 }
-                seen.push((partition, pos, content));
+                seen.insert(partition, pos, content);
             }
             match newest.iter_mut().find(|(p, _)| *p == partition) {
                 Some((_, n)) => *n = (*n).max(pos),
