@@ -291,6 +291,8 @@ fn verify_follows_the_converter_settings() {
     );
     // The spill path: a tiny budget forces the topic side to disk, split into key-hash ranges;
     // the report is the same. The progress line goes to stderr.
+    let spill_dir = env.dir.path().join("spill");
+    std::fs::create_dir(&spill_dir).expect("create the spill dir");
     let (code, spilled, err) = verify(
         &worker,
         &connector,
@@ -299,6 +301,8 @@ fn verify_follows_the_converter_settings() {
             "3000",
             "--memory-budget",
             "4K",
+            "--spill-dir",
+            spill_dir.to_str().expect("UTF-8 path"),
             "--progress",
             "always",
         ],
@@ -306,6 +310,12 @@ fn verify_follows_the_converter_settings() {
     assert_eq!(code, Some(0), "{spilled}\n{err}");
     assert_eq!(tables_part(&spilled), tables_part(&out), "{err}");
     assert!(err.contains("verify spilled to disk"), "{err}");
+    assert!(err.contains(&spill_dir.display().to_string()), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&spill_dir).expect("spill dir").count(),
+        0,
+        "verify removes its spill files"
+    );
     assert!(err.contains("reading topics: "), "{err}");
     assert!(err.contains("comparing source rows: "), "{err}");
 
