@@ -669,10 +669,17 @@ impl TopicRead {
     /// Reads every topic from the beginning up to the comparison point (blocking).
     fn run(self, mut spill: Spill) -> anyhow::Result<(Vec<TopicSide>, Spill)> {
         let mut consumer_config = self.client.clone();
+        // librdkafka prefetches up to queued.max.messages.kbytes (64 MiB by default) of
+        // payload and, measured, holds 10-20 times that in fetch buffers and message structures;
+        // a larger prefetch reads faster (docs/verify.md#memory has the numbers). Scaled with
+        // the budget: budget/64, 1 to 16 MiB.
+        let prefetch_kb = (spill.budget / 64 / 1024).clamp(1024, 16_384);
         consumer_config
             .set("group.id", format!("pgseam-verify-{}", self.run_id))
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            .set("queued.max.messages.kbytes", prefetch_kb.to_string())
+            .set("fetch.max.bytes", (prefetch_kb * 1024).to_string());
         let consumer: BaseConsumer = consumer_config
             .create()
             .context("cannot create the Kafka consumer")?;
@@ -1097,7 +1104,7 @@ async fn compare_source(
                     topics[index] = record.topic.clone();
                 }
             }
-            if buffered > spill.budget {
+            if buffered > spill.source_limit() {
                 for compare in compares.iter_mut() {
                     compare.spill_source(spill)?;
                 }

@@ -5,10 +5,10 @@
 //! ```text
 //!  read topics ──events──► spool (memory; appended to one file per table when the
 //!                          buffered events of all tables exceed the budget)
-//!  resolve      spool ≤ budget: load, sort by (key, read order), replay per key
-//!               spool > budget: split by hash(key, level) into FANOUT child files, recurse
+//!  resolve      spool ≤ budget/2: load, sort by (key, read order), replay per key
+//!               spool > budget/2: split by hash(key, level) into FANOUT child files, recurse
 //!               → a tree of key-hash ranges; a resolved leaf stays in memory while the held
-//!                 total is within the budget, else it is written to a state file with a
+//!                 total is within budget/2, else it is written to a state file with a
 //!                 digest (Σ h(key, row hash))
 //!  source rows  routed down the tree: memory leaf → compared at once;
 //!               disk leaf → digest updated, (key, row hash) appended to the leaf's source file
@@ -41,12 +41,16 @@
 //!
 //! # Memory
 //!
-//! The budget (`--memory-budget`) bounds three things, each separately: the events buffered
-//! while reading, the resolved ranges held in memory, and the source rows buffered for disk
-//! ranges. Beyond them, one range is loaded at a time to be resolved or compared: a range is
-//! split until its events fit the budget (down to [`MAX_LEVEL`] levels, `FANOUT`^`MAX_LEVEL`
-//! ranges; only one key with more events than the budget can exceed it). So the peak is about
-//! three budgets plus the rdkafka consumer's own buffers. Each event costs its key's length plus
+//! The budget (`--memory-budget`) is shared so that verify's own state stays within it in every
+//! phase, by its accounting: while reading, the buffered events (≤ budget); while resolving,
+//! the one range loaded (≤ budget/2: a range is split until its events fit, down to
+//! [`MAX_LEVEL`] levels, `FANOUT`^`MAX_LEVEL` ranges; only one key with more events than that
+//! can exceed it) and the resolved ranges held (≤ budget/2); while comparing, the held ranges
+//! and the source rows buffered for ranges on disk (≤ budget/4); at the end, the held ranges and
+//! one range on disk loaded again. Growth slack of vectors and hash maps can make the heap up
+//! to about twice the accounted bytes. Not counted: the consumer's prefetch, which verify sets
+//! to budget/64 (1 to 16 MiB; librdkafka holds 10-20 times that), and the snapshot engine's
+//! buffers while the source is read. Each event costs its key's length plus
 //! [`ENTRY_OVERHEAD`] (128) bytes in this accounting. Disk use: every event of the topics once (the
 //! spool, re-split per level) plus every source row's key and hash, in a temporary directory
 //! removed at the end.
@@ -231,6 +235,21 @@ impl Spill {
     pub(super) fn used(&self) -> bool {
         self.dir.is_some()
     }
+
+    /// The events of one range loaded at a time, at most (else it is split).
+    fn range_limit(&self) -> usize {
+        (self.budget / 2).max(1)
+    }
+
+    /// The resolved ranges held in memory, at most.
+    fn held_limit(&self) -> usize {
+        self.budget / 2
+    }
+
+    /// The source rows buffered for ranges on disk, at most.
+    pub(super) fn source_limit(&self) -> usize {
+        (self.budget / 4).max(1)
+    }
 }
 
 fn append(path: &Path) -> anyhow::Result<BufWriter<File>> {
@@ -286,7 +305,8 @@ impl Spool {
         };
         let mut out = append(&path)?;
         let before = spill.written;
-        for event in self.events.drain(..) {
+        // Taken, not drained: the buffer's capacity is released with it.
+        for event in std::mem::take(&mut self.events) {
             event
                 .write(&mut out)
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -661,7 +681,7 @@ fn resolve_range(
     held: &mut usize,
     findings: &mut Findings,
 ) -> anyhow::Result<Range> {
-    if spool.total() > spill.budget && level < MAX_LEVEL {
+    if spool.total() > spill.range_limit() && level < MAX_LEVEL {
         // Split: stream the events into FANOUT child files.
         let mut children: Vec<Spool> = (0..FANOUT).map(|_| Spool::default()).collect();
         let mut writers: Vec<Option<BufWriter<File>>> = (0..FANOUT).map(|_| None).collect();
@@ -712,7 +732,7 @@ fn resolve_range(
     let state = resolve_events(events, truncates, findings);
     findings.topic_rows += state.values().map(|s| s.count.max(0) as u64).sum::<u64>();
     let bytes: usize = state.keys().map(|k| slot_cost(k)).sum();
-    if *held + bytes <= spill.budget {
+    if *held + bytes <= spill.held_limit() {
         *held += bytes;
         return Ok(Range::Memory(state));
     }
@@ -766,7 +786,7 @@ fn spill_source(range: &mut Range, name: &str, spill: &mut Spill) -> anyhow::Res
                 }
             };
             let mut out = append(&path)?;
-            for (key, hash) in disk.source.drain(..) {
+            for (key, hash) in std::mem::take(&mut disk.source) {
                 writeln!(out, "{hash}\t{key}")
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 spill.written += slot_cost(&key) as u64;
