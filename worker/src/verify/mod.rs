@@ -413,6 +413,13 @@ pub async fn run(
                 &mut held,
             )
             .with_context(|| format!("resolving the topic side of {name}"))?;
+            tracing::info!(
+                table = %name,
+                rows = compare.findings.topic_rows,
+                duplicates = compare.findings.duplicates,
+                out_of_order = compare.findings.out_of_order,
+                "topic side resolved"
+            );
             counts.push((side.counts, side.keyless_duplicates));
             compares.push(compare);
         }
