@@ -78,8 +78,9 @@ enum Command {
         /// Example keys listed per kind of difference.
         #[arg(long, default_value_t = 10)]
         examples: usize,
-        /// Memory for the topic side's state before it spills to disk: bytes, or with a K, M
-        /// or G suffix (default 512M). The peak is about three times this (docs/verify.md).
+        /// Memory for verify's own state before it spills to disk: bytes, or with a K, M or G
+        /// suffix (default 512M). Kafka's client and the source reader use more
+        /// (docs/verify.md#memory).
         #[arg(long, value_parser = pgseam::verify::parse_size)]
         memory_budget: Option<usize>,
         /// Directory for the spill files (default: the system's temp dir).
