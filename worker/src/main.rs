@@ -111,6 +111,18 @@ enum Command {
         /// Example keys listed per kind of difference.
         #[arg(long, default_value_t = 10)]
         examples: usize,
+        /// Memory for verify's own state before it spills to disk: bytes, or with a K, M or G
+        /// suffix (default 512M). Kafka's client and the source reader use more
+        /// (docs/verify.md#memory).
+        #[arg(long, value_parser = pgseam::verify::parse_size)]
+        memory_budget: Option<usize>,
+        /// Directory for the spill files (default: the system's temp dir).
+        #[arg(long)]
+        spill_dir: Option<PathBuf>,
+        /// Progress line on stderr: `auto` (when stderr is a terminal), `always` or `never`
+        /// (progress is logged every 5 seconds instead).
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: pgseam::verify::ProgressMode,
     },
 }
 
@@ -339,6 +351,9 @@ fn main() -> ExitCode {
             wait_ms,
             no_wait,
             examples,
+            memory_budget,
+            spill_dir,
+            progress,
         } => {
             let options = pgseam::verify::Options {
                 tables,
@@ -346,6 +361,9 @@ fn main() -> ExitCode {
                 idle: std::time::Duration::from_millis(idle_ms),
                 wait: (!no_wait).then(|| std::time::Duration::from_millis(wait_ms)),
                 examples,
+                memory_budget: memory_budget.unwrap_or(pgseam::verify::DEFAULT_MEMORY_BUDGET),
+                spill_dir,
+                progress,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

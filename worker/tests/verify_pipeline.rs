@@ -1,6 +1,7 @@
 //! `pgseam verify` against a real PostgreSQL and broker: it passes on a clean pipeline (also
-//! while the source keeps changing), and finds a record deleted from the topic's view and a
-//! source row changed while pgseam is stopped.
+//! while the source keeps changing), and finds a record deleted from the topic's view, a
+//! source row changed while pgseam is stopped, a duplicate (allowed) and an out-of-order record;
+//! a small `--memory-budget` (the spill path) reports exactly what the in-memory path reports.
 
 mod common;
 
@@ -78,6 +79,51 @@ fn verify(worker: &Path, connector: &Path, args: &[&str]) -> (Option<i32>, Strin
         String::from_utf8_lossy(&stdout).into_owned(),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
+}
+
+/// The report from the first table on (the comparison point and slot lines differ per run).
+fn tables_part(report: &str) -> &str {
+    report.find("\n\n").map_or(report, |i| &report[i..])
+}
+
+/// Produces a copy of `message` to its partition, with its headers; `seq` replaces the
+/// `__pgseam.seq` header.
+fn produce_copy(
+    producer: &BaseProducer,
+    topic: &str,
+    message: &pgseam_integration_tests::TopicMessage,
+    seq: Option<&[u8]>,
+) {
+    let key = message.key.as_ref().map(|k| serde_json::to_vec(k).unwrap());
+    let value = message
+        .value
+        .as_ref()
+        .map(|v| serde_json::to_vec(v).unwrap());
+    let mut headers = rdkafka::message::OwnedHeaders::new();
+    for (k, v) in &message.headers {
+        let v = match seq {
+            Some(seq) if k == "__pgseam.seq" => seq,
+            _ => v.as_slice(),
+        };
+        headers = headers.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v),
+        });
+    }
+    let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to(topic)
+        .partition(message.partition)
+        .headers(headers);
+    if let Some(key) = &key {
+        record = record.key(key);
+    }
+    if let Some(value) = &value {
+        record = record.payload(value);
+    }
+    producer
+        .send(record)
+        .map_err(|(e, _)| e)
+        .expect("produce a copy");
+    producer.flush(Duration::from_secs(10)).expect("flush");
 }
 
 #[test]
@@ -238,10 +284,43 @@ fn verify_follows_the_converter_settings() {
     let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("all 3 tables match"), "{out}");
-    assert!(out.contains("replayed 0"), "{out}");
+    assert!(out.contains("duplicate events: 0\n"), "{out}");
+    assert!(
+        out.contains("order violations: 0 out of order, 0 keys end behind\n"),
+        "{out}"
+    );
+    // The spill path: a tiny budget forces the topic side to disk, split into key-hash ranges;
+    // the report is the same. The progress line goes to stderr.
+    let spill_dir = env.dir.path().join("spill");
+    std::fs::create_dir(&spill_dir).expect("create the spill dir");
+    let (code, spilled, err) = verify(
+        &worker,
+        &connector,
+        &[
+            "--idle-ms",
+            "3000",
+            "--memory-budget",
+            "4K",
+            "--spill-dir",
+            spill_dir.to_str().expect("UTF-8 path"),
+            "--progress",
+            "always",
+        ],
+    );
+    assert_eq!(code, Some(0), "{spilled}\n{err}");
+    assert_eq!(tables_part(&spilled), tables_part(&out), "{err}");
+    assert!(err.contains("verify spilled to disk"), "{err}");
+    assert!(err.contains(&spill_dir.display().to_string()), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&spill_dir).expect("spill dir").count(),
+        0,
+        "verify removes its spill files"
+    );
+    assert!(err.contains("reading topics: "), "{err}");
+    assert!(err.contains("comparing source rows: "), "{err}");
 
     // A duplicate of the last record of a partition (as an at-least-once replay writes it, with
-    // its position headers): counted as replayed, and harmless for a Primary Key table.
+    // its position headers): counted as a duplicate, and harmless for a Primary Key table.
     let bootstrap = env.broker.bootstrap_servers();
     let messages = pgseam_integration_tests::read_topics(
         &bootstrap,
@@ -264,32 +343,43 @@ fn verify_follows_the_converter_settings() {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .expect("producer");
-    let key = last.key.as_ref().map(|k| serde_json::to_vec(k).unwrap());
-    let value = last.value.as_ref().map(|v| serde_json::to_vec(v).unwrap());
-    let mut headers = rdkafka::message::OwnedHeaders::new();
-    for (k, v) in &last.headers {
-        headers = headers.insert(rdkafka::message::Header {
-            key: k,
-            value: Some(v),
-        });
-    }
-    let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to("vfm.public.items")
-        .partition(last.partition)
-        .headers(headers);
-    if let Some(key) = &key {
-        record = record.key(key);
-    }
-    if let Some(value) = &value {
-        record = record.payload(value);
-    }
-    producer
-        .send(record)
-        .map_err(|(e, _)| e)
-        .expect("produce duplicate");
-    producer.flush(Duration::from_secs(10)).expect("flush");
+    produce_copy(&producer, "vfm.public.items", last, None);
     let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
-    assert!(out.contains("replayed 1;"), "{out}");
+    let duplicated = serde_json::to_string(last.key_payload().expect("key")).unwrap();
+    assert!(
+        out.contains(&format!("duplicate events: 1, e.g. {duplicated}\n")),
+        "{out}"
+    );
+    assert!(out.contains("all 3 tables match"), "{out}");
+
+    // An out-of-order record: the snapshot row of id 13 (updated since) again, at a position
+    // pgseam never wrote (a new seq), after the update. Per-key order is violated, and the
+    // key ends at the old row.
+    let snapshot_row = messages
+        .iter()
+        .find(|m| m.op() == Some("r") && m.key_payload() == Some(&serde_json::json!({"id": 13})))
+        .expect("snapshot record of items 13");
+    produce_copy(&producer, "vfm.public.items", snapshot_row, Some(b"999999"));
+    let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        out.contains(r#"order violations: 1 out of order, 1 keys end behind, e.g. {"id":13}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"keys whose row differs: 1, e.g. {"id":13}"#),
+        "{out}"
+    );
+    assert!(out.contains("1 of 3 tables differ"), "{out}");
+    // The spill path finds the same.
+    let (code, spilled, err) = verify(
+        &worker,
+        &connector,
+        &["--idle-ms", "3000", "--memory-budget", "4K"],
+    );
+    assert_eq!(code, Some(1), "{spilled}\n{err}");
+    assert_eq!(tables_part(&spilled), tables_part(&out), "{err}");
 
     // A change pgseam has not seen yet is a difference.
     let status = pgseam.terminate(Duration::from_secs(30));
@@ -301,4 +391,67 @@ fn verify_follows_the_converter_settings() {
         out.contains(r#"keys only in the topic: 1, e.g. {"id":1000}"#),
         "{out}"
     );
+}
+
+/// The number after `duplicate events: ` in a report (its first table).
+fn duplicates(report: &str) -> u64 {
+    let at = report
+        .find("duplicate events: ")
+        .unwrap_or_else(|| panic!("no duplicate count in:\n{report}"));
+    report[at + "duplicate events: ".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("bad duplicate count in:\n{report}"))
+}
+
+/// A real crash replay: kill -9 while a large transaction is being delivered; the restarted
+/// pgseam sends that transaction again from its stored offset. verify recognises the repeated
+/// records as duplicates (not order violations), the table matches, and the spill path reports
+/// the same.
+#[test]
+fn verify_recognises_a_crash_replay_as_duplicates() {
+    let env = Env::start("verifycrash");
+    env.psql("CREATE TABLE big (id bigint PRIMARY KEY, v int, pad text)");
+    env.psql("INSERT INTO big SELECT g, 0, repeat('x', 40) FROM generate_series(1, 20000) g");
+    let (worker, connector) = env.write_configs("vfc", &[], &[]);
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    let mut replayed = 0;
+    for round in 1..=6u64 {
+        // One transaction of 20 000 records, then a crash while it is (probably) in flight: a
+        // later round waits longer, in case the crash came before anything was delivered.
+        env.psql(&format!("UPDATE big SET v = {round}"));
+        std::thread::sleep(Duration::from_millis(100 * round));
+        pgseam.kill9();
+        pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+        pgseam.wait_for_log("resuming streaming from stored offset", WAIT);
+        let (code, out, err) = verify(&worker, &connector, &["--idle-ms", "3000"]);
+        assert_eq!(code, Some(0), "round {round}:\n{out}\n{err}");
+        assert!(out.contains("all 1 tables match"), "{out}");
+        assert!(
+            out.contains("order violations: 0 out of order, 0 keys end behind\n"),
+            "round {round}: a crash replay counted as an order violation:\n{out}"
+        );
+        replayed = duplicates(&out);
+        eprintln!("round {round}: {replayed} duplicate events");
+        if replayed > 0 {
+            let (code, spilled, err) = verify(
+                &worker,
+                &connector,
+                &["--idle-ms", "3000", "--memory-budget", "64K"],
+            );
+            assert_eq!(code, Some(0), "{spilled}\n{err}");
+            assert_eq!(tables_part(&spilled), tables_part(&out), "{err}");
+            break;
+        }
+    }
+    assert!(
+        replayed > 0,
+        "no crash in 6 rounds landed while a transaction was in flight:\n{}",
+        pgseam.log_text()
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
 }

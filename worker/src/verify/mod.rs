@@ -8,14 +8,18 @@
 //!  2. wait               pg_replication_slots.confirmed_flush_lsn of pgseam's slot ≥ L:
 //!                        pgseam confirms only what Kafka acknowledged and its offset holds,
 //!                        so every change S sees is in Kafka now
-//!  3. topics             assign() every partition from the beginning; apply each record
-//!                        whose commit LSN (`__pgseam.commit_lsn` header) is before L;
+//!  3. topics             assign() every partition from the beginning; take each record
+//!                        whose commit LSN (`__pgseam.commit_lsn` header) is before L as an
+//!                        event (key, position, hash of `after`) into its table's spool;
 //!                        a partition is done at its first record at or after L, at our
 //!                        marker (--end marker), or when nothing arrived for --idle-ms
-//!  4. source             the snapshot engine reads every table under S; each row goes
+//!  4. resolve            per table, replay the events per key (`store`): the state a
+//!                        Primary Key table holds, duplicates and per-key order violations;
+//!                        under --memory-budget, in key-hash ranges spilled to disk
+//!  5. source             the snapshot engine reads every table under S; each row goes
 //!                        through the connector's own JsonConverter → key and `after` JSON
-//!  5. compare            per key: hash of the `after` JSON; row counts, missing / extra /
-//!                        different keys with examples
+//!  6. compare            per key: hash of the `after` JSON (per range: digests first);
+//!                        row counts, missing / extra / different keys with examples
 //! ```
 //!
 //! # Why this comparison point is exact
@@ -52,22 +56,23 @@
 //! type the converter supports. It checks that everything *arrived*, not that the converter is
 //! right: the independent oracle of the integration tests (`tests/`) is the proof of that.
 //!
-//! Tables with a key: the topic side keeps, per key, a 64-bit hash of its current `after` JSON
-//! (memory: keys × (key length + ~50 bytes)); the source rows are streamed past it. Tables
-//! without a key (REPLICA IDENTITY FULL) are compared as multisets of row hashes: an update
-//! removes its `before` image and adds its `after`.
+//! Tables with a key: the topic side holds, per key, a 64-bit hash of its current `after` JSON;
+//! the source rows are streamed past it. Tables without a key (REPLICA IDENTITY FULL) are
+//! compared as multisets of row hashes: an update removes its `before` image and adds its
+//! `after`. The per-key order rules, the truncate rule and the memory bound are in `store`'s
+//! docs; examples are the smallest keys (as JSON text) of each kind, so they do not depend on
+//! the order of processing or on spilling.
 //!
 //! Records written without pgseam's position headers (e.g. by Debezium before a takeover) are
 //! placed by the envelope's `source.lsn` (the change's LSN, before its commit): exact while the
 //! source is quiet, approximate for transactions that span L.
 //!
-//! Not here yet: Avro, spilling the topic side to disk (key-range hashes), TRUNCATE beyond
-//! clearing the table's state, and per-key order checks.
+//! Not here yet: Avro; a comparison point in the past (PostgreSQL reads tables only "now").
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -86,6 +91,12 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::config;
+pub use progress::ProgressMode;
+use progress::{Progress, LOG_INTERVAL};
+use store::{Change, Event, Pos, Spill, Spool, TableCompare, Truncate};
+
+mod progress;
+mod store;
 use crate::pipeline::{HEADER_COMMIT_LSN, HEADER_LSN, HEADER_SEQ, HEADER_SNAPSHOT};
 
 /// Header of verify's marker records (`--end marker`); its value is the run id.
@@ -100,8 +111,8 @@ const UNAVAILABLE_PLACEHOLDER_BASE64: &str = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YW
 const FLUSH_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long one consumer poll blocks.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-/// How often progress is logged while reading.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the wait for pgseam is logged.
+const PROGRESS_INTERVAL: Duration = LOG_INTERVAL;
 /// How long a topic may take to appear in the metadata before it counts as absent (empty).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -125,6 +136,32 @@ pub struct Options {
     pub wait: Option<Duration>,
     /// Examples listed per kind of difference.
     pub examples: usize,
+    /// Bytes of topic-side state held in memory before spilling to disk (see `store`).
+    pub memory_budget: usize,
+    /// Where the spill directory is created (default: the system's temp dir).
+    pub spill_dir: Option<PathBuf>,
+    pub progress: ProgressMode,
+}
+
+/// The default `--memory-budget`: 512 MiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 512 << 20;
+
+/// Parses a byte size: a number with an optional `K`, `M` or `G` suffix (powers of 1024).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (number, shift) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    let n: usize = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (bytes, or a number with K, M or G)"))?;
+    n.checked_mul(1usize << shift)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{text}`: the size must be more than 0 and fit in memory"))
 }
 
 /// What verify found, per table.
@@ -165,11 +202,27 @@ pub struct TableReport {
     pub extra_examples: Vec<String>,
     pub different_examples: Vec<String>,
     pub records: RecordCounts,
+    /// Records repeating a change already applied for their key at the same position (the
+    /// recognisable duplicates of an at-least-once replay); tables without a key: records at
+    /// or before their partition's newest position. Not a difference.
+    pub duplicates: u64,
+    pub duplicate_examples: Vec<String>,
+    /// Records at a position before the newest one applied for their key in their partition
+    /// that are not duplicates.
+    pub out_of_order: u64,
+    /// Keys whose last record is not their newest position (the sink holds an older version).
+    pub behind: u64,
+    /// Keys of `out_of_order` and `behind`.
+    pub order_examples: Vec<String>,
 }
 
 impl TableReport {
     pub fn is_clean(&self) -> bool {
-        self.missing == 0 && self.extra == 0 && self.different == 0
+        self.missing == 0
+            && self.extra == 0
+            && self.different == 0
+            && self.out_of_order == 0
+            && self.behind == 0
     }
 }
 
@@ -182,9 +235,6 @@ pub struct RecordCounts {
     pub deletes: u64,
     pub tombstones: u64,
     pub truncates: u64,
-    /// Records at or before a position already applied in their partition: the ordered suffix
-    /// an at-least-once restart replays (harmless for a Primary Key table).
-    pub replayed: u64,
     /// Records at or after the comparison point (not applied).
     pub after_point: u64,
 }
@@ -215,9 +265,23 @@ impl fmt::Display for Report {
             let r = &t.records;
             writeln!(
                 f,
-                "  records applied: r {}, c {}, u {}, d {}, tombstones {}, truncates {}; replayed {}; at or after the point {}",
-                r.reads, r.creates, r.updates, r.deletes, r.tombstones, r.truncates, r.replayed, r.after_point
+                "  records applied: r {}, c {}, u {}, d {}, tombstones {}, truncates {}; at or after the point {}",
+                r.reads, r.creates, r.updates, r.deletes, r.tombstones, r.truncates, r.after_point
             )?;
+            write!(f, "  duplicate events: {}", t.duplicates)?;
+            if !t.duplicate_examples.is_empty() {
+                write!(f, ", e.g. {}", t.duplicate_examples.join(", "))?;
+            }
+            writeln!(f)?;
+            write!(
+                f,
+                "  order violations: {} out of order, {} keys end behind",
+                t.out_of_order, t.behind
+            )?;
+            if !t.order_examples.is_empty() {
+                write!(f, ", e.g. {}", t.order_examples.join(", "))?;
+            }
+            writeln!(f)?;
             let (missing, extra) = if t.keyed {
                 ("keys missing from the topic", "keys only in the topic")
             } else {
@@ -324,17 +388,47 @@ pub async fn run(
             .unwrap_or(METADATA_TIMEOUT)
             .max(METADATA_TIMEOUT),
         run_id,
+        progress: options.progress,
     };
-    let states = tokio::task::spawn_blocking(move || read.run())
-        .await
-        .context("the topic reader failed")??;
+    let spill = Spill::new(
+        options.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+        options.memory_budget,
+    );
+    let names: Vec<String> = tables.iter().map(TableIdentity::qualified_name).collect();
+    let examples = options.examples;
+    let (sides, mut compares, mut spill) = tokio::task::spawn_blocking(move || {
+        let (sides, mut spill) = read.run(spill)?;
+        // Each table's events, replayed per key into the topic side's state.
+        let mut held = 0;
+        let mut counts = Vec::with_capacity(sides.len());
+        let mut compares = Vec::with_capacity(sides.len());
+        for (name, side) in names.iter().zip(sides) {
+            let compare = TableCompare::resolve(
+                name,
+                side.spool,
+                &side.truncates,
+                side.keyed,
+                examples,
+                &mut spill,
+                &mut held,
+            )
+            .with_context(|| format!("resolving the topic side of {name}"))?;
+            tracing::info!(
+                table = %name,
+                rows = compare.findings.topic_rows,
+                duplicates = compare.findings.duplicates,
+                out_of_order = compare.findings.out_of_order,
+                "topic side resolved"
+            );
+            counts.push((side.counts, side.keyless_duplicates));
+            compares.push(compare);
+        }
+        anyhow::Ok((counts, compares, spill))
+    })
+    .await
+    .context("the topic reader failed")??;
 
     // 4 + 5. The source under the exported snapshot, compared row by row.
-    let mut comparisons: Vec<Comparison> = tables
-        .iter()
-        .zip(states)
-        .map(|(t, state)| Comparison::new(t, state, options.examples))
-        .collect();
     let snapshot_settings = SnapshotSettings {
         max_threads: connector.snapshot_max_threads.max(1) as usize,
         chunk_rows: settings.source.snapshot.chunk_rows,
@@ -343,23 +437,60 @@ pub async fn run(
         include: None,
         ..SnapshotSettings::default()
     };
-    compare_source(
+    let topics = compare_source(
         &params,
         &snapshot_settings,
         &tables,
         &created,
         settings.converter.clone(),
-        &mut comparisons,
+        &mut compares,
+        &mut spill,
+        options.progress,
     )
     .await?;
     if let Err(err) = replication.close().await {
         tracing::warn!(error = %err, "closing the replication connection failed; the server drops the temporary slot anyway");
     }
+    let mut reports = Vec::with_capacity(tables.len());
+    for (((table, compare), (records, keyless_duplicates)), topic) in
+        tables.iter().zip(compares).zip(sides).zip(topics)
+    {
+        let keyed = compare.keyed;
+        let found = tokio::task::block_in_place(|| compare.finish())
+            .with_context(|| format!("comparing {}", table.qualified_name()))?;
+        reports.push(TableReport {
+            table: table.qualified_name(),
+            topic,
+            keyed,
+            source_rows: found.source_rows,
+            topic_rows: found.topic_rows,
+            missing: found.missing,
+            extra: found.extra,
+            different: found.different,
+            different_placeholder: found.different_placeholder,
+            missing_examples: found.missing_examples.into_vec(),
+            extra_examples: found.extra_examples.into_vec(),
+            different_examples: found.different_examples.into_vec(),
+            records,
+            duplicates: found.duplicates + keyless_duplicates,
+            duplicate_examples: found.duplicate_examples.into_vec(),
+            out_of_order: found.out_of_order,
+            behind: found.behind,
+            order_examples: found.order_examples.into_vec(),
+        });
+    }
+    if spill.used() {
+        tracing::info!(
+            bytes = spill.written,
+            budget = spill.budget,
+            "verify spilled to disk"
+        );
+    }
     Ok(Report {
         lsn: point,
         slot: slot_name.clone(),
         confirmed_flush: confirmed,
-        tables: comparisons.into_iter().map(Comparison::finish).collect(),
+        tables: reports,
     })
 }
 
@@ -462,14 +593,17 @@ fn kafka_client_config(settings: &crate::pipeline::PipelineSettings) -> ClientCo
     client
 }
 
-/// The topic side of one table.
+/// The topic side of one table, as read.
 #[derive(Debug, Default)]
-struct TopicState {
-    /// Keyed tables: key JSON → row.
-    rows: HashMap<String, TopicRow>,
-    /// Keyless tables: row hash → count (may go negative: a before image never added).
-    multiset: HashMap<u64, i64>,
+struct TopicSide {
+    /// Its records as events (see `store`).
+    spool: Spool,
+    truncates: Vec<Truncate>,
     counts: RecordCounts,
+    /// Records of a table without a key at or before their partition's newest position.
+    keyless_duplicates: u64,
+    /// A record with a key was seen.
+    keyed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -519,13 +653,6 @@ fn row_hash(row: &Value) -> TopicRow {
     }
 }
 
-/// Where a record sits in the change history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct RecordPosition {
-    commit_lsn: Lsn,
-    seq: u64,
-}
-
 struct TopicRead {
     client: ClientConfig,
     topics: Vec<String>,
@@ -535,28 +662,36 @@ struct TopicRead {
     /// How long `--end marker` waits for the markers.
     marker_wait: Duration,
     run_id: String,
+    progress: ProgressMode,
 }
 
 /// One partition's progress.
 #[derive(Debug, Default)]
 struct PartitionProgress {
     done: bool,
-    last: Option<RecordPosition>,
+    /// The newest position read in the partition.
+    newest: Option<Pos>,
 }
 
 impl TopicRead {
     /// Reads every topic from the beginning up to the comparison point (blocking).
-    fn run(self) -> anyhow::Result<Vec<TopicState>> {
+    fn run(self, mut spill: Spill) -> anyhow::Result<(Vec<TopicSide>, Spill)> {
         let mut consumer_config = self.client.clone();
+        // librdkafka prefetches up to queued.max.messages.kbytes (64 MiB by default) of
+        // payload and, measured, holds 10-20 times that in fetch buffers and message structures;
+        // a larger prefetch reads faster (docs/verify.md#memory has the numbers). Scaled with
+        // the budget: budget/64, 1 to 16 MiB.
+        let prefetch_kb = (spill.budget / 64 / 1024).clamp(1024, 16_384);
         consumer_config
             .set("group.id", format!("pgseam-verify-{}", self.run_id))
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            .set("queued.max.messages.kbytes", prefetch_kb.to_string())
+            .set("fetch.max.bytes", (prefetch_kb * 1024).to_string());
         let consumer: BaseConsumer = consumer_config
             .create()
             .context("cannot create the Kafka consumer")?;
-        let mut states: Vec<TopicState> =
-            self.topics.iter().map(|_| TopicState::default()).collect();
+        let mut states: Vec<TopicSide> = self.topics.iter().map(|_| TopicSide::default()).collect();
         let index: HashMap<&str, usize> = self
             .topics
             .iter()
@@ -576,7 +711,7 @@ impl TopicRead {
             }
         }
         if progress.is_empty() {
-            return Ok(states);
+            return Ok((states, spill));
         }
         if self.end == EndMode::Marker {
             self.produce_markers(&progress)?;
@@ -584,9 +719,11 @@ impl TopicRead {
         consumer.assign(&assignment)?;
         let started = Instant::now();
         let mut last_record = Instant::now();
-        let mut logged = Instant::now();
+        let mut shown = Progress::new(self.progress);
         let mut consumed: u64 = 0;
-        let mut open = progress.len();
+        let mut buffered: usize = 0;
+        let partitions = progress.len();
+        let mut open = partitions;
         while open > 0 {
             match consumer.poll(POLL_TIMEOUT) {
                 Some(Ok(message)) => {
@@ -609,10 +746,15 @@ impl TopicRead {
                         }
                         continue;
                     }
+                    let before = states[table].spool.bytes;
                     let end = apply(
                         &mut states[table],
                         state,
                         self.point,
+                        Placed {
+                            partition,
+                            read_seq: consumed,
+                        },
                         &headers,
                         message.key(),
                         message.payload(),
@@ -626,6 +768,13 @@ impl TopicRead {
                     })?;
                     if end {
                         finish(&consumer, &self.topics[table], partition, state, &mut open);
+                    }
+                    buffered += states[table].spool.bytes.saturating_sub(before);
+                    if buffered > spill.budget {
+                        for (side, topic) in states.iter_mut().zip(&self.topics) {
+                            side.spool.spill(&mut spill, topic)?;
+                        }
+                        buffered = 0;
                     }
                 }
                 Some(Err(err)) => bail!("Kafka consumer error: {err}"),
@@ -641,17 +790,20 @@ impl TopicRead {
                     }
                 }
             }
-            if logged.elapsed() >= PROGRESS_INTERVAL {
-                logged = Instant::now();
-                tracing::info!(
-                    records = consumed,
-                    partitions_open = open,
-                    "reading the topics"
-                );
-            }
+            shown.update(
+                || format!("reading topics: {consumed} records, {open} of {partitions} partitions open"),
+                || {
+                    tracing::info!(
+                        records = consumed,
+                        partitions_open = open,
+                        "reading the topics"
+                    )
+                },
+            );
         }
+        shown.finish(|| format!("reading topics: {consumed} records, done"));
         tracing::info!(records = consumed, "topics read");
-        Ok(states)
+        Ok((states, spill))
     }
 
     /// `--end marker`: one marker per partition, produced before reading starts.
@@ -743,12 +895,21 @@ fn header_lsn(headers: &[(String, Vec<u8>)], name: &str) -> anyhow::Result<Optio
         .transpose()
 }
 
-/// Applies one record to its table's state. Returns true when the record is at or after the
-/// comparison point: its partition is complete.
+/// Where verify read a record.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    partition: i32,
+    /// Order of reading, over all partitions.
+    read_seq: u64,
+}
+
+/// Takes one record into its table's topic side as an event. Returns true when the record is
+/// at or after the comparison point: its partition is complete.
 fn apply(
-    table: &mut TopicState,
+    table: &mut TopicSide,
     partition: &mut PartitionProgress,
     point: Lsn,
+    placed: Placed,
     headers: &[(String, Vec<u8>)],
     key: Option<&[u8]>,
     value: Option<&[u8]>,
@@ -759,28 +920,33 @@ fn apply(
         .context("record value is not JSON")?;
     let snapshot = header(headers, HEADER_SNAPSHOT).is_some_and(|v| v == b"true");
     let commit_lsn = header_lsn(headers, HEADER_COMMIT_LSN)?;
+    let seq = header(headers, HEADER_SEQ)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut pos = None;
     if snapshot {
         // pgseam's own snapshot, at its slot's consistent point.
         if let Some(lsn) = header_lsn(headers, HEADER_LSN)? {
             if lsn > point {
                 bail!("pgseam's snapshot was taken at {lsn}, after the comparison point {point}: pgseam was still starting; run verify again");
             }
+            pos = Some(Pos {
+                lsn,
+                stream: false,
+                seq,
+            });
         }
     } else if let Some(commit_lsn) = commit_lsn {
         if commit_lsn >= point {
             table.counts.after_point += 1;
             return Ok(true);
         }
-        let seq = header(headers, HEADER_SEQ)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-        let position = RecordPosition { commit_lsn, seq };
-        if partition.last.is_some_and(|last| position <= last) {
-            table.counts.replayed += 1;
-        } else {
-            partition.last = Some(position);
-        }
+        pos = Some(Pos {
+            lsn: commit_lsn,
+            stream: true,
+            seq,
+        });
     } else if let Some(envelope) = &envelope {
         // Written without pgseam's headers: place it by the change's own LSN.
         let source = envelope.get("source");
@@ -794,16 +960,36 @@ fn apply(
             return Ok(true);
         }
     }
+    // Tables without a key have no per-key order: a record at or before the partition's newest
+    // position is a duplicate there.
+    let at_or_before_newest = pos.is_some_and(|p| partition.newest.is_some_and(|n| p <= n));
+    if let Some(p) = pos {
+        partition.newest = Some(partition.newest.map_or(p, |n| n.max(p)));
+    }
+    let event = |key: String, change: Change| Event {
+        key,
+        partition: placed.partition,
+        read_seq: placed.read_seq,
+        pos,
+        change,
+    };
     let key = key_text(key)?;
     let Some(envelope) = envelope else {
         table.counts.tombstones += 1;
         if let Some(key) = key {
-            table.rows.remove(&key);
+            table.keyed = true;
+            table
+                .spool
+                .push(event(key, Change::Delete { tombstone: true }));
         }
         return Ok(false);
     };
     let op = envelope.get("op").and_then(Value::as_str).unwrap_or("");
     let image = |name: &str| envelope.get(name).filter(|v| !v.is_null());
+    let keyless = |hash: u64| format!("{hash:016x}");
+    if key.is_none() && matches!(op, "r" | "c" | "u" | "d") && at_or_before_newest {
+        table.keyless_duplicates += 1;
+    }
     match op {
         "r" | "c" | "u" => {
             match op {
@@ -815,16 +1001,25 @@ fn apply(
             let row = row_hash(after);
             match key {
                 Some(key) => {
-                    table.rows.insert(key, row);
+                    table.keyed = true;
+                    table.spool.push(event(
+                        key,
+                        Change::Row {
+                            hash: row.hash,
+                            placeholder: row.placeholder,
+                        },
+                    ));
                 }
                 None => {
                     if op == "u" {
                         let before = image("before").ok_or_else(|| {
                             anyhow!("an update of a table without key has no before image (REPLICA IDENTITY FULL is needed)")
                         })?;
-                        *table.multiset.entry(row_hash(before).hash).or_default() -= 1;
+                        table
+                            .spool
+                            .push(event(keyless(row_hash(before).hash), Change::Count(-1)));
                     }
-                    *table.multiset.entry(row.hash).or_default() += 1;
+                    table.spool.push(event(keyless(row.hash), Change::Count(1)));
                 }
             }
         }
@@ -832,134 +1027,68 @@ fn apply(
             table.counts.deletes += 1;
             match key {
                 Some(key) => {
-                    table.rows.remove(&key);
+                    table.keyed = true;
+                    table
+                        .spool
+                        .push(event(key, Change::Delete { tombstone: false }));
                 }
                 None => {
                     let before = image("before").ok_or_else(|| {
                         anyhow!("a delete from a table without key has no before image (REPLICA IDENTITY FULL is needed)")
                     })?;
-                    *table.multiset.entry(row_hash(before).hash).or_default() -= 1;
+                    table
+                        .spool
+                        .push(event(keyless(row_hash(before).hash), Change::Count(-1)));
                 }
             }
         }
         "t" => {
             table.counts.truncates += 1;
-            table.rows.clear();
-            table.multiset.clear();
+            table.truncates.push(Truncate {
+                pos,
+                read_seq: placed.read_seq,
+            });
         }
         other => bail!("unexpected op {other:?}"),
     }
     Ok(false)
 }
 
-/// One table's comparison under way: the topic side, consumed by the source rows.
-struct Comparison {
-    report: TableReport,
-    state: TopicState,
-    examples: usize,
-}
-
-impl Comparison {
-    fn new(table: &TableIdentity, state: TopicState, examples: usize) -> Comparison {
-        Comparison {
-            report: TableReport {
-                table: table.qualified_name(),
-                keyed: state.multiset.is_empty(),
-                topic_rows: state.rows.len() as u64
-                    + state
-                        .multiset
-                        .values()
-                        .filter(|&&c| c > 0)
-                        .map(|&c| c as u64)
-                        .sum::<u64>(),
-                records: state.counts.clone(),
-                ..TableReport::default()
-            },
-            state,
-            examples,
-        }
-    }
-
-    /// One source row, rendered as the connector renders it.
-    fn source_row(&mut self, key: Option<String>, after: &Value) {
-        self.report.source_rows += 1;
-        let row = row_hash(after);
-        match key {
-            Some(key) => {
-                self.report.keyed = true;
-                match self.state.rows.remove(&key) {
-                    None => {
-                        self.report.missing += 1;
-                        push_example(&mut self.report.missing_examples, self.examples, &key);
-                    }
-                    Some(topic) if topic.hash != row.hash => {
-                        self.report.different += 1;
-                        if topic.placeholder {
-                            self.report.different_placeholder += 1;
-                        }
-                        push_example(&mut self.report.different_examples, self.examples, &key);
-                    }
-                    Some(_) => {}
-                }
-            }
-            None => {
-                self.report.keyed = false;
-                *self.state.multiset.entry(row.hash).or_default() -= 1;
-            }
-        }
-    }
-
-    fn finish(mut self) -> TableReport {
-        let mut extra: Vec<String> = self.state.rows.keys().cloned().collect();
-        extra.sort();
-        self.report.extra += extra.len() as u64;
-        self.report.extra_examples = extra.into_iter().take(self.examples).collect();
-        for count in self.state.multiset.values() {
-            if *count > 0 {
-                self.report.extra += *count as u64;
-            } else {
-                self.report.missing += count.unsigned_abs();
-            }
-        }
-        self.report
-    }
-}
-
-fn push_example(examples: &mut Vec<String>, limit: usize, key: &str) {
-    if examples.len() < limit {
-        examples.push(key.to_owned());
-    }
-}
-
 /// Reads the source under the comparison point's snapshot with the snapshot engine, renders
-/// each row with the connector's converter, and feeds it to its table's comparison.
+/// each row with the connector's converter, and feeds it to its table's comparison. Returns
+/// each table's topic name as the converter names it.
+#[allow(clippy::too_many_arguments)]
 async fn compare_source(
     params: &pgseam_connector_pg::ConnectParams,
     settings: &SnapshotSettings,
     tables: &[TableIdentity],
     created: &slot::CreatedSlot,
     converter: JsonConverterConfig,
-    comparisons: &mut [Comparison],
-) -> anyhow::Result<()> {
+    compares: &mut [TableCompare],
+    spill: &mut Spill,
+    progress: ProgressMode,
+) -> anyhow::Result<Vec<String>> {
     let (tx, rx) = mpsc::channel(1024);
     let read = async move {
         let result = snapshot::run(params, settings, tables, created, &tx).await;
         drop(tx);
         result
     };
-    let by_name: HashMap<String, usize> = comparisons
+    let by_name: HashMap<String, usize> = tables
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.report.table.clone(), i))
+        .map(|(i, t)| (t.qualified_name(), i))
         .collect();
     let topic_prefix = converter.topic_prefix.clone();
+    let mut topics: Vec<String> = vec![String::new(); tables.len()];
     let mut converter = JsonConverter::new(converter);
     let consume = async {
         // Owned here, so that a failure below closes the channel and stops the reader.
         let mut rx = rx;
         let mut records: Vec<KafkaRecord> = Vec::new();
         let mut rows: u64 = 0;
-        let mut logged = Instant::now();
+        let mut buffered: usize = 0;
+        let mut shown = Progress::new(progress);
         while let Some(message) = rx.recv().await {
             let SourceMessage::Event(event) = message else {
                 continue;
@@ -978,28 +1107,37 @@ async fn compare_source(
                     payload(serde_json::from_slice(value).context("converter output is not JSON")?);
                 let after = envelope.get("after").cloned().unwrap_or(Value::Null);
                 let key = key_text(record.key.as_deref())?;
-                comparisons[index].source_row(key, &after);
-                comparisons[index].report.topic = record.topic.clone();
+                buffered += compares[index].source_row(key, row_hash(&after).hash);
+                if topics[index].is_empty() {
+                    topics[index] = record.topic.clone();
+                }
+            }
+            if buffered > spill.source_limit() {
+                for compare in compares.iter_mut() {
+                    compare.spill_source(spill)?;
+                }
+                buffered = 0;
             }
             rows += 1;
-            if logged.elapsed() >= PROGRESS_INTERVAL {
-                logged = Instant::now();
-                tracing::info!(rows, table = %name, "comparing source rows");
-            }
+            shown.update(
+                || format!("comparing source rows: {rows} ({name})"),
+                || tracing::info!(rows, table = %name, "comparing source rows"),
+            );
         }
+        shown.finish(|| format!("comparing source rows: {rows}, done"));
         anyhow::Ok(rows)
     };
     let (read, consumed) = tokio::join!(read, consume);
     // A consumer error first: it explains a source read that stopped on a closed channel.
     let rows = consumed?;
     read.context("reading the source under the comparison point's snapshot failed")?;
-    for c in comparisons.iter_mut() {
-        if c.report.topic.is_empty() {
-            c.report.topic = format!("{topic_prefix}.{}", c.report.table);
+    for (topic, table) in topics.iter_mut().zip(tables) {
+        if topic.is_empty() {
+            *topic = format!("{topic_prefix}.{}", table.qualified_name());
         }
     }
     tracing::info!(rows, "source compared");
-    Ok(())
+    Ok(topics)
 }
 
 #[cfg(test)]
@@ -1029,105 +1167,255 @@ mod tests {
 
     const POINT: Lsn = Lsn(0x1000);
 
+    /// A table's topic side fed record by record, then compared with source rows.
+    #[derive(Default)]
+    struct Feed {
+        side: TopicSide,
+        partitions: HashMap<i32, PartitionProgress>,
+        read: u64,
+    }
+
+    impl Feed {
+        fn push(
+            &mut self,
+            partition: i32,
+            headers: &[(String, Vec<u8>)],
+            key: Option<&[u8]>,
+            value: Option<&[u8]>,
+        ) -> anyhow::Result<bool> {
+            self.read += 1;
+            apply(
+                &mut self.side,
+                self.partitions.entry(partition).or_default(),
+                POINT,
+                Placed {
+                    partition,
+                    read_seq: self.read,
+                },
+                headers,
+                key,
+                value,
+            )
+        }
+
+        /// Compares with the source rows (key JSON, `after`), under `budget`.
+        fn compare(
+            self,
+            budget: usize,
+            source: &[(Option<String>, Value)],
+        ) -> (store::Findings, bool) {
+            let mut spill = Spill::new(std::env::temp_dir(), budget);
+            let mut held = 0;
+            let mut compare = TableCompare::resolve(
+                "public.t",
+                self.side.spool,
+                &self.side.truncates,
+                self.side.keyed,
+                5,
+                &mut spill,
+                &mut held,
+            )
+            .unwrap();
+            let mut buffered = 0;
+            for (key, after) in source {
+                buffered += compare.source_row(key.clone(), row_hash(after).hash);
+                if buffered > budget {
+                    compare.spill_source(&mut spill).unwrap();
+                    buffered = 0;
+                }
+            }
+            let used = spill.used();
+            (compare.finish().unwrap(), used)
+        }
+    }
+
+    fn id(n: i64) -> String {
+        format!(r#"{{"id":{n}}}"#)
+    }
+
     #[test]
     fn applies_as_a_primary_key_table_up_to_the_point() {
-        let mut table = TopicState::default();
-        let mut partition = PartitionProgress::default();
+        let mut feed = Feed::default();
         let key = br#"{"schema":{},"payload":{"id":1}}"#;
         let key2 = br#"{"id":2}"#;
         let row = |v: i64| serde_json::json!({"id": 1, "v": v});
-        let snap = headers(None, 0, true);
-        assert!(!apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &snap,
-            Some(key),
-            Some(&record("r", Value::Null, row(1)))
-        )
-        .unwrap());
-        assert!(!apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &headers(None, 1, true),
-            Some(key2),
-            Some(&record("r", Value::Null, serde_json::json!({"id": 2})))
-        )
-        .unwrap());
+        assert!(!feed
+            .push(
+                0,
+                &headers(None, 0, true),
+                Some(key),
+                Some(&record("r", Value::Null, row(1)))
+            )
+            .unwrap());
+        assert!(!feed
+            .push(
+                0,
+                &headers(None, 1, true),
+                Some(key2),
+                Some(&record("r", Value::Null, serde_json::json!({"id": 2})))
+            )
+            .unwrap());
         let u = headers(Some("0/800"), 0, false);
-        assert!(!apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &u,
-            Some(key),
-            Some(&record("u", Value::Null, row(2)))
-        )
-        .unwrap());
-        // The same position again: an at-least-once replay, still applied.
-        assert!(!apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &u,
-            Some(key),
-            Some(&record("u", Value::Null, row(2)))
-        )
-        .unwrap());
-        assert_eq!(table.counts.replayed, 1);
-        // A delete and its tombstone.
-        let d = headers(Some("0/900"), 0, false);
-        assert!(!apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &d,
-            Some(key2),
-            Some(&record("d", serde_json::json!({"id": 2}), Value::Null))
-        )
-        .unwrap());
-        assert!(!apply(&mut table, &mut partition, POINT, &d, Some(key2), None).unwrap());
+        let update = record("u", Value::Null, row(2));
+        assert!(!feed.push(0, &u, Some(key), Some(&update)).unwrap());
+        // The same position and change again: an at-least-once replay, still applied.
+        assert!(!feed.push(0, &u, Some(key), Some(&update)).unwrap());
+        // A delete and its tombstone (the next seq).
+        let d = record("d", serde_json::json!({"id": 2}), Value::Null);
+        assert!(!feed
+            .push(0, &headers(Some("0/900"), 0, false), Some(key2), Some(&d))
+            .unwrap());
+        assert!(!feed
+            .push(0, &headers(Some("0/900"), 1, false), Some(key2), None)
+            .unwrap());
         // At the point: not applied, the partition is complete.
         let late = headers(Some("0/1000"), 0, false);
-        assert!(apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &late,
-            Some(key),
-            Some(&record("u", Value::Null, row(3)))
-        )
-        .unwrap());
-        assert_eq!(table.counts.after_point, 1);
-        assert_eq!(table.rows.len(), 1);
-        assert_eq!(table.rows[r#"{"id":1}"#].hash, row_hash(&row(2)).hash);
+        assert!(feed
+            .push(0, &late, Some(key), Some(&record("u", Value::Null, row(3))))
+            .unwrap());
+        let counts = feed.side.counts.clone();
+        assert_eq!(counts.after_point, 1);
         assert_eq!(
             (
-                table.counts.reads,
-                table.counts.updates,
-                table.counts.deletes,
-                table.counts.tombstones
+                counts.reads,
+                counts.updates,
+                counts.deletes,
+                counts.tombstones
             ),
             (2, 2, 1, 1)
         );
+        let (found, _) = feed.compare(1 << 20, &[(Some(id(1)), row(2))]);
+        assert_eq!((found.topic_rows, found.source_rows), (1, 1));
+        assert_eq!((found.missing, found.extra, found.different), (0, 0, 0));
+        assert_eq!(found.duplicates, 1);
+        assert_eq!(found.duplicate_examples.into_vec(), vec![id(1)]);
+        assert_eq!((found.out_of_order, found.behind), (0, 0));
+    }
+
+    #[test]
+    fn order_violations_and_duplicates_per_key() {
+        let mut feed = Feed::default();
+        let row = |k: i64, v: i64| serde_json::json!({"id": k, "v": v});
+        let push = |feed: &mut Feed, partition: i32, commit: &str, seq: u64, k: i64, v: i64| {
+            feed.push(
+                partition,
+                &headers(Some(commit), seq, false),
+                Some(id(k).as_bytes()),
+                Some(&record("u", Value::Null, row(k, v))),
+            )
+            .unwrap();
+        };
+        // Key 1: a replayed suffix (0/10, 0/20 again): two duplicates, in order at the end.
+        push(&mut feed, 0, "0/10", 0, 1, 1);
+        push(&mut feed, 0, "0/20", 0, 1, 2);
+        push(&mut feed, 0, "0/10", 0, 1, 1);
+        push(&mut feed, 0, "0/20", 0, 1, 2);
+        // Key 2: a record at a new position before the newest: out of order (and it is the
+        // key's last record, so the key ends behind too).
+        push(&mut feed, 1, "0/10", 1, 2, 1);
+        push(&mut feed, 1, "0/30", 0, 2, 3);
+        push(&mut feed, 1, "0/20", 5, 2, 2);
+        // Key 3: an old change repeated last: a duplicate, but the key ends behind.
+        push(&mut feed, 0, "0/10", 2, 3, 1);
+        push(&mut feed, 0, "0/20", 1, 3, 2);
+        push(&mut feed, 0, "0/10", 2, 3, 1);
+        // Key 4: the same position with another change: out of order.
+        push(&mut feed, 1, "0/40", 0, 4, 1);
+        push(&mut feed, 1, "0/40", 0, 4, 9);
+        // Key 5: its own partition's order only; another partition's older position is fine.
+        push(&mut feed, 0, "0/50", 0, 5, 1);
+        push(&mut feed, 1, "0/45", 0, 5, 1);
+        let source = [
+            (Some(id(1)), row(1, 2)),
+            (Some(id(2)), row(2, 3)),
+            (Some(id(3)), row(3, 2)),
+            (Some(id(4)), row(4, 9)),
+            (Some(id(5)), row(5, 1)),
+        ];
+        let (found, _) = feed.compare(1 << 20, &source);
+        assert_eq!(found.duplicates, 3);
+        assert_eq!(found.duplicate_examples.into_vec(), vec![id(1), id(3)]);
+        assert_eq!(found.out_of_order, 2);
+        assert_eq!(found.behind, 2);
+        assert_eq!(found.order_examples.into_vec(), vec![id(2), id(3), id(4)]);
+        // Key 2 ends at v=2, key 3 at v=1: the sink holds older rows.
+        assert_eq!(found.different, 2);
+        assert_eq!(found.different_examples.into_vec(), vec![id(2), id(3)]);
+    }
+
+    #[test]
+    fn a_busy_key_is_checked_the_same_way() {
+        let mut feed = Feed::default();
+        let row = |v: u64| serde_json::json!({"id": 7, "v": v});
+        let mut push = |lsn: u64, seq: u64, v: u64| {
+            feed.push(
+                0,
+                &headers(Some(&Lsn(lsn).to_string()), seq, false),
+                Some(id(7).as_bytes()),
+                Some(&record("u", Value::Null, row(v))),
+            )
+            .unwrap();
+        };
+        for v in 1..=100 {
+            push(v * 16, 0, v);
+        }
+        // A replayed suffix of 10, then one record at a new, older position, then the newest.
+        for v in 91..=100 {
+            push(v * 16, 0, v);
+        }
+        push(50 * 16, 1, 50);
+        push(100 * 16, 0, 100);
+        let (found, _) = feed.compare(1 << 20, &[(Some(id(7)), row(100))]);
+        assert_eq!(
+            (found.duplicates, found.out_of_order, found.behind),
+            (11, 1, 0)
+        );
+        assert_eq!((found.missing, found.extra, found.different), (0, 0, 0));
+    }
+
+    #[test]
+    fn truncate_clears_what_came_before_it_by_position() {
+        let mut feed = Feed::default();
+        let row = |k: i64| serde_json::json!({"id": k});
+        // Key 1 in partition 0 before the truncate, key 2 after it, read in another order.
+        feed.push(
+            1,
+            &headers(Some("0/30"), 0, false),
+            Some(id(2).as_bytes()),
+            Some(&record("c", Value::Null, row(2))),
+        )
+        .unwrap();
+        feed.push(
+            2,
+            &headers(Some("0/20"), 0, false),
+            None,
+            Some(&record("t", Value::Null, Value::Null)),
+        )
+        .unwrap();
+        feed.push(
+            0,
+            &headers(Some("0/10"), 0, false),
+            Some(id(1).as_bytes()),
+            Some(&record("c", Value::Null, row(1))),
+        )
+        .unwrap();
+        let (found, _) = feed.compare(1 << 20, &[(Some(id(2)), row(2))]);
+        assert_eq!((found.topic_rows, found.missing, found.extra), (1, 0, 0));
     }
 
     #[test]
     fn a_snapshot_after_the_point_is_refused() {
-        let mut table = TopicState::default();
-        let mut partition = PartitionProgress::default();
+        let mut feed = Feed::default();
         let mut h = vec![(HEADER_SNAPSHOT.to_owned(), b"true".to_vec())];
         h.push((HEADER_LSN.to_owned(), b"0/2000".to_vec()));
-        let err = apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &h,
-            Some(b"{\"id\":1}"),
-            Some(&record("r", Value::Null, serde_json::json!({"id": 1}))),
-        )
-        .unwrap_err();
+        let err = feed
+            .push(
+                0,
+                &h,
+                Some(b"{\"id\":1}"),
+                Some(&record("r", Value::Null, serde_json::json!({"id": 1}))),
+            )
+            .unwrap_err();
         assert!(
             err.to_string().contains("after the comparison point"),
             "{err}"
@@ -1136,45 +1424,150 @@ mod tests {
 
     #[test]
     fn keyless_tables_compare_as_multisets() {
-        let mut table = TopicState::default();
-        let mut partition = PartitionProgress::default();
+        let mut feed = Feed::default();
         let a = serde_json::json!({"x": 1});
         let b = serde_json::json!({"x": 2});
-        let h = headers(Some("0/10"), 0, false);
-        for _ in 0..2 {
-            apply(
-                &mut table,
-                &mut partition,
-                POINT,
-                &h,
+        for seq in 0..2 {
+            feed.push(
+                0,
+                &headers(Some("0/10"), seq, false),
                 None,
                 Some(&record("c", Value::Null, a.clone())),
             )
             .unwrap();
         }
-        apply(
-            &mut table,
-            &mut partition,
-            POINT,
-            &h,
+        feed.push(
+            0,
+            &headers(Some("0/20"), 0, false),
             None,
             Some(&record("u", a.clone(), b.clone())),
         )
         .unwrap();
-        let identity = TableIdentity {
-            oid: 1,
-            schema: "public".into(),
-            table: "t".into(),
-            replica_identity: 'f',
-            has_primary_key: false,
-        };
-        let mut comparison = Comparison::new(&identity, table, 5);
-        assert_eq!(comparison.report.topic_rows, 2);
-        comparison.source_row(None, &a);
-        comparison.source_row(None, &a);
-        let report = comparison.finish();
-        assert_eq!((report.missing, report.extra), (1, 1));
-        assert!(!report.is_clean());
+        // A replayed record of a table without key: counted as a duplicate (and applied).
+        feed.push(
+            0,
+            &headers(Some("0/10"), 1, false),
+            None,
+            Some(&record("c", Value::Null, a.clone())),
+        )
+        .unwrap();
+        assert_eq!(feed.side.keyless_duplicates, 1);
+        assert!(!feed.side.keyed);
+        let (found, _) = feed.compare(1 << 20, &[(None, a.clone()), (None, a.clone())]);
+        assert_eq!(found.topic_rows, 3);
+        // Topic: a ×2, b ×1; source: a ×2.
+        assert_eq!((found.missing, found.extra), (0, 1));
+    }
+
+    /// A deterministic mix of snapshot rows, updates, deletes, duplicates, out-of-order records
+    /// and a truncate, for keyed and keyless tables.
+    fn mixed(keyed: bool) -> (Feed, Vec<(Option<String>, Value)>) {
+        let mut feed = Feed::default();
+        let row = |k: i64, v: i64| serde_json::json!({"id": k, "v": v, "pad": "x".repeat((k % 7) as usize)});
+        let key = |k: i64| keyed.then(|| id(k));
+        let mut lsn = 0x10u64;
+        for k in 0..1500 {
+            feed.push(
+                (k % 3) as i32,
+                &headers(None, k as u64, true),
+                key(k).as_deref().map(str::as_bytes),
+                Some(&record("r", Value::Null, row(k, 0))),
+            )
+            .unwrap();
+        }
+        let mut current: BTreeMap<i64, i64> = (0..1500).map(|k| (k, 0)).collect();
+        for step in 0..3000i64 {
+            lsn += 0x10;
+            let k = (step * 7919) % 1700;
+            let commit = Lsn(lsn).to_string();
+            let partition = (k % 3) as i32;
+            let h = headers(Some(&commit), 0, false);
+            if step % 11 == 0 {
+                if let Some(v) = current.remove(&k) {
+                    feed.push(
+                        partition,
+                        &h,
+                        key(k).as_deref().map(str::as_bytes),
+                        Some(&record("d", row(k, v), Value::Null)),
+                    )
+                    .unwrap();
+                }
+                continue;
+            }
+            let before = current.get(&k).map(|&v| row(k, v)).unwrap_or(Value::Null);
+            let op = if before.is_null() { "c" } else { "u" };
+            feed.push(
+                partition,
+                &h,
+                key(k).as_deref().map(str::as_bytes),
+                Some(&record(op, before, row(k, step))),
+            )
+            .unwrap();
+            current.insert(k, step);
+            if keyed && step % 97 == 0 {
+                // An exact duplicate, and an out-of-order record at a new, older position.
+                feed.push(
+                    partition,
+                    &h,
+                    key(k).as_deref().map(str::as_bytes),
+                    Some(&record(op, Value::Null, row(k, step))),
+                )
+                .unwrap();
+                let older = Lsn(lsn - 8).to_string();
+                feed.push(
+                    partition,
+                    &headers(Some(&older), 3, false),
+                    key(k).as_deref().map(str::as_bytes),
+                    Some(&record("u", Value::Null, row(k, step))),
+                )
+                .unwrap();
+            }
+        }
+        let source = current
+            .iter()
+            .filter(|(k, _)| *k % 50 != 0)
+            .map(|(&k, &v)| (key(k), row(k, if k % 61 == 0 { v + 1 } else { v })))
+            .collect();
+        (feed, source)
+    }
+
+    #[test]
+    fn the_spill_path_finds_what_the_memory_path_finds() {
+        for keyed in [true, false] {
+            let (feed, source) = mixed(keyed);
+            let (memory, spilled) = feed.compare(1 << 30, &source);
+            assert!(!spilled);
+            for budget in [4 << 10, 64 << 10] {
+                let (feed, source) = mixed(keyed);
+                let (disk, spilled) = feed.compare(budget, &source);
+                assert!(spilled, "budget {budget} spills");
+                assert_eq!(
+                    format!("{disk:?}"),
+                    format!("{memory:?}"),
+                    "budget {budget}"
+                );
+            }
+            assert!(
+                memory.missing > 0 && memory.source_rows > 1000,
+                "{memory:?}"
+            );
+            if keyed {
+                assert!(
+                    memory.different > 0 && memory.duplicates > 0 && memory.out_of_order > 0,
+                    "{memory:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
     }
 
     #[test]
