@@ -21,7 +21,8 @@ use pgseam_model::{
     TransactionBlock, Value,
 };
 
-use crate::field::Kind;
+use crate::columns::{write_truncated_str, FieldMapping};
+use crate::field::{Kind, UNAVAILABLE_VALUE};
 use crate::transforms::record::{
     ConnectRecord, FieldSchema, JsonSettings, RecordValue, Scalar, StructSchema, StructValue,
 };
@@ -51,6 +52,109 @@ struct Field {
     /// default, else the type's fallback, [`Kind::null_fallback`]), whatever
     /// `replace.null.with.default` says. `None` for nullable columns.
     null_as: Option<String>,
+    /// In the value struct (`column.include.list` / `column.exclude.list`; key columns are in
+    /// the key whatever this says) and of a type Debezium maps.
+    in_value: bool,
+    /// The column mapper's rewrite of value-struct values (never of key values).
+    mapping: Option<FieldMapping>,
+    /// The schema parameter the mapper adds to the value field (`masked`, `truncateLength`).
+    value_param: Option<(&'static str, String)>,
+}
+
+impl Field {
+    fn value_param(&self) -> Option<(&str, &str)> {
+        self.value_param.as_ref().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    /// Whether the value struct (`value`) or the key struct carries this field.
+    fn in_struct(&self, value: bool) -> bool {
+        if value {
+            self.in_value
+        } else {
+            !self.kind.is_omitted()
+        }
+    }
+}
+
+/// Writes a mapped value-struct value as Debezium's column mapper leaves it (the mapper runs
+/// on the value converter's result). `Ok(false)`: nothing written, the value is written as
+/// usual (a null the mapper passes through, a value it does not change).
+fn write_mapped(
+    out: &mut String,
+    field: &Field,
+    mapping: &FieldMapping,
+    value: &Value,
+) -> Result<bool, String> {
+    match mapping {
+        FieldMapping::Mask(literal) => {
+            out.push_str(literal);
+            Ok(true)
+        }
+        FieldMapping::Hash {
+            algorithm,
+            salt,
+            v2,
+            max,
+        } => {
+            // The converted value: the text, the placeholder, or a NOT NULL column's
+            // replacement for a null.
+            let text = match (value, &field.null_as) {
+                (Value::Null, None) => return Ok(false),
+                (Value::Null, Some(null_as)) => match jackson::parse_str(null_as) {
+                    Some(s) => s,
+                    None => return Ok(false),
+                },
+                (Value::Text(s), _) => s.clone(),
+                (Value::UnchangedToast, _) => UNAVAILABLE_VALUE.to_owned(),
+                (other, _) => return Err(format!("{other:?} is not text, cannot hash it")),
+            };
+            let mut hex = FieldMapping::hash_hex(*algorithm, salt, *v2, &text);
+            if let Some(max) = max {
+                hex.truncate(*max);
+            }
+            jackson::write_str(out, &hex);
+            Ok(true)
+        }
+        FieldMapping::Truncate(max) => {
+            let max = *max;
+            match (&field.kind, value) {
+                (_, Value::Null) => Ok(false),
+                (Kind::Binary(crate::BinaryHandlingMode::Bytes), Value::Bytes(b)) => {
+                    let b = &b[..b.len().min(max)];
+                    field.kind.write_value(out, &Value::Bytes(b.to_vec()))?;
+                    Ok(true)
+                }
+                (Kind::Binary(crate::BinaryHandlingMode::Bytes), Value::UnchangedToast) => {
+                    let b = UNAVAILABLE_VALUE.as_bytes();
+                    let b = &b[..b.len().min(max)];
+                    field.kind.write_value(out, &Value::Bytes(b.to_vec()))?;
+                    Ok(true)
+                }
+                // Debezium's value is a BigDecimal or a Double here, not a string.
+                (
+                    Kind::Binary(crate::BinaryHandlingMode::Bytes)
+                    | Kind::Decimal { .. }
+                    | Kind::Float32
+                    | Kind::Float64
+                    | Kind::DecimalDouble,
+                    _,
+                ) => Ok(false),
+                _ => {
+                    let mut rendered = String::new();
+                    field.kind.write_value(&mut rendered, value)?;
+                    match rendered
+                        .starts_with('"')
+                        .then(|| jackson::parse_str(&rendered))
+                        .flatten()
+                    {
+                        Some(text) => write_truncated_str(out, &text, max),
+                        None => out.push_str(&rendered),
+                    }
+                    Ok(true)
+                }
+            }
+        }
+    }
 }
 
 /// Everything about a table that does not change from event to event.
@@ -59,7 +163,9 @@ pub(crate) struct TableEntry {
     table: Arc<TableSchema>,
     topic: String,
     fields: Vec<Field>,
-    /// Key struct schema JSON; `None` when the table has no primary key.
+    /// The key columns (the primary key, or `message.key.columns`), in key order.
+    key_columns: Vec<usize>,
+    /// Key struct schema JSON; `None` when the table has no key.
     key_schema: Option<String>,
     /// Envelope schema JSON.
     value_schema: String,
@@ -68,10 +174,12 @@ pub(crate) struct TableEntry {
 impl TableEntry {
     fn build(cfg: &JsonConverterConfig, table: &Arc<TableSchema>) -> TableEntry {
         let base = format!("{}.{}.{}", cfg.topic_prefix, table.schema, table.table);
+        let plan = (!cfg.columns.is_empty()).then(|| cfg.columns.plan(table));
         let fields: Vec<Field> = table
             .columns
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let kind = Kind::for_type(c, &c.type_name, &cfg.modes, cfg.decimal_format);
                 let default = default::default_value(c).and_then(|v| kind.render_default(&v));
                 let null_as = (!c.nullable).then(|| {
@@ -79,40 +187,61 @@ impl TableEntry {
                         .clone()
                         .unwrap_or_else(|| kind.null_fallback(c, &cfg.modes))
                 });
+                let (mapping, value_param) = match plan.as_ref().and_then(|p| p.mappers[i].as_ref())
+                {
+                    Some(mapper) => FieldMapping::resolve(c, mapper),
+                    None => (None, None),
+                };
                 Field {
                     name: c.name.clone(),
+                    in_value: !kind.is_omitted() && plan.as_ref().is_none_or(|p| p.included[i]),
                     kind,
                     default,
                     null_as,
+                    mapping,
+                    value_param,
                 }
             })
             .collect();
-        let struct_fields = |idx: &mut dyn Iterator<Item = usize>| {
+        let key_columns = match &plan {
+            Some(p) => p.key_columns.clone(),
+            None => table.key_columns.clone(),
+        };
+        let struct_fields = |idx: &mut dyn Iterator<Item = usize>, value: bool| {
             let mut s = String::from("[");
-            for (n, i) in idx.filter(|i| !fields[*i].kind.is_omitted()).enumerate() {
+            let idx = idx.filter(|i| {
+                let f = &fields[*i];
+                if value {
+                    f.in_value
+                } else {
+                    !f.kind.is_omitted()
+                }
+            });
+            for (n, i) in idx.enumerate() {
                 if n > 0 {
                     s.push(',');
                 }
                 let f = &fields[i];
-                f.kind.write_schema(
+                f.kind.write_schema_with(
                     &mut s,
                     table.columns[i].nullable,
                     f.default.as_deref(),
                     Some(&f.name),
+                    if value { f.value_param() } else { None },
                 );
             }
             s.push(']');
             s
         };
-        let key_schema = (!table.key_columns.is_empty()).then(|| {
+        let key_schema = (!key_columns.is_empty()).then(|| {
             let mut s = String::from("{\"type\":\"struct\",\"fields\":");
-            s.push_str(&struct_fields(&mut table.key_columns.iter().copied()));
+            s.push_str(&struct_fields(&mut key_columns.iter().copied(), false));
             s.push_str(",\"optional\":false,\"name\":");
             jackson::write_str(&mut s, &format!("{base}.Key"));
             s.push('}');
             s
         });
-        let row_fields = struct_fields(&mut (0..fields.len()));
+        let row_fields = struct_fields(&mut (0..fields.len()), true);
         let row_schema = |field: &str| {
             let mut s = String::from("{\"type\":\"struct\",\"fields\":");
             s.push_str(&row_fields);
@@ -140,6 +269,7 @@ impl TableEntry {
             table: Arc::clone(table),
             topic: base,
             fields,
+            key_columns,
             key_schema,
             value_schema,
         }
@@ -332,8 +462,9 @@ impl JsonConverter {
                             entry,
                             table,
                             row,
-                            table.key_columns.iter().copied(),
+                            entry.key_columns.iter().copied(),
                             replace,
+                            false,
                         )?;
                         if cfg_key_schemas {
                             s.push('}');
@@ -390,11 +521,11 @@ impl JsonConverter {
             let before = event
                 .before
                 .as_deref()
-                .map(|r| struct_values(entry, table, r, 0..r.len()))
+                .map(|r| struct_values(entry, table, r, 0..r.len(), true))
                 .transpose()?;
             let after = after
                 .as_deref()
-                .map(|r| struct_values(entry, table, r, 0..r.len()))
+                .map(|r| struct_values(entry, table, r, 0..r.len(), true))
                 .transpose()?;
             let mut source_payload = String::with_capacity(512);
             write_source(&mut source_payload, prefix, &event.source, replace);
@@ -472,7 +603,7 @@ fn key_header_value(
     row: &[Value],
 ) -> Result<Vec<u8>, ConvertError> {
     let mut s = String::from("{");
-    for (n, &i) in table
+    for (n, &i) in entry
         .key_columns
         .iter()
         .filter(|i| !entry.fields[**i].kind.is_omitted())
@@ -545,7 +676,7 @@ fn write_row(
             out.push_str("null");
             Ok(())
         }
-        Some(row) => write_struct(out, entry, table, row, 0..row.len(), replace),
+        Some(row) => write_struct(out, entry, table, row, 0..row.len(), replace, true),
     }
 }
 
@@ -560,10 +691,11 @@ fn write_struct(
     row: &[Value],
     columns: impl Iterator<Item = usize>,
     replace: bool,
+    value: bool,
 ) -> Result<(), ConvertError> {
     out.push('{');
     for (n, i) in columns
-        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .filter(|i| entry.fields[*i].in_struct(value))
         .enumerate()
     {
         if n > 0 {
@@ -572,6 +704,15 @@ fn write_struct(
         let field = &entry.fields[i];
         jackson::write_str(out, &field.name);
         out.push(':');
+        if value {
+            if let Some(mapping) = &field.mapping {
+                if write_mapped(out, field, mapping, &row[i])
+                    .map_err(|reason| column_error(table, &table.columns[i], reason))?
+                {
+                    continue;
+                }
+            }
+        }
         match (&row[i], &field.null_as, &field.default) {
             (Value::Null, Some(null_as), _) => out.push_str(null_as),
             (Value::Null, None, Some(default)) if replace => out.push_str(default),
@@ -591,7 +732,7 @@ fn row_struct_schema(entry: &TableEntry, table: &TableSchema) -> StructSchema {
         name: Some(format!("{}.Value", entry.topic)),
         optional: true,
         version: None,
-        fields: field_schemas(entry, table, 0..entry.fields.len()),
+        fields: field_schemas(entry, table, 0..entry.fields.len(), true),
     }
 }
 
@@ -599,15 +740,21 @@ fn field_schemas(
     entry: &TableEntry,
     table: &TableSchema,
     columns: impl Iterator<Item = usize>,
+    value: bool,
 ) -> Vec<FieldSchema> {
     columns
-        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .filter(|i| entry.fields[*i].in_struct(value))
         .map(|i| {
             let f = &entry.fields[i];
             let nullable = table.columns[i].nullable;
             let mut schema = String::new();
-            f.kind
-                .write_schema(&mut schema, nullable, f.default.as_deref(), None);
+            f.kind.write_schema_with(
+                &mut schema,
+                nullable,
+                f.default.as_deref(),
+                None,
+                if value { f.value_param() } else { None },
+            );
             FieldSchema {
                 name: f.name.clone(),
                 schema,
@@ -629,9 +776,9 @@ fn key_struct(
             name: Some(format!("{}.Key", entry.topic)),
             optional: false,
             version: None,
-            fields: field_schemas(entry, table, table.key_columns.iter().copied()),
+            fields: field_schemas(entry, table, entry.key_columns.iter().copied(), false),
         },
-        values: struct_values(entry, table, row, table.key_columns.iter().copied())?,
+        values: struct_values(entry, table, row, entry.key_columns.iter().copied(), false)?,
     })
 }
 
@@ -642,11 +789,22 @@ fn struct_values(
     table: &TableSchema,
     row: &[Value],
     columns: impl Iterator<Item = usize>,
+    value: bool,
 ) -> Result<Vec<Option<String>>, ConvertError> {
     columns
-        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .filter(|i| entry.fields[*i].in_struct(value))
         .map(|i| {
             let field = &entry.fields[i];
+            if value {
+                if let Some(mapping) = &field.mapping {
+                    let mut s = String::new();
+                    if write_mapped(&mut s, field, mapping, &row[i])
+                        .map_err(|reason| column_error(table, &table.columns[i], reason))?
+                    {
+                        return Ok((s != "null").then_some(s));
+                    }
+                }
+            }
             match (&row[i], &field.null_as) {
                 (Value::Null, Some(null_as)) => Ok(Some(null_as.clone())),
                 (Value::Null, None) => Ok(None),

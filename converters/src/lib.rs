@@ -45,6 +45,7 @@
 //!   ...) are written as strings of their PostgreSQL text.
 
 pub mod avro;
+pub mod columns;
 mod decimal;
 pub mod default;
 mod envelope;
@@ -275,6 +276,9 @@ pub struct JsonConverterConfig {
     /// The connector's single message transforms (`transforms`), applied to each record
     /// before it is serialised; empty by default.
     pub transforms: transforms::Transforms,
+    /// Column filter, value mappers and `message.key.columns` ([`columns`]); shapes nothing by
+    /// default.
+    pub columns: std::sync::Arc<columns::ColumnShaping>,
 }
 
 impl JsonConverterConfig {
@@ -290,6 +294,7 @@ impl JsonConverterConfig {
             replace_null_with_default: true,
             run_id: None,
             transforms: transforms::Transforms::default(),
+            columns: std::sync::Arc::default(),
         }
     }
 }

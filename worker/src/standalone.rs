@@ -254,6 +254,13 @@ pub(crate) fn pipeline_settings(
             events: pgseam_connector_pg::EventSettings {
                 skipped_operations,
                 message_filter,
+                // `message.key.columns`: the stream's key-change detection uses the
+                // converter's key columns.
+                key_columns: (!connector.columns.key_columns.is_empty()).then(|| {
+                    let columns = connector.columns.clone();
+                    Arc::new(move |table: &pgseam_model::TableSchema| columns.key_columns(table))
+                        as pgseam_connector_pg::KeyColumns
+                }),
             },
         },
         converter: JsonConverterConfig {
@@ -281,6 +288,7 @@ pub(crate) fn pipeline_settings(
             replace_null_with_default: value_converter.replace_null_with_default,
             tombstones_on_delete: connector.tombstones_on_delete,
             transforms: connector.transforms.clone(),
+            columns: Arc::new(connector.columns.clone()),
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },
         avro,

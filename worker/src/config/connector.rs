@@ -421,6 +421,10 @@ pub struct ConnectorConfig {
     pub message_prefix_filter: Option<MessagePrefixFilter>,
     /// `transforms` and `predicates`: the SMT chain applied to every record.
     pub transforms: Transforms,
+    /// `column.include.list` / `column.exclude.list`, `column.truncate.to.<n>.chars`,
+    /// `column.mask.with.<n>.chars`, `column.mask.hash[.v2].<algorithm>.with.salt.<salt>` and
+    /// `message.key.columns` (see `config/columns.rs`).
+    pub columns: pgseam_converters::columns::ColumnShaping,
     /// `status.update.interval.ms`.
     pub status_update_interval: Duration,
     /// `slot.drop.on.stop`.
@@ -810,6 +814,11 @@ impl ConnectorConfig {
         let value_converter = take_converter(&mut s, Role::Value);
         let header_converter = take_header_converter(&mut s);
         let transforms = take_transforms(&mut s);
+        let mut unknown_column_keys = Vec::new();
+        let columns = super::columns::take_column_shaping(&mut s, &mut unknown_column_keys);
+        for e in &unknown_column_keys {
+            classify_other_key(&mut s, e);
+        }
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.override.") {
             producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
@@ -891,6 +900,7 @@ impl ConnectorConfig {
             topic_transaction,
             message_prefix_filter,
             transforms,
+            columns,
             status_update_interval,
             slot_drop_on_stop,
             snapshot_max_threads,
@@ -970,6 +980,7 @@ fn millis(d: Duration) -> u64 {
 /// True if `key` is a connector key (for telling users a key is in the wrong file).
 pub(crate) fn is_connector_key(key: &str) -> bool {
     SUPPORTED_KEYS.contains(&key)
+        || super::columns::COLUMN_KEYS.contains(&key)
         || CONNECT_KEYS.contains(&key)
         || catalog().connector_key(key).is_some()
 }

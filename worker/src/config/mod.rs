@@ -132,6 +132,7 @@
 //! value.
 
 mod catalog;
+mod columns;
 mod connector;
 mod converter;
 mod error;
