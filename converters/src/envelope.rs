@@ -55,6 +55,10 @@ struct Field {
     /// In the value struct (`column.include.list` / `column.exclude.list`; key columns are in
     /// the key whatever this says) and of a type Debezium maps.
     in_value: bool,
+    /// Left out by the column filter. Debezium's streaming schema (rebuilt from pgoutput's
+    /// Relation message, with optionality and defaults read through the column filter) then
+    /// has it optional and without default: this shows in the key of a streamed event.
+    filtered_out: bool,
     /// The column mapper's rewrite of value-struct values (never of key values).
     mapping: Option<FieldMapping>,
     /// The schema parameter the mapper adds to the value field (`masked`, `truncateLength`).
@@ -66,12 +70,61 @@ impl Field {
         self.value_param.as_ref().map(|(k, v)| (*k, v.as_str()))
     }
 
-    /// Whether the value struct (`value`) or the key struct carries this field.
-    fn in_struct(&self, value: bool) -> bool {
-        if value {
-            self.in_value
+    /// Whether the struct `part` carries this field.
+    fn in_struct(&self, part: Part) -> bool {
+        match part {
+            Part::Value => self.in_value,
+            Part::Key { .. } => !self.kind.is_omitted(),
+        }
+    }
+
+    /// Whether `part` sees the column as Debezium's streaming schema of a filtered-out column
+    /// (optional, no default).
+    fn relaxed(&self, part: Part) -> bool {
+        matches!(part, Part::Key { stream: true }) && self.filtered_out
+    }
+
+    fn null_as(&self, part: Part) -> Option<&String> {
+        if self.relaxed(part) {
+            None
         } else {
-            !self.kind.is_omitted()
+            self.null_as.as_ref()
+        }
+    }
+
+    fn default(&self, part: Part) -> Option<&str> {
+        if self.relaxed(part) {
+            None
+        } else {
+            self.default.as_deref()
+        }
+    }
+
+    fn optional(&self, column: &ColumnSchema, part: Part) -> bool {
+        self.relaxed(part) || column.nullable
+    }
+
+    fn param(&self, part: Part) -> Option<(&str, &str)> {
+        match part {
+            Part::Value => self.value_param(),
+            Part::Key { .. } => None,
+        }
+    }
+}
+
+/// Which struct of a record is being written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// `before` / `after`: filtered columns, mapped values.
+    Value,
+    /// The key (no filter, no mappers); `stream`: of a streamed (not snapshot) event.
+    Key { stream: bool },
+}
+
+impl Part {
+    fn key(op: Operation) -> Part {
+        Part::Key {
+            stream: op != Operation::Read,
         }
     }
 }
@@ -167,6 +220,9 @@ pub(crate) struct TableEntry {
     key_columns: Vec<usize>,
     /// Key struct schema JSON; `None` when the table has no key.
     key_schema: Option<String>,
+    /// The key schema of streamed events, when it differs (a key column the column filter
+    /// leaves out, see [`Field::filtered_out`]).
+    stream_key_schema: Option<String>,
     /// Envelope schema JSON.
     value_schema: String,
 }
@@ -192,9 +248,11 @@ impl TableEntry {
                     Some(mapper) => FieldMapping::resolve(c, mapper),
                     None => (None, None),
                 };
+                let filtered_out = plan.as_ref().is_some_and(|p| !p.included[i]);
                 Field {
                     name: c.name.clone(),
-                    in_value: !kind.is_omitted() && plan.as_ref().is_none_or(|p| p.included[i]),
+                    in_value: !kind.is_omitted() && !filtered_out,
+                    filtered_out,
                     kind,
                     default,
                     null_as,
@@ -207,41 +265,41 @@ impl TableEntry {
             Some(p) => p.key_columns.clone(),
             None => table.key_columns.clone(),
         };
-        let struct_fields = |idx: &mut dyn Iterator<Item = usize>, value: bool| {
+        let struct_fields = |idx: &mut dyn Iterator<Item = usize>, part: Part| {
             let mut s = String::from("[");
-            let idx = idx.filter(|i| {
-                let f = &fields[*i];
-                if value {
-                    f.in_value
-                } else {
-                    !f.kind.is_omitted()
-                }
-            });
-            for (n, i) in idx.enumerate() {
+            for (n, i) in idx.filter(|i| fields[*i].in_struct(part)).enumerate() {
                 if n > 0 {
                     s.push(',');
                 }
                 let f = &fields[i];
                 f.kind.write_schema_with(
                     &mut s,
-                    table.columns[i].nullable,
-                    f.default.as_deref(),
+                    f.optional(&table.columns[i], part),
+                    f.default(part),
                     Some(&f.name),
-                    if value { f.value_param() } else { None },
+                    f.param(part),
                 );
             }
             s.push(']');
             s
         };
-        let key_schema = (!key_columns.is_empty()).then(|| {
+        let key_struct_schema = |stream: bool| {
             let mut s = String::from("{\"type\":\"struct\",\"fields\":");
-            s.push_str(&struct_fields(&mut key_columns.iter().copied(), false));
+            s.push_str(&struct_fields(
+                &mut key_columns.iter().copied(),
+                Part::Key { stream },
+            ));
             s.push_str(",\"optional\":false,\"name\":");
             jackson::write_str(&mut s, &format!("{base}.Key"));
             s.push('}');
             s
-        });
-        let row_fields = struct_fields(&mut (0..fields.len()), true);
+        };
+        let key_schema = (!key_columns.is_empty()).then(|| key_struct_schema(false));
+        let stream_key_schema = key_columns
+            .iter()
+            .any(|i| fields[*i].filtered_out)
+            .then(|| key_struct_schema(true));
+        let row_fields = struct_fields(&mut (0..fields.len()), Part::Value);
         let row_schema = |field: &str| {
             let mut s = String::from("{\"type\":\"struct\",\"fields\":");
             s.push_str(&row_fields);
@@ -271,6 +329,7 @@ impl TableEntry {
             fields,
             key_columns,
             key_schema,
+            stream_key_schema,
             value_schema,
         }
     }
@@ -433,7 +492,10 @@ impl JsonConverter {
             None => &self.headers,
             Some((name, row)) => {
                 let mut h = Vec::with_capacity(self.headers.len() + 1);
-                h.push((name.to_owned(), key_header_value(entry, table, row)?));
+                h.push((
+                    name.to_owned(),
+                    key_header_value(entry, table, row, Part::key(event.op))?,
+                ));
                 h.extend(self.headers.iter().cloned());
                 key_headers = h;
                 &key_headers
@@ -443,6 +505,11 @@ impl JsonConverter {
         let key = match (&entry.key_schema, event.op) {
             (None, _) | (_, Operation::Truncate) => None,
             (Some(key_schema), op) => {
+                let part = Part::key(op);
+                let key_schema = match (part, &entry.stream_key_schema) {
+                    (Part::Key { stream: true }, Some(stream_schema)) => stream_schema,
+                    _ => key_schema,
+                };
                 let row = if op == Operation::Delete {
                     event.before.as_ref().or(event.after.as_ref())
                 } else {
@@ -464,7 +531,7 @@ impl JsonConverter {
                             row,
                             entry.key_columns.iter().copied(),
                             replace,
-                            false,
+                            part,
                         )?;
                         if cfg_key_schemas {
                             s.push('}');
@@ -514,18 +581,19 @@ impl JsonConverter {
                     } else {
                         event.after.as_ref().or(event.before.as_ref())
                     };
-                    row.map(|row| key_struct(entry, table, row)).transpose()?
+                    row.map(|row| key_struct(entry, table, row, Part::key(op)))
+                        .transpose()?
                 }
             };
             let row_schema = row_struct_schema(entry, table);
             let before = event
                 .before
                 .as_deref()
-                .map(|r| struct_values(entry, table, r, 0..r.len(), true))
+                .map(|r| struct_values(entry, table, r, 0..r.len(), Part::Value))
                 .transpose()?;
             let after = after
                 .as_deref()
-                .map(|r| struct_values(entry, table, r, 0..r.len(), true))
+                .map(|r| struct_values(entry, table, r, 0..r.len(), Part::Value))
                 .transpose()?;
             let mut source_payload = String::with_capacity(512);
             write_source(&mut source_payload, prefix, &event.source, replace);
@@ -601,12 +669,13 @@ fn key_header_value(
     entry: &TableEntry,
     table: &TableSchema,
     row: &[Value],
+    part: Part,
 ) -> Result<Vec<u8>, ConvertError> {
     let mut s = String::from("{");
     for (n, &i) in entry
         .key_columns
         .iter()
-        .filter(|i| !entry.fields[**i].kind.is_omitted())
+        .filter(|i| entry.fields[**i].in_struct(part))
         .enumerate()
     {
         if n > 0 {
@@ -621,7 +690,7 @@ fn key_header_value(
             s.push(c);
         }
         s.push_str("\":");
-        match (&row[i], &field.null_as) {
+        match (&row[i], field.null_as(part)) {
             (Value::Null, Some(null_as)) => s.push_str(null_as),
             (value, _) => field
                 .kind
@@ -676,7 +745,7 @@ fn write_row(
             out.push_str("null");
             Ok(())
         }
-        Some(row) => write_struct(out, entry, table, row, 0..row.len(), replace, true),
+        Some(row) => write_struct(out, entry, table, row, 0..row.len(), replace, Part::Value),
     }
 }
 
@@ -691,11 +760,11 @@ fn write_struct(
     row: &[Value],
     columns: impl Iterator<Item = usize>,
     replace: bool,
-    value: bool,
+    part: Part,
 ) -> Result<(), ConvertError> {
     out.push('{');
     for (n, i) in columns
-        .filter(|i| entry.fields[*i].in_struct(value))
+        .filter(|i| entry.fields[*i].in_struct(part))
         .enumerate()
     {
         if n > 0 {
@@ -704,7 +773,7 @@ fn write_struct(
         let field = &entry.fields[i];
         jackson::write_str(out, &field.name);
         out.push(':');
-        if value {
+        if part == Part::Value {
             if let Some(mapping) = &field.mapping {
                 if write_mapped(out, field, mapping, &row[i])
                     .map_err(|reason| column_error(table, &table.columns[i], reason))?
@@ -713,7 +782,7 @@ fn write_struct(
                 }
             }
         }
-        match (&row[i], &field.null_as, &field.default) {
+        match (&row[i], field.null_as(part), field.default(part)) {
             (Value::Null, Some(null_as), _) => out.push_str(null_as),
             (Value::Null, None, Some(default)) if replace => out.push_str(default),
             (value, _, _) => field
@@ -732,7 +801,7 @@ fn row_struct_schema(entry: &TableEntry, table: &TableSchema) -> StructSchema {
         name: Some(format!("{}.Value", entry.topic)),
         optional: true,
         version: None,
-        fields: field_schemas(entry, table, 0..entry.fields.len(), true),
+        fields: field_schemas(entry, table, 0..entry.fields.len(), Part::Value),
     }
 }
 
@@ -740,25 +809,20 @@ fn field_schemas(
     entry: &TableEntry,
     table: &TableSchema,
     columns: impl Iterator<Item = usize>,
-    value: bool,
+    part: Part,
 ) -> Vec<FieldSchema> {
     columns
-        .filter(|i| entry.fields[*i].in_struct(value))
+        .filter(|i| entry.fields[*i].in_struct(part))
         .map(|i| {
             let f = &entry.fields[i];
-            let nullable = table.columns[i].nullable;
+            let nullable = f.optional(&table.columns[i], part);
             let mut schema = String::new();
-            f.kind.write_schema_with(
-                &mut schema,
-                nullable,
-                f.default.as_deref(),
-                None,
-                if value { f.value_param() } else { None },
-            );
+            f.kind
+                .write_schema_with(&mut schema, nullable, f.default(part), None, f.param(part));
             FieldSchema {
                 name: f.name.clone(),
                 schema,
-                default: f.default.clone(),
+                default: f.default(part).map(str::to_owned),
                 optional: nullable,
             }
         })
@@ -770,15 +834,16 @@ fn key_struct(
     entry: &TableEntry,
     table: &TableSchema,
     row: &[Value],
+    part: Part,
 ) -> Result<StructValue, ConvertError> {
     Ok(StructValue {
         schema: StructSchema {
             name: Some(format!("{}.Key", entry.topic)),
             optional: false,
             version: None,
-            fields: field_schemas(entry, table, entry.key_columns.iter().copied(), false),
+            fields: field_schemas(entry, table, entry.key_columns.iter().copied(), part),
         },
-        values: struct_values(entry, table, row, entry.key_columns.iter().copied(), false)?,
+        values: struct_values(entry, table, row, entry.key_columns.iter().copied(), part)?,
     })
 }
 
@@ -789,13 +854,13 @@ fn struct_values(
     table: &TableSchema,
     row: &[Value],
     columns: impl Iterator<Item = usize>,
-    value: bool,
+    part: Part,
 ) -> Result<Vec<Option<String>>, ConvertError> {
     columns
-        .filter(|i| entry.fields[*i].in_struct(value))
+        .filter(|i| entry.fields[*i].in_struct(part))
         .map(|i| {
             let field = &entry.fields[i];
-            if value {
+            if part == Part::Value {
                 if let Some(mapping) = &field.mapping {
                     let mut s = String::new();
                     if write_mapped(&mut s, field, mapping, &row[i])
@@ -805,7 +870,7 @@ fn struct_values(
                     }
                 }
             }
-            match (&row[i], &field.null_as) {
+            match (&row[i], field.null_as(part)) {
                 (Value::Null, Some(null_as)) => Ok(Some(null_as.clone())),
                 (Value::Null, None) => Ok(None),
                 (value, _) => {
