@@ -215,6 +215,10 @@ fn write_mapped(
 pub(crate) struct TableEntry {
     table: Arc<TableSchema>,
     topic: String,
+    /// The adjusted record schema names (`<topic>.Key`, `.Value`, `.Envelope`).
+    key_name: String,
+    value_name: String,
+    envelope_name: String,
     fields: Vec<Field>,
     /// The key columns (the primary key, or `message.key.columns`), in key order.
     key_columns: Vec<usize>,
@@ -229,7 +233,13 @@ pub(crate) struct TableEntry {
 
 impl TableEntry {
     fn build(cfg: &JsonConverterConfig, table: &Arc<TableSchema>) -> TableEntry {
-        let base = format!("{}.{}.{}", cfg.topic_prefix, table.schema, table.table);
+        // Debezium's record schema names are the (sanitised) topic's, adjusted.
+        let base = cfg
+            .naming
+            .topic(&[&cfg.topic_prefix, &table.schema, &table.table]);
+        let key_name = cfg.naming.schema_name(&format!("{base}.Key"));
+        let value_name = cfg.naming.schema_name(&format!("{base}.Value"));
+        let envelope_name = cfg.naming.schema_name(&format!("{base}.Envelope"));
         let plan = (!cfg.columns.is_empty()).then(|| cfg.columns.plan(table));
         let fields: Vec<Field> = table
             .columns
@@ -250,7 +260,7 @@ impl TableEntry {
                 };
                 let filtered_out = plan.as_ref().is_some_and(|p| !p.included[i]);
                 Field {
-                    name: c.name.clone(),
+                    name: cfg.naming.field_name(&c.name),
                     in_value: !kind.is_omitted() && !filtered_out,
                     filtered_out,
                     kind,
@@ -290,7 +300,7 @@ impl TableEntry {
                 Part::Key { stream },
             ));
             s.push_str(",\"optional\":false,\"name\":");
-            jackson::write_str(&mut s, &format!("{base}.Key"));
+            jackson::write_str(&mut s, &key_name);
             s.push('}');
             s
         };
@@ -304,7 +314,7 @@ impl TableEntry {
             let mut s = String::from("{\"type\":\"struct\",\"fields\":");
             s.push_str(&row_fields);
             s.push_str(",\"optional\":true,\"name\":");
-            jackson::write_str(&mut s, &format!("{base}.Value"));
+            jackson::write_str(&mut s, &value_name);
             s.push_str(",\"field\":");
             jackson::write_str(&mut s, field);
             s.push('}');
@@ -321,11 +331,14 @@ impl TableEntry {
         value_schema.push(',');
         value_schema.push_str(ENVELOPE_TAIL_SCHEMA);
         value_schema.push_str("],\"optional\":false,\"name\":");
-        jackson::write_str(&mut value_schema, &format!("{base}.Envelope"));
+        jackson::write_str(&mut value_schema, &envelope_name);
         value_schema.push_str(",\"version\":2}");
         TableEntry {
             table: Arc::clone(table),
             topic: base,
+            key_name,
+            value_name,
+            envelope_name,
             fields,
             key_columns,
             key_schema,
@@ -598,7 +611,7 @@ impl JsonConverter {
             let mut source_payload = String::with_capacity(512);
             write_source(&mut source_payload, prefix, &event.source, replace);
             let envelope = crate::transforms::record::Envelope {
-                name: format!("{}.Envelope", entry.topic),
+                name: entry.envelope_name.clone(),
                 row: row_schema,
                 before,
                 after,
@@ -798,7 +811,7 @@ fn write_struct(
 /// The `<topic>.Value` row schema as a Connect struct schema (the `before`/`after` field).
 fn row_struct_schema(entry: &TableEntry, table: &TableSchema) -> StructSchema {
     StructSchema {
-        name: Some(format!("{}.Value", entry.topic)),
+        name: Some(entry.value_name.clone()),
         optional: true,
         version: None,
         fields: field_schemas(entry, table, 0..entry.fields.len(), Part::Value),
@@ -838,7 +851,7 @@ fn key_struct(
 ) -> Result<StructValue, ConvertError> {
     Ok(StructValue {
         schema: StructSchema {
-            name: Some(format!("{}.Key", entry.topic)),
+            name: Some(entry.key_name.clone()),
             optional: false,
             version: None,
             fields: field_schemas(entry, table, entry.key_columns.iter().copied(), part),

@@ -53,6 +53,7 @@ mod field;
 mod hstore;
 pub mod jackson;
 mod message;
+pub mod naming;
 pub mod transforms;
 pub mod txmeta;
 
@@ -279,6 +280,8 @@ pub struct JsonConverterConfig {
     /// Column filter, value mappers and `message.key.columns` ([`columns`]); shapes nothing by
     /// default.
     pub columns: std::sync::Arc<columns::ColumnShaping>,
+    /// `topic.delimiter`, `schema.name.adjustment.mode`, `field.name.adjustment.mode`.
+    pub naming: std::sync::Arc<naming::Naming>,
 }
 
 impl JsonConverterConfig {
@@ -295,6 +298,7 @@ impl JsonConverterConfig {
             run_id: None,
             transforms: transforms::Transforms::default(),
             columns: std::sync::Arc::default(),
+            naming: std::sync::Arc::default(),
         }
     }
 }

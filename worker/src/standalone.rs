@@ -289,6 +289,7 @@ pub(crate) fn pipeline_settings(
             tombstones_on_delete: connector.tombstones_on_delete,
             transforms: connector.transforms.clone(),
             columns: Arc::new(connector.columns.clone()),
+            naming: Arc::new(connector.naming.clone()),
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },
         avro,
@@ -307,10 +308,9 @@ pub(crate) fn pipeline_settings(
         offset_flush_interval: worker.offset_flush_interval,
         max_queue_size: connector.max_queue_size as usize,
         reconnect_wait: connector.retriable_restart_wait,
-        heartbeat_topic: format!(
-            "{}.{}",
-            connector.heartbeat_topics_prefix, connector.topic_prefix
-        ),
+        heartbeat_topic: connector
+            .naming
+            .topic(&[&connector.heartbeat_topics_prefix, &connector.topic_prefix]),
         transaction_metadata: connector
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),

@@ -161,10 +161,11 @@ impl AvroConverter {
             let (k, v) = self.json.connect_schemas(table);
             (k.map(str::to_owned), v.to_owned())
         };
-        let topic = format!(
-            "{}.{}.{}",
-            self.cfg.json.topic_prefix, table.schema, table.table
-        );
+        let topic =
+            self.cfg
+                .json
+                .naming
+                .topic(&[&self.cfg.json.topic_prefix, &table.schema, &table.table]);
         let key = match (&key_json, self.cfg.key_avro) {
             (Some(k), true) => Some(self.prepare(table, "key", &topic, k)?),
             _ => None,

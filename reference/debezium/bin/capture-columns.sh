@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Capture Debezium's output with column shaping: column.include.list / column.exclude.list,
 # column.mask.with.N.chars, column.mask.hash[.v2].<algo>.with.salt.<salt>, column.truncate.to.N.chars
-# and message.key.columns, for pgseam's column goldens.
+# and message.key.columns; and schema.name.adjustment.mode, field.name.adjustment.mode and
+# topic.delimiter (captures names_*), for pgseam's column goldens.
 #   capture-columns.sh [NAME...]   no NAME: every capture; each one recreates database "cols"
 #                                  (sql/columns_schema.sql), snapshots it on its own slot, runs
 #                                  sql/columns_stream.sql, then a barrier row.
@@ -21,11 +22,11 @@ capture() {  # capture NAME [k=v ...]
   echo "=== $name"
   $PG psql -q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$DB' AND NOT active" >/dev/null
   $PG psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" 2>/dev/null
-  $PG psql -d $DB -q -f sql/columns_schema.sql
+  $PG psql -d $DB -q -f "sql/${SQL:-columns}_schema.sql"
   rm -rf "$W/state/$name"
   $DBZ start "$name" --out "$G/$name.jsonl" database.dbname=$DB slot.name=cols publication.name=cols_pub "$@"
   $DBZ wait-ready "$name" 180
-  $PG psql -d $DB -q -v ON_ERROR_STOP=1 -f sql/columns_stream.sql
+  $PG psql -d $DB -q -v ON_ERROR_STOP=1 -f "sql/${SQL:-columns}_stream.sql"
   $PG psql -d $DB -q -c "INSERT INTO barrier(note) VALUES ('$name')"
   for _ in $(seq 1 300); do grep -q "\"note\":\"$name\"" "$G/$name.jsonl" 2>/dev/null && break; sleep 0.2; done
   $DBZ wait-idle "$name" 3000 300
@@ -45,4 +46,8 @@ capture columns_exclude \
 capture columns_include \
   'column.include.list=public\.cust\.(id|name|email),public.orders.*,public.nokey.b,public.barrier.*,public.orders_def.region,public.Mixed.val' \
   'message.key.columns=public.nokey:a'
+# name adjustment and the topic delimiter (sql/names_*.sql)
+SQL=names capture names_avro schema.name.adjustment.mode=avro field.name.adjustment.mode=avro
+SQL=names capture names_avro_unicode schema.name.adjustment.mode=avro_unicode field.name.adjustment.mode=avro_unicode
+SQL=names capture names_delimiter topic.delimiter=_ provide.transaction.metadata=true
 echo "done: $(ls "$G"/*.jsonl | wc -l) files in $G"

@@ -11,10 +11,14 @@
 //!   (`column.truncate.to.x.chars`) is an unknown key.
 //! - `message.key.columns`: `<fully-qualified table regex>:<column>[,<column>...]` items
 //!   separated by `;`, validated with Debezium's item pattern.
+//! - `topic.delimiter` (default `.`; empty = default), `schema.name.adjustment.mode` and
+//!   `field.name.adjustment.mode` (`none` default, `avro`, `avro_unicode`): see
+//!   [`pgseam_converters::naming`].
 
 use pgseam_converters::columns::{
     parse_message_key_columns, ColumnFilter, ColumnMapper, ColumnShaping, HashAlgorithm, MapperRule,
 };
+use pgseam_converters::naming::{NameAdjustment, Naming};
 use regex::Regex;
 
 use super::error::ConfigError;
@@ -27,6 +31,9 @@ pub(crate) const COLUMN_KEYS: &[&str] = &[
     "column.include.list",
     "column.exclude.list",
     "message.key.columns",
+    "topic.delimiter",
+    "schema.name.adjustment.mode",
+    "field.name.adjustment.mode",
 ];
 
 const TRUNCATE_PREFIX: &str = "column.truncate.to.";
@@ -184,4 +191,23 @@ pub(crate) fn take_column_shaping(s: &mut Settings, unknown: &mut Vec<RawEntry>)
         }
     }
     shaping
+}
+
+/// Reads `topic.delimiter`, `schema.name.adjustment.mode` and `field.name.adjustment.mode`.
+pub(crate) fn take_naming(s: &mut Settings) -> Naming {
+    let modes = [
+        ("none", NameAdjustment::None),
+        ("avro", NameAdjustment::Avro),
+        ("avro_unicode", NameAdjustment::AvroUnicode),
+    ];
+    let delimiter = s
+        .take("topic.delimiter")
+        .map(|e| e.value.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| ".".to_owned());
+    Naming {
+        delimiter,
+        schema_names: s.choice("schema.name.adjustment.mode", NameAdjustment::None, &modes),
+        field_names: s.choice("field.name.adjustment.mode", NameAdjustment::None, &modes),
+    }
 }

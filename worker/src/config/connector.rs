@@ -425,6 +425,8 @@ pub struct ConnectorConfig {
     /// `column.mask.with.<n>.chars`, `column.mask.hash[.v2].<algorithm>.with.salt.<salt>` and
     /// `message.key.columns` (see `config/columns.rs`).
     pub columns: pgseam_converters::columns::ColumnShaping,
+    /// `topic.delimiter`, `schema.name.adjustment.mode`, `field.name.adjustment.mode`.
+    pub naming: pgseam_converters::naming::Naming,
     /// `status.update.interval.ms`.
     pub status_update_interval: Duration,
     /// `slot.drop.on.stop`.
@@ -819,6 +821,7 @@ impl ConnectorConfig {
         for e in &unknown_column_keys {
             classify_other_key(&mut s, e);
         }
+        let naming = super::columns::take_naming(&mut s);
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.override.") {
             producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
@@ -901,6 +904,7 @@ impl ConnectorConfig {
             message_prefix_filter,
             transforms,
             columns,
+            naming,
             status_update_interval,
             slot_drop_on_stop,
             snapshot_max_threads,

@@ -1148,3 +1148,21 @@ fn column_shaping_keys() {
             .is_empty()
     );
 }
+
+#[test]
+fn naming_keys() {
+    use pgseam_converters::naming::NameAdjustment;
+    let c = config(&[]).unwrap();
+    assert_eq!(c.naming, pgseam_converters::naming::Naming::default());
+    let c = config(&[
+        ("topic.delimiter", "_"),
+        ("schema.name.adjustment.mode", "AVRO"),
+        ("field.name.adjustment.mode", "avro_unicode"),
+    ])
+    .unwrap();
+    assert_eq!(c.naming.delimiter, "_");
+    assert_eq!(c.naming.schema_names, NameAdjustment::Avro);
+    assert_eq!(c.naming.field_names, NameAdjustment::AvroUnicode);
+    let e = one_error(&[("field.name.adjustment.mode", "ascii")]);
+    assert!(e.contains("`avro_unicode`"), "{e}");
+}
