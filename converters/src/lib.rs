@@ -18,6 +18,11 @@
 //! which Debezium then writes. The [`jackson`] module reproduces Jackson's number and string
 //! output.
 //!
+//! Column shaping ([`columns`]: `column.include.list` / `column.exclude.list`, the truncate,
+//! mask and hash mappers, `message.key.columns`) and naming ([`naming`]: `topic.delimiter`,
+//! `schema.name.adjustment.mode`, `field.name.adjustment.mode`, Debezium's topic sanitising)
+//! are decided once per table version, when the table's cache entry is built.
+//!
 //! TRUNCATE events (`op` `t`, key and before/after null), logical decoding messages on
 //! `<topic.prefix>.message` ([`JsonConverter::convert_message`]) and transaction metadata
 //! (BEGIN/END records and the events' `transaction` block, [`TransactionMonitor`]) are written
