@@ -1281,4 +1281,102 @@ mod tests {
             text(&out[0].value).contains(r#""after":{"id":1,"v":"__debezium_unavailable_value"}"#)
         );
     }
+
+    fn shaping(spec: &[(&str, crate::columns::ColumnMapper)]) -> crate::columns::ColumnShaping {
+        crate::columns::ColumnShaping {
+            mappers: spec
+                .iter()
+                .map(|(p, m)| crate::columns::MapperRule {
+                    patterns: vec![regex::Regex::new(&format!("(?i)^(?:{p})$")).unwrap()],
+                    mapper: m.clone(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mappers_apply_to_values_not_keys() {
+        use crate::columns::ColumnMapper;
+        let t = Arc::new(TableSchema {
+            relation_id: 8,
+            schema: "public".into(),
+            table: "m".into(),
+            columns: vec![
+                column("k", "text", false, None),
+                column("v", "text", true, None),
+                column("w", "text", false, None),
+            ],
+            key_columns: vec![0],
+        });
+        let mut c = JsonConverter::new(JsonConverterConfig {
+            columns: Arc::new(shaping(&[
+                ("public.m.k", ColumnMapper::Mask(2)),
+                ("public.m.v", ColumnMapper::Truncate(4)),
+                (
+                    "public.m.w",
+                    ColumnMapper::Hash {
+                        algorithm: crate::columns::HashAlgorithm::Md5,
+                        salt: "s".into(),
+                        v2: true,
+                    },
+                ),
+            ])),
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        // An unchanged TOAST value is the placeholder text, truncated like any string; a null
+        // in a NOT NULL column is its fallback `""`, which is hashed.
+        let e = event(
+            &t,
+            Operation::Update,
+            None,
+            Some(vec![
+                Value::Text("key".into()),
+                Value::UnchangedToast,
+                Value::Null,
+            ]),
+        );
+        c.convert(&e, 0, &mut out).unwrap();
+        assert_eq!(text(&out[0].key), r#"{"k":"key"}"#);
+        let hash_of_empty = crate::columns::FieldMapping::hash_hex(
+            crate::columns::HashAlgorithm::Md5,
+            b"s",
+            true,
+            "",
+        );
+        assert!(
+            text(&out[0].value).contains(&format!(
+                r#""after":{{"k":"**","v":"__de","w":"{hash_of_empty}"}}"#
+            )),
+            "{}",
+            text(&out[0].value)
+        );
+    }
+
+    #[test]
+    fn filtered_key_column_is_optional_in_streamed_keys_only() {
+        let t = table(vec![0]);
+        let mut c = JsonConverter::new(JsonConverterConfig {
+            key_schemas_enable: true,
+            columns: Arc::new(crate::columns::ColumnShaping {
+                filter: Some(crate::columns::ColumnFilter::Exclude(vec![
+                    regex::Regex::new("(?i)^(?:public.t.id)$").unwrap(),
+                ])),
+                ..Default::default()
+            }),
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        let row = || Some(vec![Value::Int32(1), Value::Text("x".into())]);
+        c.convert(&event(&t, Operation::Read, None, row()), 0, &mut out)
+            .unwrap();
+        c.convert(&event(&t, Operation::Create, None, row()), 0, &mut out)
+            .unwrap();
+        assert!(text(&out[0].key).contains(r#"{"type":"int32","optional":false,"field":"id"}"#));
+        assert!(text(&out[1].key).contains(r#"{"type":"int32","optional":true,"field":"id"}"#));
+        for r in &out {
+            assert!(text(&r.value).contains(r#""after":{"v":"x"}"#));
+        }
+    }
 }

@@ -3,10 +3,10 @@
 //! `field.name.adjustment.mode`.
 //!
 //! - **Topics** are `<topic.prefix><delimiter><schema><delimiter><table>` (and
-//!   `<prefix><delimiter>transaction`, `<prefix><delimiter>message`,
-//!   `<heartbeat.topics.prefix><delimiter><prefix>`), sanitised: every UTF-16 unit that is not
-//!   `[A-Za-z0-9._-]` becomes `_`, the name is cut to 249 units, and `.` / `..` become `_` /
-//!   `__`.
+//!   `<prefix><delimiter>message`), sanitised: every UTF-16 unit that is not `[A-Za-z0-9._-]`
+//!   becomes `_`, the name is cut to 249 units, and `.` / `..` become `_` / `__`. The
+//!   transaction topic `<prefix><delimiter><topic.transaction>` and the heartbeat topic
+//!   `<heartbeat.topics.prefix><delimiter><prefix>` are joined only, as Debezium joins them.
 //! - **Record schema names** are the sanitised topic plus `.Key`, `.Value`, `.Envelope`, passed
 //!   through the schema name adjuster: `none` keeps them; `avro` replaces every UTF-16 unit that
 //!   is not valid in an Avro full name (first `[A-Za-z_]`, then also `[0-9.]`) with `_`, and
@@ -53,6 +53,12 @@ impl Naming {
     /// The sanitised topic of `parts` joined with the delimiter.
     pub fn topic(&self, parts: &[&str]) -> String {
         sanitize_topic(&parts.join(&self.delimiter))
+    }
+
+    /// `parts` joined with the delimiter, not sanitised: Debezium's transaction and heartbeat
+    /// topics (`transactionTopic()`, `heartbeatTopic()`).
+    pub fn join(&self, parts: &[&str]) -> String {
+        parts.join(&self.delimiter)
     }
 
     /// A record schema name, adjusted.

@@ -72,7 +72,7 @@ impl TransactionMonitor {
         TransactionMonitor {
             topic: cfg
                 .naming
-                .topic(&[&cfg.topic_prefix, transaction_topic_suffix]),
+                .join(&[&cfg.topic_prefix, transaction_topic_suffix]),
             key_schemas: cfg.key_schemas_enable,
             value_schemas: cfg.value_schemas_enable,
             open: None,

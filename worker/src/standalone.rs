@@ -310,7 +310,7 @@ pub(crate) fn pipeline_settings(
         reconnect_wait: connector.retriable_restart_wait,
         heartbeat_topic: connector
             .naming
-            .topic(&[&connector.heartbeat_topics_prefix, &connector.topic_prefix]),
+            .join(&[&connector.heartbeat_topics_prefix, &connector.topic_prefix]),
         transaction_metadata: connector
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),
