@@ -34,5 +34,5 @@ pub use source::{
     run, Feedback, HeartbeatSettings, SnapshotMode, SourceConfig, SourceMessage, StartPoint,
     TableFilter,
 };
-pub use stream::{EventSettings, MessageFilter, PGSEAM_MESSAGE_PREFIX};
+pub use stream::{EventSettings, KeyColumns, MessageFilter, PGSEAM_MESSAGE_PREFIX};
 pub use tls::{SslMode, TlsSettings};

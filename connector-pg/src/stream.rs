@@ -76,14 +76,22 @@ pub const PGSEAM_MESSAGE_PREFIX: &str = "__pgseam.";
 /// `message.prefix.exclude.list`).
 pub type MessageFilter = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// The Kafka key columns of a table (indices into its columns, in key order), when they are
+/// not its primary key: Debezium's `message.key.columns`.
+pub type KeyColumns = std::sync::Arc<dyn Fn(&TableSchema) -> Vec<usize> + Send + Sync>;
+
 /// Which events the stream emits besides row changes (Debezium's `skipped.operations` and
-/// message filters).
+/// message filters), and which columns make the key.
 #[derive(Clone)]
 pub struct EventSettings {
     /// Operations not emitted (`skipped.operations`; Debezium's default skips `t`).
     pub skipped_operations: Vec<Operation>,
     /// Messages to emit; `None` emits every message (outside pgseam's own prefix).
     pub message_filter: Option<MessageFilter>,
+    /// The key columns (`message.key.columns`); `None`: the primary key. An UPDATE whose
+    /// key columns change is emitted as delete + create (Debezium's key change), so this must
+    /// agree with the converter's key.
+    pub key_columns: Option<KeyColumns>,
 }
 
 impl Default for EventSettings {
@@ -91,6 +99,7 @@ impl Default for EventSettings {
         EventSettings {
             skipped_operations: vec![Operation::Truncate],
             message_filter: None,
+            key_columns: None,
         }
     }
 }
@@ -100,9 +109,13 @@ impl std::fmt::Debug for EventSettings {
         f.debug_struct("EventSettings")
             .field("skipped_operations", &self.skipped_operations)
             .field("message_filter", &self.message_filter.is_some())
+            .field("key_columns", &self.key_columns.is_some())
             .finish()
     }
 }
+
+/// Key columns per relation id, with the table version they were computed for.
+type KeyColumnsCache = HashMap<u32, (Arc<TableSchema>, Arc<[usize]>)>;
 
 /// Decoding state that lives across messages.
 pub(crate) struct StreamDecoder {
@@ -113,6 +126,8 @@ pub(crate) struct StreamDecoder {
     /// Commit time of the last transaction seen: a non-transactional message's `ts_ms`.
     pub(crate) last_commit_ts_us: Option<i64>,
     pub(crate) settings: EventSettings,
+    /// `settings.key_columns` per relation, computed once per table version.
+    key_columns: std::sync::Mutex<KeyColumnsCache>,
 }
 
 impl StreamDecoder {
@@ -124,6 +139,27 @@ impl StreamDecoder {
             last_commit_lsn: None,
             last_commit_ts_us: None,
             settings,
+            key_columns: Default::default(),
+        }
+    }
+
+    /// The key columns of `table`: its primary key, or `message.key.columns`'s choice (cached
+    /// per table version).
+    fn key_columns(&self, table: &Arc<TableSchema>) -> Arc<[usize]> {
+        let Some(choose) = &self.settings.key_columns else {
+            return Arc::from(table.key_columns.as_slice());
+        };
+        let mut cache = self
+            .key_columns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cache.get(&table.relation_id) {
+            Some((schema, keys)) if Arc::ptr_eq(schema, table) => Arc::clone(keys),
+            _ => {
+                let keys: Arc<[usize]> = Arc::from(choose(table));
+                cache.insert(table.relation_id, (Arc::clone(table), Arc::clone(&keys)));
+                keys
+            }
         }
     }
 
@@ -334,7 +370,7 @@ impl StreamDecoder {
             None => out.push(event(Operation::Update, None, new_row)),
             Some(old_row) => {
                 let key_changed = new_row.as_ref().is_some_and(|new_row| {
-                    let keys = &relation.schema.key_columns;
+                    let keys = self.key_columns(&relation.schema);
                     !keys.is_empty() && keys.iter().any(|&k| old_row[k] != new_row[k])
                 });
                 if key_changed {

@@ -21,7 +21,8 @@ use pgseam_model::{
     TransactionBlock, Value,
 };
 
-use crate::field::Kind;
+use crate::columns::{write_truncated_str, FieldMapping};
+use crate::field::{Kind, UNAVAILABLE_VALUE};
 use crate::transforms::record::{
     ConnectRecord, FieldSchema, JsonSettings, RecordValue, Scalar, StructSchema, StructValue,
 };
@@ -51,6 +52,162 @@ struct Field {
     /// default, else the type's fallback, [`Kind::null_fallback`]), whatever
     /// `replace.null.with.default` says. `None` for nullable columns.
     null_as: Option<String>,
+    /// In the value struct (`column.include.list` / `column.exclude.list`; key columns are in
+    /// the key whatever this says) and of a type Debezium maps.
+    in_value: bool,
+    /// Left out by the column filter. Debezium's streaming schema (rebuilt from pgoutput's
+    /// Relation message, with optionality and defaults read through the column filter) then
+    /// has it optional and without default: this shows in the key of a streamed event.
+    filtered_out: bool,
+    /// The column mapper's rewrite of value-struct values (never of key values).
+    mapping: Option<FieldMapping>,
+    /// The schema parameter the mapper adds to the value field (`masked`, `truncateLength`).
+    value_param: Option<(&'static str, String)>,
+}
+
+impl Field {
+    fn value_param(&self) -> Option<(&str, &str)> {
+        self.value_param.as_ref().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    /// Whether the struct `part` carries this field.
+    fn in_struct(&self, part: Part) -> bool {
+        match part {
+            Part::Value => self.in_value,
+            Part::Key { .. } => !self.kind.is_omitted(),
+        }
+    }
+
+    /// Whether `part` sees the column as Debezium's streaming schema of a filtered-out column
+    /// (optional, no default).
+    fn relaxed(&self, part: Part) -> bool {
+        matches!(part, Part::Key { stream: true }) && self.filtered_out
+    }
+
+    fn null_as(&self, part: Part) -> Option<&String> {
+        if self.relaxed(part) {
+            None
+        } else {
+            self.null_as.as_ref()
+        }
+    }
+
+    fn default(&self, part: Part) -> Option<&str> {
+        if self.relaxed(part) {
+            None
+        } else {
+            self.default.as_deref()
+        }
+    }
+
+    fn optional(&self, column: &ColumnSchema, part: Part) -> bool {
+        self.relaxed(part) || column.nullable
+    }
+
+    fn param(&self, part: Part) -> Option<(&str, &str)> {
+        match part {
+            Part::Value => self.value_param(),
+            Part::Key { .. } => None,
+        }
+    }
+}
+
+/// Which struct of a record is being written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// `before` / `after`: filtered columns, mapped values.
+    Value,
+    /// The key (no filter, no mappers); `stream`: of a streamed (not snapshot) event.
+    Key { stream: bool },
+}
+
+impl Part {
+    fn key(op: Operation) -> Part {
+        Part::Key {
+            stream: op != Operation::Read,
+        }
+    }
+}
+
+/// Writes a mapped value-struct value as Debezium's column mapper leaves it (the mapper runs
+/// on the value converter's result). `Ok(false)`: nothing written, the value is written as
+/// usual (a null the mapper passes through, a value it does not change).
+fn write_mapped(
+    out: &mut String,
+    field: &Field,
+    mapping: &FieldMapping,
+    value: &Value,
+) -> Result<bool, String> {
+    match mapping {
+        FieldMapping::Mask(literal) => {
+            out.push_str(literal);
+            Ok(true)
+        }
+        FieldMapping::Hash {
+            algorithm,
+            salt,
+            v2,
+            max,
+        } => {
+            // The converted value: the text, the placeholder, or a NOT NULL column's
+            // replacement for a null.
+            let text = match (value, &field.null_as) {
+                (Value::Null, None) => return Ok(false),
+                (Value::Null, Some(null_as)) => match jackson::parse_str(null_as) {
+                    Some(s) => s,
+                    None => return Ok(false),
+                },
+                (Value::Text(s), _) => s.clone(),
+                (Value::UnchangedToast, _) => UNAVAILABLE_VALUE.to_owned(),
+                (other, _) => return Err(format!("{other:?} is not text, cannot hash it")),
+            };
+            let mut hex = FieldMapping::hash_hex(*algorithm, salt, *v2, &text);
+            if let Some(max) = max {
+                hex.truncate(*max);
+            }
+            jackson::write_str(out, &hex);
+            Ok(true)
+        }
+        FieldMapping::Truncate(max) => {
+            let max = *max;
+            match (&field.kind, value) {
+                (_, Value::Null) => Ok(false),
+                (Kind::Binary(crate::BinaryHandlingMode::Bytes), Value::Bytes(b)) => {
+                    let b = &b[..b.len().min(max)];
+                    field.kind.write_value(out, &Value::Bytes(b.to_vec()))?;
+                    Ok(true)
+                }
+                (Kind::Binary(crate::BinaryHandlingMode::Bytes), Value::UnchangedToast) => {
+                    let b = UNAVAILABLE_VALUE.as_bytes();
+                    let b = &b[..b.len().min(max)];
+                    field.kind.write_value(out, &Value::Bytes(b.to_vec()))?;
+                    Ok(true)
+                }
+                // Debezium's value is a BigDecimal or a Double here, not a string.
+                (
+                    Kind::Binary(crate::BinaryHandlingMode::Bytes)
+                    | Kind::Decimal { .. }
+                    | Kind::Float32
+                    | Kind::Float64
+                    | Kind::DecimalDouble,
+                    _,
+                ) => Ok(false),
+                _ => {
+                    let mut rendered = String::new();
+                    field.kind.write_value(&mut rendered, value)?;
+                    match rendered
+                        .starts_with('"')
+                        .then(|| jackson::parse_str(&rendered))
+                        .flatten()
+                    {
+                        Some(text) => write_truncated_str(out, &text, max),
+                        None => out.push_str(&rendered),
+                    }
+                    Ok(true)
+                }
+            }
+        }
+    }
 }
 
 /// Everything about a table that does not change from event to event.
@@ -58,20 +215,37 @@ struct Field {
 pub(crate) struct TableEntry {
     table: Arc<TableSchema>,
     topic: String,
+    /// The adjusted record schema names (`<topic>.Key`, `.Value`, `.Envelope`).
+    key_name: String,
+    value_name: String,
+    envelope_name: String,
     fields: Vec<Field>,
-    /// Key struct schema JSON; `None` when the table has no primary key.
+    /// The key columns (the primary key, or `message.key.columns`), in key order.
+    key_columns: Vec<usize>,
+    /// Key struct schema JSON; `None` when the table has no key.
     key_schema: Option<String>,
+    /// The key schema of streamed events, when it differs (a key column the column filter
+    /// leaves out, see [`Field::filtered_out`]).
+    stream_key_schema: Option<String>,
     /// Envelope schema JSON.
     value_schema: String,
 }
 
 impl TableEntry {
     fn build(cfg: &JsonConverterConfig, table: &Arc<TableSchema>) -> TableEntry {
-        let base = format!("{}.{}.{}", cfg.topic_prefix, table.schema, table.table);
+        // Debezium's record schema names are the (sanitised) topic's, adjusted.
+        let base = cfg
+            .naming
+            .topic(&[&cfg.topic_prefix, &table.schema, &table.table]);
+        let key_name = cfg.naming.schema_name(&format!("{base}.Key"));
+        let value_name = cfg.naming.schema_name(&format!("{base}.Value"));
+        let envelope_name = cfg.naming.schema_name(&format!("{base}.Envelope"));
+        let plan = (!cfg.columns.is_empty()).then(|| cfg.columns.plan(table));
         let fields: Vec<Field> = table
             .columns
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let kind = Kind::for_type(c, &c.type_name, &cfg.modes, cfg.decimal_format);
                 let default = default::default_value(c).and_then(|v| kind.render_default(&v));
                 let null_as = (!c.nullable).then(|| {
@@ -79,45 +253,68 @@ impl TableEntry {
                         .clone()
                         .unwrap_or_else(|| kind.null_fallback(c, &cfg.modes))
                 });
+                let (mapping, value_param) = match plan.as_ref().and_then(|p| p.mappers[i].as_ref())
+                {
+                    Some(mapper) => FieldMapping::resolve(c, mapper),
+                    None => (None, None),
+                };
+                let filtered_out = plan.as_ref().is_some_and(|p| !p.included[i]);
                 Field {
-                    name: c.name.clone(),
+                    name: cfg.naming.field_name(&c.name),
+                    in_value: !kind.is_omitted() && !filtered_out,
+                    filtered_out,
                     kind,
                     default,
                     null_as,
+                    mapping,
+                    value_param,
                 }
             })
             .collect();
-        let struct_fields = |idx: &mut dyn Iterator<Item = usize>| {
+        let key_columns = match &plan {
+            Some(p) => p.key_columns.clone(),
+            None => table.key_columns.clone(),
+        };
+        let struct_fields = |idx: &mut dyn Iterator<Item = usize>, part: Part| {
             let mut s = String::from("[");
-            for (n, i) in idx.filter(|i| !fields[*i].kind.is_omitted()).enumerate() {
+            for (n, i) in idx.filter(|i| fields[*i].in_struct(part)).enumerate() {
                 if n > 0 {
                     s.push(',');
                 }
                 let f = &fields[i];
-                f.kind.write_schema(
+                f.kind.write_schema_with(
                     &mut s,
-                    table.columns[i].nullable,
-                    f.default.as_deref(),
+                    f.optional(&table.columns[i], part),
+                    f.default(part),
                     Some(&f.name),
+                    f.param(part),
                 );
             }
             s.push(']');
             s
         };
-        let key_schema = (!table.key_columns.is_empty()).then(|| {
+        let key_struct_schema = |stream: bool| {
             let mut s = String::from("{\"type\":\"struct\",\"fields\":");
-            s.push_str(&struct_fields(&mut table.key_columns.iter().copied()));
+            s.push_str(&struct_fields(
+                &mut key_columns.iter().copied(),
+                Part::Key { stream },
+            ));
             s.push_str(",\"optional\":false,\"name\":");
-            jackson::write_str(&mut s, &format!("{base}.Key"));
+            jackson::write_str(&mut s, &key_name);
             s.push('}');
             s
-        });
-        let row_fields = struct_fields(&mut (0..fields.len()));
+        };
+        let key_schema = (!key_columns.is_empty()).then(|| key_struct_schema(false));
+        let stream_key_schema = key_columns
+            .iter()
+            .any(|i| fields[*i].filtered_out)
+            .then(|| key_struct_schema(true));
+        let row_fields = struct_fields(&mut (0..fields.len()), Part::Value);
         let row_schema = |field: &str| {
             let mut s = String::from("{\"type\":\"struct\",\"fields\":");
             s.push_str(&row_fields);
             s.push_str(",\"optional\":true,\"name\":");
-            jackson::write_str(&mut s, &format!("{base}.Value"));
+            jackson::write_str(&mut s, &value_name);
             s.push_str(",\"field\":");
             jackson::write_str(&mut s, field);
             s.push('}');
@@ -134,13 +331,18 @@ impl TableEntry {
         value_schema.push(',');
         value_schema.push_str(ENVELOPE_TAIL_SCHEMA);
         value_schema.push_str("],\"optional\":false,\"name\":");
-        jackson::write_str(&mut value_schema, &format!("{base}.Envelope"));
+        jackson::write_str(&mut value_schema, &envelope_name);
         value_schema.push_str(",\"version\":2}");
         TableEntry {
             table: Arc::clone(table),
             topic: base,
+            key_name,
+            value_name,
+            envelope_name,
             fields,
+            key_columns,
             key_schema,
+            stream_key_schema,
             value_schema,
         }
     }
@@ -303,7 +505,10 @@ impl JsonConverter {
             None => &self.headers,
             Some((name, row)) => {
                 let mut h = Vec::with_capacity(self.headers.len() + 1);
-                h.push((name.to_owned(), key_header_value(entry, table, row)?));
+                h.push((
+                    name.to_owned(),
+                    key_header_value(entry, table, row, Part::key(event.op))?,
+                ));
                 h.extend(self.headers.iter().cloned());
                 key_headers = h;
                 &key_headers
@@ -313,6 +518,11 @@ impl JsonConverter {
         let key = match (&entry.key_schema, event.op) {
             (None, _) | (_, Operation::Truncate) => None,
             (Some(key_schema), op) => {
+                let part = Part::key(op);
+                let key_schema = match (part, &entry.stream_key_schema) {
+                    (Part::Key { stream: true }, Some(stream_schema)) => stream_schema,
+                    _ => key_schema,
+                };
                 let row = if op == Operation::Delete {
                     event.before.as_ref().or(event.after.as_ref())
                 } else {
@@ -332,8 +542,9 @@ impl JsonConverter {
                             entry,
                             table,
                             row,
-                            table.key_columns.iter().copied(),
+                            entry.key_columns.iter().copied(),
                             replace,
+                            part,
                         )?;
                         if cfg_key_schemas {
                             s.push('}');
@@ -383,23 +594,24 @@ impl JsonConverter {
                     } else {
                         event.after.as_ref().or(event.before.as_ref())
                     };
-                    row.map(|row| key_struct(entry, table, row)).transpose()?
+                    row.map(|row| key_struct(entry, table, row, Part::key(op)))
+                        .transpose()?
                 }
             };
             let row_schema = row_struct_schema(entry, table);
             let before = event
                 .before
                 .as_deref()
-                .map(|r| struct_values(entry, table, r, 0..r.len()))
+                .map(|r| struct_values(entry, table, r, 0..r.len(), Part::Value))
                 .transpose()?;
             let after = after
                 .as_deref()
-                .map(|r| struct_values(entry, table, r, 0..r.len()))
+                .map(|r| struct_values(entry, table, r, 0..r.len(), Part::Value))
                 .transpose()?;
             let mut source_payload = String::with_capacity(512);
             write_source(&mut source_payload, prefix, &event.source, replace);
             let envelope = crate::transforms::record::Envelope {
-                name: format!("{}.Envelope", entry.topic),
+                name: entry.envelope_name.clone(),
                 row: row_schema,
                 before,
                 after,
@@ -470,12 +682,13 @@ fn key_header_value(
     entry: &TableEntry,
     table: &TableSchema,
     row: &[Value],
+    part: Part,
 ) -> Result<Vec<u8>, ConvertError> {
     let mut s = String::from("{");
-    for (n, &i) in table
+    for (n, &i) in entry
         .key_columns
         .iter()
-        .filter(|i| !entry.fields[**i].kind.is_omitted())
+        .filter(|i| entry.fields[**i].in_struct(part))
         .enumerate()
     {
         if n > 0 {
@@ -490,7 +703,7 @@ fn key_header_value(
             s.push(c);
         }
         s.push_str("\":");
-        match (&row[i], &field.null_as) {
+        match (&row[i], field.null_as(part)) {
             (Value::Null, Some(null_as)) => s.push_str(null_as),
             (value, _) => field
                 .kind
@@ -545,7 +758,7 @@ fn write_row(
             out.push_str("null");
             Ok(())
         }
-        Some(row) => write_struct(out, entry, table, row, 0..row.len(), replace),
+        Some(row) => write_struct(out, entry, table, row, 0..row.len(), replace, Part::Value),
     }
 }
 
@@ -560,10 +773,11 @@ fn write_struct(
     row: &[Value],
     columns: impl Iterator<Item = usize>,
     replace: bool,
+    part: Part,
 ) -> Result<(), ConvertError> {
     out.push('{');
     for (n, i) in columns
-        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .filter(|i| entry.fields[*i].in_struct(part))
         .enumerate()
     {
         if n > 0 {
@@ -572,7 +786,16 @@ fn write_struct(
         let field = &entry.fields[i];
         jackson::write_str(out, &field.name);
         out.push(':');
-        match (&row[i], &field.null_as, &field.default) {
+        if part == Part::Value {
+            if let Some(mapping) = &field.mapping {
+                if write_mapped(out, field, mapping, &row[i])
+                    .map_err(|reason| column_error(table, &table.columns[i], reason))?
+                {
+                    continue;
+                }
+            }
+        }
+        match (&row[i], field.null_as(part), field.default(part)) {
             (Value::Null, Some(null_as), _) => out.push_str(null_as),
             (Value::Null, None, Some(default)) if replace => out.push_str(default),
             (value, _, _) => field
@@ -588,10 +811,10 @@ fn write_struct(
 /// The `<topic>.Value` row schema as a Connect struct schema (the `before`/`after` field).
 fn row_struct_schema(entry: &TableEntry, table: &TableSchema) -> StructSchema {
     StructSchema {
-        name: Some(format!("{}.Value", entry.topic)),
+        name: Some(entry.value_name.clone()),
         optional: true,
         version: None,
-        fields: field_schemas(entry, table, 0..entry.fields.len()),
+        fields: field_schemas(entry, table, 0..entry.fields.len(), Part::Value),
     }
 }
 
@@ -599,19 +822,20 @@ fn field_schemas(
     entry: &TableEntry,
     table: &TableSchema,
     columns: impl Iterator<Item = usize>,
+    part: Part,
 ) -> Vec<FieldSchema> {
     columns
-        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .filter(|i| entry.fields[*i].in_struct(part))
         .map(|i| {
             let f = &entry.fields[i];
-            let nullable = table.columns[i].nullable;
+            let nullable = f.optional(&table.columns[i], part);
             let mut schema = String::new();
             f.kind
-                .write_schema(&mut schema, nullable, f.default.as_deref(), None);
+                .write_schema_with(&mut schema, nullable, f.default(part), None, f.param(part));
             FieldSchema {
                 name: f.name.clone(),
                 schema,
-                default: f.default.clone(),
+                default: f.default(part).map(str::to_owned),
                 optional: nullable,
             }
         })
@@ -623,15 +847,16 @@ fn key_struct(
     entry: &TableEntry,
     table: &TableSchema,
     row: &[Value],
+    part: Part,
 ) -> Result<StructValue, ConvertError> {
     Ok(StructValue {
         schema: StructSchema {
-            name: Some(format!("{}.Key", entry.topic)),
+            name: Some(entry.key_name.clone()),
             optional: false,
             version: None,
-            fields: field_schemas(entry, table, table.key_columns.iter().copied()),
+            fields: field_schemas(entry, table, entry.key_columns.iter().copied(), part),
         },
-        values: struct_values(entry, table, row, table.key_columns.iter().copied())?,
+        values: struct_values(entry, table, row, entry.key_columns.iter().copied(), part)?,
     })
 }
 
@@ -642,12 +867,23 @@ fn struct_values(
     table: &TableSchema,
     row: &[Value],
     columns: impl Iterator<Item = usize>,
+    part: Part,
 ) -> Result<Vec<Option<String>>, ConvertError> {
     columns
-        .filter(|i| !entry.fields[*i].kind.is_omitted())
+        .filter(|i| entry.fields[*i].in_struct(part))
         .map(|i| {
             let field = &entry.fields[i];
-            match (&row[i], &field.null_as) {
+            if part == Part::Value {
+                if let Some(mapping) = &field.mapping {
+                    let mut s = String::new();
+                    if write_mapped(&mut s, field, mapping, &row[i])
+                        .map_err(|reason| column_error(table, &table.columns[i], reason))?
+                    {
+                        return Ok((s != "null").then_some(s));
+                    }
+                }
+            }
+            match (&row[i], field.null_as(part)) {
                 (Value::Null, Some(null_as)) => Ok(Some(null_as.clone())),
                 (Value::Null, None) => Ok(None),
                 (value, _) => {
@@ -1044,5 +1280,103 @@ mod tests {
         assert!(
             text(&out[0].value).contains(r#""after":{"id":1,"v":"__debezium_unavailable_value"}"#)
         );
+    }
+
+    fn shaping(spec: &[(&str, crate::columns::ColumnMapper)]) -> crate::columns::ColumnShaping {
+        crate::columns::ColumnShaping {
+            mappers: spec
+                .iter()
+                .map(|(p, m)| crate::columns::MapperRule {
+                    patterns: vec![regex::Regex::new(&format!("(?i)^(?:{p})$")).unwrap()],
+                    mapper: m.clone(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mappers_apply_to_values_not_keys() {
+        use crate::columns::ColumnMapper;
+        let t = Arc::new(TableSchema {
+            relation_id: 8,
+            schema: "public".into(),
+            table: "m".into(),
+            columns: vec![
+                column("k", "text", false, None),
+                column("v", "text", true, None),
+                column("w", "text", false, None),
+            ],
+            key_columns: vec![0],
+        });
+        let mut c = JsonConverter::new(JsonConverterConfig {
+            columns: Arc::new(shaping(&[
+                ("public.m.k", ColumnMapper::Mask(2)),
+                ("public.m.v", ColumnMapper::Truncate(4)),
+                (
+                    "public.m.w",
+                    ColumnMapper::Hash {
+                        algorithm: crate::columns::HashAlgorithm::Md5,
+                        salt: "s".into(),
+                        v2: true,
+                    },
+                ),
+            ])),
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        // An unchanged TOAST value is the placeholder text, truncated like any string; a null
+        // in a NOT NULL column is its fallback `""`, which is hashed.
+        let e = event(
+            &t,
+            Operation::Update,
+            None,
+            Some(vec![
+                Value::Text("key".into()),
+                Value::UnchangedToast,
+                Value::Null,
+            ]),
+        );
+        c.convert(&e, 0, &mut out).unwrap();
+        assert_eq!(text(&out[0].key), r#"{"k":"key"}"#);
+        let hash_of_empty = crate::columns::FieldMapping::hash_hex(
+            crate::columns::HashAlgorithm::Md5,
+            b"s",
+            true,
+            "",
+        );
+        assert!(
+            text(&out[0].value).contains(&format!(
+                r#""after":{{"k":"**","v":"__de","w":"{hash_of_empty}"}}"#
+            )),
+            "{}",
+            text(&out[0].value)
+        );
+    }
+
+    #[test]
+    fn filtered_key_column_is_optional_in_streamed_keys_only() {
+        let t = table(vec![0]);
+        let mut c = JsonConverter::new(JsonConverterConfig {
+            key_schemas_enable: true,
+            columns: Arc::new(crate::columns::ColumnShaping {
+                filter: Some(crate::columns::ColumnFilter::Exclude(vec![
+                    regex::Regex::new("(?i)^(?:public.t.id)$").unwrap(),
+                ])),
+                ..Default::default()
+            }),
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        let row = || Some(vec![Value::Int32(1), Value::Text("x".into())]);
+        c.convert(&event(&t, Operation::Read, None, row()), 0, &mut out)
+            .unwrap();
+        c.convert(&event(&t, Operation::Create, None, row()), 0, &mut out)
+            .unwrap();
+        assert!(text(&out[0].key).contains(r#"{"type":"int32","optional":false,"field":"id"}"#));
+        assert!(text(&out[1].key).contains(r#"{"type":"int32","optional":true,"field":"id"}"#));
+        for r in &out {
+            assert!(text(&r.value).contains(r#""after":{"v":"x"}"#));
+        }
     }
 }

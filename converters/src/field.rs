@@ -235,6 +235,20 @@ impl Kind {
         default: Option<&str>,
         field: Option<&str>,
     ) {
+        self.write_schema_with(out, optional, default, field, None);
+    }
+
+    /// As [`write_schema`](Self::write_schema), with one more schema parameter after the
+    /// kind's own (a column mapper's `masked` / `truncateLength`, added by
+    /// `SchemaBuilder.parameter`).
+    pub(crate) fn write_schema_with(
+        &self,
+        out: &mut String,
+        optional: bool,
+        default: Option<&str>,
+        field: Option<&str>,
+        extra: Option<(&str, &str)>,
+    ) {
         let (ty, name, doc): (&str, Option<&str>, Option<&str>) = match self {
             Kind::Int16 => ("int16", None, None),
             Kind::Int32 => ("int32", None, None),
@@ -315,6 +329,7 @@ impl Kind {
             out.push_str(",\"doc\":");
             jackson::write_str(out, doc);
         }
+        let mut params_open = false;
         match self {
             Kind::Decimal {
                 scale, precision, ..
@@ -323,14 +338,28 @@ impl Kind {
                 if let Some(p) = precision {
                     let _ = write!(out, ",\"connect.decimal.precision\":\"{p}\"");
                 }
-                out.push('}');
+                params_open = true;
             }
             Kind::Enum { allowed } => {
                 out.push_str(",\"parameters\":{\"allowed\":");
                 jackson::write_str(out, allowed);
-                out.push('}');
+                params_open = true;
             }
             _ => {}
+        }
+        if let Some((key, value)) = extra {
+            out.push_str(if params_open {
+                ","
+            } else {
+                ",\"parameters\":{"
+            });
+            jackson::write_str(out, key);
+            out.push(':');
+            jackson::write_str(out, value);
+            params_open = true;
+        }
+        if params_open {
+            out.push('}');
         }
         if let Some(default) = default {
             out.push_str(",\"default\":");

@@ -18,6 +18,11 @@
 //! which Debezium then writes. The [`jackson`] module reproduces Jackson's number and string
 //! output.
 //!
+//! Column shaping ([`columns`]: `column.include.list` / `column.exclude.list`, the truncate,
+//! mask and hash mappers, `message.key.columns`) and naming ([`naming`]: `topic.delimiter`,
+//! `schema.name.adjustment.mode`, `field.name.adjustment.mode`, Debezium's topic sanitising)
+//! are decided once per table version, when the table's cache entry is built.
+//!
 //! TRUNCATE events (`op` `t`, key and before/after null), logical decoding messages on
 //! `<topic.prefix>.message` ([`JsonConverter::convert_message`]) and transaction metadata
 //! (BEGIN/END records and the events' `transaction` block, [`TransactionMonitor`]) are written
@@ -45,6 +50,7 @@
 //!   ...) are written as strings of their PostgreSQL text.
 
 pub mod avro;
+pub mod columns;
 mod decimal;
 pub mod default;
 mod envelope;
@@ -52,6 +58,7 @@ mod field;
 mod hstore;
 pub mod jackson;
 mod message;
+pub mod naming;
 pub mod transforms;
 pub mod txmeta;
 
@@ -275,6 +282,11 @@ pub struct JsonConverterConfig {
     /// The connector's single message transforms (`transforms`), applied to each record
     /// before it is serialised; empty by default.
     pub transforms: transforms::Transforms,
+    /// Column filter, value mappers and `message.key.columns` ([`columns`]); shapes nothing by
+    /// default.
+    pub columns: std::sync::Arc<columns::ColumnShaping>,
+    /// `topic.delimiter`, `schema.name.adjustment.mode`, `field.name.adjustment.mode`.
+    pub naming: std::sync::Arc<naming::Naming>,
 }
 
 impl JsonConverterConfig {
@@ -290,6 +302,8 @@ impl JsonConverterConfig {
             replace_null_with_default: true,
             run_id: None,
             transforms: transforms::Transforms::default(),
+            columns: std::sync::Arc::default(),
+            naming: std::sync::Arc::default(),
         }
     }
 }

@@ -84,7 +84,9 @@ impl JsonConverter {
             v.push('}');
         }
         KafkaRecord {
-            topic: format!("{}{MESSAGE_TOPIC_SUFFIX}", cfg.topic_prefix),
+            topic: cfg
+                .naming
+                .topic(&[&cfg.topic_prefix, &MESSAGE_TOPIC_SUFFIX[1..]]),
             key: Some(k.into_bytes()),
             value: Some(v.into_bytes()),
             headers: Vec::new(),

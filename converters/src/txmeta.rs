@@ -70,7 +70,9 @@ impl TransactionMonitor {
     /// A monitor writing to `<topic.prefix>.<transaction_topic_suffix>`.
     pub fn new(cfg: &JsonConverterConfig, transaction_topic_suffix: &str) -> Self {
         TransactionMonitor {
-            topic: format!("{}.{transaction_topic_suffix}", cfg.topic_prefix),
+            topic: cfg
+                .naming
+                .join(&[&cfg.topic_prefix, transaction_topic_suffix]),
             key_schemas: cfg.key_schemas_enable,
             value_schemas: cfg.value_schemas_enable,
             open: None,

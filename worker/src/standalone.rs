@@ -232,6 +232,13 @@ pub(crate) fn pipeline_settings(
             events: pgseam_connector_pg::EventSettings {
                 skipped_operations,
                 message_filter,
+                // `message.key.columns`: the stream's key-change detection uses the
+                // converter's key columns.
+                key_columns: (!connector.columns.key_columns.is_empty()).then(|| {
+                    let columns = connector.columns.clone();
+                    Arc::new(move |table: &pgseam_model::TableSchema| columns.key_columns(table))
+                        as pgseam_connector_pg::KeyColumns
+                }),
             },
         },
         converter: JsonConverterConfig {
@@ -259,6 +266,8 @@ pub(crate) fn pipeline_settings(
             replace_null_with_default: value_converter.replace_null_with_default,
             tombstones_on_delete: connector.tombstones_on_delete,
             transforms: connector.transforms.clone(),
+            columns: Arc::new(connector.columns.clone()),
+            naming: Arc::new(connector.naming.clone()),
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },
         avro,
@@ -277,10 +286,9 @@ pub(crate) fn pipeline_settings(
         offset_flush_interval: worker.offset_flush_interval,
         max_queue_size: connector.max_queue_size as usize,
         reconnect_wait: connector.retriable_restart_wait,
-        heartbeat_topic: format!(
-            "{}.{}",
-            connector.heartbeat_topics_prefix, connector.topic_prefix
-        ),
+        heartbeat_topic: connector
+            .naming
+            .join(&[&connector.heartbeat_topics_prefix, &connector.topic_prefix]),
         transaction_metadata: connector
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),

@@ -161,10 +161,11 @@ impl AvroConverter {
             let (k, v) = self.json.connect_schemas(table);
             (k.map(str::to_owned), v.to_owned())
         };
-        let topic = format!(
-            "{}.{}.{}",
-            self.cfg.json.topic_prefix, table.schema, table.table
-        );
+        let topic =
+            self.cfg
+                .json
+                .naming
+                .topic(&[&self.cfg.json.topic_prefix, &table.schema, &table.table]);
         let key = match (&key_json, self.cfg.key_avro) {
             (Some(k), true) => Some(self.prepare(table, "key", &topic, k)?),
             _ => None,
@@ -261,14 +262,68 @@ impl AvroConverter {
 
 /// Encodes one JSON payload as a framed Avro datum.
 fn encode(reg: &Registered, payload: &[u8]) -> Result<Vec<u8>, String> {
-    let json: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| format!("payload JSON: {e}"))?;
+    let json: serde_json::Value = match serde_json::from_slice(payload) {
+        Ok(json) => json,
+        // A string cut inside a surrogate pair (`column.truncate.to.N.chars`) ends in a lone
+        // high surrogate; Java's UTF-8 encoder, which Avro uses, writes `?` for it.
+        Err(_) => serde_json::from_slice(&lone_surrogates_as_question_marks(payload))
+            .map_err(|e| format!("payload JSON: {e}"))?,
+    };
     let datum = value::to_avro(&reg.connect, &json)?;
     let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&reg.avro)
         .build()
         .and_then(|w| w.write_value_to_vec(datum))
         .map_err(|e| format!("Avro encoding: {e}"))?;
     Ok(frame(reg.id, &bytes))
+}
+
+/// `payload` with every `\\uXXXX` escape of a surrogate that is not half of a pair replaced by
+/// `?` (what `String.getBytes(UTF_8)` does to an unpaired surrogate).
+fn lone_surrogates_as_question_marks(payload: &[u8]) -> Vec<u8> {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = payload.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut out = Vec::with_capacity(payload.len());
+    let mut i = 0;
+    while i < payload.len() {
+        if payload[i] != b'\\' {
+            out.push(payload[i]);
+            i += 1;
+            continue;
+        }
+        match unit(i) {
+            Some(0xD800..=0xDBFF) => match unit(i + 6) {
+                Some(0xDC00..=0xDFFF) => {
+                    out.extend_from_slice(&payload[i..i + 12]);
+                    i += 12;
+                }
+                _ => {
+                    out.push(b'?');
+                    i += 6;
+                }
+            },
+            Some(0xDC00..=0xDFFF) => {
+                out.push(b'?');
+                i += 6;
+            }
+            _ => {
+                // Any other escape: copy it whole (`\\\\` must not start a new one).
+                let len = if payload.get(i + 1) == Some(&b'u') {
+                    6
+                } else {
+                    2
+                };
+                let end = (i + len).min(payload.len());
+                out.extend_from_slice(&payload[i..end]);
+                i = end;
+            }
+        }
+    }
+    out
 }
 
 /// The Avro schema JSON AvroData derives from a Connect schema in `JsonConverter`'s schema
@@ -278,4 +333,19 @@ pub fn avro_schema_for_connect_json(connect_json: &str) -> Result<String, String
         serde_json::from_str(connect_json).map_err(|e| format!("Connect schema JSON: {e}"))?;
     let connect = ConnectSchema::from_json(&json)?;
     schema::to_json(&schema::from_connect(&connect)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lone_surrogates_as_question_marks as fix;
+
+    #[test]
+    fn lone_surrogates_become_question_marks() {
+        let t = |s: &str| String::from_utf8(fix(s.as_bytes())).unwrap();
+        assert_eq!(t(r#""\uD83C\uDF55\uD83C""#), r#""\uD83C\uDF55?""#);
+        assert_eq!(t(r#""a\uDF55b""#), r#""a?b""#);
+        assert_eq!(t(r#""\\uD83C \" \u00e9""#), r#""\\uD83C \" \u00e9""#);
+        let v: serde_json::Value = serde_json::from_slice(&fix(br#"{"n":"x\uD83C"}"#)).unwrap();
+        assert_eq!(v["n"], "x?");
+    }
 }

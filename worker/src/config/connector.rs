@@ -475,6 +475,12 @@ pub struct ConnectorConfig {
     pub message_prefix_filter: Option<MessagePrefixFilter>,
     /// `transforms` and `predicates`: the SMT chain applied to every record.
     pub transforms: Transforms,
+    /// `column.include.list` / `column.exclude.list`, `column.truncate.to.<n>.chars`,
+    /// `column.mask.with.<n>.chars`, `column.mask.hash[.v2].<algorithm>.with.salt.<salt>` and
+    /// `message.key.columns` (see `config/columns.rs`).
+    pub columns: pgseam_converters::columns::ColumnShaping,
+    /// `topic.delimiter`, `schema.name.adjustment.mode`, `field.name.adjustment.mode`.
+    pub naming: pgseam_converters::naming::Naming,
     /// `status.update.interval.ms`.
     pub status_update_interval: Duration,
     /// `slot.drop.on.stop`.
@@ -864,6 +870,12 @@ impl ConnectorConfig {
         let value_converter = take_converter(&mut s, Role::Value);
         let header_converter = take_header_converter(&mut s);
         let transforms = take_transforms(&mut s);
+        let mut unknown_column_keys = Vec::new();
+        let columns = super::columns::take_column_shaping(&mut s, &mut unknown_column_keys);
+        for e in &unknown_column_keys {
+            classify_other_key(&mut s, e);
+        }
+        let naming = super::columns::take_naming(&mut s);
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.override.") {
             producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
@@ -945,6 +957,8 @@ impl ConnectorConfig {
             topic_transaction,
             message_prefix_filter,
             transforms,
+            columns,
+            naming,
             status_update_interval,
             slot_drop_on_stop,
             snapshot_max_threads,
@@ -1024,6 +1038,7 @@ fn millis(d: Duration) -> u64 {
 /// True if `key` is a connector key (for telling users a key is in the wrong file).
 pub(crate) fn is_connector_key(key: &str) -> bool {
     SUPPORTED_KEYS.contains(&key)
+        || super::columns::COLUMN_KEYS.contains(&key)
         || CONNECT_KEYS.contains(&key)
         || catalog().connector_key(key).is_some()
 }

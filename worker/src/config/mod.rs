@@ -41,7 +41,12 @@
 //!    `snapshot.select.statement.overrides.<schema>.<table>` keys),
 //!    `snapshot.include.collection.list`, `heartbeat.interval.ms`, `heartbeat.action.query`,
 //!    `heartbeat.topics.prefix`, `max.batch.size`, `max.queue.size`,
-//!    `poll.interval.ms`. Invalid values are errors naming key, value and the accepted values.
+//!    `poll.interval.ms`, and the column-shaping and naming keys (`columns.rs`):
+//!    `column.include.list`, `column.exclude.list`, `column.truncate.to.<n>.chars`,
+//!    `column.mask.with.<n>.chars`, `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`,
+//!    `message.key.columns`, `topic.delimiter`, `schema.name.adjustment.mode`,
+//!    `field.name.adjustment.mode`. Invalid values are errors naming key, value and the
+//!    accepted values.
 //! 2. **Debezium properties pgseam does not implement yet** (every other key of Debezium's
 //!    PostgreSQL connector definition, embedded from `debezium-defaults.tsv`, including
 //!    templated keys such as `column.mask.with.<n>.chars` and the `driver.*` passthrough) —
@@ -152,6 +157,7 @@
 //! value.
 
 mod catalog;
+mod columns;
 mod connector;
 mod converter;
 mod error;

@@ -415,13 +415,8 @@ fn unsupported_debezium_property_accepted_only_at_default() {
         "inventory.properties: `include.schema.comments` is a Debezium property pgseam does not support yet (value `true`); remove it or keep the default `false`"
     );
     assert_eq!(
-        one_error(&[("message.key.columns", "public.t:id")]),
-        "inventory.properties: `message.key.columns` is a Debezium property pgseam does not support yet (value `public.t:id`); remove it (it has no default)"
-    );
-    let e = one_error(&[("column.mask.with.8.chars", "public.t.ssn")]);
-    assert!(
-        e.contains("`column.mask.with.8.chars` is a Debezium property"),
-        "{e}"
+        one_error(&[("column.propagate.source.type", "public.t.id")]),
+        "inventory.properties: `column.propagate.source.type` is a Debezium property pgseam does not support yet (value `public.t.id`); remove it (it has no default)"
     );
     let e = one_error(&[("driver.ApplicationName", "cdc")]);
     assert!(
@@ -1162,4 +1157,90 @@ fn snapshot_throttle_and_progress_keys() {
     }
     let e = one_error(&[("snapshot.throttle.row.per.second", "10")]);
     assert!(e.contains("snapshot.throttle.rows.per.second"), "{e}");
+}
+
+#[test]
+fn column_shaping_keys() {
+    use pgseam_converters::columns::{ColumnFilter, ColumnMapper, HashAlgorithm};
+    let c = config(&[
+        ("column.exclude.list", "public.cust.extra,.*\\.secret"),
+        ("column.truncate.to.3.chars", "public.cust.name"),
+        ("column.mask.with.5.chars", "public.cust.ssn"),
+        ("column.mask.hash.v2.MD5.with.salt.s2", "public.o.c"),
+        (
+            "column.mask.hash.SHA-256.with.salt.pepper",
+            "public.cust.bio",
+        ),
+        (
+            "message.key.columns",
+            "public.orders:cust_id,region;public.nokey:a",
+        ),
+    ])
+    .unwrap();
+    let cols = &c.columns;
+    match &cols.filter {
+        Some(ColumnFilter::Exclude(p)) => assert_eq!(p.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    // Debezium's priority: truncate, mask, hash, hash v2.
+    let mappers: Vec<&ColumnMapper> = cols.mappers.iter().map(|r| &r.mapper).collect();
+    assert_eq!(
+        mappers,
+        vec![
+            &ColumnMapper::Truncate(3),
+            &ColumnMapper::Mask(5),
+            &ColumnMapper::Hash {
+                algorithm: HashAlgorithm::Sha256,
+                salt: "pepper".into(),
+                v2: false
+            },
+            &ColumnMapper::Hash {
+                algorithm: HashAlgorithm::Md5,
+                salt: "s2".into(),
+                v2: true
+            },
+        ]
+    );
+    assert_eq!(cols.key_columns.len(), 3);
+    assert!(cols.key_columns[0][0].is_match("PUBLIC.orders.CUST_ID"));
+    assert!(!cols.key_columns[0][0].is_match("public.orders.cust_id2"));
+
+    let e = one_error(&[
+        ("column.include.list", "public.a.b"),
+        ("column.exclude.list", "public.a.c"),
+    ]);
+    assert!(e.contains("cannot both be set"), "{e}");
+    let e = one_error(&[("column.mask.hash.SHA-1.with.salt.x", "public.a.b")]);
+    assert!(e.contains("`SHA-1` is not one"), "{e}");
+    let e = one_error(&[("message.key.columns", "public.orders")]);
+    assert!(e.contains("message.key.columns"), "{e}");
+    let e = one_error(&[("column.truncate.to.x.chars", "public.a.b")]);
+    assert!(e.contains("unknown connector property"), "{e}");
+    let e = one_error(&[("column.exclude.list", "public.(a")]);
+    assert!(e.contains("`public.(a` is invalid"), "{e}");
+    // Empty values are unset.
+    assert!(
+        config(&[("column.include.list", " "), ("message.key.columns", "")])
+            .unwrap()
+            .columns
+            .is_empty()
+    );
+}
+
+#[test]
+fn naming_keys() {
+    use pgseam_converters::naming::NameAdjustment;
+    let c = config(&[]).unwrap();
+    assert_eq!(c.naming, pgseam_converters::naming::Naming::default());
+    let c = config(&[
+        ("topic.delimiter", "_"),
+        ("schema.name.adjustment.mode", "AVRO"),
+        ("field.name.adjustment.mode", "avro_unicode"),
+    ])
+    .unwrap();
+    assert_eq!(c.naming.delimiter, "_");
+    assert_eq!(c.naming.schema_names, NameAdjustment::Avro);
+    assert_eq!(c.naming.field_names, NameAdjustment::AvroUnicode);
+    let e = one_error(&[("field.name.adjustment.mode", "ascii")]);
+    assert!(e.contains("`avro_unicode`"), "{e}");
 }

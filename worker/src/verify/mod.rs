@@ -376,10 +376,7 @@ pub async fn run(
     );
     let read = TopicRead {
         client: kafka_client_config(&settings),
-        topics: tables
-            .iter()
-            .map(|t| topic_name(&connector.topic_prefix, t))
-            .collect(),
+        topics: tables.iter().map(|t| topic_name(&connector, t)).collect(),
         point,
         end: options.end,
         idle: options.idle,
@@ -494,8 +491,11 @@ pub async fn run(
     })
 }
 
-fn topic_name(prefix: &str, table: &TableIdentity) -> String {
-    format!("{prefix}.{}.{}", table.schema, table.table)
+/// The table's topic as the converter names it (`topic.delimiter`, Debezium's sanitising).
+fn topic_name(connector: &config::ConnectorConfig, table: &TableIdentity) -> String {
+    connector
+        .naming
+        .topic(&[&connector.topic_prefix, &table.schema, &table.table])
 }
 
 /// The connector's captured tables (its filters, intersected with its publication), narrowed
