@@ -45,6 +45,8 @@ struct Emitter<'a> {
     out: &'a mpsc::Sender<SourceMessage>,
     pending: Option<Pending>,
     emitted: u64,
+    /// Progress steps due right after the held-back event (the last row of their chunk).
+    after_pending: Vec<SourceMessage>,
 }
 
 impl Emitter<'_> {
@@ -79,7 +81,25 @@ impl Emitter<'_> {
             .await
             .map_err(|_| SourceError::ConsumerGone)?;
         self.emitted += 1;
+        for message in std::mem::take(&mut self.after_pending) {
+            self.out
+                .send(message)
+                .await
+                .map_err(|_| SourceError::ConsumerGone)?;
+        }
         Ok(())
+    }
+
+    /// Sends `message` once every row read so far is sent (it follows the held-back one).
+    async fn after_rows(&mut self, message: SourceMessage) -> Result<()> {
+        if self.pending.is_some() {
+            self.after_pending.push(message);
+            return Ok(());
+        }
+        self.out
+            .send(message)
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
     }
 }
 
@@ -101,6 +121,7 @@ pub(crate) async fn emit(
         out,
         pending: None,
         emitted: 0,
+        after_pending: Vec::new(),
     };
     let started = Instant::now();
     let mut last_log = Instant::now();
@@ -136,6 +157,11 @@ pub(crate) async fn emit(
                         last_log = Instant::now();
                         log_progress(&tables[table], &progress, emitter.emitted, started);
                     }
+                }
+                Some(ChunkMessage::Delivered(update)) => {
+                    emitter
+                        .after_rows(SourceMessage::SnapshotProgress(update))
+                        .await?;
                 }
                 Some(ChunkMessage::Done) => break,
                 None => {

@@ -69,7 +69,10 @@
 
 mod emitter;
 pub mod plan;
+pub mod progress;
 mod reader;
+pub(crate) mod resume;
+mod window;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -85,6 +88,7 @@ use crate::slot::CreatedSlot;
 use crate::source::SourceMessage;
 
 pub use plan::ChunkStrategy;
+pub use progress::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
 
 /// Batches buffered per chunk between its reader and the emitter.
 pub const CHUNK_CHANNEL_BATCHES: usize = 4;
@@ -158,6 +162,9 @@ pub(crate) enum ChunkMessage {
         events: Vec<ChangeEvent>,
         bytes: u64,
     },
+    /// The chunk's progress step (see `progress`), sent after its rows: the emitter passes it
+    /// on right after the chunk's last row.
+    Delivered(progress::ProgressUpdate),
     /// The chunk is complete (its COPY ended without error).
     Done,
 }
