@@ -14,6 +14,11 @@
 //!   timer, so `wal_sender_timeout` never fires because of backpressure.
 //! - On stop, the source stops reading, waits for the worker's final durable LSN, reports it to
 //!   the slot, and closes the connection.
+//! - An interrupted initial snapshot ([`StartPoint::ResumeSnapshot`]) is finished while
+//!   streaming: at transaction boundaries of the stream the source opens watermark windows
+//!   (or re-reads a table without a key), and ends each window at its high watermark's commit
+//!   (see `snapshot::resume`); `pg_logical_emit_message` watermarks of this slot never leave
+//!   the source.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

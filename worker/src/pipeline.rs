@@ -53,7 +53,14 @@
 //! them.
 //!
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
-//! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
+//! snapshot completes, and at shutdown.
+//!
+//! **Snapshot progress**: "slot created at C" is stored (synchronously, before the source reads
+//! any chunk), then every `SourceMessage::SnapshotProgress` is a checkpoint like a
+//! transaction's, stored at once when it comes out of the queue: the offset then holds the
+//! progress (`ConnectorOffset::SnapshotResumable`), and while a resumed snapshot streams, every
+//! streaming checkpoint carries it too, until the source reports the snapshot finished. A
+//! restart (or a reconnection) resumes the snapshot from it (`StartPoint::ResumeSnapshot`). After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
 //!
 //! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
@@ -684,7 +691,7 @@ async fn run_pipeline(
     if source_result.is_none() {
         // A streaming source sees `finished` and sends its final status update. One inside the
         // snapshot is blocked on the full channel instead: closing the channel stops it (its
-        // rows are not durable, and the snapshot starts over on the next start).
+        // rows are not durable; the next start resumes the snapshot from the stored progress).
         let mut joined = tokio::time::timeout(SOURCE_STOP_GRACE, &mut source_task)
             .await
             .ok();

@@ -64,8 +64,17 @@
 //! See [`plan`]: ctid block ranges (TID Range Scan, PostgreSQL ≥ 14) by default, primary-key
 //! ranges as the alternative, a `snapshot.select.statement.overrides` statement as one chunk.
 //!
-//! Not here yet: resuming an interrupted snapshot. A crash mid-snapshot restarts it from
-//! scratch with a new slot (the source's behaviour when no snapshot-complete offset exists).
+//! # Progress and resume
+//!
+//! Each chunk carries the progress step it completes ([`progress`]: a key range's upper bound,
+//! or its table done after the last chunk; nothing for a ctid range that is not the last). The
+//! reader sends it after the chunk's rows and the emitter passes it on right after the chunk's
+//! last row, as `SourceMessage::SnapshotProgress`; the worker stores it with the offset once
+//! those rows are acknowledged, after "slot created at C", which it stores before any chunk is
+//! read. A crash mid-snapshot then keeps the slot, streams from C and reads only what the
+//! progress does not cover, in DBLog watermark windows while streaming (`resume`, `window`).
+//! A slot without a stored progress (a crash before the first offset write) is replaced and
+//! the snapshot starts over: the stream never starts at a position a snapshot did not cover.
 
 mod emitter;
 pub mod plan;
