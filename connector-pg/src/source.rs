@@ -280,11 +280,16 @@ pub async fn run(
                     )));
                 }
             }
+            // `no_data` takes no snapshot: a resume only records it complete.
+            let to_snapshot: &[TableIdentity] = match source.config.snapshot_mode {
+                SnapshotMode::Initial => &captured,
+                SnapshotMode::NoData => &[],
+            };
             source.resumer = Some(
                 snapshot::resume::Resumer::prepare(
                     &source.config.connect,
                     &source.config.snapshot,
-                    &captured,
+                    to_snapshot,
                     &progress,
                     &source.config.slot_name,
                 )

@@ -485,3 +485,81 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
+
+#[test]
+fn a_table_chunked_by_ctid_and_partly_delivered_is_read_again_whole() {
+    let env = Env::start("ctid");
+    env.psql(
+        "CREATE TABLE blocks (id int PRIMARY KEY, v text, pad text);
+         INSERT INTO blocks SELECT g, 'v' || g, repeat('x', 60) FROM generate_series(1, 100000) g;",
+    );
+    let name = "ctid";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[
+            "key.converter.schemas.enable=false",
+            "value.converter.schemas.enable=false",
+        ],
+        &[
+            "snapshot.max.threads=1",
+            "snapshot.chunk.strategy=ctid",
+            "snapshot.chunk.rows=2000",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("snapshot started", WAIT);
+    std::thread::sleep(Duration::from_millis(400));
+    pgseam.kill9();
+    // ctid chunks record no progress before the table's last one.
+    let progress = progress_of(&stored(&env, name)).expect("an interrupted snapshot");
+    assert!(
+        progress.done.is_empty() && progress.partial.is_none(),
+        "the snapshot got too far before the kill: {progress:?}"
+    );
+    // What the killed run delivered (the topic may not exist yet if it delivered nothing).
+    let delivered = read_topics(
+        &env.broker.bootstrap_servers(),
+        &["ctid.public.blocks".to_owned()],
+        1,
+        Duration::from_secs(1),
+        Duration::from_secs(15),
+    )
+    .map_or(0, |m| m.len());
+    println!("delivered before the kill: {delivered}");
+    // Rows move between ctid ranges: an update writes new versions elsewhere, VACUUM FULL
+    // rewrites the table.
+    env.psql("UPDATE blocks SET pad = pad || 'm', v = 'moved' WHERE id % 3 = 0");
+    env.psql("DELETE FROM blocks WHERE id % 11 = 0");
+    env.psql("VACUUM FULL blocks");
+
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
+    let log = pgseam.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("table to read")
+            && l.contains("public.blocks")
+            && l.contains("resumes_after_key=false")),
+        "{log}"
+    );
+    let blocks = env.wait_until_equal(name, "public.blocks", true, WAIT);
+    assert!(
+        blocks.differences.is_empty(),
+        "blocks differ:\n{}",
+        blocks
+            .differences
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Read again from its start: the rows delivered before the kill come twice.
+    assert!(
+        delivered == 0 || blocks.state.reads >= blocks.source_rows + delivered / 2,
+        "{} reads for {} rows",
+        blocks.state.reads,
+        blocks.source_rows
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
