@@ -49,7 +49,12 @@
 //! after it may be in the read and in the stream (duplicates, never a loss).
 //!
 //! Resumed rows carry `source.snapshot = "incremental"`, as Debezium's incremental snapshot
-//! rows do, and the position of the high watermark's commit.
+//! rows do (`OffsetContext.incrementalSnapshotEvents()` sets `SnapshotRecord.INCREMENTAL`),
+//! and the position of the high watermark's commit.
+//!
+//! Each watermark is a transaction of its own in the stream: with
+//! `provide.transaction.metadata=true` it shows as a BEGIN/END pair with no events on the
+//! transaction topic (two per window), as the transactions of a heartbeat action query do.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
