@@ -101,7 +101,18 @@ impl SnapshotProgress {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use pgseam_model::{
+        ChangeEvent, ColumnSchema, Operation, Position, SnapshotMarker, SourceInfo, TableSchema,
+        Value,
+    };
+    use tokio::sync::mpsc;
+
+    use super::super::plan::{ColumnRead, TablePlan};
+    use super::super::{emitter, ChunkMessage};
     use super::*;
+    use crate::source::SourceMessage;
 
     fn name(t: &str) -> TableName {
         ("public".into(), t.into())
@@ -132,5 +143,104 @@ mod tests {
         // Idempotent.
         p.apply(&ProgressUpdate::TableDone(name("b")));
         assert_eq!(p.done.len(), 2);
+    }
+
+    fn row(table: &Arc<TableSchema>, id: i64) -> ChangeEvent {
+        ChangeEvent {
+            table: Arc::clone(table),
+            op: Operation::Read,
+            before: None,
+            after: Some(vec![Value::Int64(id)]),
+            source: SourceInfo {
+                ts_us: 0,
+                snapshot: SnapshotMarker::True,
+                db: "db".into(),
+                schema: "public".into(),
+                table: "t".into(),
+                tx_id: None,
+                lsn: None,
+                last_commit_lsn: None,
+            },
+            position: Position::Snapshot {
+                consistent_point: Lsn(1),
+                last: false,
+            },
+            key_change: None,
+        }
+    }
+
+    /// A chunk's progress step goes out right after the chunk's last row (the emitter holds
+    /// one row back to assign markers), never before it.
+    #[tokio::test]
+    async fn the_emitter_sends_a_chunks_progress_after_its_last_row() {
+        let schema = Arc::new(TableSchema {
+            relation_id: 1,
+            schema: "public".into(),
+            table: "t".into(),
+            columns: vec![ColumnSchema {
+                name: "id".into(),
+                type_oid: 20,
+                type_name: "int8".into(),
+                base_type_oid: 20,
+                type_modifier: -1,
+                nullable: false,
+                default_expr: None,
+                enum_values: None,
+            }],
+            key_columns: vec![0],
+        });
+        let tables = vec![TablePlan {
+            schema: Arc::clone(&schema),
+            qualified: "\"public\".\"t\"".into(),
+            columns: vec![ColumnRead::Binary],
+            estimated_rows: 3,
+            chunks: 3,
+        }];
+        let range = ProgressUpdate::KeyRange(KeyProgress {
+            table: name("t"),
+            key_columns: vec!["id".into()],
+            after: vec!["2".into()],
+        });
+        let chunks: Vec<(Vec<i64>, ProgressUpdate)> = vec![
+            (vec![1, 2], range.clone()),
+            (vec![], range.clone()),
+            (vec![3], ProgressUpdate::TableDone(name("t"))),
+        ];
+        let mut receivers = Vec::new();
+        for (ids, update) in chunks {
+            let (tx, rx) = mpsc::channel(8);
+            tx.send(ChunkMessage::Rows {
+                events: ids.iter().map(|&id| row(&schema, id)).collect(),
+                bytes: 0,
+            })
+            .await
+            .unwrap();
+            tx.send(ChunkMessage::Delivered(update)).await.unwrap();
+            tx.send(ChunkMessage::Done).await.unwrap();
+            receivers.push((0, rx));
+        }
+        let (out, mut sent) = mpsc::channel(64);
+        assert_eq!(emitter::emit(&tables, receivers, &out).await.unwrap(), 3);
+        drop(out);
+        let mut order = Vec::new();
+        while let Some(message) = sent.recv().await {
+            order.push(match message {
+                SourceMessage::Event(e) => format!("row {:?}", e.after.unwrap()[0]),
+                SourceMessage::SnapshotProgress(ProgressUpdate::KeyRange(_)) => "range".into(),
+                SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(_)) => "done".into(),
+                other => panic!("{other:?}"),
+            });
+        }
+        assert_eq!(
+            order,
+            vec![
+                "row Int64(1)",
+                "row Int64(2)",
+                "range",
+                "range",
+                "row Int64(3)",
+                "done"
+            ]
+        );
     }
 }
