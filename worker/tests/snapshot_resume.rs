@@ -7,7 +7,10 @@
 //!    as a primary-key table equals the source, per key the versions never go back (after
 //!    dropping the replayed suffixes the position headers identify), and the table without a
 //!    primary key is re-read whole (every row present, repeats allowed).
-//! 2. The commit-visibility race: a transaction whose commit record precedes the first
+//! 2. A table chunked by ctid ranges and partly delivered is read again whole after rows
+//!    moved (UPDATE, DELETE, VACUUM FULL), and a connection lost during the resume resumes
+//!    it again from the progress handed over.
+//! 3. The commit-visibility race: a transaction whose commit record precedes the first
 //!    window's low watermark but which is still running (held by synchronous replication to
 //!    a standby that does not exist) is waited for, so its change is not lost.
 
@@ -504,6 +507,7 @@ fn a_table_chunked_by_ctid_and_partly_delivered_is_read_again_whole() {
             "snapshot.max.threads=1",
             "snapshot.chunk.strategy=ctid",
             "snapshot.chunk.rows=2000",
+            "retriable.restart.connector.wait.ms=500",
         ],
     );
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
@@ -533,8 +537,33 @@ fn a_table_chunked_by_ctid_and_partly_delivered_is_read_again_whole() {
     env.psql("VACUUM FULL blocks");
 
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    // Once a window is stored, the connection is lost: the reconnection resumes the snapshot
+    // from the progress the source had handed over.
+    let started = Instant::now();
+    while progress_of(&stored(&env, name)).is_none_or(|p| p.partial.is_none()) {
+        assert!(
+            started.elapsed() < WAIT,
+            "no window stored:\n{}",
+            pgseam.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let terminated = env.psql(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+         WHERE slot_name = 'slot_ctid' AND active_pid IS NOT NULL",
+    );
     pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
     let log = pgseam.log_text();
+    if terminated == "t" {
+        assert!(log.contains("reconnecting to PostgreSQL"), "{log}");
+        assert_eq!(
+            log.matches("resuming the interrupted snapshot: streaming")
+                .count(),
+            2,
+            "{log}"
+        );
+    }
+    println!("walsender terminated mid-resume: {terminated:?}");
     assert!(
         log.lines().any(|l| l.contains("table to read")
             && l.contains("public.blocks")
