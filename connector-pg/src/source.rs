@@ -14,6 +14,11 @@
 //!   timer, so `wal_sender_timeout` never fires because of backpressure.
 //! - On stop, the source stops reading, waits for the worker's final durable LSN, reports it to
 //!   the slot, and closes the connection.
+//! - An interrupted initial snapshot ([`StartPoint::ResumeSnapshot`]) is finished while
+//!   streaming: at transaction boundaries of the stream the source opens watermark windows
+//!   (or re-reads a table without a key), and ends each window at its high watermark's commit
+//!   (see `snapshot::resume`); `pg_logical_emit_message` watermarks of this slot never leave
+//!   the source.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,7 +35,7 @@ use crate::connection::{BackendMessage, ConnectParams, ReplicationConnection};
 use crate::error::{Result, SourceError};
 use crate::publication::{self, PublicationAutocreate};
 use crate::slot;
-use crate::snapshot::{self, SnapshotSettings};
+use crate::snapshot::{self, ChunkMessage, SnapshotSettings};
 use crate::stream::{EventSettings, OpenTransaction, StreamDecoder, StreamRelation};
 
 /// pgoutput protocol version requested. Version 1 is enough without streamed transactions.
@@ -85,13 +90,21 @@ pub struct HeartbeatSettings {
 }
 
 /// Where to start, as the worker's stored offset says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartPoint {
     /// No usable offset: create the slot (replacing a slot this connector left behind in an
     /// interrupted start when `replace_slot` is set), snapshot if the mode says so, stream.
     Fresh { replace_slot: bool },
     /// Continue streaming after `lsn`, the end of the last durable transaction.
     Resume { lsn: Lsn },
+    /// The initial snapshot was interrupted: stream from `lsn` (its consistent point, or the
+    /// end of the last durable transaction of an earlier resume) and read what `progress`
+    /// does not cover in watermark windows (see `snapshot::resume`). Without the slot, a
+    /// fresh start.
+    ResumeSnapshot {
+        lsn: Lsn,
+        progress: snapshot::SnapshotProgress,
+    },
 }
 
 /// What the source sends to the worker, in order.
@@ -105,10 +118,16 @@ pub enum SourceMessage {
     CreatingSlot {
         proceed: tokio::sync::oneshot::Sender<()>,
     },
-    /// The slot exists, at this consistent point. Persist it before anything else counts.
+    /// The slot exists, at this consistent point. The worker persists it ("slot created at
+    /// C", the start of the snapshot's progress) and then answers on `proceed`: no chunk is
+    /// read before.
     SlotCreated {
         consistent_point: Lsn,
+        proceed: tokio::sync::oneshot::Sender<()>,
     },
+    /// The snapshot rows sent before this complete a step of the snapshot's progress; once
+    /// they are durable the worker stores the progress with the offset.
+    SnapshotProgress(snapshot::ProgressUpdate),
     Event(ChangeEvent),
     /// A transaction begins (pgoutput `Begin`, whose frame is at `lsn`); its events follow,
     /// then [`SourceMessage::TransactionCommitted`]. Sent for every transaction pgoutput
@@ -223,6 +242,19 @@ pub async fn run(
         }
     }
 
+    // A resumed snapshot needs its slot; without it nothing was streamed yet, so a fresh
+    // start (a new slot and snapshot) loses nothing.
+    let start = match start {
+        StartPoint::ResumeSnapshot { .. } if existing_slot.is_none() => {
+            tracing::warn!(slot = %config.slot_name, "the interrupted snapshot's slot is gone; starting the snapshot over");
+            StartPoint::Fresh { replace_slot: true }
+        }
+        other => other,
+    };
+    if let (StartPoint::ResumeSnapshot { .. }, Some(info)) = (&start, &existing_slot) {
+        slot::check_not_lost(&config.slot_name, info)?;
+    }
+
     let mut replication = ReplicationConnection::connect(&config.connect).await?;
     let mut source = Source {
         decoder: StreamDecoder::new(config.connect.dbname.clone(), config.events.clone()),
@@ -233,9 +265,39 @@ pub async fn run(
         reported_flush: Lsn::ZERO,
         last_received: Lsn::ZERO,
         status_buffer: BytesMut::with_capacity(64),
+        resumer: None,
     };
 
+    let resuming = !matches!(start, StartPoint::Fresh { .. });
     let start_lsn = match start {
+        StartPoint::ResumeSnapshot { lsn, progress } => {
+            if let Some(confirmed) = existing_slot.as_ref().and_then(|i| i.confirmed_flush_lsn) {
+                if confirmed > lsn {
+                    return Err(SourceError::Setup(format!(
+                        "slot `{}` was confirmed up to {confirmed}, past the stored offset {lsn} of the \
+                         interrupted snapshot: the changes in between are lost to pgseam",
+                        source.config.slot_name
+                    )));
+                }
+            }
+            // `no_data` takes no snapshot: a resume only records it complete.
+            let to_snapshot: &[TableIdentity] = match source.config.snapshot_mode {
+                SnapshotMode::Initial => &captured,
+                SnapshotMode::NoData => &[],
+            };
+            source.resumer = Some(
+                snapshot::resume::Resumer::prepare(
+                    &source.config.connect,
+                    &source.config.snapshot,
+                    to_snapshot,
+                    &progress,
+                    &source.config.slot_name,
+                )
+                .await?,
+            );
+            tracing::info!(slot = %source.config.slot_name, %lsn, consistent_point = %progress.consistent_point, "resuming the interrupted snapshot: streaming from the stored offset");
+            lsn
+        }
         StartPoint::Resume { lsn } => {
             let Some(info) = existing_slot else {
                 return Err(SourceError::Setup(format!(
@@ -282,11 +344,14 @@ pub async fn run(
             )
             .await?;
             tracing::info!(slot = %source.config.slot_name, consistent_point = %created.consistent_point, "replication slot created");
+            let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
             source
                 .send(SourceMessage::SlotCreated {
                     consistent_point: created.consistent_point,
+                    proceed,
                 })
                 .await?;
+            proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
             if source.config.snapshot_mode == SnapshotMode::Initial {
                 source.snapshot(&captured, &created).await?;
             }
@@ -300,9 +365,10 @@ pub async fn run(
     };
     // Never report more than is durable: a resume after a lost connection may start past the
     // durable LSN (at the end of the last transaction already handed to the worker).
-    source.reported_flush = match start {
-        StartPoint::Resume { .. } => start_lsn.min(source.feedback.borrow().durable_lsn),
-        StartPoint::Fresh { .. } => start_lsn,
+    source.reported_flush = if resuming {
+        start_lsn.min(source.feedback.borrow().durable_lsn)
+    } else {
+        start_lsn
     };
     source.last_received = start_lsn;
     let command = slot::start_replication_command(
@@ -336,6 +402,8 @@ struct Source {
     reported_flush: Lsn,
     last_received: Lsn,
     status_buffer: BytesMut,
+    /// Set while an interrupted snapshot is being resumed.
+    resumer: Option<snapshot::resume::Resumer>,
 }
 
 impl Source {
@@ -388,7 +456,13 @@ impl Source {
                 }
                 return Ok(());
             }
+            if !feedback.stop_reading && self.decoder.transaction.is_none() {
+                self.drive_resume(&mut replication, &mut status_timer)
+                    .await?;
+            }
             tokio::select! {
+                // 0. A resumed snapshot's window has read its chunk (or failed).
+                done = window_task(self.resumer.as_mut()) => done?,
                 // 1. Feedback first: a durable LSN or a stop request must never wait behind data.
                 changed = self.feedback.changed() => {
                     if changed.is_err() {
@@ -436,6 +510,97 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// Moves a resumed snapshot on at a transaction boundary of the stream: opens the next
+    /// key window, re-reads a table without a key (pausing the stream, see
+    /// `snapshot::resume`), or, when everything is read, reports the snapshot finished.
+    async fn drive_resume(
+        &mut self,
+        replication: &mut ReplicationConnection,
+        status_timer: &mut tokio::time::Interval,
+    ) -> Result<()> {
+        let Some(resumer) = self.resumer.as_mut() else {
+            return Ok(());
+        };
+        if resumer.can_start_window() {
+            return resumer.start_window();
+        }
+        if resumer.next_is_whole() {
+            return self.read_whole(replication, status_timer).await;
+        }
+        if resumer.is_finished() {
+            let (windows, rows) = resumer.summary();
+            self.resumer = None;
+            tracing::info!(windows, rows, "the resumed snapshot is complete");
+            let _sent = self
+                .send_with_keepalive(
+                    replication,
+                    status_timer,
+                    SourceMessage::SnapshotProgress(snapshot::ProgressUpdate::Finished),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the next table whole while the stream waits at a transaction boundary.
+    async fn read_whole(
+        &mut self,
+        replication: &mut ReplicationConnection,
+        status_timer: &mut tokio::time::Interval,
+    ) -> Result<()> {
+        let Some((mut rows, task)) = self.resumer.as_mut().and_then(|r| r.start_whole()) else {
+            return Ok(());
+        };
+        let position = self.last_received;
+        let mut sent = 0u64;
+        loop {
+            let message = tokio::select! {
+                message = rows.recv() => message,
+                _ = status_timer.tick() => {
+                    let durable = self.feedback.borrow().durable_lsn;
+                    self.send_status(replication, durable, false).await?;
+                    continue;
+                }
+            };
+            let Some(message) = message else { break };
+            let ChunkMessage::Rows { events, .. } = message else {
+                continue;
+            };
+            for event in events {
+                let Some(resumer) = self.resumer.as_ref() else {
+                    break;
+                };
+                let event = resumer.resumed(event, position);
+                if !self
+                    .send_with_keepalive(replication, status_timer, SourceMessage::Event(event))
+                    .await?
+                {
+                    task.abort();
+                    return Ok(()); // stopping: the table is read again after the restart
+                }
+                sent += 1;
+            }
+        }
+        let client = match task.await {
+            Ok(result) => result?,
+            Err(join) => {
+                return Err(SourceError::Setup(format!(
+                    "snapshot resume read task failed: {join}"
+                )))
+            }
+        };
+        if let Some(message) = self
+            .resumer
+            .as_mut()
+            .and_then(|r| r.finish_whole(client, sent))
+        {
+            let _sent = self
+                .send_with_keepalive(replication, status_timer, message)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Runs `heartbeat.action.query` (if set) and returns the heartbeat message. A failing
@@ -587,6 +752,11 @@ impl Source {
                     tx_id: transaction.map_or(0, |t| i64::from(t.xid)),
                     commit_ts_us: commit_ts_us + PG_EPOCH_OFFSET_US,
                 });
+                if let Some(resumer) = self.resumer.as_mut().filter(|r| r.is_closed()) {
+                    resumer
+                        .finish_window(Lsn(*commit_lsn), commit_ts_us + PG_EPOCH_OFFSET_US, out)
+                        .await?;
+                }
             }
             LogicalReplicationMessage::Relation {
                 relation_id,
@@ -621,9 +791,15 @@ impl Source {
             | LogicalReplicationMessage::Delete { .. } => {
                 let mut events = Vec::new();
                 self.decoder.row_change_events(&message, lsn, &mut events)?;
+                if let Some(resumer) = self.resumer.as_mut() {
+                    events.iter().for_each(|e| resumer.observe(e));
+                }
                 out.extend(events.into_iter().map(SourceMessage::Event));
             }
             LogicalReplicationMessage::Truncate { relation_ids, .. } => {
+                if let Some(resumer) = self.resumer.as_mut() {
+                    resumer.observe_truncate(relation_ids);
+                }
                 let mut events = Vec::new();
                 self.decoder
                     .truncate_events(relation_ids, lsn, &mut events)?;
@@ -636,6 +812,13 @@ impl Source {
                 content,
                 ..
             } => {
+                if self
+                    .resumer
+                    .as_mut()
+                    .is_some_and(|r| r.on_message(prefix, content))
+                {
+                    return Ok(());
+                }
                 if let Some(message) = self.decoder.logical_message(
                     *transactional,
                     prefix,
@@ -671,6 +854,14 @@ impl Source {
             &mut self.status_buffer,
         );
         replication.send_copy_data(&self.status_buffer).await
+    }
+}
+
+/// The end of the open resume window's read task; never, without one.
+async fn window_task(resumer: Option<&mut snapshot::resume::Resumer>) -> Result<()> {
+    match resumer {
+        Some(resumer) => resumer.task_done().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -53,7 +53,14 @@
 //! them.
 //!
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
-//! snapshot completes, and at shutdown. After a crash, the stream replays from the last stored
+//! snapshot completes, and at shutdown.
+//!
+//! **Snapshot progress**: "slot created at C" is stored (synchronously, before the source reads
+//! any chunk), then every `SourceMessage::SnapshotProgress` is a checkpoint like a
+//! transaction's, stored at once when it comes out of the queue: the offset then holds the
+//! progress (`ConnectorOffset::SnapshotResumable`), and while a resumed snapshot streams, every
+//! streaming checkpoint carries it too, until the source reports the snapshot finished. A
+//! restart (or a reconnection) resumes the snapshot from it (`StartPoint::ResumeSnapshot`). After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
 //!
 //! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
@@ -69,6 +76,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use pgseam_connector_pg::snapshot::{ProgressUpdate, SnapshotProgress};
 use pgseam_connector_pg::{
     ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
 };
@@ -82,6 +90,7 @@ use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ConnectorMetrics;
+use crate::offsets::debezium::encode_progress;
 use crate::offsets::{offset_key, ConnectorOffset, OffsetKey, OffsetStore, StreamOffset};
 
 /// Records produced but not yet acknowledged, at most. Bounds memory and the replay after a
@@ -301,6 +310,13 @@ async fn run_pipeline(
     let key = offset_key(&settings.connector_name, &settings.topic_prefix);
     let stored = offsets.get(&key).await?;
     let start = match stored.as_ref().map(|o| (o, o.resume_lsn())) {
+        Some((ConnectorOffset::SnapshotResumable { progress, .. }, Some(lsn))) => {
+            tracing::info!(connector = %name, resume_lsn = %lsn, progress = %encode_progress(progress), "the previous initial snapshot did not complete; resuming it");
+            StartPoint::ResumeSnapshot {
+                lsn,
+                progress: progress.clone(),
+            }
+        }
         None => StartPoint::Fresh {
             replace_slot: false,
         },
@@ -316,12 +332,17 @@ async fn run_pipeline(
 
     let (events_tx, mut events_rx) = mpsc::channel(settings.max_queue_size.max(1));
     let (feedback_tx, feedback_rx) = watch::channel(Feedback {
-        durable_lsn: match start {
-            StartPoint::Resume { lsn } => lsn,
+        durable_lsn: match &start {
+            StartPoint::Resume { lsn } | StartPoint::ResumeSnapshot { lsn, .. } => *lsn,
             StartPoint::Fresh { .. } => Lsn::ZERO,
         },
         ..Feedback::default()
     });
+    // The progress of an initial snapshot that is not complete yet (see `SnapshotProgress`).
+    let mut snapshot_progress = match &stored {
+        Some(ConnectorOffset::SnapshotResumable { progress, .. }) => Some(progress.clone()),
+        _ => None,
+    };
     let mut source_task = tokio::spawn(pgseam_connector_pg::run(
         settings.source.clone(),
         start,
@@ -403,9 +424,13 @@ async fn run_pipeline(
                 tracing::info!(connector = %name, %lsn, "reconnecting to PostgreSQL");
                 let (tx, rx) = mpsc::channel(settings.max_queue_size.max(1));
                 events_rx = rx;
+                let start = match &snapshot_progress {
+                    Some(progress) => StartPoint::ResumeSnapshot { lsn, progress: progress.clone() },
+                    None => StartPoint::Resume { lsn },
+                };
                 source_task = tokio::spawn(pgseam_connector_pg::run(
                     settings.source.clone(),
-                    StartPoint::Resume { lsn },
+                    start,
                     tx,
                     feedback_tx.subscribe(),
                 ));
@@ -510,6 +535,7 @@ async fn run_pipeline(
                         let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
                         resume_lsn = Some(end_lsn);
                         last_streaming = Some(offset.clone());
+                        let offset = with_snapshot_progress(offset, &snapshot_progress);
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
@@ -525,6 +551,7 @@ async fn run_pipeline(
                         resume_lsn = Some(wal_end);
                         let offset = ConnectorOffset::Streaming(StreamOffset { tx_id, ..StreamOffset::after_commit(wal_end, 0, ts_usec) });
                         last_streaming = Some(offset.clone());
+                        let offset = with_snapshot_progress(offset, &snapshot_progress);
                         let checkpoint = Checkpoint { offset, urgent: false };
                         in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
@@ -540,6 +567,7 @@ async fn run_pipeline(
                         resume_lsn = Some(resume_lsn.map_or(start_lsn, |lsn| lsn.max(start_lsn)));
                     }
                     Some(SourceMessage::SnapshotCompleted { consistent_point }) => {
+                        snapshot_progress = None;
                         metrics.on_snapshot_completed();
                         sequence = 0;
                         resume_lsn = Some(consistent_point);
@@ -557,8 +585,45 @@ async fn run_pipeline(
                         stored_offset = Some(incomplete);
                         let _ = proceed.send(());
                     }
-                    Some(SourceMessage::SlotCreated { consistent_point }) => {
+                    Some(SourceMessage::SlotCreated { consistent_point, proceed }) => {
+                        // "Slot created at C", stored before the snapshot reads anything: from
+                        // here on a crash resumes the snapshot (see `SnapshotProgress`).
                         tracing::info!(connector = %name, %consistent_point, "slot created");
+                        let progress = SnapshotProgress::new(consistent_point);
+                        let offset = ConnectorOffset::SnapshotResumable { progress: progress.clone(), stream: None, ts_usec: now_micros() };
+                        or_break!('pipeline, store_offset(&offsets, &key, &offset).await);
+                        stored_offset = Some(offset);
+                        snapshot_progress = Some(progress);
+                        let _ = proceed.send(());
+                    }
+                    Some(SourceMessage::SnapshotProgress(update)) => {
+                        // A checkpoint like a transaction's: stored once the rows before it are
+                        // acknowledged, at once (a chunk or window is worth a write).
+                        let Some(progress) = snapshot_progress.as_mut() else {
+                            tracing::warn!(connector = %name, ?update, "snapshot progress without a snapshot under way; ignored");
+                            continue;
+                        };
+                        let stream = match &last_streaming {
+                            Some(ConnectorOffset::Streaming(s)) => Some(s.clone()),
+                            Some(ConnectorOffset::SnapshotResumable { stream, .. }) => stream.clone(),
+                            _ => None,
+                        };
+                        let offset = if update == ProgressUpdate::Finished {
+                            let consistent_point = progress.consistent_point;
+                            snapshot_progress = None;
+                            metrics.on_snapshot_completed();
+                            tracing::info!(connector = %name, "the resumed initial snapshot is complete");
+                            match stream {
+                                Some(s) => ConnectorOffset::Streaming(s),
+                                None => ConnectorOffset::SnapshotCompleted { lsn: consistent_point, tx_id: None, ts_usec: now_micros() },
+                            }
+                        } else {
+                            progress.apply(&update);
+                            ConnectorOffset::SnapshotResumable { progress: progress.clone(), stream, ts_usec: now_micros() }
+                        };
+                        sequence = 0;
+                        let checkpoint = Checkpoint { offset, urgent: true };
+                        in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
                     }
                     None => {
                         // The source has ended and everything it sent is queued.
@@ -626,7 +691,7 @@ async fn run_pipeline(
     if source_result.is_none() {
         // A streaming source sees `finished` and sends its final status update. One inside the
         // snapshot is blocked on the full channel instead: closing the channel stops it (its
-        // rows are not durable, and the snapshot starts over on the next start).
+        // rows are not durable; the next start resumes the snapshot from the stored progress).
         let mut joined = tokio::time::timeout(SOURCE_STOP_GRACE, &mut source_task)
             .await
             .ok();
@@ -659,6 +724,24 @@ async fn run_pipeline(
     }
     tracing::info!(connector = %name, offset = ?stored_offset, "stopped");
     outcome
+}
+
+/// While an initial snapshot is being resumed, a streaming offset also carries its progress
+/// (so that a crash continues the snapshot instead of only streaming).
+fn with_snapshot_progress(
+    offset: ConnectorOffset,
+    progress: &Option<SnapshotProgress>,
+) -> ConnectorOffset {
+    match (offset, progress) {
+        (ConnectorOffset::Streaming(stream), Some(progress)) => {
+            ConnectorOffset::SnapshotResumable {
+                progress: progress.clone(),
+                ts_usec: stream.ts_usec,
+                stream: Some(stream),
+            }
+        }
+        (offset, _) => offset,
+    }
 }
 
 /// Failures worth a reconnection once the source has streamed: transient ones, and a slot

@@ -46,6 +46,8 @@ struct Emitter<'a> {
     out: &'a mpsc::Sender<SourceMessage>,
     pending: Option<Pending>,
     emitted: u64,
+    /// Progress steps due right after the held-back event (the last row of their chunk).
+    after_pending: Vec<SourceMessage>,
 }
 
 impl Emitter<'_> {
@@ -80,7 +82,25 @@ impl Emitter<'_> {
             .await
             .map_err(|_| SourceError::ConsumerGone)?;
         self.emitted += 1;
+        for message in std::mem::take(&mut self.after_pending) {
+            self.out
+                .send(message)
+                .await
+                .map_err(|_| SourceError::ConsumerGone)?;
+        }
         Ok(())
+    }
+
+    /// Sends `message` once every row read so far is sent (it follows the held-back one).
+    async fn after_rows(&mut self, message: SourceMessage) -> Result<()> {
+        if self.pending.is_some() {
+            self.after_pending.push(message);
+            return Ok(());
+        }
+        self.out
+            .send(message)
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
     }
 }
 
@@ -103,6 +123,7 @@ pub(crate) async fn emit(
         out,
         pending: None,
         emitted: 0,
+        after_pending: Vec::new(),
     };
     let started = Instant::now();
     let mut current_table = usize::MAX;
@@ -136,6 +157,11 @@ pub(crate) async fn emit(
                         emitter.push(event, table, first_in_table).await?;
                     }
                     stats.add_rows(table, rows, bytes);
+                }
+                Some(ChunkMessage::Delivered(update)) => {
+                    emitter
+                        .after_rows(SourceMessage::SnapshotProgress(update))
+                        .await?;
                 }
                 Some(ChunkMessage::Done) => break,
                 None => {

@@ -64,20 +64,32 @@
 //! See [`plan`]: ctid block ranges (TID Range Scan, PostgreSQL ≥ 14) by default, primary-key
 //! ranges as the alternative, a `snapshot.select.statement.overrides` statement as one chunk.
 //!
-//! # Throttling and progress
+//! # Throttling and progress display
 //!
 //! See [`throttle`] (`snapshot.throttle.*`: rows/s and bytes/s shared by all readers, a pause
 //! between chunks) and [`progress`] (bars on a terminal, `snapshot progress` logs otherwise, and
 //! the counters behind the snapshot metrics).
 //!
-//! Not here yet: resuming an interrupted snapshot. A crash mid-snapshot restarts it from
-//! scratch with a new slot (the source's behaviour when no snapshot-complete offset exists).
+//! # Delivered progress and resume
+//!
+//! Each chunk carries the progress step it completes ([`checkpoint`]: a key range's upper bound,
+//! or its table done after the last chunk; nothing for a ctid range that is not the last). The
+//! reader sends it after the chunk's rows and the emitter passes it on right after the chunk's
+//! last row, as `SourceMessage::SnapshotProgress`; the worker stores it with the offset once
+//! those rows are acknowledged, after "slot created at C", which it stores before any chunk is
+//! read. A crash mid-snapshot then keeps the slot, streams from C and reads only what the
+//! progress does not cover, in DBLog watermark windows while streaming (`resume`, `window`).
+//! A slot without a stored progress (a crash before the first offset write) is replaced and
+//! the snapshot starts over: the stream never starts at a position a snapshot did not cover.
 
+pub mod checkpoint;
 mod emitter;
 pub mod plan;
 pub mod progress;
 mod reader;
+pub(crate) mod resume;
 pub mod throttle;
+mod window;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -92,6 +104,7 @@ use crate::error::{Result, SourceError};
 use crate::slot::CreatedSlot;
 use crate::source::SourceMessage;
 
+pub use checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
 pub use plan::ChunkStrategy;
 pub use progress::SnapshotStats;
 pub use throttle::ThrottleSettings;
@@ -180,6 +193,9 @@ pub(crate) enum ChunkMessage {
         events: Vec<ChangeEvent>,
         bytes: u64,
     },
+    /// The chunk's progress step (see `progress`), sent after its rows: the emitter passes it
+    /// on right after the chunk's last row.
+    Delivered(checkpoint::ProgressUpdate),
     /// The chunk is complete (its COPY ended without error).
     Done,
 }

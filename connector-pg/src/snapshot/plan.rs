@@ -26,6 +26,7 @@ use std::sync::Arc;
 use pgseam_model::TableSchema;
 use tokio_postgres::Client;
 
+use super::checkpoint::{KeyProgress, ProgressUpdate};
 use super::{qualified, SnapshotSettings};
 use crate::catalog::{quote_identifier, quote_literal};
 use crate::error::{Result, SourceError};
@@ -74,6 +75,10 @@ pub struct Chunk {
     /// Position within its table.
     pub index: usize,
     pub copy: String,
+    /// The progress this chunk completes once it is delivered (with every chunk before it):
+    /// a key range's upper bound, or the whole table after its last chunk; `None` for a ctid
+    /// range that is not the last (ctid progress cannot be resumed, see `progress`).
+    pub checkpoint: Option<ProgressUpdate>,
 }
 
 /// All tables and their chunks, in emission order.
@@ -138,7 +143,8 @@ pub async fn plan(
                 "COPY (SELECT {select_list} FROM ONLY {name}{filter}) TO STDOUT (FORMAT binary)"
             )
         };
-        let filters: Vec<String> =
+        let done = ProgressUpdate::TableDone((schema.schema.clone(), schema.table.clone()));
+        let filters: Vec<(String, Option<Vec<String>>)> =
             if let Some(statement) = settings.select_overrides.get(&schema.qualified_name()) {
                 plan.chunks.push(Chunk {
                     table,
@@ -146,24 +152,42 @@ pub async fn plan(
                     copy: format!(
                     "COPY (SELECT {select_list} FROM ({statement}) AS o) TO STDOUT (FORMAT binary)"
                 ),
+                    checkpoint: Some(done.clone()),
                 });
                 Vec::new()
             } else {
                 match strategy {
                     ChunkStrategy::Ctid => {
                         ctid_filters(blocks.max(0) as u64, rows_per_block, settings.chunk_rows)
+                            .into_iter()
+                            .map(|f| (f, None))
+                            .collect()
                     }
                     ChunkStrategy::Key if !schema.key_columns.is_empty() => {
                         key_filters(client, schema, &name, settings.chunk_rows).await?
                     }
-                    _ => vec![String::new()],
+                    _ => vec![(String::new(), None)],
                 }
             };
-        for (index, filter) in filters.iter().enumerate() {
+        let key_columns = key_column_names(schema);
+        let last = filters.len().saturating_sub(1);
+        for (index, (filter, upper)) in filters.iter().enumerate() {
+            let checkpoint = if index == last {
+                Some(done.clone())
+            } else {
+                upper.as_ref().map(|after| {
+                    ProgressUpdate::KeyRange(KeyProgress {
+                        table: (schema.schema.clone(), schema.table.clone()),
+                        key_columns: key_columns.clone(),
+                        after: after.clone(),
+                    })
+                })
+            };
             plan.chunks.push(Chunk {
                 table,
                 index,
                 copy: copy(filter),
+                checkpoint,
             });
         }
         let chunks = filters.len().max(1);
@@ -209,22 +233,23 @@ pub fn ctid_filters(blocks: u64, rows_per_block: f64, chunk_rows: u64) -> Vec<St
     filters
 }
 
-/// Primary-key range filters with a boundary every `chunk_rows` keys.
-async fn key_filters(
+/// The primary-key column names, in key order.
+pub(crate) fn key_column_names(schema: &TableSchema) -> Vec<String> {
+    schema
+        .key_columns
+        .iter()
+        .map(|&i| schema.columns[i].name.clone())
+        .collect()
+}
+
+/// `format_type` of each primary-key column, in key order (for typed key literals).
+pub(crate) async fn key_types(
     client: &Client,
     schema: &TableSchema,
     name: &str,
-    chunk_rows: u64,
 ) -> Result<Vec<String>> {
-    let keys: Vec<&str> = schema
-        .key_columns
-        .iter()
-        .map(|&i| schema.columns[i].name.as_str())
-        .collect();
-    let quoted: Vec<String> = keys.iter().map(|k| quote_identifier(k)).collect();
-    let key_list = quoted.join(", ");
-    let as_text: Vec<String> = quoted.iter().map(|k| format!("{k}::text")).collect();
-    let types: Vec<String> = client
+    let keys = key_column_names(schema);
+    Ok(client
         .query(
             "SELECT format_type(a.atttypid, a.atttypmod) FROM unnest($2::text[]) WITH ORDINALITY k(name, ord) \
              JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = k.name ORDER BY k.ord",
@@ -234,7 +259,38 @@ async fn key_filters(
         .map_err(query_error(format!("cannot read the key types of {name}")))?
         .iter()
         .map(|r| r.get(0))
+        .collect())
+}
+
+/// `('v1'::type1, 'v2'::type2)`: a key value from its columns' text forms.
+pub(crate) fn key_literal(values: &[String], types: &[String]) -> String {
+    let literals: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "{}::{}",
+                quote_literal(v),
+                types.get(i).map_or("text", String::as_str)
+            )
+        })
         .collect();
+    format!("({})", literals.join(", "))
+}
+
+/// Primary-key range filters with a boundary every `chunk_rows` keys, each with its upper
+/// bound (the key's text forms; `None` for the open-ended last range).
+async fn key_filters(
+    client: &Client,
+    schema: &TableSchema,
+    name: &str,
+    chunk_rows: u64,
+) -> Result<Vec<(String, Option<Vec<String>>)>> {
+    let keys = key_column_names(schema);
+    let quoted: Vec<String> = keys.iter().map(|k| quote_identifier(k)).collect();
+    let key_list = quoted.join(", ");
+    let as_text: Vec<String> = quoted.iter().map(|k| format!("{k}::text")).collect();
+    let types = key_types(client, schema, name).await?;
     let chunk_rows = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
     let boundaries = client
         .query(
@@ -247,38 +303,33 @@ async fn key_filters(
         )
         .await
         .map_err(query_error(format!("cannot plan key ranges of {name}")))?;
-    let tuple = |row: &tokio_postgres::Row| -> String {
-        let literals: Vec<String> = (0..keys.len())
-            .map(|i| {
-                format!(
-                    "{}::{}",
-                    quote_literal(&row.get::<_, String>(i)),
-                    types.get(i).map_or("text", String::as_str)
-                )
-            })
-            .collect();
-        format!("({})", literals.join(", "))
-    };
     let key = format!("({key_list})");
     let mut filters = Vec::new();
     let mut lower: Option<String> = None;
     for row in &boundaries {
-        let upper = tuple(row);
-        filters.push(match &lower {
-            None => format!(" WHERE {key} <= {upper}"),
-            Some(lower) => format!(" WHERE {key} > {lower} AND {key} <= {upper}"),
-        });
+        let values: Vec<String> = (0..keys.len()).map(|i| row.get::<_, String>(i)).collect();
+        let upper = key_literal(&values, &types);
+        filters.push((
+            match &lower {
+                None => format!(" WHERE {key} <= {upper}"),
+                Some(lower) => format!(" WHERE {key} > {lower} AND {key} <= {upper}"),
+            },
+            Some(values),
+        ));
         lower = Some(upper);
     }
-    filters.push(match &lower {
-        None => String::new(),
-        Some(lower) => format!(" WHERE {key} > {lower}"),
-    });
+    filters.push((
+        match &lower {
+            None => String::new(),
+            Some(lower) => format!(" WHERE {key} > {lower}"),
+        },
+        None,
+    ));
     Ok(filters)
 }
 
 /// Binary where pgvalue decodes the type's send form, text otherwise.
-async fn column_reads(client: &Client, schema: &TableSchema) -> Result<Vec<ColumnRead>> {
+pub(crate) async fn column_reads(client: &Client, schema: &TableSchema) -> Result<Vec<ColumnRead>> {
     let oids: Vec<u32> = schema.columns.iter().map(|c| c.base_type_oid).collect();
     let rows = client
         .query(
@@ -313,7 +364,7 @@ async fn column_reads(client: &Client, schema: &TableSchema) -> Result<Vec<Colum
 
 /// The SELECT list: binary columns as they are, text columns through their type's output
 /// function (what pgoutput sends; `::text` casts differ for e.g. `inet` and `bool`).
-async fn select_list(
+pub(crate) async fn select_list(
     client: &Client,
     schema: &TableSchema,
     reads: &[ColumnRead],

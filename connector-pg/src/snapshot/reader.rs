@@ -119,7 +119,7 @@ pub(crate) async fn run(
         })
 }
 
-async fn read_chunk(
+pub(crate) async fn read_chunk(
     client: &tokio_postgres::Client,
     table: &TablePlan,
     chunk: &Chunk,
@@ -203,6 +203,12 @@ async fn read_chunk(
     }
     if !batch.is_empty() {
         send(batch, batch_bytes).await?;
+    }
+    if let Some(update) = &chunk.checkpoint {
+        sender
+            .send(ChunkMessage::Delivered(update.clone()))
+            .await
+            .map_err(|_| SourceError::ConsumerGone)?;
     }
     sender
         .send(ChunkMessage::Done)

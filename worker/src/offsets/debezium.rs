@@ -26,6 +26,15 @@
 //! What pgseam writes:
 //! - before the slot is created: `snapshot="INITIAL"`, `last_snapshot_record=false`,
 //!   `snapshot_completed=false` (a restart takes the snapshot again);
+//! - once the slot exists, and after each delivered chunk of the snapshot (or window of a
+//!   resumed one): the same three fields, `lsn` = the consistent point C (or, while a resumed
+//!   snapshot streams, the streaming fields below), and pgseam's own key
+//!   [`PROGRESS_KEY`]: a compact JSON text of the snapshot's progress (see
+//!   [`encode_progress`]), from which the next start resumes the snapshot instead of starting
+//!   it over. Debezium's `PostgresOffsetContext.Loader` reads only the keys it knows (checked
+//!   in 3.6.3's bytecode: `Map.get` of `lsn`, `lsn_proc`, `lsn_commit`, `txId`, `messageType`,
+//!   `ts_usec`, the snapshot flags, transaction and incremental-snapshot keys), so it ignores
+//!   this key and, seeing an incomplete snapshot, takes its own snapshot again;
 //! - when the snapshot is delivered: `lsn` = the slot's consistent point, `snapshot_completed=true`;
 //! - at the end of each delivered transaction: `lsn` = `lsn_proc` = `lsn_commit` = the
 //!   transaction's end LSN and `messageType="COMMIT"` — the offset Debezium holds after
@@ -37,12 +46,17 @@
 //! a transaction Debezium had partly processed is sent again whole: duplicates of an ordered
 //! suffix, never a gap.
 
+use pgseam_connector_pg::snapshot::{KeyProgress, SnapshotProgress, TableName};
 use pgseam_converters::jackson;
 use pgseam_model::Lsn;
 use serde_json::Value;
 
 /// The value of `snapshot` for the initial snapshot (`SnapshotType.INITIAL`).
 const SNAPSHOT_INITIAL: &str = "INITIAL";
+/// pgseam's key for the progress of an interrupted initial snapshot.
+pub const PROGRESS_KEY: &str = "pgseam_snapshot";
+/// Version of the progress text's layout.
+const PROGRESS_VERSION: i64 = 1;
 /// `ReplicationMessage.Operation.COMMIT`.
 pub const MESSAGE_TYPE_COMMIT: &str = "COMMIT";
 
@@ -60,6 +74,14 @@ pub enum ConnectorOffset {
     },
     /// Streaming.
     Streaming(StreamOffset),
+    /// The initial snapshot is under way (or being resumed) and can be resumed from
+    /// `progress`; `stream` is the streaming position once a resume streams (`None`: stream
+    /// from the consistent point).
+    SnapshotResumable {
+        progress: SnapshotProgress,
+        stream: Option<StreamOffset>,
+        ts_usec: i64,
+    },
 }
 
 /// A streaming position with Debezium's fields.
@@ -94,6 +116,13 @@ impl ConnectorOffset {
             ConnectorOffset::SnapshotIncomplete { .. } => None,
             ConnectorOffset::SnapshotCompleted { lsn, .. } => Some(*lsn),
             ConnectorOffset::Streaming(s) => Some(s.lsn_proc.unwrap_or(s.lsn)),
+            ConnectorOffset::SnapshotResumable {
+                progress, stream, ..
+            } => Some(
+                stream
+                    .as_ref()
+                    .map_or(progress.consistent_point, |s| s.lsn_proc.unwrap_or(s.lsn)),
+            ),
         }
     }
 
@@ -104,6 +133,11 @@ impl ConnectorOffset {
             ConnectorOffset::SnapshotIncomplete { .. } => None,
             ConnectorOffset::SnapshotCompleted { lsn, .. } => Some(*lsn),
             ConnectorOffset::Streaming(s) => s.lsn_commit.or(s.lsn_proc).or(Some(s.lsn)),
+            ConnectorOffset::SnapshotResumable {
+                progress, stream, ..
+            } => Some(stream.as_ref().map_or(progress.consistent_point, |s| {
+                s.lsn_commit.or(s.lsn_proc).unwrap_or(s.lsn)
+            })),
         }
     }
 }
@@ -120,6 +154,22 @@ pub fn encode_value(offset: &ConnectorOffset) -> String {
     // getOffset() puts, in this order: ts_usec, txId, lsn, xmin, snapshot,
     // last_snapshot_record, snapshot_completed, lsn_proc, lsn_commit, messageType.
     let mut fields: Vec<(&str, Field)> = Vec::new();
+    let push_stream = |fields: &mut Vec<(&str, Field)>, s: &StreamOffset| {
+        fields.push(("ts_usec", Field::Long(s.ts_usec)));
+        if let Some(tx_id) = s.tx_id {
+            fields.push(("txId", Field::Long(tx_id)));
+        }
+        fields.push(("lsn", Field::Long(s.lsn.0 as i64)));
+        if let Some(lsn) = s.lsn_proc {
+            fields.push(("lsn_proc", Field::Long(lsn.0 as i64)));
+        }
+        if let Some(lsn) = s.lsn_commit {
+            fields.push(("lsn_commit", Field::Long(lsn.0 as i64)));
+        }
+        if let Some(message_type) = &s.message_type {
+            fields.push(("messageType", Field::Str(message_type.clone())));
+        }
+    };
     match offset {
         ConnectorOffset::SnapshotIncomplete { ts_usec } => {
             fields.push(("ts_usec", Field::Long(*ts_usec)));
@@ -141,21 +191,23 @@ pub fn encode_value(offset: &ConnectorOffset) -> String {
             fields.push(("last_snapshot_record", Field::Bool(true)));
             fields.push(("snapshot_completed", Field::Bool(true)));
         }
-        ConnectorOffset::Streaming(s) => {
-            fields.push(("ts_usec", Field::Long(s.ts_usec)));
-            if let Some(tx_id) = s.tx_id {
-                fields.push(("txId", Field::Long(tx_id)));
+        ConnectorOffset::Streaming(s) => push_stream(&mut fields, s),
+        ConnectorOffset::SnapshotResumable {
+            progress,
+            stream,
+            ts_usec,
+        } => {
+            match stream {
+                Some(s) => push_stream(&mut fields, s),
+                None => {
+                    fields.push(("ts_usec", Field::Long(*ts_usec)));
+                    fields.push(("lsn", Field::Long(progress.consistent_point.0 as i64)));
+                }
             }
-            fields.push(("lsn", Field::Long(s.lsn.0 as i64)));
-            if let Some(lsn) = s.lsn_proc {
-                fields.push(("lsn_proc", Field::Long(lsn.0 as i64)));
-            }
-            if let Some(lsn) = s.lsn_commit {
-                fields.push(("lsn_commit", Field::Long(lsn.0 as i64)));
-            }
-            if let Some(message_type) = &s.message_type {
-                fields.push(("messageType", Field::Str(message_type.clone())));
-            }
+            fields.push(("snapshot", Field::Str(SNAPSHOT_INITIAL.into())));
+            fields.push(("last_snapshot_record", Field::Bool(false)));
+            fields.push(("snapshot_completed", Field::Bool(false)));
+            fields.push((PROGRESS_KEY, Field::Str(encode_progress(progress))));
         }
     }
     let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
@@ -212,7 +264,38 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
             .or(flag("last_snapshot_record"))
             .unwrap_or(false);
         if !completed {
-            return Ok(ConnectorOffset::SnapshotIncomplete { ts_usec });
+            let progress = match object.get(PROGRESS_KEY) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(text)) => Some(decode_progress(text)?),
+                Some(other) => {
+                    return Err(format!(
+                        "offset field `{PROGRESS_KEY}` is not a string: {other}"
+                    ))
+                }
+            };
+            let Some(progress) = progress else {
+                return Ok(ConnectorOffset::SnapshotIncomplete { ts_usec });
+            };
+            // A resume that streams stores the streaming fields (`lsn_proc` among them).
+            let stream = match lsn("lsn_proc")? {
+                None => None,
+                Some(lsn_proc) => Some(StreamOffset {
+                    lsn: lsn("lsn")?.unwrap_or(lsn_proc),
+                    lsn_proc: Some(lsn_proc),
+                    lsn_commit: lsn("lsn_commit")?,
+                    tx_id: long("txId")?,
+                    ts_usec,
+                    message_type: object
+                        .get("messageType")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                }),
+            };
+            return Ok(ConnectorOffset::SnapshotResumable {
+                progress,
+                stream,
+                ts_usec,
+            });
         }
         let lsn = lsn("lsn")?.ok_or("completed snapshot offset without `lsn`")?;
         return Ok(ConnectorOffset::SnapshotCompleted {
@@ -243,6 +326,79 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
         ts_usec,
         message_type,
     }))
+}
+
+/// The progress as compact JSON text:
+/// `{"v":1,"c":"<consistent point>","done":[["schema","table"],…],"partial":{"table":["schema","table"],"key":["col",…],"after":["value",…]}}`
+/// (`partial` absent when no table is partly delivered; key values in their text form).
+pub fn encode_progress(progress: &SnapshotProgress) -> String {
+    let table = |t: &TableName| serde_json::json!([t.0, t.1]);
+    let mut value = serde_json::json!({
+        "v": PROGRESS_VERSION,
+        "c": progress.consistent_point.to_string(),
+        "done": progress.done.iter().map(table).collect::<Vec<_>>(),
+    });
+    if let Some(partial) = &progress.partial {
+        value["partial"] = serde_json::json!({
+            "table": table(&partial.table),
+            "key": partial.key_columns,
+            "after": partial.after,
+        });
+    }
+    value.to_string()
+}
+
+/// Parses [`encode_progress`]'s text.
+pub fn decode_progress(text: &str) -> Result<SnapshotProgress, String> {
+    let bad = |what: &str| format!("offset field `{PROGRESS_KEY}` is invalid: {what}");
+    let value: Value = serde_json::from_str(text).map_err(|e| bad(&format!("not JSON: {e}")))?;
+    if value.get("v").and_then(Value::as_i64) != Some(PROGRESS_VERSION) {
+        return Err(bad("unknown version (written by a newer pgseam?)"));
+    }
+    let consistent_point = value
+        .get("c")
+        .and_then(Value::as_str)
+        .and_then(|c| c.parse::<Lsn>().ok())
+        .ok_or_else(|| bad("no consistent point `c`"))?;
+    let strings = |v: Option<&Value>| -> Option<Vec<String>> {
+        v?.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let table = |v: Option<&Value>| -> Option<TableName> {
+        match strings(v)?.as_slice() {
+            [schema, table] => Some((schema.clone(), table.clone())),
+            _ => None,
+        }
+    };
+    let done = value
+        .get("done")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no `done` list"))?
+        .iter()
+        .map(|t| table(Some(t)).ok_or_else(|| bad("a `done` entry is not [schema, table]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let partial = match value.get("partial") {
+        None | Some(Value::Null) => None,
+        Some(p) => {
+            let progress = KeyProgress {
+                table: table(p.get("table")).ok_or_else(|| bad("`partial.table`"))?,
+                key_columns: strings(p.get("key")).ok_or_else(|| bad("`partial.key`"))?,
+                after: strings(p.get("after")).ok_or_else(|| bad("`partial.after`"))?,
+            };
+            if progress.key_columns.is_empty() || progress.key_columns.len() != progress.after.len()
+            {
+                return Err(bad("`partial.key` and `partial.after` differ in length"));
+            }
+            Some(progress)
+        }
+    };
+    Ok(SnapshotProgress {
+        consistent_point,
+        done,
+        partial,
+    })
 }
 
 /// The key JSON `["<name>",{"server":"<prefix>"}]` with Jackson's escaping.
@@ -388,6 +544,71 @@ mod tests {
         assert_eq!(decode_value(old_done).unwrap().resume_lsn(), Some(Lsn(5)));
         assert!(decode_value(br#"{"txId":1}"#).is_err());
         assert!(decode_value(br#"{"lsn":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn snapshot_progress_round_trips_in_debeziums_layout() {
+        let progress = SnapshotProgress {
+            consistent_point: Lsn(0x16_B374_D848),
+            done: vec![("public".into(), "a \"quoted\"".into())],
+            partial: Some(KeyProgress {
+                table: ("s".into(), "b".into()),
+                key_columns: vec!["k1".into(), "k2".into()],
+                after: vec!["10".into(), "it's".into()],
+            }),
+        };
+        let text = encode_progress(&progress);
+        assert_eq!(decode_progress(&text).unwrap(), progress);
+        assert!(text.contains(r#""c":"16/B374D848""#), "{text}");
+
+        // First run: the consistent point as `lsn`, Debezium's incomplete-snapshot flags.
+        let first = ConnectorOffset::SnapshotResumable {
+            progress: SnapshotProgress::new(Lsn(100)),
+            stream: None,
+            ts_usec: 5,
+        };
+        let value = encode_value(&first);
+        let json: Value = serde_json::from_str(&value).unwrap();
+        assert_eq!(json["lsn"], 100);
+        assert_eq!(json["snapshot"], "INITIAL");
+        assert_eq!(json["snapshot_completed"], false);
+        assert_eq!(json["last_snapshot_record"], false);
+        assert_eq!(decode_value(value.as_bytes()).unwrap(), first);
+        assert_eq!(first.resume_lsn(), Some(Lsn(100)));
+        assert_eq!(first.flush_lsn(), Some(Lsn(100)));
+
+        // A resume that streams: the streaming fields and the progress.
+        let streaming = ConnectorOffset::SnapshotResumable {
+            progress,
+            stream: Some(StreamOffset::after_commit(Lsn(300), 7, 9)),
+            ts_usec: 9,
+        };
+        let value = encode_value(&streaming);
+        assert_eq!(decode_value(value.as_bytes()).unwrap(), streaming);
+        assert_eq!(streaming.resume_lsn(), Some(Lsn(300)));
+
+        // Without the key it is the plain incomplete snapshot (Debezium's, or an old pgseam's).
+        let json: Value = serde_json::from_str(&value).unwrap();
+        let mut object = json.as_object().unwrap().clone();
+        object.remove(PROGRESS_KEY);
+        assert!(matches!(
+            decode_value(Value::Object(object).to_string().as_bytes()).unwrap(),
+            ConnectorOffset::SnapshotIncomplete { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_progress_is_an_error_not_a_restart() {
+        assert!(decode_progress("{}").is_err());
+        assert!(decode_progress(r#"{"v":2,"c":"0/1","done":[]}"#).is_err());
+        assert!(decode_progress(r#"{"v":1,"c":"x","done":[]}"#).is_err());
+        assert!(decode_progress(r#"{"v":1,"c":"0/1","done":[["only"]]}"#).is_err());
+        assert!(decode_progress(
+            r#"{"v":1,"c":"0/1","done":[],"partial":{"table":["s","t"],"key":["a"],"after":[]}}"#
+        )
+        .is_err());
+        let bad = br#"{"snapshot":"INITIAL","snapshot_completed":false,"pgseam_snapshot":"nope"}"#;
+        assert!(decode_value(bad).is_err());
     }
 
     #[test]

@@ -1,0 +1,256 @@
+//! How far an initial snapshot got, in units of delivered chunks: what the worker stores in
+//! the offset (under pgseam's own key, see `worker::offsets::debezium`) and what a resume need
+//! not read again.
+//!
+//! The emitter sends chunks in one fixed order (table by table, chunks in range order) and
+//! the worker stores a checkpoint only once every record before it is acknowledged, so what
+//! is delivered is always a *prefix* of that order: some tables whole, then at most one table
+//! partly. The progress therefore only says
+//! - the consistent point C of the slot ("slot created at C"),
+//! - the tables delivered whole,
+//! - for the table being delivered, if it is chunked by primary-key ranges, the key its
+//!   delivered chunks end at (every key `<=` it is delivered).
+//!
+//! A table chunked by ctid ranges that is partly delivered records nothing until its last
+//! chunk: ctid ranges mean other rows under another snapshot (an UPDATE or VACUUM FULL moves
+//! rows), so a resume re-reads such a table whole, by key windows if it has a primary key.
+
+use pgseam_model::Lsn;
+
+/// `(schema, table)`.
+pub type TableName = (String, String);
+
+/// A table delivered up to a primary-key value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyProgress {
+    pub table: TableName,
+    /// The primary-key column names, in key order, when the progress was written: a resume
+    /// only uses `after` if the key is still the same.
+    pub key_columns: Vec<String>,
+    /// The key value (each column in its text form) the delivered chunks end at, inclusive.
+    pub after: Vec<String>,
+}
+
+/// One step of progress, sent by the source after the records it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgressUpdate {
+    /// Every row of the table with a key `<= after` is delivered.
+    KeyRange(KeyProgress),
+    /// The table is delivered whole.
+    TableDone(TableName),
+    /// The snapshot is complete (sent by a resumed snapshot after its last window; the
+    /// first run ends with `SourceMessage::SnapshotCompleted` instead).
+    Finished,
+}
+
+/// The progress of an interrupted initial snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotProgress {
+    /// The slot's consistent point: the snapshot covers every transaction committed before it.
+    pub consistent_point: Lsn,
+    /// Tables delivered whole.
+    pub done: Vec<TableName>,
+    /// The table being delivered, if chunked by key and some of its chunks are delivered.
+    pub partial: Option<KeyProgress>,
+}
+
+impl SnapshotProgress {
+    /// Nothing delivered yet.
+    pub fn new(consistent_point: Lsn) -> Self {
+        SnapshotProgress {
+            consistent_point,
+            done: Vec::new(),
+            partial: None,
+        }
+    }
+
+    /// Records one step (`Finished` changes nothing here: the worker drops the progress).
+    pub fn apply(&mut self, update: &ProgressUpdate) {
+        match update {
+            ProgressUpdate::KeyRange(key) => self.partial = Some(key.clone()),
+            ProgressUpdate::TableDone(table) => {
+                if self.partial.as_ref().is_some_and(|p| &p.table == table) {
+                    self.partial = None;
+                }
+                if !self.done.contains(table) {
+                    self.done.push(table.clone());
+                }
+            }
+            ProgressUpdate::Finished => {}
+        }
+    }
+
+    pub fn is_done(&self, schema: &str, table: &str) -> bool {
+        self.done.iter().any(|(s, t)| s == schema && t == table)
+    }
+
+    /// The key after which `schema.table` resumes, if its delivered chunks were key ranges
+    /// over the same key columns.
+    pub fn resume_after(
+        &self,
+        schema: &str,
+        table: &str,
+        key_columns: &[String],
+    ) -> Option<&[String]> {
+        self.partial
+            .as_ref()
+            .filter(|p| p.table.0 == schema && p.table.1 == table && p.key_columns == key_columns)
+            .map(|p| p.after.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pgseam_model::{
+        ChangeEvent, ColumnSchema, Operation, Position, SnapshotMarker, SourceInfo, TableSchema,
+        Value,
+    };
+    use tokio::sync::mpsc;
+
+    use super::super::plan::{ColumnRead, TablePlan};
+    use super::super::{emitter, ChunkMessage};
+    use super::*;
+    use crate::source::SourceMessage;
+
+    fn name(t: &str) -> TableName {
+        ("public".into(), t.into())
+    }
+
+    #[test]
+    fn updates_accumulate_a_prefix() {
+        let mut p = SnapshotProgress::new(Lsn(42));
+        p.apply(&ProgressUpdate::TableDone(name("a")));
+        let key = KeyProgress {
+            table: name("b"),
+            key_columns: vec!["id".into()],
+            after: vec!["1000".into()],
+        };
+        p.apply(&ProgressUpdate::KeyRange(key.clone()));
+        assert!(p.is_done("public", "a"));
+        assert!(!p.is_done("public", "b"));
+        assert_eq!(
+            p.resume_after("public", "b", &["id".into()]),
+            Some(&["1000".to_owned()][..])
+        );
+        // Another key, or another table: no resume point.
+        assert_eq!(p.resume_after("public", "b", &["other".into()]), None);
+        assert_eq!(p.resume_after("public", "a", &["id".into()]), None);
+        p.apply(&ProgressUpdate::TableDone(name("b")));
+        assert_eq!(p.partial, None);
+        assert_eq!(p.done, vec![name("a"), name("b")]);
+        // Idempotent.
+        p.apply(&ProgressUpdate::TableDone(name("b")));
+        assert_eq!(p.done.len(), 2);
+    }
+
+    fn row(table: &Arc<TableSchema>, id: i64) -> ChangeEvent {
+        ChangeEvent {
+            table: Arc::clone(table),
+            op: Operation::Read,
+            before: None,
+            after: Some(vec![Value::Int64(id)]),
+            source: SourceInfo {
+                ts_us: 0,
+                snapshot: SnapshotMarker::True,
+                db: "db".into(),
+                schema: "public".into(),
+                table: "t".into(),
+                tx_id: None,
+                lsn: None,
+                last_commit_lsn: None,
+            },
+            position: Position::Snapshot {
+                consistent_point: Lsn(1),
+                last: false,
+            },
+            key_change: None,
+        }
+    }
+
+    /// A chunk's progress step goes out right after the chunk's last row (the emitter holds
+    /// one row back to assign markers), never before it.
+    #[tokio::test]
+    async fn the_emitter_sends_a_chunks_progress_after_its_last_row() {
+        let schema = Arc::new(TableSchema {
+            relation_id: 1,
+            schema: "public".into(),
+            table: "t".into(),
+            columns: vec![ColumnSchema {
+                name: "id".into(),
+                type_oid: 20,
+                type_name: "int8".into(),
+                base_type_oid: 20,
+                type_modifier: -1,
+                nullable: false,
+                default_expr: None,
+                enum_values: None,
+            }],
+            key_columns: vec![0],
+        });
+        let tables = vec![TablePlan {
+            schema: Arc::clone(&schema),
+            qualified: "\"public\".\"t\"".into(),
+            columns: vec![ColumnRead::Binary],
+            estimated_rows: 3,
+            chunks: 3,
+        }];
+        let range = ProgressUpdate::KeyRange(KeyProgress {
+            table: name("t"),
+            key_columns: vec!["id".into()],
+            after: vec!["2".into()],
+        });
+        let chunks: Vec<(Vec<i64>, ProgressUpdate)> = vec![
+            (vec![1, 2], range.clone()),
+            (vec![], range.clone()),
+            (vec![3], ProgressUpdate::TableDone(name("t"))),
+        ];
+        let mut receivers = Vec::new();
+        for (ids, update) in chunks {
+            let (tx, rx) = mpsc::channel(8);
+            tx.send(ChunkMessage::Rows {
+                events: ids.iter().map(|&id| row(&schema, id)).collect(),
+                bytes: 0,
+            })
+            .await
+            .unwrap();
+            tx.send(ChunkMessage::Delivered(update)).await.unwrap();
+            tx.send(ChunkMessage::Done).await.unwrap();
+            receivers.push((0, rx));
+        }
+        let (out, mut sent) = mpsc::channel(64);
+        assert_eq!(
+            emitter::emit(
+                &tables,
+                receivers,
+                &out,
+                &super::super::SnapshotStats::new()
+            )
+            .await
+            .unwrap(),
+            3
+        );
+        drop(out);
+        let mut order = Vec::new();
+        while let Some(message) = sent.recv().await {
+            order.push(match message {
+                SourceMessage::Event(e) => format!("row {:?}", e.after.unwrap()[0]),
+                SourceMessage::SnapshotProgress(ProgressUpdate::KeyRange(_)) => "range".into(),
+                SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(_)) => "done".into(),
+                other => panic!("{other:?}"),
+            });
+        }
+        assert_eq!(
+            order,
+            vec![
+                "row Int64(1)",
+                "row Int64(2)",
+                "range",
+                "range",
+                "row Int64(3)",
+                "done"
+            ]
+        );
+    }
+}

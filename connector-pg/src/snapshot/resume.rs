@@ -1,0 +1,664 @@
+//! Resuming an interrupted initial snapshot while streaming from its consistent point.
+//!
+//! After a crash mid-snapshot the exported snapshot is gone, but the slot (at consistent
+//! point C) and the stored progress (see `progress`) remain. The source starts streaming at
+//! the stored position (C, or the end of the last delivered transaction of an earlier resume)
+//! and reads what the progress does not cover, each table under fresh snapshots:
+//!
+//! - a table delivered whole is skipped;
+//! - a table with a primary key is read in key order, in windows of at most
+//!   [`WINDOW_MAX_ROWS`] keys, starting after the stored key if it was chunked by key
+//!   ranges, from the start otherwise (a partly delivered ctid-chunked table: ctid ranges
+//!   cannot be resumed under another snapshot);
+//! - a table without a primary key (or with a `snapshot.select.statement.overrides`
+//!   statement) cannot be deduplicated: it is re-read whole, and its rows may repeat.
+//!
+//! # A window (DBLog), in this order
+//!
+//! On a normal session of its own (`synchronous_commit = local`, timeouts off):
+//! 1. **Low watermark**: `SELECT pg_logical_emit_message(true, '__pgseam.<slot>', 'low:<id>')`.
+//!    Transactional, so that its COMMIT flushes the WAL: PostgreSQL 15 does not flush a
+//!    non-transactional message, and the walsender only sends flushed WAL, so in an idle
+//!    database a non-transactional watermark could wait indefinitely. In the stream it is a
+//!    transaction of its own, positioned by its commit like every change.
+//! 2. **The commit-visibility race**: a transaction's commit record is written (and decoded)
+//!    before the transaction leaves the ProcArray, so a change streamed before the low
+//!    watermark can still be invisible to a snapshot taken after it. The session takes
+//!    `pg_current_snapshot()` after the low watermark committed and waits until every
+//!    transaction in its `xip` list is visible in a new snapshot
+//!    (`pg_visible_in_snapshot(xid, pg_current_snapshot())`: it has left the ProcArray,
+//!    committed or not). Every transaction whose commit precedes the low watermark is then
+//!    visible to the chunk's read.
+//! 3. **Read** the chunk by key range, `(k) > (after) AND (k) <= (upper)`, where `upper` is
+//!    the [`WINDOW_MAX_ROWS`]-th key after `after` (none: the rest of the table), under the
+//!    COPY statement's own snapshot, into a buffer (binary COPY, decoded as the initial
+//!    snapshot decodes).
+//! 4. **High watermark**: `… 'high:<id>'`.
+//!
+//! Meanwhile the stream goes on (keepalives, status updates, events); between the two
+//! watermarks it remembers the keys of the table changed (see `window`). At the end of the
+//! high watermark's transaction the buffered rows whose keys did not change are emitted as
+//! `op = "r"` events, then the progress step (the key range, or the table done). The worker
+//! stores that with the stream position, so a crash during a resume continues from the last
+//! completed window. After the last window the source sends `ProgressUpdate::Finished` and
+//! the worker stores a plain streaming offset: the snapshot is complete.
+//!
+//! A table without a key is read at a transaction boundary of the stream, which pauses
+//! (status updates go on) while the rows are sent: after the same wait for running
+//! transactions, every change committed before that point is in the read; changes committed
+//! after it may be in the read and in the stream (duplicates, never a loss).
+//!
+//! Resumed rows carry `source.snapshot = "incremental"`, as Debezium's incremental snapshot
+//! rows do (`OffsetContext.incrementalSnapshotEvents()` sets `SnapshotRecord.INCREMENTAL`),
+//! and the position of the high watermark's commit.
+//!
+//! Each watermark is a transaction of its own in the stream: with
+//! `provide.transaction.metadata=true` it shows as a BEGIN/END pair with no events on the
+//! transaction topic (two per window), as the transactions of a heartbeat action query do.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgseam_model::{ChangeEvent, Lsn, Position, SnapshotMarker};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use super::checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress};
+use super::plan::{self, Chunk, ChunkStrategy, TablePlan};
+use super::window::{Phase, Window};
+use super::{
+    reader, ChunkMessage, SnapshotContext, SnapshotSettings, CHUNK_CHANNEL_BATCHES,
+    SESSION_TIMEOUTS,
+};
+use crate::catalog::{load_table_schema, quote_identifier, TableIdentity};
+use crate::connection::{connect_query_session, ConnectParams};
+use crate::error::{Result, SourceError};
+use crate::source::SourceMessage;
+
+/// Most keys one window reads (and buffers).
+pub(crate) const WINDOW_MAX_ROWS: u64 = 10_000;
+
+/// How often the wait for running transactions looks again.
+const XID_POLL: Duration = Duration::from_millis(20);
+
+/// One table still to read.
+struct Work {
+    plan: Arc<TablePlan>,
+    kind: WorkKind,
+}
+
+enum WorkKind {
+    /// By key windows, after `after` (from the start when `None`).
+    Keyed {
+        select_list: String,
+        key_columns: Vec<String>,
+        types: Vec<String>,
+        after: Option<Vec<String>>,
+    },
+    /// Whole, by this COPY statement, without deduplication.
+    Whole { copy: String },
+}
+
+/// What a window's task read.
+struct WindowRead {
+    rows: Vec<ChangeEvent>,
+    /// The last key of the window (`None`: the table is read to its end).
+    upper: Option<Vec<String>>,
+}
+
+type WindowTask = JoinHandle<Result<(Client, WindowRead)>>;
+
+struct Active {
+    window: Window,
+    task: Option<WindowTask>,
+    read: Option<WindowRead>,
+}
+
+/// The source's resume state: remaining tables, the open window, the session.
+pub(crate) struct Resumer {
+    prefix: String,
+    run_id: String,
+    next_id: u64,
+    client: Option<Client>,
+    work: VecDeque<Work>,
+    active: Option<Active>,
+    context: Arc<SnapshotContext>,
+    window_rows: u64,
+    rows_emitted: u64,
+    windows: u64,
+}
+
+/// `__pgseam.<slot>`: the prefix of this slot's watermarks.
+pub(crate) fn watermark_prefix(slot: &str) -> String {
+    format!("{}{slot}", crate::stream::PGSEAM_MESSAGE_PREFIX)
+}
+
+fn query_error(context: String) -> impl FnOnce(tokio_postgres::Error) -> SourceError {
+    move |error| SourceError::Query { context, error }
+}
+
+impl Resumer {
+    /// Plans what `progress` leaves to read of the captured tables (those
+    /// `snapshot.include.collection.list` selects).
+    pub(crate) async fn prepare(
+        params: &ConnectParams,
+        settings: &SnapshotSettings,
+        captured: &[TableIdentity],
+        progress: &SnapshotProgress,
+        slot: &str,
+    ) -> Result<Resumer> {
+        let client = connect_query_session(params).await?;
+        client
+            .batch_execute(&format!(
+                "{SESSION_TIMEOUTS}; SET synchronous_commit = local"
+            ))
+            .await
+            .map_err(query_error(
+                "cannot set up the snapshot resume session".into(),
+            ))?;
+        let whole = SnapshotSettings {
+            chunk_strategy: ChunkStrategy::Whole,
+            include: None,
+            ..settings.clone()
+        };
+        let mut work = VecDeque::new();
+        let mut skipped = 0usize;
+        for table in captured {
+            if settings
+                .include
+                .as_ref()
+                .is_some_and(|f| !f(&table.schema, &table.table))
+            {
+                continue;
+            }
+            if progress.is_done(&table.schema, &table.table) {
+                skipped += 1;
+                continue;
+            }
+            let schema = load_table_schema(&client, table.oid).await?;
+            let mut planned = plan::plan(&client, std::slice::from_ref(&schema), &whole).await?;
+            let (Some(table_plan), Some(chunk)) = (planned.tables.pop(), planned.chunks.pop())
+            else {
+                return Err(SourceError::Protocol(format!(
+                    "no plan for {}",
+                    schema.qualified_name()
+                )));
+            };
+            let overridden = settings
+                .select_overrides
+                .contains_key(&schema.qualified_name());
+            let kind = if schema.key_columns.is_empty() || overridden {
+                WorkKind::Whole { copy: chunk.copy }
+            } else {
+                let key_columns = plan::key_column_names(&schema);
+                let after = progress
+                    .resume_after(&schema.schema, &schema.table, &key_columns)
+                    .map(<[String]>::to_vec);
+                WorkKind::Keyed {
+                    select_list: plan::select_list(&client, &schema, &table_plan.columns).await?,
+                    types: plan::key_types(&client, &schema, &table_plan.qualified).await?,
+                    key_columns,
+                    after,
+                }
+            };
+            tracing::info!(
+                table = %schema.qualified_name(),
+                keyed = matches!(kind, WorkKind::Keyed { .. }),
+                resumes_after_key = matches!(&kind, WorkKind::Keyed { after: Some(_), .. }),
+                "snapshot resume: table to read"
+            );
+            work.push_back(Work {
+                plan: Arc::new(table_plan),
+                kind,
+            });
+        }
+        tracing::info!(
+            tables_done = skipped,
+            tables_left = work.len(),
+            consistent_point = %progress.consistent_point,
+            "resuming the interrupted initial snapshot while streaming"
+        );
+        let run_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0)
+            .to_string();
+        Ok(Resumer {
+            prefix: watermark_prefix(slot),
+            run_id,
+            next_id: 0,
+            client: Some(client),
+            work,
+            active: None,
+            context: Arc::new(SnapshotContext {
+                database: params.dbname.clone(),
+                consistent_point: progress.consistent_point,
+                started_at_us: now_us(),
+                tx_id: None,
+                throttle: Arc::new(super::throttle::Throttle::new(&settings.throttle)),
+            }),
+            window_rows: settings.chunk_rows.clamp(1, WINDOW_MAX_ROWS),
+            rows_emitted: 0,
+            windows: 0,
+        })
+    }
+
+    /// Every table is read and no window is open.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.work.is_empty() && self.active.is_none()
+    }
+
+    /// No window is open and the next table is read by key windows.
+    pub(crate) fn can_start_window(&self) -> bool {
+        self.active.is_none()
+            && self
+                .work
+                .front()
+                .is_some_and(|w| matches!(w.kind, WorkKind::Keyed { .. }))
+    }
+
+    /// No window is open and the next table is read whole.
+    pub(crate) fn next_is_whole(&self) -> bool {
+        self.active.is_none()
+            && self
+                .work
+                .front()
+                .is_some_and(|w| matches!(w.kind, WorkKind::Whole { .. }))
+    }
+
+    pub(crate) fn summary(&self) -> (u64, u64) {
+        (self.windows, self.rows_emitted)
+    }
+
+    /// Opens the next window: its task writes the low watermark, waits, reads, and writes
+    /// the high watermark, while the stream goes on.
+    pub(crate) fn start_window(&mut self) -> Result<()> {
+        let (Some(work), Some(client)) = (self.work.front(), self.client.take()) else {
+            return Ok(());
+        };
+        let WorkKind::Keyed {
+            select_list,
+            key_columns,
+            types,
+            after,
+        } = &work.kind
+        else {
+            self.client = Some(client);
+            return Ok(());
+        };
+        self.next_id += 1;
+        let id = format!("{}-{}", self.run_id, self.next_id);
+        let job = KeyedJob {
+            prefix: self.prefix.clone(),
+            id: id.clone(),
+            plan: Arc::clone(&work.plan),
+            select_list: select_list.clone(),
+            key_columns: key_columns.clone(),
+            types: types.clone(),
+            after: after.clone(),
+            rows: self.window_rows,
+            context: Arc::clone(&self.context),
+        };
+        tracing::debug!(table = %work.plan.schema.qualified_name(), window = %id, "snapshot resume window opened");
+        self.active = Some(Active {
+            window: Window::new(id, work.plan.schema.relation_id),
+            task: Some(tokio::spawn(read_window(client, job))),
+            read: None,
+        });
+        Ok(())
+    }
+
+    /// A logical message: if it is one of this slot's watermarks, the window moves on.
+    /// Returns whether the prefix is this slot's.
+    pub(crate) fn on_message(&mut self, prefix: &str, content: &[u8]) -> bool {
+        if prefix != self.prefix {
+            return false;
+        }
+        let Some(active) = self.active.as_mut() else {
+            return true;
+        };
+        let text = String::from_utf8_lossy(content);
+        if let Some((kind, id)) = text.split_once(':') {
+            if id == active.window.id {
+                active.window.on_watermark(kind == "high");
+            }
+        }
+        true
+    }
+
+    pub(crate) fn observe(&mut self, event: &ChangeEvent) {
+        if let Some(active) = self.active.as_mut() {
+            active.window.observe(event);
+        }
+    }
+
+    pub(crate) fn observe_truncate(&mut self, relation_ids: &[u32]) {
+        if let Some(active) = self.active.as_mut() {
+            active.window.observe_truncate(relation_ids);
+        }
+    }
+
+    /// The high watermark came through: the window ends with its transaction.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.active
+            .as_ref()
+            .is_some_and(|a| a.window.phase == Phase::Closed)
+    }
+
+    /// Waits for the open window's task (pending forever when there is none running).
+    pub(crate) async fn task_done(&mut self) -> Result<()> {
+        let Some(task) = self.active.as_mut().and_then(|a| a.task.as_mut()) else {
+            return std::future::pending().await;
+        };
+        let joined = task.await;
+        let (client, read) = match joined {
+            Ok(result) => result?,
+            Err(join) => {
+                return Err(SourceError::Setup(format!(
+                    "snapshot resume window task failed: {join}"
+                )))
+            }
+        };
+        self.client = Some(client);
+        if let Some(active) = self.active.as_mut() {
+            active.task = None;
+            active.read = Some(read);
+        }
+        Ok(())
+    }
+
+    /// Ends the closed window at the commit of its high watermark (`commit_lsn`): the rows
+    /// the stream did not overtake, then the progress step, into `out`.
+    pub(crate) async fn finish_window(
+        &mut self,
+        commit_lsn: Lsn,
+        commit_ts_us: i64,
+        out: &mut Vec<SourceMessage>,
+    ) -> Result<()> {
+        if self.active.as_ref().is_some_and(|a| a.task.is_some()) {
+            // The task writes the high watermark last: it is ending.
+            self.task_done().await?;
+        }
+        let Some(active) = self.active.take() else {
+            return Ok(());
+        };
+        let Some(read) = active.read else {
+            return Err(SourceError::Protocol(
+                "snapshot resume window closed without its rows".into(),
+            ));
+        };
+        let Some(work) = self.work.front_mut() else {
+            return Ok(());
+        };
+        let read_rows = read.rows.len();
+        let rows = active.window.finish(read.rows);
+        tracing::debug!(
+            table = %work.plan.schema.qualified_name(),
+            window = %active.window.id,
+            read = read_rows,
+            emitted = rows.len(),
+            overtaken = active.window.touched(),
+            "snapshot resume window closed"
+        );
+        self.windows += 1;
+        self.rows_emitted += rows.len() as u64;
+        for row in rows {
+            out.push(SourceMessage::Event(resumed_row(
+                row,
+                commit_lsn,
+                commit_ts_us,
+            )));
+        }
+        let table = (
+            work.plan.schema.schema.clone(),
+            work.plan.schema.table.clone(),
+        );
+        let WorkKind::Keyed {
+            key_columns, after, ..
+        } = &mut work.kind
+        else {
+            return Err(SourceError::Protocol(
+                "snapshot resume window over a table without a key".into(),
+            ));
+        };
+        match read.upper {
+            Some(upper) => {
+                *after = Some(upper.clone());
+                out.push(SourceMessage::SnapshotProgress(ProgressUpdate::KeyRange(
+                    KeyProgress {
+                        table,
+                        key_columns: key_columns.clone(),
+                        after: upper,
+                    },
+                )));
+            }
+            None => {
+                tracing::info!(table = %work.plan.schema.qualified_name(), "snapshot resume: table done");
+                self.work.pop_front();
+                out.push(SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(
+                    table,
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts reading the next table whole (see the module docs): after the wait for running
+    /// transactions, its rows arrive on the returned channel; the task returns the session.
+    pub(crate) fn start_whole(
+        &mut self,
+    ) -> Option<(mpsc::Receiver<ChunkMessage>, JoinHandle<Result<Client>>)> {
+        let work = self.work.front()?;
+        let WorkKind::Whole { copy } = &work.kind else {
+            return None;
+        };
+        let client = self.client.take()?;
+        let plan = Arc::clone(&work.plan);
+        let chunk = Chunk {
+            table: 0,
+            index: 0,
+            copy: copy.clone(),
+            checkpoint: None,
+        };
+        let context = Arc::clone(&self.context);
+        let (tx, rx) = mpsc::channel(CHUNK_CHANNEL_BATCHES);
+        let task = tokio::spawn(async move {
+            let xids = running_xids(&client).await?;
+            wait_until_ended(&client, &xids, &plan.schema.qualified_name()).await?;
+            reader::read_chunk(&client, &plan, &chunk, &context, &tx).await?;
+            Ok(client)
+        });
+        Some((rx, task))
+    }
+
+    /// The whole-table read ended: the session comes back, the table is done.
+    pub(crate) fn finish_whole(&mut self, client: Client, rows: u64) -> Option<SourceMessage> {
+        self.client = Some(client);
+        let work = self.work.pop_front()?;
+        self.rows_emitted += rows;
+        tracing::info!(table = %work.plan.schema.qualified_name(), rows, "snapshot resume: table re-read whole (no primary key: rows may repeat)");
+        Some(SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(
+            (
+                work.plan.schema.schema.clone(),
+                work.plan.schema.table.clone(),
+            ),
+        )))
+    }
+
+    /// Gives a row of a whole-table re-read its resumed form, at the stream position `lsn`.
+    pub(crate) fn resumed(&self, event: ChangeEvent, lsn: Lsn) -> ChangeEvent {
+        resumed_row(event, lsn, now_us())
+    }
+}
+
+/// A resumed row: Debezium's incremental-snapshot marker, the position of its window.
+fn resumed_row(mut event: ChangeEvent, lsn: Lsn, ts_us: i64) -> ChangeEvent {
+    event.source.snapshot = SnapshotMarker::Incremental;
+    event.source.lsn = Some(lsn);
+    event.source.ts_us = ts_us;
+    event.source.tx_id = None;
+    event.position = Position::Snapshot {
+        consistent_point: lsn,
+        last: false,
+    };
+    event
+}
+
+struct KeyedJob {
+    prefix: String,
+    id: String,
+    plan: Arc<TablePlan>,
+    select_list: String,
+    key_columns: Vec<String>,
+    types: Vec<String>,
+    after: Option<Vec<String>>,
+    rows: u64,
+    context: Arc<SnapshotContext>,
+}
+
+async fn emit_watermark(client: &Client, prefix: &str, content: &str) -> Result<()> {
+    client
+        .execute(
+            "SELECT pg_logical_emit_message(true, $1, $2)",
+            &[&prefix, &content],
+        )
+        .await
+        .map_err(query_error(format!(
+            "cannot write the snapshot watermark {content}"
+        )))?;
+    Ok(())
+}
+
+/// Transactions in progress now (`pg_current_snapshot()`'s xip list).
+async fn running_xids(client: &Client) -> Result<Vec<String>> {
+    Ok(client
+        .query_one(
+            "SELECT coalesce(array_agg(x::text), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) x",
+            &[],
+        )
+        .await
+        .map_err(query_error("cannot read the running transactions".into()))?
+        .get(0))
+}
+
+/// Waits until every transaction of `xids` has left the ProcArray (is visible in a new
+/// snapshot, committed or aborted).
+async fn wait_until_ended(client: &Client, xids: &[String], table: &str) -> Result<()> {
+    if xids.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut warned = false;
+    loop {
+        let running: i64 = client
+            .query_one(
+                "SELECT count(*) FROM unnest($1::text[]) x \
+                 WHERE NOT pg_visible_in_snapshot(x::xid8, pg_current_snapshot())",
+                &[&xids],
+            )
+            .await
+            .map_err(query_error(
+                "cannot check whether transactions have ended".into(),
+            ))?
+            .get(0);
+        if running == 0 {
+            if warned {
+                tracing::info!(%table, waited_ms = started.elapsed().as_millis() as u64, "snapshot resume: the transactions it waited for have ended");
+            }
+            return Ok(());
+        }
+        if !warned && started.elapsed() > Duration::from_secs(1) {
+            warned = true;
+            tracing::info!(%table, running, "snapshot resume: waiting for transactions in progress at the low watermark to end before reading");
+        }
+        tokio::time::sleep(XID_POLL).await;
+    }
+}
+
+/// One window: low watermark, wait, read by key range, high watermark (see the module docs).
+async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRead)> {
+    let KeyedJob {
+        prefix,
+        id,
+        plan: table,
+        select_list,
+        key_columns,
+        types,
+        after,
+        rows: window_rows,
+        context,
+    } = job;
+    let name = table.qualified.clone();
+    emit_watermark(&client, &prefix, &format!("low:{id}")).await?;
+    let xids = running_xids(&client).await?;
+    wait_until_ended(&client, &xids, &table.schema.qualified_name()).await?;
+
+    let quoted: Vec<String> = key_columns.iter().map(|k| quote_identifier(k)).collect();
+    let key = format!("({})", quoted.join(", "));
+    let lower = after
+        .as_ref()
+        .map(|after| format!("{key} > {}", plan::key_literal(after, &types)));
+    let as_text: Vec<String> = quoted.iter().map(|k| format!("{k}::text")).collect();
+    let offset = i64::try_from(window_rows.saturating_sub(1)).unwrap_or(i64::MAX);
+    let boundary = client
+        .query(
+            &format!(
+                "SELECT {} FROM ONLY {name}{} ORDER BY {} OFFSET $1 LIMIT 1",
+                as_text.join(", "),
+                lower
+                    .as_ref()
+                    .map_or(String::new(), |l| format!(" WHERE {l}")),
+                quoted.join(", ")
+            ),
+            &[&offset],
+        )
+        .await
+        .map_err(query_error(format!(
+            "cannot find the next key range of {name}"
+        )))?;
+    let upper: Option<Vec<String>> = boundary
+        .first()
+        .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect());
+    let mut conditions: Vec<String> = lower.into_iter().collect();
+    if let Some(upper) = &upper {
+        conditions.push(format!("{key} <= {}", plan::key_literal(upper, &types)));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let chunk = Chunk {
+        table: 0,
+        index: 0,
+        copy: format!(
+            "COPY (SELECT {select_list} FROM ONLY {name}{filter}) TO STDOUT (FORMAT binary)"
+        ),
+        checkpoint: None,
+    };
+    let (tx, mut rx) = mpsc::channel(CHUNK_CHANNEL_BATCHES);
+    let session = &client;
+    let reading = async move { reader::read_chunk(session, &table, &chunk, &context, &tx).await };
+    let collecting = async {
+        let mut rows = Vec::new();
+        while let Some(message) = rx.recv().await {
+            if let ChunkMessage::Rows { events, .. } = message {
+                rows.extend(events);
+            }
+        }
+        rows
+    };
+    let (read, rows) = tokio::join!(reading, collecting);
+    read?;
+    emit_watermark(&client, &prefix, &format!("high:{id}")).await?;
+    Ok((client, WindowRead { rows, upper }))
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
