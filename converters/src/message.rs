@@ -84,10 +84,10 @@ impl JsonConverter {
             v.push('}');
         }
         KafkaRecord {
-            topic: format!("{}{MESSAGE_TOPIC_SUFFIX}", cfg.topic_prefix),
+            topic: format!("{}{MESSAGE_TOPIC_SUFFIX}", cfg.topic_prefix).into(),
             key: Some(k.into_bytes()),
             value: Some(v.into_bytes()),
-            headers: Vec::new(),
+            headers: std::sync::Arc::new([]),
         }
     }
 }

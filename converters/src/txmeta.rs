@@ -60,7 +60,7 @@ struct OpenTransaction {
 /// Builds BEGIN/END records and `transaction` blocks (see the module docs).
 #[derive(Debug)]
 pub struct TransactionMonitor {
-    topic: String,
+    topic: std::sync::Arc<str>,
     key_schemas: bool,
     value_schemas: bool,
     open: Option<OpenTransaction>,
@@ -70,7 +70,7 @@ impl TransactionMonitor {
     /// A monitor writing to `<topic.prefix>.<transaction_topic_suffix>`.
     pub fn new(cfg: &JsonConverterConfig, transaction_topic_suffix: &str) -> Self {
         TransactionMonitor {
-            topic: format!("{}.{transaction_topic_suffix}", cfg.topic_prefix),
+            topic: format!("{}.{transaction_topic_suffix}", cfg.topic_prefix).into(),
             key_schemas: cfg.key_schemas_enable,
             value_schemas: cfg.value_schemas_enable,
             open: None,
@@ -219,10 +219,10 @@ impl TransactionMonitor {
             v.push('}');
         }
         KafkaRecord {
-            topic: self.topic.clone(),
+            topic: std::sync::Arc::clone(&self.topic),
             key: Some(k.into_bytes()),
             value: Some(v.into_bytes()),
-            headers: Vec::new(),
+            headers: std::sync::Arc::new([]),
         }
     }
 }

@@ -978,7 +978,7 @@ async fn compare_source(
                 let after = envelope.get("after").cloned().unwrap_or(Value::Null);
                 let key = key_text(record.key.as_deref())?;
                 comparisons[index].source_row(key, &after);
-                comparisons[index].report.topic = record.topic.clone();
+                comparisons[index].report.topic = record.topic.to_string();
             }
             rows += 1;
             if logged.elapsed() >= PROGRESS_INTERVAL {
