@@ -237,9 +237,12 @@ decimal.handling.mode=string
 EOF
 }
 pgseam_start() { measure env RUST_LOG=warn "$PGSEAM" standalone "$1/worker.properties" "$1/connector.properties" 2>>"$1/pgseam.log"; }
-# The offset store records the completed snapshot (every snapshot record acknowledged). The
-# store is Connect's Java-serialised file; the offset JSON inside it is plain text.
-snapshot_stored() { grep -aq '"snapshot_completed":true' "$1/offsets.json" 2>/dev/null; }
+# The offset store records the completed snapshot (every snapshot record acknowledged):
+# `"snapshot_completed":true`, or already the first streaming offset (`lsn_proc`, written only
+# after the snapshot; with offset.flush.interval.ms=100 it replaces the snapshot's offset within
+# a poll or two, so looking for the first alone can miss it). The store is Connect's
+# Java-serialised file; the offset JSON inside it is plain text.
+snapshot_stored() { grep -aqE '"snapshot_completed":true|"lsn_proc"' "$1/offsets.json" 2>/dev/null; }
 pgseam_alive() { kill -0 "$CHILD_PID" 2>/dev/null || { echo "pgseam exited early; log:" >&2; tail -20 "$1/pgseam.log" >&2; exit 1; }; }
 # Creates a slot (and offsets) for a later drain: pgseam with snapshot.mode=no_data, once.
 # Also measures start to streaming (process start -> slot created and offset stored, idle server).

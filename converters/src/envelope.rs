@@ -363,14 +363,15 @@ impl JsonConverter {
         write_source(&mut v, prefix, &event.source, replace);
         v.push_str(",\"transaction\":");
         write_transaction_block(&mut v, transaction);
-        let _ = write!(
-            v,
-            ",\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
-            event.op.code(),
-            processing_time_ns.div_euclid(1_000_000),
-            processing_time_ns.div_euclid(1_000),
-            processing_time_ns
-        );
+        v.push_str(",\"op\":\"");
+        v.push_str(event.op.code());
+        v.push_str("\",\"ts_ms\":");
+        jackson::write_i64(&mut v, processing_time_ns.div_euclid(1_000_000));
+        v.push_str(",\"ts_us\":");
+        jackson::write_i64(&mut v, processing_time_ns.div_euclid(1_000));
+        v.push_str(",\"ts_ns\":");
+        jackson::write_i64(&mut v, processing_time_ns);
+        v.push('}');
         if cfg_value_schemas {
             v.push('}');
         }
@@ -726,54 +727,54 @@ pub(crate) fn write_source(out: &mut String, prefix: &str, src: &SourceInfo, rep
     out.push_str(CONNECTOR);
     out.push_str("\",\"name\":");
     jackson::write_str(out, prefix);
-    let _ = write!(
-        out,
-        ",\"ts_ms\":{},\"snapshot\":",
-        src.ts_us.div_euclid(1000)
-    );
+    out.push_str(",\"ts_ms\":");
+    jackson::write_i64(out, src.ts_us.div_euclid(1000));
+    out.push_str(",\"snapshot\":");
     if src.snapshot == SnapshotMarker::False && !replace {
         out.push_str("null");
     } else {
-        let _ = write!(out, "\"{}\"", src.snapshot.as_str());
+        out.push('"');
+        out.push_str(src.snapshot.as_str());
+        out.push('"');
     }
     out.push_str(",\"db\":");
     jackson::write_str(out, &src.db);
-    out.push_str(",\"sequence\":");
-    let mut seq = String::from("[");
+    // The sequence is a JSON string holding a JSON array of two strings (LSNs in decimal),
+    // `"[\"123\",\"456\"]"` as write_str escapes it, written without the temporary string.
+    out.push_str(",\"sequence\":\"[");
+    let mut digits = itoa::Buffer::new();
     match src.last_commit_lsn {
         Some(l) => {
-            let _ = write!(seq, "\"{}\"", l.0);
+            out.push_str("\\\"");
+            out.push_str(digits.format(l.0));
+            out.push_str("\\\"");
         }
-        None => seq.push_str("null"),
+        None => out.push_str("null"),
     }
     match src.lsn {
         Some(l) => {
-            let _ = write!(seq, ",\"{}\"]", l.0);
+            out.push_str(",\\\"");
+            out.push_str(digits.format(l.0));
+            out.push_str("\\\"]\"");
         }
-        None => seq.push_str(",null]"),
+        None => out.push_str(",null]\""),
     }
-    jackson::write_str(out, &seq);
-    let _ = write!(
-        out,
-        ",\"ts_us\":{},\"ts_ns\":{},\"schema\":",
-        src.ts_us,
-        src.ts_us.saturating_mul(1000)
-    );
+    out.push_str(",\"ts_us\":");
+    jackson::write_i64(out, src.ts_us);
+    out.push_str(",\"ts_ns\":");
+    jackson::write_i64(out, src.ts_us.saturating_mul(1000));
+    out.push_str(",\"schema\":");
     jackson::write_str(out, &src.schema);
     out.push_str(",\"table\":");
     jackson::write_str(out, &src.table);
     out.push_str(",\"txId\":");
     match src.tx_id {
-        Some(x) => {
-            let _ = write!(out, "{x}");
-        }
+        Some(x) => jackson::write_i64(out, x),
         None => out.push_str("null"),
     }
     out.push_str(",\"lsn\":");
     match src.lsn {
-        Some(l) => {
-            let _ = write!(out, "{}", l.0);
-        }
+        Some(l) => out.push_str(digits.format(l.0)),
         None => out.push_str("null"),
     }
     out.push_str(",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
