@@ -406,6 +406,10 @@ impl KafkaSink {
     /// [`MAX_OUTSTANDING`] records are unacknowledged or librdkafka's queue is full. The first
     /// record to a topic creates it when topic creation is configured. After a failed delivery
     /// every `send` returns that failure.
+    ///
+    /// Await it to completion: dropped while it backs off from a full librdkafka queue, the
+    /// number it took stays unresolved and the watermark never passes it (nothing is lost, but
+    /// nothing later becomes durable). The commit coordinator never drops it.
     pub async fn send(&self, record: &OutgoingRecord) -> Result<u64, SinkError> {
         self.send_parts(
             &record.topic,
