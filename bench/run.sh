@@ -11,6 +11,11 @@
 #                transaction, for `bench` (default: --rows); same divisors for `wide` and `toast`.
 #   --reps N     repetitions of each measurement (default 3): the report gives median, min, max.
 #   --work DIR   work directory (default: a new /tmp/pgseam-bench.XXXXXX); kept with --keep.
+#   --consumers L  only these consumers (default all): pgseam-broker, pgseam-null, debezium,
+#                copy-limit, pg_recvlogical (targeted before/after measurements).
+#   Environment: PGSEAM_BIN (default: the release build) runs another pgseam binary;
+#   PGSEAM_WORKER_EXTRA lines are appended to every pgseam worker.properties (e.g.
+#   $'producer.linger.ms=20\nproducer.compression.type=lz4') to measure producer settings.
 #
 # Needs: release binaries (cargo build --release -p pgseam -p pgseam-testkit
 # -p pgseam-integration-tests --bin pgseam-bench), in $CARGO_TARGET_DIR or ./target; Java 17
@@ -48,6 +53,7 @@ set -euo pipefail
 
 ROWS=1000000; TXS=""; REPS=3; DATASETS=bench,wide,toast
 WORKLOADS=snapshot,backlog,bigtx,sinklimit,latency; WORK=""; KEEP=0
+CONSUMERS=pgseam-broker,pgseam-null,debezium,copy-limit,pg_recvlogical
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) ROWS=$2; shift 2;;
@@ -58,6 +64,7 @@ while [ $# -gt 0 ]; do
     --big) ROWS=10000000; shift;;
     --work) WORK=$2; shift 2;;
     --keep) KEEP=1; shift;;
+    --consumers) CONSUMERS=$2; shift 2;;
     -h|--help) sed -n '2,40p' "$0"; exit 0;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2;;
   esac
@@ -67,7 +74,7 @@ TXS=${TXS:-$ROWS}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-PGSEAM=$TARGET/release/pgseam
+PGSEAM=${PGSEAM_BIN:-$TARGET/release/pgseam}
 DEV=$TARGET/release/pgseam-dev
 TOOL=$TARGET/release/pgseam-bench
 for b in "$PGSEAM" "$DEV" "$TOOL"; do
@@ -88,6 +95,7 @@ RESULTS=$WORK/results.tsv; SIZES=$WORK/sizes.tsv
 export DBZPEER_HOME=$WORK/dbz DBZ_CP="$DBZPEER_LIBS/libs/*:$DBZPEER_LIBS/classes"
 mkdir -p "$DBZPEER_HOME"
 log() { echo "[$(date +%T)] $*" >&2; }
+want() { case ",$CONSUMERS," in *",$1,"*) return 0;; esac; return 1; }
 now_ms() { date +%s%3N; }
 
 # ---------------------------------------------------------------- servers
@@ -210,6 +218,7 @@ value.converter.schemas.enable=false
 offset.storage.file.filename=$1/offsets.json
 offset.flush.interval.ms=100
 pgseam.sink=$4
+${PGSEAM_WORKER_EXTRA:-}
 EOF
   cat > "$1/connector.properties" <<EOF
 name=bench
@@ -228,6 +237,12 @@ decimal.handling.mode=string
 EOF
 }
 pgseam_start() { measure env RUST_LOG=warn "$PGSEAM" standalone "$1/worker.properties" "$1/connector.properties" 2>>"$1/pgseam.log"; }
+# The offset store records the completed snapshot (every snapshot record acknowledged):
+# `"snapshot_completed":true`, or already the first streaming offset (`lsn_proc`, written only
+# after the snapshot; with offset.flush.interval.ms=100 it replaces the snapshot's offset within
+# a poll or two, so looking for the first alone can miss it). The store is Connect's
+# Java-serialised file; the offset JSON inside it is plain text.
+snapshot_stored() { grep -aqE '"snapshot_completed":true|"lsn_proc"' "$1/offsets.json" 2>/dev/null; }
 pgseam_alive() { kill -0 "$CHILD_PID" 2>/dev/null || { echo "pgseam exited early; log:" >&2; tail -20 "$1/pgseam.log" >&2; exit 1; }; }
 # Creates a slot (and offsets) for a later drain: pgseam with snapshot.mode=no_data, once.
 # Also measures start to streaming (process start -> slot created and offset stored, idle server).
@@ -235,7 +250,7 @@ pgseam_prepare_slot() {   # DIR SLOT TABLE DATASET
   local t0 tend
   pgseam_files "$1" "$2" "$3" null no_data
   t0=$(now_ms); pgseam_start "$1"
-  until grep -q lsn_proc "$1/offsets.json" 2>/dev/null; do pgseam_alive "$1"; sleep 0.01; done
+  until snapshot_stored "$1" 2>/dev/null; do pgseam_alive "$1"; sleep 0.01; done
   tend=$(now_ms); stop_child
   record "$4" start pgseam-null 0 1 "$(secs_between "$t0" "$tend")" "start_to_streaming"
 }
@@ -261,10 +276,11 @@ snapshot_workload() {
   local ds=$1 n r dir t0 tend; n=$(rows_of "$ds")
   for r in $(seq 1 "$REPS"); do
     # pgseam into the broker
+    if want pgseam-broker; then
     broker_start; dir=$WORK/runs/snap_broker_${ds}_$r
     pgseam_files "$dir" "ps_snap_b_$r" "$ds" kafka initial
     t0=$(now_ms); pgseam_start "$dir"
-    until grep -q lsn_proc "$dir/offsets.json" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.02; done
+    until snapshot_stored "$dir" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.02; done
     tend=$(now_ms); stop_child
     record "$ds" snapshot pgseam-broker "$r" "$n" "$(secs_between "$t0" "$tend")" "broker_cpu_s=$(broker_cpu)"
     if [ "$r" = 1 ]; then
@@ -272,15 +288,19 @@ snapshot_workload() {
         | awk -v ds="$ds" '{for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}; print ds "\t" v["mean_key_bytes"] "\t" v["mean_value_bytes"]}' >> "$SIZES"
     fi
     broker_stop; drop_slot "ps_snap_b_$r"
+    fi
     # pgseam, null sink
+    if want pgseam-null; then
     dir=$WORK/runs/snap_null_${ds}_$r
     pgseam_files "$dir" "ps_snap_n_$r" "$ds" null initial
     t0=$(now_ms); pgseam_start "$dir"
-    until grep -q lsn_proc "$dir/offsets.json" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.02; done
+    until snapshot_stored "$dir" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.02; done
     tend=$(now_ms); stop_child
     record "$ds" snapshot pgseam-null "$r" "$n" "$(secs_between "$t0" "$tend")"
     drop_slot "ps_snap_n_$r"
+    fi
     # Debezium, count mode
+    if want debezium; then
     local name=snap_${ds}_$r
     # shellcheck disable=SC2046
     measure "$DBZ" run "$name" $(dbz_args "$name" "dbz_snap_$r" "$ds" initial) --exit-on-snapshot-last slot.drop.on.stop=true 2>/dev/null
@@ -289,7 +309,9 @@ snapshot_workload() {
     l=$(dbz_status "$name" snapshotLastMs); c=$(dbz_status "$name" count)
     record "$ds" snapshot debezium "$r" "$c" "$(secs_between "$f" "$l")" "jvm_start_to_last_s=$(secs_between "$s" "$l")"
     drop_slot "dbz_snap_$r"
+    fi
     # the COPY limit
+    want copy-limit || continue
     t0=$(now_ms)
     measure psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench -c "COPY $ds TO STDOUT (FORMAT binary)" -o /dev/null
     finish; tend=$(now_ms)
@@ -303,10 +325,10 @@ stream_workload() {
   log "$wl $ds: creating slots for $REPS repetitions"
   Q -c "TRUNCATE ${ds}_ins"
   for r in $(seq 1 "$REPS"); do
-    pgseam_prepare_slot "$WORK/runs/${wl}_broker_${ds}_$r" "ps_${wl}_b_$r" "${ds}_ins" "$ds"
-    pgseam_prepare_slot "$WORK/runs/${wl}_null_${ds}_$r" "ps_${wl}_n_$r" "${ds}_ins" "$ds"
-    dbz_prepare_slot "${wl}_${ds}_$r" "dbz_${wl}_$r" "${ds}_ins"
-    pg_recvlogical -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench -S "rl_${wl}_$r" -P pgoutput --create-slot
+    want pgseam-broker && pgseam_prepare_slot "$WORK/runs/${wl}_broker_${ds}_$r" "ps_${wl}_b_$r" "${ds}_ins" "$ds"
+    want pgseam-null && pgseam_prepare_slot "$WORK/runs/${wl}_null_${ds}_$r" "ps_${wl}_n_$r" "${ds}_ins" "$ds"
+    want debezium && dbz_prepare_slot "${wl}_${ds}_$r" "dbz_${wl}_$r" "${ds}_ins"
+    if want pg_recvlogical; then pg_recvlogical -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench -S "rl_${wl}_$r" -P pgoutput --create-slot; fi
   done
   log "$wl $ds: writing $n changes"
   t0=$(now_ms)
@@ -319,14 +341,17 @@ stream_workload() {
   log "$wl $ds: written in $(secs_between "$t0" "$(now_ms)") s, WAL end $end"
   for r in $(seq 1 "$REPS"); do
     # the streaming limit
+    if want pg_recvlogical; then
     t0=$(now_ms)
     measure pg_recvlogical -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench -S "rl_${wl}_$r" --start \
       -o proto_version=1 -o publication_names=dbz_publication -E "$end" -f /dev/null
     finish; tend=$(now_ms)
     record "$ds" "$wl" pg_recvlogical "$r" "$n" "$(secs_between "$t0" "$tend")"
     drop_slot "rl_${wl}_$r"
+    fi
     # pgseam, null sink, then into the broker
     for sink in null broker; do
+      want "pgseam-$sink" || continue
       local slot=ps_${wl}_${sink:0:1}_$r
       dir=$WORK/runs/${wl}_${sink}_${ds}_$r
       if [ "$sink" = broker ]; then broker_start; pgseam_files "$dir" "$slot" "${ds}_ins" kafka no_data
@@ -340,6 +365,7 @@ stream_workload() {
       drop_slot "$slot"
     done
     # Debezium, count mode: stops itself at the N-th event (or after 30 s without events)
+    want debezium || continue
     local name=${wl}_${ds}_$r
     # shellcheck disable=SC2046
     measure "$DBZ" run "$name" $(dbz_args "$name" "dbz_${wl}_$r" "${ds}_ins" no_data) --max-events "$n" --idle-exit-ms 30000 2>/dev/null
@@ -380,7 +406,7 @@ latency_workload() {
     broker_start; dir=$WORK/runs/latency_$r
     pgseam_files "$dir" "ps_lat_$r" bench_ins kafka no_data
     pgseam_start "$dir"
-    until grep -q lsn_proc "$dir/offsets.json" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.05; done
+    until snapshot_stored "$dir" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.05; done
     sleep 1
     "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PGPORT" -U postgres -c 4 -j 2 -R "$rate" -T "$secs" -f "$WORK/latency.sql" bench \
       > "$WORK/runs/latency_$r.pgbench" 2>&1

@@ -312,10 +312,13 @@ impl JsonConverterConfig {
 /// `value: None` = tombstone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaRecord {
-    pub topic: String,
+    /// Shared by every record of a table (built once per table).
+    pub topic: std::sync::Arc<str>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Shared by the records of a converter (Debezium's context headers, built once), so
+    /// producing a record allocates only its key and value.
+    pub headers: std::sync::Arc<[(String, Vec<u8>)]>,
 }
 
 /// An event could not be converted.

@@ -86,10 +86,11 @@ impl JsonConverter {
         KafkaRecord {
             topic: cfg
                 .naming
-                .topic(&[&cfg.topic_prefix, &MESSAGE_TOPIC_SUFFIX[1..]]),
+                .topic(&[&cfg.topic_prefix, &MESSAGE_TOPIC_SUFFIX[1..]])
+                .into(),
             key: Some(k.into_bytes()),
             value: Some(v.into_bytes()),
-            headers: Vec::new(),
+            headers: std::sync::Arc::new([]),
         }
     }
 }

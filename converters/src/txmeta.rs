@@ -60,7 +60,7 @@ struct OpenTransaction {
 /// Builds BEGIN/END records and `transaction` blocks (see the module docs).
 #[derive(Debug)]
 pub struct TransactionMonitor {
-    topic: String,
+    topic: std::sync::Arc<str>,
     key_schemas: bool,
     value_schemas: bool,
     open: Option<OpenTransaction>,
@@ -72,7 +72,8 @@ impl TransactionMonitor {
         TransactionMonitor {
             topic: cfg
                 .naming
-                .join(&[&cfg.topic_prefix, transaction_topic_suffix]),
+                .join(&[&cfg.topic_prefix, transaction_topic_suffix])
+                .into(),
             key_schemas: cfg.key_schemas_enable,
             value_schemas: cfg.value_schemas_enable,
             open: None,
@@ -221,10 +222,10 @@ impl TransactionMonitor {
             v.push('}');
         }
         KafkaRecord {
-            topic: self.topic.clone(),
+            topic: std::sync::Arc::clone(&self.topic),
             key: Some(k.into_bytes()),
             value: Some(v.into_bytes()),
-            headers: Vec::new(),
+            headers: std::sync::Arc::new([]),
         }
     }
 }

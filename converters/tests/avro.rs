@@ -189,7 +189,7 @@ fn check(cases: &[Case]) -> usize {
                 pending_tombstone = out.next();
                 first
             };
-            assert_eq!(record.topic, destination, "{at}");
+            assert_eq!(&*record.topic, destination, "{at}");
             // Key.
             match (&record.key, golden["key"].is_null()) {
                 (None, true) => {}

@@ -240,7 +240,7 @@ fn run(catalog: &Catalog, r: &Run) -> (usize, Vec<String>, Vec<String>) {
             s.push(']');
             s
         };
-        if record.topic != destination {
+        if *record.topic != *destination {
             failures.push(format!(
                 "{}:{}: topic {} != {destination}",
                 r.file,

@@ -223,7 +223,7 @@ fn check(s: &Scenario) {
     }
     for (n, (line, record)) in golden.iter().zip(&records).enumerate() {
         let destination: String = serde_json::from_str(member(line, "destination")).unwrap();
-        if destination != record.topic {
+        if *destination != *record.topic {
             failures.push(format!(
                 "line {}: topic {} != {destination}",
                 n + 1,

@@ -3,19 +3,32 @@
 //! What it does: owns one librdkafka producer (the crate's bundled librdkafka) configured for
 //! no loss and no reordering — `enable.idempotence=true`, `acks=all` — and Java-compatible key
 //! partitioning (`partitioner=murmur2_random`, what the Java client's default partitioner does
-//! for keyed records). [`KafkaSink::send`] enqueues a record and returns a [`Delivery`] future
-//! that resolves when the broker has acknowledged it (durable) or librdkafka gave up (an error).
+//! for keyed records). [`KafkaSink::send`] enqueues a record and returns its **sequence
+//! number** (0, 1, 2, … in enqueue order); [`KafkaSink::acks`] tells how far the broker has
+//! acknowledged: the *watermark*, below which every record is durable ([`acks`]).
 //!
 //! How librdkafka works underneath: `send` only puts the record in librdkafka's in-memory
-//! queue; a background thread batches and sends it; the delivery report arrives later on that
-//! thread. When the queue is full, librdkafka refuses the record (`QueueFull`): `send` then
-//! waits briefly and retries, which is this sink's backpressure. With idempotence, records to
-//! one partition are written in the order they were enqueued, so "record N is acknowledged"
-//! and "every earlier record to that partition is acknowledged" coincide; across partitions the
-//! caller must wait for each report (the worker's commit coordinator does).
+//! queue; a background thread batches and sends it; the delivery report arrives later and is
+//! served by the producer's polling thread (rdkafka's `ThreadedProducer`), which calls
+//! [`AckContext::delivery`] with the sequence number the record carried as its opaque. No
+//! future, channel or allocation per record: the report sets one bit in the [`AckWindow`] and
+//! wakes the single waiter (the worker's commit coordinator) only when something it waits for
+//! happened — the watermark reached the position it asked for, a delivery failed, or nothing
+//! is outstanding any more. With idempotence, records to one partition are written in the
+//! order they were enqueued; across partitions the reports come in any order, which the
+//! watermark absorbs.
 //!
-//! Defaults chosen by measurement (`DEFAULT_PRODUCER_SETTINGS`, BENCHMARKS.md on the `perf`
-//! branch): `compression.type=lz4`, `linger.ms=20`, `queue.buffering.max.kbytes=65536`; any
+//! Failures: a failed delivery never moves the watermark past the failed record, so nothing
+//! sent after it is ever reported durable; the failure (the lowest failed sequence number, its
+//! topic and librdkafka's error) is kept, every later `send` returns it, and the waiter is woken.
+//!
+//! Backpressure: at most [`MAX_OUTSTANDING`] records are enqueued and not yet acknowledged
+//! ([`KafkaSink::has_room`]); `send` waits for the watermark beyond that. When librdkafka's own
+//! queue is full (`queue.buffering.max.messages` / `.kbytes`) it refuses the record
+//! (`QueueFull`): `send` then waits briefly and retries. Memory stays bounded either way.
+//!
+//! Defaults chosen by measurement (`DEFAULT_PRODUCER_SETTINGS`, BENCHMARKS.md):
+//! `compression.type=lz4`, `linger.ms=20`, `queue.buffering.max.kbytes=65536`; any
 //! `producer.*` override wins.
 //!
 //! Topics: with `topic.creation.*` settings ([`topics`]), each topic is created through
@@ -23,22 +36,26 @@
 //!
 //! What it does not do: encode envelopes, decide topic names, or store offsets.
 
+pub mod acks;
 pub mod offsets_topic;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use acks::AckWindow;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode as AdminErrorCode;
 pub use topics::{TopicCreation, TopicCreationError};
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 /// librdkafka settings pgseam always sets, and why.
 const FIXED_PRODUCER_SETTINGS: &[(&str, &str)] = &[
@@ -67,6 +84,11 @@ const DEFAULT_PRODUCER_SETTINGS: &[(&str, &str)] = &[
 
 /// How long `send` waits before retrying when librdkafka's queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// Records enqueued and not yet acknowledged, at most: librdkafka's default
+/// `queue.buffering.max.messages`. Bounds the replay after a crash and the tracking memory
+/// (a bit per record in the [`AckWindow`], 16 KiB, and a send time per record, 1 MiB).
+pub const MAX_OUTSTANDING: u64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -124,31 +146,139 @@ pub struct DeliveredAt {
     pub offset: i64,
 }
 
-/// A pending delivery report.
-pub struct Delivery {
-    topic: String,
-    inner: rdkafka::producer::DeliveryFuture,
+/// A record the broker acknowledged, as passed to a [`DeliveryHook`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    /// The sequence number `send` returned.
+    pub seq: u64,
+    pub partition: i32,
+    pub offset: i64,
+    /// From `send` to the delivery report.
+    pub latency: Duration,
 }
 
-impl Delivery {
-    /// Waits for the broker's acknowledgement.
-    pub async fn wait(self) -> Result<DeliveredAt, SinkError> {
-        match self.inner.await {
-            Ok(Ok(delivery)) => Ok(DeliveredAt {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-            Ok(Err((source, _))) => Err(SinkError::Delivery {
-                topic: self.topic,
-                source,
-            }),
-            Err(_) => Err(SinkError::Canceled),
+/// Called on librdkafka's polling thread for every acknowledged record (metrics, tests). Keep
+/// it short: delivery reports wait for it.
+pub type DeliveryHook = Box<dyn Fn(&Delivered) + Send + Sync>;
+
+/// How far the broker has acknowledged (see [`KafkaSink::acks`]).
+#[derive(Clone, Debug)]
+pub struct AckStatus {
+    /// Every record with a lower sequence number is acknowledged.
+    pub watermark: u64,
+    /// The sequence number the next record will get (= records sent so far).
+    pub next: u64,
+    /// Records without a delivery report.
+    pub unresolved: usize,
+    /// The first failed delivery: its sequence number, topic and error.
+    pub failure: Option<(u64, String, KafkaError)>,
+}
+
+/// The state delivery reports update, shared by the sink and its producer's context.
+struct Shared {
+    state: Mutex<AckState>,
+    /// Wakes the one waiter (`send` waiting for room, [`KafkaSink::wait`]); a permit is kept
+    /// if it is not waiting yet, so no wake-up is lost.
+    wake: tokio::sync::Notify,
+    hook: Option<DeliveryHook>,
+    epoch: Instant,
+}
+
+struct AckState {
+    window: AckWindow,
+    failure: Option<(u64, String, KafkaError)>,
+    /// Wake the waiter once the watermark reaches this.
+    wake_at: u64,
+    /// Send time of each outstanding record (nanoseconds since `epoch`), by sequence modulo
+    /// the window's capacity.
+    sent_ns: Box<[u64]>,
+}
+
+impl AckState {
+    fn is_full(&self) -> bool {
+        self.window.next() - self.window.watermark() >= MAX_OUTSTANDING
+    }
+
+    /// The watermark at which one more record fits (only meaningful while full).
+    fn room_at(&self) -> u64 {
+        (self.window.next() + 1).saturating_sub(MAX_OUTSTANDING)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, AckState> {
+        // The state is updated under the lock by code that does not panic between related
+        // updates; after a panic elsewhere, keep going with the state as it is.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn report(&self, seq: u64, result: &DeliveryResult<'_>) {
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let mut wake;
+        let mut delivered = None;
+        {
+            let mut state = self.lock();
+            match result {
+                Ok(message) => {
+                    state.window.ack(seq);
+                    if self.hook.is_some() {
+                        let index = (seq & (state.window.capacity() - 1)) as usize;
+                        delivered = Some(Delivered {
+                            seq,
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            latency: Duration::from_nanos(
+                                now_ns.saturating_sub(state.sent_ns[index]),
+                            ),
+                        });
+                    }
+                    wake = false;
+                }
+                Err((error, message)) => {
+                    state.window.fail(seq);
+                    if state.failure.as_ref().is_none_or(|(s, _, _)| seq < *s) {
+                        state.failure = Some((seq, message.topic().to_owned(), error.clone()));
+                    }
+                    wake = true;
+                }
+            }
+            if state.window.watermark() >= state.wake_at {
+                state.wake_at = u64::MAX;
+                wake = true;
+            }
+            wake |= state.window.unresolved() == 0;
+        }
+        // The hook first: a waiter woken by this report sees its effects.
+        if let (Some(hook), Some(delivered)) = (&self.hook, delivered) {
+            hook(&delivered);
+        }
+        if wake {
+            self.wake.notify_one();
         }
     }
 }
 
+/// The producer's context: routes delivery reports, by sequence number, into the window.
+pub struct AckContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    /// The record's sequence number.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        self.shared.report(seq as u64, result);
+    }
+}
+
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: ThreadedProducer<AckContext>,
+    shared: Arc<Shared>,
     bootstrap_servers: String,
     /// The admin client and rules when topic creation is on.
     creation: Option<(AdminClient<DefaultClientContext>, TopicCreation)>,
@@ -158,8 +288,32 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> Result<Self, SinkError> {
+        Self::with_hook(config, None)
+    }
+
+    /// [`KafkaSink::new`] with a hook called for every acknowledged record.
+    pub fn with_hook(
+        config: &KafkaSinkConfig,
+        hook: Option<DeliveryHook>,
+    ) -> Result<Self, SinkError> {
         let client = client_config(config);
-        let producer: FutureProducer = client.create().map_err(SinkError::Config)?;
+        let window = AckWindow::new(MAX_OUTSTANDING as usize);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(AckState {
+                sent_ns: vec![0; window.capacity() as usize].into_boxed_slice(),
+                window,
+                failure: None,
+                wake_at: u64::MAX,
+            }),
+            wake: tokio::sync::Notify::new(),
+            hook,
+            epoch: Instant::now(),
+        });
+        let producer: ThreadedProducer<AckContext> = client
+            .create_with_context(AckContext {
+                shared: Arc::clone(&shared),
+            })
+            .map_err(SinkError::Config)?;
         let creation = match &config.topic_creation {
             Some(rules) => {
                 // The admin client shares the producer's connection settings (security
@@ -172,6 +326,7 @@ impl KafkaSink {
         };
         Ok(KafkaSink {
             producer,
+            shared,
             bootstrap_servers: config.bootstrap_servers.clone(),
             creation,
             known_topics: Mutex::new(HashSet::new()),
@@ -179,7 +334,7 @@ impl KafkaSink {
     }
 
     /// The underlying librdkafka producer (metadata queries, tests).
-    pub fn producer(&self) -> &FutureProducer {
+    pub fn producer(&self) -> &ThreadedProducer<AckContext> {
         &self.producer
     }
 
@@ -247,43 +402,166 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Enqueues a record. Waits (asynchronously) while librdkafka's queue is full. The first
-    /// record to a topic creates it when topic creation is configured.
-    pub async fn send(&self, record: &OutgoingRecord) -> Result<Delivery, SinkError> {
-        self.ensure_topic(&record.topic).await?;
-        loop {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (key, value) in &record.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_slice()),
-                });
-            }
-            let mut future_record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&record.topic).headers(headers);
-            if let Some(key) = &record.key {
-                future_record = future_record.key(key.as_slice());
-            }
-            if let Some(value) = &record.value {
-                future_record = future_record.payload(value.as_slice());
-            }
-            match self.producer.send_result(future_record) {
-                Ok(inner) => {
-                    return Ok(Delivery {
-                        topic: record.topic.clone(),
-                        inner,
-                    })
+    /// Enqueues a record and returns its sequence number. Waits (asynchronously) while
+    /// [`MAX_OUTSTANDING`] records are unacknowledged or librdkafka's queue is full. The first
+    /// record to a topic creates it when topic creation is configured. After a failed delivery
+    /// every `send` returns that failure.
+    ///
+    /// Await it to completion: dropped while it backs off from a full librdkafka queue, the
+    /// number it took stays unresolved and the watermark never passes it (nothing is lost, but
+    /// nothing later becomes durable). The commit coordinator never drops it.
+    pub async fn send(&self, record: &OutgoingRecord) -> Result<u64, SinkError> {
+        self.send_parts(
+            &record.topic,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            record
+                .headers
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_slice())),
+        )
+        .await
+    }
+
+    /// [`KafkaSink::send`] from borrowed parts (librdkafka copies them).
+    pub async fn send_parts<'h>(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Result<u64, SinkError> {
+        self.ensure_topic(topic).await?;
+        let seq = loop {
+            let registered = {
+                let mut state = self.shared.lock();
+                if let Some((_, topic, source)) = &state.failure {
+                    return Err(SinkError::Delivery {
+                        topic: topic.clone(),
+                        source: source.clone(),
+                    });
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                let seq = if state.is_full() {
+                    None
+                } else {
+                    state.window.register()
+                };
+                match seq {
+                    Some(seq) => {
+                        let index = (seq & (state.window.capacity() - 1)) as usize;
+                        state.sent_ns[index] = self.shared.epoch.elapsed().as_nanos() as u64;
+                    }
+                    None => state.wake_at = state.room_at(),
+                }
+                seq
+            };
+            match registered {
+                Some(seq) => break seq,
+                None => self.shared.wake.notified().await,
+            }
+        };
+        let mut owned_headers = OwnedHeaders::new_with_capacity(8);
+        for (key, value) in headers {
+            owned_headers = owned_headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut base: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, seq as usize).headers(owned_headers);
+        if let Some(key) = key {
+            base = base.key(key);
+        }
+        if let Some(value) = value {
+            base = base.payload(value);
+        }
+        loop {
+            match self.producer.send(base) {
+                Ok(()) => return Ok(seq),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    base = returned;
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }
                 Err((source, _)) => {
+                    // Never enqueued, so no report will come: record the failure here; the
+                    // watermark stops in front of this record for good.
+                    let mut state = self.shared.lock();
+                    state.window.fail(seq);
+                    if state.failure.as_ref().is_none_or(|(s, _, _)| seq < *s) {
+                        state.failure = Some((seq, topic.to_owned(), source.clone()));
+                    }
                     return Err(SinkError::Delivery {
-                        topic: record.topic.clone(),
+                        topic: topic.to_owned(),
                         source,
-                    })
+                    });
                 }
             }
+        }
+    }
+
+    /// Whether a `send` now would not wait for acknowledgements (librdkafka's queue aside).
+    pub fn has_room(&self) -> bool {
+        !self.shared.lock().is_full()
+    }
+
+    /// The sequence number the next record will get: how many records were sent so far.
+    pub fn next_seq(&self) -> u64 {
+        self.shared.lock().window.next()
+    }
+
+    /// How far the broker has acknowledged.
+    pub fn acks(&self) -> AckStatus {
+        let state = self.shared.lock();
+        AckStatus {
+            watermark: state.window.watermark(),
+            next: state.window.next(),
+            unresolved: state.window.unresolved(),
+            failure: state.failure.clone(),
+        }
+    }
+
+    /// Waits until the watermark reaches `watermark`, a delivery failed, or (with
+    /// `want_room`) [`KafkaSink::has_room`] holds. One waiter at a time (the wake-up goes to
+    /// one task).
+    pub async fn wait(&self, watermark: u64, want_room: bool) {
+        loop {
+            {
+                let mut state = self.shared.lock();
+                if state.window.watermark() >= watermark
+                    || state.failure.is_some()
+                    || (want_room && !state.is_full())
+                {
+                    return;
+                }
+                state.wake_at = if want_room {
+                    watermark.min(state.room_at())
+                } else {
+                    watermark
+                };
+            }
+            self.shared.wake.notified().await;
+        }
+    }
+
+    /// Waits until the acknowledgements are settled: every record sent has its delivery
+    /// report, or — after a failure — every record before the failed one has (nothing after it
+    /// can become durable, so waiting for the rest would only delay a shutdown).
+    pub async fn wait_settled(&self) {
+        loop {
+            {
+                let mut state = self.shared.lock();
+                if state.window.unresolved() == 0 {
+                    return;
+                }
+                if let Some((failed, _, _)) = &state.failure {
+                    let failed = *failed;
+                    if state.window.watermark() >= failed {
+                        return;
+                    }
+                    state.wake_at = failed;
+                }
+            }
+            self.shared.wake.notified().await;
         }
     }
 
@@ -305,7 +583,7 @@ impl KafkaSink {
 fn client_config(config: &KafkaSinkConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.bootstrap_servers);
-    // Keep delivery reports small: the worker only needs partition and offset.
+    // A report for every record: the acknowledgement watermark needs each one.
     client.set("delivery.report.only.error", "false");
     for (key, value) in &config.overrides {
         if let Some((_, fixed)) = FIXED_PRODUCER_SETTINGS.iter().find(|(k, _)| k == key) {

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, TopicCreation};
+use pgseam_sink_kafka::{Delivered, KafkaSink, KafkaSinkConfig, OutgoingRecord, TopicCreation};
 use pgseam_testkit::Broker;
 use rdkafka::producer::Producer as _;
 
@@ -111,17 +112,28 @@ async fn keys_land_where_the_java_producer_puts_them() {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    let sink = KafkaSink::new(&KafkaSinkConfig {
-        bootstrap_servers: broker.bootstrap_servers(),
-        overrides: [("compression.type".to_owned(), "lz4".to_owned())].into(),
-        topic_creation: TopicCreation::from_properties(&settings).unwrap(),
-    })
+    // Partitions by sequence number, from the delivery reports.
+    let delivered: Arc<Mutex<BTreeMap<u64, i32>>> = Arc::default();
+    let hook = {
+        let delivered = Arc::clone(&delivered);
+        Box::new(move |d: &Delivered| {
+            delivered.lock().unwrap().insert(d.seq, d.partition);
+        })
+    };
+    let sink = KafkaSink::with_hook(
+        &KafkaSinkConfig {
+            bootstrap_servers: broker.bootstrap_servers(),
+            overrides: [("compression.type".to_owned(), "lz4".to_owned())].into(),
+            topic_creation: TopicCreation::from_properties(&settings).unwrap(),
+        },
+        Some(hook),
+    )
     .unwrap();
     let topic = "parts.public.t";
     let keys = keys();
-    let mut deliveries = Vec::new();
+    let mut seqs = Vec::new();
     for key in &keys {
-        deliveries.push(
+        seqs.push(
             sink.send(&OutgoingRecord {
                 topic: topic.into(),
                 key: Some(key.clone()),
@@ -132,10 +144,19 @@ async fn keys_land_where_the_java_producer_puts_them() {
             .unwrap(),
         );
     }
-    let mut ours = Vec::new();
-    for delivery in deliveries {
-        ours.push(delivery.wait().await.unwrap().partition);
-    }
+    assert_eq!(seqs, (0..keys.len() as u64).collect::<Vec<_>>());
+    sink.wait(keys.len() as u64, false).await;
+    let acks = sink.acks();
+    assert!(acks.failure.is_none(), "{:?}", acks.failure);
+    assert_eq!(
+        acks.watermark,
+        keys.len() as u64,
+        "every record acknowledged"
+    );
+    let ours: Vec<i32> = {
+        let delivered = delivered.lock().unwrap();
+        seqs.iter().map(|seq| delivered[seq]).collect()
+    };
     // The topic was created by the group's settings before the first record.
     let metadata = sink
         .producer()
@@ -151,17 +172,17 @@ async fn keys_land_where_the_java_producer_puts_them() {
     );
 
     // The default group creates a topic outside the named group with 3 partitions.
-    sink.send(&OutgoingRecord {
-        topic: "other.public.t".into(),
-        key: Some(b"{\"id\":1}".to_vec()),
-        value: None,
-        headers: Vec::new(),
-    })
-    .await
-    .unwrap()
-    .wait()
-    .await
-    .unwrap();
+    let seq = sink
+        .send(&OutgoingRecord {
+            topic: "other.public.t".into(),
+            key: Some(b"{\"id\":1}".to_vec()),
+            value: None,
+            headers: Vec::new(),
+        })
+        .await
+        .unwrap();
+    sink.wait(seq + 1, false).await;
+    assert_eq!(sink.acks().watermark, seq + 1);
     let metadata = sink
         .producer()
         .client()

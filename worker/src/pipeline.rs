@@ -1,22 +1,29 @@
 //! One connector's pipeline and its commit coordinator.
 //!
 //! ```text
-//!  source task ──SourceMessage──► coordinator ──records──► KafkaSink (librdkafka queue)
-//!      ▲                             │  in-flight, in order:                │
-//!      │                             │  [rec, rec, CHECKPOINT(tx end), rec…]│ delivery reports
-//!      │                             ▼                                      ▼
-//!      └──── Feedback(durable LSN) ◄─ offset store ◄─ checkpoint whose predecessors
-//!                                                              are all acknowledged
+//!  source task ──SourceMessage──► coordinator ──records #0,1,2…──► KafkaSink (librdkafka queue)
+//!      ▲                             │  checkpoints, in order, each with      │ delivery reports
+//!      │                             │  the number of records sent before it  │ by record number
+//!      │                             ▼                                        ▼
+//!      └──── Feedback(durable LSN) ◄─ offset store ◄─ checkpoint k ≤ acknowledgement watermark
 //! ```
 //!
-//! The one rule: **nothing is acknowledged upstream before it is durable downstream.** Every
-//! record's delivery report and every checkpoint go into one ordered queue
-//! ([`FuturesOrdered`]), which yields them in the order they were produced. A checkpoint comes
-//! out of the queue only after every record before it was acknowledged by Kafka, so its
-//! position is durable in Kafka. The offset is then written — to the file (atomically,
-//! fsync'd) or to the offsets topic (acknowledged with `acks=all`), see [`OffsetStore`] — and
-//! only after that is the LSN published to the source, which reports it to the slot as the flush LSN. A
-//! failed delivery stops the pipeline before any later checkpoint can be stored.
+//! The one rule: **nothing is acknowledged upstream before it is durable downstream.** The sink
+//! numbers records 0, 1, 2, … in the order they are sent and keeps the *acknowledgement
+//! watermark*: every record numbered below it was acknowledged by Kafka
+//! (`pgseam_sink_kafka::acks`). A checkpoint — a durable step to run once everything sent
+//! before it is acknowledged, today "store this offset" — is queued, in order, with the number
+//! of records sent before it (`k`); it comes out of the queue only once the watermark reaches
+//! `k`, so its position is durable in Kafka. The offset is then written — to the file
+//! (atomically, fsync'd) or to the offsets topic (acknowledged with `acks=all`), see
+//! [`OffsetStore`] — and only after that is the LSN published to the source, which reports it
+//! to the slot as the flush LSN. A failed delivery stops the watermark in front of the failed
+//! record for good: the checkpoints before it are stored, no later one ever is, and the
+//! pipeline stops with the error.
+//!
+//! Memory: at most `pgseam_sink_kafka::MAX_OUTSTANDING` records are unacknowledged (new events
+//! wait for room; librdkafka's own queue limit makes `send` back off), and the checkpoint
+//! queue holds at most one entry per transaction among them.
 //!
 //! Position headers: every record carries where it came from, so that a consumer can recognise
 //! the duplicates an at-least-once restart replays:
@@ -64,18 +71,16 @@
 //! offset: an ordered suffix of duplicates, never a gap.
 //!
 //! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
-//! dropped instead of sent, each counting as acknowledged at once — no delivery is queued, so a
+//! dropped instead of sent, each counting as acknowledged at once — nothing is outstanding, so a
 //! checkpoint becomes durable as soon as it reaches the head of the queue, and offsets and the
 //! slot advance as they would with an instant broker. No producer is created.
 
-use std::future::Future;
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use pgseam_connector_pg::snapshot::{ProgressUpdate, SnapshotProgress};
 use pgseam_connector_pg::{
     ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
@@ -86,16 +91,12 @@ use pgseam_converters::{
     TransactionMonitor,
 };
 use pgseam_model::{Lsn, Position};
-use pgseam_sink_kafka::{KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
+use pgseam_sink_kafka::{Delivered, KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ConnectorMetrics;
 use crate::offsets::debezium::encode_progress;
 use crate::offsets::{offset_key, ConnectorOffset, OffsetKey, OffsetStore, StreamOffset};
-
-/// Records produced but not yet acknowledged, at most. Bounds memory and the replay after a
-/// crash; large enough to keep librdkafka's batches full.
-const MAX_IN_FLIGHT: usize = 100_000;
 
 /// How long to wait for a broker at start before giving up with a clear error.
 const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -231,7 +232,39 @@ struct Checkpoint {
     urgent: bool,
 }
 
-type InFlight = Pin<Box<dyn Future<Output = Result<Option<Checkpoint>, SinkError>> + Send>>;
+/// Checkpoints waiting for their records, in order: (records sent before it, checkpoint).
+type Checkpoints = VecDeque<(u64, Checkpoint)>;
+
+/// Queues a checkpoint behind every record sent so far (with the null sink nothing is
+/// outstanding: it is durable as soon as the acknowledgement arm looks).
+fn queue_checkpoint(
+    sink: Option<&KafkaSink>,
+    checkpoints: &mut Checkpoints,
+    checkpoint: Checkpoint,
+) {
+    let after = sink.map_or(0, KafkaSink::next_seq);
+    checkpoints.push_back((after, checkpoint));
+}
+
+/// Moves every checkpoint whose records are all acknowledged (`watermark`: every record
+/// numbered below it is) into `durable`, in order. Returns whether one of them is urgent.
+fn take_durable(
+    checkpoints: &mut Checkpoints,
+    watermark: u64,
+    durable: &mut Option<ConnectorOffset>,
+) -> bool {
+    let mut urgent = false;
+    while checkpoints
+        .front()
+        .is_some_and(|(after, _)| *after <= watermark)
+    {
+        if let Some((_, checkpoint)) = checkpoints.pop_front() {
+            urgent |= checkpoint.urgent;
+            *durable = Some(checkpoint.offset);
+        }
+    }
+    urgent
+}
 
 /// What the connector manager observes and controls in a running pipeline.
 #[derive(Clone)]
@@ -302,7 +335,10 @@ async fn run_pipeline(
         tracing::warn!(connector = %name, "pgseam.sink=null: records are encoded and then dropped, not sent to Kafka");
         None
     } else {
-        let sink = KafkaSink::new(&settings.sink).context("cannot create the Kafka producer")?;
+        let delivered = Arc::clone(&metrics);
+        let hook = Box::new(move |d: &Delivered| delivered.on_delivered(d.latency));
+        let sink = KafkaSink::with_hook(&settings.sink, Some(hook))
+            .context("cannot create the Kafka producer")?;
         sink.check_reachable(BROKER_CHECK_TIMEOUT).await?;
         Some(sink)
     };
@@ -358,7 +394,9 @@ async fn run_pipeline(
         .as_deref()
         .map(|suffix| TransactionMonitor::new(&settings.converter, suffix));
     let mut records: Vec<KafkaRecord> = Vec::new();
-    let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut checkpoints: Checkpoints = VecDeque::new();
+    // Reused per record: the position headers' values.
+    let mut header_text = PositionText::default();
     let mut durable: Option<ConnectorOffset> = None;
     let mut last_streaming = stored.clone();
     let mut stored_offset = stored;
@@ -375,6 +413,10 @@ async fn run_pipeline(
     let mut next_wait = settings.reconnect_wait;
 
     let outcome: anyhow::Result<()> = 'pipeline: loop {
+        // What the acknowledgement arm waits for: the next checkpoint's records, and room for
+        // new records when there is none.
+        let first_checkpoint = checkpoints.front().map_or(u64::MAX, |(after, _)| *after);
+        let room = sink.as_ref().is_none_or(KafkaSink::has_room);
         tokio::select! {
             biased;
             // 1. Shutdown wins over everything: stop taking new work.
@@ -391,23 +433,26 @@ async fn run_pipeline(
                     tracing::info!(connector = %name, paused = is_paused, "pause state changed");
                 }
             }
-            // 2. Delivery reports, in production order; they free in-flight room.
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                metrics.set_producer_queue_depth(in_flight.len());
-                match done {
-                    Ok(Some(checkpoint)) => {
-                        let urgent = checkpoint.urgent;
-                        durable = Some(checkpoint.offset);
-                        if urgent {
-                            or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(err) => break Err(anyhow!(err).context("a record could not be delivered to Kafka")),
+            // 2. Acknowledgements: checkpoints whose records are all acknowledged become
+            //    durable; room for new records; a failed delivery stops the pipeline.
+            () = wait_acks(sink.as_ref(), first_checkpoint, !room), if sink.is_some() || !checkpoints.is_empty() => {
+                let acks = sink.as_ref().map(KafkaSink::acks);
+                let watermark = acks.as_ref().map_or(u64::MAX, |a| a.watermark);
+                if let Some(acks) = &acks {
+                    metrics.set_producer_queue_depth(acks.unresolved);
+                }
+                if take_durable(&mut checkpoints, watermark, &mut durable) {
+                    or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
+                }
+                if let Some((_, topic, source)) = acks.and_then(|a| a.failure) {
+                    break Err(anyhow!(SinkError::Delivery { topic, source }).context("a record could not be delivered to Kafka"));
                 }
             }
             // 3. Periodic offset commit.
             _ = flush_timer.tick() => {
+                if let Some(sink) = &sink {
+                    metrics.set_producer_queue_depth(sink.acks().unresolved);
+                }
                 or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
             }
             // 4. The source ended on its own: an error, or the consumer side went away.
@@ -438,7 +483,7 @@ async fn run_pipeline(
             }
             // 6. New work, while there is room (and while no reconnection is pending: the
             //    old channel is closed then).
-            message = events_rx.recv(), if in_flight.len() < MAX_IN_FLIGHT && !is_paused && restart_at.is_none() => {
+            message = events_rx.recv(), if room && !is_paused && restart_at.is_none() => {
                 metrics.set_queue(events_rx.max_capacity(), events_rx.max_capacity() - events_rx.len());
                 match message {
                     Some(SourceMessage::Event(event)) => {
@@ -468,26 +513,7 @@ async fn run_pipeline(
                         }
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
-                        for record in records.drain(..) {
-                            let mut headers = record.headers;
-                            push_position_headers(&mut headers, &event.position, sequence);
-                            sequence += 1;
-                            let delivery = or_break!('pipeline, sink.send(&OutgoingRecord {
-                                topic: record.topic,
-                                key: record.key,
-                                value: record.value,
-                                headers,
-                            }).await);
-                            let sent = std::time::Instant::now();
-                            let metrics = Arc::clone(&metrics);
-                            in_flight.push_back(Box::pin(async move {
-                                delivery.wait().await.map(|_| {
-                                    metrics.on_delivered(sent.elapsed());
-                                    None
-                                })
-                            }));
-                        }
-                        metrics.set_producer_queue_depth(in_flight.len());
+                        or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text).await);
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
                         sequence = 0;
@@ -495,7 +521,7 @@ async fn run_pipeline(
                             records.clear();
                             records.push(monitor.begin(tx_id, lsn, commit_ts_us));
                             let position = Position::Stream { lsn, commit_lsn, tx_id, commit_ts_us };
-                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut in_flight, &metrics).await);
+                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text).await);
                         } else if let Some(monitor) = tx_monitor.as_mut() {
                             monitor.begin(tx_id, lsn, commit_ts_us);
                         }
@@ -513,7 +539,7 @@ async fn run_pipeline(
                             if !message.transactional {
                                 sequence = 0;
                             }
-                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut in_flight, &metrics).await);
+                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut header_text).await);
                             if !message.transactional {
                                 sequence = 0;
                             }
@@ -526,7 +552,7 @@ async fn run_pipeline(
                                 records.clear();
                                 records.push(end);
                                 let position = Position::Stream { lsn: end_lsn, commit_lsn, tx_id, commit_ts_us };
-                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut in_flight, &metrics).await);
+                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text).await);
                             }
                         }
                         metrics.on_transaction_committed(tx_id);
@@ -536,8 +562,7 @@ async fn run_pipeline(
                         resume_lsn = Some(end_lsn);
                         last_streaming = Some(offset.clone());
                         let offset = with_snapshot_progress(offset, &snapshot_progress);
-                        let checkpoint = Checkpoint { offset, urgent: false };
-                        in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
+                        queue_checkpoint(sink.as_ref(), &mut checkpoints, Checkpoint { offset, urgent: false });
                     }
                     Some(SourceMessage::CaughtUp { wal_end }) => {
                         metrics.on_wal_end(wal_end.0);
@@ -552,13 +577,11 @@ async fn run_pipeline(
                         let offset = ConnectorOffset::Streaming(StreamOffset { tx_id, ..StreamOffset::after_commit(wal_end, 0, ts_usec) });
                         last_streaming = Some(offset.clone());
                         let offset = with_snapshot_progress(offset, &snapshot_progress);
-                        let checkpoint = Checkpoint { offset, urgent: false };
-                        in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
+                        queue_checkpoint(sink.as_ref(), &mut checkpoints, Checkpoint { offset, urgent: false });
                     }
                     Some(SourceMessage::Heartbeat { ts_ms }) => {
                         if let Some(sink) = &sink {
-                            let delivery = or_break!('pipeline, sink.send(&heartbeat_record(&settings, ts_ms)).await);
-                            in_flight.push_back(Box::pin(async move { delivery.wait().await.map(|_| None) }));
+                            or_break!('pipeline, sink.send(&heartbeat_record(&settings, ts_ms)).await);
                         }
                     }
                     Some(SourceMessage::StreamingStarted { start_lsn }) => {
@@ -575,7 +598,7 @@ async fn run_pipeline(
                             offset: ConnectorOffset::SnapshotCompleted { lsn: consistent_point, tx_id: None, ts_usec: now_micros() },
                             urgent: true,
                         };
-                        in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
+                        queue_checkpoint(sink.as_ref(), &mut checkpoints, checkpoint);
                     }
                     Some(SourceMessage::CreatingSlot { proceed }) => {
                         // Written before the slot exists: a crash from here on leaves a slot
@@ -622,8 +645,7 @@ async fn run_pipeline(
                             ConnectorOffset::SnapshotResumable { progress: progress.clone(), stream, ts_usec: now_micros() }
                         };
                         sequence = 0;
-                        let checkpoint = Checkpoint { offset, urgent: true };
-                        in_flight.push_back(Box::pin(async move { Ok(Some(checkpoint)) }));
+                        queue_checkpoint(sink.as_ref(), &mut checkpoints, Checkpoint { offset, urgent: true });
                     }
                     None => {
                         // The source has ended and everything it sent is queued.
@@ -659,24 +681,23 @@ async fn run_pipeline(
 
     // Clean stop or failure: deliver what is in flight, store what is durable, tell the slot.
     feedback_tx.send_modify(|f| f.stop_reading = true);
-    let drain = async {
-        while let Some(done) = in_flight.next().await {
-            match done {
-                Ok(Some(checkpoint)) => durable = Some(checkpoint.offset),
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::error!(connector = %name, error = %err, "delivery failed during shutdown");
-                    break;
-                }
+    let watermark = match &sink {
+        Some(sink) => {
+            if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, sink.wait_settled())
+                .await
+                .is_err()
+            {
+                tracing::error!(connector = %name, "deliveries still outstanding after {SHUTDOWN_FLUSH_TIMEOUT:?}; they will be sent again after restart");
             }
+            let acks = sink.acks();
+            if let Some((record, topic, source)) = &acks.failure {
+                tracing::error!(connector = %name, record, %topic, error = %source, "delivery failed; no checkpoint after it is stored");
+            }
+            acks.watermark
         }
+        None => u64::MAX,
     };
-    if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, drain)
-        .await
-        .is_err()
-    {
-        tracing::error!(connector = %name, "deliveries still outstanding after {SHUTDOWN_FLUSH_TIMEOUT:?}; they will be sent again after restart");
-    }
+    take_durable(&mut checkpoints, watermark, &mut durable);
     commit(
         &offsets,
         &key,
@@ -751,6 +772,14 @@ fn is_retriable_after_streaming(err: &SourceError) -> bool {
     err.class() == ErrorClass::Transient || matches!(err, SourceError::SlotInUse { .. })
 }
 
+/// Waits until the watermark reaches `watermark`, a delivery failed, or (with `want_room`) new
+/// records fit. With the null sink everything sent is acknowledged: returns at once.
+async fn wait_acks(sink: Option<&KafkaSink>, watermark: u64, want_room: bool) {
+    if let Some(sink) = sink {
+        sink.wait(watermark, want_room).await;
+    }
+}
+
 async fn sleep_until_optional(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -807,59 +836,236 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-/// Sends `records` (draining it) with their position headers, queueing their deliveries.
+/// Sends `records` (draining it) with their position headers; the sink tracks their
+/// acknowledgements by sequence number.
 async fn send_records(
     sink: &KafkaSink,
     records: &mut Vec<KafkaRecord>,
     position: &Position,
     sequence: &mut u64,
-    in_flight: &mut FuturesOrdered<InFlight>,
-    metrics: &Arc<ConnectorMetrics>,
+    header_text: &mut PositionText,
 ) -> Result<(), SinkError> {
     for record in records.drain(..) {
-        let mut headers = record.headers;
-        push_position_headers(&mut headers, position, *sequence);
+        let headers = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()));
+        sink.send_parts(
+            &record.topic,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            headers.chain(header_text.render(position, *sequence)),
+        )
+        .await?;
         *sequence += 1;
-        let delivery = sink
-            .send(&OutgoingRecord {
-                topic: record.topic,
-                key: record.key,
-                value: record.value,
-                headers,
-            })
-            .await?;
-        let sent = std::time::Instant::now();
-        let metrics = Arc::clone(metrics);
-        in_flight.push_back(Box::pin(async move {
-            delivery.wait().await.map(|_| {
-                metrics.on_delivered(sent.elapsed());
-                None
-            })
-        }));
     }
-    metrics.set_producer_queue_depth(in_flight.len());
     Ok(())
 }
 
-/// Appends the position headers of one record (see the module docs).
-fn push_position_headers(headers: &mut Vec<(String, Vec<u8>)>, position: &Position, seq: u64) {
-    match position {
-        Position::Snapshot {
-            consistent_point, ..
-        } => {
-            headers.push((HEADER_LSN.into(), consistent_point.to_string().into_bytes()));
-            headers.push((HEADER_SEQ.into(), seq.to_string().into_bytes()));
-            headers.push((HEADER_SNAPSHOT.into(), b"true".to_vec()));
+/// The position headers' values of one record (see the module docs), rendered into reused
+/// buffers: no allocation per record.
+#[derive(Default)]
+struct PositionText {
+    lsn: LsnText,
+    commit_lsn: LsnText,
+    seq: itoa::Buffer,
+}
+
+impl PositionText {
+    fn render<'a>(
+        &'a mut self,
+        position: &Position,
+        seq: u64,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let seq = self.seq.format(seq).as_bytes();
+        let headers: [Option<(&str, &[u8])>; 3] = match position {
+            Position::Snapshot {
+                consistent_point, ..
+            } => [
+                Some((HEADER_LSN, self.lsn.render(*consistent_point))),
+                Some((HEADER_SEQ, seq)),
+                Some((HEADER_SNAPSHOT, b"true")),
+            ],
+            Position::Stream {
+                lsn, commit_lsn, ..
+            } => [
+                Some((HEADER_LSN, self.lsn.render(*lsn))),
+                Some((HEADER_COMMIT_LSN, self.commit_lsn.render(*commit_lsn))),
+                Some((HEADER_SEQ, seq)),
+            ],
+        };
+        headers.into_iter().flatten()
+    }
+}
+
+/// An LSN in PostgreSQL's text form (`16/B374D848`, as `Lsn`'s `Display`), without `fmt`.
+#[derive(Default)]
+struct LsnText {
+    buf: [u8; 17],
+}
+
+impl LsnText {
+    fn render(&mut self, lsn: Lsn) -> &[u8] {
+        fn hex(mut value: u32, out: &mut [u8]) -> usize {
+            const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+            let mut tmp = [0u8; 8];
+            let mut n = 0;
+            loop {
+                tmp[n] = DIGITS[(value & 0xF) as usize];
+                n += 1;
+                value >>= 4;
+                if value == 0 {
+                    break;
+                }
+            }
+            for (i, digit) in tmp[..n].iter().rev().enumerate() {
+                out[i] = *digit;
+            }
+            n
         }
-        Position::Stream {
-            lsn, commit_lsn, ..
-        } => {
-            headers.push((HEADER_LSN.into(), lsn.to_string().into_bytes()));
-            headers.push((
-                HEADER_COMMIT_LSN.into(),
-                commit_lsn.to_string().into_bytes(),
-            ));
-            headers.push((HEADER_SEQ.into(), seq.to_string().into_bytes()));
+        let high = hex((lsn.0 >> 32) as u32, &mut self.buf);
+        self.buf[high] = b'/';
+        let low = hex(lsn.0 as u32, &mut self.buf[high + 1..]);
+        &self.buf[..high + 1 + low]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgseam_sink_kafka::AckWindow;
+
+    fn checkpoint(lsn: u64, urgent: bool) -> Checkpoint {
+        Checkpoint {
+            offset: ConnectorOffset::Streaming(StreamOffset::after_commit(Lsn(lsn), 1, 0)),
+            urgent,
         }
+    }
+
+    #[test]
+    fn lsn_text_matches_display() {
+        let mut text = LsnText::default();
+        for lsn in [0, 1, 0xB374_D848, 0x16_B374_D848, u64::MAX, 0x1_0000_0000] {
+            let lsn = Lsn(lsn);
+            assert_eq!(text.render(lsn), lsn.to_string().as_bytes());
+        }
+    }
+
+    fn rendered(text: &mut PositionText, position: &Position, seq: u64) -> Vec<(String, Vec<u8>)> {
+        text.render(position, seq)
+            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn position_headers_as_before() {
+        let mut text = PositionText::default();
+        let stream = Position::Stream {
+            lsn: Lsn(0x16_B374_D848),
+            commit_lsn: Lsn(0x16_B374_D900),
+            tx_id: 7,
+            commit_ts_us: 0,
+        };
+        assert_eq!(
+            rendered(&mut text, &stream, 42),
+            vec![
+                (HEADER_LSN.to_owned(), b"16/B374D848".to_vec()),
+                (HEADER_COMMIT_LSN.to_owned(), b"16/B374D900".to_vec()),
+                (HEADER_SEQ.to_owned(), b"42".to_vec()),
+            ]
+        );
+        let snapshot = Position::Snapshot {
+            consistent_point: Lsn(0x1_0000_00A0),
+            last: false,
+        };
+        assert_eq!(
+            rendered(&mut text, &snapshot, 7),
+            vec![
+                (HEADER_LSN.to_owned(), b"1/A0".to_vec()),
+                (HEADER_SEQ.to_owned(), b"7".to_vec()),
+                (HEADER_SNAPSHOT.to_owned(), b"true".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn checkpoints_wait_for_every_record_before_them() {
+        // Records 0..3, checkpoint A, records 3..5, checkpoint B.
+        let mut window = AckWindow::new(64);
+        let mut checkpoints = Checkpoints::new();
+        let mut durable = None;
+        for _ in 0..3 {
+            window.register();
+        }
+        checkpoints.push_back((window.next(), checkpoint(100, false)));
+        for _ in 0..2 {
+            window.register();
+        }
+        checkpoints.push_back((window.next(), checkpoint(200, true)));
+        // Reports across partitions, out of order: 1, 4, 3 first.
+        for seq in [1, 4, 3] {
+            window.ack(seq);
+        }
+        assert!(!take_durable(
+            &mut checkpoints,
+            window.watermark(),
+            &mut durable
+        ));
+        assert_eq!(durable, None, "records 0 and 2 outstanding");
+        window.ack(0);
+        take_durable(&mut checkpoints, window.watermark(), &mut durable);
+        assert_eq!(durable, None, "record 2 outstanding");
+        window.ack(2);
+        assert!(take_durable(
+            &mut checkpoints,
+            window.watermark(),
+            &mut durable
+        ));
+        assert_eq!(
+            durable,
+            Some(checkpoint(200, true).offset),
+            "both durable, B urgent"
+        );
+        assert!(checkpoints.is_empty());
+    }
+
+    #[test]
+    fn a_failed_delivery_keeps_later_checkpoints_from_being_stored() {
+        let mut window = AckWindow::new(64);
+        let mut checkpoints = Checkpoints::new();
+        let mut durable = None;
+        window.register(); // 0
+        checkpoints.push_back((window.next(), checkpoint(100, false)));
+        window.register(); // 1: fails
+        window.register(); // 2
+        checkpoints.push_back((window.next(), checkpoint(200, false)));
+        window.ack(2);
+        window.fail(1);
+        window.ack(0);
+        take_durable(&mut checkpoints, window.watermark(), &mut durable);
+        assert_eq!(durable, Some(checkpoint(100, false).offset));
+        assert_eq!(window.failed(), Some(1));
+        assert_eq!(
+            checkpoints.len(),
+            1,
+            "the checkpoint after the failure stays queued"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_with_nothing_before_it_is_durable_at_once() {
+        // The null sink (and a checkpoint right after an acknowledged one) queue it behind
+        // records that are all acknowledged.
+        let mut checkpoints = Checkpoints::new();
+        let mut durable = None;
+        queue_checkpoint(None, &mut checkpoints, checkpoint(5, true));
+        queue_checkpoint(None, &mut checkpoints, checkpoint(6, false));
+        assert!(take_durable(&mut checkpoints, u64::MAX, &mut durable));
+        assert_eq!(
+            durable,
+            Some(checkpoint(6, false).offset),
+            "the later one wins"
+        );
+        assert!(checkpoints.is_empty());
     }
 }

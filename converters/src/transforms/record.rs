@@ -301,7 +301,7 @@ impl ConnectRecord {
             }
         };
         crate::KafkaRecord {
-            topic: self.topic,
+            topic: self.topic.into(),
             key,
             value,
             // KafkaRecord has no null header values: a null is written empty (COMPATIBILITY.md).

@@ -1109,7 +1109,7 @@ async fn compare_source(
                 let key = key_text(record.key.as_deref())?;
                 buffered += compares[index].source_row(key, row_hash(&after).hash);
                 if topics[index].is_empty() {
-                    topics[index] = record.topic.clone();
+                    topics[index] = record.topic.to_string();
                 }
             }
             if buffered > spill.source_limit() {
