@@ -799,9 +799,21 @@ fn a_slot_dropped_by_someone_else_is_a_clear_fatal_error() {
            RAISE 'the slot stayed in use';
          END $$;",
     );
+    let dropped = Instant::now();
     let status = pgseam.wait(WAIT);
     let log = pgseam.log_text();
     assert!(!status.success(), "{log}");
+    let error_line = |log: &str| {
+        log.lines()
+            .rfind(|l| l.starts_with("error:"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    println!(
+        "pgseam exited ({status}) {:?} after the slot was dropped:\n  {}",
+        dropped.elapsed(),
+        error_line(&log)
+    );
     assert!(
         log.contains("slot `slot_dropped` does not exist"),
         "no clear error naming the slot:\n{log}"
@@ -812,6 +824,7 @@ fn a_slot_dropped_by_someone_else_is_a_clear_fatal_error() {
     // The next start, with the stored offset, refuses too.
     let (status, log) = common::run_to_exit(&worker, &[&connector], WAIT);
     assert!(!status.success(), "{log}");
+    println!("the next start exits ({status}):\n  {}", error_line(&log));
     assert!(
         log.contains("slot `slot_dropped` does not exist") && log.contains("lost"),
         "{log}"
