@@ -898,3 +898,68 @@ fn the_duplicate_checker_rejects_what_is_not_a_replayed_suffix() {
     bare[0].headers.clear();
     assert!(check_duplicates(&bare, &[15]).is_err());
 }
+
+/// An outage longer than librdkafka's `message.timeout.ms` (5 s here; 300 s by default): the
+/// deliveries fail, pgseam stops with a clear error and stores nothing past what Kafka
+/// acknowledged; the next start, once the broker is back, replays from the stored offset and
+/// loses nothing.
+#[test]
+fn broker_outage_past_the_message_timeout_stops_and_the_restart_loses_nothing() {
+    let seed_rows = 5_000;
+    let env = Env::start("late");
+    env.psql(&schema(seed_rows));
+    let mut worker_extra = SCHEMALESS.to_vec();
+    worker_extra.push("producer.message.timeout.ms=5000");
+    let (worker, connector) = env.write_configs("late", &worker_extra, &[]);
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    let writers = Writers::start(&env, 1, seed_rows);
+    std::thread::sleep(Duration::from_secs(2));
+    let broker_pid = env.broker.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &broker_pid])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} {broker_pid}");
+    };
+    signal("-STOP");
+    let stopped = Instant::now();
+    let mut exited = None;
+    while stopped.elapsed() < Duration::from_secs(60) {
+        if let Some(status) = pgseam.exited() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped_for = stopped.elapsed();
+    signal("-CONT");
+    let log = pgseam.log_text();
+    let status = exited.unwrap_or_else(|| panic!("pgseam did not stop within 60 s:\n{log}"));
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("could not be delivered"),
+        "no clear delivery error:\n{log}"
+    );
+    println!(
+        "pgseam exited ({status}) {stopped_for:?} into the broker stop:\n  {}",
+        log.lines()
+            .rfind(|l| l.starts_with("error:"))
+            .unwrap_or_default()
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    writers.stop();
+    wait_confirmed(&env, "slot_late");
+    assert_tables_equal(&env, "late");
+    let status = pgseam.terminate(WAIT);
+    let second = pgseam.log_text();
+    assert!(status.success(), "{second}");
+    let resume = logged_lsns(&second, "resuming from the stored offset", "resume_lsn");
+    let report =
+        check_duplicates(&all_records(&env, "late"), &resume).unwrap_or_else(|e| panic!("{e}"));
+    print_report("outage past message.timeout.ms", &report, &resume);
+}
