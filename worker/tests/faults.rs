@@ -551,7 +551,7 @@ fn broker_stop(connector_extra: &[&str]) {
     env.psql(&schema(seed_rows));
     // A smaller librdkafka queue (its default is 100000 records) fills within seconds, so a
     // short stop already reaches the blocked state; 0 keeps librdkafka's default.
-    let queue = env_u64("PGSEAM_FAULT_PRODUCER_QUEUE", 20_000);
+    let queue = env_u64("PGSEAM_FAULT_PRODUCER_QUEUE", 5_000);
     let queue_setting = format!("producer.queue.buffering.max.messages={queue}");
     let mut worker_extra = SCHEMALESS.to_vec();
     if queue > 0 {
