@@ -38,8 +38,8 @@ pub use broker::{broker_bin, stop_dir as stop_broker_dir, Broker, BrokerOptions,
 pub use error::{Error, Result};
 pub use port::HOST;
 pub use postgres::{
-    stop_dir as stop_postgres_dir, Postgres, PostgresOptions, DEFAULT_PG_BIN, KEEP_ENV, PASSWORD,
-    USER,
+    stop_dir as stop_postgres_dir, Postgres, PostgresOptions, ShutdownMode, DEFAULT_PG_BIN,
+    KEEP_ENV, PASSWORD, USER,
 };
 pub use process::TMPDIR_ENV;
 pub use registry::SchemaRegistry;

@@ -323,7 +323,23 @@ impl Postgres {
     /// Stops the server (fast shutdown) and starts it again on the same port, keeping the data:
     /// for tests of reconnection and of what survives a restart.
     pub fn restart(&mut self) -> Result<()> {
-        stop_dir(&self.base)?;
+        self.restart_with(ShutdownMode::Fast)
+    }
+
+    /// [`Postgres::restart`] with the given shutdown mode (`pg_ctl restart -m fast|immediate`):
+    /// an immediate shutdown aborts every backend without a checkpoint, so the next start runs
+    /// crash recovery, as after a power loss.
+    pub fn restart_with(&mut self, mode: ShutdownMode) -> Result<()> {
+        match mode {
+            ShutdownMode::Fast => {
+                stop_dir(&self.base)?;
+            }
+            ShutdownMode::Immediate => {
+                if let Some(pid) = running_pid(&self.base) {
+                    process::terminate(pid, "QUIT", STOP_GRACE)?;
+                }
+            }
+        }
         self.launch(Some(self.port))
     }
 
@@ -464,6 +480,16 @@ impl Drop for Postgres {
         }
         self.cleanup();
     }
+}
+
+/// How [`Postgres::restart_with`] stops the server: the postmaster's signals behind
+/// `pg_ctl stop -m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// SIGINT: roll back open transactions, disconnect clients, checkpoint, exit.
+    Fast,
+    /// SIGQUIT: every process exits at once; the next start recovers from the WAL.
+    Immediate,
 }
 
 /// Stops the cluster whose base dir is `base`, by the PID in `data/postmaster.pid`. Returns

@@ -3,7 +3,7 @@
 use std::net::TcpStream;
 use std::process::Command;
 
-use pgseam_testkit::{Broker, Error, Postgres, PostgresOptions};
+use pgseam_testkit::{Broker, Error, Postgres, PostgresOptions, ShutdownMode};
 
 /// Live and not a zombie: a stopped server is reaped by init, not by us, and maybe not yet.
 fn alive(pid: u32) -> bool {
@@ -91,6 +91,23 @@ fn postgres_extra_conf_and_restart() -> Result<(), Error> {
     assert_eq!(pg.port(), port);
     assert_ne!(pg.pid(), pid);
     assert_eq!(pg.psql("postgres", "select count(*) from kept")?, "0");
+    pg.stop()
+}
+
+#[test]
+fn postgres_immediate_restart_recovers_committed_data() -> Result<(), Error> {
+    let mut pg = Postgres::start()?;
+    pg.psql(
+        "postgres",
+        "create table kept (id int); insert into kept values (1), (2)",
+    )?;
+    let pid = pg.pid();
+    pg.restart_with(ShutdownMode::Immediate)?;
+    assert_ne!(pg.pid(), pid);
+    assert_eq!(pg.psql("postgres", "select count(*) from kept")?, "2");
+    // No shutdown checkpoint: the start ran crash recovery.
+    let log = std::fs::read_to_string(pg.log_path()).unwrap_or_default();
+    assert!(log.contains("not properly shut down"), "{log}");
     pg.stop()
 }
 

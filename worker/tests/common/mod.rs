@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use pgseam_integration_tests::{compare_table, Comparison};
-use pgseam_testkit::{Broker, Postgres};
+use pgseam_testkit::{Broker, Postgres, PostgresOptions};
 
 pub const PGSEAM: &str = env!("CARGO_BIN_EXE_pgseam");
 
@@ -23,7 +23,12 @@ pub struct Env {
 
 impl Env {
     pub fn start(database: &str) -> Env {
-        let pg = Postgres::start().expect("start PostgreSQL");
+        Env::start_with(database, PostgresOptions::default())
+    }
+
+    /// [`Env::start`] with server settings (`PostgresOptions::conf`).
+    pub fn start_with(database: &str, options: PostgresOptions) -> Env {
+        let pg = Postgres::start_with(options).expect("start PostgreSQL");
         pg.create_database(database).expect("create database");
         let broker = Broker::start().expect("start broker");
         Env {
@@ -177,6 +182,28 @@ impl Pgseam {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The process id (while running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().unwrap();
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    /// Resident set size in bytes, from `/proc/<pid>/status` (`VmRSS`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
     }
 
     fn signal(&self, signal: &str) {
