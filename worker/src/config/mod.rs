@@ -31,7 +31,7 @@
 //!    (applied to slot creation, the one command that waits on other sessions), `topic.prefix`, `plugin.name`, `slot.name`,
 //!    `publication.name`, `publication.autocreate.mode`, `schema.include.list`,
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
-//!    `snapshot.mode`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
+//!    `snapshot.mode`, `offset.mismatch.strategy`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
 //!    `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
 //!    `include.unknown.datatypes`, `tombstones.on.delete`, `skipped.operations`,
 //!    `provide.transaction.metadata`, `topic.transaction`, `message.prefix.include.list`,
@@ -175,10 +175,10 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, HstoreHandlingMode,
-    IntervalHandlingMode, MessagePrefixFilter, Operation, PublicationAutocreateMode,
-    SkippedOperations, SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode,
-    DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE,
-    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
+    IntervalHandlingMode, MessagePrefixFilter, OffsetMismatchStrategy, Operation,
+    PublicationAutocreateMode, SkippedOperations, SnapshotChunkStrategy, SnapshotMode,
+    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
+    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
     DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_PROVIDE_TRANSACTION_METADATA,
     DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS,
