@@ -740,6 +740,7 @@ impl Source {
             return self.read_whole(replication, status_timer).await;
         }
         if resumer.is_finished() {
+            resumer.complete();
             let (windows, rows) = resumer.summary();
             self.resumer = None;
             tracing::info!(windows, rows, "the resumed snapshot is complete");
@@ -775,9 +776,12 @@ impl Source {
                 }
             };
             let Some(message) = message else { break };
-            let ChunkMessage::Rows { events, .. } = message else {
+            let ChunkMessage::Rows { events, bytes } = message else {
                 continue;
             };
+            if let Some(resumer) = self.resumer.as_ref() {
+                resumer.count_whole_rows(events.len() as u64, bytes);
+            }
             for event in events {
                 let Some(resumer) = self.resumer.as_ref() else {
                     break;
