@@ -114,8 +114,12 @@
 //! - `plugin.name`: Debezium defaults to `decoderbufs`, a server extension pgseam does not
 //!   speak. Absent, pgseam uses `pgoutput` (info log); `decoderbufs` is an error asking for
 //!   `plugin.name=pgoutput`.
-//! - `snapshot.mode`: `initial` (default) and `no_data` (deprecated alias `never`) are
-//!   supported; Debezium's other modes are "not supported yet" errors.
+//! - `snapshot.mode`: `initial` (default), `initial_only`, `no_data` (alias `never`, removed
+//!   by Debezium 3.3), `always`, `when_needed`; `configuration_based` and `custom` are errors.
+//!   Where each differs from Debezium: docs/snapshot.md, "Snapshot modes".
+//! - `offset.mismatch.strategy`: Debezium's default `no_validation` lets PostgreSQL skip the
+//!   changes between a stored offset and a slot confirmed past it silently; pgseam refuses
+//!   such a start instead (`trust_slot` / `trust_greater_lsn` follow the slot, loudly).
 //! - Table and schema lists are Debezium regexes (anchored, case-insensitive, `\,` for a
 //!   literal comma) compiled with Rust's `regex`, which lacks look-around and
 //!   back-references.
