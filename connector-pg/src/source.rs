@@ -19,6 +19,11 @@
 //!   (or re-reads a table without a key), and ends each window at its high watermark's commit
 //!   (see `snapshot::resume`); `pg_logical_emit_message` watermarks of this slot never leave
 //!   the source.
+//! - Where to start is decided once, before anything is created or dropped, by [`plan_start`]
+//!   from the stored offset, the slot's state, `snapshot.mode` and `offset.mismatch.strategy`:
+//!   a start never streams from a position its snapshot did not cover, and a slot that cannot
+//!   serve the offset is either an error, a new snapshot (`when_needed`), or followed with an
+//!   error-level log (`trust_slot`), never skipped over silently.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
