@@ -179,6 +179,11 @@ pub enum StartPoint {
 pub enum StartPlan {
     /// Go on from here. `Fresh { replace_slot: true }` drops an existing slot first.
     Start(StartPoint),
+    /// `always` with an offset the slot can serve: stream from `lsn` and read every table
+    /// again in watermark windows while streaming, as a resumed snapshot with no progress
+    /// (see `snapshot::resume`). The slot stays, so the changes since the last run (deletes
+    /// too) are streamed, in order with the new snapshot's rows.
+    Resnapshot { lsn: Lsn },
     /// `initial_only` and the snapshot is complete: nothing to do.
     Done,
 }
@@ -191,8 +196,8 @@ pub enum StartPlan {
 /// | stored offset | `initial`, `no_data` | `initial_only` | `always` | `when_needed` |
 /// |---|---|---|---|---|
 /// | none | new slot, snapshot (`no_data`: no rows); an existing slot is an error | snapshot under a temporary slot, stop | new slot (replacing one), snapshot | as `always` |
-/// | interrupted snapshot | resume it (slot gone: start over) | start over, stop | start over | resume it |
-/// | complete | stream from the offset | stop | new slot, snapshot | stream from the offset |
+/// | interrupted snapshot | resume it (slot gone: start over) | start over, stop | read every table again while streaming (slot gone: start over) | resume it |
+/// | complete | stream from the offset | stop | stream from the offset, reading every table again in windows | stream from the offset |
 ///
 /// Streaming from an offset needs the slot, its WAL (`wal_status` not `lost`), and the slot
 /// not confirmed past the offset (the server would start at the slot: the changes in between
@@ -220,11 +225,18 @@ pub fn plan_start(
         }
         StartPoint::ResumeSnapshot { lsn, progress } => match mode {
             SnapshotMode::Always => {
-                tracing::warn!(
-                    slot = slot_name,
-                    "snapshot.mode=always: the interrupted snapshot is started over at a new slot"
-                );
-                Ok(new_snapshot)
+                let Some(info) = existing else {
+                    tracing::warn!(
+                        slot = slot_name,
+                        "the interrupted snapshot's slot is gone; starting the snapshot over"
+                    );
+                    return Ok(new_snapshot);
+                };
+                let lsn =
+                    serve_offset(mode, strategy, slot_name, lsn, info, "interrupted snapshot")?
+                        .unwrap_or(lsn);
+                tracing::info!(slot = slot_name, %lsn, "snapshot.mode=always: the interrupted snapshot is taken again from its start, every table read in windows while streaming");
+                Ok(StartPlan::Resnapshot { lsn })
             }
             SnapshotMode::InitialOnly => {
                 tracing::warn!(slot = slot_name, "snapshot.mode=initial_only: an interrupted snapshot cannot be resumed without streaming; it is started over");
@@ -256,12 +268,11 @@ pub fn plan_start(
             }
         },
         StartPoint::Resume { lsn } => match mode {
-            SnapshotMode::Always => {
-                tracing::warn!(slot = slot_name, %lsn, "snapshot.mode=always: taking a new snapshot at a new slot instead of streaming from the stored offset");
-                Ok(new_snapshot)
-            }
             SnapshotMode::InitialOnly => Ok(StartPlan::Done),
-            SnapshotMode::Initial | SnapshotMode::NoData | SnapshotMode::WhenNeeded => {
+            SnapshotMode::Initial
+            | SnapshotMode::NoData
+            | SnapshotMode::WhenNeeded
+            | SnapshotMode::Always => {
                 let Some(info) = existing else {
                     if mode == SnapshotMode::WhenNeeded {
                         tracing::warn!(slot = slot_name, %lsn, "NEW SNAPSHOT: the stored offset says streaming reached this position but the slot does not exist; snapshot.mode=when_needed takes a new snapshot at a new slot");
@@ -275,6 +286,10 @@ pub fn plan_start(
                 };
                 Ok(
                     match serve_offset(mode, strategy, slot_name, lsn, info, "offset")? {
+                        Some(lsn) if mode == SnapshotMode::Always => {
+                            tracing::info!(slot = slot_name, %lsn, "snapshot.mode=always: taking a new snapshot, every table read in windows while streaming from the stored offset");
+                            StartPlan::Resnapshot { lsn }
+                        }
                         Some(lsn) => StartPlan::Start(StartPoint::Resume { lsn }),
                         None => new_snapshot,
                     },
@@ -342,7 +357,8 @@ pub enum SourceMessage {
     },
     /// The slot exists, at this consistent point. The worker persists it ("slot created at
     /// C", the start of the snapshot's progress) and then answers on `proceed`: no chunk is
-    /// read before.
+    /// read before. Also sent, with the stored position, when `snapshot.mode=always` reads
+    /// every table again while streaming from an existing slot ([`StartPlan::Resnapshot`]).
     SlotCreated {
         consistent_point: Lsn,
         proceed: tokio::sync::oneshot::Sender<()>,
@@ -469,6 +485,23 @@ pub async fn run(
         existing_slot.as_ref(),
     )? {
         StartPlan::Start(start) => start,
+        StartPlan::Resnapshot { lsn } => {
+            // The worker records the new snapshot's start (as "slot created at `lsn`") before
+            // anything is read, so that its progress goes into the offset.
+            let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
+            events
+                .send(SourceMessage::SlotCreated {
+                    consistent_point: lsn,
+                    proceed,
+                })
+                .await
+                .map_err(|_| SourceError::ConsumerGone)?;
+            proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
+            StartPoint::ResumeSnapshot {
+                lsn,
+                progress: snapshot::SnapshotProgress::new(lsn),
+            }
+        }
         StartPlan::Done => {
             tracing::info!(slot = %config.slot_name, "snapshot.mode=initial_only and the stored offset records a completed snapshot: nothing to do, not streaming");
             return Ok(());
@@ -1143,7 +1176,7 @@ mod tests {
         }
         assert_eq!(
             plan(SnapshotMode::Always, CHECKED, resume.clone(), Some(&ok)).unwrap(),
-            NEW_SNAPSHOT
+            StartPlan::Resnapshot { lsn: Lsn(200) }
         );
         assert_eq!(
             plan(SnapshotMode::InitialOnly, CHECKED, resume, Some(&ok)).unwrap(),
@@ -1161,13 +1194,15 @@ mod tests {
                 OffsetMismatchStrategy::NoValidation,
                 OffsetMismatchStrategy::TrustOffset,
             ] {
-                let e = plan(SnapshotMode::Initial, strategy, resume.clone(), existing)
-                    .unwrap_err()
-                    .to_string();
-                assert!(
-                    e.contains("when_needed") || e.contains("wal_status = lost"),
-                    "{e}"
-                );
+                for mode in [SnapshotMode::Initial, SnapshotMode::Always] {
+                    let e = plan(mode, strategy, resume.clone(), existing)
+                        .unwrap_err()
+                        .to_string();
+                    assert!(
+                        e.contains("when_needed") || e.contains("wal_status = lost"),
+                        "{e}"
+                    );
+                }
                 assert_eq!(
                     plan(SnapshotMode::WhenNeeded, strategy, resume.clone(), existing).unwrap(),
                     NEW_SNAPSHOT
@@ -1244,12 +1279,14 @@ mod tests {
                 NEW_SNAPSHOT
             );
         }
-        for mode in [SnapshotMode::Always, SnapshotMode::InitialOnly] {
-            assert_eq!(
-                plan(mode, CHECKED, start.clone(), Some(&ok)).unwrap(),
-                NEW_SNAPSHOT
-            );
-        }
+        assert_eq!(
+            plan(SnapshotMode::InitialOnly, CHECKED, start.clone(), Some(&ok)).unwrap(),
+            NEW_SNAPSHOT
+        );
+        assert_eq!(
+            plan(SnapshotMode::Always, CHECKED, start.clone(), Some(&ok)).unwrap(),
+            StartPlan::Resnapshot { lsn: Lsn(150) }
+        );
         assert!(plan(
             SnapshotMode::Initial,
             CHECKED,

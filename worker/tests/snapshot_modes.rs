@@ -3,9 +3,10 @@
 //!
 //! 1. `initial_only`: the worker snapshots under a temporary slot, stores a completed
 //!    snapshot offset and exits 0 without streaming; a restart with that offset does nothing.
-//! 2. `always`: every start takes a new snapshot at a new slot (a new consistent point) and
-//!    streams from there; the topic applied as a primary-key table equals the source; a
-//!    reconnection after a lost connection does not snapshot again.
+//! 2. `always`: the first start snapshots at a new slot; a restart streams from the stored
+//!    offset (changes made while stopped, deletes too, are streamed) and reads every table
+//!    again in watermark windows; the topic applied as a primary-key table equals the source;
+//!    a reconnection after a lost connection does not snapshot again.
 //! 3. `when_needed` after the slot was dropped: `initial` refuses to start, naming
 //!    `when_needed`; `when_needed` takes a new snapshot and the topic equals the source.
 //! 4. A slot confirmed past the stored offset: refused by default (`no_validation`, where
@@ -157,33 +158,53 @@ fn always_snapshots_again_on_every_start_and_the_topic_equals_the_source() {
     let first_reads = count_op(&records(&env, "alw", "t", 300), "r");
     assert_eq!(first_reads, 300);
 
-    // Changes while stopped (inserts and updates), then a restart: a new snapshot at a new
-    // slot, every current row read again, then streaming from the new consistent point.
+    // Changes while stopped (a delete too), then a restart: the slot can serve the offset, so
+    // the stream resumes there (the delete is streamed) while every table is read again in
+    // watermark windows; the slot is kept.
     env.psql(
-        "UPDATE t SET v = 'while stopped' WHERE id % 3 = 0; INSERT INTO t VALUES (2000, 'new')",
+        "UPDATE t SET v = 'while stopped' WHERE id % 3 = 0; INSERT INTO t VALUES (2000, 'new'); \
+         DELETE FROM t WHERE id IN (7, 8)",
     );
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log("streaming started", WAIT);
+    pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
     let log = pgseam.log_text();
     assert!(
-        log.contains("snapshot.mode=always: taking a new snapshot"),
+        log.contains("snapshot.mode=always: taking a new snapshot, every table read in windows"),
         "{log}"
     );
-    assert!(log.contains("replication slot created"), "{log}");
-    // Stored when the snapshot completed: the new consistent point (or a later position).
-    let second_point = stored(&env, "alw")
-        .and_then(|o| o.resume_lsn())
-        .expect("an offset");
-    assert!(
-        second_point > first_point,
-        "the new snapshot's consistent point {second_point} is not after {first_point}"
-    );
+    assert!(!log.contains("dropping the existing slot"), "{log}");
+    let rows_then: usize = env.psql("SELECT count(*) FROM t").parse().unwrap();
     env.psql("INSERT INTO t VALUES (3000, 'streamed after'); UPDATE t SET v = 'late' WHERE id = 5");
     assert_equal(&env, "alw", "t");
-    let rows_now: usize = env.psql("SELECT count(*) FROM t").parse().unwrap();
-    let reads = count_op(&records(&env, "alw", "t", 600), "r");
-    // Both snapshots: 300 rows, then the 301 rows of the second start's consistent point.
-    assert_eq!(reads, 300 + (rows_now - 1), "snapshot rows on the topic");
+    let messages = records(&env, "alw", "t", 300 + rows_then);
+    let again: Vec<&TopicMessage> = messages
+        .iter()
+        .filter(|m| {
+            m.op() == Some("r")
+                && m.envelope()
+                    .is_some_and(|e| e["source"]["snapshot"] == "incremental")
+        })
+        .collect();
+    assert_eq!(count_op(&messages, "r"), 300 + rows_then, "snapshot rows");
+    assert_eq!(
+        again.len(),
+        rows_then,
+        "the second snapshot reads every row"
+    );
+    let deletes = messages
+        .iter()
+        .filter(|m| m.op() == Some("d"))
+        .filter_map(|m| m.key_payload().and_then(|k| k["id"].as_i64()))
+        .collect::<Vec<_>>();
+    assert!(
+        deletes.contains(&7) && deletes.contains(&8),
+        "the deletes made while stopped were not streamed: {deletes:?}"
+    );
+    assert!(
+        matches!(stored(&env, "alw"), Some(ConnectorOffset::Streaming(s)) if s.lsn > first_point),
+        "{:?}",
+        stored(&env, "alw")
+    );
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
