@@ -9,6 +9,7 @@
 //!    a reconnection after a lost connection does not snapshot again.
 //! 3. `when_needed` after the slot was dropped: `initial` refuses to start, naming
 //!    `when_needed`; `when_needed` takes a new snapshot and the topic equals the source.
+//!    The same after the server removed WAL the slot needed (`wal_status = lost`).
 //! 4. A slot confirmed past the stored offset: refused by default (`no_validation`, where
 //!    Debezium would let the server skip the changes silently); `trust_slot` continues from
 //!    the slot with a loud warning, and the skipped change is indeed not delivered;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use common::{run_to_exit, Env, Pgseam};
 use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
 use pgseam_integration_tests::{read_topics, TopicMessage};
+use pgseam_testkit::{Broker, Postgres, PostgresOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -253,6 +255,86 @@ fn when_needed_snapshots_again_after_the_slot_is_dropped() {
     assert_eq!(slot_count(&env, "slot_need"), "1");
     env.psql("DELETE FROM t WHERE id = 1");
     assert_equal(&env, "need", "t");
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+#[test]
+fn when_needed_replaces_a_slot_whose_wal_is_lost() {
+    let pg = Postgres::start_with(
+        PostgresOptions::default()
+            .conf("max_slot_wal_keep_size = 1")
+            .conf("min_wal_size = 32MB")
+            .conf("max_wal_size = 64MB"),
+    )
+    .expect("start PostgreSQL");
+    pg.create_database("lost").expect("create database");
+    let env = Env {
+        pg,
+        broker: Broker::start().expect("start broker"),
+        dir: tempfile::tempdir().expect("temp dir"),
+        database: "lost".into(),
+    };
+    env.psql("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE filler (n int, pad text)");
+    env.psql("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g");
+    let (worker, connector) = env.write_configs(
+        "lost",
+        &[],
+        &["snapshot.mode=when_needed", "table.include.list=public.t"],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    assert_equal(&env, "lost", "t");
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+
+    // While pgseam is stopped, t changes and the server removes WAL the slot still needs.
+    env.psql("DELETE FROM t WHERE id <= 10; UPDATE t SET v = 'gone with the WAL' WHERE id > 90");
+    let mut wal_status = String::new();
+    for round in 0..40 {
+        wal_status = env
+            .psql(&format!(
+                "INSERT INTO filler SELECT g, repeat('x', 500) FROM generate_series({a}, {b}) g; \
+                 SELECT pg_switch_wal(); SELECT pg_switch_wal(); CHECKPOINT; \
+                 SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'slot_lost'",
+                a = round * 2000,
+                b = round * 2000 + 1999
+            ))
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned();
+        if wal_status == "lost" {
+            break;
+        }
+    }
+    assert_eq!(wal_status, "lost", "the test could not invalidate the slot");
+
+    let (_, initial) = env.write_configs("lost", &[], &["table.include.list=public.t"]);
+    let (status, log) = run_to_exit(&worker, &[&initial], WAIT);
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("wal_status = lost"), "{log}");
+
+    let (_, connector) = env.write_configs(
+        "lost",
+        &[],
+        &["snapshot.mode=when_needed", "table.include.list=public.t"],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    let log = pgseam.log_text();
+    assert!(
+        log.contains("NEW SNAPSHOT") && log.contains("wal_status = lost"),
+        "{log}"
+    );
+    assert_eq!(
+        env.psql("SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = 'slot_lost'"),
+        "reserved"
+    );
+    // The deleted rows are still on the topic (their deletes went with the WAL); the new
+    // snapshot carries every current row, so the current keys match the source.
+    let messages = records(&env, "lost", "t", 100 + 90);
+    assert_eq!(count_op(&messages, "r"), 100 + 90, "both snapshots");
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
