@@ -31,8 +31,8 @@ pub use error::{ErrorClass, SourceError};
 pub use publication::PublicationAutocreate;
 pub use snapshot::SnapshotSettings;
 pub use source::{
-    run, Feedback, HeartbeatSettings, SnapshotMode, SourceConfig, SourceMessage, StartPoint,
-    TableFilter,
+    plan_start, run, Feedback, HeartbeatSettings, OffsetMismatchStrategy, SnapshotMode,
+    SourceConfig, SourceMessage, StartPlan, StartPoint, TableFilter,
 };
 pub use stream::{EventSettings, KeyColumns, MessageFilter, PGSEAM_MESSAGE_PREFIX};
 pub use tls::{SslMode, TlsSettings};

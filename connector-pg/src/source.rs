@@ -19,6 +19,11 @@
 //!   (or re-reads a table without a key), and ends each window at its high watermark's commit
 //!   (see `snapshot::resume`); `pg_logical_emit_message` watermarks of this slot never leave
 //!   the source.
+//! - Where to start is decided once, before anything is created or dropped, by [`plan_start`]
+//!   from the stored offset, the slot's state, `snapshot.mode` and `offset.mismatch.strategy`:
+//!   a start never streams from a position its snapshot did not cover, and a slot that cannot
+//!   serve the offset is either an error, a new snapshot (`when_needed`), or followed with an
+//!   error-level log (`trust_slot`), never skipped over silently.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,13 +46,73 @@ use crate::stream::{EventSettings, OpenTransaction, StreamDecoder, StreamRelatio
 /// pgoutput protocol version requested. Version 1 is enough without streamed transactions.
 const PGOUTPUT_PROTOCOL_VERSION: u32 = 1;
 
-/// Debezium's `snapshot.mode` values this source implements.
+/// Debezium's `snapshot.mode` values this source implements (Debezium 3.6.3's snapshotters
+/// `InitialSnapshotter`, `InitialOnlySnapshotter`, `NoDataSnapshotter`, `AlwaysSnapshotter`,
+/// `WhenNeededSnapshotter`). How each decides at start is [`plan_start`]'s table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SnapshotMode {
-    /// Snapshot when there is no offset, then stream.
+    /// `initial`: snapshot when there is no offset (or an interrupted snapshot), then stream.
     Initial,
-    /// Stream only, from the slot's consistent point (`no_data`, formerly `never`).
+    /// `initial_only`: as `initial`, then stop instead of streaming. No slot is kept: the
+    /// snapshot is read under a `TEMPORARY` slot's exported snapshot.
+    InitialOnly,
+    /// `no_data` (formerly `never`): stream only, from the slot's consistent point.
     NoData,
+    /// `always`: a new snapshot, at a new consistent point, on every start.
+    Always,
+    /// `when_needed`: as `initial`, and also a new snapshot when the stored offset can no
+    /// longer be served (slot missing, WAL lost, slot confirmed past the offset).
+    WhenNeeded,
+}
+
+impl SnapshotMode {
+    /// Whether the mode reads rows at all.
+    pub fn reads_rows(self) -> bool {
+        self != SnapshotMode::NoData
+    }
+
+    /// Whether the mode streams after the snapshot (only `initial_only` does not).
+    pub fn streams(self) -> bool {
+        self != SnapshotMode::InitialOnly
+    }
+
+    /// The mode a reconnection after a lost connection runs in: a reconnection is not a new
+    /// start, so `always` does not snapshot again there.
+    pub fn for_reconnect(self) -> SnapshotMode {
+        match self {
+            SnapshotMode::Always => SnapshotMode::Initial,
+            other => other,
+        }
+    }
+}
+
+/// Debezium's `offset.mismatch.strategy` (3.6.3, `OffsetSlotMismatchStrategy`): what to do when
+/// the slot was confirmed past the stored offset, i.e. the changes in between were
+/// acknowledged by someone else and the server will not send them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetMismatchStrategy {
+    /// `no_validation` (Debezium's default). Debezium streams from the offset unchecked, and
+    /// PostgreSQL then silently starts at the slot; pgseam refuses with an error instead
+    /// (deliberate difference: never skip data silently).
+    NoValidation,
+    /// `trust_offset`: the offset is authoritative; a slot ahead of it is an error.
+    TrustOffset,
+    /// `trust_slot`: the slot is authoritative; continue from its `confirmed_flush_lsn`,
+    /// with a loud warning that the changes in between are not delivered.
+    TrustSlot,
+    /// `trust_greater_lsn`: continue from the greater of offset and slot (pgseam always
+    /// streams from the offset when it is ahead, so this acts as `trust_slot`).
+    TrustGreaterLsn,
+}
+
+impl OffsetMismatchStrategy {
+    /// Whether a slot confirmed past the offset is followed rather than refused.
+    pub fn follows_slot(self) -> bool {
+        matches!(
+            self,
+            OffsetMismatchStrategy::TrustSlot | OffsetMismatchStrategy::TrustGreaterLsn
+        )
+    }
 }
 
 /// Which tables the user wants, by `schema` and `table` (Debezium's include/exclude lists).
@@ -62,6 +127,8 @@ pub struct SourceConfig {
     pub publication_autocreate: PublicationAutocreate,
     pub table_filter: TableFilter,
     pub snapshot_mode: SnapshotMode,
+    /// `offset.mismatch.strategy`.
+    pub offset_mismatch: OffsetMismatchStrategy,
     pub status_update_interval: Duration,
     /// `slot.max.retries`: further looks at a slot another connection holds.
     pub slot_max_retries: u32,
@@ -107,6 +174,176 @@ pub enum StartPoint {
     },
 }
 
+/// What a start does, once [`plan_start`] has weighed the stored offset against the slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartPlan {
+    /// Go on from here. `Fresh { replace_slot: true }` drops an existing slot first.
+    Start(StartPoint),
+    /// `always` with an offset the slot can serve: stream from `lsn` and read every table
+    /// again in watermark windows while streaming, as a resumed snapshot with no progress
+    /// (see `snapshot::resume`). The slot stays, so the changes since the last run (deletes
+    /// too) are streamed, in order with the new snapshot's rows.
+    Resnapshot { lsn: Lsn },
+    /// `initial_only` and the snapshot is complete: nothing to do.
+    Done,
+}
+
+/// The start decision of `snapshot.mode` and `offset.mismatch.strategy`, following Debezium
+/// 3.6.3's snapshotters (`shouldSnapshotData(offsetExists, snapshotInProgress)`,
+/// `shouldStream`, `shouldSnapshotOnDataError`) with pgseam's rule that no start streams from
+/// a position its snapshot did not cover and none skips changes silently:
+///
+/// | stored offset | `initial`, `no_data` | `initial_only` | `always` | `when_needed` |
+/// |---|---|---|---|---|
+/// | none | new slot, snapshot (`no_data`: no rows); an existing slot is an error | snapshot under a temporary slot, stop | new slot (replacing one), snapshot | as `always` |
+/// | interrupted snapshot | resume it (slot gone: start over) | start over, stop | read every table again while streaming (slot gone: start over) | resume it |
+/// | complete | stream from the offset | stop | stream from the offset, reading every table again in windows | stream from the offset |
+///
+/// Streaming from an offset needs the slot, its WAL (`wal_status` not `lost`), and the slot
+/// not confirmed past the offset (the server would start at the slot: the changes in between
+/// are gone). When one fails: `when_needed` takes a new snapshot at a new slot; a slot past
+/// the offset is followed under `offset.mismatch.strategy` `trust_slot`/`trust_greater_lsn`,
+/// with a loud warning; otherwise the start fails with an error that says what to do.
+pub fn plan_start(
+    mode: SnapshotMode,
+    strategy: OffsetMismatchStrategy,
+    slot_name: &str,
+    start: StartPoint,
+    existing: Option<&slot::SlotInfo>,
+) -> Result<StartPlan> {
+    let new_snapshot = StartPlan::Start(StartPoint::Fresh { replace_slot: true });
+    match start {
+        StartPoint::Fresh { replace_slot } => {
+            if existing.is_some()
+                && !replace_slot
+                && matches!(mode, SnapshotMode::Always | SnapshotMode::WhenNeeded)
+            {
+                tracing::warn!(slot = slot_name, ?mode, "the slot exists but no offset is stored for this connector: it is dropped and a new slot and snapshot are taken");
+                return Ok(new_snapshot);
+            }
+            Ok(StartPlan::Start(StartPoint::Fresh { replace_slot }))
+        }
+        StartPoint::ResumeSnapshot { lsn, progress } => match mode {
+            SnapshotMode::Always => {
+                let Some(info) = existing else {
+                    tracing::warn!(
+                        slot = slot_name,
+                        "the interrupted snapshot's slot is gone; starting the snapshot over"
+                    );
+                    return Ok(new_snapshot);
+                };
+                let lsn =
+                    serve_offset(mode, strategy, slot_name, lsn, info, "interrupted snapshot")?
+                        .unwrap_or(lsn);
+                tracing::info!(slot = slot_name, %lsn, "snapshot.mode=always: the interrupted snapshot is taken again from its start, every table read in windows while streaming");
+                Ok(StartPlan::Resnapshot { lsn })
+            }
+            SnapshotMode::InitialOnly => {
+                tracing::warn!(slot = slot_name, "snapshot.mode=initial_only: an interrupted snapshot cannot be resumed without streaming; it is started over");
+                Ok(new_snapshot)
+            }
+            SnapshotMode::Initial | SnapshotMode::NoData | SnapshotMode::WhenNeeded => {
+                // Without its slot nothing was streamed yet, so a new slot and snapshot lose
+                // nothing.
+                let Some(info) = existing else {
+                    tracing::warn!(
+                        slot = slot_name,
+                        "the interrupted snapshot's slot is gone; starting the snapshot over"
+                    );
+                    return Ok(new_snapshot);
+                };
+                Ok(
+                    match serve_offset(
+                        mode,
+                        strategy,
+                        slot_name,
+                        lsn,
+                        info,
+                        "interrupted snapshot",
+                    )? {
+                        Some(lsn) => StartPlan::Start(StartPoint::ResumeSnapshot { lsn, progress }),
+                        None => new_snapshot,
+                    },
+                )
+            }
+        },
+        StartPoint::Resume { lsn } => match mode {
+            SnapshotMode::InitialOnly => Ok(StartPlan::Done),
+            SnapshotMode::Initial
+            | SnapshotMode::NoData
+            | SnapshotMode::WhenNeeded
+            | SnapshotMode::Always => {
+                let Some(info) = existing else {
+                    if mode == SnapshotMode::WhenNeeded {
+                        tracing::warn!(slot = slot_name, %lsn, "NEW SNAPSHOT: the stored offset says streaming reached this position but the slot does not exist; snapshot.mode=when_needed takes a new snapshot at a new slot");
+                        return Ok(new_snapshot);
+                    }
+                    return Err(SourceError::Setup(format!(
+                        "the stored offset says streaming reached {lsn}, but slot `{slot_name}` does not \
+                         exist: its changes since then are lost. Set snapshot.mode=when_needed to take a new \
+                         snapshot, or delete the connector's offset to start over"
+                    )));
+                };
+                Ok(
+                    match serve_offset(mode, strategy, slot_name, lsn, info, "offset")? {
+                        Some(lsn) if mode == SnapshotMode::Always => {
+                            tracing::info!(slot = slot_name, %lsn, "snapshot.mode=always: taking a new snapshot, every table read in windows while streaming from the stored offset");
+                            StartPlan::Resnapshot { lsn }
+                        }
+                        Some(lsn) => StartPlan::Start(StartPoint::Resume { lsn }),
+                        None => new_snapshot,
+                    },
+                )
+            }
+        },
+    }
+}
+
+/// Where an existing slot can stream a stored position from; `None`: `when_needed` takes a
+/// new snapshot instead (see [`plan_start`]).
+fn serve_offset(
+    mode: SnapshotMode,
+    strategy: OffsetMismatchStrategy,
+    slot_name: &str,
+    lsn: Lsn,
+    info: &slot::SlotInfo,
+    what: &str,
+) -> Result<Option<Lsn>> {
+    let when_needed = mode == SnapshotMode::WhenNeeded;
+    if slot::check_not_lost(slot_name, info).is_err() {
+        if when_needed {
+            tracing::warn!(slot = slot_name, %lsn, "NEW SNAPSHOT: the slot has lost WAL it needed (wal_status = lost); snapshot.mode=when_needed replaces it and takes a new snapshot");
+            return Ok(None);
+        }
+        slot::check_not_lost(slot_name, info)?;
+    }
+    let Some(confirmed) = info.confirmed_flush_lsn.filter(|c| *c > lsn) else {
+        return Ok(Some(lsn));
+    };
+    if strategy.follows_slot() {
+        tracing::error!(
+            slot = slot_name,
+            stored = %lsn,
+            %confirmed,
+            ?strategy,
+            "CHANGES NOT DELIVERED: the slot was confirmed past the stored {what}; offset.mismatch.strategy \
+             trusts the slot, so streaming continues at its confirmed_flush_lsn and the changes committed \
+             in between are not sent by pgseam"
+        );
+        return Ok(Some(confirmed));
+    }
+    if when_needed {
+        tracing::warn!(slot = slot_name, stored = %lsn, %confirmed, "NEW SNAPSHOT: the slot was confirmed past the stored {what}, so the changes in between cannot be streamed; snapshot.mode=when_needed replaces the slot and takes a new snapshot");
+        return Ok(None);
+    }
+    Err(SourceError::Setup(format!(
+        "slot `{slot_name}` was confirmed up to {confirmed}, past the stored {what} {lsn}: the changes in \
+         between were acknowledged by someone else and the server will not send them again. Set \
+         snapshot.mode=when_needed to take a new snapshot, or offset.mismatch.strategy=trust_slot to \
+         continue from the slot without them"
+    )))
+}
+
 /// What the source sends to the worker, in order.
 // Events are nearly every message; boxing them would add an allocation per row for nothing.
 #[allow(clippy::large_enum_variant)]
@@ -120,7 +357,8 @@ pub enum SourceMessage {
     },
     /// The slot exists, at this consistent point. The worker persists it ("slot created at
     /// C", the start of the snapshot's progress) and then answers on `proceed`: no chunk is
-    /// read before.
+    /// read before. Also sent, with the stored position, when `snapshot.mode=always` reads
+    /// every table again while streaming from an existing slot ([`StartPlan::Resnapshot`]).
     SlotCreated {
         consistent_point: Lsn,
         proceed: tokio::sync::oneshot::Sender<()>,
@@ -237,23 +475,38 @@ pub async fn run(
                 config.slot_name, info.database, config.connect.dbname
             )));
         }
-        if matches!(start, StartPoint::Resume { .. }) {
-            slot::check_not_lost(&config.slot_name, info)?;
-        }
     }
 
-    // A resumed snapshot needs its slot; without it nothing was streamed yet, so a fresh
-    // start (a new slot and snapshot) loses nothing.
-    let start = match start {
-        StartPoint::ResumeSnapshot { .. } if existing_slot.is_none() => {
-            tracing::warn!(slot = %config.slot_name, "the interrupted snapshot's slot is gone; starting the snapshot over");
-            StartPoint::Fresh { replace_slot: true }
+    let start = match plan_start(
+        config.snapshot_mode,
+        config.offset_mismatch,
+        &config.slot_name,
+        start,
+        existing_slot.as_ref(),
+    )? {
+        StartPlan::Start(start) => start,
+        StartPlan::Resnapshot { lsn } => {
+            // The worker records the new snapshot's start (as "slot created at `lsn`") before
+            // anything is read, so that its progress goes into the offset.
+            let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
+            events
+                .send(SourceMessage::SlotCreated {
+                    consistent_point: lsn,
+                    proceed,
+                })
+                .await
+                .map_err(|_| SourceError::ConsumerGone)?;
+            proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
+            StartPoint::ResumeSnapshot {
+                lsn,
+                progress: snapshot::SnapshotProgress::new(lsn),
+            }
         }
-        other => other,
+        StartPlan::Done => {
+            tracing::info!(slot = %config.slot_name, "snapshot.mode=initial_only and the stored offset records a completed snapshot: nothing to do, not streaming");
+            return Ok(());
+        }
     };
-    if let (StartPoint::ResumeSnapshot { .. }, Some(info)) = (&start, &existing_slot) {
-        slot::check_not_lost(&config.slot_name, info)?;
-    }
 
     let mut replication = ReplicationConnection::connect(&config.connect).await?;
     let mut source = Source {
@@ -271,19 +524,11 @@ pub async fn run(
     let resuming = !matches!(start, StartPoint::Fresh { .. });
     let start_lsn = match start {
         StartPoint::ResumeSnapshot { lsn, progress } => {
-            if let Some(confirmed) = existing_slot.as_ref().and_then(|i| i.confirmed_flush_lsn) {
-                if confirmed > lsn {
-                    return Err(SourceError::Setup(format!(
-                        "slot `{}` was confirmed up to {confirmed}, past the stored offset {lsn} of the \
-                         interrupted snapshot: the changes in between are lost to pgseam",
-                        source.config.slot_name
-                    )));
-                }
-            }
             // `no_data` takes no snapshot: a resume only records it complete.
-            let to_snapshot: &[TableIdentity] = match source.config.snapshot_mode {
-                SnapshotMode::Initial => &captured,
-                SnapshotMode::NoData => &[],
+            let to_snapshot: &[TableIdentity] = if source.config.snapshot_mode.reads_rows() {
+                &captured
+            } else {
+                &[]
             };
             source.resumer = Some(
                 snapshot::resume::Resumer::prepare(
@@ -299,22 +544,8 @@ pub async fn run(
             lsn
         }
         StartPoint::Resume { lsn } => {
-            let Some(info) = existing_slot else {
-                return Err(SourceError::Setup(format!(
-                    "the stored offset says streaming reached {lsn}, but slot `{}` does not exist: its \
-                     changes since then are lost. Delete the offset file to start over with a new snapshot",
-                    source.config.slot_name
-                )));
-            };
-            if let Some(confirmed) = info.confirmed_flush_lsn {
-                if confirmed > lsn {
-                    return Err(SourceError::Setup(format!(
-                        "slot `{}` was confirmed up to {confirmed}, past the stored offset {lsn}: the \
-                         changes in between were acknowledged by someone else and are lost to pgseam",
-                        source.config.slot_name
-                    )));
-                }
-            }
+            // `plan_start` checked the slot: it exists, its WAL is there, it is not past `lsn`
+            // (or the strategy moved `lsn` to it).
             tracing::info!(slot = %source.config.slot_name, %lsn, "resuming streaming from stored offset");
             lsn
         }
@@ -328,7 +559,7 @@ pub async fn run(
                         source.config.slot_name, source.config.slot_name
                     )));
                 }
-                tracing::warn!(slot = %source.config.slot_name, "dropping the slot of an interrupted start and starting over");
+                tracing::warn!(slot = %source.config.slot_name, "dropping the existing slot: a new one is created for a new snapshot");
                 slot::drop_slot(&source.catalog_client, &source.config.slot_name).await?;
             }
             slot::warn_if_wal_keep_size_limited(&source.catalog_client, &source.config.slot_name)
@@ -336,13 +567,25 @@ pub async fn run(
             let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
             source.send(SourceMessage::CreatingSlot { proceed }).await?;
             proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
-            let created = slot::create_slot_exporting_snapshot(
-                &mut replication,
-                &source.catalog_client,
-                &source.config.slot_name,
-                source.config.slot_creation_timeout,
-            )
-            .await?;
+            // `initial_only` keeps no slot: a temporary one fixes the snapshot's consistent
+            // point and goes with the connection.
+            let created = if source.config.snapshot_mode.streams() {
+                slot::create_slot_exporting_snapshot(
+                    &mut replication,
+                    &source.catalog_client,
+                    &source.config.slot_name,
+                    source.config.slot_creation_timeout,
+                )
+                .await?
+            } else {
+                slot::create_temporary_slot_exporting_snapshot(
+                    &mut replication,
+                    &source.catalog_client,
+                    &source.config.slot_name,
+                    source.config.slot_creation_timeout,
+                )
+                .await?
+            };
             tracing::info!(slot = %source.config.slot_name, consistent_point = %created.consistent_point, "replication slot created");
             let (proceed, proceed_rx) = tokio::sync::oneshot::channel();
             source
@@ -352,7 +595,7 @@ pub async fn run(
                 })
                 .await?;
             proceed_rx.await.map_err(|_| SourceError::ConsumerGone)?;
-            if source.config.snapshot_mode == SnapshotMode::Initial {
+            if source.config.snapshot_mode.reads_rows() {
                 source.snapshot(&captured, &created).await?;
             }
             source
@@ -360,6 +603,11 @@ pub async fn run(
                     consistent_point: created.consistent_point,
                 })
                 .await?;
+            if !source.config.snapshot_mode.streams() {
+                tracing::info!(slot = %source.config.slot_name, consistent_point = %created.consistent_point, "snapshot.mode=initial_only: the snapshot is complete; not streaming (the temporary slot goes with the connection)");
+                replication.close().await?;
+                return Ok(());
+            }
             created.consistent_point
         }
     };
@@ -530,6 +778,7 @@ impl Source {
             return self.read_whole(replication, status_timer).await;
         }
         if resumer.is_finished() {
+            resumer.complete();
             let (windows, rows) = resumer.summary();
             self.resumer = None;
             tracing::info!(windows, rows, "the resumed snapshot is complete");
@@ -565,9 +814,12 @@ impl Source {
                 }
             };
             let Some(message) = message else { break };
-            let ChunkMessage::Rows { events, .. } = message else {
+            let ChunkMessage::Rows { events, bytes } = message else {
                 continue;
             };
+            if let Some(resumer) = self.resumer.as_ref() {
+                resumer.count_whole_rows(events.len() as u64, bytes);
+            }
             for event in events {
                 let Some(resumer) = self.resumer.as_ref() else {
                     break;
@@ -880,4 +1132,177 @@ fn now_us() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(confirmed: u64, wal_status: &str) -> slot::SlotInfo {
+        slot::SlotInfo {
+            plugin: Some("pgoutput".into()),
+            database: Some("postgres".into()),
+            active_pid: None,
+            confirmed_flush_lsn: Some(Lsn(confirmed)),
+            wal_status: Some(wal_status.into()),
+        }
+    }
+
+    fn plan(
+        mode: SnapshotMode,
+        strategy: OffsetMismatchStrategy,
+        start: StartPoint,
+        existing: Option<&slot::SlotInfo>,
+    ) -> Result<StartPlan> {
+        plan_start(mode, strategy, "s", start, existing)
+    }
+
+    const NEW_SNAPSHOT: StartPlan = StartPlan::Start(StartPoint::Fresh { replace_slot: true });
+    const CHECKED: OffsetMismatchStrategy = OffsetMismatchStrategy::NoValidation;
+
+    #[test]
+    fn a_complete_offset_streams_except_under_always_and_initial_only() {
+        let ok = slot(100, "reserved");
+        let resume = StartPoint::Resume { lsn: Lsn(200) };
+        for mode in [
+            SnapshotMode::Initial,
+            SnapshotMode::NoData,
+            SnapshotMode::WhenNeeded,
+        ] {
+            assert_eq!(
+                plan(mode, CHECKED, resume.clone(), Some(&ok)).unwrap(),
+                StartPlan::Start(resume.clone())
+            );
+        }
+        assert_eq!(
+            plan(SnapshotMode::Always, CHECKED, resume.clone(), Some(&ok)).unwrap(),
+            StartPlan::Resnapshot { lsn: Lsn(200) }
+        );
+        assert_eq!(
+            plan(SnapshotMode::InitialOnly, CHECKED, resume, Some(&ok)).unwrap(),
+            StartPlan::Done
+        );
+    }
+
+    #[test]
+    fn an_offset_the_slot_cannot_serve_fails_or_snapshots_under_when_needed() {
+        let resume = StartPoint::Resume { lsn: Lsn(200) };
+        let lost = slot(100, "lost");
+        let ahead = slot(300, "reserved");
+        for existing in [None, Some(&lost), Some(&ahead)] {
+            for strategy in [
+                OffsetMismatchStrategy::NoValidation,
+                OffsetMismatchStrategy::TrustOffset,
+            ] {
+                for mode in [SnapshotMode::Initial, SnapshotMode::Always] {
+                    let e = plan(mode, strategy, resume.clone(), existing)
+                        .unwrap_err()
+                        .to_string();
+                    assert!(
+                        e.contains("when_needed") || e.contains("wal_status = lost"),
+                        "{e}"
+                    );
+                }
+                assert_eq!(
+                    plan(SnapshotMode::WhenNeeded, strategy, resume.clone(), existing).unwrap(),
+                    NEW_SNAPSHOT
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn trust_slot_follows_a_slot_past_the_offset_but_never_a_lost_or_missing_one() {
+        let resume = StartPoint::Resume { lsn: Lsn(200) };
+        let ahead = slot(300, "reserved");
+        for strategy in [
+            OffsetMismatchStrategy::TrustSlot,
+            OffsetMismatchStrategy::TrustGreaterLsn,
+        ] {
+            for mode in [SnapshotMode::Initial, SnapshotMode::WhenNeeded] {
+                assert_eq!(
+                    plan(mode, strategy, resume.clone(), Some(&ahead)).unwrap(),
+                    StartPlan::Start(StartPoint::Resume { lsn: Lsn(300) })
+                );
+            }
+            assert!(plan(
+                SnapshotMode::Initial,
+                strategy,
+                resume.clone(),
+                Some(&slot(100, "lost"))
+            )
+            .is_err());
+            assert!(plan(SnapshotMode::Initial, strategy, resume.clone(), None).is_err());
+        }
+    }
+
+    #[test]
+    fn an_existing_slot_without_offset_is_replaced_only_by_always_and_when_needed() {
+        let ok = slot(100, "reserved");
+        let fresh = StartPoint::Fresh {
+            replace_slot: false,
+        };
+        for mode in [SnapshotMode::Always, SnapshotMode::WhenNeeded] {
+            assert_eq!(
+                plan(mode, CHECKED, fresh.clone(), Some(&ok)).unwrap(),
+                NEW_SNAPSHOT
+            );
+        }
+        for mode in [
+            SnapshotMode::Initial,
+            SnapshotMode::NoData,
+            SnapshotMode::InitialOnly,
+        ] {
+            // `run` refuses the slot then: it may belong to another consumer.
+            assert_eq!(
+                plan(mode, CHECKED, fresh.clone(), Some(&ok)).unwrap(),
+                StartPlan::Start(fresh.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn an_interrupted_snapshot_resumes_except_under_always_and_initial_only() {
+        let progress = snapshot::SnapshotProgress::new(Lsn(150));
+        let start = StartPoint::ResumeSnapshot {
+            lsn: Lsn(150),
+            progress,
+        };
+        let ok = slot(150, "reserved");
+        for mode in [SnapshotMode::Initial, SnapshotMode::WhenNeeded] {
+            assert_eq!(
+                plan(mode, CHECKED, start.clone(), Some(&ok)).unwrap(),
+                StartPlan::Start(start.clone())
+            );
+            assert_eq!(
+                plan(mode, CHECKED, start.clone(), None).unwrap(),
+                NEW_SNAPSHOT
+            );
+        }
+        assert_eq!(
+            plan(SnapshotMode::InitialOnly, CHECKED, start.clone(), Some(&ok)).unwrap(),
+            NEW_SNAPSHOT
+        );
+        assert_eq!(
+            plan(SnapshotMode::Always, CHECKED, start.clone(), Some(&ok)).unwrap(),
+            StartPlan::Resnapshot { lsn: Lsn(150) }
+        );
+        assert!(plan(
+            SnapshotMode::Initial,
+            CHECKED,
+            start.clone(),
+            Some(&slot(400, "reserved"))
+        )
+        .is_err());
+        assert_eq!(
+            plan(
+                SnapshotMode::WhenNeeded,
+                CHECKED,
+                start,
+                Some(&slot(400, "reserved"))
+            )
+            .unwrap(),
+            NEW_SNAPSHOT
+        );
+    }
 }

@@ -128,6 +128,7 @@ fn source_config(pg: &Postgres, slot: &str) -> SourceConfig {
         publication_autocreate: PublicationAutocreate::AllTables,
         table_filter: Arc::new(|schema: &str, _: &str| schema == "public"),
         snapshot_mode: SnapshotMode::NoData,
+        offset_mismatch: pgseam_connector_pg::OffsetMismatchStrategy::NoValidation,
         status_update_interval: Duration::from_secs(1),
         slot_max_retries: 0,
         slot_retry_delay: Duration::from_millis(10),

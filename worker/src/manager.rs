@@ -198,12 +198,14 @@ struct Connector {
     start_error: Option<String>,
 }
 
-/// A connector that failed, reported to the worker (file connectors stop the worker).
+/// A connector run that ended on its own, reported to the worker: it failed (`error`; a file
+/// connector's failure stops the worker), or it finished its work (`None`:
+/// `snapshot.mode=initial_only` after its snapshot).
 #[derive(Debug)]
-pub struct Failure {
+pub struct Ended {
     pub connector: String,
     pub origin: Origin,
-    pub error: String,
+    pub error: Option<String>,
 }
 
 /// The standalone worker's connectors.
@@ -218,7 +220,7 @@ struct Shared {
     store_path: PathBuf,
     worker_id: Mutex<String>,
     connectors: tokio::sync::Mutex<BTreeMap<String, Connector>>,
-    failures: mpsc::UnboundedSender<Failure>,
+    ended: mpsc::UnboundedSender<Ended>,
 }
 
 /// The file next to the offsets where connector configurations are kept.
@@ -233,13 +235,13 @@ pub fn store_path(worker: &WorkerConfig) -> PathBuf {
 }
 
 impl Manager {
-    /// A manager with no connectors; failures of running connectors are sent to the returned
-    /// receiver.
+    /// A manager with no connectors; runs that end on their own (failed or finished) are
+    /// reported on the returned receiver.
     pub fn new(
         worker: WorkerConfig,
         offsets: Arc<OffsetStore>,
-    ) -> (Manager, mpsc::UnboundedReceiver<Failure>) {
-        let (failures, failures_rx) = mpsc::unbounded_channel();
+    ) -> (Manager, mpsc::UnboundedReceiver<Ended>) {
+        let (ended, ended_rx) = mpsc::unbounded_channel();
         let store_path = store_path(&worker);
         let manager = Manager {
             shared: Arc::new(Shared {
@@ -248,10 +250,10 @@ impl Manager {
                 store_path,
                 worker_id: Mutex::new(String::new()),
                 connectors: tokio::sync::Mutex::new(BTreeMap::new()),
-                failures,
+                ended,
             }),
         };
-        (manager, failures_rx)
+        (manager, ended_rx)
     }
 
     /// Sets the `worker_id` reported in statuses (`host:port` of the REST listener).
@@ -505,7 +507,8 @@ impl Manager {
             paused: paused_rx,
         };
         let offsets = Arc::clone(&self.shared.offsets);
-        let failures = self.shared.failures.clone();
+        let ended = self.shared.ended.clone();
+        let stop_requested = shutdown_rx.clone();
         let task_outcome = Arc::clone(&outcome);
         let origin = connector.origin.clone();
         let task_name = name.to_owned();
@@ -513,17 +516,27 @@ impl Manager {
         let handle = tokio::spawn(async move {
             let result = run_connector_with(settings, offsets, shutdown_rx, hooks).await;
             match result {
-                Ok(()) => tracing::info!(connector = %task_name, "connector stopped"),
+                Ok(()) if *stop_requested.borrow() => {
+                    tracing::info!(connector = %task_name, "connector stopped")
+                }
+                Ok(()) => {
+                    tracing::info!(connector = %task_name, "connector finished its work");
+                    let _ = ended.send(Ended {
+                        connector: task_name,
+                        origin,
+                        error: None,
+                    });
+                }
                 Err(err) => {
                     let trace = format!("{err:?}");
                     tracing::error!(connector = %task_name, error = %format!("{err:#}"), "connector failed");
                     if let Ok(mut outcome) = task_outcome.lock() {
                         *outcome = RunOutcome::Failed(trace);
                     }
-                    let _ = failures.send(Failure {
+                    let _ = ended.send(Ended {
                         connector: task_name,
                         origin,
-                        error: format!("{err:#}"),
+                        error: Some(format!("{err:#}")),
                     });
                 }
             }

@@ -473,8 +473,11 @@ async fn run_pipeline(
                     Some(progress) => StartPoint::ResumeSnapshot { lsn, progress: progress.clone() },
                     None => StartPoint::Resume { lsn },
                 };
+                // A reconnection is not a new start: `always` does not snapshot again.
+                let mut source = settings.source.clone();
+                source.snapshot_mode = source.snapshot_mode.for_reconnect();
                 source_task = tokio::spawn(pgseam_connector_pg::run(
-                    settings.source.clone(),
+                    source,
                     start,
                     tx,
                     feedback_tx.subscribe(),
@@ -667,6 +670,11 @@ async fn run_pipeline(
                                     "lost the connection to PostgreSQL; reconnecting after a pause"
                                 );
                                 restart_at = Some(tokio::time::Instant::now() + wait);
+                            }
+                            // `initial_only`: the snapshot is complete (and queued); stop.
+                            Ok(Ok(())) if !settings.source.snapshot_mode.streams() => {
+                                tracing::info!(connector = %name, "snapshot.mode=initial_only: the snapshot is complete; the connector stops without streaming");
+                                break Ok(());
                             }
                             outcome => {
                                 break outcome_to_anyhow(outcome)

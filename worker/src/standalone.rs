@@ -10,6 +10,9 @@
 //! If a connector named on the command line fails, the others are stopped the same way and the
 //! process exits with the error; a connector created over REST that fails is reported FAILED
 //! (task 0, with the error as `trace`) and the worker goes on, as Kafka Connect does.
+//! A connector that finishes its work (`snapshot.mode=initial_only`, once its snapshot is
+//! stored) ends its run; when every connector named on the command line has finished, the
+//! worker stops with success (Kafka Connect would keep an idle task running instead).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +20,8 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail};
 use pgseam_connector_pg::snapshot::ChunkStrategy;
 use pgseam_connector_pg::{
-    ConnectParams, PublicationAutocreate, SnapshotMode, SourceConfig, SslMode, TlsSettings,
+    ConnectParams, OffsetMismatchStrategy, PublicationAutocreate, SnapshotMode, SourceConfig,
+    SslMode, TlsSettings,
 };
 use pgseam_converters::avro::registry::BasicAuth;
 use pgseam_converters::{DecimalHandlingMode, JsonConverterConfig, TypeModes};
@@ -93,7 +97,7 @@ pub async fn run(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::Res
     let offsets = Arc::new(OffsetStore::open(&worker).await?);
     tracing::info!(store = offsets.location(), "offset store open");
 
-    let (manager, mut failures) = Manager::new(worker.clone(), offsets);
+    let (manager, mut ended) = Manager::new(worker.clone(), offsets);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     rest::serve(manager.clone(), &worker.listeners, shutdown_rx).await?;
     if let Err(err) = manager.start_all(files).await {
@@ -103,16 +107,28 @@ pub async fn run(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::Res
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    // Connectors named on the command line that finished on their own (`initial_only`).
+    let mut finished = std::collections::BTreeSet::new();
     let outcome = loop {
         tokio::select! {
             _ = &mut signal => {
                 tracing::info!("signal received: stopping connectors");
                 break Ok(());
             }
-            Some(failure) = failures.recv() => {
-                if let Origin::File(path) = &failure.origin {
-                    tracing::error!(connector = %failure.connector, file = %path.display(), "a connector named on the command line failed: stopping the worker");
-                    break Err(anyhow!("connector {} failed: {}", failure.connector, failure.error));
+            Some(run) = ended.recv() => {
+                let Origin::File(path) = &run.origin else { continue };
+                match &run.error {
+                    Some(error) => {
+                        tracing::error!(connector = %run.connector, file = %path.display(), "a connector named on the command line failed: stopping the worker");
+                        break Err(anyhow!("connector {} failed: {error}", run.connector));
+                    }
+                    None => {
+                        finished.insert(run.connector.clone());
+                        if finished.len() == connectors.len() {
+                            tracing::info!("every connector named on the command line has finished its work (snapshot.mode=initial_only): stopping the worker");
+                            break Ok(());
+                        }
+                    }
                 }
             }
         }
@@ -191,7 +207,20 @@ pub(crate) fn pipeline_settings(
             table_filter: Arc::new(move |schema: &str, table: &str| filter.includes(schema, table)),
             snapshot_mode: match connector.snapshot_mode {
                 config::SnapshotMode::Initial => SnapshotMode::Initial,
+                config::SnapshotMode::InitialOnly => SnapshotMode::InitialOnly,
                 config::SnapshotMode::NoData => SnapshotMode::NoData,
+                config::SnapshotMode::Always => SnapshotMode::Always,
+                config::SnapshotMode::WhenNeeded => SnapshotMode::WhenNeeded,
+            },
+            offset_mismatch: match connector.offset_mismatch_strategy {
+                config::OffsetMismatchStrategy::NoValidation => {
+                    OffsetMismatchStrategy::NoValidation
+                }
+                config::OffsetMismatchStrategy::TrustOffset => OffsetMismatchStrategy::TrustOffset,
+                config::OffsetMismatchStrategy::TrustSlot => OffsetMismatchStrategy::TrustSlot,
+                config::OffsetMismatchStrategy::TrustGreaterLsn => {
+                    OffsetMismatchStrategy::TrustGreaterLsn
+                }
             },
             status_update_interval: connector.status_update_interval,
             slot_max_retries: connector.slot_max_retries,

@@ -52,6 +52,11 @@
 //! rows do (`OffsetContext.incrementalSnapshotEvents()` sets `SnapshotRecord.INCREMENTAL`),
 //! and the position of the high watermark's commit.
 //!
+//! The resume drives the snapshot counters (`settings.stats`, what the connector's snapshot
+//! metrics read) as the initial snapshot does: started when it is planned, over the tables
+//! left to read (a key window counts as a chunk), rows as they are emitted, completed after
+//! the last table; a resume that stops early leaves them finished but not completed.
+//!
 //! Each watermark is a transaction of its own in the stream: with
 //! `provide.transaction.metadata=true` it shows as a BEGIN/END pair with no events on the
 //! transaction topic (two per window), as the transactions of a heartbeat action query do.
@@ -67,6 +72,7 @@ use tokio_postgres::Client;
 
 use super::checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress};
 use super::plan::{self, Chunk, ChunkStrategy, TablePlan};
+use super::progress::SnapshotStats;
 use super::window::{Phase, Window};
 use super::{
     reader, ChunkMessage, SnapshotContext, SnapshotSettings, CHUNK_CHANNEL_BATCHES,
@@ -87,6 +93,8 @@ const XID_POLL: Duration = Duration::from_millis(20);
 struct Work {
     plan: Arc<TablePlan>,
     kind: WorkKind,
+    /// Its index in the snapshot counters.
+    stats_index: usize,
 }
 
 enum WorkKind {
@@ -104,6 +112,8 @@ enum WorkKind {
 /// What a window's task read.
 struct WindowRead {
     rows: Vec<ChangeEvent>,
+    /// COPY bytes read (emitted or not).
+    bytes: u64,
     /// The last key of the window (`None`: the table is read to its end).
     upper: Option<Vec<String>>,
 }
@@ -128,6 +138,14 @@ pub(crate) struct Resumer {
     window_rows: u64,
     rows_emitted: u64,
     windows: u64,
+    stats: Arc<SnapshotStats>,
+}
+
+impl Drop for Resumer {
+    /// However the resume ends, its counters stop (completed only by [`Resumer::complete`]).
+    fn drop(&mut self) {
+        self.stats.finish();
+    }
 }
 
 /// `__pgseam.<slot>`: the prefix of this slot's watermarks.
@@ -209,9 +227,11 @@ impl Resumer {
                 resumes_after_key = matches!(&kind, WorkKind::Keyed { after: Some(_), .. }),
                 "snapshot resume: table to read"
             );
+            let stats_index = work.len();
             work.push_back(Work {
                 plan: Arc::new(table_plan),
                 kind,
+                stats_index,
             });
         }
         tracing::info!(
@@ -220,6 +240,19 @@ impl Resumer {
             consistent_point = %progress.consistent_point,
             "resuming the interrupted initial snapshot while streaming"
         );
+        let window_rows = settings.chunk_rows.clamp(1, WINDOW_MAX_ROWS);
+        settings.stats.start();
+        settings.stats.begin_tables(work.iter().map(|w| {
+            let chunks = match w.kind {
+                WorkKind::Keyed { .. } => w.plan.estimated_rows.div_ceil(window_rows).max(1),
+                WorkKind::Whole { .. } => 1,
+            };
+            (
+                w.plan.schema.qualified_name(),
+                w.plan.estimated_rows,
+                chunks,
+            )
+        }));
         let run_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros())
@@ -239,9 +272,10 @@ impl Resumer {
                 tx_id: None,
                 throttle: Arc::new(super::throttle::Throttle::new(&settings.throttle)),
             }),
-            window_rows: settings.chunk_rows.clamp(1, WINDOW_MAX_ROWS),
+            window_rows,
             rows_emitted: 0,
             windows: 0,
+            stats: Arc::clone(&settings.stats),
         })
     }
 
@@ -270,6 +304,18 @@ impl Resumer {
 
     pub(crate) fn summary(&self) -> (u64, u64) {
         (self.windows, self.rows_emitted)
+    }
+
+    /// Every table is read: the snapshot counters complete.
+    pub(crate) fn complete(&self) {
+        self.stats.complete();
+    }
+
+    /// `rows` rows (`bytes` COPY bytes) of the table being re-read whole were emitted.
+    pub(crate) fn count_whole_rows(&self, rows: u64, bytes: u64) {
+        if let Some(work) = self.work.front() {
+            self.stats.add_rows(work.stats_index, rows, bytes);
+        }
     }
 
     /// Opens the next window: its task writes the low watermark, waits, reads, and writes
@@ -404,6 +450,9 @@ impl Resumer {
         );
         self.windows += 1;
         self.rows_emitted += rows.len() as u64;
+        self.stats
+            .add_rows(work.stats_index, rows.len() as u64, read.bytes);
+        self.stats.chunk_done(work.stats_index);
         for row in rows {
             out.push(SourceMessage::Event(resumed_row(
                 row,
@@ -436,6 +485,7 @@ impl Resumer {
             }
             None => {
                 tracing::info!(table = %work.plan.schema.qualified_name(), "snapshot resume: table done");
+                self.stats.table_done(work.stats_index);
                 self.work.pop_front();
                 out.push(SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(
                     table,
@@ -478,6 +528,8 @@ impl Resumer {
         self.client = Some(client);
         let work = self.work.pop_front()?;
         self.rows_emitted += rows;
+        self.stats.chunk_done(work.stats_index);
+        self.stats.table_done(work.stats_index);
         tracing::info!(table = %work.plan.schema.qualified_name(), rows, "snapshot resume: table re-read whole (no primary key: rows may repeat)");
         Some(SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(
             (
@@ -643,17 +695,19 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     let reading = async move { reader::read_chunk(session, &table, &chunk, &context, &tx).await };
     let collecting = async {
         let mut rows = Vec::new();
+        let mut read_bytes = 0;
         while let Some(message) = rx.recv().await {
-            if let ChunkMessage::Rows { events, .. } = message {
+            if let ChunkMessage::Rows { events, bytes } = message {
                 rows.extend(events);
+                read_bytes += bytes;
             }
         }
-        rows
+        (rows, read_bytes)
     };
-    let (read, rows) = tokio::join!(reading, collecting);
+    let (read, (rows, bytes)) = tokio::join!(reading, collecting);
     read?;
     emit_watermark(&client, &prefix, &format!("high:{id}")).await?;
-    Ok((client, WindowRead { rows, upper }))
+    Ok((client, WindowRead { rows, bytes, upper }))
 }
 
 fn now_us() -> i64 {

@@ -130,6 +130,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "schema.exclude.list",
     "table.ignore.builtin",
     "snapshot.mode",
+    "offset.mismatch.strategy",
     "decimal.handling.mode",
     "time.precision.mode",
     "binary.handling.mode",
@@ -258,15 +259,10 @@ const IGNORED_CONNECT_PREFIXES: [&str; 3] = [
 /// Debezium's passthrough prefix for JDBC driver properties.
 const DRIVER_PASSTHROUGH_PREFIX: &str = "driver.";
 
-/// Debezium's `snapshot.mode` values pgseam does not implement yet.
-const UNSUPPORTED_SNAPSHOT_MODES: [&str; 6] = [
-    "always",
-    "when_needed",
-    "initial_only",
-    "configuration_based",
-    "custom",
-    "recovery",
-];
+/// Debezium 3.6.3's PostgreSQL `snapshot.mode` values pgseam does not implement: both hand
+/// the decision to settings or code pgseam does not run (`snapshot.mode.configuration.based.*`,
+/// a `Snapshotter` class named by `snapshot.mode.custom.name`).
+const UNSUPPORTED_SNAPSHOT_MODES: [&str; 2] = ["configuration_based", "custom"];
 
 /// How snapshot tables are split into chunks (`snapshot.chunk.strategy`, pgseam).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,13 +308,35 @@ pub enum DatabaseSslMode {
     VerifyFull,
 }
 
-/// What to do before streaming (`snapshot.mode`).
+/// What to do before streaming (`snapshot.mode`); the start decision of each is in
+/// `pgseam_connector_pg::plan_start`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotMode {
     /// `initial` (default): snapshot the captured tables when no offset is stored, then stream.
     Initial,
+    /// `initial_only`: as `initial`, then stop without streaming.
+    InitialOnly,
     /// `no_data` (and its deprecated alias `never`): stream only, no snapshot of rows.
     NoData,
+    /// `always`: a new snapshot at a new slot on every start, then stream.
+    Always,
+    /// `when_needed`: as `initial`, and a new snapshot when the offset cannot be served.
+    WhenNeeded,
+}
+
+/// `offset.mismatch.strategy` (Debezium 3.6.3's values): what to do when the slot was
+/// confirmed past the stored offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetMismatchStrategy {
+    /// `no_validation` (Debezium's default): pgseam still refuses such a start (Debezium
+    /// would let PostgreSQL skip the changes in between silently).
+    NoValidation,
+    /// `trust_offset`: refuse such a start.
+    TrustOffset,
+    /// `trust_slot`: continue from the slot, warning that the changes in between are lost.
+    TrustSlot,
+    /// `trust_greater_lsn`: as `trust_slot` (pgseam always starts at an offset ahead of the slot).
+    TrustGreaterLsn,
 }
 
 pub use pgseam_converters::{
@@ -447,6 +465,8 @@ pub struct ConnectorConfig {
     pub table_filter: TableFilter,
     /// `snapshot.mode`.
     pub snapshot_mode: SnapshotMode,
+    /// `offset.mismatch.strategy`.
+    pub offset_mismatch_strategy: OffsetMismatchStrategy,
     /// `decimal.handling.mode`.
     pub decimal_handling_mode: DecimalHandlingMode,
     /// `time.precision.mode` (default `adaptive`).
@@ -663,6 +683,16 @@ impl ConnectorConfig {
         );
         let table_filter = take_table_filter(&mut s);
         let snapshot_mode = take_snapshot_mode(&mut s);
+        let offset_mismatch_strategy = s.choice(
+            "offset.mismatch.strategy",
+            OffsetMismatchStrategy::NoValidation,
+            &[
+                ("no_validation", OffsetMismatchStrategy::NoValidation),
+                ("trust_offset", OffsetMismatchStrategy::TrustOffset),
+                ("trust_slot", OffsetMismatchStrategy::TrustSlot),
+                ("trust_greater_lsn", OffsetMismatchStrategy::TrustGreaterLsn),
+            ],
+        );
         let decimal_handling_mode = s.choice(
             "decimal.handling.mode",
             DecimalHandlingMode::Precise,
@@ -944,6 +974,7 @@ impl ConnectorConfig {
             publication_autocreate_mode,
             table_filter,
             snapshot_mode,
+            offset_mismatch_strategy,
             decimal_handling_mode,
             time_precision_mode,
             binary_handling_mode,
@@ -1282,7 +1313,10 @@ fn take_snapshot_mode(s: &mut Settings) -> SnapshotMode {
     let v = e.value.trim().to_ascii_lowercase();
     match v.as_str() {
         "initial" => SnapshotMode::Initial,
+        "initial_only" => SnapshotMode::InitialOnly,
         "no_data" => SnapshotMode::NoData,
+        "always" => SnapshotMode::Always,
+        "when_needed" => SnapshotMode::WhenNeeded,
         "exported" => {
             let err = ConfigError::Removed {
                 location: s.location(&e),
@@ -1307,7 +1341,7 @@ fn take_snapshot_mode(s: &mut Settings) -> SnapshotMode {
                 location: s.location(&e),
                 key: e.key.clone(),
                 value: e.value.trim().to_owned(),
-                reason: "not supported yet; pgseam supports snapshot.mode `initial` and `no_data` (alias `never`)".to_owned(),
+                reason: "not implemented: pgseam implements snapshot.mode `initial`, `initial_only`, `no_data` (alias `never`), `always` and `when_needed`".to_owned(),
             };
             s.push(err);
             SnapshotMode::Initial
@@ -1315,7 +1349,7 @@ fn take_snapshot_mode(s: &mut Settings) -> SnapshotMode {
         _ => {
             s.invalid(
                 &e,
-                "one of `initial`, `no_data`, `never` (supported), or `always`, `when_needed`, `initial_only`, `configuration_based`, `custom`, `recovery` (Debezium modes pgseam does not support yet)",
+                "one of `initial`, `initial_only`, `no_data`, `never`, `always`, `when_needed` (`configuration_based` and `custom` are Debezium modes pgseam does not implement)",
             );
             SnapshotMode::Initial
         }

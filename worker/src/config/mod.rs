@@ -31,7 +31,7 @@
 //!    (applied to slot creation, the one command that waits on other sessions), `topic.prefix`, `plugin.name`, `slot.name`,
 //!    `publication.name`, `publication.autocreate.mode`, `schema.include.list`,
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
-//!    `snapshot.mode`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
+//!    `snapshot.mode`, `offset.mismatch.strategy`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
 //!    `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
 //!    `include.unknown.datatypes`, `tombstones.on.delete`, `skipped.operations`,
 //!    `provide.transaction.metadata`, `topic.transaction`, `message.prefix.include.list`,
@@ -114,8 +114,12 @@
 //! - `plugin.name`: Debezium defaults to `decoderbufs`, a server extension pgseam does not
 //!   speak. Absent, pgseam uses `pgoutput` (info log); `decoderbufs` is an error asking for
 //!   `plugin.name=pgoutput`.
-//! - `snapshot.mode`: `initial` (default) and `no_data` (deprecated alias `never`) are
-//!   supported; Debezium's other modes are "not supported yet" errors.
+//! - `snapshot.mode`: `initial` (default), `initial_only`, `no_data` (alias `never`, removed
+//!   by Debezium 3.3), `always`, `when_needed`; `configuration_based` and `custom` are errors.
+//!   Where each differs from Debezium: docs/snapshot.md, "Snapshot modes".
+//! - `offset.mismatch.strategy`: Debezium's default `no_validation` lets PostgreSQL skip the
+//!   changes between a stored offset and a slot confirmed past it silently; pgseam refuses
+//!   such a start instead (`trust_slot` / `trust_greater_lsn` follow the slot, loudly).
 //! - Table and schema lists are Debezium regexes (anchored, case-insensitive, `\,` for a
 //!   literal comma) compiled with Rust's `regex`, which lacks look-around and
 //!   back-references.
@@ -175,10 +179,10 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, HstoreHandlingMode,
-    IntervalHandlingMode, MessagePrefixFilter, Operation, PublicationAutocreateMode,
-    SkippedOperations, SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode,
-    DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE,
-    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
+    IntervalHandlingMode, MessagePrefixFilter, OffsetMismatchStrategy, Operation,
+    PublicationAutocreateMode, SkippedOperations, SnapshotChunkStrategy, SnapshotMode,
+    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
+    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
     DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_PROVIDE_TRANSACTION_METADATA,
     DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS,

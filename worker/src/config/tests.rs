@@ -265,6 +265,29 @@ fn queue_must_exceed_batch() {
 }
 
 #[test]
+fn offset_mismatch_strategy() {
+    assert_eq!(
+        config(&[]).unwrap().offset_mismatch_strategy,
+        OffsetMismatchStrategy::NoValidation
+    );
+    for (name, strategy) in [
+        ("trust_offset", OffsetMismatchStrategy::TrustOffset),
+        ("TRUST_SLOT", OffsetMismatchStrategy::TrustSlot),
+        ("trust_greater_lsn", OffsetMismatchStrategy::TrustGreaterLsn),
+        ("no_validation", OffsetMismatchStrategy::NoValidation),
+    ] {
+        assert_eq!(
+            config(&[("offset.mismatch.strategy", name)])
+                .unwrap()
+                .offset_mismatch_strategy,
+            strategy
+        );
+    }
+    let e = one_error(&[("offset.mismatch.strategy", "fail")]);
+    assert!(e.contains("`trust_slot`"), "{e}");
+}
+
+#[test]
 fn snapshot_modes() {
     assert_eq!(
         config(&[("snapshot.mode", "INITIAL")])
@@ -276,22 +299,29 @@ fn snapshot_modes() {
         config(&[("snapshot.mode", "never")]).unwrap().snapshot_mode,
         SnapshotMode::NoData
     );
-    for mode in [
-        "always",
-        "when_needed",
-        "initial_only",
-        "configuration_based",
-        "custom",
-        "recovery",
+    for (name, mode) in [
+        ("initial_only", SnapshotMode::InitialOnly),
+        ("Always", SnapshotMode::Always),
+        ("when_needed", SnapshotMode::WhenNeeded),
+        ("no_data", SnapshotMode::NoData),
     ] {
+        assert_eq!(
+            config(&[("snapshot.mode", name)]).unwrap().snapshot_mode,
+            mode
+        );
+    }
+    for mode in ["configuration_based", "custom"] {
         let e = one_error(&[("snapshot.mode", mode)]);
         assert!(
             e.contains(&format!(
-                "`snapshot.mode={mode}` is not supported: not supported yet"
+                "`snapshot.mode={mode}` is not supported: not implemented"
             )),
             "{e}"
         );
     }
+    // Not a PostgreSQL connector mode in Debezium 3.6.3.
+    let e = one_error(&[("snapshot.mode", "recovery")]);
+    assert!(e.contains("`configuration_based` and `custom`"), "{e}");
     assert_eq!(
         one_error(&[("snapshot.mode", "exported")]),
         "inventory.properties: `snapshot.mode=exported` was removed in Debezium 3.3; use `initial`, which reads the snapshot exported by the slot's creation"
