@@ -7,6 +7,12 @@
 //! Debezium output. Processing timestamps and the other fields `golden-diff.py` masks are
 //! masked here too.
 //!
+//! Every framed datum is also compared with the **former encoder** (kept here as the oracle):
+//! the payload parsed as a JSON tree, mapped to an apache-avro value by the Connect schema as
+//! `AvroData.fromConnectData` does, and written by apache-avro's `GenericDatumWriter` with the
+//! registered schema. The bytes must be equal (for schemas with a map, whose apache-avro
+//! order is a `HashMap`'s, the decoded values must be).
+//!
 //! The registered schema of one table is also compared with the form written out by hand
 //! from `AvroData.fromConnectSchema` (confluentinc/schema-registry) and Avro's
 //! `Schema.toString()`.
@@ -61,6 +67,133 @@ fn to_json(v: &Avro) -> Json {
         ),
         other => panic!("unexpected Avro value {other:?}"),
     }
+}
+
+/// The former Avro encoder, as the oracle of the one-pass encoder: `json` (a JsonConverter
+/// payload) → apache-avro value by the Connect schema `schema` (JsonConverter's schema JSON),
+/// as `AvroData.fromConnectData` maps it.
+fn reference_datum(schema: &Json, json: &Json) -> Result<Avro, String> {
+    let optional = schema["optional"].as_bool().unwrap_or(false);
+    if !optional {
+        return reference_required(schema, json);
+    }
+    let value_first = !schema["default"].is_null() && schema["type"] != "struct";
+    let (value_branch, null_branch) = if value_first { (0, 1) } else { (1, 0) };
+    Ok(if json.is_null() {
+        Avro::Union(null_branch, Box::new(Avro::Null))
+    } else {
+        Avro::Union(value_branch, Box::new(reference_required(schema, json)?))
+    })
+}
+
+fn reference_required(schema: &Json, json: &Json) -> Result<Avro, String> {
+    let bad = || format!("{json} does not fit {schema}");
+    let name = schema["name"].as_str().unwrap_or("");
+    let float = |j: &Json| match j {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(match schema["type"].as_str().ok_or_else(bad)? {
+        "int8" | "int16" | "int32" => {
+            let v = json
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(bad)?;
+            match name {
+                "org.apache.kafka.connect.data.Date" => Avro::Date(v),
+                "org.apache.kafka.connect.data.Time" => Avro::TimeMillis(v),
+                _ => Avro::Int(v),
+            }
+        }
+        "int64" => {
+            let v = json.as_i64().ok_or_else(bad)?;
+            if name == "org.apache.kafka.connect.data.Timestamp" {
+                Avro::TimestampMillis(v)
+            } else {
+                Avro::Long(v)
+            }
+        }
+        "float" => Avro::Float(float(json).ok_or_else(bad)? as f32),
+        "double" => Avro::Double(float(json).ok_or_else(bad)?),
+        "boolean" => Avro::Boolean(json.as_bool().ok_or_else(bad)?),
+        "string" => Avro::String(json.as_str().ok_or_else(bad)?.to_owned()),
+        "bytes" => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(json.as_str().ok_or_else(bad)?)
+                .map_err(|_| bad())?;
+            if name == "org.apache.kafka.connect.data.Decimal" {
+                Avro::Decimal(apache_avro::Decimal::from(bytes))
+            } else {
+                Avro::Bytes(bytes)
+            }
+        }
+        "array" => Avro::Array(
+            json.as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|i| reference_datum(&schema["items"], i))
+                .collect::<Result<_, _>>()?,
+        ),
+        "map" => Avro::Map(
+            json.as_object()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), reference_datum(&schema["values"], v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        "struct" => {
+            let obj = json.as_object().ok_or_else(bad)?;
+            let mut fields = Vec::new();
+            for f in schema["fields"].as_array().ok_or_else(bad)? {
+                let fname = f["field"].as_str().ok_or_else(bad)?;
+                let v = obj.get(fname).unwrap_or(&Json::Null);
+                fields.push((fname.to_owned(), reference_datum(f, v)?));
+            }
+            Avro::Record(fields)
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// Checks one framed part against the former encoder: `with_schema` is the same part as
+/// JsonConverter writes it with schemas (`{"schema":..,"payload":..}`).
+fn check_against_reference(
+    registry: &SchemaRegistry,
+    framed: &[u8],
+    with_schema: &[u8],
+) -> Result<(), String> {
+    let (id, datum) = unframe(framed).ok_or("no Confluent framing")?;
+    let text = registry.schema(id).ok_or("unregistered id")?;
+    let avro_schema = apache_avro::Schema::parse_str(&text).map_err(|e| e.to_string())?;
+    let json: Json = serde_json::from_slice(with_schema).map_err(|e| e.to_string())?;
+    let value = reference_datum(&json["schema"], &json["payload"])?;
+    let reference = apache_avro::writer::datum::GenericDatumWriter::builder(&avro_schema)
+        .build()
+        .and_then(|w| w.write_value_to_vec(value))
+        .map_err(|e| e.to_string())?;
+    if reference == datum {
+        return Ok(());
+    }
+    if json["schema"].to_string().contains(r#""type":"map""#) {
+        let read = |mut b: &[u8]| {
+            apache_avro::reader::datum::GenericDatumReader::builder(&avro_schema)
+                .build()
+                .and_then(|r| r.read_value(&mut b))
+                .map_err(|e| e.to_string())
+        };
+        if read(&reference)? == read(datum)? {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "one-pass datum {datum:02x?} != former encoder's {reference:02x?}"
+    ))
 }
 
 /// Masks what golden-diff.py masks.
@@ -141,8 +274,16 @@ fn check(cases: &[Case]) -> usize {
     let registry = SchemaRegistry::start().unwrap();
     let mut failures = Vec::new();
     let mut total = 0;
+    let mut against_reference = 0;
     for c in cases {
         let mut json = JsonConverter::new(c.cfg.clone());
+        // The same records with their Connect schemas, for the former encoder.
+        let mut with_schemas = JsonConverter::new(JsonConverterConfig {
+            key_schemas_enable: true,
+            value_schemas_enable: true,
+            decimal_format: pgseam_converters::DecimalFormat::Base64,
+            ..c.cfg.clone()
+        });
         let mut avro = AvroConverter::new(
             AvroConverterConfig {
                 json: c.cfg.clone(),
@@ -183,6 +324,21 @@ fn check(cases: &[Case]) -> usize {
                 if let Err(e) = avro.convert(&event, 1_795_492_539_760_865_102, &mut out) {
                     failures.push(format!("{at}: {e}"));
                     continue;
+                }
+                let mut reference = Vec::new();
+                with_schemas
+                    .convert(&event, 1_795_492_539_760_865_102, &mut reference)
+                    .unwrap();
+                for (part, framed, plain) in [
+                    ("key", &out[0].key, &reference[0].key),
+                    ("value", &out[0].value, &reference[0].value),
+                ] {
+                    if let (Some(framed), Some(plain)) = (framed, plain) {
+                        match check_against_reference(&registry, framed, plain) {
+                            Ok(()) => against_reference += 1,
+                            Err(e) => failures.push(format!("{at}: {part}: {e}")),
+                        }
+                    }
                 }
                 let mut out = out.into_iter();
                 let first = out.next().unwrap();
@@ -267,6 +423,7 @@ fn check(cases: &[Case]) -> usize {
         eprintln!("{}: {compared} lines decoded and compared", c.file);
         total += compared;
     }
+    eprintln!("{against_reference} keys and values equal to the former encoder's bytes");
     assert!(
         failures.is_empty(),
         "{} differences:\n  {}",

@@ -31,10 +31,10 @@
 //! subject. Registration is the only I/O and can block; [`AvroConverter::needs_registry`]
 //! tells the caller in advance.
 
+mod binary;
 mod connect;
 pub mod registry;
 mod schema;
-mod value;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ use pgseam_model::{ChangeEvent, TableSchema};
 
 use crate::{ConvertError, DecimalFormat, JsonConverter, JsonConverterConfig, KafkaRecord};
 use connect::ConnectSchema;
-use registry::{frame, RegistryError, SchemaRegistry};
+use registry::{RegistryError, SchemaRegistry};
 
 /// The Avro converter's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,8 +61,7 @@ pub struct AvroConverterConfig {
 /// An Avro schema ready for use: parsed, and registered under its subject.
 #[derive(Debug)]
 struct Registered {
-    connect: ConnectSchema,
-    avro: apache_avro::Schema,
+    plan: binary::Plan,
     id: u32,
 }
 
@@ -203,8 +202,10 @@ impl AvroConverter {
         let connect = ConnectSchema::from_json(&json).map_err(mapping)?;
         let avro_json =
             schema::to_json(&schema::from_connect(&connect).map_err(mapping)?).map_err(mapping)?;
-        let avro = apache_avro::Schema::parse_str(&avro_json)
+        // What the registry will parse: checked here, once per table version.
+        apache_avro::Schema::parse_str(&avro_json)
             .map_err(|e| mapping(format!("Avro schema does not parse: {e}")))?;
+        let plan = binary::Plan::new(&connect).map_err(mapping)?;
         let subject = format!("{topic}-{role}");
         let cache_key = (subject, avro_json);
         let id = match self.ids.get(&cache_key) {
@@ -222,7 +223,7 @@ impl AvroConverter {
                 id
             }
         };
-        Ok(Registered { connect, avro, id })
+        Ok(Registered { plan, id })
     }
 
     /// Converts one event into its record(s), like [`JsonConverter::convert`]; the Avro parts
@@ -260,70 +261,13 @@ impl AvroConverter {
     }
 }
 
-/// Encodes one JSON payload as a framed Avro datum.
+/// Encodes one JSON payload as a framed Avro datum, in one buffer.
 fn encode(reg: &Registered, payload: &[u8]) -> Result<Vec<u8>, String> {
-    let json: serde_json::Value = match serde_json::from_slice(payload) {
-        Ok(json) => json,
-        // A string cut inside a surrogate pair (`column.truncate.to.N.chars`) ends in a lone
-        // high surrogate; Java's UTF-8 encoder, which Avro uses, writes `?` for it.
-        Err(_) => serde_json::from_slice(&lone_surrogates_as_question_marks(payload))
-            .map_err(|e| format!("payload JSON: {e}"))?,
-    };
-    let datum = value::to_avro(&reg.connect, &json)?;
-    let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&reg.avro)
-        .build()
-        .and_then(|w| w.write_value_to_vec(datum))
-        .map_err(|e| format!("Avro encoding: {e}"))?;
-    Ok(frame(reg.id, &bytes))
-}
-
-/// `payload` with every `\\uXXXX` escape of a surrogate that is not half of a pair replaced by
-/// `?` (what `String.getBytes(UTF_8)` does to an unpaired surrogate).
-fn lone_surrogates_as_question_marks(payload: &[u8]) -> Vec<u8> {
-    let unit = |at: usize| -> Option<u16> {
-        let hex = payload.get(at..at + 6)?;
-        if hex[0] != b'\\' || hex[1] != b'u' {
-            return None;
-        }
-        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
-    };
-    let mut out = Vec::with_capacity(payload.len());
-    let mut i = 0;
-    while i < payload.len() {
-        if payload[i] != b'\\' {
-            out.push(payload[i]);
-            i += 1;
-            continue;
-        }
-        match unit(i) {
-            Some(0xD800..=0xDBFF) => match unit(i + 6) {
-                Some(0xDC00..=0xDFFF) => {
-                    out.extend_from_slice(&payload[i..i + 12]);
-                    i += 12;
-                }
-                _ => {
-                    out.push(b'?');
-                    i += 6;
-                }
-            },
-            Some(0xDC00..=0xDFFF) => {
-                out.push(b'?');
-                i += 6;
-            }
-            _ => {
-                // Any other escape: copy it whole (`\\\\` must not start a new one).
-                let len = if payload.get(i + 1) == Some(&b'u') {
-                    6
-                } else {
-                    2
-                };
-                let end = (i + len).min(payload.len());
-                out.extend_from_slice(&payload[i..end]);
-                i = end;
-            }
-        }
-    }
-    out
+    let mut out = Vec::with_capacity(payload.len() / 2 + 16);
+    out.push(registry::MAGIC_BYTE);
+    out.extend_from_slice(&reg.id.to_be_bytes());
+    reg.plan.encode(payload, &mut out)?;
+    Ok(out)
 }
 
 /// The Avro schema JSON AvroData derives from a Connect schema in `JsonConverter`'s schema
@@ -333,19 +277,4 @@ pub fn avro_schema_for_connect_json(connect_json: &str) -> Result<String, String
         serde_json::from_str(connect_json).map_err(|e| format!("Connect schema JSON: {e}"))?;
     let connect = ConnectSchema::from_json(&json)?;
     schema::to_json(&schema::from_connect(&connect)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lone_surrogates_as_question_marks as fix;
-
-    #[test]
-    fn lone_surrogates_become_question_marks() {
-        let t = |s: &str| String::from_utf8(fix(s.as_bytes())).unwrap();
-        assert_eq!(t(r#""\uD83C\uDF55\uD83C""#), r#""\uD83C\uDF55?""#);
-        assert_eq!(t(r#""a\uDF55b""#), r#""a?b""#);
-        assert_eq!(t(r#""\\uD83C \" \u00e9""#), r#""\\uD83C \" \u00e9""#);
-        let v: serde_json::Value = serde_json::from_slice(&fix(br#"{"n":"x\uD83C"}"#)).unwrap();
-        assert_eq!(v["n"], "x?");
-    }
 }
