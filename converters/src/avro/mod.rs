@@ -31,7 +31,7 @@
 //! subject. Registration is the only I/O and can block; [`AvroConverter::needs_registry`]
 //! tells the caller in advance.
 
-mod binary;
+pub(crate) mod binary;
 mod connect;
 pub mod registry;
 mod schema;
@@ -39,9 +39,12 @@ mod schema;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pgseam_model::{ChangeEvent, TableSchema};
+use pgseam_model::{ChangeEvent, KeyChangeRow, LogicalMessage, TableSchema, TransactionBlock};
 
-use crate::{ConvertError, DecimalFormat, JsonConverter, JsonConverterConfig, KafkaRecord};
+use crate::{
+    ConvertError, DecimalFormat, JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange,
+    TransactionMonitor,
+};
 use connect::ConnectSchema;
 use registry::{RegistryError, SchemaRegistry};
 
@@ -81,6 +84,8 @@ pub struct AvroConverter {
     tables: HashMap<u32, TableEntry>,
     /// (subject, schema JSON) → id: a schema is registered once per subject.
     ids: HashMap<(String, String), u32>,
+    /// The logical decoding message schemas (key, value), once registered.
+    message: Option<(Option<Registered>, Option<Registered>)>,
     scratch: Vec<KafkaRecord>,
 }
 
@@ -90,19 +95,19 @@ pub enum AvroError {
     /// The event does not fit its table (as for JSON).
     #[error(transparent)]
     Convert(#[from] ConvertError),
-    /// Registering a schema failed.
-    #[error("table {table}: cannot register the {role} schema: {source}")]
+    /// Registering a schema failed. `owner` is `table <schema.table>` or `topic <topic>`.
+    #[error("{owner}: cannot register the {role} schema: {source}")]
     Registry {
-        table: String,
+        owner: String,
         role: &'static str,
         #[source]
         source: RegistryError,
     },
     /// The Connect → Avro mapping failed (a type AvroData cannot map, or a value out of step
     /// with its schema).
-    #[error("table {table}: {role}: {reason}")]
+    #[error("{owner}: {role}: {reason}")]
     Mapping {
-        table: String,
+        owner: String,
         role: &'static str,
         reason: String,
     },
@@ -128,6 +133,7 @@ impl AvroConverter {
             registry,
             tables: HashMap::new(),
             ids: HashMap::new(),
+            message: None,
             scratch: Vec::new(),
         }
     }
@@ -165,12 +171,13 @@ impl AvroConverter {
                 .json
                 .naming
                 .topic(&[&self.cfg.json.topic_prefix, &table.schema, &table.table]);
+        let owner = format!("table {}", table.qualified_name());
         let key = match (&key_json, self.cfg.key_avro) {
-            (Some(k), true) => Some(self.prepare(table, "key", &topic, k)?),
+            (Some(k), true) => Some(self.prepare(&owner, "key", &topic, k)?),
             _ => None,
         };
         let value = if self.cfg.value_avro {
-            Some(self.prepare(table, "value", &topic, &value_json)?)
+            Some(self.prepare(&owner, "value", &topic, &value_json)?)
         } else {
             None
         };
@@ -187,13 +194,13 @@ impl AvroConverter {
 
     fn prepare(
         &mut self,
-        table: &TableSchema,
+        owner: &str,
         role: &'static str,
         topic: &str,
         connect_json: &str,
     ) -> Result<Registered, AvroError> {
         let mapping = |reason: String| AvroError::Mapping {
-            table: table.qualified_name(),
+            owner: owner.to_owned(),
             role,
             reason,
         };
@@ -215,7 +222,7 @@ impl AvroConverter {
                     .registry
                     .register(&cache_key.0, &cache_key.1)
                     .map_err(|source| AvroError::Registry {
-                        table: table.qualified_name(),
+                        owner: owner.to_owned(),
                         role,
                         source,
                     })?;
@@ -234,31 +241,136 @@ impl AvroConverter {
         processing_time_ns: i64,
         out: &mut Vec<KafkaRecord>,
     ) -> Result<(), AvroError> {
+        self.convert_in_transaction(event, None, processing_time_ns, out)
+    }
+
+    /// As [`convert`](Self::convert), with the event's `transaction` block
+    /// (`provide.transaction.metadata=true`) instead of null.
+    pub fn convert_in_transaction(
+        &mut self,
+        event: &ChangeEvent,
+        transaction: Option<&TransactionBlock>,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), AvroError> {
         self.entry(&event.table)?;
         self.scratch.clear();
-        self.json
-            .convert(event, processing_time_ns, &mut self.scratch)?;
+        let key_change = match &event.key_change {
+            Some(KeyChangeRow::NewKey(row)) => Some(KeyChange::NewKey(row)),
+            Some(KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
+            None => None,
+        };
+        self.json.convert_in_transaction(
+            event,
+            key_change,
+            transaction,
+            processing_time_ns,
+            &mut self.scratch,
+        )?;
         let entry = &self.tables[&event.table.relation_id];
-        let table = &event.table;
+        let owner = || format!("table {}", event.table.qualified_name());
         for mut record in self.scratch.drain(..) {
-            if let (Some(reg), Some(key)) = (&entry.key, &record.key) {
-                record.key = Some(encode(reg, key).map_err(|reason| AvroError::Mapping {
-                    table: table.qualified_name(),
-                    role: "key",
-                    reason,
-                })?);
-            }
-            if let (Some(reg), Some(value)) = (&entry.value, &record.value) {
-                record.value = Some(encode(reg, value).map_err(|reason| AvroError::Mapping {
-                    table: table.qualified_name(),
-                    role: "value",
-                    reason,
-                })?);
-            }
+            encode_parts(&mut record, entry.key.as_ref(), entry.value.as_ref(), owner)?;
             out.push(record);
         }
         Ok(())
     }
+
+    /// Whether [`convert_message`](Self::convert_message) will call the registry (the
+    /// message schemas are registered on the first message).
+    pub fn needs_message_registry(&self) -> bool {
+        self.message.is_none() && (self.cfg.key_avro || self.cfg.value_avro)
+    }
+
+    /// A logical decoding message's record on `<topic.prefix>.message`, as
+    /// [`JsonConverter::convert_message`] writes it, with Avro key and/or value (schemas
+    /// `io.debezium.connector.postgresql.MessageKey` / `MessageValue`, registered on first
+    /// use under `<topic>-key` / `<topic>-value`).
+    pub fn convert_message(
+        &mut self,
+        message: &LogicalMessage,
+        transaction: Option<&TransactionBlock>,
+        processing_time_ns: i64,
+    ) -> Result<KafkaRecord, AvroError> {
+        let mut record = self
+            .json
+            .convert_message(message, transaction, processing_time_ns);
+        let owner = format!("topic {}", record.topic);
+        if self.message.is_none() {
+            let key = if self.cfg.key_avro {
+                Some(self.prepare(&owner, "key", &record.topic, crate::message::KEY_SCHEMA)?)
+            } else {
+                None
+            };
+            let value = if self.cfg.value_avro {
+                let schema = crate::message::value_schema(self.cfg.json.modes.binary);
+                Some(self.prepare(&owner, "value", &record.topic, &schema)?)
+            } else {
+                None
+            };
+            self.message = Some((key, value));
+        }
+        if let Some((key, value)) = &self.message {
+            encode_parts(&mut record, key.as_ref(), value.as_ref(), || owner.clone())?;
+        }
+        Ok(record)
+    }
+
+    /// A [`TransactionMonitor`] whose records have this converter's key and value formats:
+    /// the Avro parts' schemas (`io.debezium.connector.common.TransactionMetadataKey` /
+    /// `TransactionMetadataValue`) are registered now, under the transaction topic's
+    /// subjects. Blocks on the registry.
+    pub fn transaction_monitor(
+        &mut self,
+        transaction_topic_suffix: &str,
+    ) -> Result<TransactionMonitor, AvroError> {
+        let mut monitor = TransactionMonitor::new(&self.cfg.json, transaction_topic_suffix);
+        let topic = monitor.topic().to_owned();
+        let owner = format!("topic {topic}");
+        let key = if self.cfg.key_avro {
+            Some(
+                self.prepare(&owner, "key", &topic, crate::txmeta::KEY_SCHEMA)?
+                    .id,
+            )
+        } else {
+            None
+        };
+        let value = if self.cfg.value_avro {
+            Some(
+                self.prepare(&owner, "value", &topic, crate::txmeta::VALUE_SCHEMA)?
+                    .id,
+            )
+        } else {
+            None
+        };
+        monitor.set_avro(key, value);
+        Ok(monitor)
+    }
+}
+
+/// Replaces the record's JSON key / value payloads with their framed Avro datums (the parts
+/// that have a registered schema).
+fn encode_parts(
+    record: &mut KafkaRecord,
+    key: Option<&Registered>,
+    value: Option<&Registered>,
+    owner: impl Fn() -> String,
+) -> Result<(), AvroError> {
+    if let (Some(reg), Some(k)) = (key, &record.key) {
+        record.key = Some(encode(reg, k).map_err(|reason| AvroError::Mapping {
+            owner: owner(),
+            role: "key",
+            reason,
+        })?);
+    }
+    if let (Some(reg), Some(v)) = (value, &record.value) {
+        record.value = Some(encode(reg, v).map_err(|reason| AvroError::Mapping {
+            owner: owner(),
+            role: "value",
+            reason,
+        })?);
+    }
+    Ok(())
 }
 
 /// Encodes one JSON payload as a framed Avro datum, in one buffer.
