@@ -358,6 +358,9 @@ pub enum ConvertError {
     /// A transform failed on a record.
     #[error(transparent)]
     Transform(#[from] transforms::TransformError),
+    /// An Avro record could not be written (a schema plan out of step with the envelope).
+    #[error("table {table}: Avro: {reason}")]
+    Avro { table: String, reason: String },
     /// A row has a different number of values than the table has columns.
     #[error("table {table}: row has {actual} values, the table has {expected} columns")]
     RowShape {

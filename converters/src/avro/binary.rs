@@ -121,6 +121,74 @@ impl Plan {
         Ok(())
     }
 
+    /// Appends the Avro datum of one JSON value of this plan's schema, as [`encode`](Self::encode)
+    /// without the end-of-input check (for a field rendered on its own).
+    pub(crate) fn transcode(&self, json: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        self.value(&mut Reader { b: json, i: 0 }, out)
+    }
+
+    /// Writes a null: the union's null branch; `Err` for a required schema.
+    pub(crate) fn write_null(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        match self.union {
+            Some((null, _)) => {
+                out.push(null * 2);
+                Ok(())
+            }
+            None => Err(format!("null in a required {} field", self.what)),
+        }
+    }
+
+    /// Writes the union's value branch (nothing for a required schema); the value follows.
+    pub(crate) fn write_present(&self, out: &mut Vec<u8>) {
+        if let Some((_, value)) = self.union {
+            out.push(value * 2);
+        }
+    }
+
+    /// The fields of a record plan.
+    pub(crate) fn fields(&self) -> Option<&[(String, Plan)]> {
+        match &self.node {
+            Node::Record(fields) => Some(fields),
+            _ => None,
+        }
+    }
+
+    /// Writes `scalar` directly if this plan's Avro type takes it; `false`: it does not (the
+    /// caller renders the value as JSON and transcodes it instead). Never writes partially.
+    pub(crate) fn write_scalar(&self, scalar: Scalar<'_>, out: &mut Vec<u8>) -> bool {
+        match (&self.node, scalar) {
+            (Node::Int, Scalar::Long(v)) if i32::try_from(v).is_ok() => {
+                self.write_present(out);
+                write_long(out, v);
+            }
+            (Node::Long, Scalar::Long(v)) => {
+                self.write_present(out);
+                write_long(out, v);
+            }
+            (Node::Float, Scalar::Float(v)) => {
+                self.write_present(out);
+                // JsonConverter writes every NaN as "NaN": one bit pattern.
+                let v = if v.is_nan() { f32::NAN } else { v };
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            (Node::Double, Scalar::Double(v)) => {
+                self.write_present(out);
+                let v = if v.is_nan() { f64::NAN } else { v };
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            (Node::Boolean, Scalar::Bool(b)) => {
+                self.write_present(out);
+                out.push(u8::from(b));
+            }
+            (Node::String, Scalar::Str(s)) | (Node::Bytes, Scalar::Bytes(s)) => {
+                self.write_present(out);
+                write_bytes(out, s);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     fn value(&self, r: &mut Reader<'_>, out: &mut Vec<u8>) -> Result<(), String> {
         r.ws();
         if r.peek() == Some(b'n') {
@@ -252,6 +320,19 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// A value the envelope can write without rendering JSON (see [`Plan::write_scalar`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Scalar<'a> {
+    Long(i64),
+    Float(f32),
+    Double(f64),
+    Bool(bool),
+    /// UTF-8 text (an Avro `string`).
+    Str(&'a [u8]),
+    /// An Avro `bytes` (also a decimal's unscaled bytes).
+    Bytes(&'a [u8]),
 }
 
 /// A record whose members come in schema order (the renderer's order). `Ok(false)`: they do

@@ -41,6 +41,7 @@ use std::sync::Arc;
 
 use pgseam_model::{ChangeEvent, KeyChangeRow, LogicalMessage, TableSchema, TransactionBlock};
 
+use crate::envelope::AvroParts;
 use crate::{
     ConvertError, DecimalFormat, JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange,
     TransactionMonitor,
@@ -260,6 +261,24 @@ impl AvroConverter {
             Some(KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
             None => None,
         };
+        let entry = &self.tables[&event.table.relation_id];
+        if self.cfg.json.transforms.is_empty() {
+            // Straight from the row values into the framed datums.
+            let parts = AvroParts {
+                key: entry.key.as_ref().map(|r| (&r.plan, r.id)),
+                value: entry.value.as_ref().map(|r| (&r.plan, r.id)),
+            };
+            self.json.convert_avro(
+                event,
+                key_change,
+                transaction,
+                processing_time_ns,
+                parts,
+                out,
+            )?;
+            return Ok(());
+        }
+        // A transformed record: its JSON payload, transcoded.
         self.json.convert_in_transaction(
             event,
             key_change,
@@ -267,7 +286,6 @@ impl AvroConverter {
             processing_time_ns,
             &mut self.scratch,
         )?;
-        let entry = &self.tables[&event.table.relation_id];
         let owner = || format!("table {}", event.table.qualified_name());
         for mut record in self.scratch.drain(..) {
             encode_parts(&mut record, entry.key.as_ref(), entry.value.as_ref(), owner)?;
