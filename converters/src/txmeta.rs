@@ -19,7 +19,7 @@
 //! With `AvroConverter` ([`crate::Converter::transaction_monitor`]) the key and/or value are
 //! Avro datums in the Schema Registry wire format instead, under the schemas AvroData derives
 //! from the same Connect schemas (registered under `<topic>-key` / `<topic>-value` when the
-//! monitor is made), written directly from the counters (see [`TransactionMonitor::record`]).
+//! monitor is made), written directly from the counters (see `TransactionMonitor::record`).
 //!
 //! **Memory**: only counters are kept (one per data collection the transaction touched), never
 //! events, so a transaction of any size needs constant memory per table.

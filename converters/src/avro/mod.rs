@@ -2,24 +2,31 @@
 //! the Schema Registry wire format, schemas registered under `TopicNameStrategy` subjects.
 //!
 //! ```text
-//!  ChangeEvent ──► JsonConverter (schemaless payloads, golden-verified) ──► serde_json value
-//!                        │ Connect schema JSON, once per table version              │
-//!                        ▼                                                          ▼
-//!               connect::ConnectSchema ──► schema::from_connect ──► Avro schema ──► value::to_avro
-//!                                                    │ register once                │
-//!                                                    ▼                              ▼
-//!                                     registry: id for <topic>-key / -value   apache-avro datum
-//!                                                                                   │
-//!                                                      0x00 | id (u32 BE) | datum ◄─┘
+//!  per table version (once):
+//!    envelope Connect schema JSON (golden-verified) ──► connect::ConnectSchema
+//!        ──► schema::from_connect ──► Avro schema JSON ──► registry: id for <topic>-key / -value
+//!        ──► binary::Plan (Avro type and union branches per node)
+//!  per event:
+//!    ChangeEvent ──► envelope (JsonConverter's row walk) ──► 0x00 | id (u32 BE) | datum
+//!                      common kinds: written straight from the Value
+//!                      other kinds, mapped columns, defaults: that field's JSON, transcoded
 //! ```
 //!
-//! The Avro path reuses the JSON envelope for what Debezium decides (which columns, their
-//! Connect types under the handling modes, defaults, TOAST placeholders, the source block):
-//! those are verified byte for byte against Debezium, and the Avro mapping on top follows
-//! Confluent's `AvroData` (see [`schema`] and [`value`]). The Connect schema JSON is read back
-//! once per table version; the payload is parsed per event, which costs a JSON round trip
-//! (see `bench/` for the rate) but keeps a single source of truth for Debezium's value
-//! mapping.
+//! The Avro path reuses the envelope for what Debezium decides (which columns, their Connect
+//! types under the handling modes, defaults, NOT NULL fallbacks, TOAST placeholders, the
+//! source block): the envelope walks the row once and writes each field into one buffer, as
+//! Avro binary (`binary::Plan::write_scalar`) where the value is a number, text or bytes
+//! that needs no Debezium-specific rendering, otherwise as the golden-verified JSON of that
+//! field transcoded by the plan (`binary`). The Avro mapping follows Confluent's `AvroData`
+//! (`schema`). Records changed by single message transforms are rendered as JSON with their
+//! transformed Connect schema; each distinct (subject, schema) is registered under the
+//! record's own topic and the payload transcoded whole. `converters/tests/avro.rs` checks that every datum equals what the former
+//! encoder (JSON tree → apache-avro value → `GenericDatumWriter`) wrote, byte for byte.
+//!
+//! Logical decoding messages and transaction metadata: [`AvroConverter::convert_message`]
+//! (schemas registered on the first message) and [`AvroConverter::transaction_monitor`]
+//! (schemas registered when the monitor is made; BEGIN/END written directly, see
+//! [`crate::txmeta`]).
 //!
 //! As in `AvroConverter` with its defaults, a null field with a schema default is written as
 //! the default (`Struct.get` in `AvroData.fromConnectData`); `ignore.default.for.nullables`
@@ -87,6 +94,10 @@ pub struct AvroConverter {
     ids: HashMap<(String, String), u32>,
     /// The logical decoding message schemas (key, value), once registered.
     message: Option<(Option<Registered>, Option<Registered>)>,
+    /// With transforms: renders the transformed records with their Connect schemas.
+    json_schemas: Option<JsonConverter>,
+    /// With transforms: (subject, transformed Connect schema JSON) → its registered plan.
+    transformed: HashMap<(String, String), Registered>,
     scratch: Vec<KafkaRecord>,
 }
 
@@ -118,6 +129,10 @@ impl AvroConverter {
     /// A converter registering its schemas with `registry`.
     pub fn new(cfg: AvroConverterConfig, registry: Box<dyn SchemaRegistry>) -> Self {
         let mut json_cfg = cfg.json.clone();
+        // One runId header for every record, whichever inner converter renders it.
+        if json_cfg.run_id.is_none() {
+            json_cfg.run_id = Some(uuid::Uuid::new_v4().to_string());
+        }
         // The inner converter renders what gets parsed: bare payloads, decimals as base64.
         if cfg.key_avro {
             json_cfg.key_schemas_enable = false;
@@ -128,8 +143,17 @@ impl AvroConverter {
         if cfg.key_avro || cfg.value_avro {
             json_cfg.decimal_format = DecimalFormat::Base64;
         }
+        let json_schemas = (!cfg.json.transforms.is_empty()).then(|| {
+            JsonConverter::new(JsonConverterConfig {
+                key_schemas_enable: cfg.key_avro || json_cfg.key_schemas_enable,
+                value_schemas_enable: cfg.value_avro || json_cfg.value_schemas_enable,
+                ..json_cfg.clone()
+            })
+        });
         AvroConverter {
             json: JsonConverter::new(json_cfg),
+            json_schemas,
+            transformed: HashMap::new(),
             cfg,
             registry,
             tables: HashMap::new(),
@@ -146,6 +170,8 @@ impl AvroConverter {
 
     /// Whether converting an event of `table` will call the registry (first use of this table
     /// version): the caller may then run [`convert`](Self::convert) where blocking is fine.
+    /// With transforms, a transformed shape first seen on a later event (another operation's)
+    /// registers inline, once.
     pub fn needs_registry(&self, table: &Arc<TableSchema>) -> bool {
         match self.tables.get(&table.relation_id) {
             Some(e) => !Arc::ptr_eq(&e.table, table) && *e.table != **table,
@@ -173,11 +199,13 @@ impl AvroConverter {
                 .naming
                 .topic(&[&self.cfg.json.topic_prefix, &table.schema, &table.table]);
         let owner = format!("table {}", table.qualified_name());
-        let key = match (&key_json, self.cfg.key_avro) {
+        // With transforms, what gets registered is each transformed record's schema.
+        let direct = self.cfg.json.transforms.is_empty();
+        let key = match (&key_json, self.cfg.key_avro && direct) {
             (Some(k), true) => Some(self.prepare(&owner, "key", &topic, k)?),
             _ => None,
         };
-        let value = if self.cfg.value_avro {
+        let value = if self.cfg.value_avro && direct {
             Some(self.prepare(&owner, "value", &topic, &value_json)?)
         } else {
             None
@@ -278,20 +306,68 @@ impl AvroConverter {
             )?;
             return Ok(());
         }
-        // A transformed record: its JSON payload, transcoded.
-        self.json.convert_in_transaction(
-            event,
-            key_change,
-            transaction,
-            processing_time_ns,
-            &mut self.scratch,
-        )?;
-        let owner = || format!("table {}", event.table.qualified_name());
-        for mut record in self.scratch.drain(..) {
-            encode_parts(&mut record, entry.key.as_ref(), entry.value.as_ref(), owner)?;
-            out.push(record);
+        // Transformed records: rendered as JSON with their (transformed) Connect schemas; each
+        // distinct schema is registered under the record's own topic, and the payload
+        // transcoded with its plan.
+        let mut records = std::mem::take(&mut self.scratch);
+        records.clear();
+        let converted = match self.json_schemas.as_mut() {
+            Some(json) => json.convert_in_transaction(
+                event,
+                key_change,
+                transaction,
+                processing_time_ns,
+                &mut records,
+            ),
+            None => Ok(()),
+        };
+        let owner = format!("table {}", event.table.qualified_name());
+        let result = converted.map_err(AvroError::from).and_then(|()| {
+            for mut record in records.drain(..) {
+                if self.cfg.key_avro {
+                    record.key =
+                        self.encode_transformed(&owner, "key", &record.topic, record.key)?;
+                }
+                if self.cfg.value_avro {
+                    record.value =
+                        self.encode_transformed(&owner, "value", &record.topic, record.value)?;
+                }
+                out.push(record);
+            }
+            Ok(())
+        });
+        records.clear();
+        self.scratch = records;
+        result
+    }
+
+    /// One part of a transformed record (`{"schema":..,"payload":..}`) as a framed datum.
+    fn encode_transformed(
+        &mut self,
+        owner: &str,
+        role: &'static str,
+        topic: &str,
+        part: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, AvroError> {
+        let Some(part) = part else { return Ok(None) };
+        let mapping = |reason: String| AvroError::Mapping {
+            owner: owner.to_owned(),
+            role,
+            reason,
+        };
+        let json: serde_json::Value = serde_json::from_slice(&part)
+            .map_err(|e| mapping(format!("transformed record JSON: {e}")))?;
+        let schema = serde_json::to_string(&json["schema"])
+            .map_err(|e| mapping(format!("transformed record schema: {e}")))?;
+        let payload = serde_json::to_vec(&json["payload"])
+            .map_err(|e| mapping(format!("transformed record payload: {e}")))?;
+        let key = (format!("{topic}-{role}"), schema);
+        if !self.transformed.contains_key(&key) {
+            let registered = self.prepare(owner, role, topic, &key.1)?;
+            self.transformed.insert(key.clone(), registered);
         }
-        Ok(())
+        let reg = &self.transformed[&key];
+        encode(reg, &payload).map(Some).map_err(mapping)
     }
 
     /// Whether [`convert_message`](Self::convert_message) will call the registry (the
