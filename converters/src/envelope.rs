@@ -894,9 +894,10 @@ fn write_avro_struct(
     for i in columns.filter(|i| entry.fields[*i].in_struct(part)) {
         let field = &entry.fields[i];
         let err = |reason: String| column_error(table, &table.columns[i], reason);
-        let (_, plan) = plans
+        let (name, plan) = plans
             .next()
             .ok_or_else(|| err("the Avro record has fewer fields than the row".into()))?;
+        debug_assert_eq!(name, &field.name, "Avro plan and row out of step");
         if part == Part::Value {
             if let Some(mapping) = &field.mapping {
                 scratch.clear();
