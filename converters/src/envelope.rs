@@ -984,6 +984,58 @@ fn avro_scalar(
             crate::field::push_zoned_timestamp(scratch, i128::from(*us), *fraction_digits);
             S::Str(scratch.as_bytes())
         }
+        (
+            Kind::Decimal {
+                scale: 2,
+                numeric: false,
+                ..
+            },
+            Value::Money(cents),
+        ) => {
+            decimal_bytes = crate::decimal::i64_bytes(*cents);
+            S::Bytes(&decimal_bytes)
+        }
+        (Kind::DecimalString, Value::Numeric(n)) => S::Str(match n {
+            pgseam_model::Numeric::Finite(t) => t.as_bytes(),
+            pgseam_model::Numeric::NaN => b"NAN",
+            pgseam_model::Numeric::PositiveInfinity => b"POSITIVE_INFINITY",
+            pgseam_model::Numeric::NegativeInfinity => b"NEGATIVE_INFINITY",
+        }),
+        // Base64 and hex need no JSON escaping: the quoted text minus its quotes.
+        (Kind::Binary(mode), Value::Bytes(b)) => {
+            scratch.clear();
+            crate::field::push_binary(scratch, *mode, b);
+            S::Str(&scratch.as_bytes()[1..scratch.len() - 1])
+        }
+        (Kind::NanoTime, Value::Time(us)) => S::Long(us.saturating_mul(1000)),
+        (Kind::NanoTimestamp, Value::Timestamp(us) | Value::TimestampTz(us)) => {
+            match i64::try_from(i128::from(*us) * 1000) {
+                Ok(ns) => S::Long(ns),
+                // Debezium writes null: the JSON path handles it.
+                Err(_) => return false,
+            }
+        }
+        (
+            Kind::MicroDuration,
+            Value::Interval {
+                months,
+                days,
+                micros,
+            },
+        ) => S::Long(crate::field::interval_micros(*months, *days, *micros)),
+        (
+            Kind::ZonedTime,
+            Value::TimeTz {
+                micros,
+                offset_seconds,
+            },
+        ) => {
+            let utc = (micros - i64::from(*offset_seconds) * 1_000_000)
+                .rem_euclid(pgseam_pgvalue::datetime::MICROS_PER_DAY);
+            scratch.clear();
+            scratch.push_str(&crate::field::format_zoned_time(utc));
+            S::Str(scratch.as_bytes())
+        }
         _ => return false,
     };
     plan.write_scalar(scalar, out)
