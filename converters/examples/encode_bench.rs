@@ -2,13 +2,18 @@
 //! a ~50-character `text`, `timestamptz`, `numeric(12,2)`), single-threaded, in events/s.
 //!
 //! `cargo run --release -p pgseam-converters --example encode_bench [events]`
-//! (`bench/encode.sh` runs it). One event is one `JsonConverter::convert` call producing one
-//! record (key and value bytes); the records are dropped, as a producer would take them.
+//! (`bench/encode.sh` runs it). One event is one `convert` call producing one record (key and
+//! value bytes); the records are dropped, as a producer would take them. The Avro run uses
+//! `AvroConverter` with key and value Avro and an in-memory registry (registration happens
+//! once, in the warm-up, as with a real registry).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use pgseam_converters::{JsonConverter, JsonConverterConfig};
+use pgseam_converters::avro::registry::{RegistryError, SchemaRegistry};
+use pgseam_converters::{
+    AvroConverter, AvroConverterConfig, Converter, JsonConverter, JsonConverterConfig,
+};
 use pgseam_model::{
     ChangeEvent, ColumnSchema, Lsn, Numeric, Operation, Position, SnapshotMarker, SourceInfo,
     TableSchema, Value,
@@ -80,8 +85,17 @@ fn event(table: &Arc<TableSchema>, i: i64) -> ChangeEvent {
     }
 }
 
-fn run(label: &str, cfg: JsonConverterConfig, events: &[ChangeEvent]) {
-    let mut conv = JsonConverter::new(cfg);
+/// A registry answering every registration with id 1 (nothing is decoded here).
+#[derive(Debug)]
+struct NoRegistry;
+
+impl SchemaRegistry for NoRegistry {
+    fn register(&self, _subject: &str, _schema: &str) -> Result<u32, RegistryError> {
+        Ok(1)
+    }
+}
+
+fn run(label: &str, mut conv: Converter, events: &[ChangeEvent]) {
     let mut out = Vec::with_capacity(2);
     let mut bytes = 0usize;
     // Warm-up: schema cache, allocator.
@@ -120,14 +134,24 @@ fn main() {
         run_id: Some("bench".into()),
         ..JsonConverterConfig::new("bench")
     };
+    let json = |cfg| Converter::Json(JsonConverter::new(cfg));
     run(
         "json schemaless",
-        JsonConverterConfig {
+        json(JsonConverterConfig {
             key_schemas_enable: false,
             value_schemas_enable: false,
             ..base()
-        },
+        }),
         &events,
     );
-    run("json with schema", base(), &events);
+    run("json with schema", json(base()), &events);
+    let avro = AvroConverter::new(
+        AvroConverterConfig {
+            json: base(),
+            key_avro: true,
+            value_avro: true,
+        },
+        Box::new(NoRegistry),
+    );
+    run("avro", Converter::Avro(Box::new(avro)), &events);
 }

@@ -871,7 +871,7 @@ fn java_util_date_string(ms: i64) -> String {
 
 /// Debezium's `Conversions.toEpochMicros(Instant)`: `TimeUnit.SECONDS.toMicros(epochSecond)`
 /// saturates at `Long.MIN/MAX_VALUE`, then the micro-of-second is added with wrap-around.
-fn java_epoch_micros(us: i128) -> i64 {
+pub(crate) fn java_epoch_micros(us: i128) -> i64 {
     let secs = us.div_euclid(1_000_000);
     let micro_of_second = us.rem_euclid(1_000_000) as i64;
     let whole = secs
@@ -1015,7 +1015,7 @@ fn push_digits(out: &mut String, mut value: u64, width: usize) {
     out.push_str(std::str::from_utf8(&buf[..width]).unwrap_or_default());
 }
 
-fn push_zoned_timestamp(s: &mut String, us: i128, fraction_digits: u32) {
+pub(crate) fn push_zoned_timestamp(s: &mut String, us: i128, fraction_digits: u32) {
     let day = i128::from(MICROS_PER_DAY);
     let days = us.div_euclid(day) as i64;
     let tod = us.rem_euclid(day) as i64;

@@ -33,8 +33,7 @@
 //! registered through a small blocking client (the only I/O in this crate, used once per
 //! table version). [`Converter`] is the one interface the pipeline calls.
 //!
-//! What it does not do: heartbeat records (the worker builds them); transaction metadata and
-//! logical messages with Avro. The PK-change `__debezium.newkey`/`oldkey` headers are
+//! What it does not do: heartbeat records (the worker builds them). The PK-change `__debezium.newkey`/`oldkey` headers are
 //! written from the event's `key_change`. Apart from the registry client it does no I/O. `COMPATIBILITY.md` at the repository root lists every difference.
 //!
 //! Known differences from Debezium (see the golden test's allow-list):
@@ -89,8 +88,8 @@ impl Converter {
         }
     }
 
-    /// Converts one event carrying its transaction-metadata block (JSON only; the Avro
-    /// converter writes `transaction` as null: metadata with Avro is refused at start).
+    /// Converts one event carrying its transaction-metadata block
+    /// (`provide.transaction.metadata=true`; `None` writes `transaction: null`).
     pub fn convert_in_transaction(
         &mut self,
         event: &pgseam_model::ChangeEvent,
@@ -113,21 +112,48 @@ impl Converter {
                     out,
                 )?)
             }
-            Converter::Avro(c) => c.convert(event, processing_time_ns, out),
+            Converter::Avro(c) => {
+                c.convert_in_transaction(event, transaction, processing_time_ns, out)
+            }
         }
     }
 
-    /// A logical decoding message's record, or `None` when this converter cannot write one
-    /// (Avro, not supported yet).
+    /// A logical decoding message's record on `<topic.prefix>.message`. With Avro, the first
+    /// message registers the message schemas ([`needs_message_registry`](Self::needs_message_registry)).
     pub fn convert_message(
-        &self,
+        &mut self,
         message: &pgseam_model::LogicalMessage,
         transaction: Option<&pgseam_model::TransactionBlock>,
         processing_time_ns: i64,
-    ) -> Option<KafkaRecord> {
+    ) -> Result<KafkaRecord, AvroError> {
         match self {
-            Converter::Json(c) => Some(c.convert_message(message, transaction, processing_time_ns)),
-            Converter::Avro(_) => None,
+            Converter::Json(c) => Ok(c.convert_message(message, transaction, processing_time_ns)),
+            Converter::Avro(c) => c.convert_message(message, transaction, processing_time_ns),
+        }
+    }
+
+    /// Whether [`convert_message`](Self::convert_message) will block on the schema registry
+    /// (the first message with an Avro converter).
+    pub fn needs_message_registry(&self) -> bool {
+        match self {
+            Converter::Json(_) => false,
+            Converter::Avro(c) => c.needs_message_registry(),
+        }
+    }
+
+    /// The [`TransactionMonitor`] writing BEGIN/END records on
+    /// `<topic.prefix>.<transaction_topic_suffix>` in this converter's key and value formats.
+    /// With Avro this registers the transaction schemas: it blocks on the registry.
+    pub fn transaction_monitor(
+        &mut self,
+        transaction_topic_suffix: &str,
+    ) -> Result<TransactionMonitor, AvroError> {
+        match self {
+            Converter::Json(c) => Ok(TransactionMonitor::new(
+                c.config(),
+                transaction_topic_suffix,
+            )),
+            Converter::Avro(c) => c.transaction_monitor(transaction_topic_suffix),
         }
     }
 
@@ -335,6 +361,9 @@ pub enum ConvertError {
     /// A transform failed on a record.
     #[error(transparent)]
     Transform(#[from] transforms::TransformError),
+    /// An Avro record could not be written (a schema plan out of step with the envelope).
+    #[error("table {table}: Avro: {reason}")]
+    Avro { table: String, reason: String },
     /// A row has a different number of values than the table has columns.
     #[error("table {table}: row has {actual} values, the table has {expected} columns")]
     RowShape {

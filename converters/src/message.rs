@@ -20,7 +20,8 @@ use crate::envelope::{write_source, write_transaction_block, SOURCE_SCHEMA, TRAN
 use crate::field::push_binary;
 use crate::{jackson, BinaryHandlingMode, JsonConverter, KafkaRecord};
 
-const KEY_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"}],"optional":false,"name":"io.debezium.connector.postgresql.MessageKey","version":1}"#;
+/// The key's Connect schema (`io.debezium.connector.postgresql.MessageKey`).
+pub(crate) const KEY_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"}],"optional":false,"name":"io.debezium.connector.postgresql.MessageKey","version":1}"#;
 
 /// The topic suffix of logical decoding messages.
 pub const MESSAGE_TOPIC_SUFFIX: &str = ".message";
@@ -51,16 +52,9 @@ impl JsonConverter {
 
         let mut v = String::with_capacity(2048 + message.content.len() * 2);
         if cfg.value_schemas_enable {
-            v.push_str("{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},");
-            v.push_str(SOURCE_SCHEMA);
-            v.push(',');
-            v.push_str(TRANSACTION_SCHEMA);
-            v.push_str(",{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},{\"type\":\"");
-            v.push_str(match cfg.modes.binary {
-                BinaryHandlingMode::Bytes => "bytes",
-                _ => "string",
-            });
-            v.push_str("\",\"optional\":true,\"field\":\"content\"}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageValue\",\"version\":1},\"payload\":");
+            v.push_str("{\"schema\":");
+            v.push_str(&value_schema(cfg.modes.binary));
+            v.push_str(",\"payload\":");
         }
         let _ = write!(
             v,
@@ -93,4 +87,21 @@ impl JsonConverter {
             headers: std::sync::Arc::new([]),
         }
     }
+}
+
+/// The value's Connect schema (`io.debezium.connector.postgresql.MessageValue`): the content
+/// is `bytes`, or a `string` under the other `binary.handling.mode`s.
+pub(crate) fn value_schema(binary: BinaryHandlingMode) -> String {
+    let mut v = String::with_capacity(2048);
+    v.push_str("{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},");
+    v.push_str(SOURCE_SCHEMA);
+    v.push(',');
+    v.push_str(TRANSACTION_SCHEMA);
+    v.push_str(",{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},{\"type\":\"");
+    v.push_str(match binary {
+        BinaryHandlingMode::Bytes => "bytes",
+        _ => "string",
+    });
+    v.push_str("\",\"optional\":true,\"field\":\"content\"}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageValue\",\"version\":1}");
+    v
 }

@@ -16,6 +16,11 @@
 //! PostgreSQL form `"<txId>:<LSN>"`, where the LSN (decimal) is that of the record itself: the
 //! BEGIN message's, each event's, the commit's end for END. Tombstones are not counted.
 //!
+//! With `AvroConverter` ([`crate::Converter::transaction_monitor`]) the key and/or value are
+//! Avro datums in the Schema Registry wire format instead, under the schemas AvroData derives
+//! from the same Connect schemas (registered under `<topic>-key` / `<topic>-value` when the
+//! monitor is made), written directly from the counters (see `TransactionMonitor::record`).
+//!
 //! **Memory**: only counters are kept (one per data collection the transaction touched), never
 //! events, so a transaction of any size needs constant memory per table.
 //!
@@ -34,14 +39,17 @@ use std::fmt::Write as _;
 
 use pgseam_model::{ChangeEvent, LogicalMessage, Lsn, Position, TransactionBlock};
 
+use crate::avro::binary::{write_bytes, write_long};
 use crate::{jackson, JsonConverterConfig, KafkaRecord};
 
 /// Debezium's `topic.transaction` default.
 pub const DEFAULT_TRANSACTION_TOPIC_SUFFIX: &str = "transaction";
 
-const KEY_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataKey","version":1}"#;
+/// The key's Connect schema.
+pub(crate) const KEY_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataKey","version":1}"#;
 
-const VALUE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"status"},{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":true,"field":"event_count"},{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":false,"field":"data_collection"},{"type":"int64","optional":false,"field":"event_count"}],"optional":true,"name":"event.collection","version":1},"optional":true,"field":"data_collections"},{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataValue","version":1}"#;
+/// The value's Connect schema.
+pub(crate) const VALUE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"status"},{"type":"string","optional":false,"field":"id"},{"type":"int64","optional":true,"field":"event_count"},{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":false,"field":"data_collection"},{"type":"int64","optional":false,"field":"event_count"}],"optional":true,"name":"event.collection","version":1},"optional":true,"field":"data_collections"},{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.TransactionMetadataValue","version":1}"#;
 
 /// The name Debezium gives a transactional logical message's data collection.
 const MESSAGE_COLLECTION_CLASS: &str =
@@ -63,6 +71,9 @@ pub struct TransactionMonitor {
     topic: std::sync::Arc<str>,
     key_schemas: bool,
     value_schemas: bool,
+    /// Registered Avro schema ids of the key and value, when they are Avro.
+    avro_key: Option<u32>,
+    avro_value: Option<u32>,
     open: Option<OpenTransaction>,
 }
 
@@ -76,8 +87,17 @@ impl TransactionMonitor {
                 .into(),
             key_schemas: cfg.key_schemas_enable,
             value_schemas: cfg.value_schemas_enable,
+            avro_key: None,
+            avro_value: None,
             open: None,
         }
+    }
+
+    /// Writes the key and/or value as Avro datums framed with these registered schema ids
+    /// (`None`: that part stays JSON).
+    pub(crate) fn set_avro(&mut self, key: Option<u32>, value: Option<u32>) {
+        self.avro_key = key;
+        self.avro_value = value;
     }
 
     /// The transaction topic.
@@ -160,74 +180,123 @@ impl TransactionMonitor {
     /// when no transaction was begun.
     pub fn end(&mut self, end_lsn: Lsn) -> Option<KafkaRecord> {
         let open = self.open.take()?;
-        let mut collections = String::from("[");
-        for (n, (name, count)) in open.collections.iter().enumerate() {
-            if n > 0 {
-                collections.push(',');
-            }
-            collections.push_str("{\"data_collection\":");
-            jackson::write_str(&mut collections, name);
-            let _ = write!(collections, ",\"event_count\":{count}}}");
-        }
-        collections.push(']');
+        let collections: Vec<(&str, u64)> = open.collections.iter().collect();
         Some(self.record(
             "END",
             open.tx_id,
             end_lsn,
             open.ts_ms,
-            Some((open.total, collections)),
+            Some((open.total, &collections)),
         ))
     }
 
+    /// A BEGIN (`end: None`) or END record (`end`: the event count and the per-collection
+    /// counts). Avro parts follow AvroData's mapping of the Connect schemas: key
+    /// `{id: string}`; value `status: string`, `id: string`, `event_count: ["null","long"]`,
+    /// `data_collections: ["null", {array of ["null", event.collection record]}]`,
+    /// `ts_ms: long`.
     fn record(
         &self,
         status: &str,
         tx_id: i64,
         lsn: Lsn,
         ts_ms: i64,
-        end: Option<(u64, String)>,
+        end: Option<(u64, &[(&str, u64)])>,
     ) -> KafkaRecord {
         let id = format!("{tx_id}:{}", lsn.0);
-        let mut k = String::new();
-        if self.key_schemas {
-            k.push_str("{\"schema\":");
-            k.push_str(KEY_SCHEMA);
-            k.push_str(",\"payload\":");
-        }
-        k.push_str("{\"id\":");
-        jackson::write_str(&mut k, &id);
-        k.push('}');
-        if self.key_schemas {
-            k.push('}');
-        }
-        let mut v = String::new();
-        if self.value_schemas {
-            v.push_str("{\"schema\":");
-            v.push_str(VALUE_SCHEMA);
-            v.push_str(",\"payload\":");
-        }
-        let _ = write!(v, "{{\"status\":\"{status}\",\"id\":");
-        jackson::write_str(&mut v, &id);
-        match &end {
-            None => v.push_str(",\"event_count\":null,\"data_collections\":null"),
-            Some((count, collections)) => {
-                let _ = write!(
-                    v,
-                    ",\"event_count\":{count},\"data_collections\":{collections}"
-                );
+        let key = match self.avro_key {
+            Some(schema_id) => {
+                let mut k = framed(schema_id, id.len() + 2);
+                write_bytes(&mut k, id.as_bytes());
+                k
             }
-        }
-        let _ = write!(v, ",\"ts_ms\":{ts_ms}}}");
-        if self.value_schemas {
-            v.push('}');
-        }
+            None => {
+                let mut k = String::new();
+                if self.key_schemas {
+                    k.push_str("{\"schema\":");
+                    k.push_str(KEY_SCHEMA);
+                    k.push_str(",\"payload\":");
+                }
+                k.push_str("{\"id\":");
+                jackson::write_str(&mut k, &id);
+                k.push('}');
+                if self.key_schemas {
+                    k.push('}');
+                }
+                k.into_bytes()
+            }
+        };
+        let value = match self.avro_value {
+            Some(schema_id) => {
+                let mut v = framed(schema_id, 64);
+                write_bytes(&mut v, status.as_bytes());
+                write_bytes(&mut v, id.as_bytes());
+                match end {
+                    None => v.extend_from_slice(&[0, 0]),
+                    Some((count, collections)) => {
+                        v.push(2);
+                        write_long(&mut v, count as i64);
+                        v.push(2);
+                        if !collections.is_empty() {
+                            write_long(&mut v, collections.len() as i64);
+                            for (name, count) in collections {
+                                v.push(2);
+                                write_bytes(&mut v, name.as_bytes());
+                                write_long(&mut v, *count as i64);
+                            }
+                        }
+                        v.push(0);
+                    }
+                }
+                write_long(&mut v, ts_ms);
+                v
+            }
+            None => {
+                let mut v = String::new();
+                if self.value_schemas {
+                    v.push_str("{\"schema\":");
+                    v.push_str(VALUE_SCHEMA);
+                    v.push_str(",\"payload\":");
+                }
+                let _ = write!(v, "{{\"status\":\"{status}\",\"id\":");
+                jackson::write_str(&mut v, &id);
+                match end {
+                    None => v.push_str(",\"event_count\":null,\"data_collections\":null"),
+                    Some((count, collections)) => {
+                        let _ = write!(v, ",\"event_count\":{count},\"data_collections\":[");
+                        for (n, (name, count)) in collections.iter().enumerate() {
+                            if n > 0 {
+                                v.push(',');
+                            }
+                            v.push_str("{\"data_collection\":");
+                            jackson::write_str(&mut v, name);
+                            let _ = write!(v, ",\"event_count\":{count}}}");
+                        }
+                        v.push(']');
+                    }
+                }
+                let _ = write!(v, ",\"ts_ms\":{ts_ms}}}");
+                if self.value_schemas {
+                    v.push('}');
+                }
+                v.into_bytes()
+            }
+        };
         KafkaRecord {
             topic: std::sync::Arc::clone(&self.topic),
-            key: Some(k.into_bytes()),
-            value: Some(v.into_bytes()),
+            key: Some(key),
+            value: Some(value),
             headers: std::sync::Arc::new([]),
         }
     }
+}
+
+/// A buffer holding the Schema Registry framing of `schema_id`, room for `datum` bytes more.
+fn framed(schema_id: u32, datum: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + datum);
+    out.push(crate::avro::registry::MAGIC_BYTE);
+    out.extend_from_slice(&schema_id.to_be_bytes());
+    out
 }
 
 /// Java's `String.hashCode()` (UTF-16 code units).

@@ -7,6 +7,12 @@
 //! Debezium output. Processing timestamps and the other fields `golden-diff.py` masks are
 //! masked here too.
 //!
+//! Every framed datum is also compared with the **former encoder** (kept here as the oracle):
+//! the payload parsed as a JSON tree, mapped to an apache-avro value by the Connect schema as
+//! `AvroData.fromConnectData` does, and written by apache-avro's `GenericDatumWriter` with the
+//! registered schema. The bytes must be equal (for schemas with a map, whose apache-avro
+//! order is a `HashMap`'s, the decoded values must be).
+//!
 //! The registered schema of one table is also compared with the form written out by hand
 //! from `AvroData.fromConnectSchema` (confluentinc/schema-registry) and Avro's
 //! `Schema.toString()`.
@@ -61,6 +67,187 @@ fn to_json(v: &Avro) -> Json {
         ),
         other => panic!("unexpected Avro value {other:?}"),
     }
+}
+
+/// The former Avro encoder, as the oracle of the one-pass encoder: `json` (a JsonConverter
+/// payload) → apache-avro value by the Connect schema `schema` (JsonConverter's schema JSON),
+/// as `AvroData.fromConnectData` maps it.
+fn reference_datum(schema: &Json, json: &Json) -> Result<Avro, String> {
+    let optional = schema["optional"].as_bool().unwrap_or(false);
+    if !optional {
+        return reference_required(schema, json);
+    }
+    let value_first = !schema["default"].is_null() && schema["type"] != "struct";
+    let (value_branch, null_branch) = if value_first { (0, 1) } else { (1, 0) };
+    Ok(if json.is_null() {
+        Avro::Union(null_branch, Box::new(Avro::Null))
+    } else {
+        Avro::Union(value_branch, Box::new(reference_required(schema, json)?))
+    })
+}
+
+fn reference_required(schema: &Json, json: &Json) -> Result<Avro, String> {
+    let bad = || format!("{json} does not fit {schema}");
+    let name = schema["name"].as_str().unwrap_or("");
+    let float = |j: &Json| match j {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(match schema["type"].as_str().ok_or_else(bad)? {
+        "int8" | "int16" | "int32" => {
+            let v = json
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(bad)?;
+            match name {
+                "org.apache.kafka.connect.data.Date" => Avro::Date(v),
+                "org.apache.kafka.connect.data.Time" => Avro::TimeMillis(v),
+                _ => Avro::Int(v),
+            }
+        }
+        "int64" => {
+            let v = json.as_i64().ok_or_else(bad)?;
+            if name == "org.apache.kafka.connect.data.Timestamp" {
+                Avro::TimestampMillis(v)
+            } else {
+                Avro::Long(v)
+            }
+        }
+        "float" => Avro::Float(float(json).ok_or_else(bad)? as f32),
+        "double" => Avro::Double(float(json).ok_or_else(bad)?),
+        "boolean" => Avro::Boolean(json.as_bool().ok_or_else(bad)?),
+        "string" => Avro::String(json.as_str().ok_or_else(bad)?.to_owned()),
+        "bytes" => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(json.as_str().ok_or_else(bad)?)
+                .map_err(|_| bad())?;
+            if name == "org.apache.kafka.connect.data.Decimal" {
+                Avro::Decimal(apache_avro::Decimal::from(bytes))
+            } else {
+                Avro::Bytes(bytes)
+            }
+        }
+        "array" => Avro::Array(
+            json.as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|i| reference_datum(&schema["items"], i))
+                .collect::<Result<_, _>>()?,
+        ),
+        "map" => Avro::Map(
+            json.as_object()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), reference_datum(&schema["values"], v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        "struct" => {
+            let obj = json.as_object().ok_or_else(bad)?;
+            let mut fields = Vec::new();
+            for f in schema["fields"].as_array().ok_or_else(bad)? {
+                let fname = f["field"].as_str().ok_or_else(bad)?;
+                let v = obj.get(fname).unwrap_or(&Json::Null);
+                fields.push((fname.to_owned(), reference_datum(f, v)?));
+            }
+            Avro::Record(fields)
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// `payload` with every `\\uXXXX` escape of an unpaired surrogate replaced by `?` (the former
+/// encoder's step before parsing).
+fn lone_surrogates_as_question_marks(payload: &[u8]) -> Vec<u8> {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = payload.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut out = Vec::with_capacity(payload.len());
+    let mut i = 0;
+    while i < payload.len() {
+        if payload[i] != b'\\' {
+            out.push(payload[i]);
+            i += 1;
+            continue;
+        }
+        match unit(i) {
+            Some(0xD800..=0xDBFF) => match unit(i + 6) {
+                Some(0xDC00..=0xDFFF) => {
+                    out.extend_from_slice(&payload[i..i + 12]);
+                    i += 12;
+                }
+                _ => {
+                    out.push(b'?');
+                    i += 6;
+                }
+            },
+            Some(0xDC00..=0xDFFF) => {
+                out.push(b'?');
+                i += 6;
+            }
+            _ => {
+                let len = if payload.get(i + 1) == Some(&b'u') {
+                    6
+                } else {
+                    2
+                };
+                let end = (i + len).min(payload.len());
+                out.extend_from_slice(&payload[i..end]);
+                i = end;
+            }
+        }
+    }
+    out
+}
+
+/// Checks one framed part against the former encoder: `with_schema` is the same part as
+/// JsonConverter writes it with schemas (`{"schema":..,"payload":..}`).
+fn check_against_reference(
+    registry: &SchemaRegistry,
+    framed: &[u8],
+    with_schema: &[u8],
+) -> Result<(), String> {
+    let (id, datum) = unframe(framed).ok_or("no Confluent framing")?;
+    let text = registry.schema(id).ok_or("unregistered id")?;
+    let avro_schema = apache_avro::Schema::parse_str(&text).map_err(|e| e.to_string())?;
+    // The former encoder's handling of a string cut inside a surrogate pair: the unpaired
+    // half becomes `?` (what Java's UTF-8 encoder writes).
+    let json: Json = match serde_json::from_slice(with_schema) {
+        Ok(json) => json,
+        Err(_) => serde_json::from_slice(&lone_surrogates_as_question_marks(with_schema))
+            .map_err(|e| e.to_string())?,
+    };
+    let value = reference_datum(&json["schema"], &json["payload"])?;
+    let reference = apache_avro::writer::datum::GenericDatumWriter::builder(&avro_schema)
+        .build()
+        .and_then(|w| w.write_value_to_vec(value))
+        .map_err(|e| e.to_string())?;
+    if reference == datum {
+        return Ok(());
+    }
+    if json["schema"].to_string().contains(r#""type":"map""#) {
+        let read = |mut b: &[u8]| {
+            apache_avro::reader::datum::GenericDatumReader::builder(&avro_schema)
+                .build()
+                .and_then(|r| r.read_value(&mut b))
+                .map_err(|e| e.to_string())
+        };
+        if read(&reference)? == read(datum)? {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "one-pass datum {datum:02x?} != former encoder's {reference:02x?}"
+    ))
 }
 
 /// Masks what golden-diff.py masks.
@@ -141,8 +328,16 @@ fn check(cases: &[Case]) -> usize {
     let registry = SchemaRegistry::start().unwrap();
     let mut failures = Vec::new();
     let mut total = 0;
+    let mut against_reference = 0;
     for c in cases {
         let mut json = JsonConverter::new(c.cfg.clone());
+        // The same records with their Connect schemas, for the former encoder.
+        let mut with_schemas = JsonConverter::new(JsonConverterConfig {
+            key_schemas_enable: true,
+            value_schemas_enable: true,
+            decimal_format: pgseam_converters::DecimalFormat::Base64,
+            ..c.cfg.clone()
+        });
         let mut avro = AvroConverter::new(
             AvroConverterConfig {
                 json: c.cfg.clone(),
@@ -183,6 +378,21 @@ fn check(cases: &[Case]) -> usize {
                 if let Err(e) = avro.convert(&event, 1_795_492_539_760_865_102, &mut out) {
                     failures.push(format!("{at}: {e}"));
                     continue;
+                }
+                let mut reference = Vec::new();
+                with_schemas
+                    .convert(&event, 1_795_492_539_760_865_102, &mut reference)
+                    .unwrap();
+                for (part, framed, plain) in [
+                    ("key", &out[0].key, &reference[0].key),
+                    ("value", &out[0].value, &reference[0].value),
+                ] {
+                    if let (Some(framed), Some(plain)) = (framed, plain) {
+                        match check_against_reference(&registry, framed, plain) {
+                            Ok(()) => against_reference += 1,
+                            Err(e) => failures.push(format!("{at}: {part}: {e}")),
+                        }
+                    }
                 }
                 let mut out = out.into_iter();
                 let first = out.next().unwrap();
@@ -267,6 +477,7 @@ fn check(cases: &[Case]) -> usize {
         eprintln!("{}: {compared} lines decoded and compared", c.file);
         total += compared;
     }
+    eprintln!("{against_reference} keys and values equal to the former encoder's bytes");
     assert!(
         failures.is_empty(),
         "{} differences:\n  {}",
@@ -413,4 +624,173 @@ fn registered_schemas_are_what_avro_data_produces() {
     let (id, decoded) = decode(&registry, out[0].value.as_ref().unwrap());
     assert_eq!(id, subjects["dbz.public.composite-value"][1]);
     assert_eq!(decoded["after"]["d"], 7);
+}
+
+/// Column shaping with Avro: masked, truncated (one cut inside a surrogate pair), hashed and
+/// filtered columns, NOT NULL fallbacks and unchanged TOAST values, written by the direct
+/// encoder, equal to the former encoder's bytes.
+#[test]
+fn column_shaping_with_avro_equals_the_former_encoder() {
+    use pgseam_converters::columns::{
+        ColumnFilter, ColumnMapper, ColumnShaping, HashAlgorithm, MapperRule,
+    };
+    use pgseam_model::{
+        ChangeEvent, ColumnSchema, Lsn, Operation, Position, SnapshotMarker, SourceInfo,
+        TableSchema, Value,
+    };
+    use std::sync::Arc;
+    let column = |name: &str, ty: &str, nullable: bool| ColumnSchema {
+        name: name.into(),
+        type_oid: 0,
+        type_name: ty.into(),
+        base_type_oid: 0,
+        type_modifier: -1,
+        nullable,
+        default_expr: None,
+        enum_values: None,
+    };
+    let table = Arc::new(TableSchema {
+        relation_id: 42,
+        schema: "public".into(),
+        table: "shaped".into(),
+        columns: vec![
+            column("id", "int4", false),
+            column("secret", "text", true),
+            column("cut", "text", true),
+            column("hashed", "text", false),
+            column("gone", "text", true),
+            column("blob", "bytea", true),
+        ],
+        key_columns: vec![0],
+    });
+    let rule = |p: &str, mapper| MapperRule {
+        patterns: vec![regex::Regex::new(&format!("(?i)^(?:{p})$")).unwrap()],
+        mapper,
+    };
+    let cfg = JsonConverterConfig {
+        columns: Arc::new(ColumnShaping {
+            filter: Some(ColumnFilter::Exclude(vec![regex::Regex::new(
+                "(?i)^(?:public.shaped.gone)$",
+            )
+            .unwrap()])),
+            mappers: vec![
+                rule("public.shaped.secret", ColumnMapper::Mask(3)),
+                rule("public.shaped.cut", ColumnMapper::Truncate(2)),
+                rule(
+                    "public.shaped.hashed",
+                    ColumnMapper::Hash {
+                        algorithm: HashAlgorithm::Sha256,
+                        salt: "s".into(),
+                        v2: true,
+                    },
+                ),
+            ],
+            key_columns: Vec::new(),
+        }),
+        run_id: Some("r".into()),
+        ..JsonConverterConfig::new("dbz")
+    };
+    let registry = SchemaRegistry::start().unwrap();
+    let mut avro = AvroConverter::new(
+        AvroConverterConfig {
+            json: cfg.clone(),
+            key_avro: true,
+            value_avro: true,
+        },
+        Box::new(HttpSchemaRegistry::new(registry.url(), None)),
+    );
+    let mut with_schemas = JsonConverter::new(cfg);
+    let event = |op, before: Option<Vec<Value>>, after: Option<Vec<Value>>| ChangeEvent {
+        table: Arc::clone(&table),
+        op,
+        before,
+        after,
+        source: SourceInfo {
+            ts_us: 1_000_000,
+            snapshot: SnapshotMarker::False,
+            db: "db".into(),
+            schema: "public".into(),
+            table: "shaped".into(),
+            tx_id: Some(7),
+            lsn: Some(Lsn(77)),
+            last_commit_lsn: None,
+        },
+        position: Position::Stream {
+            lsn: Lsn(77),
+            commit_lsn: Lsn(78),
+            tx_id: 7,
+            commit_ts_us: 0,
+        },
+        key_change: None,
+    };
+    let row = |id: i32, cut: &str| {
+        vec![
+            Value::Int32(id),
+            Value::Text("top secret".into()),
+            Value::Text(cut.into()),
+            Value::Text("h".into()),
+            Value::Text("left out".into()),
+            Value::Bytes(vec![0, 1, 2]),
+        ]
+    };
+    let events = [
+        event(Operation::Create, None, Some(row(1, "ab\u{e9}"))),
+        // A cut inside a surrogate pair: Avro writes `?` for the dangling half.
+        event(Operation::Create, None, Some(row(2, "a\u{1F600}b"))),
+        event(
+            Operation::Update,
+            None,
+            Some(vec![
+                Value::Int32(3),
+                Value::UnchangedToast,
+                Value::UnchangedToast,
+                Value::UnchangedToast,
+                Value::Null,
+                Value::UnchangedToast,
+            ]),
+        ),
+        // The before image of a delete under the default replica identity: NOT NULL `hashed`
+        // gets its fallback, which is then hashed.
+        event(
+            Operation::Delete,
+            Some(vec![
+                Value::Int32(4),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ]),
+            None,
+        ),
+    ];
+    let mut compared = 0;
+    for ev in &events {
+        let (mut out, mut reference) = (Vec::new(), Vec::new());
+        avro.convert(ev, 5, &mut out).unwrap();
+        with_schemas.convert(ev, 5, &mut reference).unwrap();
+        assert_eq!(out.len(), reference.len());
+        for (a, j) in out.iter().zip(&reference) {
+            for (framed, plain) in [(&a.key, &j.key), (&a.value, &j.value)] {
+                if let (Some(framed), Some(plain)) = (framed, plain) {
+                    if let Err(e) = check_against_reference(&registry, framed, plain) {
+                        panic!("{:?}: {e}", ev.op);
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 9);
+    // The dangling half of the emoji became `?`.
+    let (_, decoded) = decode(&registry, events_value(&mut avro, &events[1]).as_slice());
+    assert_eq!(decoded["after"]["cut"], "a?");
+    assert_eq!(decoded["after"]["secret"], "***");
+    assert!(decoded["after"].get("gone").is_none());
+}
+
+fn events_value(avro: &mut AvroConverter, ev: &pgseam_model::ChangeEvent) -> Vec<u8> {
+    let mut out = Vec::new();
+    avro.convert(ev, 5, &mut out).unwrap();
+    out.remove(0).value.unwrap()
 }

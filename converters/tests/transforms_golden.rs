@@ -189,3 +189,102 @@ fn starrocks_recipe_matches_debezium() {
         );
     }
 }
+
+/// Decoded Avro → the JSON payload JsonConverter writes (union → its branch, bytes and
+/// decimals → base64).
+fn avro_to_json(v: &apache_avro::types::Value) -> serde_json::Value {
+    use apache_avro::types::Value as Avro;
+    use base64::Engine as _;
+    use serde_json::Value as Json;
+    let b64 = |b: &[u8]| Json::String(base64::engine::general_purpose::STANDARD.encode(b));
+    match v {
+        Avro::Null => Json::Null,
+        Avro::Boolean(b) => Json::Bool(*b),
+        Avro::Int(i) => Json::from(*i),
+        Avro::Long(i) => Json::from(*i),
+        Avro::String(s) => Json::String(s.clone()),
+        Avro::Bytes(b) => b64(b),
+        Avro::Decimal(d) => b64(&<Vec<u8>>::try_from(d).unwrap()),
+        Avro::Union(_, inner) => avro_to_json(inner),
+        Avro::Record(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), avro_to_json(v)))
+                .collect(),
+        ),
+        other => panic!("unexpected Avro value {other:?}"),
+    }
+}
+
+#[test]
+fn starrocks_recipe_with_avro_registers_and_writes_the_transformed_records() {
+    use pgseam_converters::avro::registry::{unframe, HttpSchemaRegistry};
+    use pgseam_converters::{AvroConverter, AvroConverterConfig};
+    let registry = pgseam_testkit::SchemaRegistry::start().unwrap();
+    let json = recipe(true);
+    let mut avro = AvroConverter::new(
+        AvroConverterConfig {
+            json: json.config().clone(),
+            key_avro: true,
+            value_avro: true,
+        },
+        Box::new(HttpSchemaRegistry::new(registry.url(), None)),
+    );
+    let insert = event(
+        Operation::Create,
+        None,
+        Some(vec![
+            Value::Int32(4),
+            Value::Text("fig".into()),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]),
+    );
+    let delete = event(
+        Operation::Delete,
+        Some(vec![
+            Value::Int32(2),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]),
+        None,
+    );
+    let decode = |bytes: &[u8]| {
+        let (id, mut datum) = unframe(bytes).unwrap();
+        let schema = apache_avro::Schema::parse_str(&registry.schema(id).unwrap()).unwrap();
+        let v = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+            .build()
+            .unwrap()
+            .read_value(&mut datum)
+            .unwrap();
+        assert!(datum.is_empty());
+        (id, serde_json::to_string(&avro_to_json(&v)).unwrap())
+    };
+    for (ev, line) in [(insert, 7), (delete, 9)] {
+        let mut out = Vec::new();
+        avro.convert(&ev, 0, &mut out).unwrap();
+        assert_eq!(out.len(), 1, "line {line}: the tombstone is dropped");
+        let (key, value) = golden("unwrap_rewrite_noschema.jsonl", line);
+        let (key_id, decoded_key) = decode(out[0].key.as_deref().unwrap());
+        let (value_id, decoded_value) = decode(out[0].value.as_deref().unwrap());
+        assert_eq!(decoded_key, key, "line {line}");
+        assert_eq!(mask(&decoded_value), mask(&value), "line {line}");
+        let subjects = registry.subjects();
+        assert!(subjects["dbz.public.items-key"].contains(&key_id));
+        assert!(subjects["dbz.public.items-value"].contains(&value_id));
+    }
+    // One value schema: the flattened row (never the envelope), registered once.
+    let subjects = registry.subjects();
+    assert_eq!(subjects["dbz.public.items-value"].len(), 1);
+    let schema = registry
+        .schema(subjects["dbz.public.items-value"][0])
+        .unwrap();
+    assert!(
+        schema.starts_with(r#"{"type":"record","name":"Value","namespace":"dbz.public.items""#)
+            && schema.contains(r#""name":"__deleted""#),
+        "{schema}"
+    );
+}

@@ -88,7 +88,6 @@ use pgseam_connector_pg::{
 use pgseam_converters::avro::registry::{BasicAuth, HttpSchemaRegistry};
 use pgseam_converters::{
     AvroConverter, AvroConverterConfig, Converter, JsonConverter, JsonConverterConfig, KafkaRecord,
-    TransactionMonitor,
 };
 use pgseam_model::{Lsn, Position};
 use pgseam_sink_kafka::{Delivered, KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
@@ -366,6 +365,27 @@ async fn run_pipeline(
         }
     };
 
+    // `Option` so a conversion that must register schemas can move it to a blocking thread.
+    let mut converter = Some(build_converter(&settings));
+    // provide.transaction.metadata: counts per transaction, never buffered events. With Avro,
+    // making the monitor registers the transaction schemas (blocking HTTP, off the workers).
+    let mut tx_monitor = match settings.transaction_metadata.clone() {
+        None => None,
+        Some(suffix) => {
+            let mut conv = converter
+                .take()
+                .ok_or_else(|| anyhow!("the converter was lost"))?;
+            let (conv, monitor) = tokio::task::spawn_blocking(move || {
+                let monitor = conv.transaction_monitor(&suffix);
+                (conv, monitor)
+            })
+            .await
+            .map_err(|e| anyhow!("schema registration task failed: {e}"))?;
+            converter = Some(conv);
+            Some(monitor.context("cannot register the transaction metadata schemas")?)
+        }
+    };
+
     let (events_tx, mut events_rx) = mpsc::channel(settings.max_queue_size.max(1));
     let (feedback_tx, feedback_rx) = watch::channel(Feedback {
         durable_lsn: match &start {
@@ -386,13 +406,6 @@ async fn run_pipeline(
         feedback_rx,
     ));
 
-    // `Option` so a conversion that must register schemas can move it to a blocking thread.
-    let mut converter = Some(build_converter(&settings));
-    // provide.transaction.metadata: counts per transaction, never buffered events.
-    let mut tx_monitor = settings
-        .transaction_metadata
-        .as_deref()
-        .map(|suffix| TransactionMonitor::new(&settings.converter, suffix));
     let mut records: Vec<KafkaRecord> = Vec::new();
     let mut checkpoints: Checkpoints = VecDeque::new();
     // Reused per record: the position headers' values.
@@ -533,11 +546,25 @@ async fn run_pipeline(
                         records.clear();
                         let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
                         let block = tx_monitor.as_mut().and_then(|m| m.on_message(&message, &mut records));
-                        let conv = or_break!('pipeline, converter.as_ref().ok_or_else(|| anyhow!("the converter was lost")));
-                        match conv.convert_message(&message, block.as_ref(), now_ns) {
-                            Some(record) => records.push(record),
-                            None => tracing::warn!(connector = %name, prefix = %message.prefix, "logical decoding message skipped: not supported with AvroConverter yet"),
-                        }
+                        let mut conv = or_break!('pipeline, converter.take().ok_or_else(|| anyhow!("the converter was lost")));
+                        let record = if conv.needs_message_registry() {
+                            // The first message with Avro registers the message schemas:
+                            // blocking HTTP, kept off the async workers.
+                            let moved = message.clone();
+                            let joined = tokio::task::spawn_blocking(move || {
+                                let record = conv.convert_message(&moved, block.as_ref(), now_ns);
+                                (conv, record)
+                            })
+                            .await
+                            .map_err(|e| anyhow!("schema registration task failed: {e}"));
+                            let (moved_conv, record) = or_break!('pipeline, joined);
+                            conv = moved_conv;
+                            record
+                        } else {
+                            conv.convert_message(&message, block.as_ref(), now_ns)
+                        };
+                        converter = Some(conv);
+                        records.push(or_break!('pipeline, record.context("cannot convert a logical decoding message")));
                         if let Some(sink) = &sink {
                             if !message.transactional {
                                 sequence = 0;

@@ -182,9 +182,6 @@ pub(crate) fn pipeline_settings(
     let key_converter = connector.effective_key_converter(worker);
     let value_converter = connector.effective_value_converter(worker);
     let avro = avro_settings(name, &key_converter, &value_converter)?;
-    if avro.is_some() && connector.provide_transaction_metadata {
-        bail!("connector {name}: provide.transaction.metadata=true is not supported with AvroConverter yet; use JsonConverter or turn it off");
-    }
     if avro.is_none() && key_converter.decimal_format != value_converter.decimal_format {
         bail!("connector {name}: key.converter.decimal.format and value.converter.decimal.format differ; pgseam applies one decimal.format to keys and values, set both to the same value");
     }

@@ -3,7 +3,9 @@
 //! installs here) behind HTTP basic authentication. The topics are read back with the oracle's
 //! Avro path (schema fetched by id over HTTP, apache-avro decoding, none of pgseam's converter
 //! code) and compared with the source row for row; an `ALTER TABLE … ADD COLUMN` while
-//! streaming must register a second version of the value schema.
+//! streaming must register a second version of the value schema. Transaction metadata
+//! (`provide.transaction.metadata=true`) and a logical decoding message go through the same
+//! converter: their topics are decoded the same way.
 
 mod common;
 
@@ -81,7 +83,8 @@ fn avro_records_match_the_source_and_schema_changes_register_new_versions() {
             ]
         })
         .collect();
-    let extra: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut extra: Vec<&str> = lines.iter().map(String::as_str).collect();
+    extra.push("provide.transaction.metadata=true");
     let (worker, connector) = env.write_configs("avroshop", &[], &extra);
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
@@ -89,7 +92,11 @@ fn avro_records_match_the_source_and_schema_changes_register_new_versions() {
         "UPDATE items SET price = price + 1, flag = NULL WHERE id % 7 = 0;
          DELETE FROM items WHERE id % 11 = 0;
          INSERT INTO items (id, name) VALUES (1001, 'new');
-         UPDATE items SET id = id + 5000 WHERE id = 3;",
+         UPDATE items SET id = id + 5000 WHERE id = 3;
+         BEGIN;
+         INSERT INTO items (id, name) VALUES (1002, 'in tx');
+         SELECT pg_logical_emit_message(true, 'avro-e2e', 'hello');
+         COMMIT;",
     );
     let decoding = Decoding::Avro {
         registry_url: url.replace("http://", "http://reg:s3cret@"),
@@ -119,10 +126,74 @@ fn avro_records_match_the_source_and_schema_changes_register_new_versions() {
         "items differ after ALTER TABLE:\n{}",
         second.differences.join("\n")
     );
+    // The message and the transaction metadata, decoded by the oracle.
+    let topics = [
+        "avroshop.message".to_owned(),
+        "avroshop.transaction".to_owned(),
+    ];
+    let records = pgseam_integration_tests::read_topics_decoded(
+        &env.broker.bootstrap_servers(),
+        &topics,
+        3,
+        Duration::from_millis(700),
+        Duration::from_secs(30),
+        &decoding,
+    )
+    .expect("read the message and transaction topics");
+    let message = records
+        .iter()
+        .find(|r| r.topic == "avroshop.message")
+        .expect("a record on avroshop.message");
+    assert_eq!(
+        message.key.as_ref().unwrap(),
+        &serde_json::json!({"prefix": "avro-e2e"})
+    );
+    let value = message.value.as_ref().unwrap();
+    assert_eq!(value["op"], "m");
+    assert_eq!(
+        value["message"],
+        serde_json::json!({"prefix": "avro-e2e", "content": "aGVsbG8="})
+    );
+    let tx_id = value["transaction"]["id"]
+        .as_str()
+        .expect("a transaction block")
+        .to_owned();
+    let xid = tx_id.split(':').next().unwrap().to_owned();
+    let end = records
+        .iter()
+        .filter(|r| r.topic == "avroshop.transaction")
+        .filter_map(|r| r.value.as_ref())
+        .find(|v| {
+            v["status"] == "END"
+                && v["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(&format!("{xid}:")))
+        })
+        .expect("the END record of the message's transaction");
+    assert_eq!(end["event_count"], 2, "{end}");
+    let collections = end["data_collections"].as_array().unwrap();
+    assert!(
+        collections
+            .iter()
+            .any(|c| c["data_collection"] == "public.items" && c["event_count"] == 1),
+        "{end}"
+    );
+    assert!(records.iter().any(|r| r.topic == "avroshop.transaction"
+        && r.value
+            .as_ref()
+            .is_some_and(|v| v["status"] == "BEGIN" && v["event_count"].is_null())));
+
     let subjects = registry.subjects();
     assert_eq!(
         subjects.keys().cloned().collect::<Vec<_>>(),
-        ["avroshop.public.items-key", "avroshop.public.items-value"]
+        [
+            "avroshop.message-key",
+            "avroshop.message-value",
+            "avroshop.public.items-key",
+            "avroshop.public.items-value",
+            "avroshop.transaction-key",
+            "avroshop.transaction-value"
+        ]
     );
     assert_eq!(subjects["avroshop.public.items-key"].len(), 1);
     assert_eq!(

@@ -2,24 +2,31 @@
 //! the Schema Registry wire format, schemas registered under `TopicNameStrategy` subjects.
 //!
 //! ```text
-//!  ChangeEvent ──► JsonConverter (schemaless payloads, golden-verified) ──► serde_json value
-//!                        │ Connect schema JSON, once per table version              │
-//!                        ▼                                                          ▼
-//!               connect::ConnectSchema ──► schema::from_connect ──► Avro schema ──► value::to_avro
-//!                                                    │ register once                │
-//!                                                    ▼                              ▼
-//!                                     registry: id for <topic>-key / -value   apache-avro datum
-//!                                                                                   │
-//!                                                      0x00 | id (u32 BE) | datum ◄─┘
+//!  per table version (once):
+//!    envelope Connect schema JSON (golden-verified) ──► connect::ConnectSchema
+//!        ──► schema::from_connect ──► Avro schema JSON ──► registry: id for <topic>-key / -value
+//!        ──► binary::Plan (Avro type and union branches per node)
+//!  per event:
+//!    ChangeEvent ──► envelope (JsonConverter's row walk) ──► 0x00 | id (u32 BE) | datum
+//!                      common kinds: written straight from the Value
+//!                      other kinds, mapped columns, defaults: that field's JSON, transcoded
 //! ```
 //!
-//! The Avro path reuses the JSON envelope for what Debezium decides (which columns, their
-//! Connect types under the handling modes, defaults, TOAST placeholders, the source block):
-//! those are verified byte for byte against Debezium, and the Avro mapping on top follows
-//! Confluent's `AvroData` (see [`schema`] and [`value`]). The Connect schema JSON is read back
-//! once per table version; the payload is parsed per event, which costs a JSON round trip
-//! (see `bench/` for the rate) but keeps a single source of truth for Debezium's value
-//! mapping.
+//! The Avro path reuses the envelope for what Debezium decides (which columns, their Connect
+//! types under the handling modes, defaults, NOT NULL fallbacks, TOAST placeholders, the
+//! source block): the envelope walks the row once and writes each field into one buffer, as
+//! Avro binary (`binary::Plan::write_scalar`) where the value is a number, text or bytes
+//! that needs no Debezium-specific rendering, otherwise as the golden-verified JSON of that
+//! field transcoded by the plan (`binary`). The Avro mapping follows Confluent's `AvroData`
+//! (`schema`). Records changed by single message transforms are rendered as JSON with their
+//! transformed Connect schema; each distinct (subject, schema) is registered under the
+//! record's own topic and the payload transcoded whole. `converters/tests/avro.rs` checks that every datum equals what the former
+//! encoder (JSON tree → apache-avro value → `GenericDatumWriter`) wrote, byte for byte.
+//!
+//! Logical decoding messages and transaction metadata: [`AvroConverter::convert_message`]
+//! (schemas registered on the first message) and [`AvroConverter::transaction_monitor`]
+//! (schemas registered when the monitor is made; BEGIN/END written directly, see
+//! [`crate::txmeta`]).
 //!
 //! As in `AvroConverter` with its defaults, a null field with a schema default is written as
 //! the default (`Struct.get` in `AvroData.fromConnectData`); `ignore.default.for.nullables`
@@ -31,19 +38,23 @@
 //! subject. Registration is the only I/O and can block; [`AvroConverter::needs_registry`]
 //! tells the caller in advance.
 
+pub(crate) mod binary;
 mod connect;
 pub mod registry;
 mod schema;
-mod value;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pgseam_model::{ChangeEvent, TableSchema};
+use pgseam_model::{ChangeEvent, KeyChangeRow, LogicalMessage, TableSchema, TransactionBlock};
 
-use crate::{ConvertError, DecimalFormat, JsonConverter, JsonConverterConfig, KafkaRecord};
+use crate::envelope::AvroParts;
+use crate::{
+    ConvertError, DecimalFormat, JsonConverter, JsonConverterConfig, KafkaRecord, KeyChange,
+    TransactionMonitor,
+};
 use connect::ConnectSchema;
-use registry::{frame, RegistryError, SchemaRegistry};
+use registry::{RegistryError, SchemaRegistry};
 
 /// The Avro converter's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,8 +72,7 @@ pub struct AvroConverterConfig {
 /// An Avro schema ready for use: parsed, and registered under its subject.
 #[derive(Debug)]
 struct Registered {
-    connect: ConnectSchema,
-    avro: apache_avro::Schema,
+    plan: binary::Plan,
     id: u32,
 }
 
@@ -82,6 +92,12 @@ pub struct AvroConverter {
     tables: HashMap<u32, TableEntry>,
     /// (subject, schema JSON) → id: a schema is registered once per subject.
     ids: HashMap<(String, String), u32>,
+    /// The logical decoding message schemas (key, value), once registered.
+    message: Option<(Option<Registered>, Option<Registered>)>,
+    /// With transforms: renders the transformed records with their Connect schemas.
+    json_schemas: Option<JsonConverter>,
+    /// With transforms: (subject, transformed Connect schema JSON) → its registered plan.
+    transformed: HashMap<(String, String), Registered>,
     scratch: Vec<KafkaRecord>,
 }
 
@@ -91,19 +107,19 @@ pub enum AvroError {
     /// The event does not fit its table (as for JSON).
     #[error(transparent)]
     Convert(#[from] ConvertError),
-    /// Registering a schema failed.
-    #[error("table {table}: cannot register the {role} schema: {source}")]
+    /// Registering a schema failed. `owner` is `table <schema.table>` or `topic <topic>`.
+    #[error("{owner}: cannot register the {role} schema: {source}")]
     Registry {
-        table: String,
+        owner: String,
         role: &'static str,
         #[source]
         source: RegistryError,
     },
     /// The Connect → Avro mapping failed (a type AvroData cannot map, or a value out of step
     /// with its schema).
-    #[error("table {table}: {role}: {reason}")]
+    #[error("{owner}: {role}: {reason}")]
     Mapping {
-        table: String,
+        owner: String,
         role: &'static str,
         reason: String,
     },
@@ -113,6 +129,10 @@ impl AvroConverter {
     /// A converter registering its schemas with `registry`.
     pub fn new(cfg: AvroConverterConfig, registry: Box<dyn SchemaRegistry>) -> Self {
         let mut json_cfg = cfg.json.clone();
+        // One runId header for every record, whichever inner converter renders it.
+        if json_cfg.run_id.is_none() {
+            json_cfg.run_id = Some(uuid::Uuid::new_v4().to_string());
+        }
         // The inner converter renders what gets parsed: bare payloads, decimals as base64.
         if cfg.key_avro {
             json_cfg.key_schemas_enable = false;
@@ -123,12 +143,22 @@ impl AvroConverter {
         if cfg.key_avro || cfg.value_avro {
             json_cfg.decimal_format = DecimalFormat::Base64;
         }
+        let json_schemas = (!cfg.json.transforms.is_empty()).then(|| {
+            JsonConverter::new(JsonConverterConfig {
+                key_schemas_enable: cfg.key_avro || json_cfg.key_schemas_enable,
+                value_schemas_enable: cfg.value_avro || json_cfg.value_schemas_enable,
+                ..json_cfg.clone()
+            })
+        });
         AvroConverter {
             json: JsonConverter::new(json_cfg),
+            json_schemas,
+            transformed: HashMap::new(),
             cfg,
             registry,
             tables: HashMap::new(),
             ids: HashMap::new(),
+            message: None,
             scratch: Vec::new(),
         }
     }
@@ -140,6 +170,8 @@ impl AvroConverter {
 
     /// Whether converting an event of `table` will call the registry (first use of this table
     /// version): the caller may then run [`convert`](Self::convert) where blocking is fine.
+    /// With transforms, a transformed shape first seen on a later event (another operation's)
+    /// registers inline, once.
     pub fn needs_registry(&self, table: &Arc<TableSchema>) -> bool {
         match self.tables.get(&table.relation_id) {
             Some(e) => !Arc::ptr_eq(&e.table, table) && *e.table != **table,
@@ -166,12 +198,15 @@ impl AvroConverter {
                 .json
                 .naming
                 .topic(&[&self.cfg.json.topic_prefix, &table.schema, &table.table]);
-        let key = match (&key_json, self.cfg.key_avro) {
-            (Some(k), true) => Some(self.prepare(table, "key", &topic, k)?),
+        let owner = format!("table {}", table.qualified_name());
+        // With transforms, what gets registered is each transformed record's schema.
+        let direct = self.cfg.json.transforms.is_empty();
+        let key = match (&key_json, self.cfg.key_avro && direct) {
+            (Some(k), true) => Some(self.prepare(&owner, "key", &topic, k)?),
             _ => None,
         };
-        let value = if self.cfg.value_avro {
-            Some(self.prepare(table, "value", &topic, &value_json)?)
+        let value = if self.cfg.value_avro && direct {
+            Some(self.prepare(&owner, "value", &topic, &value_json)?)
         } else {
             None
         };
@@ -188,13 +223,13 @@ impl AvroConverter {
 
     fn prepare(
         &mut self,
-        table: &TableSchema,
+        owner: &str,
         role: &'static str,
         topic: &str,
         connect_json: &str,
     ) -> Result<Registered, AvroError> {
         let mapping = |reason: String| AvroError::Mapping {
-            table: table.qualified_name(),
+            owner: owner.to_owned(),
             role,
             reason,
         };
@@ -203,8 +238,10 @@ impl AvroConverter {
         let connect = ConnectSchema::from_json(&json).map_err(mapping)?;
         let avro_json =
             schema::to_json(&schema::from_connect(&connect).map_err(mapping)?).map_err(mapping)?;
-        let avro = apache_avro::Schema::parse_str(&avro_json)
+        // What the registry will parse: checked here, once per table version.
+        apache_avro::Schema::parse_str(&avro_json)
             .map_err(|e| mapping(format!("Avro schema does not parse: {e}")))?;
+        let plan = binary::Plan::new(&connect).map_err(mapping)?;
         let subject = format!("{topic}-{role}");
         let cache_key = (subject, avro_json);
         let id = match self.ids.get(&cache_key) {
@@ -214,7 +251,7 @@ impl AvroConverter {
                     .registry
                     .register(&cache_key.0, &cache_key.1)
                     .map_err(|source| AvroError::Registry {
-                        table: table.qualified_name(),
+                        owner: owner.to_owned(),
                         role,
                         source,
                     })?;
@@ -222,7 +259,7 @@ impl AvroConverter {
                 id
             }
         };
-        Ok(Registered { connect, avro, id })
+        Ok(Registered { plan, id })
     }
 
     /// Converts one event into its record(s), like [`JsonConverter::convert`]; the Avro parts
@@ -233,97 +270,210 @@ impl AvroConverter {
         processing_time_ns: i64,
         out: &mut Vec<KafkaRecord>,
     ) -> Result<(), AvroError> {
+        self.convert_in_transaction(event, None, processing_time_ns, out)
+    }
+
+    /// As [`convert`](Self::convert), with the event's `transaction` block
+    /// (`provide.transaction.metadata=true`) instead of null.
+    pub fn convert_in_transaction(
+        &mut self,
+        event: &ChangeEvent,
+        transaction: Option<&TransactionBlock>,
+        processing_time_ns: i64,
+        out: &mut Vec<KafkaRecord>,
+    ) -> Result<(), AvroError> {
         self.entry(&event.table)?;
         self.scratch.clear();
-        self.json
-            .convert(event, processing_time_ns, &mut self.scratch)?;
+        let key_change = match &event.key_change {
+            Some(KeyChangeRow::NewKey(row)) => Some(KeyChange::NewKey(row)),
+            Some(KeyChangeRow::OldKey(row)) => Some(KeyChange::OldKey(row)),
+            None => None,
+        };
         let entry = &self.tables[&event.table.relation_id];
-        let table = &event.table;
-        for mut record in self.scratch.drain(..) {
-            if let (Some(reg), Some(key)) = (&entry.key, &record.key) {
-                record.key = Some(encode(reg, key).map_err(|reason| AvroError::Mapping {
-                    table: table.qualified_name(),
-                    role: "key",
-                    reason,
-                })?);
-            }
-            if let (Some(reg), Some(value)) = (&entry.value, &record.value) {
-                record.value = Some(encode(reg, value).map_err(|reason| AvroError::Mapping {
-                    table: table.qualified_name(),
-                    role: "value",
-                    reason,
-                })?);
-            }
-            out.push(record);
+        if self.cfg.json.transforms.is_empty() {
+            // Straight from the row values into the framed datums.
+            let parts = AvroParts {
+                key: entry.key.as_ref().map(|r| (&r.plan, r.id)),
+                value: entry.value.as_ref().map(|r| (&r.plan, r.id)),
+            };
+            self.json.convert_avro(
+                event,
+                key_change,
+                transaction,
+                processing_time_ns,
+                parts,
+                out,
+            )?;
+            return Ok(());
         }
-        Ok(())
+        // Transformed records: rendered as JSON with their (transformed) Connect schemas; each
+        // distinct schema is registered under the record's own topic, and the payload
+        // transcoded with its plan.
+        let mut records = std::mem::take(&mut self.scratch);
+        records.clear();
+        let converted = match self.json_schemas.as_mut() {
+            Some(json) => json.convert_in_transaction(
+                event,
+                key_change,
+                transaction,
+                processing_time_ns,
+                &mut records,
+            ),
+            None => Ok(()),
+        };
+        let owner = format!("table {}", event.table.qualified_name());
+        let result = converted.map_err(AvroError::from).and_then(|()| {
+            for mut record in records.drain(..) {
+                if self.cfg.key_avro {
+                    record.key =
+                        self.encode_transformed(&owner, "key", &record.topic, record.key)?;
+                }
+                if self.cfg.value_avro {
+                    record.value =
+                        self.encode_transformed(&owner, "value", &record.topic, record.value)?;
+                }
+                out.push(record);
+            }
+            Ok(())
+        });
+        records.clear();
+        self.scratch = records;
+        result
+    }
+
+    /// One part of a transformed record (`{"schema":..,"payload":..}`) as a framed datum.
+    fn encode_transformed(
+        &mut self,
+        owner: &str,
+        role: &'static str,
+        topic: &str,
+        part: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, AvroError> {
+        let Some(part) = part else { return Ok(None) };
+        let mapping = |reason: String| AvroError::Mapping {
+            owner: owner.to_owned(),
+            role,
+            reason,
+        };
+        let json: serde_json::Value = serde_json::from_slice(&part)
+            .map_err(|e| mapping(format!("transformed record JSON: {e}")))?;
+        let schema = serde_json::to_string(&json["schema"])
+            .map_err(|e| mapping(format!("transformed record schema: {e}")))?;
+        let payload = serde_json::to_vec(&json["payload"])
+            .map_err(|e| mapping(format!("transformed record payload: {e}")))?;
+        let key = (format!("{topic}-{role}"), schema);
+        if !self.transformed.contains_key(&key) {
+            let registered = self.prepare(owner, role, topic, &key.1)?;
+            self.transformed.insert(key.clone(), registered);
+        }
+        let reg = &self.transformed[&key];
+        encode(reg, &payload).map(Some).map_err(mapping)
+    }
+
+    /// Whether [`convert_message`](Self::convert_message) will call the registry (the
+    /// message schemas are registered on the first message).
+    pub fn needs_message_registry(&self) -> bool {
+        self.message.is_none() && (self.cfg.key_avro || self.cfg.value_avro)
+    }
+
+    /// A logical decoding message's record on `<topic.prefix>.message`, as
+    /// [`JsonConverter::convert_message`] writes it, with Avro key and/or value (schemas
+    /// `io.debezium.connector.postgresql.MessageKey` / `MessageValue`, registered on first
+    /// use under `<topic>-key` / `<topic>-value`).
+    pub fn convert_message(
+        &mut self,
+        message: &LogicalMessage,
+        transaction: Option<&TransactionBlock>,
+        processing_time_ns: i64,
+    ) -> Result<KafkaRecord, AvroError> {
+        let mut record = self
+            .json
+            .convert_message(message, transaction, processing_time_ns);
+        let owner = format!("topic {}", record.topic);
+        if self.message.is_none() {
+            let key = if self.cfg.key_avro {
+                Some(self.prepare(&owner, "key", &record.topic, crate::message::KEY_SCHEMA)?)
+            } else {
+                None
+            };
+            let value = if self.cfg.value_avro {
+                let schema = crate::message::value_schema(self.cfg.json.modes.binary);
+                Some(self.prepare(&owner, "value", &record.topic, &schema)?)
+            } else {
+                None
+            };
+            self.message = Some((key, value));
+        }
+        if let Some((key, value)) = &self.message {
+            encode_parts(&mut record, key.as_ref(), value.as_ref(), || owner.clone())?;
+        }
+        Ok(record)
+    }
+
+    /// A [`TransactionMonitor`] whose records have this converter's key and value formats:
+    /// the Avro parts' schemas (`io.debezium.connector.common.TransactionMetadataKey` /
+    /// `TransactionMetadataValue`) are registered now, under the transaction topic's
+    /// subjects. Blocks on the registry.
+    pub fn transaction_monitor(
+        &mut self,
+        transaction_topic_suffix: &str,
+    ) -> Result<TransactionMonitor, AvroError> {
+        let mut monitor = TransactionMonitor::new(&self.cfg.json, transaction_topic_suffix);
+        let topic = monitor.topic().to_owned();
+        let owner = format!("topic {topic}");
+        let key = if self.cfg.key_avro {
+            Some(
+                self.prepare(&owner, "key", &topic, crate::txmeta::KEY_SCHEMA)?
+                    .id,
+            )
+        } else {
+            None
+        };
+        let value = if self.cfg.value_avro {
+            Some(
+                self.prepare(&owner, "value", &topic, crate::txmeta::VALUE_SCHEMA)?
+                    .id,
+            )
+        } else {
+            None
+        };
+        monitor.set_avro(key, value);
+        Ok(monitor)
     }
 }
 
-/// Encodes one JSON payload as a framed Avro datum.
+/// Replaces the record's JSON key / value payloads with their framed Avro datums (the parts
+/// that have a registered schema).
+fn encode_parts(
+    record: &mut KafkaRecord,
+    key: Option<&Registered>,
+    value: Option<&Registered>,
+    owner: impl Fn() -> String,
+) -> Result<(), AvroError> {
+    if let (Some(reg), Some(k)) = (key, &record.key) {
+        record.key = Some(encode(reg, k).map_err(|reason| AvroError::Mapping {
+            owner: owner(),
+            role: "key",
+            reason,
+        })?);
+    }
+    if let (Some(reg), Some(v)) = (value, &record.value) {
+        record.value = Some(encode(reg, v).map_err(|reason| AvroError::Mapping {
+            owner: owner(),
+            role: "value",
+            reason,
+        })?);
+    }
+    Ok(())
+}
+
+/// Encodes one JSON payload as a framed Avro datum, in one buffer.
 fn encode(reg: &Registered, payload: &[u8]) -> Result<Vec<u8>, String> {
-    let json: serde_json::Value = match serde_json::from_slice(payload) {
-        Ok(json) => json,
-        // A string cut inside a surrogate pair (`column.truncate.to.N.chars`) ends in a lone
-        // high surrogate; Java's UTF-8 encoder, which Avro uses, writes `?` for it.
-        Err(_) => serde_json::from_slice(&lone_surrogates_as_question_marks(payload))
-            .map_err(|e| format!("payload JSON: {e}"))?,
-    };
-    let datum = value::to_avro(&reg.connect, &json)?;
-    let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&reg.avro)
-        .build()
-        .and_then(|w| w.write_value_to_vec(datum))
-        .map_err(|e| format!("Avro encoding: {e}"))?;
-    Ok(frame(reg.id, &bytes))
-}
-
-/// `payload` with every `\\uXXXX` escape of a surrogate that is not half of a pair replaced by
-/// `?` (what `String.getBytes(UTF_8)` does to an unpaired surrogate).
-fn lone_surrogates_as_question_marks(payload: &[u8]) -> Vec<u8> {
-    let unit = |at: usize| -> Option<u16> {
-        let hex = payload.get(at..at + 6)?;
-        if hex[0] != b'\\' || hex[1] != b'u' {
-            return None;
-        }
-        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
-    };
-    let mut out = Vec::with_capacity(payload.len());
-    let mut i = 0;
-    while i < payload.len() {
-        if payload[i] != b'\\' {
-            out.push(payload[i]);
-            i += 1;
-            continue;
-        }
-        match unit(i) {
-            Some(0xD800..=0xDBFF) => match unit(i + 6) {
-                Some(0xDC00..=0xDFFF) => {
-                    out.extend_from_slice(&payload[i..i + 12]);
-                    i += 12;
-                }
-                _ => {
-                    out.push(b'?');
-                    i += 6;
-                }
-            },
-            Some(0xDC00..=0xDFFF) => {
-                out.push(b'?');
-                i += 6;
-            }
-            _ => {
-                // Any other escape: copy it whole (`\\\\` must not start a new one).
-                let len = if payload.get(i + 1) == Some(&b'u') {
-                    6
-                } else {
-                    2
-                };
-                let end = (i + len).min(payload.len());
-                out.extend_from_slice(&payload[i..end]);
-                i = end;
-            }
-        }
-    }
-    out
+    let mut out = Vec::with_capacity(payload.len() / 2 + 16);
+    out.push(registry::MAGIC_BYTE);
+    out.extend_from_slice(&reg.id.to_be_bytes());
+    reg.plan.encode(payload, &mut out)?;
+    Ok(out)
 }
 
 /// The Avro schema JSON AvroData derives from a Connect schema in `JsonConverter`'s schema
@@ -333,19 +483,4 @@ pub fn avro_schema_for_connect_json(connect_json: &str) -> Result<String, String
         serde_json::from_str(connect_json).map_err(|e| format!("Connect schema JSON: {e}"))?;
     let connect = ConnectSchema::from_json(&json)?;
     schema::to_json(&schema::from_connect(&connect)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lone_surrogates_as_question_marks as fix;
-
-    #[test]
-    fn lone_surrogates_become_question_marks() {
-        let t = |s: &str| String::from_utf8(fix(s.as_bytes())).unwrap();
-        assert_eq!(t(r#""\uD83C\uDF55\uD83C""#), r#""\uD83C\uDF55?""#);
-        assert_eq!(t(r#""a\uDF55b""#), r#""a?b""#);
-        assert_eq!(t(r#""\\uD83C \" \u00e9""#), r#""\\uD83C \" \u00e9""#);
-        let v: serde_json::Value = serde_json::from_slice(&fix(br#"{"n":"x\uD83C"}"#)).unwrap();
-        assert_eq!(v["n"], "x?");
-    }
 }
