@@ -38,6 +38,24 @@ impl TableIdentity {
     }
 }
 
+/// The server's `wal_sender_timeout` as this user sees it (`None`: 0, no timeout). Read on a
+/// normal session with the same user and database as the replication connection, so per-role
+/// and per-database settings apply as they do to our walsender.
+pub async fn wal_sender_timeout(client: &Client) -> Result<Option<std::time::Duration>> {
+    let row = client
+        .query_one(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_sender_timeout'",
+            &[],
+        )
+        .await
+        .map_err(|error| SourceError::Query {
+            context: "cannot read wal_sender_timeout".into(),
+            error,
+        })?;
+    let ms: i64 = row.get(0);
+    Ok((ms > 0).then(|| std::time::Duration::from_millis(ms as u64)))
+}
+
 /// Fails with a clear message unless `wal_level` is `logical`.
 pub async fn check_wal_level(client: &Client) -> Result<()> {
     let row = client

@@ -679,7 +679,20 @@ impl Source {
     }
 
     async fn stream(&mut self, mut replication: ReplicationConnection) -> Result<()> {
-        let mut status_timer = tokio::time::interval(self.config.status_update_interval);
+        let wal_sender_timeout = catalog::wal_sender_timeout(&self.catalog_client).await?;
+        let status_interval =
+            status_interval(self.config.status_update_interval, wal_sender_timeout);
+        if status_interval < self.config.status_update_interval {
+            tracing::info!(
+                status_update_interval_ms = self.config.status_update_interval.as_millis() as u64,
+                wal_sender_timeout_ms = wal_sender_timeout.map_or(0, |t| t.as_millis() as u64),
+                effective_ms = status_interval.as_millis() as u64,
+                "status.update.interval.ms is not well below the server's wal_sender_timeout: \
+                 sending status updates more often, so that the server never times the \
+                 connection out while Kafka applies backpressure"
+            );
+        }
+        let mut status_timer = tokio::time::interval(status_interval);
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let context = DecodeContext {
             protocol_version: PGOUTPUT_PROTOCOL_VERSION,
@@ -1118,6 +1131,20 @@ async fn window_task(resumer: Option<&mut snapshot::resume::Resumer>) -> Result<
 }
 
 /// The next tick of an optional timer; never, without one.
+/// How often to send status updates: `status.update.interval.ms`, but at most a third of the
+/// server's `wal_sender_timeout`. While the event channel is full (Kafka applies backpressure)
+/// the source reads nothing from the socket, so it cannot answer the server's keepalive
+/// requests; these timed updates are then all that keeps the walsender from timing out.
+/// pg_recvlogical makes the same choice for its own interval.
+fn status_interval(configured: Duration, wal_sender_timeout: Option<Duration>) -> Duration {
+    let floor = Duration::from_millis(100);
+    match wal_sender_timeout {
+        Some(timeout) => configured.min((timeout / 3).max(floor)),
+        None => configured,
+    }
+    .max(Duration::from_millis(1))
+}
+
 async fn next_tick(timer: Option<&mut tokio::time::Interval>) {
     match timer {
         Some(timer) => {
@@ -1136,6 +1163,27 @@ fn now_us() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn status_updates_come_well_within_wal_sender_timeout() {
+        use std::time::Duration;
+        let s = Duration::from_secs;
+        // Debezium's default 10 s against PostgreSQL's default 60 s: unchanged.
+        assert_eq!(super::status_interval(s(10), Some(s(60))), s(10));
+        // 10 s against a 5 s timeout: a third of the timeout.
+        assert_eq!(super::status_interval(s(10), Some(s(5))), s(5) / 3);
+        // No timeout (0): as configured.
+        assert_eq!(super::status_interval(s(30), None), s(30));
+        // A tiny timeout never drives the interval below 100 ms, nor raises a smaller setting.
+        assert_eq!(
+            super::status_interval(s(10), Some(Duration::from_millis(30))),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            super::status_interval(Duration::from_millis(20), Some(s(60))),
+            Duration::from_millis(20)
+        );
+    }
+
     use super::*;
 
     fn slot(confirmed: u64, wal_status: &str) -> slot::SlotInfo {

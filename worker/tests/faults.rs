@@ -527,17 +527,13 @@ fn broker_stopped_then_continued_keeps_the_walsender_alive_with_bounded_memory()
     broker_stop(&[]);
 }
 
-/// BUG (connector-pg/src/source.rs, left to the source's owner): while the worker does not take
-/// events (the broker is down and the pipeline is full), the source sits in
-/// `send_with_keepalive` and reads nothing from the replication connection, so the walsender's
-/// keepalive requests (`reply_requested`, sent at half of `wal_sender_timeout`) go unanswered;
-/// only the `status.update.interval.ms` timer sends status updates. With Debezium's default
-/// interval (10 s) and a `wal_sender_timeout` below it (5 s here), the server times the
-/// walsender out during every broker outage and pgseam reconnects. Fix: cap the status timer at
-/// a third of the server's `wal_sender_timeout` (read with `SHOW wal_sender_timeout` at
-/// start), as pg_recvlogical does with its own interval.
+/// While the worker does not take events (the broker is down and the pipeline is full), the
+/// source sits in `send_with_keepalive` and reads nothing from the replication connection, so
+/// the walsender's keepalive requests go unanswered; only the status timer sends updates. With
+/// Debezium's default interval (10 s) above the server's `wal_sender_timeout` (5 s here), the
+/// source caps its timer at a third of the timeout (`source::status_interval`), so the
+/// walsender survives the outage. Without the cap this test fails (reconnect loop).
 #[test]
-#[ignore = "bug in connector-pg/src/source.rs: status updates only on the status.update.interval.ms timer while backpressured"]
 fn broker_stop_with_a_status_interval_above_wal_sender_timeout_keeps_the_walsender() {
     broker_stop(&["status.update.interval.ms=10000"]);
 }
