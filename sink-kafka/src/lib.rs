@@ -22,6 +22,17 @@
 //! sent after it is ever reported durable; the failure (the lowest failed sequence number, its
 //! topic and librdkafka's error) is kept, every later `send` returns it, and the waiter is woken.
 //!
+//! Records too large: librdkafka refuses, when it is enqueued, a record over its
+//! `message.max.bytes` (key, value and headers plus a small overhead; default 1000000), and a
+//! broker refuses a batch over the topic's `max.message.bytes` (`MESSAGE_TOO_LARGE`, which
+//! librdkafka reports for every record of the batch: it does not split batches as the Java
+//! producer does). Either is a [`SinkError::TooLarge`] naming the topic, the key
+//! ([`key_text`]; never the value), the size, the LSN and the setting to raise, and stops the
+//! watermark like any failure. With [`KafkaSinkConfig::skip_oversized`]
+//! (`errors.tolerance=all`) a record librdkafka refuses is skipped instead: logged, counted
+//! ([`KafkaSink::skipped`]) and settled as acknowledged, so the watermark passes it. A batch
+//! the broker refuses is never skipped, since records that fit would be dropped with it.
+//!
 //! Backpressure: at most [`MAX_OUTSTANDING`] records are enqueued and not yet acknowledged
 //! ([`KafkaSink::has_room`]); `send` waits for the watermark beyond that. When librdkafka's own
 //! queue is full (`queue.buffering.max.messages` / `.kbytes`) it refuses the record
@@ -54,7 +65,7 @@ pub use topics::{TopicCreation, TopicCreationError};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 /// librdkafka settings pgseam always sets, and why.
@@ -90,7 +101,7 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 /// (a bit per record in the [`AckWindow`], 16 KiB, and a send time per record, 1 MiB).
 pub const MAX_OUTSTANDING: u64 = 100_000;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("invalid producer configuration")]
     Config(#[source] KafkaError),
@@ -106,6 +117,10 @@ pub enum SinkError {
         #[source]
         source: KafkaError,
     },
+    /// A record over librdkafka's `message.max.bytes` (refused when enqueued), or in a batch
+    /// the broker refused as too large (`MESSAGE_TOO_LARGE` in the delivery report).
+    #[error("{0}")]
+    TooLarge(Box<TooLargeRecord>),
     #[error("the producer was closed before a record's delivery report arrived")]
     Canceled,
     /// `topic` names the topic and the settings it was to be created with.
@@ -125,6 +140,10 @@ pub struct KafkaSinkConfig {
     pub overrides: BTreeMap<String, String>,
     /// `topic.creation.*`; `None`: topics are not created by pgseam.
     pub topic_creation: Option<TopicCreation>,
+    /// `errors.tolerance=all`: a record librdkafka refuses as larger than its
+    /// `message.max.bytes` is skipped (logged, counted, treated as acknowledged) instead of
+    /// stopping the sink. See "Records too large" in the module docs.
+    pub skip_oversized: bool,
 }
 
 /// How long a CreateTopics request may take.
@@ -170,8 +189,134 @@ pub struct AckStatus {
     pub next: u64,
     /// Records without a delivery report.
     pub unresolved: usize,
-    /// The first failed delivery: its sequence number, topic and error.
-    pub failure: Option<(u64, String, KafkaError)>,
+    /// The first failed delivery.
+    pub failure: Option<DeliveryFailure>,
+    /// Records skipped as too large under `errors.tolerance=all` (counted as acknowledged).
+    pub skipped: u64,
+}
+
+/// A record too large for Kafka (see [`SinkError::TooLarge`]).
+#[derive(Clone, Debug)]
+pub struct TooLargeRecord {
+    pub topic: String,
+    /// The record's key as text (JSON keys as they are; other bytes in hex), truncated.
+    pub key: String,
+    /// Key, value and header bytes.
+    pub size: usize,
+    /// The change's LSN, when the caller gave it.
+    pub lsn: Option<u64>,
+    /// librdkafka's `message.max.bytes` in effect.
+    pub limit: u64,
+    /// The broker refused it (delivery report), rather than librdkafka at enqueue.
+    pub by_broker: bool,
+    /// librdkafka's error (not shown: its text says "Broker: …" even when librdkafka
+    /// refused the record itself).
+    pub kafka_error: KafkaError,
+}
+
+impl std::fmt::Display for TooLargeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&too_large_message(
+            &self.topic,
+            &self.key,
+            self.size,
+            self.lsn,
+            self.limit,
+            self.by_broker,
+        ))
+    }
+}
+
+/// The first (lowest-numbered) record whose delivery failed.
+#[derive(Clone, Debug)]
+pub struct DeliveryFailure {
+    /// Its sequence number: the watermark never passes it.
+    pub seq: u64,
+    /// What went wrong, naming the topic ([`SinkError::Delivery`] or [`SinkError::TooLarge`]).
+    pub error: SinkError,
+}
+
+impl DeliveryFailure {
+    /// The topic of the failed record.
+    pub fn topic(&self) -> &str {
+        match &self.error {
+            SinkError::Delivery { topic, .. } => topic,
+            SinkError::TooLarge(record) => &record.topic,
+            _ => "",
+        }
+    }
+}
+
+/// librdkafka's `message.max.bytes` default.
+pub const LIBRDKAFKA_MESSAGE_MAX_BYTES: u64 = 1_000_000;
+
+/// How much of a key an error message or log line shows.
+const KEY_TEXT_MAX: usize = 512;
+
+/// A record key for error messages and logs: UTF-8 (Debezium's JSON keys) as it is, other
+/// bytes (Avro) in hex; cut at [`KEY_TEXT_MAX`]. Keys are primary-key values, which pgseam's
+/// errors name; a record's value is never shown.
+pub fn key_text(key: Option<&[u8]>) -> String {
+    let Some(key) = key else {
+        return "(none)".to_owned();
+    };
+    let mut text = match std::str::from_utf8(key) {
+        Ok(text) => text.to_owned(),
+        Err(_) => {
+            let mut hex = String::from("0x");
+            for byte in key.iter().take(KEY_TEXT_MAX / 2) {
+                hex.push_str(&format!("{byte:02x}"));
+            }
+            hex
+        }
+    };
+    if text.len() > KEY_TEXT_MAX {
+        let mut cut = KEY_TEXT_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// An LSN in PostgreSQL's text form.
+fn lsn_text(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn as u32)
+}
+
+fn too_large_message(
+    topic: &str,
+    key: &str,
+    size: usize,
+    lsn: Option<u64>,
+    limit: u64,
+    by_broker: bool,
+) -> String {
+    let at = lsn.map_or(String::new(), |lsn| format!(", LSN {}", lsn_text(lsn)));
+    if by_broker {
+        format!(
+            "Kafka refused a batch of records as too large (MESSAGE_TOO_LARGE): topic {topic}, \
+             first refused record key {key} ({size} bytes of key, value and headers{at}). Raise \
+             the topic's `max.message.bytes` (or the broker's `message.max.bytes`) to at least \
+             librdkafka's `message.max.bytes` ({limit}), or lower `producer.message.max.bytes` \
+             to the broker's limit so that pgseam catches such records before batching them; \
+             then restart: nothing after this record was confirmed, it is sent again. \
+             (`errors.tolerance=all` does not skip records the broker refuses: librdkafka fails \
+             their whole batch, records that fit included.)"
+        )
+    } else {
+        format!(
+            "record too large for Kafka: topic {topic}, key {key}: {size} bytes of key, value \
+             and headers{at} exceed librdkafka's `message.max.bytes` ({limit}). Raise \
+             `producer.message.max.bytes` in the worker file (or \
+             `producer.override.message.max.bytes` for this connector), and the topic's \
+             `max.message.bytes` on the broker with it, then restart: nothing after this record \
+             was confirmed, it is sent again. Or set `errors.tolerance=all` to skip and log such \
+             records."
+        )
+    }
 }
 
 /// The state delivery reports update, shared by the sink and its producer's context.
@@ -182,16 +327,24 @@ struct Shared {
     wake: tokio::sync::Notify,
     hook: Option<DeliveryHook>,
     epoch: Instant,
+    /// `errors.tolerance=all`: skip records librdkafka refuses as too large.
+    skip_oversized: bool,
+    /// librdkafka's `message.max.bytes` in effect (for messages).
+    message_max_bytes: u64,
+    /// Records skipped as too large.
+    skipped: std::sync::atomic::AtomicU64,
 }
 
 struct AckState {
     window: AckWindow,
-    failure: Option<(u64, String, KafkaError)>,
+    failure: Option<DeliveryFailure>,
     /// Wake the waiter once the watermark reaches this.
     wake_at: u64,
     /// Send time of each outstanding record (nanoseconds since `epoch`), by sequence modulo
     /// the window's capacity.
     sent_ns: Box<[u64]>,
+    /// The LSN each outstanding record came from (0: not given), indexed like `sent_ns`.
+    lsn: Box<[u64]>,
 }
 
 impl AckState {
@@ -215,20 +368,67 @@ impl Shared {
     }
 
     fn report(&self, seq: u64, result: &DeliveryResult<'_>) {
+        match result {
+            Ok(message) => self.resolve(seq, Ok(Some((message.partition(), message.offset())))),
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                message,
+            )) => {
+                // The broker refused the batch this record was in. librdkafka fails the whole
+                // batch (it does not split it as the Java producer does), so records that fit
+                // fail too: never skipped, whatever errors.tolerance says.
+                let header_bytes = message.headers().map_or(0, |headers| {
+                    (0..headers.count())
+                        .map(|i| {
+                            let h = headers.get(i);
+                            h.key.len() + h.value.map_or(0, <[u8]>::len)
+                        })
+                        .sum()
+                });
+                let lsn = {
+                    let state = self.lock();
+                    state.lsn[(seq & (state.window.capacity() - 1)) as usize]
+                };
+                let error = SinkError::TooLarge(Box::new(TooLargeRecord {
+                    topic: message.topic().to_owned(),
+                    key: key_text(message.key()),
+                    size: message.key_len() + message.payload_len() + header_bytes,
+                    lsn: (lsn != 0).then_some(lsn),
+                    limit: self.message_max_bytes,
+                    by_broker: true,
+                    kafka_error: KafkaError::MessageProduction(
+                        RDKafkaErrorCode::MessageSizeTooLarge,
+                    ),
+                }));
+                self.resolve(seq, Err(error));
+            }
+            Err((error, message)) => self.resolve(
+                seq,
+                Err(SinkError::Delivery {
+                    topic: message.topic().to_owned(),
+                    source: error.clone(),
+                }),
+            ),
+        }
+    }
+
+    /// Settles record `seq`: acknowledged (`Ok(Some(where))`), skipped and counted as
+    /// acknowledged (`Ok(None)`), or failed; wakes the waiter when it waits for this.
+    fn resolve(&self, seq: u64, outcome: Result<Option<(i32, i64)>, SinkError>) {
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let mut wake;
         let mut delivered = None;
         {
             let mut state = self.lock();
-            match result {
-                Ok(message) => {
+            match outcome {
+                Ok(at) => {
                     state.window.ack(seq);
-                    if self.hook.is_some() {
+                    if let (Some(_), Some((partition, offset))) = (&self.hook, at) {
                         let index = (seq & (state.window.capacity() - 1)) as usize;
                         delivered = Some(Delivered {
                             seq,
-                            partition: message.partition(),
-                            offset: message.offset(),
+                            partition,
+                            offset,
                             latency: Duration::from_nanos(
                                 now_ns.saturating_sub(state.sent_ns[index]),
                             ),
@@ -236,10 +436,10 @@ impl Shared {
                     }
                     wake = false;
                 }
-                Err((error, message)) => {
+                Err(error) => {
                     state.window.fail(seq);
-                    if state.failure.as_ref().is_none_or(|(s, _, _)| seq < *s) {
-                        state.failure = Some((seq, message.topic().to_owned(), error.clone()));
+                    if state.failure.as_ref().is_none_or(|f| seq < f.seq) {
+                        state.failure = Some(DeliveryFailure { seq, error });
                     }
                     wake = true;
                 }
@@ -297,10 +497,15 @@ impl KafkaSink {
         hook: Option<DeliveryHook>,
     ) -> Result<Self, SinkError> {
         let client = client_config(config);
+        let message_max_bytes = client
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(LIBRDKAFKA_MESSAGE_MAX_BYTES);
         let window = AckWindow::new(MAX_OUTSTANDING as usize);
         let shared = Arc::new(Shared {
             state: Mutex::new(AckState {
                 sent_ns: vec![0; window.capacity() as usize].into_boxed_slice(),
+                lsn: vec![0; window.capacity() as usize].into_boxed_slice(),
                 window,
                 failure: None,
                 wake_at: u64::MAX,
@@ -308,6 +513,9 @@ impl KafkaSink {
             wake: tokio::sync::Notify::new(),
             hook,
             epoch: Instant::now(),
+            skip_oversized: config.skip_oversized,
+            message_max_bytes,
+            skipped: std::sync::atomic::AtomicU64::new(0),
         });
         let producer: ThreadedProducer<AckContext> = client
             .create_with_context(AckContext {
@@ -431,15 +639,24 @@ impl KafkaSink {
         value: Option<&[u8]>,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> Result<u64, SinkError> {
+        self.send_parts_at(topic, key, value, headers, None).await
+    }
+
+    /// [`KafkaSink::send_parts`] for a change at `lsn`, which errors and skip logs name.
+    pub async fn send_parts_at<'h>(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        lsn: Option<u64>,
+    ) -> Result<u64, SinkError> {
         self.ensure_topic(topic).await?;
         let seq = loop {
             let registered = {
                 let mut state = self.shared.lock();
-                if let Some((_, topic, source)) = &state.failure {
-                    return Err(SinkError::Delivery {
-                        topic: topic.clone(),
-                        source: source.clone(),
-                    });
+                if let Some(failure) = &state.failure {
+                    return Err(failure.error.clone());
                 }
                 let seq = if state.is_full() {
                     None
@@ -450,6 +667,7 @@ impl KafkaSink {
                     Some(seq) => {
                         let index = (seq & (state.window.capacity() - 1)) as usize;
                         state.sent_ns[index] = self.shared.epoch.elapsed().as_nanos() as u64;
+                        state.lsn[index] = lsn.unwrap_or(0);
                     }
                     None => state.wake_at = state.room_at(),
                 }
@@ -461,7 +679,9 @@ impl KafkaSink {
             }
         };
         let mut owned_headers = OwnedHeaders::new_with_capacity(8);
+        let mut header_bytes = 0;
         for (key, value) in headers {
+            header_bytes += key.len() + value.len();
             owned_headers = owned_headers.insert(Header {
                 key,
                 value: Some(value),
@@ -483,20 +703,54 @@ impl KafkaSink {
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }
                 Err((source, _)) => {
-                    // Never enqueued, so no report will come: record the failure here; the
-                    // watermark stops in front of this record for good.
-                    let mut state = self.shared.lock();
-                    state.window.fail(seq);
-                    if state.failure.as_ref().is_none_or(|(s, _, _)| seq < *s) {
-                        state.failure = Some((seq, topic.to_owned(), source.clone()));
-                    }
-                    return Err(SinkError::Delivery {
-                        topic: topic.to_owned(),
-                        source,
-                    });
+                    // Never enqueued, so no report will come: settle it here.
+                    let error = match source {
+                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                            let size = key.map_or(0, <[u8]>::len)
+                                + value.map_or(0, <[u8]>::len)
+                                + header_bytes;
+                            let key = key_text(key);
+                            if self.shared.skip_oversized {
+                                // errors.tolerance=all: this record alone is over the limit.
+                                tracing::warn!(
+                                    topic, %key, size, lsn = lsn.map(lsn_text),
+                                    message_max_bytes = self.shared.message_max_bytes,
+                                    "errors.tolerance=all: record skipped, larger than librdkafka's message.max.bytes; it is not in Kafka"
+                                );
+                                self.shared
+                                    .skipped
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                self.shared.resolve(seq, Ok(None));
+                                return Ok(seq);
+                            }
+                            SinkError::TooLarge(Box::new(TooLargeRecord {
+                                topic: topic.to_owned(),
+                                key,
+                                size,
+                                lsn,
+                                limit: self.shared.message_max_bytes,
+                                by_broker: false,
+                                kafka_error: source,
+                            }))
+                        }
+                        source => SinkError::Delivery {
+                            topic: topic.to_owned(),
+                            source,
+                        },
+                    };
+                    // The watermark stops in front of this record for good.
+                    self.shared.resolve(seq, Err(error.clone()));
+                    return Err(error);
                 }
             }
         }
+    }
+
+    /// Records skipped as too large under `errors.tolerance=all`.
+    pub fn skipped(&self) -> u64 {
+        self.shared
+            .skipped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether a `send` now would not wait for acknowledgements (librdkafka's queue aside).
@@ -517,6 +771,7 @@ impl KafkaSink {
             next: state.window.next(),
             unresolved: state.window.unresolved(),
             failure: state.failure.clone(),
+            skipped: self.skipped(),
         }
     }
 
@@ -553,8 +808,8 @@ impl KafkaSink {
                 if state.window.unresolved() == 0 {
                     return;
                 }
-                if let Some((failed, _, _)) = &state.failure {
-                    let failed = *failed;
+                if let Some(failure) = &state.failure {
+                    let failed = failure.seq;
                     if state.window.watermark() >= failed {
                         return;
                     }

@@ -280,6 +280,7 @@ pub(crate) fn pipeline_settings(
             } else {
                 None
             },
+            skip_oversized: connector.errors_tolerance == config::ErrorTolerance::All,
         },
         null_sink: worker.sink == config::SinkKind::Null,
         offset_file: worker.offset_storage_file_filename.clone(),

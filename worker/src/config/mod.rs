@@ -69,12 +69,14 @@
 //!      unlisted aliases are ignored (debug log), as in Connect.
 //!    - `producer.override.*` — kept in [`ConnectorConfig::producer_overrides`];
 //!      `topic.creation.*` — kept in [`ConnectorConfig::topic_creation`].
-//!    - `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms`,
+//!    - `errors.tolerance` — implemented ([`ErrorTolerance`]): `all` skips and logs a record
+//!      larger than the producer's `message.max.bytes` (a warning at start says so); a record
+//!      that fails to convert or transform still stops the connector.
+//!    - `errors.retry.timeout`, `errors.retry.delay.max.ms`,
 //!      `errors.log.enable`, `errors.log.include.messages`, `transaction.boundary`,
 //!      `transaction.boundary.interval.ms` — any valid value (checked as Connect checks it);
 //!      a value other than Connect's default logs one warning saying what pgseam does instead
-//!      (it stops on a record that fails to convert, never skips it; it never logs record
-//!      contents; it does not use Kafka transactions).
+//!      (it never logs record contents; it does not use Kafka transactions).
 //!    - `exactly.once.support`: `requested` (default) accepted; `required` is an error —
 //!      pgseam delivers at least once.
 //!    - JsonConverter's `schema.content` — accepted at its default, rejected otherwise (rule 2).
@@ -174,11 +176,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, HstoreHandlingMode,
-    IntervalHandlingMode, MessagePrefixFilter, Operation, PublicationAutocreateMode,
-    SkippedOperations, SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode,
-    DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE,
-    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
+    BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, ErrorTolerance,
+    HstoreHandlingMode, IntervalHandlingMode, MessagePrefixFilter, Operation,
+    PublicationAutocreateMode, SkippedOperations, SnapshotChunkStrategy, SnapshotMode,
+    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
+    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
     DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_PROVIDE_TRANSACTION_METADATA,
     DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT, DEFAULT_SKIPPED_OPERATIONS,
