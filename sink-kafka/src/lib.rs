@@ -33,14 +33,17 @@
 //! ([`KafkaSink::skipped`]) and settled as acknowledged, so the watermark passes it. A batch
 //! the broker refuses is never skipped, since records that fit would be dropped with it.
 //!
-//! Backpressure: at most [`MAX_OUTSTANDING`] records are enqueued and not yet acknowledged
-//! ([`KafkaSink::has_room`]); `send` waits for the watermark beyond that. When librdkafka's own
-//! queue is full (`queue.buffering.max.messages` / `.kbytes`) it refuses the record
-//! (`QueueFull`): `send` then waits briefly and retries. Memory stays bounded either way.
+//! Backpressure and memory: one budget ([`KafkaSinkConfig::memory_budget`],
+//! `pgseam.memory.budget.bytes`, default 128 MiB) gives librdkafka's
+//! `queue.buffering.max.kbytes` and `queue.buffering.max.messages` and pgseam's own in-flight
+//! bound ([`budget`]). At most that many records are enqueued and not yet acknowledged
+//! ([`KafkaSink::has_room`], [`KafkaSink::max_outstanding`]); `send` waits for the watermark
+//! beyond that. When librdkafka's own queue is full it refuses the record (`QueueFull`): `send`
+//! then waits briefly and retries. Memory stays bounded either way.
 //!
 //! Defaults chosen by measurement (`DEFAULT_PRODUCER_SETTINGS`, BENCHMARKS.md):
-//! `compression.type=lz4`, `linger.ms=20`, `queue.buffering.max.kbytes=65536`; any
-//! `producer.*` override wins.
+//! `compression.type=lz4`, `linger.ms=20`, and the queue limits of the default budget; any
+//! `producer.*` override wins (with a warning when the queue limits then exceed the budget).
 //!
 //! Topics: with `topic.creation.*` settings ([`topics`]), each topic is created through
 //! librdkafka's admin API before the first record goes to it; a topic that exists is left alone.
@@ -48,6 +51,7 @@
 //! What it does not do: encode envelopes, decide topic names, or store offsets.
 
 pub mod acks;
+pub mod budget;
 pub mod offsets_topic;
 pub mod topics;
 
@@ -88,18 +92,24 @@ const DEFAULT_PRODUCER_SETTINGS: &[(&str, &str)] = &[
     // single-row transactions, librdkafka otherwise sends many small ProduceRequests. Adds at
     // most 20 ms to the commit → acknowledgement latency (goal: p99 ≤ 50 ms).
     ("linger.ms", "20"),
-    // Record bytes librdkafka may hold (its default is 1 GiB): bounds the sink's memory for
-    // large (TOAST) rows too, and still holds dozens of full 1 MB batches.
-    ("queue.buffering.max.kbytes", "65536"),
+    // `queue.buffering.max.kbytes` / `.messages` come from the memory budget (`budget`): its
+    // default gives 64 MiB (librdkafka's default is 1 GiB), which bounds the sink's memory for
+    // large (TOAST) rows too and still holds dozens of full 1 MB batches.
 ];
 
 /// How long `send` waits before retrying when librdkafka's queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
-/// Records enqueued and not yet acknowledged, at most: librdkafka's default
-/// `queue.buffering.max.messages`. Bounds the replay after a crash and the tracking memory
-/// (a bit per record in the [`AckWindow`], 16 KiB, and a send time per record, 1 MiB).
-pub const MAX_OUTSTANDING: u64 = 100_000;
+/// What the producer settings give the sink itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SinkLimits {
+    /// librdkafka's `message.max.bytes` in effect.
+    message_max_bytes: u64,
+    /// Records enqueued and not yet acknowledged, at most (from the budget, or a smaller
+    /// `queue.buffering.max.messages` override). Bounds the replay after a crash and the
+    /// tracking memory (per record a bit in the [`AckWindow`], a send time and an LSN).
+    max_outstanding: u64,
+}
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SinkError {
@@ -140,6 +150,9 @@ pub struct KafkaSinkConfig {
     pub overrides: BTreeMap<String, String>,
     /// `topic.creation.*`; `None`: topics are not created by pgseam.
     pub topic_creation: Option<TopicCreation>,
+    /// `pgseam.memory.budget.bytes`: what librdkafka's queue limits and the in-flight bound
+    /// are derived from ([`budget`]); `None`: [`budget::DEFAULT_MEMORY_BUDGET`].
+    pub memory_budget: Option<u64>,
     /// `errors.tolerance=all`: a record librdkafka refuses as larger than its
     /// `message.max.bytes` is skipped (logged, counted, treated as acknowledged) instead of
     /// stopping the sink. See "Records too large" in the module docs.
@@ -254,7 +267,7 @@ pub const LIBRDKAFKA_MESSAGE_MAX_BYTES: u64 = 1_000_000;
 const KEY_TEXT_MAX: usize = 512;
 
 /// A record key for error messages and logs: UTF-8 (Debezium's JSON keys) as it is, other
-/// bytes (Avro) in hex; cut at [`KEY_TEXT_MAX`]. Keys are primary-key values, which pgseam's
+/// bytes (Avro) in hex; cut at 512 bytes. Keys are primary-key values, which pgseam's
 /// errors name; a record's value is never shown.
 pub fn key_text(key: Option<&[u8]>) -> String {
     let Some(key) = key else {
@@ -340,6 +353,8 @@ struct AckState {
     failure: Option<DeliveryFailure>,
     /// Wake the waiter once the watermark reaches this.
     wake_at: u64,
+    /// Records outstanding at most ([`SinkLimits::max_outstanding`]).
+    max_outstanding: u64,
     /// Send time of each outstanding record (nanoseconds since `epoch`), by sequence modulo
     /// the window's capacity.
     sent_ns: Box<[u64]>,
@@ -349,12 +364,12 @@ struct AckState {
 
 impl AckState {
     fn is_full(&self) -> bool {
-        self.window.next() - self.window.watermark() >= MAX_OUTSTANDING
+        self.window.next() - self.window.watermark() >= self.max_outstanding
     }
 
     /// The watermark at which one more record fits (only meaningful while full).
     fn room_at(&self) -> u64 {
-        (self.window.next() + 1).saturating_sub(MAX_OUTSTANDING)
+        (self.window.next() + 1).saturating_sub(self.max_outstanding)
     }
 }
 
@@ -496,12 +511,12 @@ impl KafkaSink {
         config: &KafkaSinkConfig,
         hook: Option<DeliveryHook>,
     ) -> Result<Self, SinkError> {
-        let client = client_config(config);
-        let message_max_bytes = client
-            .get("message.max.bytes")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(LIBRDKAFKA_MESSAGE_MAX_BYTES);
-        let window = AckWindow::new(MAX_OUTSTANDING as usize);
+        let (client, limits) = client_config(config);
+        let SinkLimits {
+            message_max_bytes,
+            max_outstanding,
+        } = limits;
+        let window = AckWindow::new(max_outstanding as usize);
         let shared = Arc::new(Shared {
             state: Mutex::new(AckState {
                 sent_ns: vec![0; window.capacity() as usize].into_boxed_slice(),
@@ -509,6 +524,7 @@ impl KafkaSink {
                 window,
                 failure: None,
                 wake_at: u64::MAX,
+                max_outstanding,
             }),
             wake: tokio::sync::Notify::new(),
             hook,
@@ -611,7 +627,7 @@ impl KafkaSink {
     }
 
     /// Enqueues a record and returns its sequence number. Waits (asynchronously) while
-    /// [`MAX_OUTSTANDING`] records are unacknowledged or librdkafka's queue is full. The first
+    /// [`KafkaSink::max_outstanding`] records are unacknowledged or librdkafka's queue is full. The first
     /// record to a topic creates it when topic creation is configured. After a failed delivery
     /// every `send` returns that failure.
     ///
@@ -746,6 +762,11 @@ impl KafkaSink {
         }
     }
 
+    /// Records enqueued and not yet acknowledged, at most (from the memory budget).
+    pub fn max_outstanding(&self) -> u64 {
+        self.shared.lock().max_outstanding
+    }
+
     /// Records skipped as too large under `errors.tolerance=all`.
     pub fn skipped(&self) -> u64 {
         self.shared
@@ -834,8 +855,9 @@ impl KafkaSink {
     }
 }
 
-/// librdkafka's configuration: pgseam's defaults, its fixed settings, then the overrides.
-fn client_config(config: &KafkaSinkConfig) -> ClientConfig {
+/// librdkafka's configuration: pgseam's defaults and the memory budget's queue limits, its
+/// fixed settings, then the overrides; and what they give the sink.
+fn client_config(config: &KafkaSinkConfig) -> (ClientConfig, SinkLimits) {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.bootstrap_servers);
     // A report for every record: the acknowledgement watermark needs each one.
@@ -851,16 +873,58 @@ fn client_config(config: &KafkaSinkConfig) -> ClientConfig {
             }
         }
     }
+    let number = |key: &str| -> Option<u64> {
+        config
+            .overrides
+            .get(key)
+            .and_then(|value| value.trim().parse().ok())
+    };
+    let message_max_bytes = number("message.max.bytes").unwrap_or(LIBRDKAFKA_MESSAGE_MAX_BYTES);
+    let budget = config
+        .memory_budget
+        .unwrap_or(budget::DEFAULT_MEMORY_BUDGET);
+    let derived = budget::QueueLimits::from_budget(budget, message_max_bytes);
     for (key, value) in DEFAULT_PRODUCER_SETTINGS {
         client.set(*key, *value);
     }
+    client.set("queue.buffering.max.kbytes", derived.max_kbytes.to_string());
+    client.set(
+        "queue.buffering.max.messages",
+        derived.max_messages.to_string(),
+    );
     for (key, value) in FIXED_PRODUCER_SETTINGS {
         client.set(*key, *value);
     }
     for (key, value) in &config.overrides {
         client.set(key, value);
     }
-    client
+    let effective = budget::QueueLimits {
+        max_kbytes: number("queue.buffering.max.kbytes").unwrap_or(derived.max_kbytes),
+        max_messages: number("queue.buffering.max.messages").unwrap_or(derived.max_messages),
+    };
+    if effective != derived && effective.bytes() > budget {
+        tracing::warn!(
+            memory_budget_bytes = budget,
+            queue_buffering_max_kbytes = effective.max_kbytes,
+            queue_buffering_max_messages = effective.max_messages,
+            estimated_bytes = effective.bytes(),
+            "producer.queue.buffering.max.* overrides let librdkafka hold more than \
+             pgseam.memory.budget.bytes; raise the budget instead, or remove the overrides"
+        );
+    }
+    if message_max_bytes > budget / 2 {
+        tracing::warn!(
+            memory_budget_bytes = budget,
+            message_max_bytes,
+            "message.max.bytes is over half of pgseam.memory.budget.bytes: librdkafka's queue \
+             is sized to hold one record that large, beyond the budget"
+        );
+    }
+    let limits = SinkLimits {
+        message_max_bytes,
+        max_outstanding: derived.max_messages.min(effective.max_messages).max(1),
+    };
+    (client, limits)
 }
 
 #[cfg(test)]
@@ -873,18 +937,54 @@ mod tests {
             bootstrap_servers: "127.0.0.1:9092".into(),
             ..KafkaSinkConfig::default()
         };
-        let client = client_config(&config);
+        let (client, limits) = client_config(&config);
         assert_eq!(client.get("compression.type"), Some("lz4"));
         assert_eq!(client.get("linger.ms"), Some("20"));
         assert_eq!(client.get("queue.buffering.max.kbytes"), Some("65536"));
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("104857"));
         assert_eq!(client.get("enable.idempotence"), Some("true"));
+        assert_eq!(limits.max_outstanding, 104_857);
+        assert_eq!(limits.message_max_bytes, 1_000_000);
         config.overrides = [
             ("compression.type".to_owned(), "none".to_owned()),
             ("linger.ms".to_owned(), "5".to_owned()),
         ]
         .into();
-        let client = client_config(&config);
+        let (client, _) = client_config(&config);
         assert_eq!(client.get("compression.type"), Some("none"));
         assert_eq!(client.get("linger.ms"), Some("5"));
+    }
+
+    #[test]
+    fn the_memory_budget_sets_the_queue_limits_and_the_in_flight_bound() {
+        let mut config = KafkaSinkConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            memory_budget: Some(32 * 1024 * 1024),
+            ..KafkaSinkConfig::default()
+        };
+        let (client, limits) = client_config(&config);
+        assert_eq!(client.get("queue.buffering.max.kbytes"), Some("16384"));
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("26214"));
+        assert_eq!(limits.max_outstanding, 26_214);
+        // A smaller message override also bounds pgseam's in-flight records; a larger one
+        // reaches librdkafka (with a warning) but pgseam keeps the budget's bound.
+        config.overrides = [("queue.buffering.max.messages".to_owned(), "5000".to_owned())].into();
+        let (client, limits) = client_config(&config);
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("5000"));
+        assert_eq!(limits.max_outstanding, 5_000);
+        config.overrides = [
+            (
+                "queue.buffering.max.messages".to_owned(),
+                "500000".to_owned(),
+            ),
+            ("message.max.bytes".to_owned(), "2000000".to_owned()),
+        ]
+        .into();
+        let (client, limits) = client_config(&config);
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("500000"));
+        assert_eq!(
+            (limits.max_outstanding, limits.message_max_bytes),
+            (26_214, 2_000_000)
+        );
     }
 }

@@ -19,6 +19,7 @@ async fn a_failed_delivery_stops_the_watermark_and_later_sends() {
         .into(),
         topic_creation: None,
         skip_oversized: false,
+        memory_budget: None,
     })
     .unwrap();
     let record = OutgoingRecord {

@@ -126,6 +126,7 @@ async fn keys_land_where_the_java_producer_puts_them() {
             overrides: [("compression.type".to_owned(), "lz4".to_owned())].into(),
             topic_creation: TopicCreation::from_properties(&settings).unwrap(),
             skip_oversized: false,
+            memory_budget: None,
         },
         Some(hook),
     )

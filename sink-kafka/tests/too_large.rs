@@ -28,6 +28,7 @@ fn sink(bootstrap: String, skip_oversized: bool) -> KafkaSink {
         .into(),
         topic_creation: None,
         skip_oversized,
+        memory_budget: None,
     })
     .unwrap()
 }

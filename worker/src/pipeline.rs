@@ -24,9 +24,10 @@
 //! record librdkafka refuses as larger than `message.max.bytes` and settles it as
 //! acknowledged, so later checkpoints pass it (`pgseam_records_skipped_total` counts them).
 //!
-//! Memory: at most `pgseam_sink_kafka::MAX_OUTSTANDING` records are unacknowledged (new events
-//! wait for room; librdkafka's own queue limit makes `send` back off), and the checkpoint
-//! queue holds at most one entry per transaction among them.
+//! Memory: at most `KafkaSink::max_outstanding` records — derived from
+//! `pgseam.memory.budget.bytes` with librdkafka's queue limits (`pgseam_sink_kafka::budget`) —
+//! are unacknowledged (new events wait for room; librdkafka's own queue limit makes `send`
+//! back off), and the checkpoint queue holds at most one entry per transaction among them.
 //!
 //! Position headers: every record carries where it came from, so that a consumer can recognise
 //! the duplicates an at-least-once restart replays:

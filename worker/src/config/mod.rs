@@ -143,7 +143,11 @@
 //! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own keys `pgseam.sink`
 //! (`kafka`, the default, or `null`: encode, then drop — for benchmarks, see [`SinkKind`]) and
 //! `log.format` (`human`, the default, or `json`; see [`LogFormat`]; `--log-format` on the
-//! command line wins).
+//! command line wins), and `pgseam.memory.budget.bytes` (default 128 MiB, at least 8 MiB):
+//! each connector producer's memory budget, from which librdkafka's
+//! `queue.buffering.max.kbytes` / `queue.buffering.max.messages` and pgseam's bound on records
+//! awaiting acknowledgement are derived (`pgseam_sink_kafka::budget`; `producer.*` overrides of
+//! those keys win, with a warning when they exceed the budget).
 //! Kafka Connect worker keys pgseam has no use for — plugin loading, REST advertisement,
 //! metrics, distributed-mode keys, `internal.*`, `consumer.*`, `admin.*`, client tuning of
 //! Connect's internal clients — are ignored with a debug log. Worker-level
@@ -208,7 +212,7 @@ pub use worker::{
     peek_log_format, LogFormat, OffsetStorageTopic, SinkKind, WorkerConfig,
     DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
     DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
-    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, LOG_FORMAT_KEY, SINK_KEY,
+    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, LOG_FORMAT_KEY, MEMORY_BUDGET_KEY, SINK_KEY,
 };
 
 /// Loads and validates `pgseam standalone worker.properties connector1.properties …`.
