@@ -924,6 +924,14 @@ fn client_config(config: &KafkaSinkConfig) -> (ClientConfig, SinkLimits) {
         message_max_bytes,
         max_outstanding: derived.max_messages.min(effective.max_messages).max(1),
     };
+    tracing::info!(
+        memory_budget_bytes = budget,
+        queue_buffering_max_kbytes = effective.max_kbytes,
+        queue_buffering_max_messages = effective.max_messages,
+        max_outstanding = limits.max_outstanding,
+        message_max_bytes,
+        "producer memory limits"
+    );
     (client, limits)
 }
 
@@ -941,9 +949,9 @@ mod tests {
         assert_eq!(client.get("compression.type"), Some("lz4"));
         assert_eq!(client.get("linger.ms"), Some("20"));
         assert_eq!(client.get("queue.buffering.max.kbytes"), Some("65536"));
-        assert_eq!(client.get("queue.buffering.max.messages"), Some("104857"));
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("65536"));
         assert_eq!(client.get("enable.idempotence"), Some("true"));
-        assert_eq!(limits.max_outstanding, 104_857);
+        assert_eq!(limits.max_outstanding, 65_536);
         assert_eq!(limits.message_max_bytes, 1_000_000);
         config.overrides = [
             ("compression.type".to_owned(), "none".to_owned()),
@@ -964,8 +972,8 @@ mod tests {
         };
         let (client, limits) = client_config(&config);
         assert_eq!(client.get("queue.buffering.max.kbytes"), Some("16384"));
-        assert_eq!(client.get("queue.buffering.max.messages"), Some("26214"));
-        assert_eq!(limits.max_outstanding, 26_214);
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("16384"));
+        assert_eq!(limits.max_outstanding, 16_384);
         // A smaller message override also bounds pgseam's in-flight records; a larger one
         // reaches librdkafka (with a warning) but pgseam keeps the budget's bound.
         config.overrides = [("queue.buffering.max.messages".to_owned(), "5000".to_owned())].into();
@@ -984,7 +992,7 @@ mod tests {
         assert_eq!(client.get("queue.buffering.max.messages"), Some("500000"));
         assert_eq!(
             (limits.max_outstanding, limits.message_max_bytes),
-            (26_214, 2_000_000)
+            (16_384, 2_000_000)
         );
     }
 }
