@@ -70,6 +70,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 TXS=${TXS:-$ROWS}
+# PGSEAM_WORKER_EXTRA is for this script only: exported, pgseam would read it as the worker
+# key `extra` (PGSEAM_WORKER_<KEY> environment overrides) and refuse to start.
+export -n PGSEAM_WORKER_EXTRA 2>/dev/null || true
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)

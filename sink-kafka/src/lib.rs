@@ -22,14 +22,28 @@
 //! sent after it is ever reported durable; the failure (the lowest failed sequence number, its
 //! topic and librdkafka's error) is kept, every later `send` returns it, and the waiter is woken.
 //!
-//! Backpressure: at most [`MAX_OUTSTANDING`] records are enqueued and not yet acknowledged
-//! ([`KafkaSink::has_room`]); `send` waits for the watermark beyond that. When librdkafka's own
-//! queue is full (`queue.buffering.max.messages` / `.kbytes`) it refuses the record
-//! (`QueueFull`): `send` then waits briefly and retries. Memory stays bounded either way.
+//! Records too large: librdkafka refuses, when it is enqueued, a record over its
+//! `message.max.bytes` (key, value and headers plus a small overhead; default 1000000), and a
+//! broker refuses a batch over the topic's `max.message.bytes` (`MESSAGE_TOO_LARGE`, which
+//! librdkafka reports for every record of the batch: it does not split batches as the Java
+//! producer does). Either is a [`SinkError::TooLarge`] naming the topic, the key
+//! ([`key_text`]; never the value), the size, the LSN and the setting to raise, and stops the
+//! watermark like any failure. With [`KafkaSinkConfig::skip_oversized`]
+//! (`errors.tolerance=all`) a record librdkafka refuses is skipped instead: logged, counted
+//! ([`KafkaSink::skipped`]) and settled as acknowledged, so the watermark passes it. A batch
+//! the broker refuses is never skipped, since records that fit would be dropped with it.
+//!
+//! Backpressure and memory: one budget ([`KafkaSinkConfig::memory_budget`],
+//! `pgseam.memory.budget.bytes`, default 128 MiB) gives librdkafka's
+//! `queue.buffering.max.kbytes` and `queue.buffering.max.messages` and pgseam's own in-flight
+//! bound ([`budget`]). At most that many records are enqueued and not yet acknowledged
+//! ([`KafkaSink::has_room`], [`KafkaSink::max_outstanding`]); `send` waits for the watermark
+//! beyond that. When librdkafka's own queue is full it refuses the record (`QueueFull`): `send`
+//! then waits briefly and retries. Memory stays bounded either way.
 //!
 //! Defaults chosen by measurement (`DEFAULT_PRODUCER_SETTINGS`, BENCHMARKS.md):
-//! `compression.type=lz4`, `linger.ms=20`, `queue.buffering.max.kbytes=65536`; any
-//! `producer.*` override wins.
+//! `compression.type=lz4`, `linger.ms=20`, and the queue limits of the default budget; any
+//! `producer.*` override wins (with a warning when the queue limits then exceed the budget).
 //!
 //! Topics: with `topic.creation.*` settings ([`topics`]), each topic is created through
 //! librdkafka's admin API before the first record goes to it; a topic that exists is left alone.
@@ -37,6 +51,7 @@
 //! What it does not do: encode envelopes, decide topic names, or store offsets.
 
 pub mod acks;
+pub mod budget;
 pub mod offsets_topic;
 pub mod topics;
 
@@ -54,7 +69,7 @@ pub use topics::{TopicCreation, TopicCreationError};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 /// librdkafka settings pgseam always sets, and why.
@@ -77,20 +92,26 @@ const DEFAULT_PRODUCER_SETTINGS: &[(&str, &str)] = &[
     // single-row transactions, librdkafka otherwise sends many small ProduceRequests. Adds at
     // most 20 ms to the commit → acknowledgement latency (goal: p99 ≤ 50 ms).
     ("linger.ms", "20"),
-    // Record bytes librdkafka may hold (its default is 1 GiB): bounds the sink's memory for
-    // large (TOAST) rows too, and still holds dozens of full 1 MB batches.
-    ("queue.buffering.max.kbytes", "65536"),
+    // `queue.buffering.max.kbytes` / `.messages` come from the memory budget (`budget`): its
+    // default gives 64 MiB (librdkafka's default is 1 GiB), which bounds the sink's memory for
+    // large (TOAST) rows too and still holds dozens of full 1 MB batches.
 ];
 
 /// How long `send` waits before retrying when librdkafka's queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
-/// Records enqueued and not yet acknowledged, at most: librdkafka's default
-/// `queue.buffering.max.messages`. Bounds the replay after a crash and the tracking memory
-/// (a bit per record in the [`AckWindow`], 16 KiB, and a send time per record, 1 MiB).
-pub const MAX_OUTSTANDING: u64 = 100_000;
+/// What the producer settings give the sink itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SinkLimits {
+    /// librdkafka's `message.max.bytes` in effect.
+    message_max_bytes: u64,
+    /// Records enqueued and not yet acknowledged, at most (from the budget, or a smaller
+    /// `queue.buffering.max.messages` override). Bounds the replay after a crash and the
+    /// tracking memory (per record a bit in the [`AckWindow`], a send time and an LSN).
+    max_outstanding: u64,
+}
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("invalid producer configuration")]
     Config(#[source] KafkaError),
@@ -106,6 +127,10 @@ pub enum SinkError {
         #[source]
         source: KafkaError,
     },
+    /// A record over librdkafka's `message.max.bytes` (refused when enqueued), or in a batch
+    /// the broker refused as too large (`MESSAGE_TOO_LARGE` in the delivery report).
+    #[error("{0}")]
+    TooLarge(Box<TooLargeRecord>),
     #[error("the producer was closed before a record's delivery report arrived")]
     Canceled,
     /// `topic` names the topic and the settings it was to be created with.
@@ -125,6 +150,13 @@ pub struct KafkaSinkConfig {
     pub overrides: BTreeMap<String, String>,
     /// `topic.creation.*`; `None`: topics are not created by pgseam.
     pub topic_creation: Option<TopicCreation>,
+    /// `pgseam.memory.budget.bytes`: what librdkafka's queue limits and the in-flight bound
+    /// are derived from ([`budget`]); `None`: [`budget::DEFAULT_MEMORY_BUDGET`].
+    pub memory_budget: Option<u64>,
+    /// `errors.tolerance=all`: a record librdkafka refuses as larger than its
+    /// `message.max.bytes` is skipped (logged, counted, treated as acknowledged) instead of
+    /// stopping the sink. See "Records too large" in the module docs.
+    pub skip_oversized: bool,
 }
 
 /// How long a CreateTopics request may take.
@@ -170,8 +202,134 @@ pub struct AckStatus {
     pub next: u64,
     /// Records without a delivery report.
     pub unresolved: usize,
-    /// The first failed delivery: its sequence number, topic and error.
-    pub failure: Option<(u64, String, KafkaError)>,
+    /// The first failed delivery.
+    pub failure: Option<DeliveryFailure>,
+    /// Records skipped as too large under `errors.tolerance=all` (counted as acknowledged).
+    pub skipped: u64,
+}
+
+/// A record too large for Kafka (see [`SinkError::TooLarge`]).
+#[derive(Clone, Debug)]
+pub struct TooLargeRecord {
+    pub topic: String,
+    /// The record's key as text (JSON keys as they are; other bytes in hex), truncated.
+    pub key: String,
+    /// Key, value and header bytes.
+    pub size: usize,
+    /// The change's LSN, when the caller gave it.
+    pub lsn: Option<u64>,
+    /// librdkafka's `message.max.bytes` in effect.
+    pub limit: u64,
+    /// The broker refused it (delivery report), rather than librdkafka at enqueue.
+    pub by_broker: bool,
+    /// librdkafka's error (not shown: its text says "Broker: …" even when librdkafka
+    /// refused the record itself).
+    pub kafka_error: KafkaError,
+}
+
+impl std::fmt::Display for TooLargeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&too_large_message(
+            &self.topic,
+            &self.key,
+            self.size,
+            self.lsn,
+            self.limit,
+            self.by_broker,
+        ))
+    }
+}
+
+/// The first (lowest-numbered) record whose delivery failed.
+#[derive(Clone, Debug)]
+pub struct DeliveryFailure {
+    /// Its sequence number: the watermark never passes it.
+    pub seq: u64,
+    /// What went wrong, naming the topic ([`SinkError::Delivery`] or [`SinkError::TooLarge`]).
+    pub error: SinkError,
+}
+
+impl DeliveryFailure {
+    /// The topic of the failed record.
+    pub fn topic(&self) -> &str {
+        match &self.error {
+            SinkError::Delivery { topic, .. } => topic,
+            SinkError::TooLarge(record) => &record.topic,
+            _ => "",
+        }
+    }
+}
+
+/// librdkafka's `message.max.bytes` default.
+pub const LIBRDKAFKA_MESSAGE_MAX_BYTES: u64 = 1_000_000;
+
+/// How much of a key an error message or log line shows.
+const KEY_TEXT_MAX: usize = 512;
+
+/// A record key for error messages and logs: UTF-8 (Debezium's JSON keys) as it is, other
+/// bytes (Avro) in hex; cut at 512 bytes. Keys are primary-key values, which pgseam's
+/// errors name; a record's value is never shown.
+pub fn key_text(key: Option<&[u8]>) -> String {
+    let Some(key) = key else {
+        return "(none)".to_owned();
+    };
+    let mut text = match std::str::from_utf8(key) {
+        Ok(text) => text.to_owned(),
+        Err(_) => {
+            let mut hex = String::from("0x");
+            for byte in key.iter().take(KEY_TEXT_MAX / 2) {
+                hex.push_str(&format!("{byte:02x}"));
+            }
+            hex
+        }
+    };
+    if text.len() > KEY_TEXT_MAX {
+        let mut cut = KEY_TEXT_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// An LSN in PostgreSQL's text form.
+fn lsn_text(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn as u32)
+}
+
+fn too_large_message(
+    topic: &str,
+    key: &str,
+    size: usize,
+    lsn: Option<u64>,
+    limit: u64,
+    by_broker: bool,
+) -> String {
+    let at = lsn.map_or(String::new(), |lsn| format!(", LSN {}", lsn_text(lsn)));
+    if by_broker {
+        format!(
+            "Kafka refused a batch of records as too large (MESSAGE_TOO_LARGE): topic {topic}, \
+             first refused record key {key} ({size} bytes of key, value and headers{at}). Raise \
+             the topic's `max.message.bytes` (or the broker's `message.max.bytes`) to at least \
+             librdkafka's `message.max.bytes` ({limit}), or lower `producer.message.max.bytes` \
+             to the broker's limit so that pgseam catches such records before batching them; \
+             then restart: nothing after this record was confirmed, it is sent again. \
+             (`errors.tolerance=all` does not skip records the broker refuses: librdkafka fails \
+             their whole batch, records that fit included.)"
+        )
+    } else {
+        format!(
+            "record too large for Kafka: topic {topic}, key {key}: {size} bytes of key, value \
+             and headers{at} exceed librdkafka's `message.max.bytes` ({limit}). Raise \
+             `producer.message.max.bytes` in the worker file (or \
+             `producer.override.message.max.bytes` for this connector), and the topic's \
+             `max.message.bytes` on the broker with it, then restart: nothing after this record \
+             was confirmed, it is sent again. Or set `errors.tolerance=all` to skip and log such \
+             records."
+        )
+    }
 }
 
 /// The state delivery reports update, shared by the sink and its producer's context.
@@ -182,26 +340,36 @@ struct Shared {
     wake: tokio::sync::Notify,
     hook: Option<DeliveryHook>,
     epoch: Instant,
+    /// `errors.tolerance=all`: skip records librdkafka refuses as too large.
+    skip_oversized: bool,
+    /// librdkafka's `message.max.bytes` in effect (for messages).
+    message_max_bytes: u64,
+    /// Records skipped as too large.
+    skipped: std::sync::atomic::AtomicU64,
 }
 
 struct AckState {
     window: AckWindow,
-    failure: Option<(u64, String, KafkaError)>,
+    failure: Option<DeliveryFailure>,
     /// Wake the waiter once the watermark reaches this.
     wake_at: u64,
+    /// Records outstanding at most ([`SinkLimits::max_outstanding`]).
+    max_outstanding: u64,
     /// Send time of each outstanding record (nanoseconds since `epoch`), by sequence modulo
     /// the window's capacity.
     sent_ns: Box<[u64]>,
+    /// The LSN each outstanding record came from (0: not given), indexed like `sent_ns`.
+    lsn: Box<[u64]>,
 }
 
 impl AckState {
     fn is_full(&self) -> bool {
-        self.window.next() - self.window.watermark() >= MAX_OUTSTANDING
+        self.window.next() - self.window.watermark() >= self.max_outstanding
     }
 
     /// The watermark at which one more record fits (only meaningful while full).
     fn room_at(&self) -> u64 {
-        (self.window.next() + 1).saturating_sub(MAX_OUTSTANDING)
+        (self.window.next() + 1).saturating_sub(self.max_outstanding)
     }
 }
 
@@ -215,20 +383,67 @@ impl Shared {
     }
 
     fn report(&self, seq: u64, result: &DeliveryResult<'_>) {
+        match result {
+            Ok(message) => self.resolve(seq, Ok(Some((message.partition(), message.offset())))),
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                message,
+            )) => {
+                // The broker refused the batch this record was in. librdkafka fails the whole
+                // batch (it does not split it as the Java producer does), so records that fit
+                // fail too: never skipped, whatever errors.tolerance says.
+                let header_bytes = message.headers().map_or(0, |headers| {
+                    (0..headers.count())
+                        .map(|i| {
+                            let h = headers.get(i);
+                            h.key.len() + h.value.map_or(0, <[u8]>::len)
+                        })
+                        .sum()
+                });
+                let lsn = {
+                    let state = self.lock();
+                    state.lsn[(seq & (state.window.capacity() - 1)) as usize]
+                };
+                let error = SinkError::TooLarge(Box::new(TooLargeRecord {
+                    topic: message.topic().to_owned(),
+                    key: key_text(message.key()),
+                    size: message.key_len() + message.payload_len() + header_bytes,
+                    lsn: (lsn != 0).then_some(lsn),
+                    limit: self.message_max_bytes,
+                    by_broker: true,
+                    kafka_error: KafkaError::MessageProduction(
+                        RDKafkaErrorCode::MessageSizeTooLarge,
+                    ),
+                }));
+                self.resolve(seq, Err(error));
+            }
+            Err((error, message)) => self.resolve(
+                seq,
+                Err(SinkError::Delivery {
+                    topic: message.topic().to_owned(),
+                    source: error.clone(),
+                }),
+            ),
+        }
+    }
+
+    /// Settles record `seq`: acknowledged (`Ok(Some(where))`), skipped and counted as
+    /// acknowledged (`Ok(None)`), or failed; wakes the waiter when it waits for this.
+    fn resolve(&self, seq: u64, outcome: Result<Option<(i32, i64)>, SinkError>) {
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let mut wake;
         let mut delivered = None;
         {
             let mut state = self.lock();
-            match result {
-                Ok(message) => {
+            match outcome {
+                Ok(at) => {
                     state.window.ack(seq);
-                    if self.hook.is_some() {
+                    if let (Some(_), Some((partition, offset))) = (&self.hook, at) {
                         let index = (seq & (state.window.capacity() - 1)) as usize;
                         delivered = Some(Delivered {
                             seq,
-                            partition: message.partition(),
-                            offset: message.offset(),
+                            partition,
+                            offset,
                             latency: Duration::from_nanos(
                                 now_ns.saturating_sub(state.sent_ns[index]),
                             ),
@@ -236,10 +451,10 @@ impl Shared {
                     }
                     wake = false;
                 }
-                Err((error, message)) => {
+                Err(error) => {
                     state.window.fail(seq);
-                    if state.failure.as_ref().is_none_or(|(s, _, _)| seq < *s) {
-                        state.failure = Some((seq, message.topic().to_owned(), error.clone()));
+                    if state.failure.as_ref().is_none_or(|f| seq < f.seq) {
+                        state.failure = Some(DeliveryFailure { seq, error });
                     }
                     wake = true;
                 }
@@ -296,18 +511,27 @@ impl KafkaSink {
         config: &KafkaSinkConfig,
         hook: Option<DeliveryHook>,
     ) -> Result<Self, SinkError> {
-        let client = client_config(config);
-        let window = AckWindow::new(MAX_OUTSTANDING as usize);
+        let (client, limits) = client_config(config);
+        let SinkLimits {
+            message_max_bytes,
+            max_outstanding,
+        } = limits;
+        let window = AckWindow::new(max_outstanding as usize);
         let shared = Arc::new(Shared {
             state: Mutex::new(AckState {
                 sent_ns: vec![0; window.capacity() as usize].into_boxed_slice(),
+                lsn: vec![0; window.capacity() as usize].into_boxed_slice(),
                 window,
                 failure: None,
                 wake_at: u64::MAX,
+                max_outstanding,
             }),
             wake: tokio::sync::Notify::new(),
             hook,
             epoch: Instant::now(),
+            skip_oversized: config.skip_oversized,
+            message_max_bytes,
+            skipped: std::sync::atomic::AtomicU64::new(0),
         });
         let producer: ThreadedProducer<AckContext> = client
             .create_with_context(AckContext {
@@ -403,7 +627,7 @@ impl KafkaSink {
     }
 
     /// Enqueues a record and returns its sequence number. Waits (asynchronously) while
-    /// [`MAX_OUTSTANDING`] records are unacknowledged or librdkafka's queue is full. The first
+    /// [`KafkaSink::max_outstanding`] records are unacknowledged or librdkafka's queue is full. The first
     /// record to a topic creates it when topic creation is configured. After a failed delivery
     /// every `send` returns that failure.
     ///
@@ -431,15 +655,24 @@ impl KafkaSink {
         value: Option<&[u8]>,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> Result<u64, SinkError> {
+        self.send_parts_at(topic, key, value, headers, None).await
+    }
+
+    /// [`KafkaSink::send_parts`] for a change at `lsn`, which errors and skip logs name.
+    pub async fn send_parts_at<'h>(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        lsn: Option<u64>,
+    ) -> Result<u64, SinkError> {
         self.ensure_topic(topic).await?;
         let seq = loop {
             let registered = {
                 let mut state = self.shared.lock();
-                if let Some((_, topic, source)) = &state.failure {
-                    return Err(SinkError::Delivery {
-                        topic: topic.clone(),
-                        source: source.clone(),
-                    });
+                if let Some(failure) = &state.failure {
+                    return Err(failure.error.clone());
                 }
                 let seq = if state.is_full() {
                     None
@@ -450,6 +683,7 @@ impl KafkaSink {
                     Some(seq) => {
                         let index = (seq & (state.window.capacity() - 1)) as usize;
                         state.sent_ns[index] = self.shared.epoch.elapsed().as_nanos() as u64;
+                        state.lsn[index] = lsn.unwrap_or(0);
                     }
                     None => state.wake_at = state.room_at(),
                 }
@@ -461,7 +695,9 @@ impl KafkaSink {
             }
         };
         let mut owned_headers = OwnedHeaders::new_with_capacity(8);
+        let mut header_bytes = 0;
         for (key, value) in headers {
+            header_bytes += key.len() + value.len();
             owned_headers = owned_headers.insert(Header {
                 key,
                 value: Some(value),
@@ -483,20 +719,59 @@ impl KafkaSink {
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }
                 Err((source, _)) => {
-                    // Never enqueued, so no report will come: record the failure here; the
-                    // watermark stops in front of this record for good.
-                    let mut state = self.shared.lock();
-                    state.window.fail(seq);
-                    if state.failure.as_ref().is_none_or(|(s, _, _)| seq < *s) {
-                        state.failure = Some((seq, topic.to_owned(), source.clone()));
-                    }
-                    return Err(SinkError::Delivery {
-                        topic: topic.to_owned(),
-                        source,
-                    });
+                    // Never enqueued, so no report will come: settle it here.
+                    let error = match source {
+                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                            let size = key.map_or(0, <[u8]>::len)
+                                + value.map_or(0, <[u8]>::len)
+                                + header_bytes;
+                            let key = key_text(key);
+                            if self.shared.skip_oversized {
+                                // errors.tolerance=all: this record alone is over the limit.
+                                tracing::warn!(
+                                    topic, %key, size, lsn = lsn.map(lsn_text),
+                                    message_max_bytes = self.shared.message_max_bytes,
+                                    "errors.tolerance=all: record skipped, larger than librdkafka's message.max.bytes; it is not in Kafka"
+                                );
+                                self.shared
+                                    .skipped
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                self.shared.resolve(seq, Ok(None));
+                                return Ok(seq);
+                            }
+                            SinkError::TooLarge(Box::new(TooLargeRecord {
+                                topic: topic.to_owned(),
+                                key,
+                                size,
+                                lsn,
+                                limit: self.shared.message_max_bytes,
+                                by_broker: false,
+                                kafka_error: source,
+                            }))
+                        }
+                        source => SinkError::Delivery {
+                            topic: topic.to_owned(),
+                            source,
+                        },
+                    };
+                    // The watermark stops in front of this record for good.
+                    self.shared.resolve(seq, Err(error.clone()));
+                    return Err(error);
                 }
             }
         }
+    }
+
+    /// Records enqueued and not yet acknowledged, at most (from the memory budget).
+    pub fn max_outstanding(&self) -> u64 {
+        self.shared.lock().max_outstanding
+    }
+
+    /// Records skipped as too large under `errors.tolerance=all`.
+    pub fn skipped(&self) -> u64 {
+        self.shared
+            .skipped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether a `send` now would not wait for acknowledgements (librdkafka's queue aside).
@@ -517,6 +792,7 @@ impl KafkaSink {
             next: state.window.next(),
             unresolved: state.window.unresolved(),
             failure: state.failure.clone(),
+            skipped: self.skipped(),
         }
     }
 
@@ -553,8 +829,8 @@ impl KafkaSink {
                 if state.window.unresolved() == 0 {
                     return;
                 }
-                if let Some((failed, _, _)) = &state.failure {
-                    let failed = *failed;
+                if let Some(failure) = &state.failure {
+                    let failed = failure.seq;
                     if state.window.watermark() >= failed {
                         return;
                     }
@@ -579,8 +855,9 @@ impl KafkaSink {
     }
 }
 
-/// librdkafka's configuration: pgseam's defaults, its fixed settings, then the overrides.
-fn client_config(config: &KafkaSinkConfig) -> ClientConfig {
+/// librdkafka's configuration: pgseam's defaults and the memory budget's queue limits, its
+/// fixed settings, then the overrides; and what they give the sink.
+fn client_config(config: &KafkaSinkConfig) -> (ClientConfig, SinkLimits) {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.bootstrap_servers);
     // A report for every record: the acknowledgement watermark needs each one.
@@ -596,16 +873,66 @@ fn client_config(config: &KafkaSinkConfig) -> ClientConfig {
             }
         }
     }
+    let number = |key: &str| -> Option<u64> {
+        config
+            .overrides
+            .get(key)
+            .and_then(|value| value.trim().parse().ok())
+    };
+    let message_max_bytes = number("message.max.bytes").unwrap_or(LIBRDKAFKA_MESSAGE_MAX_BYTES);
+    let budget = config
+        .memory_budget
+        .unwrap_or(budget::DEFAULT_MEMORY_BUDGET);
+    let derived = budget::QueueLimits::from_budget(budget, message_max_bytes);
     for (key, value) in DEFAULT_PRODUCER_SETTINGS {
         client.set(*key, *value);
     }
+    client.set("queue.buffering.max.kbytes", derived.max_kbytes.to_string());
+    client.set(
+        "queue.buffering.max.messages",
+        derived.max_messages.to_string(),
+    );
     for (key, value) in FIXED_PRODUCER_SETTINGS {
         client.set(*key, *value);
     }
     for (key, value) in &config.overrides {
         client.set(key, value);
     }
-    client
+    let effective = budget::QueueLimits {
+        max_kbytes: number("queue.buffering.max.kbytes").unwrap_or(derived.max_kbytes),
+        max_messages: number("queue.buffering.max.messages").unwrap_or(derived.max_messages),
+    };
+    if effective != derived && effective.bytes() > budget {
+        tracing::warn!(
+            memory_budget_bytes = budget,
+            queue_buffering_max_kbytes = effective.max_kbytes,
+            queue_buffering_max_messages = effective.max_messages,
+            estimated_bytes = effective.bytes(),
+            "producer.queue.buffering.max.* overrides let librdkafka hold more than \
+             pgseam.memory.budget.bytes; raise the budget instead, or remove the overrides"
+        );
+    }
+    if message_max_bytes > budget / 2 {
+        tracing::warn!(
+            memory_budget_bytes = budget,
+            message_max_bytes,
+            "message.max.bytes is over half of pgseam.memory.budget.bytes: librdkafka's queue \
+             is sized to hold one record that large, beyond the budget"
+        );
+    }
+    let limits = SinkLimits {
+        message_max_bytes,
+        max_outstanding: derived.max_messages.min(effective.max_messages).max(1),
+    };
+    tracing::info!(
+        memory_budget_bytes = budget,
+        queue_buffering_max_kbytes = effective.max_kbytes,
+        queue_buffering_max_messages = effective.max_messages,
+        max_outstanding = limits.max_outstanding,
+        message_max_bytes,
+        "producer memory limits"
+    );
+    (client, limits)
 }
 
 #[cfg(test)]
@@ -618,18 +945,54 @@ mod tests {
             bootstrap_servers: "127.0.0.1:9092".into(),
             ..KafkaSinkConfig::default()
         };
-        let client = client_config(&config);
+        let (client, limits) = client_config(&config);
         assert_eq!(client.get("compression.type"), Some("lz4"));
         assert_eq!(client.get("linger.ms"), Some("20"));
         assert_eq!(client.get("queue.buffering.max.kbytes"), Some("65536"));
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("65536"));
         assert_eq!(client.get("enable.idempotence"), Some("true"));
+        assert_eq!(limits.max_outstanding, 65_536);
+        assert_eq!(limits.message_max_bytes, 1_000_000);
         config.overrides = [
             ("compression.type".to_owned(), "none".to_owned()),
             ("linger.ms".to_owned(), "5".to_owned()),
         ]
         .into();
-        let client = client_config(&config);
+        let (client, _) = client_config(&config);
         assert_eq!(client.get("compression.type"), Some("none"));
         assert_eq!(client.get("linger.ms"), Some("5"));
+    }
+
+    #[test]
+    fn the_memory_budget_sets_the_queue_limits_and_the_in_flight_bound() {
+        let mut config = KafkaSinkConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            memory_budget: Some(32 * 1024 * 1024),
+            ..KafkaSinkConfig::default()
+        };
+        let (client, limits) = client_config(&config);
+        assert_eq!(client.get("queue.buffering.max.kbytes"), Some("16384"));
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("16384"));
+        assert_eq!(limits.max_outstanding, 16_384);
+        // A smaller message override also bounds pgseam's in-flight records; a larger one
+        // reaches librdkafka (with a warning) but pgseam keeps the budget's bound.
+        config.overrides = [("queue.buffering.max.messages".to_owned(), "5000".to_owned())].into();
+        let (client, limits) = client_config(&config);
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("5000"));
+        assert_eq!(limits.max_outstanding, 5_000);
+        config.overrides = [
+            (
+                "queue.buffering.max.messages".to_owned(),
+                "500000".to_owned(),
+            ),
+            ("message.max.bytes".to_owned(), "2000000".to_owned()),
+        ]
+        .into();
+        let (client, limits) = client_config(&config);
+        assert_eq!(client.get("queue.buffering.max.messages"), Some("500000"));
+        assert_eq!(
+            (limits.max_outstanding, limits.message_max_bytes),
+            (16_384, 2_000_000)
+        );
     }
 }

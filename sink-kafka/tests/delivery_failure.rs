@@ -18,6 +18,8 @@ async fn a_failed_delivery_stops_the_watermark_and_later_sends() {
         ]
         .into(),
         topic_creation: None,
+        skip_oversized: false,
+        memory_budget: None,
     })
     .unwrap();
     let record = OutgoingRecord {
@@ -40,8 +42,12 @@ async fn a_failed_delivery_stops_the_watermark_and_later_sends() {
     let acks = sink.acks();
     assert_eq!(acks.watermark, 0, "nothing acknowledged");
     assert_eq!(acks.next, 3);
-    let (seq, topic, _) = acks.failure.expect("the failure is kept");
-    assert_eq!((seq, topic.as_str()), (0, "t"), "the lowest failed record");
+    let failure = acks.failure.expect("the failure is kept");
+    assert_eq!(
+        (failure.seq, failure.topic()),
+        (0, "t"),
+        "the lowest failed record"
+    );
     match sink.send(&record).await {
         Err(SinkError::Delivery { topic, .. }) => assert_eq!(topic, "t"),
         other => panic!("a send after a failure must fail, got {other:?}"),

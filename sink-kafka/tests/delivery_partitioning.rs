@@ -125,6 +125,8 @@ async fn keys_land_where_the_java_producer_puts_them() {
             bootstrap_servers: broker.bootstrap_servers(),
             overrides: [("compression.type".to_owned(), "lz4".to_owned())].into(),
             topic_creation: TopicCreation::from_properties(&settings).unwrap(),
+            skip_oversized: false,
+            memory_budget: None,
         },
         Some(hook),
     )

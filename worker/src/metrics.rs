@@ -23,7 +23,9 @@
 //! pgseam's own series ([`PGSEAM_METRICS`]) carry the labels `connector` and `name`:
 //! `pgseam_slot_lag_bytes` (server WAL end seen by the stream minus the LSN confirmed durable),
 //! `pgseam_producer_queue_depth` (records handed to the producer and not yet acknowledged),
-//! `pgseam_delivery_latency_seconds` (a summary: send → broker acknowledgement), and
+//! `pgseam_delivery_latency_seconds` (a summary: send → broker acknowledgement),
+//! `pgseam_records_skipped_total` (records skipped under `errors.tolerance=all` because they
+//! were larger than the producer's `message.max.bytes`; each is also logged), and
 //! `pgseam_connector_running` (1 while the pipeline runs and is not paused).
 //!
 //! # Snapshot metrics, as Debezium's `SnapshotMeter`
@@ -103,6 +105,7 @@ pub const PGSEAM_METRICS: &[&str] = &[
     "pgseam_slot_lag_bytes",
     "pgseam_producer_queue_depth",
     "pgseam_delivery_latency_seconds",
+    "pgseam_records_skipped_total",
     "pgseam_connector_running",
 ];
 
@@ -138,6 +141,10 @@ pub struct ConnectorMetrics {
     producer_queue_depth: AtomicU64,
     delivery_latency_ns_sum: AtomicU64,
     deliveries: AtomicU64,
+    /// Records skipped as too large (`errors.tolerance=all`), over the pipeline's restarts.
+    records_skipped: AtomicU64,
+    /// The current pipeline's sink count already added to `records_skipped`.
+    records_skipped_seen: AtomicU64,
     running: AtomicBool,
 }
 
@@ -233,6 +240,14 @@ impl ConnectorMetrics {
             .store(depth as u64, Ordering::Relaxed);
     }
 
+    /// The running pipeline's sink has skipped `skipped` records so far (a fresh sink starts
+    /// at 0; see [`ConnectorMetrics::set_running`]).
+    pub fn set_records_skipped(&self, skipped: u64) {
+        let seen = self.records_skipped_seen.swap(skipped, Ordering::Relaxed);
+        self.records_skipped
+            .fetch_add(skipped.saturating_sub(seen), Ordering::Relaxed);
+    }
+
     /// The source→pipeline queue's capacity and free room.
     pub fn set_queue(&self, capacity: usize, remaining: usize) {
         self.queue_capacity
@@ -251,6 +266,8 @@ impl ConnectorMetrics {
     /// The pipeline started (true) or ended (false).
     pub fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::Relaxed);
+        // The next pipeline's sink counts skipped records from 0 again.
+        self.records_skipped_seen.store(0, Ordering::Relaxed);
         if !running {
             self.connected.store(false, Ordering::Relaxed);
             if self.snapshot_running.swap(false, Ordering::Relaxed) {
@@ -390,6 +407,11 @@ impl ConnectorMetrics {
             load(&self.deliveries),
         );
         out.add(
+            "pgseam_records_skipped_total",
+            &own,
+            load(&self.records_skipped),
+        );
+        out.add(
             "pgseam_connector_running",
             &own,
             f64::from(u8::from(self.running.load(Ordering::Relaxed) && !paused)),
@@ -449,6 +471,7 @@ pub fn render<'a>(connectors: impl IntoIterator<Item = Exported<'a>>) -> String 
                 && name != "debezium_metrics_TotalTableCount")
                 || name == "debezium_metrics_NumberOfCommittedTransactions"
                 || name == "debezium_metrics_RowsScanned"
+                || name.ends_with("_total")
             {
                 "counter"
             } else {
@@ -506,6 +529,33 @@ mod tests {
         );
         assert!(text.contains("debezium_metrics_LastTransactionId{plugin=\"postgres\",name=\"dbz\",context=\"streaming\"} 7\n"), "{text}");
         assert!(text.contains("# TYPE pgseam_delivery_latency_seconds summary\n"));
+    }
+
+    #[test]
+    fn skipped_records_add_up_across_pipeline_restarts() {
+        let metrics = ConnectorMetrics::new();
+        metrics.set_running(true);
+        metrics.set_records_skipped(2);
+        metrics.set_records_skipped(2);
+        metrics.set_records_skipped(3);
+        metrics.set_running(false);
+        // A restarted pipeline has a new sink, counting from 0.
+        metrics.set_running(true);
+        metrics.set_records_skipped(1);
+        let text = render([Exported {
+            connector: "c",
+            topic_prefix: "dbz",
+            paused: false,
+            metrics: &metrics,
+        }]);
+        assert!(
+            text.contains("# TYPE pgseam_records_skipped_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgseam_records_skipped_total{connector=\"c\",name=\"dbz\"} 4\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -19,11 +19,15 @@
 //! [`OffsetStore`] — and only after that is the LSN published to the source, which reports it
 //! to the slot as the flush LSN. A failed delivery stops the watermark in front of the failed
 //! record for good: the checkpoints before it are stored, no later one ever is, and the
-//! pipeline stops with the error.
+//! pipeline stops with the error. A record too large for Kafka is such a failure — the error
+//! names its topic and key — unless `errors.tolerance=all`, under which the sink skips a
+//! record librdkafka refuses as larger than `message.max.bytes` and settles it as
+//! acknowledged, so later checkpoints pass it (`pgseam_records_skipped_total` counts them).
 //!
-//! Memory: at most `pgseam_sink_kafka::MAX_OUTSTANDING` records are unacknowledged (new events
-//! wait for room; librdkafka's own queue limit makes `send` back off), and the checkpoint
-//! queue holds at most one entry per transaction among them.
+//! Memory: at most `KafkaSink::max_outstanding` records — derived from
+//! `pgseam.memory.budget.bytes` with librdkafka's queue limits (`pgseam_sink_kafka::budget`) —
+//! are unacknowledged (new events wait for room; librdkafka's own queue limit makes `send`
+//! back off), and the checkpoint queue holds at most one entry per transaction among them.
 //!
 //! Position headers: every record carries where it came from, so that a consumer can recognise
 //! the duplicates an at-least-once restart replays:
@@ -453,18 +457,21 @@ async fn run_pipeline(
                 let watermark = acks.as_ref().map_or(u64::MAX, |a| a.watermark);
                 if let Some(acks) = &acks {
                     metrics.set_producer_queue_depth(acks.unresolved);
+                    metrics.set_records_skipped(acks.skipped);
                 }
                 if take_durable(&mut checkpoints, watermark, &mut durable) {
                     or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
                 }
-                if let Some((_, topic, source)) = acks.and_then(|a| a.failure) {
-                    break Err(anyhow!(SinkError::Delivery { topic, source }).context("a record could not be delivered to Kafka"));
+                if let Some(failure) = acks.and_then(|a| a.failure) {
+                    break Err(anyhow!(failure.error).context("a record could not be delivered to Kafka"));
                 }
             }
             // 3. Periodic offset commit.
             _ = flush_timer.tick() => {
                 if let Some(sink) = &sink {
-                    metrics.set_producer_queue_depth(sink.acks().unresolved);
+                    let acks = sink.acks();
+                    metrics.set_producer_queue_depth(acks.unresolved);
+                    metrics.set_records_skipped(acks.skipped);
                 }
                 or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
             }
@@ -725,8 +732,9 @@ async fn run_pipeline(
                 tracing::error!(connector = %name, "deliveries still outstanding after {SHUTDOWN_FLUSH_TIMEOUT:?}; they will be sent again after restart");
             }
             let acks = sink.acks();
-            if let Some((record, topic, source)) = &acks.failure {
-                tracing::error!(connector = %name, record, %topic, error = %source, "delivery failed; no checkpoint after it is stored");
+            metrics.set_records_skipped(acks.skipped);
+            if let Some(failure) = &acks.failure {
+                tracing::error!(connector = %name, record = failure.seq, topic = failure.topic(), error = %failure.error, "delivery failed; no checkpoint after it is stored");
             }
             acks.watermark
         }
@@ -880,16 +888,23 @@ async fn send_records(
     sequence: &mut u64,
     header_text: &mut PositionText,
 ) -> Result<(), SinkError> {
+    let lsn = match position {
+        Position::Snapshot {
+            consistent_point, ..
+        } => consistent_point.0,
+        Position::Stream { lsn, .. } => lsn.0,
+    };
     for record in records.drain(..) {
         let headers = record
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_slice()));
-        sink.send_parts(
+        sink.send_parts_at(
             &record.topic,
             record.key.as_deref(),
             record.value.as_deref(),
             headers.chain(header_text.render(position, *sequence)),
+            Some(lsn),
         )
         .await?;
         *sequence += 1;

@@ -306,6 +306,8 @@ pub(crate) fn pipeline_settings(
             } else {
                 None
             },
+            skip_oversized: connector.errors_tolerance == config::ErrorTolerance::All,
+            memory_budget: Some(worker.memory_budget_bytes),
         },
         null_sink: worker.sink == config::SinkKind::Null,
         offset_file: worker.offset_storage_file_filename.clone(),

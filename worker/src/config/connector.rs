@@ -104,6 +104,7 @@ const TOPIC_PREFIX_PATTERN: &str = "^[A-Za-z0-9._-]+$";
 /// accept-only-the-default rule.
 const SUPPORTED_KEYS: &[&str] = &[
     "name",
+    ERRORS_TOLERANCE,
     "connector.class",
     "database.hostname",
     "database.port",
@@ -197,12 +198,6 @@ enum ConnectValue {
 /// common recipe), so refusing them would break configurations that Connect accepts.
 const WARNED_CONNECT_KEYS: &[(&str, ConnectValue, Option<&str>, &str)] = &[
     (
-        "errors.tolerance",
-        ConnectValue::Choice(&["none", "all"]),
-        Some("none"),
-        "pgseam does not skip a record that fails to convert or transform: the connector stops with the error, as with errors.tolerance=none (nothing is lost or skipped)",
-    ),
-    (
         "errors.retry.timeout",
         ConnectValue::AtLeast(-1),
         Some("0"),
@@ -239,6 +234,28 @@ const WARNED_CONNECT_KEYS: &[(&str, ConnectValue, Option<&str>, &str)] = &[
         "Kafka transactions are for exactly-once delivery, which pgseam does not do; records are sent idempotently, at least once",
     ),
 ];
+
+/// Kafka Connect's `errors.tolerance` (default `none`). See [`ErrorTolerance`].
+pub(crate) const ERRORS_TOLERANCE: &str = "errors.tolerance";
+
+/// `errors.tolerance`: what a connector does with a record it cannot deliver.
+///
+/// In Kafka Connect (KIP-298, and KIP-779 for producer failures) `all` skips records that fail
+/// to convert or transform, and records the producer refuses, logging them. pgseam applies it
+/// to one producer failure only: a record larger than librdkafka's `message.max.bytes`, which
+/// librdkafka refuses before sending, is skipped and logged (topic, key, size, LSN; never the
+/// values), counted in `pgseam_records_skipped_total`, and counts as acknowledged, so offsets
+/// and the slot move past it. A record that fails to convert or transform still stops the
+/// connector, and so does a batch the broker refuses as too large (librdkafka fails the whole
+/// batch, records that fit included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorTolerance {
+    /// `none` (default): any failure stops the connector; nothing is skipped.
+    #[default]
+    None,
+    /// `all`: records over `message.max.bytes` are skipped and logged.
+    All,
+}
 
 /// Connect's `exactly.once.support` values: `requested` (the default) is accepted, `required`
 /// is refused — pgseam delivers at least once (idempotent producer; after a crash an ordered
@@ -550,6 +567,8 @@ pub struct ConnectorConfig {
     pub header_converter: Option<HeaderConverter>,
     /// `producer.override.*` with the prefix removed; applied over the worker's `producer.*`.
     pub producer_overrides: Properties,
+    /// `errors.tolerance` (default `none`).
+    pub errors_tolerance: ErrorTolerance,
     /// `topic.creation.*` with the prefix removed (`default.partitions`, …), as given.
     pub topic_creation: Properties,
     /// The validated topic-creation groups; `None` when no `topic.creation.*` key is set.
@@ -906,6 +925,23 @@ impl ConnectorConfig {
             classify_other_key(&mut s, e);
         }
         let naming = super::columns::take_naming(&mut s);
+        let errors_tolerance = match s.take(ERRORS_TOLERANCE) {
+            None => ErrorTolerance::None,
+            Some(e) if e.value.trim().eq_ignore_ascii_case("none") => ErrorTolerance::None,
+            Some(e) if e.value.trim().eq_ignore_ascii_case("all") => {
+                warn!(
+                    source = s.source(),
+                    key = ERRORS_TOLERANCE,
+                    value = "all",
+                    "records larger than the producer's message.max.bytes are skipped and logged; a record that fails to convert or transform, or that the broker refuses, still stops the connector"
+                );
+                ErrorTolerance::All
+            }
+            Some(e) => {
+                s.invalid(&e, "`none`, `all`");
+                ErrorTolerance::None
+            }
+        };
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.override.") {
             producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
@@ -1012,6 +1048,7 @@ impl ConnectorConfig {
             value_converter,
             header_converter,
             producer_overrides,
+            errors_tolerance,
             topic_creation,
             topic_creation_groups,
             original,

@@ -69,12 +69,14 @@
 //!      unlisted aliases are ignored (debug log), as in Connect.
 //!    - `producer.override.*` — kept in [`ConnectorConfig::producer_overrides`];
 //!      `topic.creation.*` — kept in [`ConnectorConfig::topic_creation`].
-//!    - `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms`,
+//!    - `errors.tolerance` — implemented ([`ErrorTolerance`]): `all` skips and logs a record
+//!      larger than the producer's `message.max.bytes` (a warning at start says so); a record
+//!      that fails to convert or transform still stops the connector.
+//!    - `errors.retry.timeout`, `errors.retry.delay.max.ms`,
 //!      `errors.log.enable`, `errors.log.include.messages`, `transaction.boundary`,
 //!      `transaction.boundary.interval.ms` — any valid value (checked as Connect checks it);
 //!      a value other than Connect's default logs one warning saying what pgseam does instead
-//!      (it stops on a record that fails to convert, never skips it; it never logs record
-//!      contents; it does not use Kafka transactions).
+//!      (it never logs record contents; it does not use Kafka transactions).
 //!    - `exactly.once.support`: `requested` (default) accepted; `required` is an error —
 //!      pgseam delivers at least once.
 //!    - JsonConverter's `schema.content` — accepted at its default, rejected otherwise (rule 2).
@@ -145,7 +147,11 @@
 //! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own keys `pgseam.sink`
 //! (`kafka`, the default, or `null`: encode, then drop — for benchmarks, see [`SinkKind`]) and
 //! `log.format` (`human`, the default, or `json`; see [`LogFormat`]; `--log-format` on the
-//! command line wins).
+//! command line wins), and `pgseam.memory.budget.bytes` (default 128 MiB, at least 8 MiB):
+//! each connector producer's memory budget, from which librdkafka's
+//! `queue.buffering.max.kbytes` / `queue.buffering.max.messages` and pgseam's bound on records
+//! awaiting acknowledgement are derived (`pgseam_sink_kafka::budget`; `producer.*` overrides of
+//! those keys win, with a warning when they exceed the budget).
 //! Kafka Connect worker keys pgseam has no use for — plugin loading, REST advertisement,
 //! metrics, distributed-mode keys, `internal.*`, `consumer.*`, `admin.*`, client tuning of
 //! Connect's internal clients — are ignored with a debug log. Worker-level
@@ -178,9 +184,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, HstoreHandlingMode,
-    IntervalHandlingMode, MessagePrefixFilter, OffsetMismatchStrategy, Operation,
-    PublicationAutocreateMode, SkippedOperations, SnapshotChunkStrategy, SnapshotMode,
+    BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, ErrorTolerance,
+    HstoreHandlingMode, IntervalHandlingMode, MessagePrefixFilter, OffsetMismatchStrategy,
+    Operation, PublicationAutocreateMode, SkippedOperations, SnapshotChunkStrategy, SnapshotMode,
     TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
     DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
     DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
@@ -210,7 +216,7 @@ pub use worker::{
     peek_log_format, LogFormat, OffsetStorageTopic, SinkKind, WorkerConfig,
     DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
     DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
-    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, LOG_FORMAT_KEY, SINK_KEY,
+    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, LOG_FORMAT_KEY, MEMORY_BUDGET_KEY, SINK_KEY,
 };
 
 /// Loads and validates `pgseam standalone worker.properties connector1.properties …`.

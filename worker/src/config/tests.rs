@@ -497,6 +497,14 @@ fn connect_framework_keys() {
         ("transaction.boundary.interval.ms", "500"),
     ])
     .is_ok());
+    // errors.tolerance is typed: `all` skips records over message.max.bytes.
+    assert_eq!(
+        config(&[("errors.tolerance", "ALL")])
+            .unwrap()
+            .errors_tolerance,
+        super::ErrorTolerance::All
+    );
+    assert_eq!(c.errors_tolerance, super::ErrorTolerance::None);
     // Their values are still checked.
     assert_eq!(
         one_error(&[("errors.tolerance", "some")]),

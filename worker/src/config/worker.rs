@@ -32,6 +32,11 @@ pub const DEFAULT_LISTENERS: &str = "http://:8083";
 pub const SINK_KEY: &str = "pgseam.sink";
 /// pgseam's own worker key: how log lines are written. See [`LogFormat`].
 pub const LOG_FORMAT_KEY: &str = "log.format";
+/// pgseam's own worker key: each connector producer's memory budget in bytes, from which
+/// librdkafka's `queue.buffering.max.kbytes` / `.messages` and pgseam's bound on records
+/// awaiting acknowledgement are derived (`pgseam_sink_kafka::budget`). Default 128 MiB, at
+/// least 8 MiB.
+pub const MEMORY_BUDGET_KEY: &str = "pgseam.memory.budget.bytes";
 
 /// Kafka Connect's `offset.storage.partitions` default.
 pub const DEFAULT_OFFSET_STORAGE_PARTITIONS: i32 = 25;
@@ -40,7 +45,7 @@ pub const DEFAULT_OFFSET_STORAGE_PARTITIONS: i32 = 25;
 pub const DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR: i16 = -1;
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 15] = [
+const WORKER_KEYS: [&str; 16] = [
     "bootstrap.servers",
     "topic.creation.enable",
     "key.converter",
@@ -56,6 +61,7 @@ const WORKER_KEYS: [&str; 15] = [
     "config.providers",
     SINK_KEY,
     LOG_FORMAT_KEY,
+    MEMORY_BUDGET_KEY,
 ];
 
 /// Kafka Connect worker keys that pgseam accepts and ignores (logged at debug level): plugin
@@ -258,6 +264,9 @@ pub struct WorkerConfig {
     pub topic_creation_enable: bool,
     /// `pgseam.sink` (default `kafka`).
     pub sink: SinkKind,
+    /// `pgseam.memory.budget.bytes` (default 128 MiB): each connector producer's memory budget
+    /// (see [`MEMORY_BUDGET_KEY`]).
+    pub memory_budget_bytes: u64,
     /// `log.format` (default `human`). Applied by `main` before the file is validated (see
     /// [`peek_log_format`]); kept here so that a bad value is a configuration error.
     pub log_format: LogFormat,
@@ -338,6 +347,12 @@ impl WorkerConfig {
             SinkKind::Kafka,
             &[("kafka", SinkKind::Kafka), ("null", SinkKind::Null)],
         );
+        let memory_budget_bytes = s.int(
+            MEMORY_BUDGET_KEY,
+            pgseam_sink_kafka::budget::DEFAULT_MEMORY_BUDGET,
+            pgseam_sink_kafka::budget::MIN_MEMORY_BUDGET,
+            i64::MAX as u64,
+        );
         let log_format = s.choice(
             LOG_FORMAT_KEY,
             LogFormat::Human,
@@ -413,6 +428,7 @@ impl WorkerConfig {
                 config_providers,
                 topic_creation_enable,
                 sink,
+                memory_budget_bytes,
                 log_format,
             }),
             _ => Err(ConfigErrors(s.errors)),
@@ -603,6 +619,15 @@ mod tests {
 
     #[test]
     fn null_sink() {
+        let w = worker(&[FILE]).unwrap();
+        assert_eq!(w.memory_budget_bytes, 128 * 1024 * 1024);
+        let w = worker(&[FILE, ("pgseam.memory.budget.bytes", "33554432")]).unwrap();
+        assert_eq!(w.memory_budget_bytes, 32 * 1024 * 1024);
+        let errs = errors(&[FILE, ("pgseam.memory.budget.bytes", "1000")]);
+        assert!(
+            errs.len() == 1 && errs[0].contains("`pgseam.memory.budget.bytes`"),
+            "{errs:?}"
+        );
         let w = worker(&[FILE, ("pgseam.sink", " NULL ")]).unwrap();
         assert_eq!(w.sink, SinkKind::Null);
         let w = worker(&[FILE, ("pgseam.sink", "kafka")]).unwrap();
