@@ -228,6 +228,10 @@ pub(crate) fn pipeline_settings(
                 progress_interval: connector.snapshot_progress_interval,
                 // The manager puts the connector's metrics' stats here.
                 stats: Default::default(),
+                signal_table: connector.signal_data_collection.clone(),
+                incremental_chunk_rows: connector.incremental_snapshot_chunk_size,
+                // The manager keeps a handle for `POST …/signals`.
+                signals: Default::default(),
             },
             events: pgseam_connector_pg::EventSettings {
                 skipped_operations,
