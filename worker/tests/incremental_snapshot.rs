@@ -404,7 +404,7 @@ fn a_signal_over_rest_snapshots_a_table() {
     };
     signal(r#"{"type":"execute-snapshot","data":{"data-collections":["public.d"]}}"#);
     let started = Instant::now();
-    while !progress_of(&stored(&env, name)).is_some_and(|p| p.partial.is_some()) {
+    while progress_of(&stored(&env, name)).is_none_or(|p| p.partial.is_none()) {
         assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
         std::thread::sleep(Duration::from_millis(10));
     }
