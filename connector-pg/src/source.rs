@@ -19,6 +19,10 @@
 //!   (or re-reads a table without a key), and ends each window at its high watermark's commit
 //!   (see `snapshot::resume`); `pg_logical_emit_message` watermarks of this slot never leave
 //!   the source.
+//! - Signals (see `snapshot::signal`): an INSERT into `signal.data.collection` is acted on at
+//!   its transaction's commit, before the commit goes to the worker (so the offset stored with
+//!   the commit carries the snapshot it started); a signal from the worker's inbox at the next
+//!   transaction boundary. An `execute-snapshot` runs on the same windows as a resume.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -469,3 +469,90 @@ fn a_signal_over_rest_snapshots_a_table() {
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
+
+/// The commit-visibility race in a signalled snapshot: an update whose commit record is in the
+/// stream before the first window's low watermark, but which is still running (held by
+/// synchronous replication to a standby that does not exist), is waited for before the read,
+/// so the window does not overwrite it with the older row.
+#[test]
+fn a_commit_still_running_at_the_low_watermark_is_waited_for() {
+    let env = Env::start("race");
+    // Only the held session waits for the (missing) synchronous standby.
+    env.psql("ALTER SYSTEM SET synchronous_commit = 'local'");
+    env.psql("SELECT pg_reload_conf()");
+    env.psql(SIGNAL_TABLE);
+    env.psql(
+        "CREATE TABLE held (id int PRIMARY KEY, v text);
+         INSERT INTO held SELECT g, 'v' || g FROM generate_series(1, 5000) g;",
+    );
+    let name = "race";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "snapshot.mode=no_data",
+            "signal.data.collection=public.dbz_signal",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+
+    env.psql("ALTER SYSTEM SET synchronous_standby_names = 'nonexistent'");
+    env.psql("SELECT pg_reload_conf()");
+    let port = env.pg.port();
+    let held = std::thread::spawn(move || {
+        let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
+            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "race",
+                "-c",
+                "UPDATE held SET v = 'held' WHERE id = 7",
+            ])
+            .env("PGPASSWORD", "postgres")
+            .env("PGOPTIONS", "-c synchronous_commit=on")
+            .output()
+            .expect("run psql");
+        out.status.success()
+    });
+    let started = Instant::now();
+    while env.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") != "1" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the commit is not held"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.psql(
+        r#"INSERT INTO dbz_signal VALUES ('race-1', 'execute-snapshot', '{"data-collections": ["public.held"]}')"#,
+    );
+    pgseam.wait_for_log(
+        "waiting for transactions in progress at the low watermark",
+        WAIT,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!pgseam
+        .log_text()
+        .contains("the incremental snapshot is complete"));
+    env.psql("ALTER SYSTEM RESET synchronous_standby_names");
+    env.psql("SELECT pg_reload_conf()");
+    assert!(held.join().expect("held session"), "held update failed");
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    let comparison = env.wait_until_equal(name, "public.held", true, WAIT);
+    assert!(
+        comparison.differences.is_empty(),
+        "held differs:\n{}",
+        comparison
+            .differences
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}

@@ -1,4 +1,12 @@
-//! Resuming an interrupted initial snapshot while streaming from its consistent point.
+//! Resuming an interrupted initial snapshot while streaming from its consistent point, and
+//! reading the tables of a signalled incremental snapshot (see `signal`) the same way.
+//!
+//! Both feed the `Resumer` work: a resume plans the captured tables the progress does not
+//! cover (`Resumer::prepare`); a signal adds tables (`Resumer::add_tables`, keyed tables
+//! only, each with its optional `additional-conditions` filter applied to every window) or
+//! removes them (`Resumer::stop`). An incremental snapshot's progress carries its table list
+//! (`SnapshotProgress::incremental`), so a restart plans exactly those tables again, after the
+//! stored key.
 //!
 //! After a crash mid-snapshot the exported snapshot is gone, but the slot (at consistent
 //! point C) and the stored progress (see `progress`) remain. The source starts streaming at
@@ -206,12 +214,21 @@ impl Resumer {
                 }
             }
         }
-        tracing::info!(
-            tables_done = skipped,
-            tables_left = work.len(),
-            consistent_point = %progress.consistent_point,
-            "resuming the interrupted initial snapshot while streaming"
-        );
+        if progress.incremental.is_some() {
+            tracing::info!(
+                tables_done = skipped,
+                tables_left = work.len(),
+                started_at = %progress.consistent_point,
+                "incremental snapshot: reading while streaming"
+            );
+        } else {
+            tracing::info!(
+                tables_done = skipped,
+                tables_left = work.len(),
+                consistent_point = %progress.consistent_point,
+                "resuming the interrupted initial snapshot while streaming"
+            );
+        }
         let run_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros())
