@@ -261,11 +261,8 @@ fn a_table_added_to_the_include_list_is_snapshotted_with_a_filter() {
     );
     let name = "added";
     let base = ["signal.data.collection=public.dbz_signal"];
-    let (worker, connector) = env.write_configs(
-        name,
-        &[],
-        &[base[0], "table.include.list=public.a,public.dbz_signal"],
-    );
+    let (worker, connector) =
+        env.write_configs(name, &[], &[base[0], "table.include.list=public.a"]);
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
     let status = pgseam.terminate(Duration::from_secs(30));
@@ -275,10 +272,7 @@ fn a_table_added_to_the_include_list_is_snapshotted_with_a_filter() {
     let (worker, connector) = env.write_configs(
         name,
         &[],
-        &[
-            base[0],
-            "table.include.list=public.a,public.b,public.dbz_signal",
-        ],
+        &[base[0], "table.include.list=public.a,public.b"],
     );
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
@@ -306,8 +300,8 @@ fn a_table_added_to_the_include_list_is_snapshotted_with_a_filter() {
     assert!(messages
         .iter()
         .any(|m| m.op() == Some("u") && id_of(m) == Some(1)));
-    // The signaling table is in the include list: its change events have a topic, as in
-    // Debezium.
+    // The signaling table is captured though the include list does not name it, as
+    // Debezium adds it to the table filter: its change events have a topic.
     let signals = read_topics(
         &env.broker.bootstrap_servers(),
         &["added.public.dbz_signal".to_owned()],

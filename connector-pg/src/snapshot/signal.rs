@@ -6,8 +6,8 @@
 //!   Debezium's `SourceSignalChannel` does (the table's UPDATEs and DELETEs are no signals).
 //!   The signal is acted on inside the stream, so it is exactly as durable as the stream
 //!   position: a crash before its transaction's offset is stored reads it again.
-//!   The table's own change events go to its topic only when the include lists select it,
-//!   like any table's;
+//!   The worker adds the table to the table filter, as Debezium's `RelationalTableFilters`
+//!   does, so its own change events go to its topic;
 //! - the **REST extension** `POST /connectors/{name}/signals` (pgseam's): the worker puts the
 //!   signal into the source's [`SignalInbox`]; the source takes it at the next transaction
 //!   boundary. Not durable before it is acted on (a crash in between loses it: send again).
