@@ -23,6 +23,8 @@ use common::{Env, Pgseam};
 use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
 use pgseam_connector_pg::snapshot::SnapshotProgress;
 use pgseam_integration_tests::{read_topics, TopicMessage};
+use pgseam_model::Lsn;
+use std::collections::BTreeMap;
 
 const WAIT: Duration = Duration::from_secs(120);
 const ROWS: i64 = 60_000;
@@ -87,6 +89,65 @@ fn incremental_and_streamed(messages: &[TopicMessage]) -> (BTreeSet<i64>, BTreeS
         }
     }
     (incremental, streamed)
+}
+
+/// Per-key order (as in `snapshot_resume.rs`): once the records a restart replays are dropped
+/// by their position headers, the `ver` a consumer applies per key never goes back, so no
+/// window row overwrote a newer streamed change.
+fn header<'a>(m: &'a TopicMessage, name: &str) -> Option<&'a str> {
+    m.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+/// Per key, the `ver` of the events a consumer applies never goes back, once the records a
+/// restart replays (a streamed `(commit_lsn, seq)` at or before the last one of its
+/// partition) are dropped, as the position headers allow.
+fn check_per_key_order(messages: &[TopicMessage]) -> usize {
+    let mut last_position: BTreeMap<i32, (Lsn, u64)> = BTreeMap::new();
+    let mut versions: BTreeMap<String, i64> = BTreeMap::new();
+    let mut replayed = 0;
+    for m in messages {
+        if let Some(commit) = header(m, "__pgseam.commit_lsn") {
+            let commit: Lsn = commit.parse().expect("commit_lsn header");
+            let seq: u64 = header(m, "__pgseam.seq")
+                .and_then(|s| s.parse().ok())
+                .expect("seq header");
+            let last = last_position.entry(m.partition).or_insert((Lsn(0), 0));
+            if (commit, seq) <= *last {
+                replayed += 1;
+                continue;
+            }
+            *last = (commit, seq);
+        }
+        let Some(key) = m.key_payload().map(|k| k.to_string()) else {
+            continue;
+        };
+        let Some(envelope) = m.envelope() else {
+            continue;
+        };
+        match envelope["op"].as_str() {
+            Some("d") => {
+                versions.remove(&key);
+            }
+            Some(_) => {
+                let ver = envelope["after"]["ver"].as_i64().expect("ver");
+                if let Some(previous) = versions.insert(key.clone(), ver) {
+                    assert!(
+                        ver >= previous,
+                        "key {key}: version {ver} after {previous} at partition {} offset {} (op {:?}, snapshot {:?})",
+                        m.partition,
+                        m.offset,
+                        envelope["op"],
+                        envelope["source"]["snapshot"]
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+    replayed
 }
 
 const WRITES: &str = "
@@ -218,6 +279,8 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
         WAIT,
     )
     .expect("read topic");
+    let replayed = check_per_key_order(&messages);
+    println!("{replayed} replayed records");
     let (incremental, streamed) = incremental_and_streamed(&messages);
     let source: BTreeSet<i64> = env
         .psql("SELECT id FROM items")
