@@ -229,6 +229,7 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
                     key(&after) > key(&last_after),
                     "the progress went back from {last_after:?} to {after:?}: the snapshot started over"
                 );
+                println!("observed {progress:?}");
                 last_after = after;
                 break;
             }
