@@ -420,6 +420,9 @@ struct SignalState {
     relation: Option<(u32, bool)>,
     /// Signals of the open transaction, acted on at its commit.
     pending: Vec<snapshot::Signal>,
+    /// `execute-snapshot` signals that came while an interrupted initial snapshot is being
+    /// resumed: acted on when it completes (held in memory only).
+    deferred: Vec<snapshot::Signal>,
 }
 
 impl Source {
@@ -620,7 +623,12 @@ impl Source {
                 conditions,
             } => {
                 if self.resumer.as_ref().is_some_and(|r| !r.is_incremental()) {
-                    tracing::warn!(signal_id = %id, "signal: execute-snapshot ignored: the interrupted initial snapshot is still being resumed; send it again once it completes");
+                    tracing::warn!(signal_id = %id, "signal: execute-snapshot deferred until the interrupted initial snapshot, being resumed, completes (held in memory: a restart before then loses it)");
+                    self.signals.deferred.push(Signal::ExecuteSnapshot {
+                        id,
+                        data_collections,
+                        conditions,
+                    });
                     return Ok(());
                 }
                 let tables: Vec<_> = select_tables(&self.config, &self.catalog_client)
@@ -720,13 +728,25 @@ impl Source {
             let (windows, rows) = resumer.summary();
             self.resumer = None;
             tracing::info!(windows, rows, "the resumed snapshot is complete");
-            let _sent = self
+            let sent = self
                 .send_with_keepalive(
                     replication,
                     status_timer,
                     SourceMessage::SnapshotProgress(snapshot::ProgressUpdate::Finished),
                 )
                 .await?;
+            // Signals deferred behind the resumed initial snapshot start now.
+            if sent {
+                let mut out = Vec::new();
+                for signal in std::mem::take(&mut self.signals.deferred) {
+                    self.apply_signal(signal, &mut out).await?;
+                }
+                for message in out {
+                    let _sent = self
+                        .send_with_keepalive(replication, status_timer, message)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }

@@ -614,3 +614,72 @@ fn a_commit_still_running_at_the_low_watermark_is_waited_for() {
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
+
+/// An `execute-snapshot` signal that arrives while an interrupted initial snapshot is being
+/// resumed waits until the resume completes, then runs.
+#[test]
+fn a_signal_during_a_resumed_initial_snapshot_runs_after_it() {
+    let env = Env::start("deferred");
+    env.psql(SIGNAL_TABLE);
+    env.psql(
+        "CREATE TABLE big (id int PRIMARY KEY, v text);
+         CREATE TABLE s (id int PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, repeat('b', 50) FROM generate_series(1, 100000) g;
+         INSERT INTO s SELECT g, 's' FROM generate_series(1, 200) g;",
+    );
+    let name = "deferred";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "signal.data.collection=public.dbz_signal",
+            "snapshot.include.collection.list=public\\.big",
+            "snapshot.max.threads=1",
+            "snapshot.chunk.strategy=key",
+            "snapshot.chunk.rows=1000",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    let started = Instant::now();
+    while progress_of(&stored(&env, name)).is_none_or(|p| p.partial.is_none()) {
+        assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    pgseam.kill9();
+    env.psql(
+        r#"INSERT INTO dbz_signal VALUES ('later', 'execute-snapshot', '{"data-collections": ["public\\.s"]}')"#,
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("resuming the interrupted snapshot", WAIT);
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    let log = pgseam.log_text();
+    let deferred = log
+        .find("execute-snapshot deferred")
+        .expect("the signal was deferred");
+    let resumed = log
+        .find("the resumed snapshot is complete")
+        .expect("the resume completed");
+    assert!(deferred < resumed);
+    let messages = read_topics(
+        &env.broker.bootstrap_servers(),
+        &["deferred.public.s".to_owned()],
+        200,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read topic s");
+    let reads: BTreeSet<i64> = messages
+        .iter()
+        .filter(|m| snapshot_marker(m).as_deref() == Some("incremental"))
+        .filter_map(id_of)
+        .collect();
+    assert_eq!(reads, (1..=200).collect::<BTreeSet<i64>>());
+    let big = env.wait_until_equal(name, "public.big", true, WAIT);
+    assert!(
+        big.differences.is_empty(),
+        "{:?}",
+        &big.differences[..3.min(big.differences.len())]
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
