@@ -24,6 +24,10 @@
 //!   a start never streams from a position its snapshot did not cover, and a slot that cannot
 //!   serve the offset is either an error, a new snapshot (`when_needed`), or followed with an
 //!   error-level log (`trust_slot`), never skipped over silently.
+//! - Signals (see `snapshot::signal`): an INSERT into `signal.data.collection` is acted on at
+//!   its transaction's commit, before the commit goes to the worker (so the offset stored with
+//!   the commit carries the snapshot it started); a signal from the worker's inbox at the next
+//!   transaction boundary. An `execute-snapshot` runs on the same windows as a resume.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -519,6 +523,7 @@ pub async fn run(
         last_received: Lsn::ZERO,
         status_buffer: BytesMut::with_capacity(64),
         resumer: None,
+        signals: SignalState::default(),
     };
 
     let resuming = !matches!(start, StartPoint::Fresh { .. });
@@ -650,8 +655,22 @@ struct Source {
     reported_flush: Lsn,
     last_received: Lsn,
     status_buffer: BytesMut,
-    /// Set while an interrupted snapshot is being resumed.
+    /// Set while an interrupted snapshot is being resumed, or a signalled incremental
+    /// snapshot runs.
     resumer: Option<snapshot::resume::Resumer>,
+    signals: SignalState,
+}
+
+/// The `source` signal channel's state (see `snapshot::signal`).
+#[derive(Default)]
+struct SignalState {
+    /// The signaling table's relation id, and whether the include lists capture it.
+    relation: Option<(u32, bool)>,
+    /// Signals of the open transaction, acted on at its commit.
+    pending: Vec<snapshot::Signal>,
+    /// `execute-snapshot` signals that came while an interrupted initial snapshot is being
+    /// resumed: acted on when it completes (held in memory only).
+    deferred: Vec<snapshot::Signal>,
 }
 
 impl Source {
@@ -679,6 +698,8 @@ impl Source {
     }
 
     async fn stream(&mut self, mut replication: ReplicationConnection) -> Result<()> {
+        self.check_signal_table().await?;
+        let inbox = Arc::clone(&self.config.snapshot.signals);
         let wal_sender_timeout = catalog::wal_sender_timeout(&self.catalog_client).await?;
         let status_interval =
             status_interval(self.config.status_update_interval, wal_sender_timeout);
@@ -718,10 +739,21 @@ impl Source {
                 return Ok(());
             }
             if !feedback.stop_reading && self.decoder.transaction.is_none() {
+                while let Some(signal) = inbox.take() {
+                    let mut out = Vec::new();
+                    self.apply_signal(signal, &mut out).await?;
+                    for message in out {
+                        let _sent = self
+                            .send_with_keepalive(&mut replication, &mut status_timer, message)
+                            .await?;
+                    }
+                }
                 self.drive_resume(&mut replication, &mut status_timer)
                     .await?;
             }
             tokio::select! {
+                // A signal from the worker (REST): taken at the loop's top.
+                _ = inbox.notified(), if self.decoder.transaction.is_none() && !feedback.stop_reading => {}
                 // 0. A resumed snapshot's window has read its chunk (or failed).
                 done = window_task(self.resumer.as_mut()) => done?,
                 // 1. Feedback first: a durable LSN or a stop request must never wait behind data.
@@ -773,6 +805,169 @@ impl Source {
         }
     }
 
+    /// `signal.data.collection` must be in the publication: otherwise its signals never reach
+    /// the stream.
+    async fn check_signal_table(&self) -> Result<()> {
+        let Some((schema, table)) = &self.config.snapshot.signal_table else {
+            return Ok(());
+        };
+        let published = self
+            .catalog_client
+            .query_opt(
+                "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                &[&self.config.publication_name, schema, table],
+            )
+            .await
+            .map_err(|error| SourceError::Query {
+                context: "cannot read the publication's tables".into(),
+                error,
+            })?;
+        if published.is_none() {
+            return Err(SourceError::Setup(format!(
+                "signal.data.collection `{schema}.{table}` is not in publication `{}`: signals written to it would never \
+                 reach pgseam. Create the table (columns id, type, data) and add it: ALTER PUBLICATION {} ADD TABLE {schema}.{table}",
+                self.config.publication_name,
+                catalog::quote_identifier(&self.config.publication_name)
+            )));
+        }
+        tracing::info!(table = %format!("{schema}.{table}"), "signals: source channel enabled");
+        Ok(())
+    }
+
+    /// Acts on a signal (see `snapshot::signal`); progress updates go into `out`.
+    async fn apply_signal(
+        &mut self,
+        signal: snapshot::Signal,
+        out: &mut Vec<SourceMessage>,
+    ) -> Result<()> {
+        use snapshot::Signal;
+        match signal {
+            Signal::Log { id, message } => {
+                tracing::info!(signal_id = %id, %message, "signal: log");
+            }
+            Signal::PauseSnapshot { id } | Signal::ResumeSnapshot { id }
+                if self.resumer.is_none() =>
+            {
+                tracing::warn!(signal_id = %id, "signal: no incremental snapshot is running; ignored");
+            }
+            Signal::PauseSnapshot { id } => {
+                tracing::info!(signal_id = %id, "signal: pause-snapshot");
+                if let Some(r) = self.resumer.as_mut() {
+                    r.set_paused(true);
+                }
+            }
+            Signal::ResumeSnapshot { id } => {
+                tracing::info!(signal_id = %id, "signal: resume-snapshot");
+                if let Some(r) = self.resumer.as_mut() {
+                    r.set_paused(false);
+                }
+            }
+            Signal::StopSnapshot {
+                id,
+                data_collections,
+            } => {
+                tracing::info!(signal_id = %id, tables = ?data_collections, "signal: stop-snapshot");
+                match self.resumer.as_mut().filter(|r| r.is_incremental()) {
+                    Some(r) => {
+                        if let Some(update) = r.stop(&data_collections) {
+                            out.push(SourceMessage::SnapshotProgress(update));
+                        }
+                    }
+                    None => {
+                        tracing::warn!(signal_id = %id, "signal: no incremental snapshot is running; stop-snapshot ignored")
+                    }
+                }
+            }
+            Signal::ExecuteSnapshot {
+                id,
+                data_collections,
+                conditions,
+            } => {
+                if self.resumer.as_ref().is_some_and(|r| !r.is_incremental()) {
+                    tracing::warn!(signal_id = %id, "signal: execute-snapshot deferred until the interrupted initial snapshot, being resumed, completes (held in memory: a restart before then loses it)");
+                    self.signals.deferred.push(Signal::ExecuteSnapshot {
+                        id,
+                        data_collections,
+                        conditions,
+                    });
+                    return Ok(());
+                }
+                let tables: Vec<_> = select_tables(&self.config, &self.catalog_client)
+                    .await?
+                    .into_iter()
+                    .filter(|t| {
+                        snapshot::signal::matches_any(&data_collections, &t.schema, &t.table)
+                    })
+                    .map(|t| {
+                        let name = format!("{}.{}", t.schema, t.table);
+                        let filter = conditions
+                            .iter()
+                            .find(|c| c.data_collection == name)
+                            .map(|c| c.filter.clone());
+                        (t, filter)
+                    })
+                    .collect();
+                tracing::info!(signal_id = %id, patterns = ?data_collections, tables = tables.len(), "signal: execute-snapshot (incremental)");
+                if tables.is_empty() {
+                    tracing::warn!(signal_id = %id, patterns = ?data_collections, "signal: no captured table matches the data collections; nothing to snapshot");
+                    return Ok(());
+                }
+                if self.resumer.is_none() {
+                    let mut progress = snapshot::SnapshotProgress::new(self.last_received);
+                    progress.incremental = Some(Vec::new());
+                    self.resumer = Some(
+                        snapshot::resume::Resumer::prepare(
+                            &self.config.connect,
+                            &self.config.snapshot,
+                            &[],
+                            &progress,
+                            &self.config.slot_name,
+                        )
+                        .await?,
+                    );
+                }
+                if let Some(resumer) = self.resumer.as_mut() {
+                    if let Some(update) = resumer
+                        .add_tables(&self.catalog_client, &self.config.snapshot, tables)
+                        .await?
+                    {
+                        out.push(SourceMessage::SnapshotProgress(update));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A change of the signaling table: an INSERT is a signal (Debezium's source channel).
+    fn take_signal(&mut self, event: &ChangeEvent) {
+        if event.op != pgseam_model::Operation::Create {
+            return;
+        }
+        let Some(row) = event.after.as_ref() else {
+            return;
+        };
+        let column = |name: &str| -> Option<String> {
+            let i = event.table.columns.iter().position(|c| c.name == name)?;
+            match row.get(i)? {
+                pgseam_model::Value::Text(s)
+                | pgseam_model::Value::Json(s)
+                | pgseam_model::Value::Uuid(s) => Some(s.clone()),
+                pgseam_model::Value::Null => None,
+                other => Some(format!("{other:?}")),
+            }
+        };
+        let id = column("id").unwrap_or_default();
+        let Some(kind) = column("type") else {
+            tracing::warn!(signal_id = %id, table = %event.table.qualified_name(), "signal without a `type`; ignored");
+            return;
+        };
+        match snapshot::Signal::parse(&id, &kind, column("data").as_deref()) {
+            Ok(signal) => self.signals.pending.push(signal),
+            Err(reason) => tracing::warn!(signal_id = %id, %reason, "invalid signal; ignored"),
+        }
+    }
+
     /// Moves a resumed snapshot on at a transaction boundary of the stream: opens the next
     /// key window, re-reads a table without a key (pausing the stream, see
     /// `snapshot::resume`), or, when everything is read, reports the snapshot finished.
@@ -795,13 +990,25 @@ impl Source {
             let (windows, rows) = resumer.summary();
             self.resumer = None;
             tracing::info!(windows, rows, "the resumed snapshot is complete");
-            let _sent = self
+            let sent = self
                 .send_with_keepalive(
                     replication,
                     status_timer,
                     SourceMessage::SnapshotProgress(snapshot::ProgressUpdate::Finished),
                 )
                 .await?;
+            // Signals deferred behind the resumed initial snapshot start now.
+            if sent {
+                let mut out = Vec::new();
+                for signal in std::mem::take(&mut self.signals.deferred) {
+                    self.apply_signal(signal, &mut out).await?;
+                }
+                for message in out {
+                    let _sent = self
+                        .send_with_keepalive(replication, status_timer, message)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -1008,6 +1215,11 @@ impl Source {
                 commit_ts_us,
                 ..
             } => {
+                // Signals of this transaction: their progress goes before its commit, so the
+                // commit's offset carries it (a crash before re-reads the signal).
+                for signal in std::mem::take(&mut self.signals.pending) {
+                    self.apply_signal(signal, out).await?;
+                }
                 let transaction = self.decoder.transaction.take();
                 self.decoder.last_commit_lsn = Some(Lsn(*commit_lsn));
                 self.decoder.last_commit_ts_us = Some(commit_ts_us + PG_EPOCH_OFFSET_US);
@@ -1034,6 +1246,15 @@ impl Source {
                 // lists decide the rest. Tables created after the start are captured too, as
                 // Debezium captures them.
                 let is_captured = (self.config.table_filter)(namespace, name);
+                let is_signal = self
+                    .config
+                    .snapshot
+                    .signal_table
+                    .as_ref()
+                    .is_some_and(|(s, t)| s == namespace && t == name);
+                if is_signal {
+                    self.signals.relation = Some((*relation_id, is_captured));
+                }
                 let schema = catalog::load_table_schema(&self.catalog_client, *relation_id).await?;
                 let column_map = columns
                     .iter()
@@ -1047,7 +1268,8 @@ impl Source {
                     StreamRelation {
                         schema,
                         column_map,
-                        captured: is_captured,
+                        // The signaling table is decoded for its signals in any case.
+                        captured: is_captured || is_signal,
                     },
                 );
             }
@@ -1056,6 +1278,14 @@ impl Source {
             | LogicalReplicationMessage::Delete { .. } => {
                 let mut events = Vec::new();
                 self.decoder.row_change_events(&message, lsn, &mut events)?;
+                if let Some((relation, captured)) = self.signals.relation {
+                    for event in events.iter().filter(|e| e.table.relation_id == relation) {
+                        self.take_signal(event);
+                    }
+                    if !captured {
+                        events.retain(|e| e.table.relation_id != relation);
+                    }
+                }
                 if let Some(resumer) = self.resumer.as_mut() {
                     events.iter().for_each(|e| resumer.observe(e));
                 }

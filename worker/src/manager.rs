@@ -177,6 +177,8 @@ enum RunOutcome {
 }
 
 struct Run {
+    /// Signals for the running source (`POST …/signals`).
+    signals: Arc<pgseam_connector_pg::snapshot::SignalInbox>,
     shutdown: watch::Sender<bool>,
     paused: watch::Sender<bool>,
     handle: JoinHandle<()>,
@@ -499,6 +501,7 @@ impl Manager {
         let mut settings = pipeline_settings(&self.shared.worker, validated)?;
         // The snapshot's counters feed this connector's snapshot metrics.
         settings.source.snapshot.stats = connector.metrics.snapshot_stats();
+        let signals = Arc::clone(&settings.source.snapshot.signals);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (paused_tx, paused_rx) = watch::channel(connector.target == TargetState::Paused);
         let outcome = Arc::new(Mutex::new(RunOutcome::Running));
@@ -543,12 +546,63 @@ impl Manager {
         });
         connector.start_error = None;
         connector.run = Some(Run {
+            signals,
             shutdown: shutdown_tx,
             paused: paused_tx,
             handle,
             outcome,
         });
         Ok(())
+    }
+
+    /// `POST …/signals` (pgseam extension): a Debezium signal, `{"id"?, "type", "data"}`
+    /// (`data` an object or its JSON text), handed to the running source (see
+    /// `pgseam_connector_pg::snapshot::signal`). 400 for an invalid signal or a connector that
+    /// is not running.
+    pub async fn signal(&self, name: &str, body: &Value) -> Result<String, ManagerError> {
+        let table = self.shared.connectors.lock().await;
+        let connector = table
+            .get(name)
+            .ok_or_else(|| ManagerError::NotFound(name.to_owned()))?;
+        let id = match body.get("id") {
+            None | Some(Value::Null) => format!(
+                "rest-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0)
+            ),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let kind = body
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ManagerError::BadRequest("the signal needs a string `type`".into()))?;
+        let data = match body.get("data") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        let signal = pgseam_connector_pg::snapshot::Signal::parse(&id, kind, data.as_deref())
+            .map_err(ManagerError::BadRequest)?;
+        let run = connector
+            .run
+            .as_ref()
+            .filter(|r| {
+                connector.target == TargetState::Started
+                    && r.outcome
+                        .lock()
+                        .is_ok_and(|o| matches!(*o, RunOutcome::Running))
+            })
+            .ok_or_else(|| {
+                ManagerError::BadRequest(format!(
+                    "Connector {name} is not running: signals go to a running connector"
+                ))
+            })?;
+        tracing::info!(connector = %name, signal_id = %id, signal_type = %kind, "signal received over REST");
+        run.signals.send(signal);
+        Ok(id)
     }
 
     /// `PUT …/pause`.

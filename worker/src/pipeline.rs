@@ -656,6 +656,21 @@ async fn run_pipeline(
                         snapshot_progress = Some(progress);
                         let _ = proceed.send(());
                     }
+                    Some(SourceMessage::SnapshotProgress(ProgressUpdate::Incremental(progress))) => {
+                        // A signalled incremental snapshot started or changed its tables. It
+                        // may come inside the signal's transaction (before its commit, so the
+                        // commit's offset carries it): no records, the sequence goes on.
+                        tracing::info!(connector = %name, progress = %encode_progress(&progress), "incremental snapshot progress");
+                        snapshot_progress = Some(progress.clone());
+                        // Nothing committed since the start yet: the start position.
+                        let stream = match &last_streaming {
+                            Some(ConnectorOffset::Streaming(s)) => Some(s.clone()),
+                            Some(ConnectorOffset::SnapshotResumable { stream: Some(s), .. }) => Some(s.clone()),
+                            _ => resume_lsn.map(|lsn| StreamOffset { tx_id: None, ..StreamOffset::after_commit(lsn, 0, now_micros()) }),
+                        };
+                        let offset = ConnectorOffset::SnapshotResumable { progress, stream, ts_usec: now_micros() };
+                        queue_checkpoint(sink.as_ref(), &mut checkpoints, Checkpoint { offset, urgent: true });
+                    }
                     Some(SourceMessage::SnapshotProgress(update)) => {
                         // A checkpoint like a transaction's: stored once the rows before it are
                         // acknowledged, at once (a chunk or window is worth a write).
@@ -670,9 +685,13 @@ async fn run_pipeline(
                         };
                         let offset = if update == ProgressUpdate::Finished {
                             let consistent_point = progress.consistent_point;
+                            if progress.incremental.is_some() {
+                                tracing::info!(connector = %name, "the incremental snapshot is complete");
+                            } else {
+                                metrics.on_snapshot_completed();
+                                tracing::info!(connector = %name, "the resumed initial snapshot is complete");
+                            }
                             snapshot_progress = None;
-                            metrics.on_snapshot_completed();
-                            tracing::info!(connector = %name, "the resumed initial snapshot is complete");
                             match stream {
                                 Some(s) => ConnectorOffset::Streaming(s),
                                 None => ConnectorOffset::SnapshotCompleted { lsn: consistent_point, tx_id: None, ts_usec: now_micros() },

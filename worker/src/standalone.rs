@@ -186,6 +186,7 @@ pub(crate) fn pipeline_settings(
         bail!("connector {name}: key.converter.decimal.format and value.converter.decimal.format differ; pgseam applies one decimal.format to keys and values, set both to the same value");
     }
     let filter = connector.table_filter.clone();
+    let signal_table = connector.signal_data_collection.clone();
     let mut overrides = worker.producer_overrides.as_map().clone();
     overrides.extend(connector.producer_overrides.as_map().clone());
     Ok(PipelineSettings {
@@ -201,7 +202,14 @@ pub(crate) fn pipeline_settings(
                 config::PublicationAutocreateMode::Disabled => PublicationAutocreate::Disabled,
                 config::PublicationAutocreateMode::NoTables => PublicationAutocreate::NoTables,
             },
-            table_filter: Arc::new(move |schema: &str, table: &str| filter.includes(schema, table)),
+            // As Debezium's `RelationalTableFilters`, the signaling table is always captured
+            // (its events have a topic; a filtered publication includes it).
+            table_filter: Arc::new(move |schema: &str, table: &str| {
+                filter.includes(schema, table)
+                    || signal_table
+                        .as_ref()
+                        .is_some_and(|(s, t)| s == schema && t == table)
+            }),
             snapshot_mode: match connector.snapshot_mode {
                 config::SnapshotMode::Initial => SnapshotMode::Initial,
                 config::SnapshotMode::InitialOnly => SnapshotMode::InitialOnly,
@@ -254,6 +262,10 @@ pub(crate) fn pipeline_settings(
                 progress_interval: connector.snapshot_progress_interval,
                 // The manager puts the connector's metrics' stats here.
                 stats: Default::default(),
+                signal_table: connector.signal_data_collection.clone(),
+                incremental_chunk_rows: connector.incremental_snapshot_chunk_size,
+                // The manager keeps a handle for `POST …/signals`.
+                signals: Default::default(),
             },
             events: pgseam_connector_pg::EventSettings {
                 skipped_operations,

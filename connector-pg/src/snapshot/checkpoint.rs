@@ -11,6 +11,11 @@
 //! - for the table being delivered, if it is chunked by primary-key ranges, the key its
 //!   delivered chunks end at (every key `<=` it is delivered).
 //!
+//! A signalled incremental snapshot (see `signal`) uses the same progress with
+//! [`SnapshotProgress::incremental`] set: the tables it reads (with their
+//! `additional-conditions` filters) replace "every captured table", and the consistent point
+//! is the stream position where it started (for the log only).
+//!
 //! A table chunked by ctid ranges that is partly delivered records nothing until its last
 //! chunk: ctid ranges mean other rows under another snapshot (an UPDATE or VACUUM FULL moves
 //! rows), so a resume re-reads such a table whole, by key windows if it has a primary key.
@@ -41,6 +46,17 @@ pub enum ProgressUpdate {
     /// The snapshot is complete (sent by a resumed snapshot after its last window; the
     /// first run ends with `SourceMessage::SnapshotCompleted` instead).
     Finished,
+    /// A signalled incremental snapshot started, or its tables changed (another
+    /// `execute-snapshot`, a `stop-snapshot`): the whole progress from here on.
+    Incremental(SnapshotProgress),
+}
+
+/// A table of a signalled incremental snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncrementalTable {
+    pub table: TableName,
+    /// `additional-conditions`: only rows matching this SQL condition.
+    pub filter: Option<String>,
 }
 
 /// The progress of an interrupted initial snapshot.
@@ -52,6 +68,9 @@ pub struct SnapshotProgress {
     pub done: Vec<TableName>,
     /// The table being delivered, if chunked by key and some of its chunks are delivered.
     pub partial: Option<KeyProgress>,
+    /// Set for a signalled incremental snapshot: the tables it reads, in order (those in
+    /// `done` are read).
+    pub incremental: Option<Vec<IncrementalTable>>,
 }
 
 impl SnapshotProgress {
@@ -61,6 +80,7 @@ impl SnapshotProgress {
             consistent_point,
             done: Vec::new(),
             partial: None,
+            incremental: None,
         }
     }
 
@@ -77,6 +97,7 @@ impl SnapshotProgress {
                 }
             }
             ProgressUpdate::Finished => {}
+            ProgressUpdate::Incremental(progress) => *self = progress.clone(),
         }
     }
 

@@ -88,6 +88,7 @@ pub mod plan;
 pub mod progress;
 mod reader;
 pub(crate) mod resume;
+pub mod signal;
 pub mod throttle;
 mod window;
 
@@ -107,6 +108,7 @@ use crate::source::SourceMessage;
 pub use checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
 pub use plan::ChunkStrategy;
 pub use progress::SnapshotStats;
+pub use signal::{AdditionalCondition, Signal, SignalInbox};
 pub use throttle::ThrottleSettings;
 
 /// Batches buffered per chunk between its reader and the emitter.
@@ -144,6 +146,12 @@ pub struct SnapshotSettings {
     pub progress_interval: std::time::Duration,
     /// Where the snapshot's counters go (the connector's metrics read them).
     pub stats: Arc<SnapshotStats>,
+    /// `signal.data.collection`: the signaling table of the `source` channel (see `signal`).
+    pub signal_table: Option<TableName>,
+    /// `incremental.snapshot.chunk.size`: keys per window of a signalled snapshot.
+    pub incremental_chunk_rows: u64,
+    /// Signals from the worker (the REST extension); the manager shares it.
+    pub signals: Arc<SignalInbox>,
 }
 
 impl std::fmt::Debug for SnapshotSettings {
@@ -160,6 +168,9 @@ impl std::fmt::Debug for SnapshotSettings {
     }
 }
 
+/// Debezium's `incremental.snapshot.chunk.size` default.
+pub const DEFAULT_INCREMENTAL_CHUNK_ROWS: u64 = 1024;
+
 impl Default for SnapshotSettings {
     fn default() -> Self {
         SnapshotSettings {
@@ -171,6 +182,9 @@ impl Default for SnapshotSettings {
             throttle: ThrottleSettings::default(),
             progress_interval: progress::DEFAULT_PROGRESS_INTERVAL,
             stats: Arc::new(SnapshotStats::new()),
+            signal_table: None,
+            incremental_chunk_rows: DEFAULT_INCREMENTAL_CHUNK_ROWS,
+            signals: Arc::new(SignalInbox::default()),
         }
     }
 }

@@ -1,4 +1,12 @@
-//! Resuming an interrupted initial snapshot while streaming from its consistent point.
+//! Resuming an interrupted initial snapshot while streaming from its consistent point, and
+//! reading the tables of a signalled incremental snapshot (see `signal`) the same way.
+//!
+//! Both feed the `Resumer` work: a resume plans the captured tables the progress does not
+//! cover (`Resumer::prepare`); a signal adds tables (`Resumer::add_tables`, keyed tables
+//! only, each with its optional `additional-conditions` filter applied to every window) or
+//! removes them (`Resumer::stop`). An incremental snapshot's progress carries its table list
+//! (`SnapshotProgress::incremental`), so a restart plans exactly those tables again, after the
+//! stored key.
 //!
 //! After a crash mid-snapshot the exported snapshot is gone, but the slot (at consistent
 //! point C) and the stored progress (see `progress`) remain. The source starts streaming at
@@ -70,7 +78,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
-use super::checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress};
+use super::checkpoint::{IncrementalTable, KeyProgress, ProgressUpdate, SnapshotProgress};
 use super::plan::{self, Chunk, ChunkStrategy, TablePlan};
 use super::progress::SnapshotStats;
 use super::window::{Phase, Window};
@@ -104,6 +112,8 @@ enum WorkKind {
         key_columns: Vec<String>,
         types: Vec<String>,
         after: Option<Vec<String>>,
+        /// `additional-conditions` of a signalled snapshot: only rows matching it.
+        filter: Option<String>,
     },
     /// Whole, by this COPY statement, without deduplication.
     Whole { copy: String },
@@ -138,6 +148,13 @@ pub(crate) struct Resumer {
     window_rows: u64,
     rows_emitted: u64,
     windows: u64,
+    /// A signalled incremental snapshot's progress (its table list; `None`: the resume of
+    /// an initial snapshot).
+    incremental: Option<SnapshotProgress>,
+    /// `pause-snapshot`: no window opens until `resume-snapshot`.
+    paused: bool,
+    /// `stop-snapshot` of the table whose window is open: its rows are dropped at the end.
+    cancel_front: bool,
     stats: Arc<SnapshotStats>,
 }
 
@@ -176,83 +193,85 @@ impl Resumer {
             .map_err(query_error(
                 "cannot set up the snapshot resume session".into(),
             ))?;
-        let whole = SnapshotSettings {
-            chunk_strategy: ChunkStrategy::Whole,
-            include: None,
-            ..settings.clone()
-        };
         let mut work = VecDeque::new();
         let mut skipped = 0usize;
-        for table in captured {
-            if settings
-                .include
-                .as_ref()
-                .is_some_and(|f| !f(&table.schema, &table.table))
-            {
-                continue;
-            }
-            if progress.is_done(&table.schema, &table.table) {
-                skipped += 1;
-                continue;
-            }
-            let schema = load_table_schema(&client, table.oid).await?;
-            let mut planned = plan::plan(&client, std::slice::from_ref(&schema), &whole).await?;
-            let (Some(table_plan), Some(chunk)) = (planned.tables.pop(), planned.chunks.pop())
-            else {
-                return Err(SourceError::Protocol(format!(
-                    "no plan for {}",
-                    schema.qualified_name()
-                )));
-            };
-            let overridden = settings
-                .select_overrides
-                .contains_key(&schema.qualified_name());
-            let kind = if schema.key_columns.is_empty() || overridden {
-                WorkKind::Whole { copy: chunk.copy }
-            } else {
-                let key_columns = plan::key_column_names(&schema);
-                let after = progress
-                    .resume_after(&schema.schema, &schema.table, &key_columns)
-                    .map(<[String]>::to_vec);
-                WorkKind::Keyed {
-                    select_list: plan::select_list(&client, &schema, &table_plan.columns).await?,
-                    types: plan::key_types(&client, &schema, &table_plan.qualified).await?,
-                    key_columns,
-                    after,
+        if let Some(tables) = &progress.incremental {
+            for entry in tables {
+                let (schema, table) = &entry.table;
+                if progress.is_done(schema, table) {
+                    skipped += 1;
+                    continue;
                 }
-            };
-            tracing::info!(
-                table = %schema.qualified_name(),
-                keyed = matches!(kind, WorkKind::Keyed { .. }),
-                resumes_after_key = matches!(&kind, WorkKind::Keyed { after: Some(_), .. }),
-                "snapshot resume: table to read"
-            );
-            let stats_index = work.len();
-            work.push_back(Work {
-                plan: Arc::new(table_plan),
-                kind,
-                stats_index,
-            });
+                let Some(oid) = table_oid(&client, schema, table).await? else {
+                    tracing::warn!(table = %format!("{schema}.{table}"), "incremental snapshot: the table does not exist any more; skipped");
+                    continue;
+                };
+                if let Some(w) =
+                    plan_work(&client, settings, oid, progress, entry.filter.clone(), true).await?
+                {
+                    work.push_back(w);
+                }
+            }
+        } else {
+            for table in captured {
+                if settings
+                    .include
+                    .as_ref()
+                    .is_some_and(|f| !f(&table.schema, &table.table))
+                {
+                    continue;
+                }
+                if progress.is_done(&table.schema, &table.table) {
+                    skipped += 1;
+                    continue;
+                }
+                if let Some(w) =
+                    plan_work(&client, settings, table.oid, progress, None, false).await?
+                {
+                    work.push_back(w);
+                }
+            }
         }
-        tracing::info!(
-            tables_done = skipped,
-            tables_left = work.len(),
-            consistent_point = %progress.consistent_point,
-            "resuming the interrupted initial snapshot while streaming"
-        );
-        let window_rows = settings.chunk_rows.clamp(1, WINDOW_MAX_ROWS);
-        settings.stats.start();
-        settings.stats.begin_tables(work.iter().map(|w| {
-            let chunks = match w.kind {
-                WorkKind::Keyed { .. } => w.plan.estimated_rows.div_ceil(window_rows).max(1),
-                WorkKind::Whole { .. } => 1,
-            };
-            (
-                w.plan.schema.qualified_name(),
-                w.plan.estimated_rows,
-                chunks,
-            )
-        }));
+        if progress.incremental.is_some() {
+            tracing::info!(
+                tables_done = skipped,
+                tables_left = work.len(),
+                started_at = %progress.consistent_point,
+                "incremental snapshot: reading while streaming"
+            );
+        } else {
+            tracing::info!(
+                tables_done = skipped,
+                tables_left = work.len(),
+                consistent_point = %progress.consistent_point,
+                "resuming the interrupted initial snapshot while streaming"
+            );
+        }
+        let window_rows = if progress.incremental.is_some() {
+            settings.incremental_chunk_rows
+        } else {
+            settings.chunk_rows
+        }
+        .clamp(1, WINDOW_MAX_ROWS);
+        // The snapshot counters follow the resume of an initial snapshot (table i of the
+        // counters is work item i); a signalled incremental snapshot leaves them alone.
+        if progress.incremental.is_none() {
+            for (index, w) in work.iter_mut().enumerate() {
+                w.stats_index = index;
+            }
+            settings.stats.start();
+            settings.stats.begin_tables(work.iter().map(|w| {
+                let chunks = match w.kind {
+                    WorkKind::Keyed { .. } => w.plan.estimated_rows.div_ceil(window_rows).max(1),
+                    WorkKind::Whole { .. } => 1,
+                };
+                (
+                    w.plan.schema.qualified_name(),
+                    w.plan.estimated_rows,
+                    chunks,
+                )
+            }));
+        }
         let run_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros())
@@ -275,8 +294,116 @@ impl Resumer {
             window_rows,
             rows_emitted: 0,
             windows: 0,
+            incremental: progress.incremental.is_some().then(|| progress.clone()),
+            paused: false,
+            cancel_front: false,
             stats: Arc::clone(&settings.stats),
         })
+    }
+
+    /// Whether this reads a signalled incremental snapshot (not an initial one's resume).
+    pub(crate) fn is_incremental(&self) -> bool {
+        self.incremental.is_some()
+    }
+
+    /// Adds the tables of an `execute-snapshot` signal (`tables` with their filters; read
+    /// with `client`, the source's catalog session) and returns the new progress to store.
+    /// A table without a primary key is skipped, as Debezium skips it.
+    pub(crate) async fn add_tables(
+        &mut self,
+        client: &Client,
+        settings: &SnapshotSettings,
+        tables: Vec<(TableIdentity, Option<String>)>,
+    ) -> Result<Option<ProgressUpdate>> {
+        let Some(progress) = self.incremental.as_mut() else {
+            return Ok(None);
+        };
+        let mut added = 0usize;
+        for (table, filter) in tables {
+            let name = (table.schema.clone(), table.table.clone());
+            let list = progress.incremental.get_or_insert_with(Vec::new);
+            let queued = list.iter().any(|t| t.table == name) && !progress.done.contains(&name);
+            if queued {
+                tracing::info!(table = %format!("{}.{}", name.0, name.1), "incremental snapshot: the table is already queued");
+                continue;
+            }
+            let empty = SnapshotProgress::new(progress.consistent_point);
+            let Some(w) =
+                plan_work(client, settings, table.oid, &empty, filter.clone(), true).await?
+            else {
+                continue;
+            };
+            progress.done.retain(|t| t != &name);
+            list.retain(|t| t.table != name);
+            list.push(IncrementalTable {
+                table: name,
+                filter,
+            });
+            self.work.push_back(w);
+            added += 1;
+        }
+        tracing::info!(
+            added,
+            tables_left = self.work.len(),
+            "incremental snapshot: tables queued"
+        );
+        Ok((added > 0).then(|| ProgressUpdate::Incremental(progress.clone())))
+    }
+
+    /// `stop-snapshot`: the tables matching `patterns` (all when empty) leave the snapshot.
+    /// Returns the new progress to store.
+    pub(crate) fn stop(&mut self, patterns: &[String]) -> Option<ProgressUpdate> {
+        let progress = self.incremental.as_mut()?;
+        let matches = |w: &Work| {
+            patterns.is_empty()
+                || super::signal::matches_any(patterns, &w.plan.schema.schema, &w.plan.schema.table)
+        };
+        let front_open = self.active.is_some();
+        let mut stopped = Vec::new();
+        let mut kept = VecDeque::new();
+        for (i, w) in self.work.drain(..).enumerate() {
+            if matches(&w) {
+                stopped.push((w.plan.schema.schema.clone(), w.plan.schema.table.clone()));
+                if i == 0 && front_open {
+                    // Its window ends first; finish_window drops it.
+                    self.cancel_front = true;
+                    kept.push_back(w);
+                }
+            } else {
+                kept.push_back(w);
+            }
+        }
+        self.work = kept;
+        if let Some(list) = progress.incremental.as_mut() {
+            list.retain(|t| !stopped.contains(&t.table));
+        }
+        if progress
+            .partial
+            .as_ref()
+            .is_some_and(|p| stopped.contains(&p.table))
+        {
+            progress.partial = None;
+        }
+        for (schema, table) in &stopped {
+            tracing::info!(table = %format!("{schema}.{table}"), "incremental snapshot: table stopped by signal");
+        }
+        (!stopped.is_empty()).then(|| ProgressUpdate::Incremental(progress.clone()))
+    }
+
+    /// `pause-snapshot` / `resume-snapshot`.
+    pub(crate) fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        tracing::info!(
+            paused,
+            "incremental snapshot paused state changed by signal"
+        );
+    }
+
+    /// Keeps the incremental progress in step with an update sent to the worker.
+    fn track(&mut self, update: &ProgressUpdate) {
+        if let Some(progress) = self.incremental.as_mut() {
+            progress.apply(update);
+        }
     }
 
     /// Every table is read and no window is open.
@@ -286,7 +413,8 @@ impl Resumer {
 
     /// No window is open and the next table is read by key windows.
     pub(crate) fn can_start_window(&self) -> bool {
-        self.active.is_none()
+        !self.paused
+            && self.active.is_none()
             && self
                 .work
                 .front()
@@ -295,7 +423,8 @@ impl Resumer {
 
     /// No window is open and the next table is read whole.
     pub(crate) fn next_is_whole(&self) -> bool {
-        self.active.is_none()
+        !self.paused
+            && self.active.is_none()
             && self
                 .work
                 .front()
@@ -329,6 +458,7 @@ impl Resumer {
             key_columns,
             types,
             after,
+            filter,
         } = &work.kind
         else {
             self.client = Some(client);
@@ -344,6 +474,7 @@ impl Resumer {
             key_columns: key_columns.clone(),
             types: types.clone(),
             after: after.clone(),
+            filter: filter.clone(),
             rows: self.window_rows,
             context: Arc::clone(&self.context),
         };
@@ -435,6 +566,11 @@ impl Resumer {
                 "snapshot resume window closed without its rows".into(),
             ));
         };
+        if std::mem::take(&mut self.cancel_front) {
+            // `stop-snapshot` of this table: its progress is already stored without it.
+            self.work.pop_front();
+            return Ok(());
+        }
         let Some(work) = self.work.front_mut() else {
             return Ok(());
         };
@@ -472,26 +608,24 @@ impl Resumer {
                 "snapshot resume window over a table without a key".into(),
             ));
         };
-        match read.upper {
+        let update = match read.upper {
             Some(upper) => {
                 *after = Some(upper.clone());
-                out.push(SourceMessage::SnapshotProgress(ProgressUpdate::KeyRange(
-                    KeyProgress {
-                        table,
-                        key_columns: key_columns.clone(),
-                        after: upper,
-                    },
-                )));
+                ProgressUpdate::KeyRange(KeyProgress {
+                    table,
+                    key_columns: key_columns.clone(),
+                    after: upper,
+                })
             }
             None => {
                 tracing::info!(table = %work.plan.schema.qualified_name(), "snapshot resume: table done");
                 self.stats.table_done(work.stats_index);
                 self.work.pop_front();
-                out.push(SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(
-                    table,
-                )));
+                ProgressUpdate::TableDone(table)
             }
-        }
+        };
+        self.track(&update);
+        out.push(SourceMessage::SnapshotProgress(update));
         Ok(())
     }
 
@@ -531,12 +665,12 @@ impl Resumer {
         self.stats.chunk_done(work.stats_index);
         self.stats.table_done(work.stats_index);
         tracing::info!(table = %work.plan.schema.qualified_name(), rows, "snapshot resume: table re-read whole (no primary key: rows may repeat)");
-        Some(SourceMessage::SnapshotProgress(ProgressUpdate::TableDone(
-            (
-                work.plan.schema.schema.clone(),
-                work.plan.schema.table.clone(),
-            ),
-        )))
+        let update = ProgressUpdate::TableDone((
+            work.plan.schema.schema.clone(),
+            work.plan.schema.table.clone(),
+        ));
+        self.track(&update);
+        Some(SourceMessage::SnapshotProgress(update))
     }
 
     /// Gives a row of a whole-table re-read its resumed form, at the stream position `lsn`.
@@ -566,8 +700,83 @@ struct KeyedJob {
     key_columns: Vec<String>,
     types: Vec<String>,
     after: Option<Vec<String>>,
+    filter: Option<String>,
     rows: u64,
     context: Arc<SnapshotContext>,
+}
+
+/// The OID of `schema.table`, if it exists.
+async fn table_oid(client: &Client, schema: &str, table: &str) -> Result<Option<u32>> {
+    Ok(client
+        .query_opt(
+            "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+            &[&schema, &table],
+        )
+        .await
+        .map_err(query_error(format!("cannot look up {schema}.{table}")))?
+        .map(|row| row.get(0)))
+}
+
+/// Plans how one table is read (see the module docs). `incremental`: a signalled snapshot,
+/// which reads keyed tables only (`None` for a table without a primary key, as Debezium
+/// skips it).
+async fn plan_work(
+    client: &Client,
+    settings: &SnapshotSettings,
+    oid: u32,
+    progress: &SnapshotProgress,
+    filter: Option<String>,
+    incremental: bool,
+) -> Result<Option<Work>> {
+    let whole = SnapshotSettings {
+        chunk_strategy: ChunkStrategy::Whole,
+        include: None,
+        ..settings.clone()
+    };
+    let schema = load_table_schema(client, oid).await?;
+    let mut planned = plan::plan(client, std::slice::from_ref(&schema), &whole).await?;
+    let (Some(table_plan), Some(chunk)) = (planned.tables.pop(), planned.chunks.pop()) else {
+        return Err(SourceError::Protocol(format!(
+            "no plan for {}",
+            schema.qualified_name()
+        )));
+    };
+    let overridden = settings
+        .select_overrides
+        .contains_key(&schema.qualified_name());
+    let kind = if schema.key_columns.is_empty() || (overridden && !incremental) {
+        if incremental {
+            tracing::warn!(table = %schema.qualified_name(), "incremental snapshot: the table has no primary key; skipped (as Debezium skips it)");
+            return Ok(None);
+        }
+        WorkKind::Whole { copy: chunk.copy }
+    } else {
+        let key_columns = plan::key_column_names(&schema);
+        let after = progress
+            .resume_after(&schema.schema, &schema.table, &key_columns)
+            .map(<[String]>::to_vec);
+        WorkKind::Keyed {
+            select_list: plan::select_list(client, &schema, &table_plan.columns).await?,
+            types: plan::key_types(client, &schema, &table_plan.qualified).await?,
+            key_columns,
+            after,
+            filter,
+        }
+    };
+    tracing::info!(
+        table = %schema.qualified_name(),
+        keyed = matches!(kind, WorkKind::Keyed { .. }),
+        resumes_after_key = matches!(&kind, WorkKind::Keyed { after: Some(_), .. }),
+        filtered = matches!(&kind, WorkKind::Keyed { filter: Some(_), .. }),
+        "snapshot resume: table to read"
+    );
+    Ok(Some(Work {
+        plan: Arc::new(table_plan),
+        kind,
+        // Set by `prepare` for a resume; out of range (ignored by the counters) otherwise.
+        stats_index: usize::MAX,
+    }))
 }
 
 async fn emit_watermark(client: &Client, prefix: &str, content: &str) -> Result<()> {
@@ -639,6 +848,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         key_columns,
         types,
         after,
+        filter,
         rows: window_rows,
         context,
     } = job;
@@ -652,6 +862,13 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     let lower = after
         .as_ref()
         .map(|after| format!("{key} > {}", plan::key_literal(after, &types)));
+    // `additional-conditions`: in both the boundary query and the read, so a window holds
+    // up to `window_rows` matching keys.
+    let condition = filter.as_ref().map(|f| format!("({f})"));
+    let lower = match (lower, condition.clone()) {
+        (Some(l), Some(c)) => Some(format!("{l} AND {c}")),
+        (l, c) => l.or(c),
+    };
     let as_text: Vec<String> = quoted.iter().map(|k| format!("{k}::text")).collect();
     let offset = i64::try_from(window_rows.saturating_sub(1)).unwrap_or(i64::MAX);
     let boundary = client
@@ -674,6 +891,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         .first()
         .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect());
     let mut conditions: Vec<String> = lower.into_iter().collect();
+    // (the lower bound above already carries the filter)
     if let Some(upper) = &upper {
         conditions.push(format!("{key} <= {}", plan::key_literal(upper, &types)));
     }

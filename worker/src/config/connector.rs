@@ -72,6 +72,8 @@ pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 100_000;
 /// `snapshot.progress.interval.ms` (pgseam) default: how often snapshot progress is logged
 /// when stderr is not a terminal.
 pub const DEFAULT_SNAPSHOT_PROGRESS_INTERVAL: Duration = Duration::from_millis(5_000);
+/// Debezium's `incremental.snapshot.chunk.size` default: keys per incremental-snapshot window.
+pub(crate) const DEFAULT_INCREMENTAL_SNAPSHOT_CHUNK_SIZE: u64 = 1024;
 /// Prefix of Debezium's per-table `snapshot.select.statement.overrides.<schema>.<table>` keys.
 const SELECT_OVERRIDE_PREFIX: &str = "snapshot.select.statement.overrides.";
 /// Debezium's `heartbeat.interval.ms` default: 0, no heartbeats.
@@ -157,6 +159,9 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.progress.interval.ms",
     "snapshot.select.statement.overrides",
     "snapshot.include.collection.list",
+    "signal.data.collection",
+    "signal.enabled.channels",
+    "incremental.snapshot.chunk.size",
     "heartbeat.interval.ms",
     "heartbeat.action.query",
     "heartbeat.topics.prefix",
@@ -547,6 +552,11 @@ pub struct ConnectorConfig {
     /// `snapshot.include.collection.list`, compiled (`schema.table` regexes, anchored,
     /// case-insensitive); `None` snapshots every captured table.
     pub snapshot_include: Option<Vec<Regex>>,
+    /// `signal.data.collection`: the signaling table `(schema, table)` of the `source`
+    /// channel (`signal.enabled.channels`, only `source` is implemented); `None`: no signals.
+    pub signal_data_collection: Option<(String, String)>,
+    /// `incremental.snapshot.chunk.size`: keys per window of a signalled incremental snapshot.
+    pub incremental_snapshot_chunk_size: u64,
     /// `heartbeat.interval.ms`; `None` when 0 (no heartbeats).
     pub heartbeat_interval: Option<Duration>,
     /// `heartbeat.action.query`: run on every heartbeat (only with heartbeats on).
@@ -861,6 +871,13 @@ impl ConnectorConfig {
                 }
             },
         };
+        let signal_data_collection = take_signal_settings(&mut s);
+        let incremental_snapshot_chunk_size = s.int(
+            "incremental.snapshot.chunk.size",
+            DEFAULT_INCREMENTAL_SNAPSHOT_CHUNK_SIZE,
+            1,
+            i32::MAX as u64,
+        );
         let heartbeat_ms = s.int(
             "heartbeat.interval.ms",
             DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -1038,6 +1055,8 @@ impl ConnectorConfig {
             snapshot_progress_interval,
             snapshot_select_overrides,
             snapshot_include,
+            signal_data_collection,
+            incremental_snapshot_chunk_size,
             heartbeat_interval,
             heartbeat_action_query,
             heartbeat_topics_prefix,
@@ -1991,5 +2010,44 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
             },
         };
         s.push(err);
+    }
+}
+
+/// `signal.enabled.channels` (Debezium's default `source`; `kafka`, `file` and `jmx` are
+/// not implemented yet) and `signal.data.collection` (`<schema>.<table>`, the table of the
+/// `source` channel). Returns the signaling table.
+fn take_signal_settings(s: &mut Settings) -> Option<(String, String)> {
+    if let Some(entry) = s.take("signal.enabled.channels") {
+        for channel in entry
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            if channel != "source" {
+                s.invalid(
+                    &entry,
+                    format!("a list of signal channels; `{channel}` is not supported yet (pgseam implements the `source` channel, a signaling table named by signal.data.collection, and POST /connectors/{{name}}/signals)"),
+                );
+            }
+        }
+    }
+    let entry = s
+        .take("signal.data.collection")
+        .filter(|e| !e.value.trim().is_empty())?;
+    let value = entry.value.trim().to_owned();
+    match value.split_once('.') {
+        Some((schema, table))
+            if !schema.is_empty() && !table.is_empty() && !table.contains('.') =>
+        {
+            Some((schema.to_owned(), table.to_owned()))
+        }
+        _ => {
+            s.invalid(
+                &entry,
+                "`<schema>.<table>`, the signaling table (columns `id`, `type`, `data`)",
+            );
+            None
+        }
     }
 }

@@ -39,7 +39,9 @@
 //!    `status.update.interval.ms`, `slot.drop.on.stop`, `snapshot.max.threads`,
 //!    `snapshot.fetch.size`, `snapshot.select.statement.overrides` (with its per-table
 //!    `snapshot.select.statement.overrides.<schema>.<table>` keys),
-//!    `snapshot.include.collection.list`, `heartbeat.interval.ms`, `heartbeat.action.query`,
+//!    `snapshot.include.collection.list`, `signal.data.collection`,
+//!    `signal.enabled.channels` (`source` only), `incremental.snapshot.chunk.size`,
+//!    `heartbeat.interval.ms`, `heartbeat.action.query`,
 //!    `heartbeat.topics.prefix`, `max.batch.size`, `max.queue.size`,
 //!    `poll.interval.ms`, and the column-shaping and naming keys (`columns.rs`):
 //!    `column.include.list`, `column.exclude.list`, `column.truncate.to.<n>.chars`,

@@ -1124,6 +1124,33 @@ fn snapshot_engine_keys() {
 }
 
 #[test]
+fn signal_keys() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.signal_data_collection, None);
+    assert_eq!(c.incremental_snapshot_chunk_size, 1024);
+    let c = config(&[
+        ("signal.data.collection", "public.dbz_signal"),
+        ("signal.enabled.channels", "source"),
+        ("incremental.snapshot.chunk.size", "500"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.signal_data_collection,
+        Some(("public".to_owned(), "dbz_signal".to_owned()))
+    );
+    assert_eq!(c.incremental_snapshot_chunk_size, 500);
+    let e = one_error(&[("signal.enabled.channels", "source,kafka")]);
+    assert!(
+        e.contains("`signal.enabled.channels`") && e.contains("`kafka` is not supported yet"),
+        "{e}"
+    );
+    let e = one_error(&[("signal.data.collection", "dbz_signal")]);
+    assert!(e.contains("`signal.data.collection`"), "{e}");
+    let e = one_error(&[("incremental.snapshot.chunk.size", "0")]);
+    assert!(e.contains("incremental.snapshot.chunk.size"), "{e}");
+}
+
+#[test]
 fn transaction_metadata_and_message_prefix_keys() {
     let c = config(&[]).unwrap();
     assert!(!c.provide_transaction_metadata);

@@ -46,6 +46,7 @@
 //! a transaction Debezium had partly processed is sent again whole: duplicates of an ordered
 //! suffix, never a gap.
 
+use pgseam_connector_pg::snapshot::checkpoint::IncrementalTable;
 use pgseam_connector_pg::snapshot::{KeyProgress, SnapshotProgress, TableName};
 use pgseam_converters::jackson;
 use pgseam_model::Lsn;
@@ -196,6 +197,18 @@ pub fn encode_value(offset: &ConnectorOffset) -> String {
             progress,
             stream,
             ts_usec,
+        } if progress.incremental.is_some() && stream.is_some() => {
+            // A signalled incremental snapshot: a streaming offset (Debezium reading it
+            // streams on) plus pgseam's progress key.
+            if let Some(s) = stream {
+                push_stream(&mut fields, s);
+            }
+            fields.push((PROGRESS_KEY, Field::Str(encode_progress(progress))));
+        }
+        ConnectorOffset::SnapshotResumable {
+            progress,
+            stream,
+            ts_usec,
         } => {
             match stream {
                 Some(s) => push_stream(&mut fields, s),
@@ -318,19 +331,34 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
             ))
         }
     };
-    Ok(ConnectorOffset::Streaming(StreamOffset {
+    let stream = StreamOffset {
         lsn: position,
         lsn_proc,
         lsn_commit: lsn("lsn_commit")?,
         tx_id: long("txId")?,
         ts_usec,
         message_type,
-    }))
+    };
+    // A streaming offset with a signalled incremental snapshot under way.
+    if let Some(Value::String(text)) = object.get(PROGRESS_KEY) {
+        let progress = decode_progress(text)?;
+        if progress.incremental.is_some() {
+            return Ok(ConnectorOffset::SnapshotResumable {
+                progress,
+                stream: Some(stream),
+                ts_usec,
+            });
+        }
+    }
+    Ok(ConnectorOffset::Streaming(stream))
 }
 
 /// The progress as compact JSON text:
 /// `{"v":1,"c":"<consistent point>","done":[["schema","table"],…],"partial":{"table":["schema","table"],"key":["col",…],"after":["value",…]}}`
-/// (`partial` absent when no table is partly delivered; key values in their text form).
+/// (`partial` absent when no table is partly delivered; key values in their text form), and
+/// for a signalled incremental snapshot `"inc":[{"table":["schema","table"],"filter":<SQL or null>},…]`
+/// (pgseam's key, not Debezium's `incremental_snapshot_*` fields: their layout is
+/// Java-serialised chunk state that pgseam does not read).
 pub fn encode_progress(progress: &SnapshotProgress) -> String {
     let table = |t: &TableName| serde_json::json!([t.0, t.1]);
     let mut value = serde_json::json!({
@@ -344,6 +372,12 @@ pub fn encode_progress(progress: &SnapshotProgress) -> String {
             "key": partial.key_columns,
             "after": partial.after,
         });
+    }
+    if let Some(tables) = &progress.incremental {
+        value["inc"] = tables
+            .iter()
+            .map(|t| serde_json::json!({"table": table(&t.table), "filter": t.filter}))
+            .collect();
     }
     value.to_string()
 }
@@ -394,10 +428,30 @@ pub fn decode_progress(text: &str) -> Result<SnapshotProgress, String> {
             Some(progress)
         }
     };
+    let incremental = match value.get("inc") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|t| {
+                    Ok(IncrementalTable {
+                        table: table(t.get("table")).ok_or_else(|| bad("`inc[].table`"))?,
+                        filter: match t.get("filter") {
+                            None | Some(Value::Null) => None,
+                            Some(Value::String(f)) => Some(f.clone()),
+                            Some(_) => return Err(bad("`inc[].filter` is not a string")),
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+        ),
+        Some(_) => return Err(bad("`inc` is not a list")),
+    };
     Ok(SnapshotProgress {
         consistent_point,
         done,
         partial,
+        incremental,
     })
 }
 
@@ -556,8 +610,33 @@ mod tests {
                 key_columns: vec!["k1".into(), "k2".into()],
                 after: vec!["10".into(), "it's".into()],
             }),
+            incremental: None,
         };
         let text = encode_progress(&progress);
+        let mut signalled = progress.clone();
+        signalled.incremental = Some(vec![
+            IncrementalTable {
+                table: ("s".into(), "b".into()),
+                filter: Some("id > 'x'".into()),
+            },
+            IncrementalTable {
+                table: ("s".into(), "c".into()),
+                filter: None,
+            },
+        ]);
+        assert_eq!(
+            decode_progress(&encode_progress(&signalled)).unwrap(),
+            signalled
+        );
+        // An incremental snapshot's offset: streaming fields, no snapshot flags.
+        let offset = ConnectorOffset::SnapshotResumable {
+            progress: signalled.clone(),
+            stream: Some(StreamOffset::after_commit(Lsn(0x500), 7, 1_000)),
+            ts_usec: 1_000,
+        };
+        let stored = encode_value(&offset);
+        assert!(!stored.contains("snapshot_completed"), "{stored}");
+        assert_eq!(decode_value(stored.as_bytes()).unwrap(), offset);
         assert_eq!(decode_progress(&text).unwrap(), progress);
         assert!(text.contains(r#""c":"16/B374D848""#), "{text}");
 

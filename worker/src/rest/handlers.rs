@@ -30,6 +30,7 @@ pub(super) fn router(manager: Manager) -> Router {
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
         .route("/connectors/{name}/restart", axum::routing::post(restart))
+        .route("/connectors/{name}/signals", axum::routing::post(signal))
         .route(
             "/connectors/{name}/offsets",
             get(offsets).patch(alter_offsets).delete(reset_offsets),
@@ -341,6 +342,18 @@ async fn task_status(
 fn no_body(result: Result<(), ManagerError>, status: StatusCode) -> Response {
     match result {
         Ok(()) => status.into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// `POST /connectors/{name}/signals` (pgseam extension): 202 `{"id"}`.
+async fn signal(State(manager): State<Manager>, Path(name): Path<String>, body: Bytes) -> Response {
+    let request = match parse_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    match manager.signal(&name, &request).await {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
         Err(err) => err.into_response(),
     }
 }

@@ -22,6 +22,7 @@
 //! | `GET /connector-plugins` | 200 |
 //! | `PUT /connector-plugins/{type}/config/validate` | 200 `ConfigInfos` |
 //! | `GET /metrics` | Prometheus text (pgseam extension, see [`crate::metrics`]) |
+//! | `POST /connectors/{name}/signals` | 202 `{"id"}`: a Debezium signal `{"id"?,"type","data"}` for the running source (pgseam extension, see `docs/snapshot.md`) |
 //!
 //! Errors are Connect's `ErrorMessage`: `{"error_code": 404, "message": "Connector x not
 //! found"}`; an unknown path is `{"error_code":404,"message":"HTTP 404 Not Found"}`.
