@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pgseam_connector_pg::snapshot::SnapshotStats;
-use pgseam_model::{ChangeEvent, Operation, Position};
+use pgseam_model::{ChangeEvent, Operation, Position, Value};
 
 /// Debezium streaming metrics exported in the `streaming` context.
 pub const STREAMING_METRICS: &[&str] = &[
@@ -73,6 +73,10 @@ pub const STREAMING_METRICS: &[&str] = &[
     "LastTransactionId",
     "QueueTotalCapacity",
     "QueueRemainingCapacity",
+    "MaxQueueSizeInBytes",
+    "CurrentQueueSizeInBytes",
+    "NumberOfEventsFiltered",
+    "NumberOfErroneousEvents",
 ];
 
 /// Debezium snapshot metrics exported in the `snapshot` context.
@@ -122,6 +126,14 @@ pub struct ConnectorMetrics {
     last_transaction_id: AtomicI64,
     queue_capacity: AtomicU64,
     queue_remaining: AtomicU64,
+    /// Running mean of the in-memory size of the events taken from the source queue, in
+    /// bytes × 16 (a fixed-point exponential average, see [`ConnectorMetrics::on_event`]).
+    event_bytes_x16: AtomicU64,
+    /// Events the stream decoded and did not emit (`skipped.operations`, tables outside the
+    /// filters); shared with the stream (`EventSettings::filtered`).
+    filtered: Arc<AtomicU64>,
+    /// Events that failed to convert or transform (each one stops the connector).
+    erroneous: AtomicU64,
 
     snapshot_events: AtomicU64,
     last_snapshot_event_ms: AtomicI64,
@@ -163,9 +175,31 @@ impl ConnectorMetrics {
         Arc::clone(&self.snapshot)
     }
 
+    /// The counter the stream increments for each event it decodes and does not emit
+    /// (`EventSettings::filtered`).
+    pub fn filtered_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.filtered)
+    }
+
+    /// An event failed to convert or transform; the connector stops with the error.
+    pub fn on_erroneous_event(&self) {
+        self.erroneous.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A change event was taken from the source.
     pub fn on_event(&self, event: &ChangeEvent) {
         let now = now_ms();
+        // Exponential average (weight 1/16) of the event size, for CurrentQueueSizeInBytes.
+        let size = event_size(event) << 4;
+        let _ = self
+            .event_bytes_x16
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                Some(if avg == 0 {
+                    size
+                } else {
+                    avg - avg / 16 + size / 16
+                })
+            });
         if matches!(event.position, Position::Snapshot { .. }) || event.op == Operation::Read {
             if !self.snapshot_running.swap(true, Ordering::Relaxed)
                 && !self.snapshot_completed.load(Ordering::Relaxed)
@@ -279,7 +313,11 @@ impl ConnectorMetrics {
             )
         };
         let s = dbz("streaming");
-        let streaming: [(&str, f64); 11] = [
+        let queued = self
+            .queue_capacity
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.queue_remaining.load(Ordering::Relaxed));
+        let streaming: [(&str, f64); 15] = [
             ("TotalNumberOfEventsSeen", load(&self.streaming_events)),
             ("TotalNumberOfCreateEventsSeen", load(&self.creates)),
             ("TotalNumberOfUpdateEventsSeen", load(&self.updates)),
@@ -303,6 +341,15 @@ impl ConnectorMetrics {
             ),
             ("QueueTotalCapacity", load(&self.queue_capacity)),
             ("QueueRemainingCapacity", load(&self.queue_remaining)),
+            // `max.queue.size.in.bytes` is accepted only at its default, 0 (no byte bound: the
+            // queue is bounded by `max.queue.size` events).
+            ("MaxQueueSizeInBytes", 0.0),
+            (
+                "CurrentQueueSizeInBytes",
+                (queued * (self.event_bytes_x16.load(Ordering::Relaxed) >> 4)) as f64,
+            ),
+            ("NumberOfEventsFiltered", load(&self.filtered)),
+            ("NumberOfErroneousEvents", load(&self.erroneous)),
         ];
         for (name, value) in streaming {
             out.add(&format!("debezium_metrics_{name}"), &s, value);
@@ -397,6 +444,27 @@ impl ConnectorMetrics {
     }
 }
 
+/// The in-memory size of a change event: the struct, its row slots and the heap bytes of its
+/// values (what Debezium's `ObjectSizeCalculator` measures for a queued event, approximately).
+pub fn event_size(event: &ChangeEvent) -> u64 {
+    fn value(v: &Value) -> usize {
+        std::mem::size_of::<Value>()
+            + match v {
+                Value::Text(s) | Value::Uuid(s) | Value::Json(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                Value::Array(items) => items.iter().map(value).sum(),
+                _ => 0,
+            }
+    }
+    let row = |r: &Option<Vec<Value>>| r.as_ref().map_or(0, |r| r.iter().map(value).sum());
+    (std::mem::size_of::<ChangeEvent>()
+        + row(&event.before)
+        + row(&event.after)
+        + event.source.db.len()
+        + event.source.schema.len()
+        + event.source.table.len()) as u64
+}
+
 /// Series grouped by metric name, so that each name's samples follow its `# TYPE` line.
 #[derive(Default)]
 struct Series(BTreeMap<String, Vec<String>>);
@@ -448,6 +516,8 @@ pub fn render<'a>(connectors: impl IntoIterator<Item = Exported<'a>>) -> String 
             let kind = if (name.starts_with("debezium_metrics_Total")
                 && name != "debezium_metrics_TotalTableCount")
                 || name == "debezium_metrics_NumberOfCommittedTransactions"
+                || name == "debezium_metrics_NumberOfEventsFiltered"
+                || name == "debezium_metrics_NumberOfErroneousEvents"
                 || name == "debezium_metrics_RowsScanned"
             {
                 "counter"
@@ -506,6 +576,71 @@ mod tests {
         );
         assert!(text.contains("debezium_metrics_LastTransactionId{plugin=\"postgres\",name=\"dbz\",context=\"streaming\"} 7\n"), "{text}");
         assert!(text.contains("# TYPE pgseam_delivery_latency_seconds summary\n"));
+    }
+
+    fn streaming_value(text: &str, name: &str) -> f64 {
+        let prefix = format!(
+            "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbz\",context=\"streaming\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn filtered_erroneous_and_queue_bytes() {
+        use pgseam_model::{Lsn, SnapshotMarker, SourceInfo, TableSchema};
+        let metrics = ConnectorMetrics::new();
+        metrics.filtered_counter().fetch_add(3, Ordering::Relaxed);
+        metrics.on_erroneous_event();
+        let event = ChangeEvent {
+            table: Arc::new(TableSchema {
+                relation_id: 1,
+                schema: "public".into(),
+                table: "t".into(),
+                columns: vec![],
+                key_columns: vec![],
+            }),
+            op: Operation::Create,
+            before: None,
+            after: Some(vec![Value::Text("x".repeat(1000)), Value::Int32(1)]),
+            source: SourceInfo {
+                ts_us: 1,
+                snapshot: SnapshotMarker::False,
+                db: "db".into(),
+                schema: "public".into(),
+                table: "t".into(),
+                tx_id: Some(1),
+                lsn: Some(Lsn(1)),
+                last_commit_lsn: None,
+            },
+            position: Position::Stream {
+                lsn: Lsn(1),
+                commit_lsn: Lsn(1),
+                tx_id: 1,
+                commit_ts_us: 0,
+            },
+            key_change: None,
+        };
+        let size = event_size(&event);
+        assert!(size > 1000 && size < 1500, "{size}");
+        metrics.on_event(&event);
+        metrics.set_queue(10, 6);
+        let text = render([Exported {
+            connector: "c",
+            topic_prefix: "dbz",
+            paused: false,
+            metrics: &metrics,
+        }]);
+        assert_eq!(streaming_value(&text, "NumberOfEventsFiltered"), 3.0);
+        assert_eq!(streaming_value(&text, "NumberOfErroneousEvents"), 1.0);
+        assert_eq!(streaming_value(&text, "MaxQueueSizeInBytes"), 0.0);
+        // Four events queued, of the mean size seen.
+        let queued = streaming_value(&text, "CurrentQueueSizeInBytes");
+        assert_eq!(queued, (4 * size) as f64, "{text}");
+        assert!(text.contains("# TYPE debezium_metrics_NumberOfEventsFiltered counter\n"));
     }
 
     #[test]
