@@ -749,5 +749,7 @@ fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
     let (code, body) = curl("GET", &format!("{base}/connectors/more/config"), None);
     assert_eq!(code, 200, "{body}");
     assert_eq!(json_of(&body)["topic.prefix"], "fromfile", "{body}");
+    // Secrets are masked in GET …/config (a pgseam extension, docs/configuration.md).
+    assert_eq!(json_of(&body)["database.password"], "****", "{body}");
     assert!(pgseam.terminate(Duration::from_secs(60)).success());
 }
