@@ -691,6 +691,31 @@ fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // TRUNCATE is decoded and skipped (`skipped.operations` defaults to `t`): one event
+    // filtered, as NumberOfEventsFiltered counts it.
+    env.psql("TRUNCATE t");
+    let started = Instant::now();
+    loop {
+        let (_, metrics) = curl("GET", &format!("{base}/metrics"), None);
+        let filtered = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("debezium_metrics_NumberOfEventsFiltered{")
+                    && l.contains("name=\"more\"")
+            })
+            .unwrap_or_else(|| panic!("no NumberOfEventsFiltered:\n{metrics}"))
+            .to_owned();
+        if filtered.ends_with(" 1") {
+            break;
+        }
+        assert!(filtered.ends_with(" 0"), "{filtered}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the TRUNCATE was not counted: {filtered}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // DELETE offsets: refused while running, a reset once stopped.
     let (code, body) = curl("DELETE", &offsets_url, None);
     assert_eq!(code, 400, "{body}");
