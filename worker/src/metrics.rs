@@ -20,6 +20,9 @@
 //! `table` label (`schema.table`, Debezium's data collection identifier). Booleans are 0/1. `LastTransactionId` is PostgreSQL's numeric
 //! transaction id (the JMX exporter drops Debezium's string form).
 //!
+//! What each one means in pgseam (`NumberOfEventsFiltered`, the queue sizes, the lag
+//! statistics, …) is listed in `docs/metrics.md`, which the REST compliance test reads.
+//!
 //! pgseam's own series ([`PGSEAM_METRICS`]) carry the labels `connector` and `name`:
 //! `pgseam_slot_lag_bytes` (server WAL end seen by the stream minus the LSN confirmed durable),
 //! `pgseam_producer_queue_depth` (records handed to the producer and not yet acknowledged),
@@ -77,6 +80,12 @@ pub const STREAMING_METRICS: &[&str] = &[
     "CurrentQueueSizeInBytes",
     "NumberOfEventsFiltered",
     "NumberOfErroneousEvents",
+    "MilliSecondsBehindSourceMinValue",
+    "MilliSecondsBehindSourceMaxValue",
+    "MilliSecondsBehindSourceAverageValue",
+    "MilliSecondsBehindSourceP50",
+    "MilliSecondsBehindSourceP95",
+    "MilliSecondsBehindSourceP99",
 ];
 
 /// Debezium snapshot metrics exported in the `snapshot` context.
@@ -134,6 +143,8 @@ pub struct ConnectorMetrics {
     filtered: Arc<AtomicU64>,
     /// Events that failed to convert or transform (each one stops the connector).
     erroneous: AtomicU64,
+    /// Every streamed event's `MilliSecondsBehindSource`, for the statistics.
+    lag: LagStatistics,
 
     snapshot_events: AtomicU64,
     last_snapshot_event_ms: AtomicI64,
@@ -223,8 +234,9 @@ impl ConnectorMetrics {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         if event.source.ts_us > 0 {
-            self.behind_source_ms
-                .store((now - event.source.ts_us / 1000).max(0), Ordering::Relaxed);
+            let behind = (now - event.source.ts_us / 1000).max(0);
+            self.behind_source_ms.store(behind, Ordering::Relaxed);
+            self.lag.record(behind as u64);
         }
         if let Some(tx_id) = event.source.tx_id {
             self.last_transaction_id.store(tx_id, Ordering::Relaxed);
@@ -317,7 +329,8 @@ impl ConnectorMetrics {
             .queue_capacity
             .load(Ordering::Relaxed)
             .saturating_sub(self.queue_remaining.load(Ordering::Relaxed));
-        let streaming: [(&str, f64); 15] = [
+        let lag = self.lag.summary();
+        let streaming: [(&str, f64); 21] = [
             ("TotalNumberOfEventsSeen", load(&self.streaming_events)),
             ("TotalNumberOfCreateEventsSeen", load(&self.creates)),
             ("TotalNumberOfUpdateEventsSeen", load(&self.updates)),
@@ -350,6 +363,12 @@ impl ConnectorMetrics {
             ),
             ("NumberOfEventsFiltered", load(&self.filtered)),
             ("NumberOfErroneousEvents", load(&self.erroneous)),
+            ("MilliSecondsBehindSourceMinValue", lag[0]),
+            ("MilliSecondsBehindSourceMaxValue", lag[1]),
+            ("MilliSecondsBehindSourceAverageValue", lag[2]),
+            ("MilliSecondsBehindSourceP50", lag[3]),
+            ("MilliSecondsBehindSourceP95", lag[4]),
+            ("MilliSecondsBehindSourceP99", lag[5]),
         ];
         for (name, value) in streaming {
             out.add(&format!("debezium_metrics_{name}"), &s, value);
@@ -441,6 +460,91 @@ impl ConnectorMetrics {
             &own,
             f64::from(u8::from(self.running.load(Ordering::Relaxed) && !paused)),
         );
+    }
+}
+
+/// DDSketch's relative accuracy in Debezium's `LongDDSketchStatistics` (1 %).
+const LAG_ACCURACY: f64 = 0.01;
+/// Buckets of the logarithmic mapping: γ^LAG_BUCKETS ms is far beyond any lag (γ ≈ 1.0202).
+const LAG_BUCKETS: usize = 2048;
+
+/// Debezium's lag statistics (`statistics.metrics.enabled`, default `true`): minimum,
+/// maximum and mean of every streamed event's lag, and quantiles from a DDSketch with 1 %
+/// relative accuracy (Debezium's `DDSketches.unboundedDense(0.01)`): a value `v ≥ 1` counts in
+/// bucket `⌈log_γ v⌉` with `γ = (1+α)/(1−α)`, and a quantile is the bucket holding rank
+/// `q·(n−1)`, reported as `2γ^i/(γ+1)` (within `α` of every value in the bucket); a lag of 0
+/// has its own bucket. Lock-free: the stream records, the scrape reads.
+#[derive(Debug)]
+struct LagStatistics {
+    count: AtomicU64,
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+    zeros: AtomicU64,
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for LagStatistics {
+    fn default() -> Self {
+        LagStatistics {
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+            zeros: AtomicU64::new(0),
+            buckets: (0..LAG_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl LagStatistics {
+    fn gamma() -> f64 {
+        (1.0 + LAG_ACCURACY) / (1.0 - LAG_ACCURACY)
+    }
+
+    fn record(&self, ms: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(ms, Ordering::Relaxed);
+        self.min.fetch_min(ms, Ordering::Relaxed);
+        self.max.fetch_max(ms, Ordering::Relaxed);
+        if ms == 0 {
+            self.zeros.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let i = ((ms as f64).ln() / Self::gamma().ln()).ceil() as usize;
+            self.buckets[i.min(LAG_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Min, max, mean, P50, P95, P99; -1 each before the first event (Debezium: null, which
+    /// the JMX exporter leaves out).
+    fn summary(&self) -> [f64; 6] {
+        let n = self.count.load(Ordering::Relaxed);
+        if n == 0 {
+            return [-1.0; 6];
+        }
+        let quantile = |q: f64| {
+            let rank = q * (n - 1) as f64;
+            let mut seen = self.zeros.load(Ordering::Relaxed);
+            if seen as f64 > rank {
+                return 0.0;
+            }
+            let gamma = Self::gamma();
+            for (i, b) in self.buckets.iter().enumerate() {
+                seen += b.load(Ordering::Relaxed);
+                if seen as f64 > rank {
+                    return 2.0 * gamma.powi(i as i32) / (gamma + 1.0);
+                }
+            }
+            self.max.load(Ordering::Relaxed) as f64
+        };
+        [
+            self.min.load(Ordering::Relaxed) as f64,
+            self.max.load(Ordering::Relaxed) as f64,
+            self.sum.load(Ordering::Relaxed) as f64 / n as f64,
+            quantile(0.5),
+            quantile(0.95),
+            quantile(0.99),
+        ]
     }
 }
 
@@ -641,6 +745,25 @@ mod tests {
         let queued = streaming_value(&text, "CurrentQueueSizeInBytes");
         assert_eq!(queued, (4 * size) as f64, "{text}");
         assert!(text.contains("# TYPE debezium_metrics_NumberOfEventsFiltered counter\n"));
+    }
+
+    #[test]
+    fn lag_statistics_within_one_percent() {
+        let lag = LagStatistics::default();
+        assert_eq!(lag.summary(), [-1.0; 6]);
+        for ms in 1..=1000 {
+            lag.record(ms);
+        }
+        lag.record(0);
+        let [min, max, mean, p50, p95, p99] = lag.summary();
+        assert_eq!((min, max), (0.0, 1000.0));
+        assert!((mean - 500_500.0 / 1001.0).abs() < 1e-9, "{mean}");
+        for (got, want) in [(p50, 500.0), (p95, 950.0), (p99, 990.0)] {
+            assert!(
+                (got - want).abs() <= want * 0.011,
+                "{got} not within 1% of {want}"
+            );
+        }
     }
 
     #[test]
