@@ -102,6 +102,15 @@ pub const SNAPSHOT_METRICS: &[&str] = &[
     "RowsScanned",
     "TableChunkCounts",
     "TableChunksCompletedCounts",
+    "TotalNumberOfCreateEventsSeen",
+    "TotalNumberOfUpdateEventsSeen",
+    "TotalNumberOfDeleteEventsSeen",
+    "NumberOfEventsFiltered",
+    "NumberOfErroneousEvents",
+    "QueueTotalCapacity",
+    "QueueRemainingCapacity",
+    "MaxQueueSizeInBytes",
+    "CurrentQueueSizeInBytes",
 ];
 
 /// The [`SNAPSHOT_METRICS`] that are maps in Debezium: one sample per table (`table` label).
@@ -141,8 +150,15 @@ pub struct ConnectorMetrics {
     /// Events the stream decoded and did not emit (`skipped.operations`, tables outside the
     /// filters); shared with the stream (`EventSettings::filtered`).
     filtered: Arc<AtomicU64>,
-    /// Events that failed to convert or transform (each one stops the connector).
+    /// Streamed events that failed to convert or transform (each one stops the connector).
     erroneous: AtomicU64,
+    /// Snapshot rows that failed to convert or transform.
+    snapshot_erroneous: AtomicU64,
+    /// Snapshot events by operation: all reads, so these stay 0, as in Debezium (whose
+    /// `CommonEventMeter` counts only `c`, `u`, `d`).
+    snapshot_creates: AtomicU64,
+    snapshot_updates: AtomicU64,
+    snapshot_deletes: AtomicU64,
     /// Every streamed event's `MilliSecondsBehindSource`, for the statistics.
     lag: LagStatistics,
 
@@ -162,6 +178,10 @@ pub struct ConnectorMetrics {
     delivery_latency_ns_sum: AtomicU64,
     deliveries: AtomicU64,
     running: AtomicBool,
+}
+
+fn is_snapshot(event: &ChangeEvent) -> bool {
+    matches!(event.position, Position::Snapshot { .. }) || event.op == Operation::Read
 }
 
 fn now_ms() -> i64 {
@@ -193,8 +213,13 @@ impl ConnectorMetrics {
     }
 
     /// An event failed to convert or transform; the connector stops with the error.
-    pub fn on_erroneous_event(&self) {
-        self.erroneous.fetch_add(1, Ordering::Relaxed);
+    pub fn on_erroneous_event(&self, event: &ChangeEvent) {
+        if is_snapshot(event) {
+            &self.snapshot_erroneous
+        } else {
+            &self.erroneous
+        }
+        .fetch_add(1, Ordering::Relaxed);
     }
 
     /// A change event was taken from the source.
@@ -211,13 +236,22 @@ impl ConnectorMetrics {
                     avg - avg / 16 + size / 16
                 })
             });
-        if matches!(event.position, Position::Snapshot { .. }) || event.op == Operation::Read {
+        if is_snapshot(event) {
             if !self.snapshot_running.swap(true, Ordering::Relaxed)
                 && !self.snapshot_completed.load(Ordering::Relaxed)
             {
                 self.snapshot_started_ms.store(now, Ordering::Relaxed);
             }
             self.snapshot_events.fetch_add(1, Ordering::Relaxed);
+            let counter = match event.op {
+                Operation::Create => Some(&self.snapshot_creates),
+                Operation::Update => Some(&self.snapshot_updates),
+                Operation::Delete => Some(&self.snapshot_deletes),
+                Operation::Read | Operation::Truncate => None,
+            };
+            if let Some(counter) = counter {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
             self.last_snapshot_event_ms.store(now, Ordering::Relaxed);
             return;
         }
@@ -390,7 +424,8 @@ impl ConnectorMetrics {
                 d => d,
             }
         };
-        let snapshot: [(&str, f64); 9] = [
+        let queue_bytes = (queued * (self.event_bytes_x16.load(Ordering::Relaxed) >> 4)) as f64;
+        let snapshot: [(&str, f64); 18] = [
             ("TotalNumberOfEventsSeen", load(&self.snapshot_events)),
             (
                 "MilliSecondsSinceLastEvent",
@@ -403,6 +438,26 @@ impl ConnectorMetrics {
             ("SnapshotCompleted", flag(&self.snapshot_completed)),
             ("SnapshotAborted", f64::from(u8::from(aborted))),
             ("SnapshotDurationInSeconds", (duration_ms / 1000) as f64),
+            (
+                "TotalNumberOfCreateEventsSeen",
+                load(&self.snapshot_creates),
+            ),
+            (
+                "TotalNumberOfUpdateEventsSeen",
+                load(&self.snapshot_updates),
+            ),
+            (
+                "TotalNumberOfDeleteEventsSeen",
+                load(&self.snapshot_deletes),
+            ),
+            // The snapshot reads the captured tables only: nothing to filter.
+            ("NumberOfEventsFiltered", 0.0),
+            ("NumberOfErroneousEvents", load(&self.snapshot_erroneous)),
+            // One queue for both contexts, as Debezium's `ChangeEventQueue`.
+            ("QueueTotalCapacity", load(&self.queue_capacity)),
+            ("QueueRemainingCapacity", load(&self.queue_remaining)),
+            ("MaxQueueSizeInBytes", 0.0),
+            ("CurrentQueueSizeInBytes", queue_bytes),
         ];
         for (name, value) in snapshot {
             out.add(&format!("debezium_metrics_{name}"), &s, value);
@@ -698,7 +753,6 @@ mod tests {
         use pgseam_model::{Lsn, SnapshotMarker, SourceInfo, TableSchema};
         let metrics = ConnectorMetrics::new();
         metrics.filtered_counter().fetch_add(3, Ordering::Relaxed);
-        metrics.on_erroneous_event();
         let event = ChangeEvent {
             table: Arc::new(TableSchema {
                 relation_id: 1,
@@ -729,6 +783,7 @@ mod tests {
             key_change: None,
         };
         let size = event_size(&event);
+        metrics.on_erroneous_event(&event);
         assert!(size > 1000 && size < 1500, "{size}");
         metrics.on_event(&event);
         metrics.set_queue(10, 6);
