@@ -147,6 +147,8 @@ pub struct ConnectorMetrics {
     /// Running mean of the in-memory size of the events taken from the source queue, in
     /// bytes × 16 (a fixed-point exponential average, see [`ConnectorMetrics::on_event`]).
     event_bytes_x16: AtomicU64,
+    /// Events seen, for sampling their size.
+    size_samples: AtomicU64,
     /// Events the stream decoded and did not emit (`skipped.operations`, tables outside the
     /// filters); shared with the stream (`EventSettings::filtered`).
     filtered: Arc<AtomicU64>,
@@ -225,17 +227,24 @@ impl ConnectorMetrics {
     /// A change event was taken from the source.
     pub fn on_event(&self, event: &ChangeEvent) {
         let now = now_ms();
-        // Exponential average (weight 1/16) of the event size, for CurrentQueueSizeInBytes.
-        let size = event_size(event) << 4;
-        let _ = self
-            .event_bytes_x16
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
-                Some(if avg == 0 {
-                    size
-                } else {
-                    avg - avg / 16 + size / 16
-                })
-            });
+        // Exponential average (weight 1/16) of the size of one event in 64, for
+        // CurrentQueueSizeInBytes (sampled: measuring every row costs snapshot throughput).
+        if self
+            .size_samples
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(64)
+        {
+            let size = event_size(event) << 4;
+            let _ =
+                self.event_bytes_x16
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                        Some(if avg == 0 {
+                            size
+                        } else {
+                            avg - avg / 16 + size / 16
+                        })
+                    });
+        }
         if is_snapshot(event) {
             if !self.snapshot_running.swap(true, Ordering::Relaxed)
                 && !self.snapshot_completed.load(Ordering::Relaxed)
