@@ -92,6 +92,9 @@ pub struct EventSettings {
     /// key columns change is emitted as delete + create (Debezium's key change), so this must
     /// agree with the converter's key.
     pub key_columns: Option<KeyColumns>,
+    /// Counts the row changes decoded and not emitted (tables outside the filters,
+    /// `skipped.operations`): Debezium's `NumberOfEventsFiltered`.
+    pub filtered: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for EventSettings {
@@ -100,6 +103,7 @@ impl Default for EventSettings {
             skipped_operations: vec![Operation::Truncate],
             message_filter: None,
             key_columns: None,
+            filtered: Default::default(),
         }
     }
 }
@@ -167,6 +171,10 @@ impl StreamDecoder {
         self.settings.skipped_operations.contains(&op)
     }
 
+    fn count_filtered(&self, events: u64) {
+        (self.settings.filtered).fetch_add(events, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn stream_event(
         &self,
         table: &Arc<TableSchema>,
@@ -211,6 +219,7 @@ impl StreamDecoder {
     ) -> Result<()> {
         if self.skips(Operation::Truncate) {
             tracing::debug!(?relation_ids, %lsn, "TRUNCATE skipped (skipped.operations has t)");
+            self.count_filtered(relation_ids.len() as u64);
             return Ok(());
         }
         let transaction = self.transaction.ok_or_else(|| {
@@ -322,6 +331,7 @@ impl StreamDecoder {
             ))
         })?;
         if !relation.captured {
+            self.count_filtered(1);
             return Ok(());
         }
         let performed = match message {
@@ -330,6 +340,7 @@ impl StreamDecoder {
             _ => Operation::Delete,
         };
         if self.skips(performed) {
+            self.count_filtered(1);
             return Ok(());
         }
         let transaction = self.transaction.ok_or_else(|| {

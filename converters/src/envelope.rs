@@ -717,10 +717,14 @@ impl JsonConverter {
                 value_schemas: cfg_value_schemas,
                 replace_null_with_default: replace,
             };
-            for r in std::iter::once(record).chain(tombstone) {
-                if let Some(r) = self.cfg.transforms.apply(r)? {
-                    out.push(r.serialise(settings));
-                }
+            for r in self
+                .cfg
+                .transforms
+                .apply_event(record, tombstone)?
+                .into_iter()
+                .flatten()
+            {
+                out.push(r.serialise(settings));
             }
             return Ok(());
         }

@@ -288,3 +288,93 @@ fn starrocks_recipe_with_avro_registers_and_writes_the_transformed_records() {
         "{schema}"
     );
 }
+
+fn chain(steps: Vec<(&str, Transform)>) -> JsonConverter {
+    JsonConverter::new(JsonConverterConfig {
+        run_id: Some("r".into()),
+        transforms: Transforms {
+            steps: steps
+                .into_iter()
+                .map(|(alias, transform)| TransformStep {
+                    alias: alias.into(),
+                    transform,
+                    predicate: None,
+                    negate: false,
+                })
+                .collect(),
+        },
+        ..JsonConverterConfig::new("dbz")
+    })
+}
+
+fn own_headers(r: &pgseam_converters::KafkaRecord) -> Vec<(String, String)> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__debezium.context."))
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap()))
+        .collect()
+}
+
+/// Debezium's tombstone shares the delete record's `Headers` object, and
+/// `ExtractNewRecordState` adds `add.headers` to its input in place: the tombstone carries the
+/// delete's headers and then its own (`golden/smt/unwrap_fields.jsonl`) — unless an earlier
+/// transform copied the delete record (a `RegexRouter` that renamed its topic).
+#[test]
+fn tombstone_shares_the_headers_added_to_its_delete_until_a_transform_copies_it() {
+    let unwrap = || {
+        Transform::ExtractNewRecordState(ExtractNewRecordState {
+            delete_handling: DeleteTombstoneHandling::RewriteWithTombstone,
+            add_headers: vec![
+                FieldReference::parse("", "lsn:LSN").unwrap(),
+                FieldReference::parse("", "op").unwrap(),
+            ],
+            replace_null_with_default: true,
+            ..Default::default()
+        })
+    };
+    let delete = event(
+        Operation::Delete,
+        Some(vec![
+            Value::Int32(2),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]),
+        None,
+    );
+    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+
+    let mut out = Vec::new();
+    chain(vec![("unwrap", unwrap())])
+        .convert(&delete, 0, &mut out)
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(own_headers(&out[0]), h(&[("LSN", "1"), ("op", "d")]));
+    assert!(out[1].value.is_none());
+    assert_eq!(
+        own_headers(&out[1]),
+        h(&[("LSN", "1"), ("op", "d"), ("op", "d")])
+    );
+
+    // A RegexRouter that renames the topic first copies the delete record (and its headers):
+    // the tombstone keeps only its own.
+    let regex = pgseam_converters::transforms::JavaRegex::new(r"dbz\.public\.(.*)").unwrap();
+    let replacement =
+        pgseam_converters::transforms::JavaReplacement::new("cdc_$1", &regex).unwrap();
+    let route =
+        Transform::RegexRouter(pgseam_converters::transforms::RegexRouter { regex, replacement });
+    out.clear();
+    chain(vec![("route", route), ("unwrap", unwrap())])
+        .convert(&delete, 0, &mut out)
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(&*out[1].topic, "cdc_items");
+    assert_eq!(own_headers(&out[0]), h(&[("LSN", "1"), ("op", "d")]));
+    assert_eq!(own_headers(&out[1]), h(&[("op", "d")]));
+}

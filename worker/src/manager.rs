@@ -501,6 +501,7 @@ impl Manager {
         let mut settings = pipeline_settings(&self.shared.worker, validated)?;
         // The snapshot's counters feed this connector's snapshot metrics.
         settings.source.snapshot.stats = connector.metrics.snapshot_stats();
+        settings.source.events.filtered = connector.metrics.filtered_counter();
         let signals = Arc::clone(&settings.source.snapshot.signals);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (paused_tx, paused_rx) = watch::channel(connector.target == TargetState::Paused);

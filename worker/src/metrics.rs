@@ -20,6 +20,9 @@
 //! `table` label (`schema.table`, Debezium's data collection identifier). Booleans are 0/1. `LastTransactionId` is PostgreSQL's numeric
 //! transaction id (the JMX exporter drops Debezium's string form).
 //!
+//! What each one means in pgseam (`NumberOfEventsFiltered`, the queue sizes, the lag
+//! statistics, …) is listed in `docs/metrics.md`, which the REST compliance test reads.
+//!
 //! pgseam's own series ([`PGSEAM_METRICS`]) carry the labels `connector` and `name`:
 //! `pgseam_slot_lag_bytes` (server WAL end seen by the stream minus the LSN confirmed durable),
 //! `pgseam_producer_queue_depth` (records handed to the producer and not yet acknowledged),
@@ -60,7 +63,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pgseam_connector_pg::snapshot::SnapshotStats;
-use pgseam_model::{ChangeEvent, Operation, Position};
+use pgseam_model::{ChangeEvent, Operation, Position, Value};
 
 /// Debezium streaming metrics exported in the `streaming` context.
 pub const STREAMING_METRICS: &[&str] = &[
@@ -75,6 +78,16 @@ pub const STREAMING_METRICS: &[&str] = &[
     "LastTransactionId",
     "QueueTotalCapacity",
     "QueueRemainingCapacity",
+    "MaxQueueSizeInBytes",
+    "CurrentQueueSizeInBytes",
+    "NumberOfEventsFiltered",
+    "NumberOfErroneousEvents",
+    "MilliSecondsBehindSourceMinValue",
+    "MilliSecondsBehindSourceMaxValue",
+    "MilliSecondsBehindSourceAverageValue",
+    "MilliSecondsBehindSourceP50",
+    "MilliSecondsBehindSourceP95",
+    "MilliSecondsBehindSourceP99",
 ];
 
 /// Debezium snapshot metrics exported in the `snapshot` context.
@@ -91,6 +104,15 @@ pub const SNAPSHOT_METRICS: &[&str] = &[
     "RowsScanned",
     "TableChunkCounts",
     "TableChunksCompletedCounts",
+    "TotalNumberOfCreateEventsSeen",
+    "TotalNumberOfUpdateEventsSeen",
+    "TotalNumberOfDeleteEventsSeen",
+    "NumberOfEventsFiltered",
+    "NumberOfErroneousEvents",
+    "QueueTotalCapacity",
+    "QueueRemainingCapacity",
+    "MaxQueueSizeInBytes",
+    "CurrentQueueSizeInBytes",
 ];
 
 /// The [`SNAPSHOT_METRICS`] that are maps in Debezium: one sample per table (`table` label).
@@ -125,6 +147,25 @@ pub struct ConnectorMetrics {
     last_transaction_id: AtomicI64,
     queue_capacity: AtomicU64,
     queue_remaining: AtomicU64,
+    /// Running mean of the in-memory size of the events taken from the source queue, in
+    /// bytes × 16 (a fixed-point exponential average, see [`ConnectorMetrics::on_event`]).
+    event_bytes_x16: AtomicU64,
+    /// Events seen, for sampling their size.
+    size_samples: AtomicU64,
+    /// Events the stream decoded and did not emit (`skipped.operations`, tables outside the
+    /// filters); shared with the stream (`EventSettings::filtered`).
+    filtered: Arc<AtomicU64>,
+    /// Streamed events that failed to convert or transform (each one stops the connector).
+    erroneous: AtomicU64,
+    /// Snapshot rows that failed to convert or transform.
+    snapshot_erroneous: AtomicU64,
+    /// Snapshot events by operation: all reads, so these stay 0, as in Debezium (whose
+    /// `CommonEventMeter` counts only `c`, `u`, `d`).
+    snapshot_creates: AtomicU64,
+    snapshot_updates: AtomicU64,
+    snapshot_deletes: AtomicU64,
+    /// Every streamed event's `MilliSecondsBehindSource`, for the statistics.
+    lag: LagStatistics,
 
     snapshot_events: AtomicU64,
     last_snapshot_event_ms: AtomicI64,
@@ -146,6 +187,10 @@ pub struct ConnectorMetrics {
     /// The current pipeline's sink count already added to `records_skipped`.
     records_skipped_seen: AtomicU64,
     running: AtomicBool,
+}
+
+fn is_snapshot(event: &ChangeEvent) -> bool {
+    matches!(event.position, Position::Snapshot { .. }) || event.op == Operation::Read
 }
 
 fn now_ms() -> i64 {
@@ -170,16 +215,59 @@ impl ConnectorMetrics {
         Arc::clone(&self.snapshot)
     }
 
+    /// The counter the stream increments for each event it decodes and does not emit
+    /// (`EventSettings::filtered`).
+    pub fn filtered_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.filtered)
+    }
+
+    /// An event failed to convert or transform; the connector stops with the error.
+    pub fn on_erroneous_event(&self, event: &ChangeEvent) {
+        if is_snapshot(event) {
+            &self.snapshot_erroneous
+        } else {
+            &self.erroneous
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A change event was taken from the source.
     pub fn on_event(&self, event: &ChangeEvent) {
         let now = now_ms();
-        if matches!(event.position, Position::Snapshot { .. }) || event.op == Operation::Read {
+        // Exponential average (weight 1/16) of the size of one event in 64, for
+        // CurrentQueueSizeInBytes (sampled: measuring every row costs snapshot throughput).
+        if self
+            .size_samples
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(64)
+        {
+            let size = event_size(event) << 4;
+            let _ =
+                self.event_bytes_x16
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                        Some(if avg == 0 {
+                            size
+                        } else {
+                            avg - avg / 16 + size / 16
+                        })
+                    });
+        }
+        if is_snapshot(event) {
             if !self.snapshot_running.swap(true, Ordering::Relaxed)
                 && !self.snapshot_completed.load(Ordering::Relaxed)
             {
                 self.snapshot_started_ms.store(now, Ordering::Relaxed);
             }
             self.snapshot_events.fetch_add(1, Ordering::Relaxed);
+            let counter = match event.op {
+                Operation::Create => Some(&self.snapshot_creates),
+                Operation::Update => Some(&self.snapshot_updates),
+                Operation::Delete => Some(&self.snapshot_deletes),
+                Operation::Read | Operation::Truncate => None,
+            };
+            if let Some(counter) = counter {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
             self.last_snapshot_event_ms.store(now, Ordering::Relaxed);
             return;
         }
@@ -196,8 +284,9 @@ impl ConnectorMetrics {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         if event.source.ts_us > 0 {
-            self.behind_source_ms
-                .store((now - event.source.ts_us / 1000).max(0), Ordering::Relaxed);
+            let behind = (now - event.source.ts_us / 1000).max(0);
+            self.behind_source_ms.store(behind, Ordering::Relaxed);
+            self.lag.record(behind as u64);
         }
         if let Some(tx_id) = event.source.tx_id {
             self.last_transaction_id.store(tx_id, Ordering::Relaxed);
@@ -296,7 +385,12 @@ impl ConnectorMetrics {
             )
         };
         let s = dbz("streaming");
-        let streaming: [(&str, f64); 11] = [
+        let queued = self
+            .queue_capacity
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.queue_remaining.load(Ordering::Relaxed));
+        let lag = self.lag.summary();
+        let streaming: [(&str, f64); 21] = [
             ("TotalNumberOfEventsSeen", load(&self.streaming_events)),
             ("TotalNumberOfCreateEventsSeen", load(&self.creates)),
             ("TotalNumberOfUpdateEventsSeen", load(&self.updates)),
@@ -320,6 +414,21 @@ impl ConnectorMetrics {
             ),
             ("QueueTotalCapacity", load(&self.queue_capacity)),
             ("QueueRemainingCapacity", load(&self.queue_remaining)),
+            // `max.queue.size.in.bytes` is accepted only at its default, 0 (no byte bound: the
+            // queue is bounded by `max.queue.size` events).
+            ("MaxQueueSizeInBytes", 0.0),
+            (
+                "CurrentQueueSizeInBytes",
+                (queued * (self.event_bytes_x16.load(Ordering::Relaxed) >> 4)) as f64,
+            ),
+            ("NumberOfEventsFiltered", load(&self.filtered)),
+            ("NumberOfErroneousEvents", load(&self.erroneous)),
+            ("MilliSecondsBehindSourceMinValue", lag[0]),
+            ("MilliSecondsBehindSourceMaxValue", lag[1]),
+            ("MilliSecondsBehindSourceAverageValue", lag[2]),
+            ("MilliSecondsBehindSourceP50", lag[3]),
+            ("MilliSecondsBehindSourceP95", lag[4]),
+            ("MilliSecondsBehindSourceP99", lag[5]),
         ];
         for (name, value) in streaming {
             out.add(&format!("debezium_metrics_{name}"), &s, value);
@@ -341,7 +450,8 @@ impl ConnectorMetrics {
                 d => d,
             }
         };
-        let snapshot: [(&str, f64); 9] = [
+        let queue_bytes = (queued * (self.event_bytes_x16.load(Ordering::Relaxed) >> 4)) as f64;
+        let snapshot: [(&str, f64); 18] = [
             ("TotalNumberOfEventsSeen", load(&self.snapshot_events)),
             (
                 "MilliSecondsSinceLastEvent",
@@ -354,6 +464,26 @@ impl ConnectorMetrics {
             ("SnapshotCompleted", flag(&self.snapshot_completed)),
             ("SnapshotAborted", f64::from(u8::from(aborted))),
             ("SnapshotDurationInSeconds", (duration_ms / 1000) as f64),
+            (
+                "TotalNumberOfCreateEventsSeen",
+                load(&self.snapshot_creates),
+            ),
+            (
+                "TotalNumberOfUpdateEventsSeen",
+                load(&self.snapshot_updates),
+            ),
+            (
+                "TotalNumberOfDeleteEventsSeen",
+                load(&self.snapshot_deletes),
+            ),
+            // The snapshot reads the captured tables only: nothing to filter.
+            ("NumberOfEventsFiltered", 0.0),
+            ("NumberOfErroneousEvents", load(&self.snapshot_erroneous)),
+            // One queue for both contexts, as Debezium's `ChangeEventQueue`.
+            ("QueueTotalCapacity", load(&self.queue_capacity)),
+            ("QueueRemainingCapacity", load(&self.queue_remaining)),
+            ("MaxQueueSizeInBytes", 0.0),
+            ("CurrentQueueSizeInBytes", queue_bytes),
         ];
         for (name, value) in snapshot {
             out.add(&format!("debezium_metrics_{name}"), &s, value);
@@ -419,6 +549,112 @@ impl ConnectorMetrics {
     }
 }
 
+/// DDSketch's relative accuracy in Debezium's `LongDDSketchStatistics` (1 %).
+const LAG_ACCURACY: f64 = 0.01;
+/// Buckets of the logarithmic mapping: γ^LAG_BUCKETS ms is far beyond any lag (γ ≈ 1.0202).
+const LAG_BUCKETS: usize = 2048;
+
+/// Debezium's lag statistics (`statistics.metrics.enabled`, default `true`): minimum,
+/// maximum and mean of every streamed event's lag, and quantiles from a DDSketch with 1 %
+/// relative accuracy (Debezium's `DDSketches.unboundedDense(0.01)`): a value `v ≥ 1` counts in
+/// bucket `⌈log_γ v⌉` with `γ = (1+α)/(1−α)`, and a quantile is the bucket holding rank
+/// `q·(n−1)`, reported as `2γ^i/(γ+1)` (within `α` of every value in the bucket); a lag of 0
+/// has its own bucket. Lock-free: the stream records, the scrape reads.
+#[derive(Debug)]
+struct LagStatistics {
+    count: AtomicU64,
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+    zeros: AtomicU64,
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for LagStatistics {
+    fn default() -> Self {
+        LagStatistics {
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+            zeros: AtomicU64::new(0),
+            buckets: (0..LAG_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl LagStatistics {
+    fn gamma() -> f64 {
+        (1.0 + LAG_ACCURACY) / (1.0 - LAG_ACCURACY)
+    }
+
+    fn record(&self, ms: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(ms, Ordering::Relaxed);
+        self.min.fetch_min(ms, Ordering::Relaxed);
+        self.max.fetch_max(ms, Ordering::Relaxed);
+        if ms == 0 {
+            self.zeros.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let i = ((ms as f64).ln() / Self::gamma().ln()).ceil() as usize;
+            self.buckets[i.min(LAG_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Min, max, mean, P50, P95, P99; -1 each before the first event (Debezium: null, which
+    /// the JMX exporter leaves out).
+    fn summary(&self) -> [f64; 6] {
+        let n = self.count.load(Ordering::Relaxed);
+        if n == 0 {
+            return [-1.0; 6];
+        }
+        let quantile = |q: f64| {
+            let rank = q * (n - 1) as f64;
+            let mut seen = self.zeros.load(Ordering::Relaxed);
+            if seen as f64 > rank {
+                return 0.0;
+            }
+            let gamma = Self::gamma();
+            for (i, b) in self.buckets.iter().enumerate() {
+                seen += b.load(Ordering::Relaxed);
+                if seen as f64 > rank {
+                    return 2.0 * gamma.powi(i as i32) / (gamma + 1.0);
+                }
+            }
+            self.max.load(Ordering::Relaxed) as f64
+        };
+        [
+            self.min.load(Ordering::Relaxed) as f64,
+            self.max.load(Ordering::Relaxed) as f64,
+            self.sum.load(Ordering::Relaxed) as f64 / n as f64,
+            quantile(0.5),
+            quantile(0.95),
+            quantile(0.99),
+        ]
+    }
+}
+
+/// The in-memory size of a change event: the struct, its row slots and the heap bytes of its
+/// values (what Debezium's `ObjectSizeCalculator` measures for a queued event, approximately).
+pub fn event_size(event: &ChangeEvent) -> u64 {
+    fn value(v: &Value) -> usize {
+        std::mem::size_of::<Value>()
+            + match v {
+                Value::Text(s) | Value::Uuid(s) | Value::Json(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                Value::Array(items) => items.iter().map(value).sum(),
+                _ => 0,
+            }
+    }
+    let row = |r: &Option<Vec<Value>>| r.as_ref().map_or(0, |r| r.iter().map(value).sum());
+    (std::mem::size_of::<ChangeEvent>()
+        + row(&event.before)
+        + row(&event.after)
+        + event.source.db.len()
+        + event.source.schema.len()
+        + event.source.table.len()) as u64
+}
+
 /// Series grouped by metric name, so that each name's samples follow its `# TYPE` line.
 #[derive(Default)]
 struct Series(BTreeMap<String, Vec<String>>);
@@ -470,6 +706,8 @@ pub fn render<'a>(connectors: impl IntoIterator<Item = Exported<'a>>) -> String 
             let kind = if (name.starts_with("debezium_metrics_Total")
                 && name != "debezium_metrics_TotalTableCount")
                 || name == "debezium_metrics_NumberOfCommittedTransactions"
+                || name == "debezium_metrics_NumberOfEventsFiltered"
+                || name == "debezium_metrics_NumberOfErroneousEvents"
                 || name == "debezium_metrics_RowsScanned"
                 || name.ends_with("_total")
             {
@@ -529,6 +767,90 @@ mod tests {
         );
         assert!(text.contains("debezium_metrics_LastTransactionId{plugin=\"postgres\",name=\"dbz\",context=\"streaming\"} 7\n"), "{text}");
         assert!(text.contains("# TYPE pgseam_delivery_latency_seconds summary\n"));
+    }
+
+    fn streaming_value(text: &str, name: &str) -> f64 {
+        let prefix = format!(
+            "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbz\",context=\"streaming\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn filtered_erroneous_and_queue_bytes() {
+        use pgseam_model::{Lsn, SnapshotMarker, SourceInfo, TableSchema};
+        let metrics = ConnectorMetrics::new();
+        metrics.filtered_counter().fetch_add(3, Ordering::Relaxed);
+        let event = ChangeEvent {
+            table: Arc::new(TableSchema {
+                relation_id: 1,
+                schema: "public".into(),
+                table: "t".into(),
+                columns: vec![],
+                key_columns: vec![],
+            }),
+            op: Operation::Create,
+            before: None,
+            after: Some(vec![Value::Text("x".repeat(1000)), Value::Int32(1)]),
+            source: SourceInfo {
+                ts_us: 1,
+                snapshot: SnapshotMarker::False,
+                db: "db".into(),
+                schema: "public".into(),
+                table: "t".into(),
+                tx_id: Some(1),
+                lsn: Some(Lsn(1)),
+                last_commit_lsn: None,
+            },
+            position: Position::Stream {
+                lsn: Lsn(1),
+                commit_lsn: Lsn(1),
+                tx_id: 1,
+                commit_ts_us: 0,
+            },
+            key_change: None,
+        };
+        let size = event_size(&event);
+        metrics.on_erroneous_event(&event);
+        assert!(size > 1000 && size < 1500, "{size}");
+        metrics.on_event(&event);
+        metrics.set_queue(10, 6);
+        let text = render([Exported {
+            connector: "c",
+            topic_prefix: "dbz",
+            paused: false,
+            metrics: &metrics,
+        }]);
+        assert_eq!(streaming_value(&text, "NumberOfEventsFiltered"), 3.0);
+        assert_eq!(streaming_value(&text, "NumberOfErroneousEvents"), 1.0);
+        assert_eq!(streaming_value(&text, "MaxQueueSizeInBytes"), 0.0);
+        // Four events queued, of the mean size seen.
+        let queued = streaming_value(&text, "CurrentQueueSizeInBytes");
+        assert_eq!(queued, (4 * size) as f64, "{text}");
+        assert!(text.contains("# TYPE debezium_metrics_NumberOfEventsFiltered counter\n"));
+    }
+
+    #[test]
+    fn lag_statistics_within_one_percent() {
+        let lag = LagStatistics::default();
+        assert_eq!(lag.summary(), [-1.0; 6]);
+        for ms in 1..=1000 {
+            lag.record(ms);
+        }
+        lag.record(0);
+        let [min, max, mean, p50, p95, p99] = lag.summary();
+        assert_eq!((min, max), (0.0, 1000.0));
+        assert!((mean - 500_500.0 / 1001.0).abs() < 1e-9, "{mean}");
+        for (got, want) in [(p50, 500.0), (p95, 950.0), (p99, 990.0)] {
+            assert!(
+                (got - want).abs() <= want * 0.011,
+                "{got} not within 1% of {want}"
+            );
+        }
     }
 
     #[test]

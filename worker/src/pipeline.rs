@@ -530,9 +530,9 @@ async fn run_pipeline(
                             let (moved, out, result) = or_break!('pipeline, joined);
                             converter = Some(moved);
                             records = out;
-                            or_break!('pipeline, result.context("cannot convert an event"));
+                            or_break!('pipeline, result.inspect_err(|_| metrics.on_erroneous_event(&event)).context("cannot convert an event"));
                         } else {
-                            or_break!('pipeline, conv.convert_in_transaction(&event, block.as_ref(), now_ns, &mut records).context("cannot convert an event"));
+                            or_break!('pipeline, conv.convert_in_transaction(&event, block.as_ref(), now_ns, &mut records).inspect_err(|_| metrics.on_erroneous_event(&event)).context("cannot convert an event"));
                         }
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };

@@ -277,6 +277,8 @@ pub(crate) fn pipeline_settings(
                     Arc::new(move |table: &pgseam_model::TableSchema| columns.key_columns(table))
                         as pgseam_connector_pg::KeyColumns
                 }),
+                // The manager puts the connector's metrics' counter here.
+                filtered: Default::default(),
             },
         },
         converter: JsonConverterConfig {

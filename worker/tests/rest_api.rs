@@ -290,31 +290,42 @@ fn debezium_deployment_script_flow() {
         })
         .unwrap_or_else(|| panic!("no create counter:\n{metrics}"));
     assert!(created.ends_with(" 2"), "{created}");
-    // Compliance: every documented metric is exported for this connector.
-    for name in pgseam::metrics::STREAMING_METRICS {
-        let series = format!(
-            "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbserver1\",context=\"streaming\"}} "
-        );
-        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    // Compliance: every metric docs/metrics.md lists is exported for this connector.
+    let documented = documented_metrics();
+    assert!(
+        documented.len() >= 30,
+        "docs/metrics.md lists only {documented:?}"
+    );
+    for (section, name) in &documented {
+        let found = match section.as_str() {
+            "streaming" | "snapshot" => {
+                let labels =
+                    format!("{{plugin=\"postgres\",name=\"dbserver1\",context=\"{section}\"");
+                metrics.lines().any(|l| {
+                    l.starts_with(&format!("debezium_metrics_{name}{labels}"))
+                        && (l.contains("\"} ") || l.contains(",table=\""))
+                }) || (pgseam::metrics::SNAPSHOT_TABLE_METRICS.contains(&name.as_str())
+                    && metrics.contains(&format!("# TYPE debezium_metrics_{name} ")))
+            }
+            _ => {
+                metrics.contains(&format!("{name}{{connector=\"inventory-connector\""))
+                    || metrics.contains(&format!("{name}_count{{connector=\"inventory-connector\""))
+            }
+        };
+        assert!(found, "{section} metric {name} missing:\n{metrics}");
     }
-    for name in pgseam::metrics::SNAPSHOT_METRICS {
-        assert!(
-            metrics.contains(&format!("# TYPE debezium_metrics_{name} ")),
-            "{name} missing:\n{metrics}"
-        );
-        if !pgseam::metrics::SNAPSHOT_TABLE_METRICS.contains(name) {
-            let series = format!(
-                "debezium_metrics_{name}{{plugin=\"postgres\",name=\"dbserver1\",context=\"snapshot\"}} "
+    // ... and the doc lists every metric pgseam exports.
+    for (section, names) in [
+        ("streaming", pgseam::metrics::STREAMING_METRICS),
+        ("snapshot", pgseam::metrics::SNAPSHOT_METRICS),
+        ("pgseam", pgseam::metrics::PGSEAM_METRICS),
+    ] {
+        for name in names {
+            assert!(
+                documented.contains(&(section.to_owned(), name.to_string())),
+                "{section} metric {name} is not in docs/metrics.md"
             );
-            assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
         }
-    }
-    for name in pgseam::metrics::PGSEAM_METRICS {
-        assert!(
-            metrics.contains(&format!("{name}{{connector=\"inventory-connector\""))
-                || metrics.contains(&format!("{name}_count{{connector=\"inventory-connector\"")),
-            "{name} missing:\n{metrics}"
-        );
     }
     let transactions = metrics
         .lines()
@@ -540,4 +551,230 @@ fn rest_created_connector_survives_a_restart_and_failures_are_reported() {
     let shown = json_of(line.trim());
     assert_eq!(shown["partition"], json!({"server": "persist"}));
     assert!(shown["offset"]["lsn"].as_i64().unwrap() > 0, "{line}");
+}
+
+/// (section, name) of every metric in docs/metrics.md's tables: `streaming`, `snapshot` or
+/// `pgseam`, by the `##` heading above the table; the name is the first column, in backticks.
+fn documented_metrics() -> Vec<(String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            section = h
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_lowercase()
+                .trim_end_matches("'s")
+                .to_owned();
+        } else if let Some(rest) = line.strip_prefix("| `") {
+            let name = &rest[..rest.find('`').unwrap()];
+            out.push((section.clone(), name.to_owned()));
+        }
+    }
+    out
+}
+
+/// `curl -s -i`: status, headers (lower-case names) and body.
+fn curl_i(method: &str, url: &str, data: Option<&str>) -> (u16, Vec<(String, String)>, String) {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-i", "-X", method]).arg(url);
+    if let Some(data) = data {
+        command.args(["-H", "Content-Type: application/json", "-d", data]);
+    }
+    let output = command.output().expect("run curl");
+    let text = String::from_utf8(output.stdout).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
+    let mut lines = head.lines();
+    let status = lines.next().unwrap();
+    let code = status.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        .collect();
+    (code, headers, body.to_owned())
+}
+
+/// The rest of the surface: an unsupported transform over REST, `Location`, `GET
+/// /connectors/{name}`, `DELETE …/offsets` (refused while running, a reset while stopped), and a
+/// connector file on the command line replacing a stored REST config of the same name.
+#[test]
+fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
+    let env = Env::start("restmore");
+    env.psql("CREATE TABLE t (id int PRIMARY KEY)");
+    let worker = write_worker(&env, "");
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
+    let base = rest_base(&mut pgseam);
+    let config = json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": env.pg.port().to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": env.database,
+        "topic.prefix": "more",
+        "slot.name": "slot_more",
+        "publication.name": "pub_more",
+    });
+
+    // An unsupported transform: 400 with Connect's error body naming alias and class.
+    let mut flatten = config.clone();
+    flatten["transforms"] = json!("flat");
+    flatten["transforms.flat.type"] = json!("org.apache.kafka.connect.transforms.Flatten$Value");
+    let (code, body) = curl(
+        "POST",
+        &format!("{base}/connectors"),
+        Some(&json!({"name": "more", "config": flatten}).to_string()),
+    );
+    assert_eq!(code, 400, "{body}");
+    let error = json_of(&body);
+    assert_eq!(error["error_code"], 400, "{body}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Connector configuration is invalid and contains the following 1 error(s):\n"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("org.apache.kafka.connect.transforms.Flatten$Value")
+            && message.contains("flat"),
+        "{message}"
+    );
+    let (code, _) = curl("GET", &format!("{base}/connectors/more"), None);
+    assert_eq!(code, 404, "the rejected connector was not created");
+
+    // POST: 201 with Location naming the new connector.
+    let (code, headers, body) = curl_i(
+        "POST",
+        &format!("{base}/connectors"),
+        Some(&json!({"name": "more", "config": config}).to_string()),
+    );
+    assert_eq!(code, 201, "{body}");
+    let location = headers
+        .iter()
+        .find(|(k, _)| k == "location")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no Location: {headers:?}"));
+    assert_eq!(location, format!("{base}/connectors/more"));
+
+    // GET /connectors/{name}: ConnectorInfo with the (masked) config.
+    let (code, body) = curl("GET", &location, None);
+    assert_eq!(code, 200, "{body}");
+    let info = json_of(&body);
+    assert_eq!(info["name"], "more");
+    assert_eq!(info["type"], "source");
+    assert_eq!(info["tasks"], json!([{"connector": "more", "task": 0}]));
+    assert_eq!(info["config"]["topic.prefix"], "more");
+    assert_eq!(info["config"]["name"], "more");
+    assert_eq!(info["config"]["database.password"], "****");
+    wait_for_state(&base, "more", "RUNNING", Some("RUNNING"));
+    pgseam.wait_for_log("streaming started", Duration::from_secs(60));
+    env.psql("INSERT INTO t VALUES (1)");
+    let offsets_url = format!("{base}/connectors/more/offsets");
+    let started = Instant::now();
+    loop {
+        let (code, body) = curl("GET", &offsets_url, None);
+        assert_eq!(code, 200, "{body}");
+        if json_of(&body)["offsets"][0]["offset"]["lsn"]
+            .as_i64()
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no offset: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // TRUNCATE is decoded and skipped (`skipped.operations` defaults to `t`): one event
+    // filtered, as NumberOfEventsFiltered counts it.
+    env.psql("TRUNCATE t");
+    let started = Instant::now();
+    loop {
+        let (_, metrics) = curl("GET", &format!("{base}/metrics"), None);
+        let filtered = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("debezium_metrics_NumberOfEventsFiltered{")
+                    && l.contains("name=\"more\"")
+            })
+            .unwrap_or_else(|| panic!("no NumberOfEventsFiltered:\n{metrics}"))
+            .to_owned();
+        if filtered.ends_with(" 1") {
+            break;
+        }
+        assert!(filtered.ends_with(" 0"), "{filtered}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the TRUNCATE was not counted: {filtered}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // DELETE offsets: refused while running, a reset once stopped.
+    let (code, body) = curl("DELETE", &offsets_url, None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("must be in the STOPPED state"), "{body}");
+    let (code, _) = curl("PUT", &format!("{base}/connectors/more/stop"), None);
+    assert_eq!(code, 204);
+    wait_for_state(&base, "more", "STOPPED", None);
+    let (code, body) = curl("DELETE", &offsets_url, None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        json_of(&body)["message"],
+        "The Connect framework-managed offsets for this connector have been reset successfully. However, if this connector manages offsets externally, they will need to be manually reset in the system that the connector uses."
+    );
+    let (code, body) = curl("GET", &offsets_url, None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json_of(&body), json!({"offsets": []}));
+    assert!(pgseam.terminate(Duration::from_secs(60)).success());
+
+    // A connector file of the same name on the command line wins over the stored config, and
+    // the log says so.
+    let file = env.dir.path().join("more.properties");
+    fs::write(
+        &file,
+        format!(
+            "name=more\n\
+             connector.class=io.debezium.connector.postgresql.PostgresConnector\n\
+             database.hostname=127.0.0.1\n\
+             database.port={}\n\
+             database.user=postgres\n\
+             database.password=postgres\n\
+             database.dbname={}\n\
+             topic.prefix=fromfile\n\
+             slot.name=slot_more\n\
+             publication.name=pub_more\n",
+            env.pg.port(),
+            env.database
+        ),
+    )
+    .unwrap();
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&file]);
+    let base = rest_base(&mut pgseam);
+    pgseam.wait_for_log(
+        "the connector file named on the command line replaces the stored configuration of the same name",
+        Duration::from_secs(30),
+    );
+    let line = pgseam
+        .log_text()
+        .lines()
+        .find(|l| l.contains("replaces the stored configuration"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.contains("connector=more") && line.contains("more.properties"),
+        "{line}"
+    );
+    let (code, body) = curl("GET", &format!("{base}/connectors/more/config"), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json_of(&body)["topic.prefix"], "fromfile", "{body}");
+    // Secrets are masked in GET …/config (a pgseam extension, docs/configuration.md).
+    assert_eq!(json_of(&body)["database.password"], "****", "{body}");
+    assert!(pgseam.terminate(Duration::from_secs(60)).success());
 }

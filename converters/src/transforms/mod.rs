@@ -19,7 +19,7 @@
 
 pub(crate) mod record;
 
-use record::{ConnectRecord, RecordValue, Scalar, StructSchema, StructValue};
+use record::{ConnectRecord, HeaderList, RecordValue, Scalar, StructSchema, StructValue};
 
 /// The configured transform chain (`transforms`), in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -422,10 +422,40 @@ pub struct TransformError {
 }
 
 impl Transforms {
-    /// Runs the chain on one record; `None` when a transform dropped it.
-    pub(crate) fn apply(
+    /// Runs the chain on an event's change record, then on its tombstone, as Connect does.
+    ///
+    /// Debezium creates the tombstone of a delete with the delete record's own `Headers`
+    /// object (`SourceRecord.newRecord(…, record.headers())`), and `ExtractNewRecordState`
+    /// adds its `add.headers` to its *input* record's headers in place. So while no earlier
+    /// transform has copied the change record (every `newRecord` without headers duplicates
+    /// them: a `RegexRouter` or `ByLogicalTableRouter` that renamed the topic, an
+    /// `ExtractNewRecordState` that ran), the headers `ExtractNewRecordState` adds to the
+    /// change record are also on the tombstone when its turn comes: Debezium 3.6.3 writes a
+    /// tombstone with the delete's `add.headers` followed by its own (`op` twice, see
+    /// `reference/debezium/golden/smt/unwrap_fields.jsonl`).
+    pub(crate) fn apply_event(
+        &self,
+        record: ConnectRecord,
+        tombstone: Option<ConnectRecord>,
+    ) -> Result<[Option<ConnectRecord>; 2], TransformError> {
+        let mut shared = Vec::new();
+        let first = self.run(record, tombstone.as_ref().map(|_| &mut shared))?;
+        let second = match tombstone {
+            Some(mut t) => {
+                t.headers.extend(shared);
+                self.run(t, None)?
+            }
+            None => None,
+        };
+        Ok([first, second])
+    }
+
+    /// Runs the chain on one record; `None` when a transform dropped it. `shared` collects the headers added in place to the record's original
+    /// header object (see [`Transforms::apply_event`]), until a transform copies the record.
+    fn run(
         &self,
         mut record: ConnectRecord,
+        mut shared: Option<&mut HeaderList>,
     ) -> Result<Option<ConnectRecord>, TransformError> {
         for step in &self.steps {
             let run = match &step.predicate {
@@ -439,11 +469,23 @@ impl Transforms {
                 Transform::RegexRouter(r) => {
                     if let Some(t) = r.regex.replace_whole(&record.topic, &r.replacement) {
                         record.topic = t;
+                        shared = None;
                     }
                     Some(record)
                 }
-                Transform::ByLogicalTableRouter(r) => Some(r.apply(record)),
+                Transform::ByLogicalTableRouter(r) => {
+                    let (out, rerouted) = r.apply(record);
+                    if rerouted {
+                        shared = None;
+                    }
+                    Some(out)
+                }
                 Transform::ExtractNewRecordState(u) => {
+                    let before = record.headers.len();
+                    u.add_headers(&mut record);
+                    if let Some(s) = shared.take() {
+                        s.extend_from_slice(&record.headers[before..]);
+                    }
                     u.apply(record).map_err(|reason| TransformError {
                         alias: step.alias.clone(),
                         reason,
@@ -472,17 +514,18 @@ impl Predicate {
 }
 
 impl ByLogicalTableRouter {
-    fn apply(&self, mut r: ConnectRecord) -> ConnectRecord {
+    /// The record, and whether it was rerouted (a new record).
+    fn apply(&self, mut r: ConnectRecord) -> (ConnectRecord, bool) {
         let old_topic = r.topic.clone();
         let Some(new_topic) = self
             .topic_regex
             .replace_whole(&old_topic, &self.topic_replacement)
         else {
-            return r;
+            return (r, false);
         };
         if new_topic.is_empty() {
             // Debezium logs a warning and passes the record on unchanged.
-            return r;
+            return (r, false);
         }
         if let Some(key) = &mut r.key {
             key.schema.name = Some(format!("{new_topic}.Key"));
@@ -506,33 +549,43 @@ impl ByLogicalTableRouter {
             e.name = format!("{new_topic}.Envelope");
         }
         r.topic = new_topic;
-        r
+        (r, true)
     }
 }
 
 impl ExtractNewRecordState {
+    /// `add.headers`, added to the input record's headers in place (first step of `apply`).
+    fn add_headers(&self, r: &mut ConnectRecord) {
+        let envelope = match &r.value {
+            RecordValue::Envelope(e) => Some(e),
+            RecordValue::Tombstone | RecordValue::Null(_) => None,
+            RecordValue::Struct(_) => return,
+        };
+        let mut added = Vec::new();
+        for f in &self.add_headers {
+            match envelope {
+                None => {
+                    if f.field == "op" {
+                        added.push((f.new_field.clone(), Some(b"d".to_vec())));
+                    }
+                }
+                Some(e) => {
+                    if let Some((_, v)) = f.resolve(e) {
+                        added.push((f.new_field.clone(), v.header()));
+                    }
+                }
+            }
+        }
+        r.headers.extend(added);
+    }
+
+    /// The rest of Debezium's `doApply`, after [`ExtractNewRecordState::add_headers`].
     fn apply(&self, mut r: ConnectRecord) -> Result<Option<ConnectRecord>, String> {
         let is_tombstone = matches!(r.value, RecordValue::Tombstone | RecordValue::Null(_));
         let envelope = match &r.value {
             RecordValue::Envelope(e) => Some(e.clone()),
             _ => None,
         };
-        if (envelope.is_some() || is_tombstone) && !self.add_headers.is_empty() {
-            for f in &self.add_headers {
-                match &envelope {
-                    None => {
-                        if f.field == "op" {
-                            r.headers.push((f.new_field.clone(), Some(b"d".to_vec())));
-                        }
-                    }
-                    Some(e) => {
-                        if let Some((_, v)) = f.resolve(e) {
-                            r.headers.push((f.new_field.clone(), v.header()));
-                        }
-                    }
-                }
-            }
-        }
         if is_tombstone {
             return Ok(match self.delete_handling {
                 DeleteTombstoneHandling::RewriteWithTombstone => Some(r),

@@ -184,6 +184,9 @@ pub(crate) enum RecordValue {
     Struct(StructValue),
 }
 
+/// Record headers in `SimpleHeaderConverter` form; `None` is a null value.
+pub(crate) type HeaderList = Vec<(String, Option<Vec<u8>>)>;
+
 /// A Connect source record going through the transform chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ConnectRecord {
@@ -191,7 +194,7 @@ pub(crate) struct ConnectRecord {
     pub key: Option<StructValue>,
     pub value: RecordValue,
     /// Header values in `SimpleHeaderConverter` form; `None` is a null value.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: HeaderList,
 }
 
 /// The envelope's schema fields after `before`/`after`.

@@ -1855,7 +1855,7 @@ fn take_transforms(s: &mut Settings) -> Transforms {
     }
     for e in transform_keys.iter().chain(&predicate_keys) {
         if !used.contains(&e.key) {
-            debug!(source = s.source(), key = %e.key, "ignored: not a key of a listed transform or predicate");
+            warn!(source = s.source(), key = %e.key, "ignored: not a key of a listed transform or predicate");
         }
     }
     Transforms { steps }
@@ -1869,7 +1869,7 @@ fn take_reload_action(s: &mut Settings) {
         .iter()
         .any(|v| v.eq_ignore_ascii_case(e.value.trim()))
     {
-        debug!(source = s.source(), key = %e.key, "ignored: pgseam has no config providers to reload from");
+        warn!(source = s.source(), key = %e.key, "ignored: pgseam resolves config providers once, at start (a changed secret takes a restart of the connector)");
     } else {
         s.invalid(&e, "`none` or `restart`");
     }
@@ -1968,7 +1968,7 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
         || key == "offsets.storage.topic"
         || key == "connector.plugin.version"
     {
-        debug!(source = s.source(), key, "ignored: a Kafka Connect property that does not apply to a standalone source connector");
+        warn!(source = s.source(), key, "ignored: a Kafka Connect property that does not apply to a standalone source connector");
     } else if is_worker_key(key) {
         let err = ConfigError::WrongScope {
             location: s.location(e),

@@ -1,7 +1,7 @@
 //! Kafka Connect converter settings (`key.converter`, `value.converter`, `header.converter` and
 //! their `.<property>` sub-keys), shared by the worker and connector configurations.
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::catalog::{catalog, suggest};
 use super::error::{ConfigError, Owner};
@@ -242,14 +242,14 @@ pub(crate) fn take_header_converter(settings: &mut Settings) -> Option<HeaderCon
     let subkeys = settings.take_prefixed("header.converter.");
     let Some(class) = class else {
         for e in &subkeys {
-            debug!(source = settings.source(), key = %e.key, "ignored: `header.converter` is not set here");
+            warn!(source = settings.source(), key = %e.key, "ignored: `header.converter` is not set here");
         }
         return None;
     };
     let name = class.value.trim();
     if SIMPLE_HEADER_CONVERTER_NAMES.contains(&name) {
         for e in &subkeys {
-            debug!(source = settings.source(), key = %e.key, "ignored: SimpleHeaderConverter has no settings");
+            warn!(source = settings.source(), key = %e.key, "ignored: SimpleHeaderConverter has no settings");
         }
         Some(HeaderConverter::Simple)
     } else if JSON_CONVERTER_NAMES.contains(&name) {
@@ -295,17 +295,17 @@ fn take_json_props(settings: &mut Settings, class_key: &str, subkeys: &[RawEntry
                 settings.invalid(e, "`BASE64` or `NUMERIC`");
             }
         } else if prop == "plugin.version" {
-            debug!(source = settings.source(), key = %e.key, "ignored: pgseam has one built-in version of each converter");
+            warn!(source = settings.source(), key = %e.key, "ignored: pgseam has one built-in version of each converter");
         } else if IGNORED_JSON_CONVERTER_PROPS.contains(&prop) {
             if e.value.trim().parse::<u32>().is_err() {
                 settings.invalid(e, "a non-negative integer");
             }
-            debug!(source = settings.source(), key = %e.key, "ignored: a JsonConverter cache setting");
+            warn!(source = settings.source(), key = %e.key, "ignored: a JsonConverter cache setting");
         } else if IGNORED_REGISTRY_PREFIXES
             .iter()
             .any(|p| prop.starts_with(p))
         {
-            debug!(source = settings.source(), key = %e.key, "ignored: the JsonConverter does not use a schema registry");
+            warn!(source = settings.source(), key = %e.key, "ignored: the JsonConverter does not use a schema registry");
         } else if let Some(k) = catalog()
             .json_converter_key(prop)
             .filter(|_| !INTERNAL_JSON_CONVERTER_PROPS.contains(&prop))
@@ -382,10 +382,10 @@ fn take_avro_props(
                 }
             }
             "plugin.version" => {
-                debug!(source = settings.source(), key = %e.key, "ignored: pgseam has one built-in version of each converter");
+                warn!(source = settings.source(), key = %e.key, "ignored: pgseam has one built-in version of each converter");
             }
             p if IGNORED_AVRO_PROPS.contains(&p) => {
-                debug!(source = settings.source(), key = %e.key, "ignored: an AvroConverter cache or retry setting");
+                warn!(source = settings.source(), key = %e.key, "ignored: an AvroConverter cache or retry setting");
             }
             p => match AVRO_FIXED_PROPS.iter().find(|(k, _)| *k == p) {
                 Some((_, default)) => {

@@ -68,7 +68,7 @@
 //!      `ExtractNewRecordState`, `ByLogicalTableRouter`, `RegexRouter`, and the predicates
 //!      `TopicNameMatches`, `HasHeaderKey`, `RecordIsTombstone` with `negate`. Any other type is
 //!      an error naming the alias and class; unknown keys of a listed alias are errors; keys of
-//!      unlisted aliases are ignored (debug log), as in Connect.
+//!      unlisted aliases are ignored, as in Connect, with a one-line warning each.
 //!    - `producer.override.*` — kept in [`ConnectorConfig::producer_overrides`];
 //!      `topic.creation.*` — kept in [`ConnectorConfig::topic_creation`].
 //!    - `errors.tolerance` — implemented ([`ErrorTolerance`]): `all` skips and logs a record
@@ -84,8 +84,8 @@
 //!    - JsonConverter's `schema.content` — accepted at its default, rejected otherwise (rule 2).
 //!    - JsonConverter's `schemas.enable`, `decimal.format` (`BASE64`/`NUMERIC`) and
 //!      `replace.null.with.default` are implemented (typed in [`ConverterSettings`]).
-//!    - Ignored with a debug log, as a standalone Connect worker ignores them for a source
-//!      connector: `offsets.storage.topic`, `config.action.reload`, `connector.plugin.version`,
+//!    - Ignored with a one-line warning each (nothing is silently ignored), as a standalone
+//!      Connect worker ignores them for a source connector: `offsets.storage.topic`, `config.action.reload`, `connector.plugin.version`,
 //!      `*.converter.plugin.version`, `consumer.override.*`, `admin.override.*`,
 //!      `errors.deadletterqueue.*`, JsonConverter's `schemas.cache.size` and schema-registry
 //!      keys.
@@ -156,7 +156,7 @@
 //! those keys win, with a warning when they exceed the budget).
 //! Kafka Connect worker keys pgseam has no use for — plugin loading, REST advertisement,
 //! metrics, distributed-mode keys, `internal.*`, `consumer.*`, `admin.*`, client tuning of
-//! Connect's internal clients — are ignored with a debug log. Worker-level
+//! Connect's internal clients — are ignored with a one-line warning each. Worker-level
 //! `security.protocol`, `sasl.*` and `ssl.*` do not reach connector producers in Connect
 //! either; pgseam warns and points at `producer.<key>` (they do reach the offsets topic's
 //! clients, as they reach Connect's internal clients).

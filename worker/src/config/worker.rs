@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::catalog::suggest;
 use super::connector::is_connector_key;
@@ -371,7 +371,7 @@ impl WorkerConfig {
             } else if IGNORED_WORKER_KEYS.contains(&key)
                 || IGNORED_WORKER_PREFIXES.iter().any(|p| key.starts_with(p))
             {
-                debug!(
+                warn!(
                     source = s.source(),
                     key, "ignored: a Kafka Connect worker property pgseam does not need"
                 );
