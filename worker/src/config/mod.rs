@@ -143,7 +143,7 @@
 //! `offset.flush.timeout.ms` (5000), `offset.storage.topic`, `offset.storage.partitions` (25),
 //! `offset.storage.replication.factor` (-1) — distributed-mode keys in Connect; with the topic
 //! set, a standalone pgseam worker keeps its offsets in that topic, a pgseam extension (see
-//! [`OffsetStorageTopic`]) — `listeners` (`http://:8083`), `config.providers` and
+//! [`OffsetStorageTopic`]) — `listeners` (`http://127.0.0.1:8083`; Connect's is `http://:8083`), `config.providers` and
 //! `config.providers.<alias>.class` (see [`ConfigProviders`]: `${file:path:key}`,
 //! `${env:NAME}` and `${dir:path:file}` references in worker and connector values), and
 //! `producer.*` (kept in [`WorkerConfig::producer_overrides`]). pgseam's own keys `pgseam.sink`

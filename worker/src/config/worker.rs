@@ -25,8 +25,11 @@ pub const DEFAULT_OFFSET_FLUSH_INTERVAL: Duration = Duration::from_millis(60_000
 /// Kafka Connect's `offset.flush.timeout.ms` default (5 s): how long an offset flush waits for
 /// outstanding records before giving up until the next interval.
 pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
-/// Kafka Connect's `listeners` default: the REST API on every interface, port 8083.
-pub const DEFAULT_LISTENERS: &str = "http://:8083";
+/// pgseam's `listeners` default: the REST API on the loopback interface, port 8083. Kafka
+/// Connect's default (`http://:8083`) listens on every interface; pgseam's REST API has no
+/// authentication (neither has Connect's by default), so it is only reachable from this host
+/// unless `listeners` says otherwise (a deliberate difference, see COMPATIBILITY.md).
+pub const DEFAULT_LISTENERS: &str = "http://127.0.0.1:8083";
 
 /// pgseam's own worker key (not a Kafka Connect key): where records go. See [`SinkKind`].
 pub const SINK_KEY: &str = "pgseam.sink";
@@ -568,7 +571,7 @@ mod tests {
         );
         assert_eq!(w.offset_flush_interval, Duration::from_secs(60));
         assert_eq!(w.offset_flush_timeout, Duration::from_secs(5));
-        assert_eq!(w.listeners, vec!["http://:8083"]);
+        assert_eq!(w.listeners, vec!["http://127.0.0.1:8083"]);
         assert!(w.producer_overrides.is_empty());
         assert_eq!(w.sink, SinkKind::Kafka);
     }
