@@ -936,7 +936,8 @@ fn broker_outage_past_the_message_timeout_stops_and_the_restart_loses_nothing() 
     let status = exited.unwrap_or_else(|| panic!("pgseam did not stop within 60 s:\n{log}"));
     assert!(!status.success(), "{log}");
     assert!(
-        log.contains("could not be delivered"),
+        log.contains("Kafka did not accept a record for topic late.public.")
+            && log.contains("MessageTimedOut"),
         "no clear delivery error:\n{log}"
     );
     println!(
