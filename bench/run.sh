@@ -42,7 +42,10 @@
 #              start -> slot created and first offset stored, snapshot.mode=no_data.
 #   latency    (bench only) pgseam into the broker, live, while pgbench inserts at 5000 tx/s for
 #              10 s; commit time (source.ts_ms) -> Kafka record timestamp (CreateTime, set when
-#              librdkafka enqueues the record): p50/p99.
+#              librdkafka enqueues the record): p50/p99; and commit -> received by a consumer
+#              tailing the topic during the load (live_*: an upper bound of commit ->
+#              acknowledgement, since an acks=all record is readable once acknowledged).
+#              LATENCY_RATE / LATENCY_SECS change the rate and duration.
 # Converter settings for all: schemaless JSON (schemas.enable=false), decimal.handling.mode=string.
 # CPU-seconds and peak RSS come from /usr/bin/time (user+sys, max RSS) of the consumer process
 # alone (PostgreSQL's walsender/backends are not counted for anyone). MB/s = rows/s x the
@@ -411,13 +414,21 @@ latency_workload() {
     pgseam_start "$dir"
     until snapshot_stored "$dir" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.05; done
     sleep 1
+    # The live consumer tails the topic from its end; the load starts once it is assigned.
+    local live=$WORK/runs/latency_$r.live
+    "$TOOL" latency-live --bootstrap "$BOOTSTRAP" --topic bench.public.bench_ins \
+      --expect $((rate * secs)) --idle-stop-s 5 --timeout-s $((secs + 120)) > "$live" 2>&1 &
+    local live_pid=$!
+    until grep -q ready "$live" 2>/dev/null; do kill -0 "$live_pid" || { cat "$live" >&2; exit 1; }; sleep 0.05; done
     "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PGPORT" -U postgres -c 4 -j 2 -R "$rate" -T "$secs" -f "$WORK/latency.sql" bench \
       > "$WORK/runs/latency_$r.pgbench" 2>&1
     n=$(Q -c "SELECT count(*) FROM bench_ins")
     local end; end=$(Q -c "SELECT pg_current_wal_lsn()")
     until slot_reached "ps_lat_$r" "$end"; do pgseam_alive "$dir"; sleep 0.05; done
     stop_child
+    wait "$live_pid" || { cat "$live" >&2; exit 1; }
     local out; out=$("$TOOL" latency --bootstrap "$BOOTSTRAP" --topic bench.public.bench_ins --expect "$n")
+    out="$out $(grep live_records "$live")"
     log "latency #$r at $rate tx/s: $out ($(grep -o 'tps = [0-9.]*' "$WORK/runs/latency_$r.pgbench" | head -1))"
     printf 'bench\tlatency\tpgseam-broker\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$n" "$secs" "$CPU_S" "$RSS_KB" "$out rate=$rate" >> "$RESULTS"
     broker_stop; drop_slot "ps_lat_$r"

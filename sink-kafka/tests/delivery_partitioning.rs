@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pgseam_sink_kafka::{Delivered, KafkaSink, KafkaSinkConfig, OutgoingRecord, TopicCreation};
-use pgseam_testkit::Broker;
+use pgseam_testkit::{Broker, JavaHarness};
 use rdkafka::producer::Producer as _;
 
 const PARTITIONS: i32 = 6;
@@ -38,43 +38,12 @@ fn keys() -> Vec<Vec<u8>> {
 }
 
 fn java_partitions(keys: &[Vec<u8>]) -> Option<Vec<i32>> {
-    let home = std::env::var("DBZPEER_HOME")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.dbzpeer").into());
-    let libs = Path::new(&home).join("libs");
-    if !libs.join("kafka-clients-4.3.0.jar").exists() {
-        if std::env::var("PGSEAM_SKIP_JAVA_TESTS").as_deref() == Ok("1") {
-            eprintln!(
-                "skipping the Java comparison: no kafka-clients jar in {}",
-                libs.display()
-            );
-            return None;
-        }
-        panic!(
-            "needs {}/kafka-clients-4.3.0.jar (or PGSEAM_SKIP_JAVA_TESTS=1)",
-            libs.display()
-        );
-    }
+    let java = JavaHarness::find("kafka-clients-4.3.0.jar")?;
     let dir = tempfile::tempdir().unwrap();
-    let classpath = format!("{}/*", libs.display());
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/JavaPartitions.java");
-    let javac = Command::new("javac")
-        .args(["--release", "17", "-d"])
-        .arg(dir.path())
-        .args(["-cp", &classpath])
-        .arg(&source)
-        .output()
-        .expect("run javac");
-    assert!(
-        javac.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&javac.stderr)
-    );
-    let mut java = Command::new("java")
-        .args([
-            "-cp",
-            &format!("{}:{classpath}", dir.path().display()),
-            "JavaPartitions",
-        ])
+    let mut java = java
+        .compile(&source, dir.path(), "JavaPartitions")
+        .command()
         .arg(PARTITIONS.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

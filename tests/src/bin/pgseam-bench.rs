@@ -9,6 +9,13 @@
 //!   (CreateTime, set by librdkafka when the record is enqueued) with the envelope's
 //!   `source.ts_ms` (the commit time in PostgreSQL). That is commit → produce, a lower bound
 //!   of commit → acknowledgement; both clocks are this machine's.
+//! - `latency-live`: started before the load on a fresh topic, reads it as records
+//!   arrive (fetch wait 1 ms) and compares the wall-clock time each record is received with the
+//!   envelope's `source.ts_us` (commit time, microseconds). That is commit → visible to a
+//!   consumer, an upper bound of commit → acknowledgement: with `acks=all` a record becomes
+//!   readable when the broker acknowledges it, and the consumer's fetch adds its own delay.
+//!   It stops after `--expect` records or when no record arrived for `--idle-stop-s` seconds
+//!   after the first.
 //! - `sizes`: reads N records from a topic and prints their mean key and value size (the
 //!   sink-limit run sends records of that size).
 //!
@@ -31,6 +38,8 @@ usage:
   pgseam-bench sink-limit --bootstrap HOST:PORT --topic T --count N --value-bytes B [--key-bytes K]
                           [--producer-config k=v]...
   pgseam-bench latency --bootstrap HOST:PORT --topic T [--topic T2]... --expect N [--timeout-s S]
+  pgseam-bench latency-live --bootstrap HOST:PORT --topic T [--topic T2]... --expect N
+                       [--idle-stop-s S] [--timeout-s S]
   pgseam-bench sizes   --bootstrap HOST:PORT --topic T [--topic T2]... --expect N [--timeout-s S]";
 
 #[derive(Default)]
@@ -61,6 +70,7 @@ struct Args {
     key_bytes: usize,
     producer_config: Vec<(String, String)>,
     timeout: Duration,
+    idle_stop: Duration,
 }
 
 fn parse(rest: &[String]) -> anyhow::Result<Args> {
@@ -72,6 +82,7 @@ fn parse(rest: &[String]) -> anyhow::Result<Args> {
         key_bytes: 12,
         producer_config: Vec::new(),
         timeout: Duration::from_secs(120),
+        idle_stop: Duration::from_secs(5),
     };
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
@@ -89,6 +100,7 @@ fn parse(rest: &[String]) -> anyhow::Result<Args> {
             "--value-bytes" => args.value_bytes = num(value)? as usize,
             "--key-bytes" => args.key_bytes = num(value)? as usize,
             "--timeout-s" => args.timeout = Duration::from_secs(num(value)?),
+            "--idle-stop-s" => args.idle_stop = Duration::from_secs(num(value)?),
             "--producer-config" => {
                 let (k, v) = value
                     .split_once('=')
@@ -199,6 +211,94 @@ fn latency(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Commit → received by a consumer that tails the topics while the load runs.
+fn latency_live(args: &Args) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("group.id", "pgseam-bench-latency-live")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "1")
+        .set("fetch.min.bytes", "1")
+        .create()
+        .context("cannot create the consumer")?;
+    // Ready: the caller starts the load now. The topics may not exist yet (pgseam creates them
+    // with its first record); they are read from the beginning, so waiting loses nothing.
+    println!("ready");
+    let deadline = Instant::now() + args.timeout;
+    let mut tpl = TopicPartitionList::new();
+    for topic in &args.topics {
+        loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .with_context(|| format!("no metadata for {topic}"))?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if !partitions.is_empty() {
+                for p in partitions {
+                    // The broker here resolves `Offset::End` from an unreliable high
+                    // watermark; the topic is fresh, so the beginning is the load's start.
+                    tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+                }
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("topic {topic} did not appear");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut lags_us: Vec<i64> = Vec::new();
+    let mut last_record: Option<Instant> = None;
+    while (lags_us.len() as u64) < args.count && Instant::now() < deadline {
+        if last_record.is_some_and(|t| t.elapsed() > args.idle_stop) {
+            break;
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(50)) else {
+            continue;
+        };
+        let received_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("clock before 1970")?
+            .as_micros() as i64;
+        let message = message.context("consumer error")?;
+        last_record = Some(Instant::now());
+        let Some(value) = message.payload() else {
+            continue; // tombstone
+        };
+        let envelope: serde_json::Value =
+            serde_json::from_slice(value).context("a value is not JSON")?;
+        let envelope = envelope.get("payload").unwrap_or(&envelope);
+        let source = envelope.get("source").context("a record without source")?;
+        let commit_us = match source.get("ts_us").and_then(|t| t.as_i64()) {
+            Some(us) => us,
+            None => source
+                .get("ts_ms")
+                .and_then(|t| t.as_i64())
+                .context("a record without source.ts_us or ts_ms")?
+                .saturating_mul(1000),
+        };
+        lags_us.push(received_us - commit_us);
+    }
+    if lags_us.is_empty() {
+        bail!("no records arrived");
+    }
+    lags_us.sort_unstable();
+    let pct = |p: f64| lags_us[((lags_us.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    println!(
+        "live_records={} live_p50_ms={:.1} live_p99_ms={:.1} live_max_ms={:.1}",
+        lags_us.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    Ok(())
+}
+
 fn sizes(args: &Args) -> anyhow::Result<()> {
     let stats = read(args, false)?;
     if stats.records == 0 {
@@ -289,6 +389,7 @@ fn main() -> anyhow::Result<()> {
     match command.as_str() {
         "sink-limit" => sink_limit(&args),
         "latency" => latency(&args),
+        "latency-live" => latency_live(&args),
         "sizes" => sizes(&args),
         _ => bail!("unknown command {command}\n{USAGE}"),
     }
