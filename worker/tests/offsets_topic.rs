@@ -67,7 +67,11 @@ fn connect_reads(env: &Env, connector: &str, prefix: &str) -> Option<Vec<(String
     let java = JavaHarness::find("connect-runtime-4.3.0.jar")?;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/ReadOffsetsTopic.java");
     let stdout = java
-        .compile(&source, &env.dir.path().join("java-classes"), "ReadOffsetsTopic")
+        .compile(
+            &source,
+            &env.dir.path().join("java-classes"),
+            "ReadOffsetsTopic",
+        )
         .run([&env.broker.bootstrap_servers(), TOPIC, connector, prefix]);
     Some(
         stdout
