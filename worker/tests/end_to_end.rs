@@ -284,6 +284,41 @@ fn schemaless_json_with_string_decimals() {
     assert!(status.success(), "{}", pgseam.log_text());
 }
 
+/// A backlog of many small transactions written while pgseam is stopped arrives as a burst of
+/// buffered frames: every one of them reaches the topic (this test caught a draft that drained
+/// buffered frames in batches and dropped one at each batch's edge).
+#[test]
+fn a_backlog_of_small_transactions_arrives_whole() {
+    let env = Env::start("burst");
+    env.psql("CREATE TABLE burst (id int PRIMARY KEY, v text, n int)");
+    env.psql("INSERT INTO burst SELECT g, 'v' || g, 0 FROM generate_series(1, 100) g");
+    let (worker, connector) = env.write_configs("burst", &[], &[]);
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+    // 20,000 one-row transactions: inserts, updates and deletes.
+    env.psql(
+        "DO $$ BEGIN FOR i IN 1..20000 LOOP
+           IF i % 3 = 0 THEN UPDATE burst SET n = n + 1 WHERE id = 1 + i % 100;
+           ELSIF i % 3 = 1 THEN INSERT INTO burst VALUES (1000 + i, 'b' || i, i);
+           ELSE DELETE FROM burst WHERE id = 1000 + i - 1;
+           END IF;
+           COMMIT;
+         END LOOP; END $$",
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    let burst = env.wait_until_equal("burst", "public.burst", true, WAIT);
+    assert!(
+        burst.differences.is_empty(),
+        "{}",
+        burst.differences.join("\n")
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
 #[test]
 fn stop_during_the_snapshot_is_clean_and_the_restart_resumes_it() {
     let env = Env::start("slow");
