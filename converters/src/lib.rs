@@ -45,8 +45,12 @@
 //!   uses `SimpleHeaderConverter`, which writes the raw string, and so does pgseam.
 //! - Types Debezium has no mapping for (box, circle, line, lseg, path, polygon, tsquery,
 //!   pg_lsn, txid_snapshot, pg_snapshot) are left out unless `include.unknown.datatypes` is
-//!   set, as in Debezium. Other types pgseam does not map specially yet (bit strings, ltree,
-//!   ...) are written as strings of their PostgreSQL text.
+//!   set, as in Debezium; so are the arrays Debezium has no schema for (`interval[]`,
+//!   `money[]`, `name[]`, `varbit[]`, `xml[]`, `point[]`). Other types pgseam does not map
+//!   specially yet (tsvector, ranges, ...) are written as strings of their PostgreSQL text.
+//! - Array columns: a `NaN` in `numeric[]`, an infinite `date[]` element and the fractions of
+//!   `time[]`/`timetz[]` elements are written correctly where Debezium loses them
+//!   (`COMPATIBILITY.md`, §2).
 
 pub mod avro;
 pub mod columns;
