@@ -334,6 +334,7 @@ pub(crate) fn pipeline_settings(
         transaction_metadata: connector
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),
+        position_headers: connector.position_headers,
     })
 }
 

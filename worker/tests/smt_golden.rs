@@ -5,7 +5,7 @@
 //! `reference/debezium/golden/smt/<capture>.jsonl` for that topic, in order, **byte for byte**
 //! (key and value as consumed, after the masks of `golden-diff.py`: processing timestamps,
 //! `txId`, `lsn`, `xmin`, `sequence`), with the same headers (apart from Debezium's
-//! `__debezium.context.*` and pgseam's `__pgseam.*`) in the same order: a header's value is its
+//! `__debezium.context.*` and pgseam's `pgseam.*`) in the same order: a header's value is its
 //! `SimpleHeaderConverter` text (the golden files show it as JsonConverter payload; a null is
 //! written empty by pgseam, COMPATIBILITY.md). No other topic under the prefix may appear.
 //!
@@ -44,7 +44,7 @@ struct Rec {
 }
 
 fn compared_header(name: &str) -> bool {
-    !name.starts_with("__debezium.context.") && !name.starts_with("__pgseam.")
+    !name.starts_with("__debezium.context.") && !name.starts_with("pgseam.")
 }
 
 /// A golden header's value as `SimpleHeaderConverter` writes it: strings raw, numbers and

@@ -23,7 +23,29 @@ use golden::{by_topic, consume, golden, json_diff, mask, reference, Rec, WAIT};
 
 /// pgseam's own headers (record positions), which Debezium does not write.
 fn ours(name: &str) -> bool {
-    name.starts_with("__pgseam.") || name.starts_with("pgseam.")
+    name.starts_with("pgseam.")
+}
+
+/// pgseam's position headers of a record, checked against `pgseam.position.headers`: all of
+/// `pgseam.lsn` and `pgseam.seq` (and `pgseam.commit_lsn` or `pgseam.snapshot`) when on, none
+/// when off.
+fn check_positions(rec: &Rec, on: bool) -> Result<(), String> {
+    let names: Vec<&str> = rec
+        .headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| ours(k))
+        .collect();
+    let expected: &[&str] = match (on, rec.value.contains("\"op\":\"r\"")) {
+        (false, _) => &[],
+        (true, true) => &["pgseam.lsn", "pgseam.seq", "pgseam.snapshot"],
+        (true, false) => &["pgseam.lsn", "pgseam.commit_lsn", "pgseam.seq"],
+    };
+    if names == expected {
+        Ok(())
+    } else {
+        Err(format!("position headers {names:?}, expected {expected:?}"))
+    }
 }
 
 fn headers(rec: &Rec) -> Vec<(String, Option<String>)> {
@@ -92,6 +114,7 @@ fn run(name: &str, settings: &[&str], compare_headers: bool) {
         actual.keys().collect::<Vec<_>>(),
         "{name}: topics\n{log}"
     );
+    let positions = !settings.contains(&"pgseam.position.headers=false");
     let mut compared = 0;
     let mut differences = Vec::new();
     for (topic, want) in &expected {
@@ -111,6 +134,9 @@ fn run(name: &str, settings: &[&str], compare_headers: bool) {
             if wv != gv {
                 differences.push(format!("{what}: value {:#?}", json_diff(&wv, &gv, 40)));
             }
+            if let Err(e) = check_positions(g, positions) {
+                differences.push(format!("{what}: {e}"));
+            }
             if compare_headers && headers(w) != headers(g) {
                 differences.push(format!(
                     "{what}: headers\n want {:?}\n  got {:?}",
@@ -128,6 +154,12 @@ fn run(name: &str, settings: &[&str], compare_headers: bool) {
 #[test]
 fn types_match_debezium_with_simple_header_converter() {
     run("types_simple_headers", &[], true);
+}
+
+/// With `pgseam.position.headers=false` a record carries exactly Debezium's headers.
+#[test]
+fn without_position_headers_the_headers_are_debeziums() {
+    run("types_simple_headers", &["pgseam.position.headers=false"], true);
 }
 
 #[test]
