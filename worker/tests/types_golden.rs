@@ -81,7 +81,7 @@ const ARRAY_FIXES: &[(&str, &str)] = &[
 ];
 
 /// Runs one capture's settings through pgseam and compares with its golden file.
-fn run(name: &str, settings: &[&str], compare_headers: bool) {
+fn run(name: &str, settings: &[&str]) {
     let env = Env::start("types");
     env.psql(&reference("sql/types_schema.sql"));
     let mut connector = vec![
@@ -137,7 +137,7 @@ fn run(name: &str, settings: &[&str], compare_headers: bool) {
             if let Err(e) = check_positions(g, positions) {
                 differences.push(format!("{what}: {e}"));
             }
-            if compare_headers && headers(w) != headers(g) {
+            if headers(w) != headers(g) {
                 differences.push(format!(
                     "{what}: headers\n want {:?}\n  got {:?}",
                     headers(w),
@@ -151,15 +151,25 @@ fn run(name: &str, settings: &[&str], compare_headers: bool) {
     assert_eq!(compared, total);
 }
 
+/// The goldens other than `types_simple_headers` ran headers through JsonConverter.
+const JSON_HEADERS: &str = "header.converter=org.apache.kafka.connect.json.JsonConverter";
+
+/// Every record, the key-change headers `{"schema":<key schema>,"payload":{"id":2}}`
+/// included, with `header.converter=JsonConverter`.
+#[test]
+fn types_match_debezium_with_json_header_converter() {
+    run("types_default", &[JSON_HEADERS]);
+}
+
 #[test]
 fn types_match_debezium_with_simple_header_converter() {
-    run("types_simple_headers", &[], true);
+    run("types_simple_headers", &[]);
 }
 
 /// With `pgseam.position.headers=false` a record carries exactly Debezium's headers.
 #[test]
 fn without_position_headers_the_headers_are_debeziums() {
-    run("types_simple_headers", &["pgseam.position.headers=false"], true);
+    run("types_simple_headers", &["pgseam.position.headers=false"]);
 }
 
 #[test]
@@ -169,9 +179,8 @@ fn numeric_special_values_as_strings_match_debezium() {
         &[
             "decimal.handling.mode=string",
             "table.include.list=public.nums,public.barrier",
+            JSON_HEADERS,
         ],
-        // Captured with JsonConverter headers.
-        false,
     );
 }
 
@@ -182,8 +191,7 @@ fn numeric_special_values_as_doubles_match_debezium() {
         &[
             "decimal.handling.mode=double",
             "table.include.list=public.nums,public.barrier",
+            JSON_HEADERS,
         ],
-        // Captured with JsonConverter headers.
-        false,
     );
 }

@@ -141,6 +141,22 @@ pub fn consume(bootstrap: &str, topics: &[String], min: usize) -> Vec<Rec> {
         .collect()
 }
 
+/// The names of every topic the broker has.
+pub fn list_topics(bootstrap: &str) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .expect("metadata")
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
 /// `golden-diff.py`'s masks, plus `extra` integer fields (e.g. fields that SMTs copy from
 /// `source`).
 pub fn mask(s: &str, extra: &[&str]) -> String {
