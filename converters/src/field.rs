@@ -505,7 +505,9 @@ impl Kind {
                 s.push('Z');
                 jackson::write_str(out, &s);
             }
-            // Unverified against Debezium: pgjdbc maps infinite dates to extreme values.
+            // Debezium writes overflow garbage that differs between its snapshot
+            // (-622191234 for infinity) and its stream (-2147472692); pgseam writes the i32
+            // extremes in both (COMPATIBILITY.md).
             (Kind::Date | Kind::ConnectDate, Value::Infinity { negative }) => {
                 push_display(out, if *negative { i32::MIN } else { i32::MAX })
             }
@@ -550,12 +552,14 @@ impl Kind {
             // Debezium turns ±infinity into pgjdbc's `PGStatement.DATE_POSITIVE_INFINITY` /
             // `DATE_NEGATIVE_INFINITY` read as epoch microseconds (its
             // `POSITIVE_INFINITY_LOCAL_DATE_TIME`), then converts as any timestamp:
-            // 9223372036825200000 µs, 9223372036825200 ms (golden/types, adaptive mode).
+            // 9223372036825200000 µs, 9223372036825200 ms, `+294247-01-10T04:00:25.2Z`
+            // (golden/types, adaptive, connect, microseconds and isostring modes).
             (
                 Kind::Timestamp
                 | Kind::ConnectTimestamp
                 | Kind::MicroTimestamp
-                | Kind::NanoTimestamp,
+                | Kind::NanoTimestamp
+                | Kind::IsoTimestamp,
                 Value::Infinity { negative },
             ) => self.write_local_timestamp(
                 out,
@@ -565,7 +569,9 @@ impl Kind {
                     PG_POSITIVE_INFINITY_US
                 },
             ),
-            (Kind::IsoTimestamp | Kind::IsoDate, Value::Infinity { negative }) => {
+            // Debezium's infinite dates are overflow garbage that differs between its snapshot
+            // and its stream (COMPATIBILITY.md); pgseam writes the words.
+            (Kind::IsoDate, Value::Infinity { negative }) => {
                 jackson::write_str(out, if *negative { "-infinity" } else { "infinity" })
             }
             (
