@@ -167,7 +167,11 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
                     CASE WHEN dt.typtype = 'd' AND a.atttypmod = -1 THEN dt.typtypmod ELSE a.atttypmod END, \
                     NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), \
                     CASE WHEN bt.typtype = 'e' THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e \
-                         WHERE e.enumtypid = bt.oid ORDER BY e.enumsortorder) END \
+                         WHERE e.enumtypid = bt.oid ORDER BY e.enumsortorder) \
+                         WHEN bt.typelem <> 0 AND bt.typlen = -1 \
+                              AND (SELECT et.typtype FROM pg_type et WHERE et.oid = bt.typelem) = 'e' \
+                         THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e \
+                         WHERE e.enumtypid = bt.typelem ORDER BY e.enumsortorder) END \
              FROM pg_attribute a \
              JOIN pg_type dt ON dt.oid = a.atttypid \
              JOIN LATERAL (SELECT typ FROM base WHERE base.attnum = a.attnum ORDER BY depth DESC LIMIT 1) b ON true \

@@ -16,7 +16,8 @@ const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../reference/debez
 
 /// Edge values beyond the reference seed: numerics of every shape, float extremes, arrays of
 /// every binary-read element type, multi-dimensional and offset arrays, BC and far-future dates,
-/// and types that are read through their text output (inet, ranges, composites, "char").
+/// bit strings, and types that are read through their text output (inet, ranges, composites,
+/// "char").
 const MORE_TYPES: &str = r#"
 CREATE TYPE pair AS (a int, b text);
 CREATE DOMAIN tags AS text[];
@@ -56,6 +57,15 @@ INSERT INTO more_types (n, n52, f4, f8, nm, ch, o, ts, tstz, d, tz, iv, b, t, bp
   '{"\"str\""}', '{ok}', '{}', '{"x,y","{z}"}', '{"  "}', '{"-178000000 years"}', '{0}', '{13:14:15.123456}',
   '{13:14:15.123456+05:30}', '{}', '{"a b"}', '{"NULL"}', '(,5]', '(,)', 'null', '"str"', 0, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
   '{1}', '{}');
+CREATE TABLE more_bits (
+  id serial PRIMARY KEY, b1 bit(1), b9 bit(9), b64 bit(64), vb varbit, vb5 varbit(5),
+  a_vb varbit[], a_b bit(3)[]
+);
+INSERT INTO more_bits (b1, b9, b64, vb, vb5, a_vb, a_b) VALUES
+ (B'1', B'100000001', B'1000000000000000000000000000000000000000000000000000000000000001',
+  B'', B'101', '{1,"",0101010101}', '{101,NULL,000}'),
+ (B'0', B'000000000', B'0111111111111111111111111111111111111111111111111111111111111110',
+  B'11111111111111111111111111111111111111111', B'0', '{}', '{}');
 "#;
 
 fn params(pg: &Postgres, db: &str) -> ConnectParams {

@@ -282,7 +282,7 @@ pub(crate) fn is_character_column(column: &ColumnSchema) -> bool {
     matches!(
         column.type_name.as_str(),
         "text" | "varchar" | "bpchar" | "name" | "char"
-    ) || column.enum_values.is_some()
+    ) || (column.enum_values.is_some() && !column.type_name.starts_with('_'))
 }
 
 /// The column length Debezium's `Column.length()` reports, as far as it decides anything here:
@@ -503,6 +503,23 @@ mod tests {
         assert!(parse_message_key_columns("public.orders").is_err());
         assert!(parse_message_key_columns("a:b:c").is_err());
         assert!(parse_message_key_columns("a:b,,c").is_err());
+    }
+
+    #[test]
+    fn enum_columns_are_character_columns_but_not_their_arrays() {
+        let column = |type_name: &str| ColumnSchema {
+            name: "c".into(),
+            type_oid: 0,
+            type_name: type_name.into(),
+            base_type_oid: 0,
+            type_modifier: -1,
+            nullable: true,
+            default_expr: None,
+            enum_values: Some(vec!["sad".into(), "ok".into()]),
+        };
+        assert!(is_character_column(&column("mood")));
+        // The catalog gives an enum array its element's labels; its JDBC type is ARRAY.
+        assert!(!is_character_column(&column("_mood")));
     }
 
     #[test]

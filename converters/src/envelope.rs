@@ -370,17 +370,18 @@ impl JsonConverter {
             .run_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let text = |s: &str| string_header(cfg.header_format, s);
         let headers: Arc<[(String, Vec<u8>)]> = Arc::from(vec![
             (
                 "__debezium.context.connectorLogicalName".to_owned(),
-                cfg.topic_prefix.clone().into_bytes(),
+                text(&cfg.topic_prefix),
             ),
-            ("__debezium.context.taskId".to_owned(), b"0".to_vec()),
+            ("__debezium.context.taskId".to_owned(), text("0")),
             (
                 "__debezium.context.connectorName".to_owned(),
-                CONNECTOR.as_bytes().to_vec(),
+                text(CONNECTOR),
             ),
-            ("__debezium.context.runId".to_owned(), run_id.into_bytes()),
+            ("__debezium.context.runId".to_owned(), text(&run_id)),
         ]);
         JsonConverter {
             cfg,
@@ -395,8 +396,9 @@ impl JsonConverter {
         &self.cfg
     }
 
-    /// The Debezium extended headers every record carries, as a Kafka Connect worker writes
-    /// them with its default `SimpleHeaderConverter` (raw UTF-8 strings).
+    /// The Debezium extended headers every record carries, in the configured
+    /// [`HeaderFormat`](crate::HeaderFormat) (by default `SimpleHeaderConverter`'s raw UTF-8
+    /// strings).
     pub fn headers(&self) -> &[(String, Vec<u8>)] {
         &self.headers
     }
@@ -545,7 +547,13 @@ impl JsonConverter {
                 let mut h = Vec::with_capacity(self.headers.len() + 1);
                 h.push((
                     name.to_owned(),
-                    key_header_value(entry, table, row, Part::key(event.op))?,
+                    key_header_value(
+                        entry,
+                        table,
+                        row,
+                        Part::key(event.op),
+                        self.cfg.header_format,
+                    )?,
                 ));
                 h.extend(self.headers.iter().cloned());
                 Arc::from(h)
@@ -720,7 +728,7 @@ impl JsonConverter {
             for r in self
                 .cfg
                 .transforms
-                .apply_event(record, tombstone)?
+                .apply_event(record, tombstone, self.cfg.header_format)?
                 .into_iter()
                 .flatten()
             {
@@ -1063,13 +1071,61 @@ pub enum KeyChange<'a> {
     OldKey(&'a [Value]),
 }
 
-/// The key struct of `row` in `SimpleHeaderConverter` form (`Values.convertToString`).
+/// A string header's value in `format` (`JsonConverter`: schema `string`, not optional).
+fn string_header(format: crate::HeaderFormat, s: &str) -> Vec<u8> {
+    match format {
+        crate::HeaderFormat::Simple => s.as_bytes().to_vec(),
+        crate::HeaderFormat::Json { schemas_enable } => {
+            let mut out = String::with_capacity(s.len() + 48);
+            if schemas_enable {
+                out.push_str(r#"{"schema":{"type":"string","optional":false},"payload":"#);
+            }
+            jackson::write_str(&mut out, s);
+            if schemas_enable {
+                out.push('}');
+            }
+            out.into_bytes()
+        }
+    }
+}
+
+/// The key struct of `row` in `format`: `SimpleHeaderConverter`'s `Values.convertToString`,
+/// or what `JsonConverter` writes for the record key (`{"schema":<key schema>,"payload":…}`,
+/// golden `04_update_pk`).
 fn key_header_value(
     entry: &TableEntry,
     table: &TableSchema,
     row: &[Value],
     part: Part,
+    format: crate::HeaderFormat,
 ) -> Result<Vec<u8>, ConvertError> {
+    if let crate::HeaderFormat::Json { schemas_enable } = format {
+        let mut s = String::with_capacity(256);
+        if schemas_enable {
+            let key_schema = match (part, &entry.stream_key_schema, &entry.key_schema) {
+                (Part::Key { stream: true }, Some(stream_schema), _) => stream_schema,
+                (_, _, Some(key_schema)) => key_schema,
+                // A key change needs a key: the caller only asks for tables that have one.
+                _ => "null",
+            };
+            s.push_str("{\"schema\":");
+            s.push_str(key_schema);
+            s.push_str(",\"payload\":");
+        }
+        write_struct(
+            &mut s,
+            entry,
+            table,
+            row,
+            entry.key_columns.iter().copied(),
+            true,
+            part,
+        )?;
+        if schemas_enable {
+            s.push('}');
+        }
+        return Ok(s.into_bytes());
+    }
     let mut s = String::from("{");
     for (n, &i) in entry
         .key_columns

@@ -27,6 +27,12 @@ use crate::{
 /// What Debezium writes for a TOASTed value an UPDATE left unchanged.
 pub(crate) const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
 
+/// pgjdbc's `PGStatement.DATE_POSITIVE_INFINITY`, which Debezium reads as epoch microseconds
+/// for a `timestamp` of `infinity`.
+const PG_POSITIVE_INFINITY_US: i128 = 9_223_372_036_825_200_000;
+/// pgjdbc's `PGStatement.DATE_NEGATIVE_INFINITY`, the same for `-infinity`.
+const PG_NEGATIVE_INFINITY_US: i128 = -9_223_372_036_832_400_000;
+
 /// Debezium's average month length for `MicroDuration` (365.25 / 12).
 const DAYS_PER_MONTH_AVG: f64 = 30.4375;
 
@@ -88,6 +94,15 @@ pub(crate) enum Kind {
         allowed: String,
     },
     Point,
+    /// `bit(n)` / `varbit(n)` with n > 1 (and unbounded `varbit`, length 2147483647):
+    /// `io.debezium.data.Bits` bytes, the bit string as a little-endian `BitSet` (the last
+    /// character is bit 0) cut after its highest set bit. `bit(1)` / `varbit(1)` are
+    /// [`Kind::Boolean`].
+    Bits {
+        length: u32,
+    },
+    /// `ltree`: an `io.debezium.data.Ltree` string.
+    Ltree,
     Hstore,
     /// `hstore.handling.mode=map`: Connect `map<string, optional string>`.
     HstoreMap,
@@ -122,16 +137,24 @@ impl Kind {
         decimal_format: DecimalFormat,
     ) -> Kind {
         if let Some(element) = type_name.strip_prefix('_') {
-            return match Kind::for_type(column, element, modes, decimal_format) {
-                Kind::Omitted => Kind::Omitted,
-                element => Kind::Array(Box::new(element)),
+            return match (
+                element,
+                Kind::for_type(column, element, modes, decimal_format),
+            ) {
+                // Debezium has no schema for these arrays (`PostgresValueConverter`'s
+                // "still need to be implemented" list): the column is left out.
+                ("interval" | "money" | "name" | "varbit" | "xml" | "point", _)
+                | (_, Kind::Omitted) => Kind::Omitted,
+                (_, element) => Kind::Array(Box::new(element)),
             };
         }
         let mode = modes.decimal;
         let numeric = decimal_format == DecimalFormat::Numeric;
         let time_mode = modes.time_precision;
-        let precision = if type_name == column.type_name {
-            column.length_or_precision()
+        // An array column's type modifier is its element's (Debezium builds the element
+        // column with the array column's length and scale): `time(3)[]` has `Time` items.
+        let precision = if type_name == column.type_name.trim_start_matches('_') {
+            pgseam_model::length_or_precision(type_name, column.type_modifier)
         } else {
             None
         };
@@ -146,11 +169,13 @@ impl Kind {
                 DecimalHandlingMode::String => Kind::DecimalString,
                 DecimalHandlingMode::Double => Kind::DecimalDouble,
                 DecimalHandlingMode::Precise => match column.numeric_precision_scale() {
-                    Some((p, s)) if type_name == column.type_name => Kind::Decimal {
-                        scale: s,
-                        precision: Some(p),
-                        numeric,
-                    },
+                    Some((p, s)) if type_name == column.type_name.trim_start_matches('_') => {
+                        Kind::Decimal {
+                            scale: s,
+                            precision: Some(p),
+                            numeric,
+                        }
+                    }
                     _ => Kind::VariableScaleDecimal,
                 },
             },
@@ -198,6 +223,16 @@ impl Kind {
             "json" | "jsonb" => Kind::Json,
             "xml" => Kind::Xml,
             "point" => Kind::Point,
+            // Debezium's `column.length()`: n of bit(n)/varbit(n); `bit` is bit(1); an
+            // unbounded varbit reads as Integer.MAX_VALUE.
+            "bit" | "varbit" => match u32::try_from(column.type_modifier) {
+                Ok(1) => Kind::Boolean,
+                Ok(n) => Kind::Bits { length: n },
+                Err(_) => Kind::Bits {
+                    length: i32::MAX as u32,
+                },
+            },
+            "ltree" => Kind::Ltree,
             "hstore" => match modes.hstore {
                 HstoreHandlingMode::Json => Kind::Hstore,
                 HstoreHandlingMode::Map => Kind::HstoreMap,
@@ -297,6 +332,8 @@ impl Kind {
                 Some("io.debezium.data.geometry.Point"),
                 Some("Geometry (POINT)"),
             ),
+            Kind::Bits { .. } => ("bytes", Some("io.debezium.data.Bits"), None),
+            Kind::Ltree => ("string", Some("io.debezium.data.Ltree"), None),
             Kind::Array(_) => ("array", None, None),
             Kind::HstoreMap => ("map", None, None),
             // Never rendered: the envelope skips omitted columns.
@@ -312,7 +349,10 @@ impl Kind {
             ),
             Kind::Array(element) => {
                 out.push_str(",\"items\":");
-                element.write_schema(out, true, None, None);
+                // Debezium builds enum items without `.optional()`, every other kind's
+                // items optional.
+                let optional_items = !matches!(**element, Kind::Enum { .. });
+                element.write_schema(out, optional_items, None, None);
             }
             Kind::HstoreMap => out.push_str(
                 r#","keys":{"type":"string","optional":false},"values":{"type":"string","optional":true}"#,
@@ -343,6 +383,10 @@ impl Kind {
             Kind::Enum { allowed } => {
                 out.push_str(",\"parameters\":{\"allowed\":");
                 jackson::write_str(out, allowed);
+                params_open = true;
+            }
+            Kind::Bits { length } => {
+                let _ = write!(out, ",\"parameters\":{{\"length\":\"{length}\"");
                 params_open = true;
             }
             _ => {}
@@ -397,6 +441,14 @@ impl Kind {
             (Kind::Float64, Value::Float64(v)) => jackson::write_f64(out, *v),
             (Kind::Float64, Value::Float32(v)) => jackson::write_f64(out, f64::from(*v)),
             (Kind::Boolean, Value::Bool(b)) => push_display(out, b),
+            // bit(1) / varbit(1): Debezium's `Integer.valueOf(text, 2) != 0`.
+            (Kind::Boolean, Value::Text(bits)) => {
+                bits_bytes(bits).ok_or_else(mismatch)?;
+                push_display(out, bits.contains('1'))
+            }
+            (Kind::Bits { .. }, Value::Text(bits)) => {
+                push_base64(out, &bits_bytes(bits).ok_or_else(mismatch)?)
+            }
             (Kind::Binary(mode), Value::Bytes(b)) => push_binary(out, *mode, b),
             (Kind::Binary(mode), Value::Text(t)) => push_binary(out, *mode, t.as_bytes()),
             (Kind::Decimal { scale, numeric, .. }, Value::Numeric(n)) => match n {
@@ -453,7 +505,9 @@ impl Kind {
                 s.push('Z');
                 jackson::write_str(out, &s);
             }
-            // Unverified against Debezium: pgjdbc maps infinite dates to extreme values.
+            // Debezium writes overflow garbage that differs between its snapshot
+            // (-622191234 for infinity) and its stream (-2147472692); pgseam writes the i32
+            // extremes in both (COMPATIBILITY.md).
             (Kind::Date | Kind::ConnectDate, Value::Infinity { negative }) => {
                 push_display(out, if *negative { i32::MIN } else { i32::MAX })
             }
@@ -495,15 +549,29 @@ impl Kind {
                 };
                 self.write_local_timestamp(out, us);
             }
-            // Unverified against Debezium (no golden has an infinite timestamp without zone).
+            // Debezium turns ±infinity into pgjdbc's `PGStatement.DATE_POSITIVE_INFINITY` /
+            // `DATE_NEGATIVE_INFINITY` read as epoch microseconds (its
+            // `POSITIVE_INFINITY_LOCAL_DATE_TIME`), then converts as any timestamp:
+            // 9223372036825200000 µs, 9223372036825200 ms, `+294247-01-10T04:00:25.2Z`
+            // (golden/types, adaptive, connect, microseconds and isostring modes).
             (
                 Kind::Timestamp
                 | Kind::ConnectTimestamp
                 | Kind::MicroTimestamp
-                | Kind::NanoTimestamp,
+                | Kind::NanoTimestamp
+                | Kind::IsoTimestamp,
                 Value::Infinity { negative },
-            ) => push_display(out, if *negative { i64::MIN } else { i64::MAX }),
-            (Kind::IsoTimestamp | Kind::IsoDate, Value::Infinity { negative }) => {
+            ) => self.write_local_timestamp(
+                out,
+                if *negative {
+                    PG_NEGATIVE_INFINITY_US
+                } else {
+                    PG_POSITIVE_INFINITY_US
+                },
+            ),
+            // Debezium's infinite dates are overflow garbage that differs between its snapshot
+            // and its stream (COMPATIBILITY.md); pgseam writes the words.
+            (Kind::IsoDate, Value::Infinity { negative }) => {
                 jackson::write_str(out, if *negative { "-infinity" } else { "infinity" })
             }
             (
@@ -561,6 +629,7 @@ impl Kind {
                 | Kind::Json
                 | Kind::Xml
                 | Kind::Enum { .. }
+                | Kind::Ltree
                 | Kind::DecimalString,
                 Value::Text(s) | Value::Uuid(s) | Value::Json(s),
             ) => jackson::write_str(out, s),
@@ -574,6 +643,8 @@ impl Kind {
         match self {
             // Verified for `bytes`; the string modes encode the same placeholder bytes.
             Kind::Binary(mode) => push_binary(out, *mode, UNAVAILABLE_VALUE.as_bytes()),
+            // Unverified: Debezium passes the placeholder's bytes to `convertBits`.
+            Kind::Bits { .. } => push_base64(out, UNAVAILABLE_VALUE.as_bytes()),
             Kind::HstoreMap => {
                 out.push('{');
                 jackson::write_str(out, UNAVAILABLE_VALUE);
@@ -592,7 +663,12 @@ impl Kind {
                     }
                     out.push(']');
                 }
-                Kind::String | Kind::Json | Kind::Xml | Kind::Enum { .. } | Kind::Uuid => {
+                Kind::String
+                | Kind::Json
+                | Kind::Xml
+                | Kind::Enum { .. }
+                | Kind::Uuid
+                | Kind::Ltree => {
                     out.push('[');
                     jackson::write_str(out, UNAVAILABLE_VALUE);
                     out.push(']');
@@ -605,6 +681,7 @@ impl Kind {
             | Kind::Xml
             | Kind::Enum { .. }
             | Kind::Uuid
+            | Kind::Ltree
             | Kind::Hstore
             | Kind::DecimalString
             | Kind::ZonedTime
@@ -659,10 +736,15 @@ impl Kind {
             | Kind::MicroDuration => out.push('0'),
             Kind::Float32 | Kind::Float64 | Kind::DecimalDouble => out.push_str("0.0"),
             Kind::Boolean => out.push_str("false"),
-            Kind::String | Kind::Uuid | Kind::Json | Kind::Xml | Kind::Enum { .. } => {
-                out.push_str("\"\"")
-            }
+            Kind::String
+            | Kind::Uuid
+            | Kind::Json
+            | Kind::Xml
+            | Kind::Enum { .. }
+            | Kind::Ltree => out.push_str("\"\""),
             Kind::Binary(mode) => push_binary(&mut out, *mode, &[]),
+            // `JdbcValueConverters.convertBits`' fallback `new byte[0]`.
+            Kind::Bits { .. } => out.push_str("\"\""),
             Kind::Decimal { scale, numeric, .. } => {
                 push_decimal(&mut out, &Decimal::zero(*scale), *numeric)
             }
@@ -781,6 +863,27 @@ impl Kind {
     pub(crate) fn is_omitted(&self) -> bool {
         matches!(self, Kind::Omitted)
     }
+}
+
+/// A bit string's text (`0101…`) as Debezium's `PostgresValueConverter.convertBits` turns it
+/// into bytes: a `java.util.BitSet` with bit `i` set when the `i`-th character from the
+/// right is `1`, then `BitSet.toByteArray()` (little-endian, up to the highest set bit, so all
+/// zeros are no bytes). `None` if the text is not a bit string.
+pub(crate) fn bits_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for (i, c) in text.bytes().rev().enumerate() {
+        match c {
+            b'0' => {}
+            b'1' => {
+                if out.len() <= i / 8 {
+                    out.resize(i / 8 + 1, 0);
+                }
+                out[i / 8] |= 1 << (i % 8);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// Rewrites JSON text as Kafka Connect's `Values` string form: strings are unescaped and
@@ -1275,6 +1378,31 @@ mod tests {
                 &Value::Array(vec![Value::Text("x".into()), Value::Null])
             ),
             "[\"x\",null]"
+        );
+    }
+
+    #[test]
+    fn bit_strings_as_debezium_bitsets() {
+        // Captured from Debezium 3.6.3 (golden/types): the last character is bit 0.
+        assert_eq!(bits_bytes("10100101"), Some(vec![0xA5]));
+        assert_eq!(bits_bytes("100000001"), Some(vec![1, 1]));
+        assert_eq!(bits_bytes("00000000000000001"), Some(vec![1]));
+        assert_eq!(bits_bytes("10000000000000000"), Some(vec![0, 0, 1]));
+        assert_eq!(bits_bytes("0000"), Some(vec![]));
+        assert_eq!(bits_bytes(""), Some(vec![]));
+        assert_eq!(bits_bytes("10x"), None);
+        let bits = Kind::Bits { length: 17 };
+        assert_eq!(
+            render(&bits, &Value::Text("10000000000000000".into())),
+            "\"AAAB\""
+        );
+        assert_eq!(render(&Kind::Boolean, &Value::Text("1".into())), "true");
+        assert_eq!(render(&Kind::Boolean, &Value::Text("0".into())), "false");
+        let mut schema = String::new();
+        bits.write_schema(&mut schema, true, None, Some("b"));
+        assert_eq!(
+            schema,
+            r#"{"type":"bytes","optional":true,"name":"io.debezium.data.Bits","version":1,"parameters":{"length":"17"},"field":"b"}"#
         );
     }
 

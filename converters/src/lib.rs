@@ -42,11 +42,16 @@
 //!   what Debezium itself writes for the same value when streaming.
 //! - Headers: the golden capture ran headers through `JsonConverter`
 //!   (`{"schema":{"type":"string","optional":false},"payload":"dbz"}`); a Kafka Connect worker
-//!   uses `SimpleHeaderConverter`, which writes the raw string, and so does pgseam.
+//!   uses `SimpleHeaderConverter`, which writes the raw string, and so does pgseam by default
+//!   ([`HeaderFormat`]; `header.converter=JsonConverter` gives the golden form).
 //! - Types Debezium has no mapping for (box, circle, line, lseg, path, polygon, tsquery,
 //!   pg_lsn, txid_snapshot, pg_snapshot) are left out unless `include.unknown.datatypes` is
-//!   set, as in Debezium. Other types pgseam does not map specially yet (bit strings, ltree,
-//!   ...) are written as strings of their PostgreSQL text.
+//!   set, as in Debezium; so are the arrays Debezium has no schema for (`interval[]`,
+//!   `money[]`, `name[]`, `varbit[]`, `xml[]`, `point[]`). Other types pgseam does not map
+//!   specially yet (tsvector, ranges, ...) are written as strings of their PostgreSQL text.
+//! - Array columns: a `NaN` in `numeric[]`, an infinite `date[]` element and the fractions of
+//!   `time[]`/`timetz[]` elements are written correctly where Debezium loses them
+//!   (`COMPATIBILITY.md`, §2).
 
 pub mod avro;
 pub mod columns;
@@ -248,6 +253,21 @@ pub enum DecimalFormat {
     Numeric,
 }
 
+/// Kafka Connect's `header.converter`: how the values of Debezium's headers (the
+/// `__debezium.context.*` headers and the key-change headers `__debezium.newkey` /
+/// `__debezium.oldkey`) are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeaderFormat {
+    /// `SimpleHeaderConverter` (a Connect worker's default): `Values.convertToString` — a
+    /// string raw, a struct as `{"id":20}`.
+    #[default]
+    Simple,
+    /// `JsonConverter` (`fromConnectHeader` is `fromConnectData`): a string header is
+    /// `{"schema":{"type":"string","optional":false},"payload":"dbz"}`, a key header the key's
+    /// JSON with its schema; with `header.converter.schemas.enable=false` the payload alone.
+    Json { schemas_enable: bool },
+}
+
 /// The column-type handling modes: connector keys that decide each column's Connect schema
 /// and value, shared by every encoding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -313,6 +333,8 @@ pub struct JsonConverterConfig {
     pub columns: std::sync::Arc<columns::ColumnShaping>,
     /// `topic.delimiter`, `schema.name.adjustment.mode`, `field.name.adjustment.mode`.
     pub naming: std::sync::Arc<naming::Naming>,
+    /// `header.converter`: the form of Debezium's header values.
+    pub header_format: HeaderFormat,
 }
 
 impl JsonConverterConfig {
@@ -330,6 +352,7 @@ impl JsonConverterConfig {
             transforms: transforms::Transforms::default(),
             columns: std::sync::Arc::default(),
             naming: std::sync::Arc::default(),
+            header_format: HeaderFormat::Simple,
         }
     }
 }

@@ -79,7 +79,7 @@ pub struct ColumnSchema {
     pub nullable: bool,
     /// The column's default expression as `pg_get_expr` prints it, if any.
     pub default_expr: Option<String>,
-    /// For enum columns, the labels in sort order.
+    /// For enum columns (and arrays of an enum), the labels in sort order.
     pub enum_values: Option<Vec<String>>,
 }
 
@@ -96,17 +96,20 @@ impl ColumnSchema {
     /// Length of a `varchar(n)` / `char(n)` column, or fractional-second precision of a
     /// time/timestamp column, from its type modifier.
     pub fn length_or_precision(&self) -> Option<u32> {
-        match self.type_name.as_str() {
-            "varchar" | "bpchar" if self.type_modifier >= 4 => {
-                Some((self.type_modifier - 4) as u32)
-            }
-            "time" | "timetz" | "timestamp" | "timestamptz" | "interval"
-                if self.type_modifier >= 0 =>
-            {
-                Some((self.type_modifier & 0xFFFF) as u32)
-            }
-            _ => None,
+        length_or_precision(&self.type_name, self.type_modifier)
+    }
+}
+
+/// Length (`varchar(n)` / `char(n)`) or fractional-second precision (time and timestamp
+/// types, `interval`) that type modifier `typmod` gives type `type_name`. An array column's
+/// modifier is its element type's: pass the element's name.
+pub fn length_or_precision(type_name: &str, typmod: i32) -> Option<u32> {
+    match type_name {
+        "varchar" | "bpchar" if typmod >= 4 => Some((typmod - 4) as u32),
+        "time" | "timetz" | "timestamp" | "timestamptz" | "interval" if typmod >= 0 => {
+            Some((typmod & 0xFFFF) as u32)
         }
+        _ => None,
     }
 }
 

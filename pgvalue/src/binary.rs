@@ -26,6 +26,7 @@
 //! | timestamp(tz) | int8 µs since 2000-01-01 (UTC); `i64::MIN` / `i64::MAX` are −/+infinity |
 //! | interval | int8 µs, int4 days, int4 months |
 //! | uuid | 16 bytes |
+//! | bit / varbit | int4 bit count, then the bits, most significant first, padded to whole bytes (`bit_send`); decoded to the text `bit_out` prints (`0101…`) |
 //! | arrays | int4 ndim, int4 has-null flag, oid element type, ndim × (int4 length, int4 lower bound), then per element int4 length (−1 NULL) and the element's send form |
 //!
 //! Safety: every length read from the input is checked against the bytes actually present
@@ -72,6 +73,8 @@ const SCALAR_TYPES: &[&str] = &[
     "uuid",
     "json",
     "jsonb",
+    "bit",
+    "varbit",
 ];
 
 /// Whether values of `type_name` (a base type name, `_elem` for arrays) can be read in binary
@@ -199,6 +202,32 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
                 days: be_i32(&b[8..12])?,
                 months: be_i32(&b[12..])?,
             }
+        }
+        "bit" | "varbit" => {
+            let bits = b
+                .get(..4)
+                .map(|n| i32::from_be_bytes([n[0], n[1], n[2], n[3]]))
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| invalid(column, type_name, "truncated bit length"))?;
+            let data = &b[4..];
+            if data.len() != bits.div_ceil(8) {
+                return Err(invalid(
+                    column,
+                    type_name,
+                    format!("{bits} bits in {} bytes", data.len()),
+                ));
+            }
+            Value::Text(
+                (0..bits)
+                    .map(|i| {
+                        if data[i / 8] & (0x80 >> (i % 8)) != 0 {
+                            '1'
+                        } else {
+                            '0'
+                        }
+                    })
+                    .collect(),
+            )
         }
         "uuid" => {
             let u = fixed::<16>(column, type_name, b)?;
@@ -436,6 +465,39 @@ mod tests {
         assert!(decode_binary(&col("numeric"), &numeric(2, 0, 0, 0, &[1])).is_err());
         assert!(decode_binary(&col("numeric"), &numeric(-1, 0, 0, 0, &[])).is_err());
         assert!(decode_binary(&col("numeric"), &[0, 1]).is_err());
+    }
+
+    #[test]
+    fn bit_strings_print_as_bit_out() {
+        let bits = |n: i32, data: &[u8]| {
+            let mut v = n.to_be_bytes().to_vec();
+            v.extend_from_slice(data);
+            v
+        };
+        assert_eq!(
+            b("bit", &bits(9, &[0x80, 0x80])),
+            Value::Text("100000001".into())
+        );
+        assert_eq!(b("varbit", &bits(0, &[])), Value::Text(String::new()));
+        assert_eq!(b("varbit", &bits(3, &[0xA0])), Value::Text("101".into()));
+        assert_eq!(
+            b("_varbit", &{
+                let mut a = Vec::new();
+                for x in [1i32, 0, 1562] {
+                    a.extend_from_slice(&x.to_be_bytes());
+                }
+                a.extend_from_slice(&1i32.to_be_bytes());
+                a.extend_from_slice(&1i32.to_be_bytes());
+                let e = bits(2, &[0x40]);
+                a.extend_from_slice(&(e.len() as i32).to_be_bytes());
+                a.extend_from_slice(&e);
+                a
+            }),
+            Value::Array(vec![Value::Text("01".into())])
+        );
+        assert!(decode_binary(&col("bit"), &bits(9, &[0x80])).is_err());
+        assert!(decode_binary(&col("bit"), &bits(-1, &[])).is_err());
+        assert!(decode_binary(&col("bit"), &[0, 0]).is_err());
     }
 
     #[test]

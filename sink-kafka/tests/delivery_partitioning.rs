@@ -109,7 +109,7 @@ async fn keys_land_where_the_java_producer_puts_them() {
                 topic: topic.into(),
                 key: Some(key.clone()),
                 value: Some(b"{}".to_vec()),
-                headers: vec![("__pgseam.seq".into(), b"0".to_vec())],
+                headers: vec![("pgseam.seq".into(), b"0".to_vec())],
             })
             .await
             .unwrap(),

@@ -40,7 +40,7 @@ async fn send(sink: &KafkaSink, id: u32, value_len: usize) -> Result<u64, SinkEr
         TOPIC,
         Some(key.as_bytes()),
         Some(&value),
-        [("__pgseam.lsn", b"0/16B3748".as_slice())],
+        [("pgseam.lsn", b"0/16B3748".as_slice())],
         Some(0x16B_3748),
     )
     .await

@@ -109,6 +109,58 @@ pub fn read_topics_decoded(
     decoding: &Decoding,
 ) -> anyhow::Result<Vec<TopicMessage>> {
     let mut avro = avro::Decoder::default();
+    let raw = read_topics_raw(bootstrap_servers, topics, min_records, idle, deadline)?;
+    let mut parse = |bytes: Option<&[u8]>| -> anyhow::Result<Option<Value>> {
+        match decoding {
+            Decoding::Json => bytes
+                .map(serde_json::from_slice)
+                .transpose()
+                .context("record is not JSON"),
+            Decoding::Avro { registry_url } => bytes
+                .map(|b| avro.decode(registry_url, b))
+                .transpose()
+                .context("record is not Confluent Avro"),
+        }
+    };
+    raw.into_iter()
+        .map(|m| {
+            Ok(TopicMessage {
+                key: parse(m.key.as_deref())?,
+                value: parse(m.value.as_deref())?,
+                headers: m
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k, v.unwrap_or_default()))
+                    .collect(),
+                topic: m.topic,
+                partition: m.partition,
+                offset: m.offset,
+            })
+        })
+        .collect()
+}
+
+/// One consumed record as the broker returned it: key, value and header values as bytes
+/// (`None` for a null key, a tombstone or a null header value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// [`read_topics`] without decoding: every record's bytes as the broker returned them, for
+/// byte-for-byte comparisons. Within a partition the records are in offset order.
+pub fn read_topics_raw(
+    bootstrap_servers: &str,
+    topics: &[String],
+    min_records: usize,
+    idle: Duration,
+    deadline: Duration,
+) -> anyhow::Result<Vec<RawMessage>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
         .set("group.id", "pgseam-tests")
@@ -145,32 +197,20 @@ pub fn read_topics_decoded(
     loop {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
-                let mut parse = |bytes: Option<&[u8]>| -> anyhow::Result<Option<Value>> {
-                    match decoding {
-                        Decoding::Json => bytes
-                            .map(serde_json::from_slice)
-                            .transpose()
-                            .context("record is not JSON"),
-                        Decoding::Avro { registry_url } => bytes
-                            .map(|b| avro.decode(registry_url, b))
-                            .transpose()
-                            .context("record is not Confluent Avro"),
-                    }
-                };
                 let headers = message
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
                             .collect()
                     })
                     .unwrap_or_default();
-                messages.push(TopicMessage {
+                messages.push(RawMessage {
                     topic: message.topic().to_owned(),
                     partition: message.partition(),
                     offset: message.offset(),
-                    key: parse(message.key())?,
-                    value: parse(message.payload())?,
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
                     headers,
                 });
                 last_progress = Instant::now();

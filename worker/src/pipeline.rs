@@ -30,14 +30,15 @@
 //! back off), and the checkpoint queue holds at most one entry per transaction among them.
 //!
 //! Position headers: every record carries where it came from, so that a consumer can recognise
-//! the duplicates an at-least-once restart replays:
+//! the duplicates an at-least-once restart replays (unless the connector sets
+//! `pgseam.position.headers=false`; they are pgseam's own, Debezium writes none):
 //!
 //! | header | value (UTF-8 text) |
 //! |---|---|
-//! | `__pgseam.lsn` | LSN of the change (`16/B374D848`); for snapshot rows the slot's consistent point |
-//! | `__pgseam.commit_lsn` | LSN of the transaction's commit record; absent on snapshot rows |
-//! | `__pgseam.seq` | 0-based number of the record within its transaction (or within the snapshot) |
-//! | `__pgseam.snapshot` | `true` on snapshot rows; absent otherwise |
+//! | `pgseam.lsn` | LSN of the change (`16/B374D848`); for snapshot rows the slot's consistent point |
+//! | `pgseam.commit_lsn` | LSN of the transaction's commit record; absent on snapshot rows |
+//! | `pgseam.seq` | 0-based number of the record within its transaction (or within the snapshot) |
+//! | `pgseam.snapshot` | `true` on snapshot rows; absent otherwise |
 //!
 //! Logical decoding messages and transaction BEGIN/END records carry the same headers (a
 //! non-transactional message is its own unit: its commit LSN is its LSN, its `seq` 0).
@@ -105,10 +106,10 @@ use crate::offsets::{offset_key, ConnectorOffset, OffsetKey, OffsetStore, Stream
 const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Header names of the record position (see the module docs).
-pub const HEADER_LSN: &str = "__pgseam.lsn";
-pub const HEADER_COMMIT_LSN: &str = "__pgseam.commit_lsn";
-pub const HEADER_SEQ: &str = "__pgseam.seq";
-pub const HEADER_SNAPSHOT: &str = "__pgseam.snapshot";
+pub const HEADER_LSN: &str = "pgseam.lsn";
+pub const HEADER_COMMIT_LSN: &str = "pgseam.commit_lsn";
+pub const HEADER_SEQ: &str = "pgseam.seq";
+pub const HEADER_SNAPSHOT: &str = "pgseam.snapshot";
 
 /// How long shutdown waits for the source to stop, before closing its channel and again before
 /// aborting it.
@@ -143,6 +144,8 @@ pub struct PipelineSettings {
     /// `provide.transaction.metadata=true`: the `topic.transaction` suffix of the transaction
     /// topic (`<topic.prefix>.<suffix>`); `None` = no transaction metadata.
     pub transaction_metadata: Option<String>,
+    /// `pgseam.position.headers`: add the position headers (module docs) to every record.
+    pub position_headers: bool,
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -413,14 +416,14 @@ async fn run_pipeline(
     let mut records: Vec<KafkaRecord> = Vec::new();
     let mut checkpoints: Checkpoints = VecDeque::new();
     // Reused per record: the position headers' values.
-    let mut header_text = PositionText::default();
+    let mut header_text = PositionText::new(settings.position_headers);
     let mut durable: Option<ConnectorOffset> = None;
     let mut last_streaming = stored.clone();
     let mut stored_offset = stored;
     let mut flush_timer = tokio::time::interval(settings.offset_flush_interval);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut source_result: Option<SourceOutcome> = None;
-    // Records sent in the current transaction (or snapshot): the `__pgseam.seq` header.
+    // Records sent in the current transaction (or snapshot): the `pgseam.seq` header.
     let mut sequence: u64 = 0;
     // Reconnection state: whether the source ever streamed, where a new source resumes, when
     // the next attempt is due, and the wait after that.
@@ -932,15 +935,23 @@ async fn send_records(
 }
 
 /// The position headers' values of one record (see the module docs), rendered into reused
-/// buffers: no allocation per record.
+/// buffers: no allocation per record. Renders nothing when the headers are turned off.
 #[derive(Default)]
 struct PositionText {
+    enabled: bool,
     lsn: LsnText,
     commit_lsn: LsnText,
     seq: itoa::Buffer,
 }
 
 impl PositionText {
+    fn new(enabled: bool) -> Self {
+        PositionText {
+            enabled,
+            ..PositionText::default()
+        }
+    }
+
     fn render<'a>(
         &'a mut self,
         position: &Position,
@@ -948,6 +959,7 @@ impl PositionText {
     ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         let seq = self.seq.format(seq).as_bytes();
         let headers: [Option<(&str, &[u8])>; 3] = match position {
+            _ if !self.enabled => [None, None, None],
             Position::Snapshot {
                 consistent_point, ..
             } => [
@@ -1028,7 +1040,16 @@ mod tests {
 
     #[test]
     fn position_headers_as_before() {
-        let mut text = PositionText::default();
+        assert_eq!(
+            [HEADER_LSN, HEADER_COMMIT_LSN, HEADER_SEQ, HEADER_SNAPSHOT],
+            [
+                "pgseam.lsn",
+                "pgseam.commit_lsn",
+                "pgseam.seq",
+                "pgseam.snapshot"
+            ]
+        );
+        let mut text = PositionText::new(true);
         let stream = Position::Stream {
             lsn: Lsn(0x16_B374_D848),
             commit_lsn: Lsn(0x16_B374_D900),
@@ -1055,6 +1076,9 @@ mod tests {
                 (HEADER_SNAPSHOT.to_owned(), b"true".to_vec()),
             ]
         );
+        let mut off = PositionText::new(false);
+        assert!(rendered(&mut off, &stream, 42).is_empty());
+        assert!(rendered(&mut off, &snapshot, 7).is_empty());
     }
 
     #[test]

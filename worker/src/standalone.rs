@@ -24,7 +24,7 @@ use pgseam_connector_pg::{
     SslMode, TlsSettings,
 };
 use pgseam_converters::avro::registry::BasicAuth;
-use pgseam_converters::{DecimalHandlingMode, JsonConverterConfig, TypeModes};
+use pgseam_converters::{DecimalHandlingMode, HeaderFormat, JsonConverterConfig, TypeModes};
 use pgseam_sink_kafka::KafkaSinkConfig;
 use tokio::sync::watch;
 
@@ -173,12 +173,10 @@ pub(crate) fn pipeline_settings(
     let message_filter = connector.message_prefix_filter.clone().map(|f| {
         Arc::new(move |prefix: &str| f.allows(prefix)) as pgseam_connector_pg::MessageFilter
     });
-    if !matches!(
-        connector.effective_header_converter(worker),
-        HeaderConverter::Simple
-    ) {
-        bail!("connector {name}: only org.apache.kafka.connect.storage.SimpleHeaderConverter is supported as header.converter yet");
-    }
+    let header_format = match connector.effective_header_converter(worker) {
+        HeaderConverter::Simple => HeaderFormat::Simple,
+        HeaderConverter::Json { schemas_enable } => HeaderFormat::Json { schemas_enable },
+    };
     let key_converter = connector.effective_key_converter(worker);
     let value_converter = connector.effective_value_converter(worker);
     let avro = avro_settings(name, &key_converter, &value_converter)?;
@@ -308,6 +306,7 @@ pub(crate) fn pipeline_settings(
             transforms: connector.transforms.clone(),
             columns: Arc::new(connector.columns.clone()),
             naming: Arc::new(connector.naming.clone()),
+            header_format,
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },
         avro,
@@ -334,6 +333,7 @@ pub(crate) fn pipeline_settings(
         transaction_metadata: connector
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),
+        position_headers: connector.position_headers,
     })
 }
 

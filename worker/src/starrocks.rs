@@ -445,7 +445,9 @@ fn toastable(column: &ColumnSchema) -> bool {
         "macaddr",
         "macaddr8",
     ];
-    column.enum_values.is_none() && !fixed.contains(&column.type_name.as_str())
+    // An enum array (which carries its element's labels) is variable-length like any array.
+    (column.enum_values.is_none() || column.type_name.starts_with('_'))
+        && !fixed.contains(&column.type_name.as_str())
 }
 
 /// Backquotes a StarRocks identifier.

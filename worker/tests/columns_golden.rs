@@ -4,9 +4,10 @@
 //! a barrier row), with the same `column.exclude.list` / `column.include.list`,
 //! `column.truncate.to.3.chars`, `column.mask.with.5.chars`, `column.mask.hash[.v2].*` and
 //! `message.key.columns` settings, and every topic's records must equal the golden lines of
-//! that topic, in order, **byte for byte** (key and value, raw as consumed), after the masks of
-//! `golden-diff.py` (processing timestamps, `txId`, `lsn`, `sequence`). The key-change headers
-//! (`__debezium.newkey` / `__debezium.oldkey`) must be on the same records with the same key.
+//! that topic, in order, **byte for byte** (key, value and headers, raw as consumed), after the
+//! masks of `golden-diff.py` (processing timestamps, `txId`, `lsn`, `sequence`, the `runId`
+//! header). pgseam runs with `header.converter=JsonConverter`, as the captures did, so the
+//! key-change headers (`__debezium.newkey` / `__debezium.oldkey`) compare byte for byte too.
 //!
 //! The `names_*` captures (`sql/names_*.sql`) do the same for `schema.name.adjustment.mode`,
 //! `field.name.adjustment.mode` (`avro`, `avro_unicode`) and `topic.delimiter` (with
@@ -18,151 +19,22 @@
 //! as Debezium's own streaming does (`COMPATIBILITY.md`).
 
 mod common;
-
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+#[path = "common/golden.rs"]
+mod golden;
 
 use common::{Env, Pgseam};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use regex::Regex;
+use golden::{by_topic, consume, golden, mask, reference, Rec, WAIT};
 
-const WAIT: Duration = Duration::from_secs(120);
-
-fn reference(path: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../reference/debezium")
-        .join(path);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// One record as text: topic, key, value (`null` for none), and the key-change header.
-#[derive(Debug, PartialEq, Eq)]
-struct Rec {
-    topic: String,
-    key: String,
-    value: String,
-    key_header: Option<(String, String)>,
-}
-
-/// The golden records: key and value are the raw JsonConverter text spliced into each line;
-/// the key-change header's payload is taken from its JsonConverter form.
-fn golden(name: &str) -> Vec<Rec> {
-    let text = reference(&format!("golden/columns/{name}.jsonl"));
-    let header_rx = Regex::new(
-        r#"\{"key":"(__debezium\.(?:newkey|oldkey))","value":\{"schema":.*?,"payload":(\{[^{}]*\})\}\}"#,
-    )
-    .unwrap();
-    text.lines()
-        .map(|line| {
-            let topic_end = line[16..].find('"').unwrap() + 16;
-            let topic = line[16..topic_end].to_owned();
-            let key_at = line.find("],\"key\":").unwrap() + 8;
-            let value_at = key_at + line[key_at..].find(",\"value\":").unwrap();
-            let key_header = header_rx
-                .captures(&line[..key_at])
-                .map(|c| (c[1].to_owned(), c[2].to_owned()));
-            Rec {
-                topic,
-                key: line[key_at..value_at].to_owned(),
-                value: line[value_at + 9..line.len() - 1].to_owned(),
-                key_header,
-            }
+/// Every header but pgseam's own (`pgseam.*`), the per-run `runId` value masked.
+fn headers(rec: &Rec) -> Vec<(String, Option<String>)> {
+    rec.headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with("pgseam."))
+        .map(|(k, v)| match k.as_str() {
+            "__debezium.context.runId" => (k.clone(), None),
+            _ => (k.clone(), v.clone()),
         })
         .collect()
-}
-
-/// Every record of `topics`, raw, in partition order (one partition per topic).
-fn consume(bootstrap: &str, topics: &[String], min: usize) -> Vec<Rec> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "pgseam-columns-golden")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let started = Instant::now();
-    let mut assignment = TopicPartitionList::new();
-    for topic in topics {
-        loop {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .unwrap();
-            let n = metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == *topic && t.error().is_none())
-                .map_or(0, |t| t.partitions().len());
-            if n > 0 {
-                for p in 0..n as i32 {
-                    assignment
-                        .add_partition_offset(topic, p, Offset::Beginning)
-                        .unwrap();
-                }
-                break;
-            }
-            assert!(started.elapsed() < WAIT, "topic {topic} did not appear");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-    consumer.assign(&assignment).unwrap();
-    let mut out = Vec::new();
-    let mut last = Instant::now();
-    loop {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let text = |b: Option<&[u8]>| {
-                    b.map_or("null".to_owned(), |b| {
-                        String::from_utf8(b.to_vec()).unwrap()
-                    })
-                };
-                let key_header = m.headers().and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == "__debezium.newkey" || h.key == "__debezium.oldkey")
-                        .map(|h| (h.key.to_owned(), text(h.value)))
-                });
-                out.push(Rec {
-                    topic: m.topic().to_owned(),
-                    key: text(m.key()),
-                    value: text(m.payload()),
-                    key_header,
-                });
-                last = Instant::now();
-            }
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            None => {
-                if out.len() >= min && last.elapsed() > Duration::from_secs(3) {
-                    return out;
-                }
-                assert!(
-                    started.elapsed() < WAIT,
-                    "only {} of {min} records arrived",
-                    out.len()
-                );
-            }
-        }
-    }
-}
-
-fn mask(s: &str) -> String {
-    let rx = Regex::new(
-        r#""(ts_ms|ts_us|ts_ns|txId|lsn)":-?\d+|"sequence":"(\\.|[^"\\])*"|"id":"\d+:\d+""#,
-    )
-    .unwrap();
-    rx.replace_all(s, |c: &regex::Captures| match c.get(1) {
-        Some(k) => format!("\"{}\":0", k.as_str()),
-        None if c[0].starts_with("\"id\"") => "\"id\":\"\"".to_owned(),
-        None => "\"sequence\":\"\"".to_owned(),
-    })
-    .into_owned()
-}
-
-fn by_topic(records: Vec<Rec>) -> BTreeMap<String, Vec<Rec>> {
-    let mut m: BTreeMap<String, Vec<Rec>> = BTreeMap::new();
-    for r in records {
-        m.entry(r.topic.clone()).or_default().push(r);
-    }
-    m
 }
 
 /// Runs one capture's settings through pgseam and compares with its golden file.
@@ -174,6 +46,8 @@ fn run(name: &str, sql: &str, settings: &[&str], fixes: &[(&str, &str, &str)]) {
     let mut connector = vec![
         "topic.creation.default.partitions=1",
         "topic.creation.default.replication.factor=1",
+        // As the captures: header values through JsonConverter, compared byte for byte.
+        "header.converter=org.apache.kafka.connect.json.JsonConverter",
     ];
     connector.extend_from_slice(settings);
     let (worker, connector) = env.write_configs("dbz", &[], &connector);
@@ -182,7 +56,7 @@ fn run(name: &str, sql: &str, settings: &[&str], fixes: &[(&str, &str, &str)]) {
     env.psql(&reference(&format!("sql/{sql}_stream.sql")));
     env.psql(&format!("INSERT INTO barrier(note) VALUES ('{name}')"));
 
-    let mut expected = golden(name);
+    let mut expected = golden(&format!("columns/{name}.jsonl"));
     for rec in &mut expected {
         for (topic, from, to) in fixes {
             if rec.topic == *topic && rec.value.contains("\"op\":\"r\"") {
@@ -210,9 +84,17 @@ fn run(name: &str, sql: &str, settings: &[&str], fixes: &[(&str, &str, &str)]) {
         let got = &actual[topic];
         assert_eq!(want.len(), got.len(), "{topic}: record count\n{got:#?}");
         for (i, (w, g)) in want.iter().zip(got).enumerate() {
-            assert_eq!(mask(&w.key), mask(&g.key), "{topic} record {i}: key");
-            assert_eq!(mask(&w.value), mask(&g.value), "{topic} record {i}: value");
-            assert_eq!(w.key_header, g.key_header, "{topic} record {i}: key header");
+            assert_eq!(
+                mask(&w.key, &[]),
+                mask(&g.key, &[]),
+                "{topic} record {i}: key"
+            );
+            assert_eq!(
+                mask(&w.value, &[]),
+                mask(&g.value, &[]),
+                "{topic} record {i}: value"
+            );
+            assert_eq!(headers(w), headers(g), "{topic} record {i}: headers");
             compared += 1;
         }
     }

@@ -241,9 +241,9 @@ fn pgseam_continues_from_a_stopped_debeziums_offsets_file_without_a_gap() {
                         .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 };
                 let (Some(_), Some(commit_lsn), Some(seq)) = (
-                    header("__pgseam.lsn"),
-                    header("__pgseam.commit_lsn"),
-                    header("__pgseam.seq"),
+                    header("pgseam.lsn"),
+                    header("pgseam.commit_lsn"),
+                    header("pgseam.seq"),
                 ) else {
                     panic!("record without position headers: {:?}", message.headers);
                 };

@@ -3,7 +3,7 @@
 //!
 //! 1. `kill -9` loops while streaming: the topics, applied as primary-key tables, equal the
 //!    source; every duplicate is part of a replayed ordered suffix, identified by pgseam's
-//!    position headers (`__pgseam.commit_lsn`, `__pgseam.seq`), and the suffix sizes are
+//!    position headers (`pgseam.commit_lsn`, `pgseam.seq`), and the suffix sizes are
 //!    printed.
 //! 2. The broker stopped (SIGSTOP) and continued (SIGCONT): pgseam keeps answering the
 //!    walsender (`wal_sender_timeout` is 5 s here), its memory stays bounded, nothing is lost.
@@ -232,15 +232,15 @@ fn position(message: &TopicMessage) -> Result<Pos, String> {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
     let where_ = || format!("{}/{}@{}", message.topic, message.partition, message.offset);
-    let seq: u64 = header("__pgseam.seq")
+    let seq: u64 = header("pgseam.seq")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("record {} has no __pgseam.seq header", where_()))?;
-    if header("__pgseam.snapshot").as_deref() == Some("true") {
+        .ok_or_else(|| format!("record {} has no pgseam.seq header", where_()))?;
+    if header("pgseam.snapshot").as_deref() == Some("true") {
         return Ok((0, 0, seq));
     }
-    let commit = header("__pgseam.commit_lsn")
+    let commit = header("pgseam.commit_lsn")
         .and_then(|s| parse_lsn(&s))
-        .ok_or_else(|| format!("record {} has no __pgseam.commit_lsn header", where_()))?;
+        .ok_or_else(|| format!("record {} has no pgseam.commit_lsn header", where_()))?;
     Ok((1, commit, seq))
 }
 
@@ -845,11 +845,8 @@ fn the_duplicate_checker_rejects_what_is_not_a_replayed_suffix() {
                 key: Some(serde_json::json!({"id": commit * 100 + seq})),
                 value: Some(serde_json::json!({"op": "c"})),
                 headers: vec![
-                    (
-                        "__pgseam.commit_lsn".into(),
-                        format_lsn(*commit).into_bytes(),
-                    ),
-                    ("__pgseam.seq".into(), seq.to_string().into_bytes()),
+                    ("pgseam.commit_lsn".into(), format_lsn(*commit).into_bytes()),
+                    ("pgseam.seq".into(), seq.to_string().into_bytes()),
                 ],
             })
             .collect()

@@ -123,9 +123,9 @@ fn check_per_key_order(messages: &[TopicMessage]) -> usize {
     let mut versions: BTreeMap<String, i64> = BTreeMap::new();
     let mut replayed = 0;
     for m in messages {
-        if let Some(commit) = header(m, "__pgseam.commit_lsn") {
+        if let Some(commit) = header(m, "pgseam.commit_lsn") {
             let commit: Lsn = commit.parse().expect("commit_lsn header");
-            let seq: u64 = header(m, "__pgseam.seq")
+            let seq: u64 = header(m, "pgseam.seq")
                 .and_then(|s| s.parse().ok())
                 .expect("seq header");
             let last = last_position.entry(m.partition).or_insert((Lsn(0), 0));

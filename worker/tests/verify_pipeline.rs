@@ -87,7 +87,7 @@ fn tables_part(report: &str) -> &str {
 }
 
 /// Produces a copy of `message` to its partition, with its headers; `seq` replaces the
-/// `__pgseam.seq` header.
+/// `pgseam.seq` header.
 fn produce_copy(
     producer: &BaseProducer,
     topic: &str,
@@ -102,7 +102,7 @@ fn produce_copy(
     let mut headers = rdkafka::message::OwnedHeaders::new();
     for (k, v) in &message.headers {
         let v = match seq {
-            Some(seq) if k == "__pgseam.seq" => seq,
+            Some(seq) if k == "pgseam.seq" => seq,
             _ => v.as_slice(),
         };
         headers = headers.insert(rdkafka::message::Header {
@@ -336,7 +336,7 @@ fn verify_follows_the_converter_settings() {
         .max_by_key(|m| m.offset)
         .expect("a record");
     assert!(
-        last.headers.iter().any(|(k, _)| k == "__pgseam.commit_lsn"),
+        last.headers.iter().any(|(k, _)| k == "pgseam.commit_lsn"),
         "the last record is streamed"
     );
     let producer: BaseProducer = ClientConfig::new()

@@ -433,17 +433,19 @@ impl Transforms {
     /// change record are also on the tombstone when its turn comes: Debezium 3.6.3 writes a
     /// tombstone with the delete's `add.headers` followed by its own (`op` twice, see
     /// `reference/debezium/golden/smt/unwrap_fields.jsonl`).
+    /// `headers` is the `header.converter`'s form, in which `add.headers` values are written.
     pub(crate) fn apply_event(
         &self,
         record: ConnectRecord,
         tombstone: Option<ConnectRecord>,
+        headers: crate::HeaderFormat,
     ) -> Result<[Option<ConnectRecord>; 2], TransformError> {
         let mut shared = Vec::new();
-        let first = self.run(record, tombstone.as_ref().map(|_| &mut shared))?;
+        let first = self.run(record, tombstone.as_ref().map(|_| &mut shared), headers)?;
         let second = match tombstone {
             Some(mut t) => {
                 t.headers.extend(shared);
-                self.run(t, None)?
+                self.run(t, None, headers)?
             }
             None => None,
         };
@@ -456,6 +458,7 @@ impl Transforms {
         &self,
         mut record: ConnectRecord,
         mut shared: Option<&mut HeaderList>,
+        headers: crate::HeaderFormat,
     ) -> Result<Option<ConnectRecord>, TransformError> {
         for step in &self.steps {
             let run = match &step.predicate {
@@ -482,7 +485,7 @@ impl Transforms {
                 }
                 Transform::ExtractNewRecordState(u) => {
                     let before = record.headers.len();
-                    u.add_headers(&mut record);
+                    u.add_headers(&mut record, headers);
                     if let Some(s) = shared.take() {
                         s.extend_from_slice(&record.headers[before..]);
                     }
@@ -554,8 +557,11 @@ impl ByLogicalTableRouter {
 }
 
 impl ExtractNewRecordState {
-    /// `add.headers`, added to the input record's headers in place (first step of `apply`).
-    fn add_headers(&self, r: &mut ConnectRecord) {
+    /// `add.headers`, added to the input record's headers in place (first step of `apply`),
+    /// in the header converter's form: `SimpleHeaderConverter` writes the value's text (null
+    /// for null), `JsonConverter` the field's schema and value (a tombstone's `op` header is
+    /// `Headers.addString`'s non-optional string).
+    fn add_headers(&self, r: &mut ConnectRecord, format: crate::HeaderFormat) {
         let envelope = match &r.value {
             RecordValue::Envelope(e) => Some(e),
             RecordValue::Tombstone | RecordValue::Null(_) => None,
@@ -566,12 +572,16 @@ impl ExtractNewRecordState {
             match envelope {
                 None => {
                     if f.field == "op" {
-                        added.push((f.new_field.clone(), Some(b"d".to_vec())));
+                        let d = Scalar::Str("d".to_owned());
+                        added.push((
+                            f.new_field.clone(),
+                            d.header(format, r#"{"type":"string","optional":false}"#),
+                        ));
                     }
                 }
                 Some(e) => {
-                    if let Some((_, v)) = f.resolve(e) {
-                        added.push((f.new_field.clone(), v.header()));
+                    if let Some((schema, v)) = f.resolve(e) {
+                        added.push((f.new_field.clone(), v.header(format, &schema)));
                     }
                 }
             }

@@ -141,13 +141,27 @@ impl Scalar {
         }
     }
 
-    /// `SimpleHeaderConverter`'s form: the raw string or the number's text; null is a null
-    /// header value.
-    pub(crate) fn header(&self) -> Option<Vec<u8>> {
-        match self {
-            Scalar::Null => None,
-            Scalar::Str(s) => Some(s.clone().into_bytes()),
-            Scalar::Int(i) => Some(i.to_string().into_bytes()),
+    /// The header value: `SimpleHeaderConverter`'s form is the raw string or the number's
+    /// text, null a null header value; `JsonConverter`'s is `{"schema":<schema>,"payload":…}`
+    /// (the payload alone without schemas; `null` for null).
+    pub(crate) fn header(&self, format: crate::HeaderFormat, schema: &str) -> Option<Vec<u8>> {
+        match format {
+            crate::HeaderFormat::Simple => match self {
+                Scalar::Null => None,
+                Scalar::Str(s) => Some(s.clone().into_bytes()),
+                Scalar::Int(i) => Some(i.to_string().into_bytes()),
+            },
+            crate::HeaderFormat::Json { schemas_enable } => {
+                let payload = self.payload().unwrap_or_else(|| "null".to_owned());
+                Some(
+                    if schemas_enable {
+                        format!(r#"{{"schema":{schema},"payload":{payload}}}"#)
+                    } else {
+                        payload
+                    }
+                    .into_bytes(),
+                )
+            }
         }
     }
 }

@@ -36,6 +36,7 @@ U="transforms.unwrap.type=io.debezium.transforms.ExtractNewRecordState"
 capture unwrap_rewrite transforms=unwrap $U transforms.unwrap.delete.tombstone.handling.mode=rewrite transforms.unwrap.add.fields=op,source.ts_ms
 capture unwrap_rewrite_noschema converter.schemas.enable=false transforms=unwrap $U transforms.unwrap.delete.tombstone.handling.mode=rewrite transforms.unwrap.add.fields=op,source.ts_ms
 capture unwrap_default transforms=unwrap $U transforms.unwrap.add.headers=op,source.ts_ms,db,source.snapshot,transaction.id
+capture unwrap_default_simple_headers header.converter.class=org.apache.kafka.connect.storage.SimpleHeaderConverter transforms=unwrap $U transforms.unwrap.add.headers=op,source.ts_ms,db,source.snapshot,transaction.id
 capture unwrap_fields transforms=unwrap $U transforms.unwrap.delete.tombstone.handling.mode=rewrite-with-tombstone \
   "transforms.unwrap.add.fields=op,table,source.lsn:pos,ts_ms,source.snapshot,source.xmin,transaction.id,nosuch" transforms.unwrap.add.fields.prefix=meta_ \
   transforms.unwrap.add.headers=lsn:LSN,op transforms.unwrap.add.headers.prefix=

@@ -66,6 +66,9 @@ pub const DEFAULT_DATABASE_QUERY_TIMEOUT: Duration = Duration::from_millis(600_0
 /// Debezium's `heartbeat.topics.prefix` default: heartbeats go to
 /// `__debezium-heartbeat.<topic.prefix>`.
 pub const DEFAULT_HEARTBEAT_TOPICS_PREFIX: &str = "__debezium-heartbeat";
+/// `pgseam.position.headers` (pgseam) default: every record carries the `pgseam.lsn`,
+/// `pgseam.commit_lsn`, `pgseam.seq` and `pgseam.snapshot` position headers.
+pub const DEFAULT_POSITION_HEADERS: bool = true;
 /// `snapshot.chunk.rows` (pgseam) default: rows per snapshot chunk (see connector-pg's
 /// `snapshot::DEFAULT_CHUNK_ROWS`).
 pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u64 = 100_000;
@@ -157,6 +160,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.throttle.bytes.per.second",
     "snapshot.throttle.chunk.pause.ms",
     "snapshot.progress.interval.ms",
+    "pgseam.position.headers",
     "snapshot.select.statement.overrides",
     "snapshot.include.collection.list",
     "signal.data.collection",
@@ -264,8 +268,8 @@ pub enum ErrorTolerance {
 
 /// Connect's `exactly.once.support` values: `requested` (the default) is accepted, `required`
 /// is refused — pgseam delivers at least once (idempotent producer; after a crash an ordered
-/// suffix of transactions is sent again, each record with `__pgseam.commit_lsn` and
-/// `__pgseam.seq` headers to drop duplicates by).
+/// suffix of transactions is sent again, each record with `pgseam.commit_lsn` and
+/// `pgseam.seq` headers to drop duplicates by).
 const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
 
 /// Connector-level key prefixes Kafka Connect accepts that do not apply to pgseam (logged at
@@ -510,6 +514,10 @@ pub struct ConnectorConfig {
     pub skipped_operations: SkippedOperations,
     /// `provide.transaction.metadata`: BEGIN/END records and the events' `transaction` block.
     pub provide_transaction_metadata: bool,
+    /// `pgseam.position.headers` (pgseam, default `true`): the record position headers
+    /// (`pgseam.lsn`, `pgseam.commit_lsn`, `pgseam.seq`, `pgseam.snapshot`; see the worker's
+    /// `pipeline` module). `false` leaves only the headers Debezium writes.
+    pub position_headers: bool,
     /// `topic.transaction` (Debezium's `DefaultTopicNamingStrategy`, default `transaction`):
     /// the transaction topic is `<topic.prefix>.<topic.transaction>`.
     pub topic_transaction: String,
@@ -788,6 +796,7 @@ impl ConnectorConfig {
             "provide.transaction.metadata",
             DEFAULT_PROVIDE_TRANSACTION_METADATA,
         );
+        let position_headers = s.bool("pgseam.position.headers", DEFAULT_POSITION_HEADERS);
         let topic_transaction = match s.take("topic.transaction") {
             None => DEFAULT_TOPIC_TRANSACTION.to_owned(),
             Some(e)
@@ -1038,6 +1047,7 @@ impl ConnectorConfig {
             tombstones_on_delete,
             skipped_operations,
             provide_transaction_metadata,
+            position_headers,
             topic_transaction,
             message_prefix_filter,
             transforms,
@@ -1955,7 +1965,7 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
                 location: s.location(e),
                 key: e.key.clone(),
                 value: value.to_owned(),
-                reason: "pgseam delivers at least once (an idempotent producer; after a crash whole transactions are sent again, each record carrying `__pgseam.commit_lsn` and `__pgseam.seq` headers to drop duplicates by); use `requested` or remove the key".to_owned(),
+                reason: "pgseam delivers at least once (an idempotent producer; after a crash whole transactions are sent again, each record carrying `pgseam.commit_lsn` and `pgseam.seq` headers to drop duplicates by); use `requested` or remove the key".to_owned(),
             };
             s.push(err);
         } else {

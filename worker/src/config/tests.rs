@@ -1225,6 +1225,27 @@ fn snapshot_throttle_and_progress_keys() {
 }
 
 #[test]
+fn position_headers_switch() {
+    assert!(config(&[]).unwrap().position_headers);
+    assert_eq!(
+        config(&[]).unwrap().position_headers,
+        DEFAULT_POSITION_HEADERS
+    );
+    assert!(
+        !config(&[("pgseam.position.headers", "false")])
+            .unwrap()
+            .position_headers
+    );
+    assert!(
+        config(&[("pgseam.position.headers", "TRUE")])
+            .unwrap()
+            .position_headers
+    );
+    let e = one_error(&[("pgseam.position.headers", "off")]);
+    assert!(e.contains("`pgseam.position.headers`"), "{e}");
+}
+
+#[test]
 fn column_shaping_keys() {
     use pgseam_converters::columns::{ColumnFilter, ColumnMapper, HashAlgorithm};
     let c = config(&[

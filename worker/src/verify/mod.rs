@@ -9,7 +9,7 @@
 //!                        pgseam confirms only what Kafka acknowledged and its offset holds,
 //!                        so every change S sees is in Kafka now
 //!  3. topics             assign() every partition from the beginning; take each record
-//!                        whose commit LSN (`__pgseam.commit_lsn` header) is before L as an
+//!                        whose commit LSN (`pgseam.commit_lsn` header) is before L as an
 //!                        event (key, position, hash of `after`) into its table's spool;
 //!                        a partition is done at its first record at or after L, at our
 //!                        marker (--end marker), or when nothing arrived for --idle-ms
@@ -27,7 +27,7 @@
 //! A logical slot's exported snapshot and its consistent point split the history exactly:
 //! PostgreSQL decodes a transaction from the slot iff its commit record starts at or after the
 //! consistent point, and the exported snapshot sees exactly the transactions before it. pgseam
-//! writes the commit record's LSN into every streamed record (`__pgseam.commit_lsn`), so "the
+//! writes the commit record's LSN into every streamed record (`pgseam.commit_lsn`), so "the
 //! topic as of L" is the records with a commit LSN before L plus pgseam's own snapshot rows. A
 //! plain `REPEATABLE READ` snapshot with `pg_current_wal_lsn()` would not do: a transaction can
 //! commit (before the LSN is read) without being visible to the snapshot. The temporary slot is
@@ -44,7 +44,7 @@
 //!   that stalls longer than the idle time makes verify report rows as missing (a false alarm,
 //!   never a false pass). Writes nothing to Kafka.
 //! - `--end marker`: verify first produces one marker record to every partition (null key, a
-//!   small JSON value, header `__pgseam.verify.marker` = a run id) and reads each partition until
+//!   small JSON value, header `pgseam.verify.marker` = a run id) and reads each partition until
 //!   its own marker arrives. Exact, but it writes to the connector's topics, which their
 //!   consumers (Routine Load, sinks) then see: use it on test or throwaway topics. Markers of
 //!   earlier runs are skipped.
@@ -100,7 +100,7 @@ mod store;
 use crate::pipeline::{HEADER_COMMIT_LSN, HEADER_LSN, HEADER_SEQ, HEADER_SNAPSHOT};
 
 /// Header of verify's marker records (`--end marker`); its value is the run id.
-pub const MARKER_HEADER: &str = "__pgseam.verify.marker";
+pub const MARKER_HEADER: &str = "pgseam.verify.marker";
 
 /// Debezium's placeholder for an unchanged TOASTed value (`unavailable.value.placeholder`).
 const UNAVAILABLE_PLACEHOLDER: &str = "__debezium_unavailable_value";

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Capture Debezium's output for more column types: bit/varbit, ltree, citext (extensions from
+# PostgreSQL 15 contrib), time/timetz/timestamp/timestamptz at every precision, arrays of many
+# element types, numeric NaN/±Infinity; and the key-change headers under SimpleHeaderConverter.
+#   capture-types.sh [NAME...]   no NAME: every capture; each one recreates database "types"
+#                                (sql/types_schema.sql; edge_*: sql/edge_schema.sql), snapshots
+#                                it on its own slot, runs the matching _stream.sql, then a
+#                                barrier row.
+# Output: ${GOLDEN_DIR:-$DBZPEER_HOME/golden}/types/NAME.jsonl (+ NAME.log). Requires bin/setup.sh, bin/pg.sh start.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+G=$(abspath "${GOLDEN_DIR:-$W/golden}")/types
+cd "$ROOT"
+PG=bin/pg.sh; DBZ=bin/dbzpeer.sh; DB=types
+mkdir -p "$G" "$W/state" "$W/logs"
+export JAVA_OPTS=${JAVA_OPTS:--Xms512m -Xmx1g}
+ONLY=" $* "
+want() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
+capture() {  # capture NAME [k=v ...]
+  local name=$1; shift
+  want "$name" || return 0
+  echo "=== $name"
+  $PG psql -q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$DB' AND NOT active" >/dev/null
+  $PG psql -q -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" 2>/dev/null
+  $PG psql -d $DB -q -v ON_ERROR_STOP=1 -f "sql/${SQL:-types}_schema.sql"
+  rm -rf "$W/state/$name"
+  $DBZ start "$name" --out "$G/$name.jsonl" database.dbname=$DB slot.name=types publication.name=types_pub "$@"
+  $DBZ wait-ready "$name" 180
+  $PG psql -d $DB -q -v ON_ERROR_STOP=1 -f "sql/${SQL:-types}_stream.sql"
+  $PG psql -d $DB -q -c "INSERT INTO barrier(note) VALUES ('$name')"
+  for _ in $(seq 1 300); do grep -q "\"note\":\"$name\"\|note\",\"value\":$name\|\"note\":\"$name\"" "$G/$name.jsonl" 2>/dev/null && break; sleep 0.2; done
+  $DBZ wait-idle "$name" 3000 300
+  $DBZ stop "$name"
+  cp "$W/logs/$name.stderr" "$G/$name.log"
+  echo "    $(wc -l < "$G/$name.jsonl") lines"
+}
+# every table, Debezium's defaults (headers through JsonConverter, as the other goldens)
+capture types_default
+# the same with a Kafka Connect worker's default header converter: DbzPeer splices each header's
+# raw bytes, so a header "value" is the raw text, not JSON
+capture types_simple_headers header.converter.class=org.apache.kafka.connect.storage.SimpleHeaderConverter
+# numeric NaN/±Infinity under the other decimal.handling.modes
+capture nums_string decimal.handling.mode=string 'table.include.list=public.nums,public.barrier'
+capture nums_double decimal.handling.mode=double 'table.include.list=public.nums,public.barrier'
+# infinite and BC dates/timestamps (sql/edge_*.sql) under four time.precision.modes
+SQL=edge capture edge_adaptive
+SQL=edge capture edge_isostring time.precision.mode=isostring
+SQL=edge capture edge_connect time.precision.mode=connect
+SQL=edge capture edge_micro time.precision.mode=microseconds
+echo "done: $(ls "$G"/*.jsonl | wc -l) files in $G"
