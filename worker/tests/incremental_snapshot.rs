@@ -19,50 +19,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Env, Pgseam};
-use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
-use pgseam_connector_pg::snapshot::SnapshotProgress;
+use common::{check_per_key_order, progress_of, psql_port, stored, Env, Pgseam};
 use pgseam_integration_tests::{read_topics, TopicMessage};
-use pgseam_model::Lsn;
-use std::collections::BTreeMap;
 
 const WAIT: Duration = Duration::from_secs(120);
 const ROWS: i64 = 60_000;
 
 const SIGNAL_TABLE: &str =
     "CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));";
-
-fn stored(env: &Env, name: &str) -> Option<ConnectorOffset> {
-    FileOffsetStore::open(&env.offsets_path())
-        .ok()?
-        .get(&offset_key(name, name))
-        .ok()?
-}
-
-fn progress_of(offset: &Option<ConnectorOffset>) -> Option<SnapshotProgress> {
-    match offset {
-        Some(ConnectorOffset::SnapshotResumable { progress, .. }) => Some(progress.clone()),
-        _ => None,
-    }
-}
-
-fn psql_port(port: u16, db: &str, sql: &str) -> (bool, String) {
-    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args(["-U", "postgres", "-d", db, "-c", sql])
-        .env("PGPASSWORD", "postgres")
-        .output()
-        .expect("run psql");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn snapshot_marker(m: &TopicMessage) -> Option<String> {
     m.envelope()
@@ -89,65 +53,6 @@ fn incremental_and_streamed(messages: &[TopicMessage]) -> (BTreeSet<i64>, BTreeS
         }
     }
     (incremental, streamed)
-}
-
-/// Per-key order (as in `snapshot_resume.rs`): once the records a restart replays are dropped
-/// by their position headers, the `ver` a consumer applies per key never goes back, so no
-/// window row overwrote a newer streamed change.
-fn header<'a>(m: &'a TopicMessage, name: &str) -> Option<&'a str> {
-    m.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-}
-
-/// Per key, the `ver` of the events a consumer applies never goes back, once the records a
-/// restart replays (a streamed `(commit_lsn, seq)` at or before the last one of its
-/// partition) are dropped, as the position headers allow.
-fn check_per_key_order(messages: &[TopicMessage]) -> usize {
-    let mut last_position: BTreeMap<i32, (Lsn, u64)> = BTreeMap::new();
-    let mut versions: BTreeMap<String, i64> = BTreeMap::new();
-    let mut replayed = 0;
-    for m in messages {
-        if let Some(commit) = header(m, "__pgseam.commit_lsn") {
-            let commit: Lsn = commit.parse().expect("commit_lsn header");
-            let seq: u64 = header(m, "__pgseam.seq")
-                .and_then(|s| s.parse().ok())
-                .expect("seq header");
-            let last = last_position.entry(m.partition).or_insert((Lsn(0), 0));
-            if (commit, seq) <= *last {
-                replayed += 1;
-                continue;
-            }
-            *last = (commit, seq);
-        }
-        let Some(key) = m.key_payload().map(|k| k.to_string()) else {
-            continue;
-        };
-        let Some(envelope) = m.envelope() else {
-            continue;
-        };
-        match envelope["op"].as_str() {
-            Some("d") => {
-                versions.remove(&key);
-            }
-            Some(_) => {
-                let ver = envelope["after"]["ver"].as_i64().expect("ver");
-                if let Some(previous) = versions.insert(key.clone(), ver) {
-                    assert!(
-                        ver >= previous,
-                        "key {key}: version {ver} after {previous} at partition {} offset {} (op {:?}, snapshot {:?})",
-                        m.partition,
-                        m.offset,
-                        envelope["op"],
-                        envelope["source"]["snapshot"]
-                    );
-                }
-            }
-            None => {}
-        }
-    }
-    replayed
 }
 
 const WRITES: &str = "
@@ -196,7 +101,7 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
         std::thread::spawn(move || {
             let mut batches = 0;
             while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_port(port, "inc", WRITES);
+                let (ok, out) = psql_port(port, "inc", "", WRITES);
                 assert!(ok, "writes failed: {out}");
                 batches += 1;
             }

@@ -16,13 +16,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Env, Pgseam};
-use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
+use common::{check_per_key_order, progress_of, psql_port, stored, Env, Pgseam};
+use pgseam::offsets::ConnectorOffset;
 use pgseam_connector_pg::snapshot::SnapshotProgress;
 use pgseam_integration_tests::{read_topics, TopicMessage};
 use pgseam_model::Lsn;
@@ -61,40 +61,6 @@ BEGIN
 END $$;
 ";
 
-fn psql_with(port: u16, db: &str, options: &str, sql: &str) -> (bool, String) {
-    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args(["-U", "postgres", "-d", db, "-c", sql])
-        .env("PGPASSWORD", "postgres")
-        .env("PGOPTIONS", options)
-        .output()
-        .expect("run psql");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// The stored offset of connector `name`.
-fn stored(env: &Env, name: &str) -> Option<ConnectorOffset> {
-    FileOffsetStore::open(&env.offsets_path())
-        .ok()?
-        .get(&offset_key(name, name))
-        .ok()?
-}
-
-fn progress_of(offset: &Option<ConnectorOffset>) -> Option<SnapshotProgress> {
-    match offset {
-        Some(ConnectorOffset::SnapshotResumable { progress, .. }) => Some(progress.clone()),
-        _ => None,
-    }
-}
-
 /// A small deterministic generator (the seed is printed, so a failure can be replayed).
 struct Lcg(u64);
 
@@ -106,62 +72,6 @@ impl Lcg {
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n.max(1)
     }
-}
-
-fn header<'a>(m: &'a TopicMessage, name: &str) -> Option<&'a str> {
-    m.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-}
-
-/// Per key, the `ver` of the events a consumer applies never goes back, once the records a
-/// restart replays (a streamed `(commit_lsn, seq)` at or before the last one of its
-/// partition) are dropped, as the position headers allow.
-fn check_per_key_order(messages: &[TopicMessage]) -> usize {
-    let mut last_position: BTreeMap<i32, (Lsn, u64)> = BTreeMap::new();
-    let mut versions: BTreeMap<String, i64> = BTreeMap::new();
-    let mut replayed = 0;
-    for m in messages {
-        if let Some(commit) = header(m, "__pgseam.commit_lsn") {
-            let commit: Lsn = commit.parse().expect("commit_lsn header");
-            let seq: u64 = header(m, "__pgseam.seq")
-                .and_then(|s| s.parse().ok())
-                .expect("seq header");
-            let last = last_position.entry(m.partition).or_insert((Lsn(0), 0));
-            if (commit, seq) <= *last {
-                replayed += 1;
-                continue;
-            }
-            *last = (commit, seq);
-        }
-        let Some(key) = m.key_payload().map(|k| k.to_string()) else {
-            continue;
-        };
-        let Some(envelope) = m.envelope() else {
-            continue;
-        };
-        match envelope["op"].as_str() {
-            Some("d") => {
-                versions.remove(&key);
-            }
-            Some(_) => {
-                let ver = envelope["after"]["ver"].as_i64().expect("ver");
-                if let Some(previous) = versions.insert(key.clone(), ver) {
-                    assert!(
-                        ver >= previous,
-                        "key {key}: version {ver} after {previous} at partition {} offset {} (op {:?}, snapshot {:?})",
-                        m.partition,
-                        m.offset,
-                        envelope["op"],
-                        envelope["source"]["snapshot"]
-                    );
-                }
-            }
-            None => {}
-        }
-    }
-    replayed
 }
 
 #[test]
@@ -197,7 +107,7 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
         std::thread::spawn(move || {
             let mut batches = 0;
             while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_with(port, "resume", "", WRITES);
+                let (ok, out) = psql_port(port, "resume", "", WRITES);
                 // The updates between kills may deadlock with a batch: it is rolled back.
                 assert!(
                     ok || out.contains("deadlock detected"),
@@ -441,7 +351,7 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     env.psql("SELECT pg_reload_conf()");
     let port = env.pg.port();
     let held = std::thread::spawn(move || {
-        psql_with(
+        psql_port(
             port,
             "race",
             "-c synchronous_commit=on",
