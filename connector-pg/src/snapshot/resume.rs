@@ -869,7 +869,16 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         (Some(l), Some(c)) => Some(format!("{l} AND {c}")),
         (l, c) => l.or(c),
     };
-    let as_text: Vec<String> = quoted.iter().map(|k| format!("{k}::text")).collect();
+    // Aliased: an output column named like a key column would capture `ORDER BY "id"` (an
+    // output name wins over an input column in PostgreSQL's ORDER BY), sorting by the keys'
+    // text, not their type. That made the windows cut at the N-th key in text order ("1",
+    // "10", "100", "1000", ...), so a window held far fewer or far more than N rows (ranges
+    // stayed contiguous: nothing was lost, but a window could exceed its buffer bound).
+    let as_text: Vec<String> = quoted
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k}::text AS pgseam_key{i}"))
+        .collect();
     let offset = i64::try_from(window_rows.saturating_sub(1)).unwrap_or(i64::MAX);
     let boundary = client
         .query(
