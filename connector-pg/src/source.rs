@@ -384,6 +384,11 @@ pub enum SourceMessage {
     /// transactional one comes between its transaction's `TransactionBegun` and
     /// `TransactionCommitted`, a non-transactional one outside any transaction.
     Message(LogicalMessage),
+    /// A snapshot notification (Debezium's `notification.enabled.channels`); the worker sends
+    /// it to the enabled channels. Not part of the stream's position: one made before a crash
+    /// may be made again after it (or, for an incremental snapshot's STARTED, not at all: the
+    /// restart continues the snapshot).
+    Notification(pgseam_model::Notification),
     /// All snapshot rows have been sent; streaming starts at `consistent_point`.
     SnapshotCompleted {
         consistent_point: Lsn,
@@ -928,13 +933,21 @@ impl Source {
                 }
                 if let Some(resumer) = self.resumer.as_mut() {
                     if let Some(update) = resumer
-                        .add_tables(&self.catalog_client, &self.config.snapshot, tables)
+                        .add_tables(&self.catalog_client, &self.config.snapshot, &id, tables)
                         .await?
                     {
                         out.push(SourceMessage::SnapshotProgress(update));
                     }
                 }
             }
+        }
+        if let Some(resumer) = self.resumer.as_mut() {
+            out.extend(
+                resumer
+                    .take_notifications()
+                    .into_iter()
+                    .map(SourceMessage::Notification),
+            );
         }
         Ok(())
     }
@@ -987,8 +1000,19 @@ impl Source {
         }
         if resumer.is_finished() {
             resumer.complete();
+            resumer.notify_completed();
+            let notifications = resumer.take_notifications();
             let (windows, rows) = resumer.summary();
             self.resumer = None;
+            for notification in notifications {
+                let _sent = self
+                    .send_with_keepalive(
+                        replication,
+                        status_timer,
+                        SourceMessage::Notification(notification),
+                    )
+                    .await?;
+            }
             tracing::info!(windows, rows, "the resumed snapshot is complete");
             let sent = self
                 .send_with_keepalive(
@@ -1233,6 +1257,12 @@ impl Source {
                     resumer
                         .finish_window(Lsn(*commit_lsn), commit_ts_us + PG_EPOCH_OFFSET_US, out)
                         .await?;
+                    out.extend(
+                        resumer
+                            .take_notifications()
+                            .into_iter()
+                            .map(SourceMessage::Notification),
+                    );
                 }
             }
             LogicalReplicationMessage::Relation {

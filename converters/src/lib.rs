@@ -58,6 +58,7 @@ mod hstore;
 pub mod jackson;
 mod message;
 pub mod naming;
+pub mod notification;
 pub mod transforms;
 pub mod txmeta;
 

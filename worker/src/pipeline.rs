@@ -143,6 +143,8 @@ pub struct PipelineSettings {
     /// `provide.transaction.metadata=true`: the `topic.transaction` suffix of the transaction
     /// topic (`<topic.prefix>.<suffix>`); `None` = no transaction metadata.
     pub transaction_metadata: Option<String>,
+    /// `notification.enabled.channels`: where snapshot notifications go.
+    pub notifications: crate::config::NotificationChannels,
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -186,6 +188,53 @@ fn heartbeat_record(settings: &PipelineSettings, ts_ms: i64) -> OutgoingRecord {
         value: Some(value.to_string().into_bytes()),
         headers: Vec::new(),
     }
+}
+
+/// Sends a snapshot notification to the enabled channels (Debezium's `NotificationService`):
+/// the log (`[Notification Service] {..}` as `LogNotificationChannel` prints it, with the key
+/// values of `maximum_key` and `last_processed_key` replaced by `<redacted>`: pgseam logs no
+/// row values) and the sink topic (`SinkNotificationChannel`'s record, see
+/// `pgseam_converters::notification`; no position headers, as Debezium's has none). Not a
+/// checkpoint: a notification is at most once per making, and the source may make one again
+/// after a restart.
+async fn send_notification(
+    settings: &PipelineSettings,
+    sink: Option<&KafkaSink>,
+    notification: &pgseam_model::Notification,
+) -> anyhow::Result<()> {
+    use pgseam_converters::notification::{notification_json, notification_text};
+    let channels = &settings.notifications;
+    if channels.log {
+        let mut shown = notification.clone();
+        for (key, value) in &mut shown.additional_data {
+            if key == "maximum_key" || key == "last_processed_key" {
+                *value = "<redacted>".to_owned();
+            }
+        }
+        tracing::info!(
+            connector = %settings.connector_name,
+            aggregate_type = notification.aggregate_type,
+            notification_type = notification.kind,
+            "[Notification Service]  {}",
+            notification_text(&shown, &settings.topic_prefix)
+        );
+    }
+    if let (Some(topic), Some(sink)) = (&channels.sink_topic, sink) {
+        let (key, value) = notification_json(
+            notification,
+            &settings.topic_prefix,
+            settings.converter.key_schemas_enable,
+            settings.converter.value_schemas_enable,
+        );
+        sink.send(&OutgoingRecord {
+            topic: topic.clone(),
+            key: Some(key),
+            value: Some(value),
+            headers: Vec::new(),
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 type SourceOutcome = Result<Result<(), SourceError>, tokio::task::JoinError>;
@@ -615,6 +664,9 @@ async fn run_pipeline(
                         last_streaming = Some(offset.clone());
                         let offset = with_snapshot_progress(offset, &snapshot_progress);
                         queue_checkpoint(sink.as_ref(), &mut checkpoints, Checkpoint { offset, urgent: false });
+                    }
+                    Some(SourceMessage::Notification(notification)) => {
+                        or_break!('pipeline, send_notification(&settings, sink.as_ref(), &notification).await.context("cannot send a notification to notification.sink.topic.name"));
                     }
                     Some(SourceMessage::Heartbeat { ts_ms }) => {
                         if let Some(sink) = &sink {

@@ -185,6 +185,9 @@ pub(crate) fn pipeline_settings(
     if avro.is_none() && key_converter.decimal_format != value_converter.decimal_format {
         bail!("connector {name}: key.converter.decimal.format and value.converter.decimal.format differ; pgseam applies one decimal.format to keys and values, set both to the same value");
     }
+    if avro.is_some() && connector.notifications.sink_topic.is_some() {
+        bail!("connector {name}: notification.enabled.channels=sink writes Kafka Connect JSON only; with AvroConverter use the `log` channel");
+    }
     let filter = connector.table_filter.clone();
     let signal_table = connector.signal_data_collection.clone();
     let mut overrides = worker.producer_overrides.as_map().clone();
@@ -334,6 +337,7 @@ pub(crate) fn pipeline_settings(
         transaction_metadata: connector
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),
+        notifications: connector.notifications.clone(),
     })
 }
 

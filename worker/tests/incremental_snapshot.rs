@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -591,6 +591,269 @@ fn a_signal_during_a_resumed_initial_snapshot_runs_after_it() {
         big.differences.is_empty(),
         "{:?}",
         &big.differences[..3.min(big.differences.len())]
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// The notifications of a topic for one snapshot (`id`), in the order they were sent (one id
+/// is one key, so one partition): `(type, additional_data)`.
+fn notifications_of(messages: &[TopicMessage], id: &str) -> Vec<(String, serde_json::Value)> {
+    let mut found: Vec<&TopicMessage> = messages
+        .iter()
+        .filter(|m| m.key_payload().and_then(|k| k["id"].as_str()) == Some(id))
+        .collect();
+    found.sort_by_key(|m| (m.partition, m.offset));
+    found
+        .into_iter()
+        .map(|m| {
+            let v = m.envelope().expect("a notification value");
+            assert_eq!(v["id"], id);
+            assert_eq!(v["aggregate_type"], "Incremental Snapshot");
+            assert!(v["timestamp"]
+                .as_i64()
+                .is_some_and(|t| t > 1_600_000_000_000));
+            (
+                v["type"].as_str().expect("type").to_owned(),
+                v["additional_data"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// `notification.enabled.channels=sink,log`: an incremental snapshot of a table of 2500 rows
+/// (windows of 1000) and an empty table sends Debezium's sequence to the sink topic, in
+/// Debezium's record format (its key and value schemas), and logs it; pause, resume and stop
+/// of a second snapshot send PAUSED, RESUMED and ABORTED (and no COMPLETED).
+#[test]
+fn notifications_go_to_the_sink_topic_and_the_log() {
+    let env = Env::start("notes");
+    env.psql(SIGNAL_TABLE);
+    env.psql(
+        "CREATE TABLE t1 (id int PRIMARY KEY, v text);
+         CREATE TABLE t_empty (id int PRIMARY KEY);
+         CREATE TABLE d (id int PRIMARY KEY, v text);
+         INSERT INTO t1 SELECT g, 'v' FROM generate_series(1, 2500) g;
+         INSERT INTO d SELECT g, 'd' FROM generate_series(1, 5000) g;",
+    );
+    let name = "notes";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "snapshot.mode=no_data",
+            "signal.data.collection=public.dbz_signal",
+            "incremental.snapshot.chunk.size=1000",
+            "notification.enabled.channels=sink,log",
+            "notification.sink.topic.name=notes.notifications",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    env.psql(
+        r#"INSERT INTO dbz_signal VALUES ('sig-n', 'execute-snapshot', '{"data-collections": ["public.t1", "public.t_empty"]}')"#,
+    );
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    // Execute, pause in one transaction (no window opens in between), then resume and stop
+    // in another: the snapshot of d reads nothing.
+    env.psql(
+        r#"BEGIN;
+           INSERT INTO dbz_signal VALUES ('sig-d', 'execute-snapshot', '{"data-collections": ["public.d"]}');
+           INSERT INTO dbz_signal VALUES ('pause-d', 'pause-snapshot', NULL);
+           COMMIT;"#,
+    );
+    pgseam.wait_for_log("incremental snapshot paused state changed by signal", WAIT);
+    std::thread::sleep(Duration::from_millis(1000));
+    env.psql(
+        r#"BEGIN;
+           INSERT INTO dbz_signal VALUES ('resume-d', 'resume-snapshot', NULL);
+           INSERT INTO dbz_signal VALUES ('stop-d', 'stop-snapshot', '{"data-collections": ["public.d"], "type": "incremental"}');
+           COMMIT;"#,
+    );
+    let started = Instant::now();
+    while pgseam
+        .log_text()
+        .matches("the incremental snapshot is complete")
+        .count()
+        < 2
+    {
+        assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let messages = read_topics(
+        &env.broker.bootstrap_servers(),
+        &["notes.notifications".to_owned()],
+        11,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read the notification topic");
+    // Debezium's schemas, as JsonConverter writes them.
+    let first = &messages[0];
+    assert_eq!(
+        first.key.as_ref().unwrap()["schema"],
+        serde_json::from_str::<serde_json::Value>(pgseam_converters::notification::KEY_SCHEMA)
+            .unwrap()
+    );
+    assert_eq!(
+        first.value.as_ref().unwrap()["schema"],
+        serde_json::from_str::<serde_json::Value>(pgseam_converters::notification::VALUE_SCHEMA)
+            .unwrap()
+    );
+    assert!(first.headers.is_empty(), "{:?}", first.headers);
+
+    let n = notifications_of(&messages, "sig-n");
+    let kinds: Vec<&str> = n.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "STARTED",
+            "IN_PROGRESS",
+            "IN_PROGRESS",
+            "IN_PROGRESS",
+            "TABLE_SCAN_COMPLETED",
+            "TABLE_SCAN_COMPLETED",
+            "COMPLETED"
+        ],
+        "{n:?}"
+    );
+    for (_, data) in &n {
+        assert_eq!(data["connector_name"], name);
+    }
+    assert_eq!(n[0].1["data_collections"], "public.t1,public.t_empty");
+    let progress: Vec<(&str, &str)> = n[1..4]
+        .iter()
+        .map(|(_, d)| {
+            assert_eq!(d["current_collection_in_progress"], "public.t1");
+            assert_eq!(d["maximum_key"], "2500");
+            (
+                d["data_collections"].as_str().unwrap(),
+                d["last_processed_key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            ("public.t1,public.t_empty", "1000"),
+            ("public.t1,public.t_empty", "2000"),
+            ("public.t1,public.t_empty", "2500")
+        ]
+    );
+    let scan = |i: usize| {
+        let d = &n[i].1;
+        (
+            d["scanned_collection"].as_str().unwrap().to_owned(),
+            d["total_rows_scanned"].as_str().unwrap().to_owned(),
+            d["status"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        scan(4),
+        ("public.t1".into(), "2500".into(), "SUCCEEDED".into())
+    );
+    assert_eq!(
+        scan(5),
+        ("public.t_empty".into(), "0".into(), "EMPTY".into())
+    );
+    assert_eq!(n[6].1.as_object().unwrap().len(), 1, "{:?}", n[6].1);
+
+    let d = notifications_of(&messages, "sig-d");
+    let kinds: Vec<&str> = d.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["STARTED", "PAUSED", "RESUMED", "ABORTED"], "{d:?}");
+    for (_, data) in &d {
+        assert_eq!(data["data_collections"], "public.d");
+    }
+
+    let log = pgseam.log_text();
+    assert_eq!(log.matches("[Notification Service]").count(), 11, "{log}");
+    assert!(log.contains(
+        "aggregateType='Incremental Snapshot', type='COMPLETED', additionalData={connector_name=notes}"
+    ));
+    // Key values are not logged.
+    assert!(log.contains("maximum_key=<redacted>"));
+    assert!(!log.contains("maximum_key=2500"));
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// The initial snapshot's notifications on the sink topic (one partition, so in order):
+/// STARTED, per table IN_PROGRESS and TABLE_SCAN_COMPLETED with its row count, COMPLETED, as
+/// Debezium's one-thread snapshot sends them.
+#[test]
+fn the_initial_snapshot_sends_its_notifications() {
+    let env = Env::start("initnotes");
+    env.psql(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY);
+         CREATE TABLE c (n int);
+         INSERT INTO a SELECT g, 'a' FROM generate_series(1, 300) g;
+         INSERT INTO c SELECT g FROM generate_series(1, 50) g;",
+    );
+    let name = "initnotes";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "notification.enabled.channels=sink",
+            "notification.sink.topic.name=initnotes.notifications",
+            "topic.creation.default.partitions=1",
+            "topic.creation.default.replication.factor=1",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    let mut messages = read_topics(
+        &env.broker.bootstrap_servers(),
+        &["initnotes.notifications".to_owned()],
+        8,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read the notification topic");
+    messages.sort_by_key(|m| (m.partition, m.offset));
+    let notes: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let v = m.envelope().expect("value").clone();
+            assert_eq!(v["aggregate_type"], "Initial Snapshot");
+            assert_eq!(m.key_payload().unwrap()["id"], v["id"]);
+            assert_eq!(v["additional_data"]["connector_name"], name);
+            v
+        })
+        .collect();
+    assert_eq!(notes.len(), 8, "{notes:#?}");
+    assert_eq!(notes[0]["type"], "STARTED");
+    assert_eq!(notes[7]["type"], "COMPLETED");
+    let mut scanned = BTreeMap::new();
+    for pair in notes[1..7].chunks(2) {
+        assert_eq!(pair[0]["type"], "IN_PROGRESS", "{pair:?}");
+        assert_eq!(pair[1]["type"], "TABLE_SCAN_COMPLETED", "{pair:?}");
+        let table = pair[0]["additional_data"]["current_collection_in_progress"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let done = &pair[1]["additional_data"];
+        assert_eq!(done["scanned_collection"], table.as_str());
+        assert_eq!(done["status"], "SUCCEEDED");
+        assert_eq!(done["data_collections"], "public.a,public.b,public.c");
+        // Java's HashSet order of the three names.
+        assert_eq!(
+            pair[0]["additional_data"]["data_collections"],
+            "public.c,public.a,public.b"
+        );
+        scanned.insert(
+            table,
+            done["total_rows_scanned"].as_str().unwrap().to_owned(),
+        );
+    }
+    assert_eq!(
+        scanned,
+        BTreeMap::from([
+            ("public.a".to_owned(), "300".to_owned()),
+            ("public.b".to_owned(), "0".to_owned()),
+            ("public.c".to_owned(), "50".to_owned()),
+        ])
     );
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());

@@ -161,6 +161,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.include.collection.list",
     "signal.data.collection",
     "signal.enabled.channels",
+    "notification.enabled.channels",
+    "notification.sink.topic.name",
     "incremental.snapshot.chunk.size",
     "heartbeat.interval.ms",
     "heartbeat.action.query",
@@ -557,6 +559,9 @@ pub struct ConnectorConfig {
     pub signal_data_collection: Option<(String, String)>,
     /// `incremental.snapshot.chunk.size`: keys per window of a signalled incremental snapshot.
     pub incremental_snapshot_chunk_size: u64,
+    /// `notification.enabled.channels` and `notification.sink.topic.name`: where snapshot
+    /// notifications go (none by default).
+    pub notifications: NotificationChannels,
     /// `heartbeat.interval.ms`; `None` when 0 (no heartbeats).
     pub heartbeat_interval: Option<Duration>,
     /// `heartbeat.action.query`: run on every heartbeat (only with heartbeats on).
@@ -872,6 +877,7 @@ impl ConnectorConfig {
             },
         };
         let signal_data_collection = take_signal_settings(&mut s);
+        let notifications = take_notification_settings(&mut s);
         let incremental_snapshot_chunk_size = s.int(
             "incremental.snapshot.chunk.size",
             DEFAULT_INCREMENTAL_SNAPSHOT_CHUNK_SIZE,
@@ -1056,6 +1062,7 @@ impl ConnectorConfig {
             snapshot_select_overrides,
             snapshot_include,
             signal_data_collection,
+            notifications,
             incremental_snapshot_chunk_size,
             heartbeat_interval,
             heartbeat_action_query,
@@ -2011,6 +2018,72 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
         };
         s.push(err);
     }
+}
+
+/// Debezium's notification channels pgseam implements (`notification.enabled.channels`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationChannels {
+    /// `log`: each notification is logged (`[Notification Service] {..}`, as Debezium's
+    /// `LogNotificationChannel`).
+    pub log: bool,
+    /// `sink`: each notification is a record on this topic (`notification.sink.topic.name`).
+    pub sink_topic: Option<String>,
+}
+
+impl NotificationChannels {
+    /// Whether any channel is enabled.
+    pub fn any(&self) -> bool {
+        self.log || self.sink_topic.is_some()
+    }
+}
+
+/// `notification.enabled.channels` (`sink`, `log`; Debezium's `jmx` is refused: pgseam has
+/// no JMX, its metrics are at `/metrics`) and `notification.sink.topic.name` (required with
+/// `sink`, as Debezium's validation requires it).
+fn take_notification_settings(s: &mut Settings) -> NotificationChannels {
+    let mut channels = NotificationChannels::default();
+    let mut sink = false;
+    if let Some(entry) = s.take("notification.enabled.channels") {
+        for channel in entry
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            match channel {
+                "log" => channels.log = true,
+                "sink" => sink = true,
+                "jmx" => s.invalid(
+                    &entry,
+                    "a list of notification channels; `jmx` is not supported (pgseam runs no JVM: use `log` or `sink`, and the snapshot metrics at GET /metrics)",
+                ),
+                other => s.invalid(
+                    &entry,
+                    format!("a list of notification channels; `{other}` is not one pgseam implements (`sink`, `log`)"),
+                ),
+            }
+        }
+    }
+    let topic = s.take("notification.sink.topic.name");
+    match (sink, topic) {
+        (true, Some(e)) if !e.value.trim().is_empty() => {
+            let name = e.value.trim().to_owned();
+            if Regex::new(TOPIC_PREFIX_PATTERN).is_ok_and(|r| r.is_match(&name))
+                && name.len() <= MAX_TOPIC_NAME_LEN
+            {
+                channels.sink_topic = Some(name);
+            } else {
+                s.invalid(&e, "a Kafka topic name (letters, digits, `.`, `_`, `-`)");
+            }
+        }
+        (true, _) => s.missing(
+            "notification.sink.topic.name",
+            Some("Notification topic name must be provided when kafka notification channel is enabled: notification.enabled.channels lists `sink`"),
+        ),
+        // Debezium ignores the topic while `sink` is off.
+        (false, _) => {}
+    }
+    channels
 }
 
 /// `signal.enabled.channels` (Debezium's default `source`; `kafka`, `file` and `jmx` are

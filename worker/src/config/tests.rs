@@ -1124,6 +1124,50 @@ fn snapshot_engine_keys() {
 }
 
 #[test]
+fn notification_keys() {
+    use crate::config::NotificationChannels;
+    let c = config(&[]).unwrap();
+    assert_eq!(c.notifications, NotificationChannels::default());
+    assert!(!c.notifications.any());
+    let c = config(&[
+        ("notification.enabled.channels", " sink , log "),
+        ("notification.sink.topic.name", "dbz.notifications"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.notifications,
+        NotificationChannels {
+            log: true,
+            sink_topic: Some("dbz.notifications".to_owned())
+        }
+    );
+    // The topic is ignored while `sink` is off, as Debezium ignores it.
+    let c = config(&[
+        ("notification.enabled.channels", "log"),
+        ("notification.sink.topic.name", "t"),
+    ])
+    .unwrap();
+    assert_eq!(c.notifications.sink_topic, None);
+    let e = one_error(&[("notification.enabled.channels", "sink")]);
+    assert!(
+        e.contains("notification.sink.topic.name") && e.contains("must be provided"),
+        "{e}"
+    );
+    let e = one_error(&[("notification.enabled.channels", "log,jmx")]);
+    assert!(
+        e.contains("`jmx` is not supported") && e.contains("/metrics"),
+        "{e}"
+    );
+    let e = one_error(&[("notification.enabled.channels", "carrier-pigeon")]);
+    assert!(e.contains("`carrier-pigeon`"), "{e}");
+    let e = one_error(&[
+        ("notification.enabled.channels", "sink"),
+        ("notification.sink.topic.name", "bad topic"),
+    ]);
+    assert!(e.contains("notification.sink.topic.name"), "{e}");
+}
+
+#[test]
 fn signal_keys() {
     let c = config(&[]).unwrap();
     assert_eq!(c.signal_data_collection, None);
