@@ -752,6 +752,8 @@ impl Source {
                             .send_with_keepalive(&mut replication, &mut status_timer, message)
                             .await?;
                     }
+                    // Its progress is with the worker: the channel may acknowledge it.
+                    inbox.mark_applied();
                 }
                 self.drive_resume(&mut replication, &mut status_timer)
                     .await?;

@@ -145,6 +145,11 @@ pub struct PipelineSettings {
     pub transaction_metadata: Option<String>,
     /// `notification.enabled.channels`: where snapshot notifications go.
     pub notifications: crate::config::NotificationChannels,
+    /// The `kafka` signal channel (see `signal_channels`).
+    pub signal_kafka: Option<crate::config::KafkaSignalChannel>,
+    /// The `file` signal channel's file, read every `signal_poll_interval`.
+    pub signal_file: Option<PathBuf>,
+    pub signal_poll_interval: Duration,
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -235,6 +240,17 @@ async fn send_notification(
         .await?;
     }
     Ok(())
+}
+
+/// Aborts the tasks when dropped (however the pipeline ends).
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 type SourceOutcome = Result<Result<(), SourceError>, tokio::task::JoinError>;
@@ -452,6 +468,27 @@ async fn run_pipeline(
         Some(ConnectorOffset::SnapshotResumable { progress, .. }) => Some(progress.clone()),
         _ => None,
     };
+    // The external signal channels feed the source's inbox until the connector stops.
+    let mut signal_tasks = Vec::new();
+    if let Some(kafka) = &settings.signal_kafka {
+        let consumer = crate::signal_channels::kafka_consumer(kafka)?;
+        signal_tasks.push(tokio::spawn(crate::signal_channels::run_kafka(
+            consumer,
+            kafka.topic.clone(),
+            settings.topic_prefix.clone(),
+            Arc::clone(&settings.source.snapshot.signals),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(file) = &settings.signal_file {
+        signal_tasks.push(tokio::spawn(crate::signal_channels::run_file(
+            file.clone(),
+            settings.signal_poll_interval,
+            Arc::clone(&settings.source.snapshot.signals),
+            shutdown.clone(),
+        )));
+    }
+    let _stop_signal_tasks = AbortOnDrop(signal_tasks);
     let mut source_task = tokio::spawn(pgseam_connector_pg::run(
         settings.source.clone(),
         start,

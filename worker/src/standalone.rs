@@ -338,6 +338,9 @@ pub(crate) fn pipeline_settings(
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),
         notifications: connector.notifications.clone(),
+        signal_kafka: connector.signal_kafka.clone(),
+        signal_file: connector.signal_file.clone(),
+        signal_poll_interval: connector.signal_poll_interval,
     })
 }
 

@@ -858,3 +858,146 @@ fn the_initial_snapshot_sends_its_notifications() {
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
+
+/// Writes one record to partition 0 of `topic` (Debezium's signal channel reads partition 0).
+fn produce(bootstrap: &str, topic: &str, key: &str, value: &str) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    producer
+        .send(BaseRecord::to(topic).partition(0).key(key).payload(value))
+        .map_err(|(e, _)| e)
+        .expect("send a signal");
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+fn incremental_reads(env: &Env, topic: &str, at_least: usize) -> BTreeSet<i64> {
+    read_topics(
+        &env.broker.bootstrap_servers(),
+        &[topic.to_owned()],
+        at_least,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read topic")
+    .iter()
+    .filter(|m| m.op() == Some("r") && snapshot_marker(m).as_deref() == Some("incremental"))
+    .filter_map(id_of)
+    .collect()
+}
+
+/// The `kafka` signal channel: records keyed by `topic.prefix` on partition 0 of the default
+/// topic `<topic.prefix>-signal` are signals, others are skipped; a signal written while
+/// pgseam is down is read at the next start, and one already applied is not read again (its
+/// offset is committed for the group once the source has applied it).
+#[test]
+fn signals_over_the_kafka_channel() {
+    let env = Env::start("kafkasig");
+    env.psql(
+        "CREATE TABLE k (id int PRIMARY KEY, v text);
+         INSERT INTO k SELECT g, 'k' FROM generate_series(1, 2000) g;",
+    );
+    let name = "kafkasig";
+    let bootstrap = env.broker.bootstrap_servers();
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "snapshot.mode=no_data",
+            "signal.enabled.channels=source,kafka",
+            &format!("signal.kafka.bootstrap.servers={bootstrap}"),
+            "signal.kafka.groupId=kafkasig-signals",
+        ],
+    );
+    // Written before pgseam starts: read from the earliest record.
+    produce(
+        &bootstrap,
+        "kafkasig-signal",
+        "someone-else",
+        r#"{"id":"x","type":"log","data":{"message":"not for us"}}"#,
+    );
+    produce(
+        &bootstrap,
+        "kafkasig-signal",
+        name,
+        r#"{"id":"k1","type":"execute-snapshot","data":{"data-collections":["public.k"],"type":"incremental"}}"#,
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    let log = pgseam.log_text();
+    assert!(
+        log.contains("signal key does not match the connector's name"),
+        "{log}"
+    );
+    assert!(!log.contains("not for us"), "{log}");
+    assert_eq!(
+        incremental_reads(&env, "kafkasig.public.k", 2000),
+        (1..=2000).collect::<BTreeSet<i64>>()
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+
+    // While pgseam is down: a new signal. The next start reads it, and not k1 again.
+    produce(
+        &bootstrap,
+        "kafkasig-signal",
+        name,
+        r#"{"id":"k2","type":"log","data":{"message":"hello after the restart"}}"#,
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("hello after the restart", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    let log = pgseam.log_text();
+    assert!(
+        !log.contains("signal: execute-snapshot"),
+        "k1 was read again:\n{log}"
+    );
+    assert!(!log.contains("signal_id=x"), "{log}");
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// The `file` signal channel: a line appended to `signal.file` is a signal; the lines read
+/// are removed from the file once applied.
+#[test]
+fn signals_over_the_file_channel() {
+    let env = Env::start("filesig");
+    env.psql(
+        "CREATE TABLE f (id int PRIMARY KEY, v text);
+         INSERT INTO f SELECT g, 'f' FROM generate_series(1, 700) g;",
+    );
+    let name = "filesig";
+    let file = env.dir.path().join("signals.txt");
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "snapshot.mode=no_data",
+            "signal.enabled.channels=file",
+            &format!("signal.file={}", file.display()),
+            "signal.poll.interval.ms=200",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    std::fs::write(
+        &file,
+        "\n{\"id\":\"f1\",\"type\":\"execute-snapshot\",\"data\":{\"data-collections\":[\"public.f\"]}}\nnot json\n",
+    )
+    .unwrap();
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    assert_eq!(
+        incremental_reads(&env, "filesig.public.f", 700),
+        (1..=700).collect::<BTreeSet<i64>>()
+    );
+    let started = Instant::now();
+    while !std::fs::read_to_string(&file).unwrap().is_empty() {
+        assert!(started.elapsed() < WAIT, "the signal file was not emptied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pgseam.log_text().contains("signal is not JSON; skipped"));
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}

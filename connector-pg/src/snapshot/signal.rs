@@ -10,7 +10,10 @@
 //!   does, so its own change events go to its topic;
 //! - the **REST extension** `POST /connectors/{name}/signals` (pgseam's): the worker puts the
 //!   signal into the source's [`SignalInbox`]; the source takes it at the next transaction
-//!   boundary. Not durable before it is acted on (a crash in between loses it: send again).
+//!   boundary. Not durable before it is acted on (a crash in between loses it: send again);
+//! - the **`kafka` and `file` channels** (the worker's `signal_channels`): through the inbox
+//!   too; they acknowledge a signal at its origin once [`SignalInbox::applied`] says the
+//!   source has applied it.
 //!
 //! Types (Debezium's `SignalProcessor` actions):
 //! - `execute-snapshot`, `data.type = "incremental"` (the default), `data.data-collections`:
@@ -179,27 +182,60 @@ pub(crate) fn matches_any(patterns: &[String], schema: &str, table: &str) -> boo
     })
 }
 
-/// Signals handed to a running source by the worker (the REST extension).
+/// Signals handed to a running source by the worker: the REST extension and the `kafka` and
+/// `file` channels. Each signal sent gets a sequence number; the source counts the signals it
+/// has applied (acted on, and their progress handed to the worker), so a channel can wait for
+/// that before it acknowledges the signal at its origin ([`SignalInbox::applied`]).
 #[derive(Debug, Default)]
 pub struct SignalInbox {
-    queue: Mutex<VecDeque<Signal>>,
+    /// Signals not taken yet, and how many were ever sent.
+    queue: Mutex<(VecDeque<Signal>, u64)>,
     notify: tokio::sync::Notify,
+    applied: std::sync::atomic::AtomicU64,
+    applied_notify: tokio::sync::Notify,
 }
 
 impl SignalInbox {
-    pub fn send(&self, signal: Signal) {
-        if let Ok(mut queue) = self.queue.lock() {
-            queue.push_back(signal);
-        }
+    /// Queues `signal`; returns its sequence number (1, 2, ...).
+    pub fn send(&self, signal: Signal) -> u64 {
+        let seq = match self.queue.lock() {
+            Ok(mut queue) => {
+                queue.0.push_back(signal);
+                queue.1 += 1;
+                queue.1
+            }
+            Err(_) => u64::MAX,
+        };
         self.notify.notify_one();
+        seq
     }
 
     pub(crate) fn take(&self) -> Option<Signal> {
-        self.queue.lock().ok()?.pop_front()
+        self.queue.lock().ok()?.0.pop_front()
     }
 
     pub(crate) async fn notified(&self) {
         self.notify.notified().await
+    }
+
+    /// The source applied the next signal it took.
+    pub(crate) fn mark_applied(&self) {
+        self.applied
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.applied_notify.notify_waiters();
+    }
+
+    /// Waits until the signal `seq` ([`SignalInbox::send`]) is applied.
+    pub async fn applied(&self, seq: u64) {
+        loop {
+            let notified = self.applied_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.applied.load(std::sync::atomic::Ordering::SeqCst) >= seq {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 

@@ -1183,11 +1183,49 @@ fn signal_keys() {
         Some(("public".to_owned(), "dbz_signal".to_owned()))
     );
     assert_eq!(c.incremental_snapshot_chunk_size, 500);
-    let e = one_error(&[("signal.enabled.channels", "source,kafka")]);
+    let e = one_error(&[("signal.enabled.channels", "source,jmx")]);
     assert!(
-        e.contains("`signal.enabled.channels`") && e.contains("`kafka` is not supported yet"),
+        e.contains("`signal.enabled.channels`") && e.contains("`jmx` is not supported"),
         "{e}"
     );
+    let e = one_error(&[("signal.enabled.channels", "source,kafka")]);
+    assert!(
+        e.contains("signal.kafka.bootstrap.servers") && e.contains("missing"),
+        "{e}"
+    );
+    let c = config(&[
+        ("signal.enabled.channels", "source,kafka,file"),
+        ("signal.kafka.bootstrap.servers", "k:9092"),
+        ("signal.consumer.security.protocol", "SSL"),
+        ("signal.poll.interval.ms", "250"),
+    ])
+    .unwrap();
+    let kafka = c.signal_kafka.expect("kafka channel");
+    assert_eq!(kafka.topic, format!("{}-signal", c.topic_prefix));
+    assert_eq!(kafka.group_id, "kafka-signal");
+    assert_eq!(kafka.bootstrap_servers, "k:9092");
+    assert_eq!(
+        kafka.consumer.get("security.protocol").map(String::as_str),
+        Some("SSL")
+    );
+    assert_eq!(
+        c.signal_file,
+        Some(std::path::PathBuf::from("file-signals.txt"))
+    );
+    assert_eq!(
+        c.signal_poll_interval,
+        std::time::Duration::from_millis(250)
+    );
+    // Without `source`, the signaling table has no channel.
+    let e = one_error(&[
+        ("signal.enabled.channels", "kafka"),
+        ("signal.kafka.bootstrap.servers", "k:9092"),
+        ("signal.data.collection", "public.s"),
+    ]);
+    assert!(e.contains("signal.data.collection"), "{e}");
+    // The channels' keys are ignored while they are off, as Debezium ignores them.
+    let c = config(&[("signal.kafka.topic", "t"), ("signal.file", "f")]).unwrap();
+    assert_eq!((c.signal_kafka, c.signal_file), (None, None));
     let e = one_error(&[("signal.data.collection", "dbz_signal")]);
     assert!(e.contains("`signal.data.collection`"), "{e}");
     let e = one_error(&[("incremental.snapshot.chunk.size", "0")]);
