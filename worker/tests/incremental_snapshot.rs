@@ -344,11 +344,11 @@ fn a_signal_over_rest_snapshots_a_table() {
         "POST",
         &format!("{base}/connectors/{name}/signals"),
         Some(
-            r#"{"type":"execute-snapshot","data":{"type":"blocking","data-collections":["public.c"]}}"#,
+            r#"{"type":"execute-snapshot","data":{"type":"eventual","data-collections":["public.c"]}}"#,
         ),
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("blocking"), "{body}");
+    assert!(body.contains("eventual"), "{body}");
     let (code, body) = curl(
         "POST",
         &format!("{base}/connectors/{name}/signals"),

@@ -82,6 +82,7 @@
 //! A slot without a stored progress (a crash before the first offset write) is replaced and
 //! the snapshot starts over: the stream never starts at a position a snapshot did not cover.
 
+pub(crate) mod blocking;
 pub mod checkpoint;
 mod emitter;
 pub mod plan;
@@ -106,6 +107,7 @@ use crate::slot::CreatedSlot;
 use crate::source::SourceMessage;
 
 pub use checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
+pub(crate) use emitter::marker;
 pub use plan::ChunkStrategy;
 pub use progress::SnapshotStats;
 pub use signal::{AdditionalCondition, Signal, SignalInbox};

@@ -488,6 +488,10 @@ impl Resumer {
     }
 
     /// Every table is read and no window is open.
+    pub(crate) fn has_open_window(&self) -> bool {
+        self.active.is_some()
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
         self.work.is_empty() && self.active.is_none()
     }
@@ -921,7 +925,7 @@ async fn emit_watermark(client: &Client, prefix: &str, content: &str) -> Result<
 }
 
 /// Transactions in progress now (`pg_current_snapshot()`'s xip list).
-async fn running_xids(client: &Client) -> Result<Vec<String>> {
+pub(crate) async fn running_xids(client: &Client) -> Result<Vec<String>> {
     Ok(client
         .query_one(
             "SELECT coalesce(array_agg(x::text), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) x",
@@ -934,7 +938,7 @@ async fn running_xids(client: &Client) -> Result<Vec<String>> {
 
 /// Waits until every transaction of `xids` has left the ProcArray (is visible in a new
 /// snapshot, committed or aborted).
-async fn wait_until_ended(client: &Client, xids: &[String], table: &str) -> Result<()> {
+pub(crate) async fn wait_until_ended(client: &Client, xids: &[String], table: &str) -> Result<()> {
     if xids.is_empty() {
         return Ok(());
     }

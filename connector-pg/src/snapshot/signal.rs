@@ -20,7 +20,8 @@
 //!   regular expressions matched against `schema.table` of the captured tables (whole-string
 //!   match, as Debezium's `expandDataCollectionIds`), `data.additional-conditions`:
 //!   `[{"data-collection": "schema.table", "filter": "<SQL condition>"}]`. The tables are read
-//!   by primary-key windows while streaming (see `resume`); `blocking` is not implemented.
+//!   by primary-key windows while streaming (see `resume`); `"type": "blocking"` pauses the
+//!   stream and snapshots the tables (see `blocking`).
 //! - `stop-snapshot`: `data.data-collections` (none or empty: every table) leave the running
 //!   incremental snapshot.
 //! - `pause-snapshot` / `resume-snapshot`: no new window opens while paused (not stored in the
@@ -47,6 +48,8 @@ pub enum Signal {
         id: String,
         data_collections: Vec<String>,
         conditions: Vec<AdditionalCondition>,
+        /// `"type": "blocking"` (see `blocking`); incremental otherwise.
+        blocking: bool,
     },
     StopSnapshot {
         id: String,
@@ -96,11 +99,15 @@ impl Signal {
                     .get("type")
                     .and_then(Json::as_str)
                     .unwrap_or("incremental");
-                if !snapshot_type.eq_ignore_ascii_case("incremental") {
+                let blocking = if snapshot_type.eq_ignore_ascii_case("incremental") {
+                    false
+                } else if snapshot_type.eq_ignore_ascii_case("blocking") {
+                    true
+                } else {
                     return Err(format!(
-                        "signal {id}: execute-snapshot of type `{snapshot_type}` is not supported yet (only `incremental`)"
+                        "signal {id}: execute-snapshot of type `{snapshot_type}`: expected `incremental` or `blocking`"
                     ));
-                }
+                };
                 if data.get("surrogate-key").is_some_and(|k| !k.is_null()) {
                     return Err(format!(
                         "signal {id}: `surrogate-key` is not supported yet (tables are read by their primary key)"
@@ -143,6 +150,7 @@ impl Signal {
                     id,
                     data_collections,
                     conditions,
+                    blocking,
                 })
             }
             "stop-snapshot" => Ok(Signal::StopSnapshot {
@@ -263,13 +271,21 @@ mod tests {
         assert!(matches_any(&data_collections, "public", "xyz"));
         assert!(!matches_any(&data_collections, "public", "orders2"));
         assert_eq!(conditions[0].filter, "id > 10");
+        assert!(matches!(
+            Signal::parse(
+                "2",
+                "execute-snapshot",
+                Some(r#"{"type":"BLOCKING","data-collections":["a.b"]}"#)
+            ),
+            Ok(Signal::ExecuteSnapshot { blocking: true, .. })
+        ));
         assert!(Signal::parse(
             "2",
             "execute-snapshot",
-            Some(r#"{"type":"blocking","data-collections":["a.b"]}"#)
+            Some(r#"{"type":"eventual","data-collections":["a.b"]}"#)
         )
         .unwrap_err()
-        .contains("blocking"));
+        .contains("`incremental` or `blocking`"));
         assert!(Signal::parse("3", "execute-snapshot", Some("{}")).is_err());
         assert!(Signal::parse("4", "execute-snapshot", Some("not json")).is_err());
         assert!(Signal::parse("5", "nope", None).is_err());
