@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use pgoutput::frame::{encode_standby_status_update, ReplicationFrame, PG_EPOCH_OFFSET_US};
 use pgoutput::message::{DecodeContext, LogicalReplicationMessage};
-use pgseam_model::{ChangeEvent, LogicalMessage, Lsn};
+use pgseam_model::{ChangeEvent, LogicalMessage, Lsn, Position};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
@@ -384,6 +384,11 @@ pub enum SourceMessage {
     /// transactional one comes between its transaction's `TransactionBegun` and
     /// `TransactionCommitted`, a non-transactional one outside any transaction.
     Message(LogicalMessage),
+    /// A snapshot notification (Debezium's `notification.enabled.channels`); the worker sends
+    /// it to the enabled channels. Not part of the stream's position: one made before a crash
+    /// may be made again after it (or, for an incremental snapshot's STARTED, not at all: the
+    /// restart continues the snapshot).
+    Notification(pgseam_model::Notification),
     /// All snapshot rows have been sent; streaming starts at `consistent_point`.
     SnapshotCompleted {
         consistent_point: Lsn,
@@ -671,6 +676,8 @@ struct SignalState {
     /// `execute-snapshot` signals that came while an interrupted initial snapshot is being
     /// resumed: acted on when it completes (held in memory only).
     deferred: Vec<snapshot::Signal>,
+    /// Blocking snapshots to take at the next transaction boundary (held in memory only).
+    blocking: std::collections::VecDeque<snapshot::blocking::BlockingRequest>,
 }
 
 impl Source {
@@ -747,6 +754,8 @@ impl Source {
                             .send_with_keepalive(&mut replication, &mut status_timer, message)
                             .await?;
                     }
+                    // Its progress is with the worker: the channel may acknowledge it.
+                    inbox.mark_applied();
                 }
                 self.drive_resume(&mut replication, &mut status_timer)
                     .await?;
@@ -882,13 +891,15 @@ impl Source {
                 id,
                 data_collections,
                 conditions,
+                blocking,
             } => {
-                if self.resumer.as_ref().is_some_and(|r| !r.is_incremental()) {
+                if !blocking && self.resumer.as_ref().is_some_and(|r| !r.is_incremental()) {
                     tracing::warn!(signal_id = %id, "signal: execute-snapshot deferred until the interrupted initial snapshot, being resumed, completes (held in memory: a restart before then loses it)");
                     self.signals.deferred.push(Signal::ExecuteSnapshot {
                         id,
                         data_collections,
                         conditions,
+                        blocking,
                     });
                     return Ok(());
                 }
@@ -907,9 +918,17 @@ impl Source {
                         (t, filter)
                     })
                     .collect();
-                tracing::info!(signal_id = %id, patterns = ?data_collections, tables = tables.len(), "signal: execute-snapshot (incremental)");
+                let kind = if blocking { "blocking" } else { "incremental" };
+                tracing::info!(signal_id = %id, patterns = ?data_collections, tables = tables.len(), kind, "signal: execute-snapshot");
                 if tables.is_empty() {
                     tracing::warn!(signal_id = %id, patterns = ?data_collections, "signal: no captured table matches the data collections; nothing to snapshot");
+                    return Ok(());
+                }
+                if blocking {
+                    // Taken at the next transaction boundary (see `snapshot::blocking`).
+                    self.signals
+                        .blocking
+                        .push_back(snapshot::blocking::BlockingRequest { id, tables });
                     return Ok(());
                 }
                 if self.resumer.is_none() {
@@ -928,13 +947,21 @@ impl Source {
                 }
                 if let Some(resumer) = self.resumer.as_mut() {
                     if let Some(update) = resumer
-                        .add_tables(&self.catalog_client, &self.config.snapshot, tables)
+                        .add_tables(&self.catalog_client, &self.config.snapshot, &id, tables)
                         .await?
                     {
                         out.push(SourceMessage::SnapshotProgress(update));
                     }
                 }
             }
+        }
+        if let Some(resumer) = self.resumer.as_mut() {
+            out.extend(
+                resumer
+                    .take_notifications()
+                    .into_iter()
+                    .map(SourceMessage::Notification),
+            );
         }
         Ok(())
     }
@@ -976,6 +1003,12 @@ impl Source {
         replication: &mut ReplicationConnection,
         status_timer: &mut tokio::time::Interval,
     ) -> Result<()> {
+        // A blocking snapshot waits for an open window to close (its rows are emitted first).
+        if !self.signals.blocking.is_empty()
+            && !self.resumer.as_ref().is_some_and(|r| r.has_open_window())
+        {
+            return self.read_blocking(replication, status_timer).await;
+        }
         let Some(resumer) = self.resumer.as_mut() else {
             return Ok(());
         };
@@ -987,8 +1020,19 @@ impl Source {
         }
         if resumer.is_finished() {
             resumer.complete();
+            resumer.notify_completed();
+            let notifications = resumer.take_notifications();
             let (windows, rows) = resumer.summary();
             self.resumer = None;
+            for notification in notifications {
+                let _sent = self
+                    .send_with_keepalive(
+                        replication,
+                        status_timer,
+                        SourceMessage::Notification(notification),
+                    )
+                    .await?;
+            }
             tracing::info!(windows, rows, "the resumed snapshot is complete");
             let sent = self
                 .send_with_keepalive(
@@ -1072,6 +1116,153 @@ impl Source {
                 .send_with_keepalive(replication, status_timer, message)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Takes the next blocking snapshot (see `snapshot::blocking`): the stream pauses (status
+    /// updates go on) while the tables' rows are sent with the initial snapshot's markers and
+    /// notifications, then streaming resumes where it stopped.
+    async fn read_blocking(
+        &mut self,
+        replication: &mut ReplicationConnection,
+        status_timer: &mut tokio::time::Interval,
+    ) -> Result<()> {
+        use pgseam_model::{Notification, INITIAL_SNAPSHOT};
+        let Some(request) = self.signals.blocking.pop_front() else {
+            return Ok(());
+        };
+        let position = self.last_received;
+        let names: Vec<String> = request
+            .tables
+            .iter()
+            .map(|(t, _)| t.qualified_name())
+            .collect();
+        tracing::info!(signal_id = %request.id, tables = ?names, lsn = %position, "blocking snapshot: streaming paused");
+        let notify = |kind: &'static str, data: Vec<(&str, String)>| {
+            SourceMessage::Notification(Notification::now(None, INITIAL_SNAPSHOT, kind, data))
+        };
+        let snapshotted = snapshot::java_hash_set_order(names.clone()).join(",");
+        let captured = {
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.join(",")
+        };
+        if !self
+            .send_with_keepalive(replication, status_timer, notify("STARTED", Vec::new()))
+            .await?
+        {
+            return Ok(());
+        }
+        let (mut rows, task) = snapshot::blocking::start(
+            &self.config.connect,
+            &self.config.snapshot,
+            &request,
+            position,
+        );
+        // The last row is held back until the next one (or the end) says whether it is the
+        // last of its table, or of the snapshot.
+        // (row, first overall, first in its table, last in its table)
+        let mut held: Option<(ChangeEvent, bool, bool, bool)> = None;
+        let mut table = 0usize;
+        let mut table_rows = 0u64;
+        let mut total = 0u64;
+        let mut started_table = false;
+        loop {
+            let message = tokio::select! {
+                message = rows.recv() => message,
+                _ = status_timer.tick() => {
+                    let durable = self.feedback.borrow().durable_lsn;
+                    self.send_status(replication, durable, false).await?;
+                    continue;
+                }
+            };
+            let Some(message) = message else { break };
+            let mut out = Vec::new();
+            if !started_table {
+                started_table = true;
+                out.push(notify(
+                    "IN_PROGRESS",
+                    vec![
+                        (
+                            "current_collection_in_progress",
+                            names.get(table).cloned().unwrap_or_default(),
+                        ),
+                        ("data_collections", snapshotted.clone()),
+                    ],
+                ));
+            }
+            match message {
+                ChunkMessage::Rows { events, .. } => {
+                    for event in events {
+                        if let Some((row, first, first_in_table, last_in_table)) = held.take() {
+                            out.push(blocking_row(
+                                row,
+                                position,
+                                [first, first_in_table, last_in_table, false],
+                            ));
+                        }
+                        held = Some((event, total == 0, table_rows == 0, false));
+                        table_rows += 1;
+                        total += 1;
+                    }
+                }
+                ChunkMessage::Done => {
+                    // The table's last row (sent once the next row, or the end, says whether
+                    // it is the snapshot's last).
+                    if let Some(held) = held.as_mut().filter(|_| table_rows > 0) {
+                        held.3 = true;
+                    }
+                    out.push(notify(
+                        "TABLE_SCAN_COMPLETED",
+                        vec![
+                            (
+                                "scanned_collection",
+                                names.get(table).cloned().unwrap_or_default(),
+                            ),
+                            ("data_collections", captured.clone()),
+                            ("total_rows_scanned", table_rows.to_string()),
+                            ("status", "SUCCEEDED".to_owned()),
+                        ],
+                    ));
+                    table += 1;
+                    table_rows = 0;
+                    started_table = false;
+                }
+                ChunkMessage::Delivered(_) => {}
+            }
+            for message in out {
+                if !self
+                    .send_with_keepalive(replication, status_timer, message)
+                    .await?
+                {
+                    task.abort();
+                    return Ok(()); // stopping: the blocking snapshot is not resumed
+                }
+            }
+        }
+        match task.await {
+            Ok(result) => result?,
+            Err(join) => {
+                return Err(SourceError::Setup(format!(
+                    "blocking snapshot task failed: {join}"
+                )))
+            }
+        }
+        let mut out = Vec::new();
+        if let Some((row, first, first_in_table, _)) = held.take() {
+            out.push(blocking_row(
+                row,
+                position,
+                [first, first_in_table, true, true],
+            ));
+        }
+        out.push(notify("COMPLETED", Vec::new()));
+        for message in out {
+            let _sent = self
+                .send_with_keepalive(replication, status_timer, message)
+                .await?;
+        }
+        tracing::info!(signal_id = %request.id, rows = total, "blocking snapshot complete: streaming resumes");
         Ok(())
     }
 
@@ -1233,6 +1424,12 @@ impl Source {
                     resumer
                         .finish_window(Lsn(*commit_lsn), commit_ts_us + PG_EPOCH_OFFSET_US, out)
                         .await?;
+                    out.extend(
+                        resumer
+                            .take_notifications()
+                            .into_iter()
+                            .map(SourceMessage::Notification),
+                    );
                 }
             }
             LogicalReplicationMessage::Relation {
@@ -1389,6 +1586,22 @@ fn now_us() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+/// A row of a blocking snapshot: the initial snapshot's marker, at the stream position where
+/// streaming paused.
+/// `flags`: first overall, first in its table, last in its table, last overall.
+fn blocking_row(mut event: ChangeEvent, position: Lsn, flags: [bool; 4]) -> SourceMessage {
+    let [first_overall, first_in_table, last_in_table, last_overall] = flags;
+    event.source.snapshot =
+        snapshot::marker(first_overall, first_in_table, last_in_table, last_overall);
+    event.source.lsn = Some(position);
+    event.source.tx_id = None;
+    event.position = Position::Snapshot {
+        consistent_point: position,
+        last: last_overall,
+    };
+    SourceMessage::Event(event)
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ mod hstore;
 pub mod jackson;
 mod message;
 pub mod naming;
+pub mod notification;
 pub mod transforms;
 pub mod txmeta;
 

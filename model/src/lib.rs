@@ -352,6 +352,56 @@ pub struct TransactionBlock {
     pub data_collection_order: u64,
 }
 
+/// Debezium's `aggregate_type` of incremental-snapshot notifications.
+pub const INCREMENTAL_SNAPSHOT: &str = "Incremental Snapshot";
+/// Debezium's `aggregate_type` of initial-snapshot notifications.
+pub const INITIAL_SNAPSHOT: &str = "Initial Snapshot";
+
+/// A notification about a snapshot, as Debezium's `io.debezium.pipeline.notification.Notification`
+/// (`notification.enabled.channels`). The source makes them; the worker adds
+/// `connector_name` (Debezium's logical name, `topic.prefix`) to `additional_data` and sends
+/// them to the enabled channels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// The signal's id for an incremental snapshot (Debezium's correlation id), else a random
+    /// UUID.
+    pub id: String,
+    /// [`INCREMENTAL_SNAPSHOT`] or [`INITIAL_SNAPSHOT`].
+    pub aggregate_type: &'static str,
+    /// `STARTED`, `IN_PROGRESS`, `TABLE_SCAN_COMPLETED`, `COMPLETED`, `ABORTED`, `PAUSED`,
+    /// `RESUMED`.
+    pub kind: &'static str,
+    /// In the order Debezium's `Map.of(..)` lists them (the worker reorders them as Java's
+    /// `HashMap` iterates), without `connector_name`.
+    pub additional_data: Vec<(String, String)>,
+    /// Milliseconds since the epoch, when it was made.
+    pub timestamp_ms: i64,
+}
+
+impl Notification {
+    /// A notification made now; `id: None` gets a random UUID.
+    pub fn now(
+        id: Option<&str>,
+        aggregate_type: &'static str,
+        kind: &'static str,
+        additional_data: Vec<(&str, String)>,
+    ) -> Notification {
+        Notification {
+            id: id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned),
+            aggregate_type,
+            kind,
+            additional_data: additional_data
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            timestamp_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod offset_edit;
 pub mod offsets;
 pub mod pipeline;
 pub mod rest;
+pub mod signal_channels;
 pub mod slots;
 pub mod standalone;
 pub mod starrocks;

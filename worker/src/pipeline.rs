@@ -146,6 +146,13 @@ pub struct PipelineSettings {
     pub transaction_metadata: Option<String>,
     /// `pgseam.position.headers`: add the position headers (module docs) to every record.
     pub position_headers: bool,
+    /// `notification.enabled.channels`: where snapshot notifications go.
+    pub notifications: crate::config::NotificationChannels,
+    /// The `kafka` signal channel (see `signal_channels`).
+    pub signal_kafka: Option<crate::config::KafkaSignalChannel>,
+    /// The `file` signal channel's file, read every `signal_poll_interval`.
+    pub signal_file: Option<PathBuf>,
+    pub signal_poll_interval: Duration,
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -188,6 +195,64 @@ fn heartbeat_record(settings: &PipelineSettings, ts_ms: i64) -> OutgoingRecord {
         key: Some(key.to_string().into_bytes()),
         value: Some(value.to_string().into_bytes()),
         headers: Vec::new(),
+    }
+}
+
+/// Sends a snapshot notification to the enabled channels (Debezium's `NotificationService`):
+/// the log (`[Notification Service] {..}` as `LogNotificationChannel` prints it, with the key
+/// values of `maximum_key` and `last_processed_key` replaced by `<redacted>`: pgseam logs no
+/// row values) and the sink topic (`SinkNotificationChannel`'s record, see
+/// `pgseam_converters::notification`; no position headers, as Debezium's has none). Not a
+/// checkpoint: a notification is at most once per making, and the source may make one again
+/// after a restart.
+async fn send_notification(
+    settings: &PipelineSettings,
+    sink: Option<&KafkaSink>,
+    notification: &pgseam_model::Notification,
+) -> anyhow::Result<()> {
+    use pgseam_converters::notification::{notification_json, notification_text};
+    let channels = &settings.notifications;
+    if channels.log {
+        let mut shown = notification.clone();
+        for (key, value) in &mut shown.additional_data {
+            if key == "maximum_key" || key == "last_processed_key" {
+                *value = "<redacted>".to_owned();
+            }
+        }
+        tracing::info!(
+            connector = %settings.connector_name,
+            aggregate_type = notification.aggregate_type,
+            notification_type = notification.kind,
+            "[Notification Service]  {}",
+            notification_text(&shown, &settings.topic_prefix)
+        );
+    }
+    if let (Some(topic), Some(sink)) = (&channels.sink_topic, sink) {
+        let (key, value) = notification_json(
+            notification,
+            &settings.topic_prefix,
+            settings.converter.key_schemas_enable,
+            settings.converter.value_schemas_enable,
+        );
+        sink.send(&OutgoingRecord {
+            topic: topic.clone(),
+            key: Some(key),
+            value: Some(value),
+            headers: Vec::new(),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Aborts the tasks when dropped (however the pipeline ends).
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -406,6 +471,27 @@ async fn run_pipeline(
         Some(ConnectorOffset::SnapshotResumable { progress, .. }) => Some(progress.clone()),
         _ => None,
     };
+    // The external signal channels feed the source's inbox until the connector stops.
+    let mut signal_tasks = Vec::new();
+    if let Some(kafka) = &settings.signal_kafka {
+        let consumer = crate::signal_channels::kafka_consumer(kafka)?;
+        signal_tasks.push(tokio::spawn(crate::signal_channels::run_kafka(
+            consumer,
+            kafka.topic.clone(),
+            settings.topic_prefix.clone(),
+            Arc::clone(&settings.source.snapshot.signals),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(file) = &settings.signal_file {
+        signal_tasks.push(tokio::spawn(crate::signal_channels::run_file(
+            file.clone(),
+            settings.signal_poll_interval,
+            Arc::clone(&settings.source.snapshot.signals),
+            shutdown.clone(),
+        )));
+    }
+    let _stop_signal_tasks = AbortOnDrop(signal_tasks);
     let mut source_task = tokio::spawn(pgseam_connector_pg::run(
         settings.source.clone(),
         start,
@@ -618,6 +704,9 @@ async fn run_pipeline(
                         last_streaming = Some(offset.clone());
                         let offset = with_snapshot_progress(offset, &snapshot_progress);
                         queue_checkpoint(sink.as_ref(), &mut checkpoints, Checkpoint { offset, urgent: false });
+                    }
+                    Some(SourceMessage::Notification(notification)) => {
+                        or_break!('pipeline, send_notification(&settings, sink.as_ref(), &notification).await.context("cannot send a notification to notification.sink.topic.name"));
                     }
                     Some(SourceMessage::Heartbeat { ts_ms }) => {
                         if let Some(sink) = &sink {

@@ -183,6 +183,9 @@ pub(crate) fn pipeline_settings(
     if avro.is_none() && key_converter.decimal_format != value_converter.decimal_format {
         bail!("connector {name}: key.converter.decimal.format and value.converter.decimal.format differ; pgseam applies one decimal.format to keys and values, set both to the same value");
     }
+    if avro.is_some() && connector.notifications.sink_topic.is_some() {
+        bail!("connector {name}: notification.enabled.channels=sink writes Kafka Connect JSON only; with AvroConverter use the `log` channel");
+    }
     let filter = connector.table_filter.clone();
     let signal_table = connector.signal_data_collection.clone();
     let mut overrides = worker.producer_overrides.as_map().clone();
@@ -334,6 +337,10 @@ pub(crate) fn pipeline_settings(
             .provide_transaction_metadata
             .then(|| connector.topic_transaction.clone()),
         position_headers: connector.position_headers,
+        notifications: connector.notifications.clone(),
+        signal_kafka: connector.signal_kafka.clone(),
+        signal_file: connector.signal_file.clone(),
+        signal_poll_interval: connector.signal_poll_interval,
     })
 }
 

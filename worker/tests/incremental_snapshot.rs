@@ -14,55 +14,19 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Env, Pgseam};
-use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
-use pgseam_connector_pg::snapshot::SnapshotProgress;
+use common::{check_per_key_order, progress_of, psql_port, stored, Env, Pgseam};
 use pgseam_integration_tests::{read_topics, TopicMessage};
-use pgseam_model::Lsn;
-use std::collections::BTreeMap;
 
 const WAIT: Duration = Duration::from_secs(120);
 const ROWS: i64 = 60_000;
 
 const SIGNAL_TABLE: &str =
     "CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));";
-
-fn stored(env: &Env, name: &str) -> Option<ConnectorOffset> {
-    FileOffsetStore::open(&env.offsets_path())
-        .ok()?
-        .get(&offset_key(name, name))
-        .ok()?
-}
-
-fn progress_of(offset: &Option<ConnectorOffset>) -> Option<SnapshotProgress> {
-    match offset {
-        Some(ConnectorOffset::SnapshotResumable { progress, .. }) => Some(progress.clone()),
-        _ => None,
-    }
-}
-
-fn psql_port(port: u16, db: &str, sql: &str) -> (bool, String) {
-    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args(["-U", "postgres", "-d", db, "-c", sql])
-        .env("PGPASSWORD", "postgres")
-        .output()
-        .expect("run psql");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn snapshot_marker(m: &TopicMessage) -> Option<String> {
     m.envelope()
@@ -89,65 +53,6 @@ fn incremental_and_streamed(messages: &[TopicMessage]) -> (BTreeSet<i64>, BTreeS
         }
     }
     (incremental, streamed)
-}
-
-/// Per-key order (as in `snapshot_resume.rs`): once the records a restart replays are dropped
-/// by their position headers, the `ver` a consumer applies per key never goes back, so no
-/// window row overwrote a newer streamed change.
-fn header<'a>(m: &'a TopicMessage, name: &str) -> Option<&'a str> {
-    m.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-}
-
-/// Per key, the `ver` of the events a consumer applies never goes back, once the records a
-/// restart replays (a streamed `(commit_lsn, seq)` at or before the last one of its
-/// partition) are dropped, as the position headers allow.
-fn check_per_key_order(messages: &[TopicMessage]) -> usize {
-    let mut last_position: BTreeMap<i32, (Lsn, u64)> = BTreeMap::new();
-    let mut versions: BTreeMap<String, i64> = BTreeMap::new();
-    let mut replayed = 0;
-    for m in messages {
-        if let Some(commit) = header(m, "pgseam.commit_lsn") {
-            let commit: Lsn = commit.parse().expect("commit_lsn header");
-            let seq: u64 = header(m, "pgseam.seq")
-                .and_then(|s| s.parse().ok())
-                .expect("seq header");
-            let last = last_position.entry(m.partition).or_insert((Lsn(0), 0));
-            if (commit, seq) <= *last {
-                replayed += 1;
-                continue;
-            }
-            *last = (commit, seq);
-        }
-        let Some(key) = m.key_payload().map(|k| k.to_string()) else {
-            continue;
-        };
-        let Some(envelope) = m.envelope() else {
-            continue;
-        };
-        match envelope["op"].as_str() {
-            Some("d") => {
-                versions.remove(&key);
-            }
-            Some(_) => {
-                let ver = envelope["after"]["ver"].as_i64().expect("ver");
-                if let Some(previous) = versions.insert(key.clone(), ver) {
-                    assert!(
-                        ver >= previous,
-                        "key {key}: version {ver} after {previous} at partition {} offset {} (op {:?}, snapshot {:?})",
-                        m.partition,
-                        m.offset,
-                        envelope["op"],
-                        envelope["source"]["snapshot"]
-                    );
-                }
-            }
-            None => {}
-        }
-    }
-    replayed
 }
 
 const WRITES: &str = "
@@ -196,7 +101,7 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
         std::thread::spawn(move || {
             let mut batches = 0;
             while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_port(port, "inc", WRITES);
+                let (ok, out) = psql_port(port, "inc", "", WRITES);
                 assert!(ok, "writes failed: {out}");
                 batches += 1;
             }
@@ -439,11 +344,11 @@ fn a_signal_over_rest_snapshots_a_table() {
         "POST",
         &format!("{base}/connectors/{name}/signals"),
         Some(
-            r#"{"type":"execute-snapshot","data":{"type":"blocking","data-collections":["public.c"]}}"#,
+            r#"{"type":"execute-snapshot","data":{"type":"eventual","data-collections":["public.c"]}}"#,
         ),
     );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("blocking"), "{body}");
+    assert!(body.contains("eventual"), "{body}");
     let (code, body) = curl(
         "POST",
         &format!("{base}/connectors/{name}/signals"),
@@ -466,6 +371,13 @@ fn a_signal_over_rest_snapshots_a_table() {
         assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Windows hold exactly `incremental.snapshot.chunk.size` keys in key order (they were
+    // cut in the keys' text order once: "1", "10", "100", "1000", ...).
+    let first = progress_of(&stored(&env, name)).and_then(|p| p.partial);
+    let after: i64 = first.expect("partial progress").after[0]
+        .parse()
+        .expect("an int key");
+    assert_eq!(after % 500, 0, "a window ended at key {after}");
     signal(r#"{"type":"pause-snapshot","data":{}}"#);
     pgseam.wait_for_log("incremental snapshot paused state changed by signal", WAIT);
     std::thread::sleep(Duration::from_millis(1500));
@@ -680,6 +592,412 @@ fn a_signal_during_a_resumed_initial_snapshot_runs_after_it() {
         "{:?}",
         &big.differences[..3.min(big.differences.len())]
     );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// The notifications of a topic for one snapshot (`id`), in the order they were sent (one id
+/// is one key, so one partition): `(type, additional_data)`.
+fn notifications_of(messages: &[TopicMessage], id: &str) -> Vec<(String, serde_json::Value)> {
+    let mut found: Vec<&TopicMessage> = messages
+        .iter()
+        .filter(|m| m.key_payload().and_then(|k| k["id"].as_str()) == Some(id))
+        .collect();
+    found.sort_by_key(|m| (m.partition, m.offset));
+    found
+        .into_iter()
+        .map(|m| {
+            let v = m.envelope().expect("a notification value");
+            assert_eq!(v["id"], id);
+            assert_eq!(v["aggregate_type"], "Incremental Snapshot");
+            assert!(v["timestamp"]
+                .as_i64()
+                .is_some_and(|t| t > 1_600_000_000_000));
+            (
+                v["type"].as_str().expect("type").to_owned(),
+                v["additional_data"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// `notification.enabled.channels=sink,log`: an incremental snapshot of a table of 2500 rows
+/// (windows of 1000) and an empty table sends Debezium's sequence to the sink topic, in
+/// Debezium's record format (its key and value schemas), and logs it; pause, resume and stop
+/// of a second snapshot send PAUSED, RESUMED and ABORTED (and no COMPLETED).
+#[test]
+fn notifications_go_to_the_sink_topic_and_the_log() {
+    let env = Env::start("notes");
+    env.psql(SIGNAL_TABLE);
+    env.psql(
+        "CREATE TABLE t1 (id int PRIMARY KEY, v text);
+         CREATE TABLE t_empty (id int PRIMARY KEY);
+         CREATE TABLE d (id int PRIMARY KEY, v text);
+         INSERT INTO t1 SELECT g, 'v' FROM generate_series(1, 2500) g;
+         INSERT INTO d SELECT g, 'd' FROM generate_series(1, 5000) g;",
+    );
+    let name = "notes";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "snapshot.mode=no_data",
+            "signal.data.collection=public.dbz_signal",
+            "incremental.snapshot.chunk.size=1000",
+            "notification.enabled.channels=sink,log",
+            "notification.sink.topic.name=notes.notifications",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    env.psql(
+        r#"INSERT INTO dbz_signal VALUES ('sig-n', 'execute-snapshot', '{"data-collections": ["public.t1", "public.t_empty"]}')"#,
+    );
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    // Execute, pause in one transaction (no window opens in between), then resume and stop
+    // in another: the snapshot of d reads nothing.
+    env.psql(
+        r#"BEGIN;
+           INSERT INTO dbz_signal VALUES ('sig-d', 'execute-snapshot', '{"data-collections": ["public.d"]}');
+           INSERT INTO dbz_signal VALUES ('pause-d', 'pause-snapshot', NULL);
+           COMMIT;"#,
+    );
+    pgseam.wait_for_log("incremental snapshot paused state changed by signal", WAIT);
+    std::thread::sleep(Duration::from_millis(1000));
+    env.psql(
+        r#"BEGIN;
+           INSERT INTO dbz_signal VALUES ('resume-d', 'resume-snapshot', NULL);
+           INSERT INTO dbz_signal VALUES ('stop-d', 'stop-snapshot', '{"data-collections": ["public.d"], "type": "incremental"}');
+           COMMIT;"#,
+    );
+    let started = Instant::now();
+    while pgseam
+        .log_text()
+        .matches("the incremental snapshot is complete")
+        .count()
+        < 2
+    {
+        assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let messages = read_topics(
+        &env.broker.bootstrap_servers(),
+        &["notes.notifications".to_owned()],
+        11,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read the notification topic");
+    // Debezium's schemas, as JsonConverter writes them.
+    let first = &messages[0];
+    assert_eq!(
+        first.key.as_ref().unwrap()["schema"],
+        serde_json::from_str::<serde_json::Value>(pgseam_converters::notification::KEY_SCHEMA)
+            .unwrap()
+    );
+    assert_eq!(
+        first.value.as_ref().unwrap()["schema"],
+        serde_json::from_str::<serde_json::Value>(pgseam_converters::notification::VALUE_SCHEMA)
+            .unwrap()
+    );
+    assert!(first.headers.is_empty(), "{:?}", first.headers);
+
+    let n = notifications_of(&messages, "sig-n");
+    let kinds: Vec<&str> = n.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "STARTED",
+            "IN_PROGRESS",
+            "IN_PROGRESS",
+            "IN_PROGRESS",
+            "TABLE_SCAN_COMPLETED",
+            "TABLE_SCAN_COMPLETED",
+            "COMPLETED"
+        ],
+        "{n:?}"
+    );
+    for (_, data) in &n {
+        assert_eq!(data["connector_name"], name);
+    }
+    assert_eq!(n[0].1["data_collections"], "public.t1,public.t_empty");
+    let progress: Vec<(&str, &str)> = n[1..4]
+        .iter()
+        .map(|(_, d)| {
+            assert_eq!(d["current_collection_in_progress"], "public.t1");
+            assert_eq!(d["maximum_key"], "2500");
+            (
+                d["data_collections"].as_str().unwrap(),
+                d["last_processed_key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            ("public.t1,public.t_empty", "1000"),
+            ("public.t1,public.t_empty", "2000"),
+            ("public.t1,public.t_empty", "2500")
+        ]
+    );
+    let scan = |i: usize| {
+        let d = &n[i].1;
+        (
+            d["scanned_collection"].as_str().unwrap().to_owned(),
+            d["total_rows_scanned"].as_str().unwrap().to_owned(),
+            d["status"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        scan(4),
+        ("public.t1".into(), "2500".into(), "SUCCEEDED".into())
+    );
+    assert_eq!(
+        scan(5),
+        ("public.t_empty".into(), "0".into(), "EMPTY".into())
+    );
+    assert_eq!(n[6].1.as_object().unwrap().len(), 1, "{:?}", n[6].1);
+
+    let d = notifications_of(&messages, "sig-d");
+    let kinds: Vec<&str> = d.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["STARTED", "PAUSED", "RESUMED", "ABORTED"], "{d:?}");
+    for (_, data) in &d {
+        assert_eq!(data["data_collections"], "public.d");
+    }
+
+    let log = pgseam.log_text();
+    assert_eq!(log.matches("[Notification Service]").count(), 11, "{log}");
+    assert!(log.contains(
+        "aggregateType='Incremental Snapshot', type='COMPLETED', additionalData={connector_name=notes}"
+    ));
+    // Key values are not logged.
+    assert!(log.contains("maximum_key=<redacted>"));
+    assert!(!log.contains("maximum_key=2500"));
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// The initial snapshot's notifications on the sink topic (one partition, so in order):
+/// STARTED, per table IN_PROGRESS and TABLE_SCAN_COMPLETED with its row count, COMPLETED, as
+/// Debezium's one-thread snapshot sends them.
+#[test]
+fn the_initial_snapshot_sends_its_notifications() {
+    let env = Env::start("initnotes");
+    env.psql(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY);
+         CREATE TABLE c (n int);
+         INSERT INTO a SELECT g, 'a' FROM generate_series(1, 300) g;
+         INSERT INTO c SELECT g FROM generate_series(1, 50) g;",
+    );
+    let name = "initnotes";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "notification.enabled.channels=sink",
+            "notification.sink.topic.name=initnotes.notifications",
+            "topic.creation.default.partitions=1",
+            "topic.creation.default.replication.factor=1",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    let mut messages = read_topics(
+        &env.broker.bootstrap_servers(),
+        &["initnotes.notifications".to_owned()],
+        8,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read the notification topic");
+    messages.sort_by_key(|m| (m.partition, m.offset));
+    let notes: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let v = m.envelope().expect("value").clone();
+            assert_eq!(v["aggregate_type"], "Initial Snapshot");
+            assert_eq!(m.key_payload().unwrap()["id"], v["id"]);
+            assert_eq!(v["additional_data"]["connector_name"], name);
+            v
+        })
+        .collect();
+    assert_eq!(notes.len(), 8, "{notes:#?}");
+    assert_eq!(notes[0]["type"], "STARTED");
+    assert_eq!(notes[7]["type"], "COMPLETED");
+    let mut scanned = BTreeMap::new();
+    for pair in notes[1..7].chunks(2) {
+        assert_eq!(pair[0]["type"], "IN_PROGRESS", "{pair:?}");
+        assert_eq!(pair[1]["type"], "TABLE_SCAN_COMPLETED", "{pair:?}");
+        let table = pair[0]["additional_data"]["current_collection_in_progress"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let done = &pair[1]["additional_data"];
+        assert_eq!(done["scanned_collection"], table.as_str());
+        assert_eq!(done["status"], "SUCCEEDED");
+        assert_eq!(done["data_collections"], "public.a,public.b,public.c");
+        // Java's HashSet order of the three names.
+        assert_eq!(
+            pair[0]["additional_data"]["data_collections"],
+            "public.c,public.a,public.b"
+        );
+        scanned.insert(
+            table,
+            done["total_rows_scanned"].as_str().unwrap().to_owned(),
+        );
+    }
+    assert_eq!(
+        scanned,
+        BTreeMap::from([
+            ("public.a".to_owned(), "300".to_owned()),
+            ("public.b".to_owned(), "0".to_owned()),
+            ("public.c".to_owned(), "50".to_owned()),
+        ])
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// Writes one record to partition 0 of `topic` (Debezium's signal channel reads partition 0).
+fn produce(bootstrap: &str, topic: &str, key: &str, value: &str) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    producer
+        .send(BaseRecord::to(topic).partition(0).key(key).payload(value))
+        .map_err(|(e, _)| e)
+        .expect("send a signal");
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+fn incremental_reads(env: &Env, topic: &str, at_least: usize) -> BTreeSet<i64> {
+    read_topics(
+        &env.broker.bootstrap_servers(),
+        &[topic.to_owned()],
+        at_least,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read topic")
+    .iter()
+    .filter(|m| m.op() == Some("r") && snapshot_marker(m).as_deref() == Some("incremental"))
+    .filter_map(id_of)
+    .collect()
+}
+
+/// The `kafka` signal channel: records keyed by `topic.prefix` on partition 0 of the default
+/// topic `<topic.prefix>-signal` are signals, others are skipped; a signal written while
+/// pgseam is down is read at the next start, and one already applied is not read again (its
+/// offset is committed for the group once the source has applied it).
+#[test]
+fn signals_over_the_kafka_channel() {
+    let env = Env::start("kafkasig");
+    env.psql(
+        "CREATE TABLE k (id int PRIMARY KEY, v text);
+         INSERT INTO k SELECT g, 'k' FROM generate_series(1, 2000) g;",
+    );
+    let name = "kafkasig";
+    let bootstrap = env.broker.bootstrap_servers();
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "snapshot.mode=no_data",
+            "signal.enabled.channels=source,kafka",
+            &format!("signal.kafka.bootstrap.servers={bootstrap}"),
+            "signal.kafka.groupId=kafkasig-signals",
+        ],
+    );
+    // Written before pgseam starts: read from the earliest record.
+    produce(
+        &bootstrap,
+        "kafkasig-signal",
+        "someone-else",
+        r#"{"id":"x","type":"log","data":{"message":"not for us"}}"#,
+    );
+    produce(
+        &bootstrap,
+        "kafkasig-signal",
+        name,
+        r#"{"id":"k1","type":"execute-snapshot","data":{"data-collections":["public.k"],"type":"incremental"}}"#,
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    let log = pgseam.log_text();
+    assert!(
+        log.contains("signal key does not match the connector's name"),
+        "{log}"
+    );
+    assert!(!log.contains("not for us"), "{log}");
+    assert_eq!(
+        incremental_reads(&env, "kafkasig.public.k", 2000),
+        (1..=2000).collect::<BTreeSet<i64>>()
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+
+    // While pgseam is down: a new signal. The next start reads it, and not k1 again.
+    produce(
+        &bootstrap,
+        "kafkasig-signal",
+        name,
+        r#"{"id":"k2","type":"log","data":{"message":"hello after the restart"}}"#,
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("hello after the restart", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    let log = pgseam.log_text();
+    assert!(
+        !log.contains("signal: execute-snapshot"),
+        "k1 was read again:\n{log}"
+    );
+    assert!(!log.contains("signal_id=x"), "{log}");
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// The `file` signal channel: a line appended to `signal.file` is a signal; the lines read
+/// are removed from the file once applied.
+#[test]
+fn signals_over_the_file_channel() {
+    let env = Env::start("filesig");
+    env.psql(
+        "CREATE TABLE f (id int PRIMARY KEY, v text);
+         INSERT INTO f SELECT g, 'f' FROM generate_series(1, 700) g;",
+    );
+    let name = "filesig";
+    let file = env.dir.path().join("signals.txt");
+    let (worker, connector) = env.write_configs(
+        name,
+        &[],
+        &[
+            "snapshot.mode=no_data",
+            "signal.enabled.channels=file",
+            &format!("signal.file={}", file.display()),
+            "signal.poll.interval.ms=200",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    std::fs::write(
+        &file,
+        "\n{\"id\":\"f1\",\"type\":\"execute-snapshot\",\"data\":{\"data-collections\":[\"public.f\"]}}\nnot json\n",
+    )
+    .unwrap();
+    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
+    assert_eq!(
+        incremental_reads(&env, "filesig.public.f", 700),
+        (1..=700).collect::<BTreeSet<i64>>()
+    );
+    let started = Instant::now();
+    while !std::fs::read_to_string(&file).unwrap().is_empty() {
+        assert!(started.elapsed() < WAIT, "the signal file was not emptied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pgseam.log_text().contains("signal is not JSON; skipped"));
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }

@@ -246,7 +246,8 @@ mod tests {
                 &tables,
                 receivers,
                 &out,
-                &super::super::SnapshotStats::new()
+                &super::super::SnapshotStats::new(),
+                None
             )
             .await
             .unwrap(),

@@ -113,11 +113,31 @@ struct Progress {
 
 /// Emits every chunk in order; returns the number of events. A channel that closes before its
 /// chunk's `Done` means the reader failed: the caller reports the reader's error.
+/// The `data_collections` of the initial snapshot's notifications (see `run`): `None` for
+/// none (a test, or a snapshot that makes no notifications).
+#[derive(Default)]
+pub(crate) struct InitialNotifications {
+    /// IN_PROGRESS's: the snapshotted tables, in Java `HashSet` order.
+    pub(crate) snapshotted: String,
+    /// TABLE_SCAN_COMPLETED's: the captured tables, sorted.
+    pub(crate) captured: String,
+}
+
+fn initial(kind: &'static str, data: Vec<(&str, String)>) -> SourceMessage {
+    SourceMessage::Notification(pgseam_model::Notification::now(
+        None,
+        pgseam_model::INITIAL_SNAPSHOT,
+        kind,
+        data,
+    ))
+}
+
 pub(crate) async fn emit(
     tables: &[TablePlan],
     receivers: Vec<(usize, mpsc::Receiver<ChunkMessage>)>,
     out: &mpsc::Sender<SourceMessage>,
     stats: &SnapshotStats,
+    notes: Option<&InitialNotifications>,
 ) -> Result<u64> {
     let mut emitter = Emitter {
         out,
@@ -133,11 +153,42 @@ pub(crate) async fn emit(
         started,
     };
     let mut chunks_done = 0usize;
+    // Debezium's `InitialSnapshotNotificationService` as its one-thread snapshot sends them:
+    // IN_PROGRESS when a table starts, TABLE_SCAN_COMPLETED when it is read.
+    let table_done = |table: usize, progress: &Progress| {
+        notes.map(|n| {
+            initial(
+                "TABLE_SCAN_COMPLETED",
+                vec![
+                    ("scanned_collection", tables[table].schema.qualified_name()),
+                    ("data_collections", n.captured.clone()),
+                    ("total_rows_scanned", progress.rows.to_string()),
+                    ("status", "SUCCEEDED".to_owned()),
+                ],
+            )
+        })
+    };
     for (table, mut receiver) in receivers {
         if table != current_table {
             if current_table != usize::MAX {
                 stats.table_done(current_table);
                 log_table_done(&tables[current_table], &progress);
+                if let Some(message) = table_done(current_table, &progress) {
+                    emitter.after_rows(message).await?;
+                }
+            }
+            if let Some(n) = notes {
+                let message = initial(
+                    "IN_PROGRESS",
+                    vec![
+                        (
+                            "current_collection_in_progress",
+                            tables[table].schema.qualified_name(),
+                        ),
+                        ("data_collections", n.snapshotted.clone()),
+                    ],
+                );
+                emitter.after_rows(message).await?;
             }
             current_table = table;
             progress = Progress {
@@ -179,6 +230,9 @@ pub(crate) async fn emit(
     if current_table != usize::MAX {
         stats.table_done(current_table);
         log_table_done(&tables[current_table], &progress);
+        if let Some(message) = table_done(current_table, &progress) {
+            emitter.after_rows(message).await?;
+        }
     }
     if let Some(last) = emitter.pending.take() {
         emitter.send(last, true, true).await?;

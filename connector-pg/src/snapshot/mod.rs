@@ -82,6 +82,7 @@
 //! A slot without a stored progress (a crash before the first offset write) is replaced and
 //! the snapshot starts over: the stream never starts at a position a snapshot did not cover.
 
+pub(crate) mod blocking;
 pub mod checkpoint;
 mod emitter;
 pub mod plan;
@@ -106,6 +107,7 @@ use crate::slot::CreatedSlot;
 use crate::source::SourceMessage;
 
 pub use checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
+pub(crate) use emitter::marker;
 pub use plan::ChunkStrategy;
 pub use progress::SnapshotStats;
 pub use signal::{AdditionalCondition, Signal, SignalInbox};
@@ -264,6 +266,59 @@ pub async fn run(
 ) -> Result<u64> {
     let started = std::time::Instant::now();
     settings.stats.start();
+    // Debezium's initial-snapshot notifications: STARTED, per table IN_PROGRESS and
+    // TABLE_SCAN_COMPLETED (see `emitter`), COMPLETED, or ABORTED when it fails.
+    notify_initial(events, "STARTED", Vec::new()).await?;
+    let result = run_snapshot(params, settings, captured, created, events, started).await;
+    match &result {
+        Ok(_) => notify_initial(events, "COMPLETED", Vec::new()).await?,
+        // Best effort: the pipeline may be gone.
+        Err(_) => {
+            let _ = notify_initial(events, "ABORTED", Vec::new()).await;
+        }
+    }
+    result
+}
+
+async fn notify_initial(
+    events: &mpsc::Sender<SourceMessage>,
+    kind: &'static str,
+    data: Vec<(&str, String)>,
+) -> Result<()> {
+    events
+        .send(SourceMessage::Notification(
+            pgseam_model::Notification::now(None, pgseam_model::INITIAL_SNAPSHOT, kind, data),
+        ))
+        .await
+        .map_err(|_| SourceError::ConsumerGone)
+}
+
+/// The names in the iteration order of a `java.util.HashSet` made by `new HashSet<>(names)`
+/// (Debezium's `rowCountTablesKeySet`): `String.hashCode`, a table of
+/// `tableSizeFor(max(n / 0.75 + 1, 16))` bins in index order, a bin in insertion order.
+pub(crate) fn java_hash_set_order(mut names: Vec<String>) -> Vec<String> {
+    let hash = |s: &str| {
+        s.encode_utf16()
+            .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)))
+    };
+    let capacity = ((((names.len() as f32) / 0.75f32) as usize) + 1)
+        .max(16)
+        .next_power_of_two();
+    names.sort_by_key(|n| {
+        let h = hash(n);
+        ((h ^ (h >> 16)) as usize) & (capacity - 1)
+    });
+    names
+}
+
+async fn run_snapshot(
+    params: &ConnectParams,
+    settings: &SnapshotSettings,
+    captured: &[TableIdentity],
+    created: &CreatedSlot,
+    events: &mpsc::Sender<SourceMessage>,
+    started: std::time::Instant,
+) -> Result<u64> {
     // Whatever way `run` ends — returned, failed, or dropped with its task — the counters stop.
     let _finish = FinishStats(&settings.stats);
     let coordinator = open_snapshot_session(params, &created.snapshot_name).await?;
@@ -356,20 +411,32 @@ pub async fn run(
             Arc::clone(&context),
         ));
     }
-    let emitted = match emitter::emit(&tables, receivers, events, &settings.stats).await {
-        Ok(rows) => rows,
-        Err(err) => {
-            // A chunk ended without `Done`: its reader failed; report the reader's error.
-            readers.abort_all();
-            let mut reader_error = None;
-            while let Some(result) = readers.join_next().await {
-                if let Ok(Err(e)) = result {
-                    reader_error.get_or_insert(e);
-                }
-            }
-            return Err(reader_error.unwrap_or(err));
-        }
+    let notes = emitter::InitialNotifications {
+        snapshotted: java_hash_set_order(
+            tables.iter().map(|t| t.schema.qualified_name()).collect(),
+        )
+        .join(","),
+        captured: {
+            let mut names: Vec<String> = captured.iter().map(|t| t.qualified_name()).collect();
+            names.sort();
+            names.join(",")
+        },
     };
+    let emitted =
+        match emitter::emit(&tables, receivers, events, &settings.stats, Some(&notes)).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                // A chunk ended without `Done`: its reader failed; report the reader's error.
+                readers.abort_all();
+                let mut reader_error = None;
+                while let Some(result) = readers.join_next().await {
+                    if let Ok(Err(e)) = result {
+                        reader_error.get_or_insert(e);
+                    }
+                }
+                return Err(reader_error.unwrap_or(err));
+            }
+        };
     while let Some(result) = readers.join_next().await {
         match result {
             Ok(result) => result?,
@@ -410,4 +477,27 @@ fn now_us() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod notification_tests {
+    /// Java 17's `String.join(",", new HashSet<>(Arrays.asList(..)))` for these names.
+    #[test]
+    fn hash_set_order_matches_java() {
+        let names = [
+            "public.t1",
+            "public.t2",
+            "public.dbz_signal",
+            "public.orders",
+            "public.customers",
+            "inventory.products",
+            "public.a",
+            "public.b",
+        ];
+        let ordered = super::java_hash_set_order(names.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            ordered.join(","),
+            "public.orders,public.customers,public.a,public.b,public.dbz_signal,public.t2,inventory.products,public.t1"
+        );
+    }
 }

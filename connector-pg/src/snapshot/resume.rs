@@ -73,7 +73,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgseam_model::{ChangeEvent, Lsn, Position, SnapshotMarker};
+use pgseam_model::{
+    ChangeEvent, Lsn, Notification, Position, SnapshotMarker, INCREMENTAL_SNAPSHOT,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -103,6 +105,11 @@ struct Work {
     kind: WorkKind,
     /// Its index in the snapshot counters.
     stats_index: usize,
+    /// The table's greatest key (under its filter), as the first window of this run found
+    /// it: the `maximum_key` of the notifications.
+    max_key: Option<Vec<String>>,
+    /// Rows read of it in this run: `total_rows_scanned` of the notifications.
+    scanned: u64,
 }
 
 enum WorkKind {
@@ -126,6 +133,8 @@ struct WindowRead {
     bytes: u64,
     /// The last key of the window (`None`: the table is read to its end).
     upper: Option<Vec<String>>,
+    /// The table's greatest key, when the job asked for it.
+    max_key: Option<Vec<String>>,
 }
 
 type WindowTask = JoinHandle<Result<(Client, WindowRead)>>;
@@ -156,6 +165,14 @@ pub(crate) struct Resumer {
     /// `stop-snapshot` of the table whose window is open: its rows are dropped at the end.
     cancel_front: bool,
     stats: Arc<SnapshotStats>,
+    /// The id of the signal that started (or last extended) the incremental snapshot:
+    /// Debezium's correlation id, the notifications' id. Not stored: after a restart the
+    /// notifications get random ids.
+    correlation_id: Option<String>,
+    /// `stop-snapshot` emptied the snapshot: it ends ABORTED, not COMPLETED.
+    aborted: bool,
+    /// Notifications made since the source last took them ([`Resumer::take_notifications`]).
+    notifications: Vec<Notification>,
 }
 
 impl Drop for Resumer {
@@ -298,12 +315,50 @@ impl Resumer {
             paused: false,
             cancel_front: false,
             stats: Arc::clone(&settings.stats),
+            correlation_id: None,
+            aborted: false,
+            notifications: Vec::new(),
         })
     }
 
     /// Whether this reads a signalled incremental snapshot (not an initial one's resume).
     pub(crate) fn is_incremental(&self) -> bool {
         self.incremental.is_some()
+    }
+
+    /// The notifications made since the last call (incremental snapshots only).
+    pub(crate) fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
+    }
+
+    /// Queues an incremental-snapshot notification (see `pgseam_model::Notification`).
+    fn notify(&mut self, kind: &'static str, data: Vec<(&str, String)>) {
+        if self.incremental.is_some() {
+            self.notifications.push(Notification::now(
+                self.correlation_id.as_deref(),
+                INCREMENTAL_SNAPSHOT,
+                kind,
+                data,
+            ));
+        }
+    }
+
+    /// `data_collections`: the tables of the snapshot not read yet, the current one first,
+    /// as Debezium lists its context's data collections.
+    fn data_collections(&self) -> String {
+        self.work
+            .iter()
+            .map(|w| w.plan.schema.qualified_name())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The incremental snapshot has read every table: its COMPLETED notification, unless
+    /// `stop-snapshot` ended it (ABORTED was sent then).
+    pub(crate) fn notify_completed(&mut self) {
+        if !self.aborted {
+            self.notify("COMPLETED", Vec::new());
+        }
     }
 
     /// Adds the tables of an `execute-snapshot` signal (`tables` with their filters; read
@@ -313,8 +368,13 @@ impl Resumer {
         &mut self,
         client: &Client,
         settings: &SnapshotSettings,
+        signal_id: &str,
         tables: Vec<(TableIdentity, Option<String>)>,
     ) -> Result<Option<ProgressUpdate>> {
+        // Debezium's `addDataCollectionNamesToSnapshot`: STARTED only when no snapshot was
+        // running; the signal's id becomes the correlation id either way.
+        let was_running = !self.is_finished();
+        self.correlation_id = Some(signal_id.to_owned());
         let Some(progress) = self.incremental.as_mut() else {
             return Ok(None);
         };
@@ -347,7 +407,13 @@ impl Resumer {
             tables_left = self.work.len(),
             "incremental snapshot: tables queued"
         );
-        Ok((added > 0).then(|| ProgressUpdate::Incremental(progress.clone())))
+        let update = (added > 0).then(|| ProgressUpdate::Incremental(progress.clone()));
+        if added > 0 && !was_running {
+            self.aborted = false;
+            let data_collections = self.data_collections();
+            self.notify("STARTED", vec![("data_collections", data_collections)]);
+        }
+        Ok(update)
     }
 
     /// `stop-snapshot`: the tables matching `patterns` (all when empty) leave the snapshot.
@@ -387,16 +453,31 @@ impl Resumer {
         for (schema, table) in &stopped {
             tracing::info!(table = %format!("{schema}.{table}"), "incremental snapshot: table stopped by signal");
         }
-        (!stopped.is_empty()).then(|| ProgressUpdate::Incremental(progress.clone()))
+        let update = (!stopped.is_empty()).then(|| ProgressUpdate::Incremental(progress.clone()));
+        // Debezium's `checkAndProcessStopFlag`: ABORTED with the stopped collections; a
+        // snapshot left without tables ends there (no COMPLETED).
+        if self.work.len() == usize::from(self.cancel_front) {
+            self.aborted = true;
+        }
+        let names: Vec<String> = stopped.iter().map(|(s, t)| format!("{s}.{t}")).collect();
+        self.notify("ABORTED", vec![("data_collections", names.join(","))]);
+        update
     }
 
     /// `pause-snapshot` / `resume-snapshot`.
     pub(crate) fn set_paused(&mut self, paused: bool) {
+        let changed = self.paused != paused;
         self.paused = paused;
         tracing::info!(
             paused,
             "incremental snapshot paused state changed by signal"
         );
+        // Debezium notifies only a change of a running snapshot.
+        if changed && !self.is_finished() {
+            let data_collections = self.data_collections();
+            let kind = if paused { "PAUSED" } else { "RESUMED" };
+            self.notify(kind, vec![("data_collections", data_collections)]);
+        }
     }
 
     /// Keeps the incremental progress in step with an update sent to the worker.
@@ -407,6 +488,10 @@ impl Resumer {
     }
 
     /// Every table is read and no window is open.
+    pub(crate) fn has_open_window(&self) -> bool {
+        self.active.is_some()
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
         self.work.is_empty() && self.active.is_none()
     }
@@ -477,6 +562,7 @@ impl Resumer {
             filter: filter.clone(),
             rows: self.window_rows,
             context: Arc::clone(&self.context),
+            want_max: self.incremental.is_some() && work.max_key.is_none(),
         };
         tracing::debug!(table = %work.plan.schema.qualified_name(), window = %id, "snapshot resume window opened");
         self.active = Some(Active {
@@ -575,6 +661,10 @@ impl Resumer {
             return Ok(());
         };
         let read_rows = read.rows.len();
+        if read.max_key.is_some() {
+            work.max_key = read.max_key.clone();
+        }
+        work.scanned += read_rows as u64;
         let rows = active.window.finish(read.rows);
         tracing::debug!(
             table = %work.plan.schema.qualified_name(),
@@ -608,6 +698,9 @@ impl Resumer {
                 "snapshot resume window over a table without a key".into(),
             ));
         };
+        let current = work.plan.schema.qualified_name();
+        let max_key = work.max_key.as_ref().map(|k| k.join(","));
+        let scanned = work.scanned;
         let update = match read.upper {
             Some(upper) => {
                 *after = Some(upper.clone());
@@ -620,10 +713,45 @@ impl Resumer {
             None => {
                 tracing::info!(table = %work.plan.schema.qualified_name(), "snapshot resume: table done");
                 self.stats.table_done(work.stats_index);
-                self.work.pop_front();
                 ProgressUpdate::TableDone(table)
             }
         };
+        // Debezium notifies IN_PROGRESS after each chunk that read rows, and
+        // TABLE_SCAN_COMPLETED (SUCCEEDED, or EMPTY for a table without rows) when a table
+        // is read to its end (pgseam's last window of a table is Debezium's last chunk plus
+        // its empty read after it).
+        if read_rows > 0 {
+            let last = match &update {
+                ProgressUpdate::KeyRange(k) => Some(k.after.join(",")),
+                _ => max_key.clone(),
+            };
+            let data = vec![
+                ("data_collections", self.data_collections()),
+                ("current_collection_in_progress", current.clone()),
+                (
+                    "maximum_key",
+                    max_key.unwrap_or_else(|| "\"<null>\"".to_owned()),
+                ),
+                (
+                    "last_processed_key",
+                    last.unwrap_or_else(|| "<null>".into()),
+                ),
+            ];
+            self.notify("IN_PROGRESS", data);
+        }
+        if matches!(update, ProgressUpdate::TableDone(_)) {
+            let data = vec![
+                ("data_collections", self.data_collections()),
+                ("scanned_collection", current),
+                ("total_rows_scanned", scanned.to_string()),
+                (
+                    "status",
+                    if scanned == 0 { "EMPTY" } else { "SUCCEEDED" }.to_owned(),
+                ),
+            ];
+            self.notify("TABLE_SCAN_COMPLETED", data);
+            self.work.pop_front();
+        }
         self.track(&update);
         out.push(SourceMessage::SnapshotProgress(update));
         Ok(())
@@ -703,6 +831,8 @@ struct KeyedJob {
     filter: Option<String>,
     rows: u64,
     context: Arc<SnapshotContext>,
+    /// Also look up the table's greatest key (for the notifications).
+    want_max: bool,
 }
 
 /// The OID of `schema.table`, if it exists.
@@ -776,6 +906,8 @@ async fn plan_work(
         kind,
         // Set by `prepare` for a resume; out of range (ignored by the counters) otherwise.
         stats_index: usize::MAX,
+        max_key: None,
+        scanned: 0,
     }))
 }
 
@@ -793,7 +925,7 @@ async fn emit_watermark(client: &Client, prefix: &str, content: &str) -> Result<
 }
 
 /// Transactions in progress now (`pg_current_snapshot()`'s xip list).
-async fn running_xids(client: &Client) -> Result<Vec<String>> {
+pub(crate) async fn running_xids(client: &Client) -> Result<Vec<String>> {
     Ok(client
         .query_one(
             "SELECT coalesce(array_agg(x::text), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) x",
@@ -806,7 +938,7 @@ async fn running_xids(client: &Client) -> Result<Vec<String>> {
 
 /// Waits until every transaction of `xids` has left the ProcArray (is visible in a new
 /// snapshot, committed or aborted).
-async fn wait_until_ended(client: &Client, xids: &[String], table: &str) -> Result<()> {
+pub(crate) async fn wait_until_ended(client: &Client, xids: &[String], table: &str) -> Result<()> {
     if xids.is_empty() {
         return Ok(());
     }
@@ -851,6 +983,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         filter,
         rows: window_rows,
         context,
+        want_max,
     } = job;
     let name = table.qualified.clone();
     emit_watermark(&client, &prefix, &format!("low:{id}")).await?;
@@ -869,7 +1002,16 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         (Some(l), Some(c)) => Some(format!("{l} AND {c}")),
         (l, c) => l.or(c),
     };
-    let as_text: Vec<String> = quoted.iter().map(|k| format!("{k}::text")).collect();
+    // Aliased: an output column named like a key column would capture `ORDER BY "id"` (an
+    // output name wins over an input column in PostgreSQL's ORDER BY), sorting by the keys'
+    // text, not their type. That made the windows cut at the N-th key in text order ("1",
+    // "10", "100", "1000", ...), so a window held far fewer or far more than N rows (ranges
+    // stayed contiguous: nothing was lost, but a window could exceed its buffer bound).
+    let as_text: Vec<String> = quoted
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k}::text AS pgseam_key{i}"))
+        .collect();
     let offset = i64::try_from(window_rows.saturating_sub(1)).unwrap_or(i64::MAX);
     let boundary = client
         .query(
@@ -890,6 +1032,29 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     let upper: Option<Vec<String>> = boundary
         .first()
         .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect());
+    let max_key = if want_max {
+        let descending: Vec<String> = quoted.iter().map(|k| format!("{k} DESC")).collect();
+        client
+            .query(
+                &format!(
+                    "SELECT {} FROM ONLY {name}{} ORDER BY {} LIMIT 1",
+                    as_text.join(", "),
+                    condition
+                        .as_ref()
+                        .map_or(String::new(), |c| format!(" WHERE {c}")),
+                    descending.join(", ")
+                ),
+                &[],
+            )
+            .await
+            .map_err(query_error(format!(
+                "cannot find the greatest key of {name}"
+            )))?
+            .first()
+            .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect())
+    } else {
+        None
+    };
     let mut conditions: Vec<String> = lower.into_iter().collect();
     // (the lower bound above already carries the filter)
     if let Some(upper) = &upper {
@@ -925,7 +1090,15 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     let (read, (rows, bytes)) = tokio::join!(reading, collecting);
     read?;
     emit_watermark(&client, &prefix, &format!("high:{id}")).await?;
-    Ok((client, WindowRead { rows, bytes, upper }))
+    Ok((
+        client,
+        WindowRead {
+            rows,
+            bytes,
+            upper,
+            max_key,
+        },
+    ))
 }
 
 fn now_us() -> i64 {

@@ -10,14 +10,18 @@
 //!   does, so its own change events go to its topic;
 //! - the **REST extension** `POST /connectors/{name}/signals` (pgseam's): the worker puts the
 //!   signal into the source's [`SignalInbox`]; the source takes it at the next transaction
-//!   boundary. Not durable before it is acted on (a crash in between loses it: send again).
+//!   boundary. Not durable before it is acted on (a crash in between loses it: send again);
+//! - the **`kafka` and `file` channels** (the worker's `signal_channels`): through the inbox
+//!   too; they acknowledge a signal at its origin once [`SignalInbox::applied`] says the
+//!   source has applied it.
 //!
 //! Types (Debezium's `SignalProcessor` actions):
 //! - `execute-snapshot`, `data.type = "incremental"` (the default), `data.data-collections`:
 //!   regular expressions matched against `schema.table` of the captured tables (whole-string
 //!   match, as Debezium's `expandDataCollectionIds`), `data.additional-conditions`:
 //!   `[{"data-collection": "schema.table", "filter": "<SQL condition>"}]`. The tables are read
-//!   by primary-key windows while streaming (see `resume`); `blocking` is not implemented.
+//!   by primary-key windows while streaming (see `resume`); `"type": "blocking"` pauses the
+//!   stream and snapshots the tables (see `blocking`).
 //! - `stop-snapshot`: `data.data-collections` (none or empty: every table) leave the running
 //!   incremental snapshot.
 //! - `pause-snapshot` / `resume-snapshot`: no new window opens while paused (not stored in the
@@ -44,6 +48,8 @@ pub enum Signal {
         id: String,
         data_collections: Vec<String>,
         conditions: Vec<AdditionalCondition>,
+        /// `"type": "blocking"` (see `blocking`); incremental otherwise.
+        blocking: bool,
     },
     StopSnapshot {
         id: String,
@@ -93,11 +99,15 @@ impl Signal {
                     .get("type")
                     .and_then(Json::as_str)
                     .unwrap_or("incremental");
-                if !snapshot_type.eq_ignore_ascii_case("incremental") {
+                let blocking = if snapshot_type.eq_ignore_ascii_case("incremental") {
+                    false
+                } else if snapshot_type.eq_ignore_ascii_case("blocking") {
+                    true
+                } else {
                     return Err(format!(
-                        "signal {id}: execute-snapshot of type `{snapshot_type}` is not supported yet (only `incremental`)"
+                        "signal {id}: execute-snapshot of type `{snapshot_type}`: expected `incremental` or `blocking`"
                     ));
-                }
+                };
                 if data.get("surrogate-key").is_some_and(|k| !k.is_null()) {
                     return Err(format!(
                         "signal {id}: `surrogate-key` is not supported yet (tables are read by their primary key)"
@@ -140,6 +150,7 @@ impl Signal {
                     id,
                     data_collections,
                     conditions,
+                    blocking,
                 })
             }
             "stop-snapshot" => Ok(Signal::StopSnapshot {
@@ -179,27 +190,60 @@ pub(crate) fn matches_any(patterns: &[String], schema: &str, table: &str) -> boo
     })
 }
 
-/// Signals handed to a running source by the worker (the REST extension).
+/// Signals handed to a running source by the worker: the REST extension and the `kafka` and
+/// `file` channels. Each signal sent gets a sequence number; the source counts the signals it
+/// has applied (acted on, and their progress handed to the worker), so a channel can wait for
+/// that before it acknowledges the signal at its origin ([`SignalInbox::applied`]).
 #[derive(Debug, Default)]
 pub struct SignalInbox {
-    queue: Mutex<VecDeque<Signal>>,
+    /// Signals not taken yet, and how many were ever sent.
+    queue: Mutex<(VecDeque<Signal>, u64)>,
     notify: tokio::sync::Notify,
+    applied: std::sync::atomic::AtomicU64,
+    applied_notify: tokio::sync::Notify,
 }
 
 impl SignalInbox {
-    pub fn send(&self, signal: Signal) {
-        if let Ok(mut queue) = self.queue.lock() {
-            queue.push_back(signal);
-        }
+    /// Queues `signal`; returns its sequence number (1, 2, ...).
+    pub fn send(&self, signal: Signal) -> u64 {
+        let seq = match self.queue.lock() {
+            Ok(mut queue) => {
+                queue.0.push_back(signal);
+                queue.1 += 1;
+                queue.1
+            }
+            Err(_) => u64::MAX,
+        };
         self.notify.notify_one();
+        seq
     }
 
     pub(crate) fn take(&self) -> Option<Signal> {
-        self.queue.lock().ok()?.pop_front()
+        self.queue.lock().ok()?.0.pop_front()
     }
 
     pub(crate) async fn notified(&self) {
         self.notify.notified().await
+    }
+
+    /// The source applied the next signal it took.
+    pub(crate) fn mark_applied(&self) {
+        self.applied
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.applied_notify.notify_waiters();
+    }
+
+    /// Waits until the signal `seq` ([`SignalInbox::send`]) is applied.
+    pub async fn applied(&self, seq: u64) {
+        loop {
+            let notified = self.applied_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.applied.load(std::sync::atomic::Ordering::SeqCst) >= seq {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -227,13 +271,21 @@ mod tests {
         assert!(matches_any(&data_collections, "public", "xyz"));
         assert!(!matches_any(&data_collections, "public", "orders2"));
         assert_eq!(conditions[0].filter, "id > 10");
+        assert!(matches!(
+            Signal::parse(
+                "2",
+                "execute-snapshot",
+                Some(r#"{"type":"BLOCKING","data-collections":["a.b"]}"#)
+            ),
+            Ok(Signal::ExecuteSnapshot { blocking: true, .. })
+        ));
         assert!(Signal::parse(
             "2",
             "execute-snapshot",
-            Some(r#"{"type":"blocking","data-collections":["a.b"]}"#)
+            Some(r#"{"type":"eventual","data-collections":["a.b"]}"#)
         )
         .unwrap_err()
-        .contains("blocking"));
+        .contains("`incremental` or `blocking`"));
         assert!(Signal::parse("3", "execute-snapshot", Some("{}")).is_err());
         assert!(Signal::parse("4", "execute-snapshot", Some("not json")).is_err());
         assert!(Signal::parse("5", "nope", None).is_err());

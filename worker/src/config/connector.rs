@@ -165,6 +165,14 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.include.collection.list",
     "signal.data.collection",
     "signal.enabled.channels",
+    "notification.enabled.channels",
+    "notification.sink.topic.name",
+    "signal.poll.interval.ms",
+    "signal.kafka.topic",
+    "signal.kafka.bootstrap.servers",
+    "signal.kafka.groupId",
+    "signal.kafka.poll.timeout.ms",
+    "signal.file",
     "incremental.snapshot.chunk.size",
     "heartbeat.interval.ms",
     "heartbeat.action.query",
@@ -565,6 +573,16 @@ pub struct ConnectorConfig {
     pub signal_data_collection: Option<(String, String)>,
     /// `incremental.snapshot.chunk.size`: keys per window of a signalled incremental snapshot.
     pub incremental_snapshot_chunk_size: u64,
+    /// The `kafka` signal channel (`signal.enabled.channels` lists `kafka`).
+    pub signal_kafka: Option<KafkaSignalChannel>,
+    /// The `file` signal channel's file (`signal.file`, when `signal.enabled.channels` lists
+    /// `file`).
+    pub signal_file: Option<std::path::PathBuf>,
+    /// `signal.poll.interval.ms` (default 5000): how often the `file` channel reads its file.
+    pub signal_poll_interval: Duration,
+    /// `notification.enabled.channels` and `notification.sink.topic.name`: where snapshot
+    /// notifications go (none by default).
+    pub notifications: NotificationChannels,
     /// `heartbeat.interval.ms`; `None` when 0 (no heartbeats).
     pub heartbeat_interval: Option<Duration>,
     /// `heartbeat.action.query`: run on every heartbeat (only with heartbeats on).
@@ -880,7 +898,12 @@ impl ConnectorConfig {
                 }
             },
         };
-        let signal_data_collection = take_signal_settings(&mut s);
+        let signals = take_signal_settings(&mut s, topic_prefix.as_deref().unwrap_or_default());
+        let signal_data_collection = signals.table;
+        let signal_kafka = signals.kafka;
+        let signal_file = signals.file;
+        let signal_poll_interval = signals.poll_interval;
+        let notifications = take_notification_settings(&mut s);
         let incremental_snapshot_chunk_size = s.int(
             "incremental.snapshot.chunk.size",
             DEFAULT_INCREMENTAL_SNAPSHOT_CHUNK_SIZE,
@@ -1066,6 +1089,10 @@ impl ConnectorConfig {
             snapshot_select_overrides,
             snapshot_include,
             signal_data_collection,
+            signal_kafka,
+            signal_file,
+            signal_poll_interval,
+            notifications,
             incremental_snapshot_chunk_size,
             heartbeat_interval,
             heartbeat_action_query,
@@ -2023,28 +2050,205 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
     }
 }
 
-/// `signal.enabled.channels` (Debezium's default `source`; `kafka`, `file` and `jmx` are
-/// not implemented yet) and `signal.data.collection` (`<schema>.<table>`, the table of the
-/// `source` channel). Returns the signaling table.
-fn take_signal_settings(s: &mut Settings) -> Option<(String, String)> {
-    if let Some(entry) = s.take("signal.enabled.channels") {
+/// Debezium's notification channels pgseam implements (`notification.enabled.channels`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationChannels {
+    /// `log`: each notification is logged (`[Notification Service] {..}`, as Debezium's
+    /// `LogNotificationChannel`).
+    pub log: bool,
+    /// `sink`: each notification is a record on this topic (`notification.sink.topic.name`).
+    pub sink_topic: Option<String>,
+}
+
+impl NotificationChannels {
+    /// Whether any channel is enabled.
+    pub fn any(&self) -> bool {
+        self.log || self.sink_topic.is_some()
+    }
+}
+
+/// `notification.enabled.channels` (`sink`, `log`; Debezium's `jmx` is refused: pgseam has
+/// no JMX, its metrics are at `/metrics`) and `notification.sink.topic.name` (required with
+/// `sink`, as Debezium's validation requires it).
+fn take_notification_settings(s: &mut Settings) -> NotificationChannels {
+    let mut channels = NotificationChannels::default();
+    let mut sink = false;
+    if let Some(entry) = s.take("notification.enabled.channels") {
         for channel in entry
             .value
             .split(',')
             .map(str::trim)
             .filter(|c| !c.is_empty())
         {
-            if channel != "source" {
-                s.invalid(
+            match channel {
+                "log" => channels.log = true,
+                "sink" => sink = true,
+                "jmx" => s.invalid(
                     &entry,
-                    format!("a list of signal channels; `{channel}` is not supported yet (pgseam implements the `source` channel, a signaling table named by signal.data.collection, and POST /connectors/{{name}}/signals)"),
-                );
+                    "a list of notification channels; `jmx` is not supported (pgseam runs no JVM: use `log` or `sink`, and the snapshot metrics at GET /metrics)",
+                ),
+                other => s.invalid(
+                    &entry,
+                    format!("a list of notification channels; `{other}` is not one pgseam implements (`sink`, `log`)"),
+                ),
             }
         }
     }
+    let topic = s.take("notification.sink.topic.name");
+    match (sink, topic) {
+        (true, Some(e)) if !e.value.trim().is_empty() => {
+            let name = e.value.trim().to_owned();
+            if Regex::new(TOPIC_PREFIX_PATTERN).is_ok_and(|r| r.is_match(&name))
+                && name.len() <= MAX_TOPIC_NAME_LEN
+            {
+                channels.sink_topic = Some(name);
+            } else {
+                s.invalid(&e, "a Kafka topic name (letters, digits, `.`, `_`, `-`)");
+            }
+        }
+        (true, _) => s.missing(
+            "notification.sink.topic.name",
+            Some("Notification topic name must be provided when kafka notification channel is enabled: notification.enabled.channels lists `sink`"),
+        ),
+        // Debezium ignores the topic while `sink` is off.
+        (false, _) => {}
+    }
+    channels
+}
+
+/// Debezium's `KafkaSignalChannel` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaSignalChannel {
+    /// `signal.kafka.topic` (default `<topic.prefix>-signal`); partition 0 is read.
+    pub topic: String,
+    /// `signal.kafka.bootstrap.servers` (required).
+    pub bootstrap_servers: String,
+    /// `signal.kafka.groupId` (default `kafka-signal`): the consumer group whose committed
+    /// offset says where reading resumes.
+    pub group_id: String,
+    /// `signal.consumer.*`: consumer properties (librdkafka names), the prefix removed.
+    pub consumer: std::collections::BTreeMap<String, String>,
+}
+
+/// The signal settings of a connector.
+struct SignalSettings {
+    table: Option<(String, String)>,
+    kafka: Option<KafkaSignalChannel>,
+    file: Option<std::path::PathBuf>,
+    poll_interval: Duration,
+}
+
+/// `signal.enabled.channels` (Debezium's default `source`; also `kafka` and `file`; `jmx` is
+/// refused), `signal.data.collection` (`<schema>.<table>`, the table of the `source`
+/// channel), the `kafka` channel's `signal.kafka.*` and `signal.consumer.*` keys, the `file`
+/// channel's `signal.file` and `signal.poll.interval.ms`.
+fn take_signal_settings(s: &mut Settings, topic_prefix: &str) -> SignalSettings {
+    let (mut source, mut kafka, mut file) = (true, false, false);
+    if let Some(entry) = s.take("signal.enabled.channels") {
+        source = false;
+        for channel in entry
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            match channel {
+                "source" => source = true,
+                "kafka" => kafka = true,
+                "file" => file = true,
+                "jmx" => s.invalid(
+                    &entry,
+                    "a list of signal channels; `jmx` is not supported (pgseam runs no JVM: use POST /connectors/{name}/signals, pgseam's extension, or the source, kafka or file channel)",
+                ),
+                other => s.invalid(
+                    &entry,
+                    format!("a list of signal channels; `{other}` is not one pgseam implements (`source`, `kafka`, `file`)"),
+                ),
+            }
+        }
+    }
+    let poll_interval =
+        Duration::from_millis(s.int("signal.poll.interval.ms", 5000u64, 1, i32::MAX as u64));
+    let kafka_keys = [
+        "signal.kafka.topic",
+        "signal.kafka.bootstrap.servers",
+        "signal.kafka.groupId",
+        "signal.kafka.poll.timeout.ms",
+    ];
+    let kafka = if kafka {
+        let topic = match s.take("signal.kafka.topic") {
+            None => format!("{topic_prefix}-signal"),
+            Some(e)
+                if Regex::new(TOPIC_PREFIX_PATTERN).is_ok_and(|r| r.is_match(e.value.trim())) =>
+            {
+                e.value.trim().to_owned()
+            }
+            Some(e) => {
+                s.invalid(&e, "a Kafka topic name (letters, digits, `.`, `_`, `-`)");
+                String::new()
+            }
+        };
+        let bootstrap_servers = s.required_string(
+            "signal.kafka.bootstrap.servers",
+            Some("the Kafka cluster of the signal topic, required by the kafka signal channel"),
+        );
+        let group_id = s
+            .take("signal.kafka.groupId")
+            .map(|e| e.value.trim().to_owned())
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| "kafka-signal".to_owned());
+        // Debezium's poll wait; pgseam's reader waits for records without polling.
+        let _poll_timeout = s.int("signal.kafka.poll.timeout.ms", 0u64, 0, i32::MAX as u64);
+        let consumer = s
+            .take_prefixed("signal.consumer.")
+            .into_iter()
+            .map(|e| (e.key["signal.consumer.".len()..].to_owned(), e.value))
+            .collect();
+        bootstrap_servers.map(|bootstrap_servers| KafkaSignalChannel {
+            topic,
+            bootstrap_servers,
+            group_id,
+            consumer,
+        })
+    } else {
+        // Debezium ignores the channel's keys while it is off.
+        for key in kafka_keys {
+            s.take(key);
+        }
+        s.take_prefixed("signal.consumer.");
+        None
+    };
+    let file_entry = s.take("signal.file");
+    let file = file.then(|| {
+        std::path::PathBuf::from(
+            file_entry
+                .map(|e| e.value.trim().to_owned())
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| "file-signals.txt".to_owned()),
+        )
+    });
+    let table = take_signal_table(s, source);
+    SignalSettings {
+        table,
+        kafka,
+        file,
+        poll_interval,
+    }
+}
+
+/// `signal.data.collection`, the `source` channel's table (`source_enabled`: the channel is
+/// listed in `signal.enabled.channels`).
+fn take_signal_table(s: &mut Settings, source_enabled: bool) -> Option<(String, String)> {
     let entry = s
         .take("signal.data.collection")
         .filter(|e| !e.value.trim().is_empty())?;
+    if !source_enabled {
+        s.invalid(
+            &entry,
+            "no value while signal.enabled.channels does not list `source`: the signaling table is the source channel's",
+        );
+        return None;
+    }
     let value = entry.value.trim().to_owned();
     match value.split_once('.') {
         Some((schema, table))

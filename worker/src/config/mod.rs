@@ -40,7 +40,11 @@
 //!    `snapshot.fetch.size`, `snapshot.select.statement.overrides` (with its per-table
 //!    `snapshot.select.statement.overrides.<schema>.<table>` keys),
 //!    `snapshot.include.collection.list`, `signal.data.collection`,
-//!    `signal.enabled.channels` (`source` only), `incremental.snapshot.chunk.size`,
+//!    `signal.enabled.channels` (`source`, `kafka`, `file`), `signal.kafka.topic`,
+//!    `signal.kafka.bootstrap.servers`, `signal.kafka.groupId`, `signal.kafka.poll.timeout.ms`,
+//!    `signal.consumer.*`, `signal.file`, `signal.poll.interval.ms`,
+//!    `incremental.snapshot.chunk.size`,
+//!    `notification.enabled.channels` (`sink`, `log`), `notification.sink.topic.name`,
 //!    `heartbeat.interval.ms`, `heartbeat.action.query`,
 //!    `heartbeat.topics.prefix`, `max.batch.size`, `max.queue.size`,
 //!    `poll.interval.ms`, and the column-shaping and naming keys (`columns.rs`):
@@ -187,10 +191,11 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, ErrorTolerance,
-    HstoreHandlingMode, IntervalHandlingMode, MessagePrefixFilter, OffsetMismatchStrategy,
-    Operation, PublicationAutocreateMode, SkippedOperations, SnapshotChunkStrategy, SnapshotMode,
-    TimePrecisionMode, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
-    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
+    HstoreHandlingMode, IntervalHandlingMode, KafkaSignalChannel, MessagePrefixFilter,
+    NotificationChannels, OffsetMismatchStrategy, Operation, PublicationAutocreateMode,
+    SkippedOperations, SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode,
+    DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE,
+    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
     DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_POSITION_HEADERS,
     DEFAULT_PROVIDE_TRANSACTION_METADATA, DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT,

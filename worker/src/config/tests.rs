@@ -1124,6 +1124,50 @@ fn snapshot_engine_keys() {
 }
 
 #[test]
+fn notification_keys() {
+    use crate::config::NotificationChannels;
+    let c = config(&[]).unwrap();
+    assert_eq!(c.notifications, NotificationChannels::default());
+    assert!(!c.notifications.any());
+    let c = config(&[
+        ("notification.enabled.channels", " sink , log "),
+        ("notification.sink.topic.name", "dbz.notifications"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.notifications,
+        NotificationChannels {
+            log: true,
+            sink_topic: Some("dbz.notifications".to_owned())
+        }
+    );
+    // The topic is ignored while `sink` is off, as Debezium ignores it.
+    let c = config(&[
+        ("notification.enabled.channels", "log"),
+        ("notification.sink.topic.name", "t"),
+    ])
+    .unwrap();
+    assert_eq!(c.notifications.sink_topic, None);
+    let e = one_error(&[("notification.enabled.channels", "sink")]);
+    assert!(
+        e.contains("notification.sink.topic.name") && e.contains("must be provided"),
+        "{e}"
+    );
+    let e = one_error(&[("notification.enabled.channels", "log,jmx")]);
+    assert!(
+        e.contains("`jmx` is not supported") && e.contains("/metrics"),
+        "{e}"
+    );
+    let e = one_error(&[("notification.enabled.channels", "carrier-pigeon")]);
+    assert!(e.contains("`carrier-pigeon`"), "{e}");
+    let e = one_error(&[
+        ("notification.enabled.channels", "sink"),
+        ("notification.sink.topic.name", "bad topic"),
+    ]);
+    assert!(e.contains("notification.sink.topic.name"), "{e}");
+}
+
+#[test]
 fn signal_keys() {
     let c = config(&[]).unwrap();
     assert_eq!(c.signal_data_collection, None);
@@ -1139,11 +1183,49 @@ fn signal_keys() {
         Some(("public".to_owned(), "dbz_signal".to_owned()))
     );
     assert_eq!(c.incremental_snapshot_chunk_size, 500);
-    let e = one_error(&[("signal.enabled.channels", "source,kafka")]);
+    let e = one_error(&[("signal.enabled.channels", "source,jmx")]);
     assert!(
-        e.contains("`signal.enabled.channels`") && e.contains("`kafka` is not supported yet"),
+        e.contains("`signal.enabled.channels`") && e.contains("`jmx` is not supported"),
         "{e}"
     );
+    let e = one_error(&[("signal.enabled.channels", "source,kafka")]);
+    assert!(
+        e.contains("signal.kafka.bootstrap.servers") && e.contains("missing"),
+        "{e}"
+    );
+    let c = config(&[
+        ("signal.enabled.channels", "source,kafka,file"),
+        ("signal.kafka.bootstrap.servers", "k:9092"),
+        ("signal.consumer.security.protocol", "SSL"),
+        ("signal.poll.interval.ms", "250"),
+    ])
+    .unwrap();
+    let kafka = c.signal_kafka.expect("kafka channel");
+    assert_eq!(kafka.topic, format!("{}-signal", c.topic_prefix));
+    assert_eq!(kafka.group_id, "kafka-signal");
+    assert_eq!(kafka.bootstrap_servers, "k:9092");
+    assert_eq!(
+        kafka.consumer.get("security.protocol").map(String::as_str),
+        Some("SSL")
+    );
+    assert_eq!(
+        c.signal_file,
+        Some(std::path::PathBuf::from("file-signals.txt"))
+    );
+    assert_eq!(
+        c.signal_poll_interval,
+        std::time::Duration::from_millis(250)
+    );
+    // Without `source`, the signaling table has no channel.
+    let e = one_error(&[
+        ("signal.enabled.channels", "kafka"),
+        ("signal.kafka.bootstrap.servers", "k:9092"),
+        ("signal.data.collection", "public.s"),
+    ]);
+    assert!(e.contains("signal.data.collection"), "{e}");
+    // The channels' keys are ignored while they are off, as Debezium ignores them.
+    let c = config(&[("signal.kafka.topic", "t"), ("signal.file", "f")]).unwrap();
+    assert_eq!((c.signal_kafka, c.signal_file), (None, None));
     let e = one_error(&[("signal.data.collection", "dbz_signal")]);
     assert!(e.contains("`signal.data.collection`"), "{e}");
     let e = one_error(&[("incremental.snapshot.chunk.size", "0")]);

@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use pgseam_integration_tests::{compare_table, Comparison};
+use std::collections::BTreeMap;
+
+use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
+use pgseam_connector_pg::snapshot::SnapshotProgress;
+use pgseam_integration_tests::{compare_table, Comparison, TopicMessage};
+use pgseam_model::Lsn;
 use pgseam_testkit::{Broker, Postgres, PostgresOptions};
 
 pub const PGSEAM: &str = env!("CARGO_BIN_EXE_pgseam");
@@ -269,4 +274,108 @@ fn unique() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
+}
+
+/// The offset stored for connector `name` (its source partition is named after it), read from
+/// the file store.
+pub fn stored(env: &Env, name: &str) -> Option<ConnectorOffset> {
+    FileOffsetStore::open(&env.offsets_path())
+        .ok()?
+        .get(&offset_key(name, name))
+        .ok()?
+}
+
+/// The snapshot progress of a stored offset, while a snapshot is resumable.
+pub fn progress_of(offset: &Option<ConnectorOffset>) -> Option<SnapshotProgress> {
+    match offset {
+        Some(ConnectorOffset::SnapshotResumable { progress, .. }) => Some(progress.clone()),
+        _ => None,
+    }
+}
+
+/// Runs `sql` with psql against `127.0.0.1:port` as postgres (`options` go to `PGOPTIONS`,
+/// e.g. `-c lock_timeout=1s`); returns whether it succeeded and stdout + stderr. Unlike
+/// [`Env::psql`] it needs no `Env`, so writer threads can use it.
+pub fn psql_port(port: u16, db: &str, options: &str, sql: &str) -> (bool, String) {
+    let out = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .args(["-U", "postgres", "-d", db, "-c", sql])
+        .env("PGPASSWORD", "postgres")
+        .env("PGOPTIONS", options)
+        .output()
+        .expect("run psql");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The UTF-8 value of a record header.
+pub fn header<'a>(m: &'a TopicMessage, name: &str) -> Option<&'a str> {
+    m.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+/// A streamed record's position from its headers: `(pgseam.commit_lsn, pgseam.seq)`.
+/// `None` for records without them (snapshot reads); panics on a malformed header.
+pub fn position(m: &TopicMessage) -> Option<(Lsn, u64)> {
+    let commit: Lsn = header(m, "pgseam.commit_lsn")?
+        .parse()
+        .unwrap_or_else(|_| panic!("bad pgseam.commit_lsn at offset {}", m.offset));
+    let seq: u64 = header(m, "pgseam.seq")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("missing or bad pgseam.seq at offset {}", m.offset));
+    Some((commit, seq))
+}
+
+/// Per key, the `ver` of the events a consumer applies never goes back, once the records a
+/// restart replays (a streamed [`position`] at or before the last one of its partition) are
+/// dropped, as the position headers allow. Returns how many replayed records were dropped.
+pub fn check_per_key_order(messages: &[TopicMessage]) -> usize {
+    let mut last_position: BTreeMap<i32, (Lsn, u64)> = BTreeMap::new();
+    let mut versions: BTreeMap<String, i64> = BTreeMap::new();
+    let mut replayed = 0;
+    for m in messages {
+        if let Some(at) = position(m) {
+            let last = last_position.entry(m.partition).or_insert((Lsn(0), 0));
+            if at <= *last {
+                replayed += 1;
+                continue;
+            }
+            *last = at;
+        }
+        let Some(key) = m.key_payload().map(|k| k.to_string()) else {
+            continue;
+        };
+        let Some(envelope) = m.envelope() else {
+            continue;
+        };
+        match envelope["op"].as_str() {
+            Some("d") => {
+                versions.remove(&key);
+            }
+            Some(_) => {
+                let ver = envelope["after"]["ver"].as_i64().expect("ver");
+                if let Some(previous) = versions.insert(key.clone(), ver) {
+                    assert!(
+                        ver >= previous,
+                        "key {key}: version {ver} after {previous} at partition {} offset {} (op {:?}, snapshot {:?})",
+                        m.partition,
+                        m.offset,
+                        envelope["op"],
+                        envelope["source"]["snapshot"]
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+    replayed
 }
