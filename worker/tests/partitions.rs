@@ -13,6 +13,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::Duration;
 
 use common::{run_to_exit, Env, Pgseam};
@@ -276,6 +277,24 @@ fn filters_that_would_drop_partition_changes_and_publication_mismatches_are_erro
             log.contains(expected),
             "{name}: expected `{expected}` in:\n{log}"
         );
+        // `pgseam validate` names the same problem (the publication exists by now).
+        let output = Command::new(common::PGSEAM)
+            .args(["validate"])
+            .arg(&worker)
+            .arg(&connector)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run pgseam validate");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            !output.status.success(),
+            "{name}: validate should fail:\n{report}"
+        );
+        let line = report
+            .lines()
+            .find(|l| l.contains("] partitions: "))
+            .unwrap_or_else(|| panic!("{name}: no partitions check in:\n{report}"));
+        assert!(line.contains("FAIL"), "{name}: {line}");
     }
     // No slot was created by any of them.
     assert_eq!(
