@@ -329,3 +329,75 @@ fn filters_that_would_drop_partition_changes_and_publication_mismatches_are_erro
     );
     pgseam.terminate(WAIT);
 }
+
+/// A snapshot of a partitioned table published via its root, killed (`kill -9`) after part of
+/// it was delivered, with changes (a cross-partition move among them) before the restart: the
+/// restart resumes it in key-range windows over the root (`FROM m`, every partition) and the
+/// root's topic equals the source.
+#[test]
+fn an_interrupted_snapshot_of_a_root_resumes_and_loses_nothing() {
+    use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
+    use std::time::Instant;
+
+    let env = Env::start("viaresume");
+    env.psql(
+        "CREATE TABLE m (id int, region text, v int, payload text, PRIMARY KEY (id, region)) \
+             PARTITION BY LIST (region);
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');
+         CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us');
+         CREATE TABLE m_as PARTITION OF m FOR VALUES IN ('as');
+         INSERT INTO m SELECT g, r, g, repeat('p', 50) FROM generate_series(1, 20000) g,
+             unnest(ARRAY['eu', 'us', 'as']) r;",
+    );
+    let (worker, connector) = env.write_configs(
+        "viaresume",
+        &[],
+        &[
+            "table.include.list=public.m",
+            "publish.via.partition.root=true",
+            "snapshot.chunk.strategy=key",
+            "snapshot.chunk.rows=2000",
+            "snapshot.throttle.rows.per.second=15000",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    let started = Instant::now();
+    let progress = loop {
+        let offset = FileOffsetStore::open(&env.offsets_path())
+            .ok()
+            .and_then(|store| store.get(&offset_key("viaresume", "viaresume")).ok())
+            .flatten();
+        if let Some(ConnectorOffset::SnapshotResumable { progress, .. }) = offset {
+            if progress.partial.is_some() {
+                break progress;
+            }
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "no snapshot progress:\n{}",
+            pgseam.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    pgseam.kill9();
+    let partial = progress.partial.expect("partial");
+    assert_eq!(partial.table, ("public".to_owned(), "m".to_owned()));
+    env.psql(
+        "UPDATE m SET v = -v WHERE id % 97 = 0;
+         DELETE FROM m WHERE id % 89 = 0;
+         DELETE FROM m WHERE id = 19999 AND region = 'eu';
+         UPDATE m SET region = 'eu', payload = 'moved' WHERE id = 19999 AND region = 'as';
+         INSERT INTO m VALUES (30000, 'us', 1, 'new');",
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
+    assert!(
+        pgseam
+            .log_text()
+            .contains("resuming the interrupted snapshot"),
+        "the restart resumed the snapshot:\n{}",
+        pgseam.log_text()
+    );
+    assert_equal(&env, "viaresume", "public.m");
+    pgseam.terminate(WAIT);
+}
