@@ -2,7 +2,9 @@
 //! three partitions (one attached with another column order and a dropped column), a chunked
 //! parallel snapshot, then inserts, updates, deletes and an UPDATE that moves rows to another
 //! partition. The topics are read back and applied as primary-key tables (the oracle in
-//! `tests/`), and compared with the source.
+//! `tests/`), and compared with the source. Also: the start errors for filters that would drop
+//! partition changes and for a publication that does not publish via the root when asked
+//! (and `pgseam validate` naming them), and a root's snapshot resumed after `kill -9`.
 //!
 //! What pgoutput sends for an UPDATE that moves a row to another partition (checked on
 //! PostgreSQL 15 with `pg_logical_slot_peek_binary_changes`): a Delete of the old row under the
