@@ -49,7 +49,8 @@ Q -c "CREATE TABLE bench (id bigint PRIMARY KEY, a int, b int, c int, txt text, 
 files() {   # DIR TABLE SNAPSHOT_MODE
   mkdir -p "$1"
   printf '%s\n' "key.converter.schemas.enable=false" "value.converter.schemas.enable=false" \
-    "offset.storage.file.filename=$1/offsets.json" "offset.flush.interval.ms=100" "${SINK_LINES[@]}" > "$1/worker.properties"
+    "offset.storage.file.filename=$1/offsets.json" "offset.flush.interval.ms=100" "${SINK_LINES[@]}" \
+    "listeners=http://127.0.0.1:0" > "$1/worker.properties"
   printf '%s\n' "name=bench" "connector.class=io.debezium.connector.postgresql.PostgresConnector" \
     "database.hostname=127.0.0.1" "database.port=$PG_port" "database.user=postgres" "database.password=postgres" \
     "database.dbname=bench" "topic.prefix=bench" "plugin.name=pgoutput" "slot.name=prof_$3" \

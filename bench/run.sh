@@ -224,6 +224,7 @@ value.converter.schemas.enable=false
 offset.storage.file.filename=$1/offsets.json
 offset.flush.interval.ms=100
 pgseam.sink=$4
+listeners=http://127.0.0.1:0
 ${PGSEAM_WORKER_EXTRA:-}
 EOF
   cat > "$1/connector.properties" <<EOF

@@ -20,6 +20,10 @@ pub struct TableIdentity {
     /// `pg_class.relreplident`: `d` default (primary key), `n` nothing, `f` full, `i` index.
     pub replica_identity: char,
     pub has_primary_key: bool,
+    /// A partitioned table (`relkind = 'p'`): it holds no rows itself; its leaf partitions do.
+    /// Captured only when the publication publishes via the partition root (see
+    /// `crate::publication`), and then read through its leaves.
+    pub partitioned: bool,
 }
 
 impl TableIdentity {
@@ -82,7 +86,8 @@ pub async fn list_user_tables(client: &Client) -> Result<Vec<TableIdentity>> {
     let rows = client
         .query(
             "SELECT c.oid, n.nspname, c.relname, c.relreplident::text, \
-                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), \
+                    c.relkind = 'p' \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') \
                AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -103,6 +108,7 @@ pub async fn list_user_tables(client: &Client) -> Result<Vec<TableIdentity>> {
             table: row.get(2),
             replica_identity: row.get::<_, String>(3).chars().next().unwrap_or('d'),
             has_primary_key: row.get(4),
+            partitioned: row.get(5),
         })
         .collect())
 }

@@ -13,8 +13,9 @@
 //! envelopes (`converters`), or talk to Kafka (`sink-kafka`). Ordinary catalog queries and the
 //! snapshot's COPY use tokio-postgres; only the replication connection is hand-written.
 //!
-//! Not yet: resuming an interrupted snapshot (it restarts from scratch with a new slot),
-//! streamed (in-progress) transactions, schema-change history — see the project's issues.
+//! Not done: streamed (in-progress) transactions — deliberately, pgoutput protocol version 1
+//! lets the server spill a large transaction and sends it after its commit (COMPATIBILITY.md,
+//! "Large transactions"); schema-change history — see the project's issues.
 
 pub mod catalog;
 pub mod connection;

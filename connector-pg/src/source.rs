@@ -129,6 +129,9 @@ pub struct SourceConfig {
     pub slot_name: String,
     pub publication_name: String,
     pub publication_autocreate: PublicationAutocreate,
+    /// `publish.via.partition.root`: create the publication with
+    /// `publish_via_partition_root = true` (see `publication`).
+    pub publish_via_partition_root: bool,
     pub table_filter: TableFilter,
     pub snapshot_mode: SnapshotMode,
     /// `offset.mismatch.strategy`.
@@ -438,15 +441,19 @@ pub async fn run(
     let catalog_client = crate::connection::connect_query_session(&config.connect).await?;
     catalog::check_wal_level(&catalog_client).await?;
     let tables = select_tables(&config, &catalog_client).await?;
-    publication::ensure_publication(
+    let via_root = publication::ensure_publication(
         &catalog_client,
         &config.publication_name,
         config.publication_autocreate,
         &tables,
+        config.publish_via_partition_root,
     )
     .await?;
-    let published = catalog::publication_tables(&catalog_client, &config.publication_name).await?;
-    let captured = catalog::keep_published(tables, &published);
+    let captured =
+        publication::captured_tables(&catalog_client, &config.publication_name, tables).await?;
+    for table in captured.iter().filter(|t| t.partitioned) {
+        tracing::info!(table = %table.qualified_name(), publication = %config.publication_name, publish_via_partition_root = via_root, "partitioned table published via its root: the rows and changes of its partitions go to its topic");
+    }
     for table in &captured {
         if table.lacks_replica_identity() {
             tracing::warn!(
@@ -903,21 +910,29 @@ impl Source {
                     });
                     return Ok(());
                 }
-                let tables: Vec<_> = select_tables(&self.config, &self.catalog_client)
-                    .await?
-                    .into_iter()
-                    .filter(|t| {
-                        snapshot::signal::matches_any(&data_collections, &t.schema, &t.table)
-                    })
-                    .map(|t| {
-                        let name = format!("{}.{}", t.schema, t.table);
-                        let filter = conditions
-                            .iter()
-                            .find(|c| c.data_collection == name)
-                            .map(|c| c.filter.clone());
-                        (t, filter)
-                    })
-                    .collect();
+                // The captured tables as they are now (tables created since the start are
+                // captured too), so that a partitioned table is read only when its changes
+                // are published under it.
+                let published = catalog::publication_tables(
+                    &self.catalog_client,
+                    &self.config.publication_name,
+                )
+                .await?;
+                let tables: Vec<_> = catalog::keep_published(
+                    select_tables(&self.config, &self.catalog_client).await?,
+                    &published,
+                )
+                .into_iter()
+                .filter(|t| snapshot::signal::matches_any(&data_collections, &t.schema, &t.table))
+                .map(|t| {
+                    let name = format!("{}.{}", t.schema, t.table);
+                    let filter = conditions
+                        .iter()
+                        .find(|c| c.data_collection == name)
+                        .map(|c| c.filter.clone());
+                    (t, filter)
+                })
+                .collect();
                 let kind = if blocking { "blocking" } else { "incremental" };
                 tracing::info!(signal_id = %id, patterns = ?data_collections, tables = tables.len(), kind, "signal: execute-snapshot");
                 if tables.is_empty() {

@@ -126,6 +126,7 @@ fn source_config(pg: &Postgres, slot: &str) -> SourceConfig {
         slot_name: slot.into(),
         publication_name: "p".into(),
         publication_autocreate: PublicationAutocreate::AllTables,
+        publish_via_partition_root: false,
         table_filter: Arc::new(|schema: &str, _: &str| schema == "public"),
         snapshot_mode: SnapshotMode::NoData,
         offset_mismatch: pgseam_connector_pg::OffsetMismatchStrategy::NoValidation,

@@ -261,12 +261,9 @@ impl TableState {
                 state.rows.clear();
                 continue;
             }
-            let key = message
-                .key_payload()
-                .with_context(|| {
-                    format!("record without key at {}@{}", message.topic, message.offset)
-                })?
-                .to_string();
+            let key = canonical_key(message.key_payload().with_context(|| {
+                format!("record without key at {}@{}", message.topic, message.offset)
+            })?);
             match message.envelope() {
                 None => {
                     state.tombstones += 1;
@@ -295,6 +292,19 @@ impl TableState {
             }
         }
         Ok(state)
+    }
+}
+
+/// A key payload as text with its fields in name order: the key struct follows the primary
+/// key's order, the source query the table's column order, and a partition attached with
+/// another column order has them differ.
+fn canonical_key(key: &Value) -> String {
+    match key {
+        Value::Object(map) => {
+            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
+            serde_json::to_string(&sorted).unwrap_or_else(|_| key.to_string())
+        }
+        other => other.to_string(),
     }
 }
 
@@ -402,7 +412,7 @@ pub fn source_rows(
     for line in output.lines().filter(|l| !l.is_empty()) {
         let (key, row) = line.split_once('\t').context("psql line without tab")?;
         let key: Value = serde_json::from_str(key)?;
-        rows.insert(key.to_string(), serde_json::from_str(row)?);
+        rows.insert(canonical_key(&key), serde_json::from_str(row)?);
     }
     Ok(rows)
 }

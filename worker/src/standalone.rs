@@ -197,6 +197,7 @@ pub(crate) fn pipeline_settings(
             connect: connect_params(connector, format!("pgseam-{}", connector.name)),
             slot_name: connector.slot_name.clone(),
             publication_name: connector.publication_name.clone(),
+            publish_via_partition_root: connector.publish_via_partition_root,
             publication_autocreate: match connector.publication_autocreate_mode {
                 config::PublicationAutocreateMode::AllTables => PublicationAutocreate::AllTables,
                 config::PublicationAutocreateMode::Filtered => PublicationAutocreate::Filtered,

@@ -927,20 +927,31 @@ async fn captured_tables(connector: &ConnectorConfig) -> anyhow::Result<Vec<Capt
                  create it (CREATE PUBLICATION {publication} FOR TABLE …) or choose another mode"
             ),
             PublicationAutocreateMode::NoTables => Vec::new(),
-            // FOR ALL TABLES and FOR TABLE both publish leaf partitions, not their parents
-            // (publish_via_partition_root is off), so parents are never captured.
+            // Without publish_via_partition_root, FOR ALL TABLES and FOR TABLE publish leaf
+            // partitions, never their parents. With it, a partition is published under its
+            // topmost ancestor in the publication (every root, for FOR ALL TABLES).
             PublicationAutocreateMode::AllTables | PublicationAutocreateMode::Filtered => {
-                let parents: Vec<u32> = client
-                    .query("SELECT oid FROM pg_class WHERE relkind = 'p'", &[])
-                    .await
-                    .context("cannot list partitioned tables")?
-                    .iter()
-                    .map(|row| row.get(0))
-                    .collect();
-                filtered
-                    .into_iter()
-                    .filter(|t| !parents.contains(&t.oid))
-                    .collect()
+                if connector.publish_via_partition_root {
+                    let tree = pgseam_connector_pg::publication::partition_tree(&client).await?;
+                    let all_tables = connector.publication_autocreate_mode
+                        == PublicationAutocreateMode::AllTables;
+                    let listed: Vec<u32> = filtered.iter().map(|t| t.oid).collect();
+                    filtered
+                        .into_iter()
+                        .filter(|t| {
+                            let mut parent = tree.get(&t.oid).and_then(|n| n.parent);
+                            while let Some(p) = parent {
+                                if all_tables || listed.contains(&p) {
+                                    return false;
+                                }
+                                parent = tree.get(&p).and_then(|n| n.parent);
+                            }
+                            true
+                        })
+                        .collect()
+                } else {
+                    filtered.into_iter().filter(|t| !t.partitioned).collect()
+                }
             }
         }
     };

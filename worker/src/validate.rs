@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use pgseam_connector_pg::catalog::{self, quote_identifier, TableIdentity};
 use pgseam_connector_pg::connection::{connect_query_session, ReplicationConnection};
-use pgseam_connector_pg::slot;
 use pgseam_connector_pg::SourceError;
+use pgseam_connector_pg::{publication, slot};
 use tokio_postgres::Client;
 
 use crate::config::{self, ConnectorConfig, PublicationAutocreateMode};
@@ -733,6 +733,7 @@ async fn publication_checks(
             let (all_tables, updates, deletes, owner, owned): (bool, bool, bool, String, bool) =
                 (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
             let published = catalog::publication_tables(client, publication).await?;
+            partition_checks(client, connector, &filtered, &published, checks).await?;
             if mode == PublicationAutocreateMode::Filtered {
                 // pgseam resets it to the filtered tables: ALTER PUBLICATION … SET TABLE.
                 if !owned && !role.superuser {
@@ -773,9 +774,13 @@ async fn publication_checks(
                 filtered.clone()
             } else {
                 let kept = catalog::keep_published(filtered.clone(), &published);
+                // A partitioned table or a partition is published under another name or not at
+                // all by design (the "partitions" check covers it), never added by hand.
+                let tree = publication::partition_tree(client).await?;
                 let missing: Vec<&TableIdentity> = filtered
                     .iter()
                     .filter(|t| !kept.iter().any(|k| k.oid == t.oid))
+                    .filter(|t| !t.partitioned && !tree.contains_key(&t.oid))
                     .collect();
                 if !missing.is_empty() {
                     checks.push(Check::warn(
@@ -844,6 +849,59 @@ async fn publication_checks(
         )
     });
     Ok(captured)
+}
+
+/// An existing publication's partition routing: `publish.via.partition.root` against its
+/// `publish_via_partition_root`, and selected tables whose changes it would send under tables
+/// the filters exclude (both start errors, see `pgseam_connector_pg::publication`).
+async fn partition_checks(
+    client: &Client,
+    connector: &ConnectorConfig,
+    filtered: &[TableIdentity],
+    published: &[(String, String)],
+    checks: &mut Vec<Check>,
+) -> anyhow::Result<()> {
+    let name = "partitions";
+    let publication = &connector.publication_name;
+    let via_root = publication::publishes_via_root(client, publication)
+        .await?
+        .unwrap_or(false);
+    if connector.publish_via_partition_root && !via_root {
+        checks.push(Check::fail(
+            name,
+            format!("publish.via.partition.root=true, but `{publication}` publishes partitions as themselves (publish_via_partition_root = false)"),
+            format!(
+                "ALTER PUBLICATION {} SET (publish_via_partition_root = true);   (or set publish.via.partition.root=false)",
+                quote_identifier(publication)
+            ),
+        ));
+        return Ok(());
+    }
+    let tree = publication::partition_tree(client).await?;
+    if !filtered.iter().any(|t| tree.contains_key(&t.oid)) {
+        return Ok(());
+    }
+    checks.push(
+        match publication::check_partition_routing(publication, filtered, published, &tree) {
+            Ok(()) => Check::ok(
+                name,
+                format!(
+                    "partitioned tables are published {} (publish_via_partition_root = {via_root})",
+                    if via_root {
+                        "under their root: one topic each"
+                    } else {
+                        "as their partitions: a topic per partition"
+                    }
+                ),
+            ),
+            Err(problem) => Check::fail(
+                name,
+                problem,
+                "include the tables named above in table.include.list, or change publish_via_partition_root",
+            ),
+        },
+    );
+    Ok(())
 }
 
 fn qualified(t: &TableIdentity) -> String {

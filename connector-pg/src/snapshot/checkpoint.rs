@@ -213,6 +213,7 @@ mod tests {
         let tables = vec![TablePlan {
             schema: Arc::clone(&schema),
             qualified: "\"public\".\"t\"".into(),
+            relation: "ONLY \"public\".\"t\"".into(),
             columns: vec![ColumnRead::Binary],
             estimated_rows: 3,
             chunks: 3,

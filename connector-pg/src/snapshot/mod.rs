@@ -5,12 +5,14 @@
 //!  replication conn R: CREATE_REPLICATION_SLOT … (SNAPSHOT 'export') → (C, S)   … stays idle …
 //!
 //!  coordinator:  BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT 'S';
-//!                LOCK TABLE ONLY t IN ACCESS SHARE MODE   (every table, held to the end)
+//!                LOCK TABLE ONLY t IN ACCESS SHARE MODE   (every table, held to the end;
+//!                                                          a partitioned t without ONLY)
 //!                read schemas, plan chunks ───────────────┐
 //!                                                         ▼  work queue, in emission order
 //!  reader 0:     the coordinator's session;  readers 1..N-1: same BEGIN + SET TRANSACTION
 //!                SNAPSHOT + LOCK of every table (with a timeout, see `reader`); then per chunk
 //!                COPY (SELECT cols FROM ONLY t WHERE <range>) TO STDOUT (FORMAT binary)
+//!                (t: a table, or a leaf partition of a partitioned table, see `plan`)
 //!                decode → batches of op "r" events ──► one bounded channel per chunk
 //!                                                         │
 //!  emitter:      chunk 0 of table 0, chunk 1 of table 0, …, chunk 0 of table 1, …
@@ -240,15 +242,27 @@ pub(crate) async fn open_snapshot_session(
     Ok(client)
 }
 
-/// `LOCK TABLE ONLY t IN ACCESS SHARE MODE` inside the open transaction.
-pub(crate) async fn lock_table(client: &tokio_postgres::Client, qualified: &str) -> Result<()> {
+/// `LOCK TABLE <relation> IN ACCESS SHARE MODE` inside the open transaction: `relation` is
+/// `ONLY t`, or a partitioned table without `ONLY`, which locks its partitions too
+/// ([`plan::TablePlan::relation`]).
+pub(crate) async fn lock_table(client: &tokio_postgres::Client, relation: &str) -> Result<()> {
     client
-        .batch_execute(&format!("LOCK TABLE ONLY {qualified} IN ACCESS SHARE MODE"))
+        .batch_execute(&format!("LOCK TABLE {relation} IN ACCESS SHARE MODE"))
         .await
         .map_err(|error| SourceError::Query {
-            context: format!("cannot lock {qualified} in ACCESS SHARE mode"),
+            context: format!("cannot lock {relation} in ACCESS SHARE mode"),
             error,
         })
+}
+
+/// [`plan::TablePlan::relation`] of a captured table.
+pub(crate) fn relation(table: &TableIdentity) -> String {
+    let name = qualified(&table.schema, &table.table);
+    if table.partitioned {
+        name
+    } else {
+        format!("ONLY {name}")
+    }
 }
 
 pub(crate) fn qualified(schema: &str, table: &str) -> String {
@@ -337,7 +351,7 @@ async fn run_snapshot(
         }
     }
     for table in &selected {
-        lock_table(&coordinator, &qualified(&table.schema, &table.table)).await?;
+        lock_table(&coordinator, &relation(table)).await?;
     }
     let mut schemas = Vec::with_capacity(selected.len());
     for table in &selected {

@@ -19,6 +19,15 @@
 //! A table in `snapshot.select.statement.overrides` is always one chunk: its statement is
 //! wrapped as `SELECT <columns> FROM (<statement>) AS o`, so it must return the table's columns
 //! by name.
+//!
+//! **A partitioned table** is captured only when the publication publishes via the partition
+//! root (see `crate::publication`): its rows are in its leaf partitions, and are emitted with
+//! the root's schema (columns selected by the root's names, which every partition has; their
+//! attribute order may differ). ctid chunks are planned per leaf partition (`FROM ONLY leaf`,
+//! leaves in name order, ranges sized by each leaf's statistics), so every row is read exactly
+//! once. Key ranges, which are a property of the root's key, and a whole-table chunk read
+//! `FROM root` (without `ONLY`, i.e. every partition); so do resumed and incremental windows.
+//! Locks are taken on the root without `ONLY`, which locks every partition.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +70,10 @@ pub struct TablePlan {
     pub schema: Arc<TableSchema>,
     /// `"schema"."table"`.
     pub qualified: String,
+    /// What a `FROM` or `LOCK TABLE` names to read every row of the table exactly once:
+    /// `ONLY "schema"."table"`, or, for a partitioned table, `"schema"."table"` (its
+    /// partitions).
+    pub relation: String,
     pub columns: Vec<ColumnRead>,
     /// Rows expected (statistics), for progress.
     pub estimated_rows: u64,
@@ -117,34 +130,19 @@ pub async fn plan(
         let name = qualified(&schema.schema, &schema.table);
         let columns = column_reads(client, schema).await?;
         let select_list = select_list(client, schema, &columns).await?;
-        let stats = client
-            .query_one(
-                "SELECT c.reltuples::float8, c.relpages::int8, \
-                        pg_relation_size(c.oid) / current_setting('block_size')::int8 \
-                 FROM pg_class c WHERE c.oid = $1",
-                &[&schema.relation_id],
-            )
-            .await
-            .map_err(query_error(format!("cannot read the size of {name}")))?;
-        let (reltuples, relpages, blocks): (f64, i64, i64) =
-            (stats.get(0), stats.get(1), stats.get(2));
-        let rows_per_block = if reltuples > 0.0 && relpages > 0 {
-            reltuples / relpages as f64
+        let (partitioned, parts) = storage(client, schema.relation_id, &name).await?;
+        let relation = if partitioned {
+            name.clone()
         } else {
-            FALLBACK_ROWS_PER_BLOCK
+            format!("ONLY {name}")
         };
-        let estimated_rows = if reltuples >= 0.0 {
-            reltuples as u64
-        } else {
-            (blocks as f64 * rows_per_block) as u64
-        };
-        let copy = |filter: &str| {
-            format!(
-                "COPY (SELECT {select_list} FROM ONLY {name}{filter}) TO STDOUT (FORMAT binary)"
-            )
+        let estimated_rows = parts.iter().map(|p| p.estimated_rows).sum();
+        let copy = |relation: &str, filter: &str| {
+            format!("COPY (SELECT {select_list} FROM {relation}{filter}) TO STDOUT (FORMAT binary)")
         };
         let done = ProgressUpdate::TableDone((schema.schema.clone(), schema.table.clone()));
-        let filters: Vec<(String, Option<Vec<String>>)> =
+        // (FROM target, filter, key upper bound)
+        let filters: Vec<(String, String, Option<Vec<String>>)> =
             if let Some(statement) = settings.select_overrides.get(&schema.qualified_name()) {
                 plan.chunks.push(Chunk {
                     table,
@@ -157,21 +155,38 @@ pub async fn plan(
                 Vec::new()
             } else {
                 match strategy {
-                    ChunkStrategy::Ctid => {
-                        ctid_filters(blocks.max(0) as u64, rows_per_block, settings.chunk_rows)
+                    ChunkStrategy::Ctid => parts
+                        .iter()
+                        .flat_map(|part| {
+                            ctid_filters(part.blocks, part.rows_per_block, settings.chunk_rows)
+                                .into_iter()
+                                .map(|f| (part.relation.clone(), f, None))
+                        })
+                        .collect(),
+                    ChunkStrategy::Key if !schema.key_columns.is_empty() => {
+                        key_filters(client, schema, &relation, settings.chunk_rows)
+                            .await?
                             .into_iter()
-                            .map(|f| (f, None))
+                            .map(|(f, upper)| (relation.clone(), f, upper))
                             .collect()
                     }
-                    ChunkStrategy::Key if !schema.key_columns.is_empty() => {
-                        key_filters(client, schema, &name, settings.chunk_rows).await?
-                    }
-                    _ => vec![(String::new(), None)],
+                    _ => vec![(relation.clone(), String::new(), None)],
                 }
             };
+        // A partitioned table without partitions still gets its one (empty) chunk, whose
+        // progress step completes it.
+        let filters = if filters.is_empty()
+            && !settings
+                .select_overrides
+                .contains_key(&schema.qualified_name())
+        {
+            vec![(relation.clone(), String::new(), None)]
+        } else {
+            filters
+        };
         let key_columns = key_column_names(schema);
         let last = filters.len().saturating_sub(1);
-        for (index, (filter, upper)) in filters.iter().enumerate() {
+        for (index, (from, filter, upper)) in filters.iter().enumerate() {
             let checkpoint = if index == last {
                 Some(done.clone())
             } else {
@@ -186,21 +201,80 @@ pub async fn plan(
             plan.chunks.push(Chunk {
                 table,
                 index,
-                copy: copy(filter),
+                copy: copy(from, filter),
                 checkpoint,
             });
         }
         let chunks = filters.len().max(1);
-        tracing::debug!(table = %schema.qualified_name(), chunks, estimated_rows, ?strategy, "snapshot table planned");
+        tracing::debug!(table = %schema.qualified_name(), chunks, estimated_rows, partitions = partitioned.then_some(parts.len()), ?strategy, "snapshot table planned");
         plan.tables.push(TablePlan {
             schema: Arc::clone(schema),
             qualified: name,
+            relation,
             columns,
             estimated_rows,
             chunks,
         });
     }
     Ok(plan)
+}
+
+/// Where a table's rows are stored: the table itself (`ONLY t`), or the leaf partitions of a
+/// partitioned table, in name order (ordinary tables only: PostgreSQL replicates no foreign
+/// table), each with its size.
+struct Storage {
+    /// `ONLY "schema"."table"` of the table or leaf.
+    relation: String,
+    blocks: u64,
+    rows_per_block: f64,
+    estimated_rows: u64,
+}
+
+/// Whether the table is partitioned, and where its rows are.
+async fn storage(client: &Client, oid: u32, name: &str) -> Result<(bool, Vec<Storage>)> {
+    let partitioned: bool = client
+        .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1", &[&oid])
+        .await
+        .map_err(query_error(format!("cannot read the kind of {name}")))?
+        .get(0);
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.relpages::int8, \
+                    pg_relation_size(c.oid) / current_setting('block_size')::int8 \
+             FROM pg_class r \
+             JOIN LATERAL (SELECT relid FROM pg_partition_tree(r.oid) WHERE isleaf AND r.relkind = 'p' \
+                           UNION ALL SELECT r.oid WHERE r.relkind <> 'p') t ON true \
+             JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE r.oid = $1 AND (c.relkind <> 'f' OR c.oid = r.oid) \
+             ORDER BY n.nspname, c.relname",
+            &[&oid],
+        )
+        .await
+        .map_err(query_error(format!("cannot read the size of {name}")))?;
+    let parts = rows
+        .iter()
+        .map(|row| {
+            let (reltuples, relpages, blocks): (f64, i64, i64) =
+                (row.get(2), row.get(3), row.get(4));
+            let rows_per_block = if reltuples > 0.0 && relpages > 0 {
+                reltuples / relpages as f64
+            } else {
+                FALLBACK_ROWS_PER_BLOCK
+            };
+            let estimated_rows = if reltuples >= 0.0 {
+                reltuples as u64
+            } else {
+                (blocks.max(0) as f64 * rows_per_block) as u64
+            };
+            Storage {
+                relation: format!("ONLY {}", qualified(row.get(0), row.get(1))),
+                blocks: blocks.max(0) as u64,
+                rows_per_block,
+                estimated_rows,
+            }
+        })
+        .collect();
+    Ok((partitioned, parts))
 }
 
 /// ` WHERE ctid >= '(b,0)' AND ctid < '(e,0)'` per range of blocks; the last is open-ended.
@@ -283,9 +357,11 @@ pub(crate) fn key_literal(values: &[String], types: &[String]) -> String {
 async fn key_filters(
     client: &Client,
     schema: &TableSchema,
-    name: &str,
+    relation: &str,
     chunk_rows: u64,
 ) -> Result<Vec<(String, Option<Vec<String>>)>> {
+    let name = schema.qualified_name();
+    let name = name.as_str();
     let keys = key_column_names(schema);
     let quoted: Vec<String> = keys.iter().map(|k| quote_identifier(k)).collect();
     let key_list = quoted.join(", ");
@@ -296,7 +372,7 @@ async fn key_filters(
         .query(
             &format!(
                 "SELECT {} FROM (SELECT {key_list}, row_number() OVER (ORDER BY {key_list}) AS pgseam_rn \
-                 FROM ONLY {name}) s WHERE pgseam_rn % $1 = 0 ORDER BY pgseam_rn",
+                 FROM {relation}) s WHERE pgseam_rn % $1 = 0 ORDER BY pgseam_rn",
                 as_text.join(", ")
             ),
             &[&chunk_rows],

@@ -76,7 +76,7 @@ pub(crate) async fn run(
                     error,
                 })?;
             for table in tables.iter() {
-                if let Err(err) = lock_table(&client, &table.qualified).await {
+                if let Err(err) = lock_table(&client, &table.relation).await {
                     if is_lock_timeout(&err) {
                         tracing::warn!(reader = id, table = %table.schema.qualified_name(), "snapshot reader could not lock the table in time (a conflicting lock is queued); this reader steps aside");
                         return Ok(());

@@ -986,6 +986,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         want_max,
     } = job;
     let name = table.qualified.clone();
+    let relation = table.relation.clone();
     emit_watermark(&client, &prefix, &format!("low:{id}")).await?;
     let xids = running_xids(&client).await?;
     wait_until_ended(&client, &xids, &table.schema.qualified_name()).await?;
@@ -1016,7 +1017,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     let boundary = client
         .query(
             &format!(
-                "SELECT {} FROM ONLY {name}{} ORDER BY {} OFFSET $1 LIMIT 1",
+                "SELECT {} FROM {relation}{} ORDER BY {} OFFSET $1 LIMIT 1",
                 as_text.join(", "),
                 lower
                     .as_ref()
@@ -1069,7 +1070,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         table: 0,
         index: 0,
         copy: format!(
-            "COPY (SELECT {select_list} FROM ONLY {name}{filter}) TO STDOUT (FORMAT binary)"
+            "COPY (SELECT {select_list} FROM {relation}{filter}) TO STDOUT (FORMAT binary)"
         ),
         checkpoint: None,
     };

@@ -44,6 +44,9 @@ pub const DEFAULT_STATUS_UPDATE_INTERVAL: Duration = Duration::from_millis(10_00
 pub const DEFAULT_TOMBSTONES_ON_DELETE: bool = true;
 /// Debezium's `slot.drop.on.stop` default: keep the slot so a restart resumes where it stopped.
 pub const DEFAULT_SLOT_DROP_ON_STOP: bool = false;
+/// Debezium's `publish.via.partition.root` default: a publication pgseam creates publishes
+/// partitions as themselves (PostgreSQL's default too).
+const DEFAULT_PUBLISH_VIA_PARTITION_ROOT: bool = false;
 /// Debezium's `table.ignore.builtin` default: never capture system tables.
 pub const DEFAULT_TABLE_IGNORE_BUILTIN: bool = true;
 /// Debezium's `snapshot.max.threads` default: one snapshot connection.
@@ -130,6 +133,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "slot.name",
     "publication.name",
     "publication.autocreate.mode",
+    "publish.via.partition.root",
     "table.include.list",
     "table.exclude.list",
     "schema.include.list",
@@ -494,6 +498,9 @@ pub struct ConnectorConfig {
     pub publication_name: String,
     /// `publication.autocreate.mode`.
     pub publication_autocreate_mode: PublicationAutocreateMode,
+    /// `publish.via.partition.root`: create the publication with
+    /// `publish_via_partition_root = true` (partitioned tables on their root's topic).
+    pub publish_via_partition_root: bool,
     /// `schema.include.list`, `schema.exclude.list`, `table.include.list`,
     /// `table.exclude.list` and `table.ignore.builtin`, compiled.
     pub table_filter: TableFilter,
@@ -835,6 +842,10 @@ impl ConnectorConfig {
             i32::MAX as u64,
         ));
         let slot_drop_on_stop = s.bool("slot.drop.on.stop", DEFAULT_SLOT_DROP_ON_STOP);
+        let publish_via_partition_root = s.bool(
+            "publish.via.partition.root",
+            DEFAULT_PUBLISH_VIA_PARTITION_ROOT,
+        );
         let snapshot_max_threads = s.int(
             "snapshot.max.threads",
             DEFAULT_SNAPSHOT_MAX_THREADS,
@@ -1078,6 +1089,7 @@ impl ConnectorConfig {
             naming,
             status_update_interval,
             slot_drop_on_stop,
+            publish_via_partition_root,
             snapshot_max_threads,
             snapshot_fetch_size,
             snapshot_chunk_rows,

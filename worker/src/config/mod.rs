@@ -29,7 +29,8 @@
 //!    `database.sslcert`, `database.sslkey`, `database.sslpassword`, `slot.max.retries`,
 //!    `slot.retry.delay.ms`, `retriable.restart.connector.wait.ms`, `database.query.timeout.ms`
 //!    (applied to slot creation, the one command that waits on other sessions), `topic.prefix`, `plugin.name`, `slot.name`,
-//!    `publication.name`, `publication.autocreate.mode`, `schema.include.list`,
+//!    `publication.name`, `publication.autocreate.mode`, `publish.via.partition.root`,
+//!    `schema.include.list`,
 //!    `schema.exclude.list`, `table.include.list`, `table.exclude.list`, `table.ignore.builtin`,
 //!    `snapshot.mode`, `offset.mismatch.strategy`, `decimal.handling.mode`, `time.precision.mode`, `binary.handling.mode`,
 //!    `hstore.handling.mode`, `interval.handling.mode`, `money.fraction.digits`,
