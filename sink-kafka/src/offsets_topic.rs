@@ -150,10 +150,14 @@ pub fn is_marker_key(key: &[u8]) -> bool {
     key.starts_with(format!("[\"{MARKER_CONNECTOR}\",").as_bytes())
 }
 
-/// An open offsets topic: where to append.
+/// An open offsets topic: where to append, and how to read it again.
 pub struct OffsetsTopic {
     producer: FutureProducer,
     topic: String,
+    /// The clients' settings (for reading again).
+    client: ClientConfig,
+    partitions: i32,
+    read_timeout: Duration,
 }
 
 impl OffsetsTopic {
@@ -182,39 +186,62 @@ impl OffsetsTopic {
             .set("partitioner", "murmur2_random");
         let producer: FutureProducer = producer_config.create().map_err(config_error)?;
         let partitions = partition_count(&producer, config).await?;
-
-        // Markers first, acknowledged, then read until each is back.
-        let id = uuid::Uuid::new_v4().to_string();
-        let marker = marker_key(&id);
         let this = OffsetsTopic {
             producer,
             topic: topic.clone(),
+            client,
+            partitions,
+            read_timeout: config.read_timeout,
         };
+        let records = this.read_all().await?;
+        Ok((this, records))
+    }
+
+    /// Reads the topic from the beginning to its end again (markers first, see the module
+    /// docs), as a `read_committed` consumer: records of open or aborted transactions are not
+    /// returned (by a broker that implements transactions). Exactly-once delivery calls this
+    /// after fencing older producers, so that the offset it resumes from is the committed one.
+    pub async fn read_all(&self) -> Result<Vec<LogRecord>, OffsetsTopicError> {
+        let partitions = self.partitions;
+        let id = uuid::Uuid::new_v4().to_string();
+        let marker = marker_key(&id);
         // Enqueued together, acknowledged each.
         futures_util::future::try_join_all(
-            (0..partitions).map(|partition| this.append(&marker, None, Some(partition))),
+            (0..partitions).map(|partition| self.append(&marker, None, Some(partition))),
         )
         .await?;
-        tracing::debug!(topic = %this.topic, partitions, marker = %id, "offsets topic markers written; reading to them");
-        let mut consumer_config = client.clone();
+        tracing::debug!(topic = %self.topic, partitions, marker = %id, "offsets topic markers written; reading to them");
+        let mut consumer_config = self.client.clone();
         consumer_config
             .set("group.id", format!("pgseam-offsets-reader-{id}"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest");
-        let consumer: BaseConsumer = consumer_config.create().map_err(config_error)?;
-        let topic = this.topic.clone();
-        let timeout = config.read_timeout;
+        if consumer_config.get("isolation.level").is_none() {
+            // Connect's offsets consumers read committed (`Worker.*OffsetsConsumerConfigs`);
+            // librdkafka's default too, set here so that no override of the client
+            // settings' defaults changes it silently.
+            consumer_config.set("isolation.level", "read_committed");
+        }
+        let consumer: BaseConsumer =
+            consumer_config
+                .create()
+                .map_err(|source| OffsetsTopicError::Config {
+                    topic: self.topic.clone(),
+                    source,
+                })?;
+        let topic = self.topic.clone();
+        let timeout = self.read_timeout;
         let records = tokio::task::spawn_blocking(move || {
             read_to_markers(&consumer, &topic, partitions, &marker, timeout)
         })
         .await
         .map_err(|_| OffsetsTopicError::Canceled {
-            topic: this.topic.clone(),
+            topic: self.topic.clone(),
         })??;
-        tracing::info!(topic = %this.topic, partitions, records = records.len(), "read the offsets topic to its end");
-        Ok((this, records))
+        tracing::info!(topic = %self.topic, partitions, records = records.len(), "read the offsets topic to its end");
+        Ok(records)
     }
 
     /// The topic's name.

@@ -94,6 +94,7 @@ use pgseam_converters::{
     AvroConverter, AvroConverterConfig, Converter, JsonConverter, JsonConverterConfig, KafkaRecord,
 };
 use pgseam_model::{Lsn, Position};
+use pgseam_sink_kafka::transactions::TxnErrorKind;
 use pgseam_sink_kafka::{Delivered, KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
@@ -143,6 +144,28 @@ pub struct PipelineSettings {
     /// `provide.transaction.metadata=true`: the `topic.transaction` suffix of the transaction
     /// topic (`<topic.prefix>.<suffix>`); `None` = no transaction metadata.
     pub transaction_metadata: Option<String>,
+    /// Exactly-once delivery (`exactly.once.source.support=enabled`); `None`: at least once.
+    /// `sink.transactional_id` is set with it.
+    pub exactly_once: Option<ExactlyOnceSettings>,
+}
+
+/// Exactly-once delivery's settings (see the module docs, "Exactly-once").
+#[derive(Clone, Debug)]
+pub struct ExactlyOnceSettings {
+    /// `<group.id>-<connector>-0`, as Kafka Connect names task 0's transactional id.
+    pub transactional_id: String,
+    pub boundary: TransactionBounds,
+}
+
+/// Where a Kafka transaction may end (`transaction.boundary`); it always ends at a
+/// PostgreSQL transaction boundary, the first one at or after this bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionBounds {
+    /// `poll`: after `max.batch.size` records, or as soon as the source has nothing more
+    /// queued.
+    Poll { max_records: u64 },
+    /// `interval`: once this long since the last commit.
+    Interval(Duration),
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -347,6 +370,12 @@ async fn run_pipeline(
     };
 
     let key = offset_key(&settings.connector_name, &settings.topic_prefix);
+    let mut eos = match (&settings.exactly_once, &sink) {
+        (Some(exactly_once), Some(sink)) => {
+            Some(start_exactly_once(exactly_once, sink, &offsets, &name).await?)
+        }
+        _ => None,
+    };
     let stored = offsets.get(&key).await?;
     let start = match stored.as_ref().map(|o| (o, o.resume_lsn())) {
         Some((ConnectorOffset::SnapshotResumable { progress, .. }, Some(lsn))) => {
@@ -428,6 +457,15 @@ async fn run_pipeline(
     let mut resume_lsn: Option<Lsn> = None;
     let mut restart_at: Option<tokio::time::Instant> = None;
     let mut next_wait = settings.reconnect_wait;
+    // Between a transaction's `TransactionBegun` and `TransactionCommitted`: a checkpoint
+    // queued then is not at a transaction boundary (exactly-once commits only at one).
+    let mut in_source_transaction = false;
+    if let Some(eos) = &eos {
+        if let TransactionBounds::Interval(interval) = eos.bounds {
+            flush_timer = tokio::time::interval(interval.max(Duration::from_millis(1)));
+            flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+    }
 
     let outcome: anyhow::Result<()> = 'pipeline: loop {
         // What the acknowledgement arm waits for: the next checkpoint's records, and room for
@@ -466,8 +504,11 @@ async fn run_pipeline(
                     break Err(anyhow!(failure.error).context("a record could not be delivered to Kafka"));
                 }
             }
-            // 3. Periodic offset commit.
+            // 3. Periodic offset commit (exactly-once: the interval bound is due).
             _ = flush_timer.tick() => {
+                if let Some(eos) = eos.as_mut() {
+                    eos.timer_due = true;
+                }
                 if let Some(sink) = &sink {
                     let acks = sink.acks();
                     metrics.set_producer_queue_depth(acks.unresolved);
@@ -540,6 +581,7 @@ async fn run_pipeline(
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
                         sequence = 0;
+                        in_source_transaction = true;
                         if let (Some(monitor), Some(sink)) = (tx_monitor.as_mut(), &sink) {
                             records.clear();
                             records.push(monitor.begin(tx_id, lsn, commit_ts_us));
@@ -595,6 +637,7 @@ async fn run_pipeline(
                         metrics.on_transaction_committed(tx_id);
                         metrics.on_wal_end(end_lsn.0);
                         sequence = 0;
+                        in_source_transaction = false;
                         let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
                         resume_lsn = Some(end_lsn);
                         last_streaming = Some(offset.clone());
@@ -738,10 +781,51 @@ async fn run_pipeline(
                 }
             }
         }
+        // Exactly-once: checkpoints become candidate commit points; commit when one is due.
+        if let (Some(eos), Some(sink)) = (eos.as_mut(), sink.as_ref()) {
+            eos.absorb(&mut checkpoints, in_source_transaction);
+            if eos.commit_due(sink, events_rx.is_empty(), settings.offset_flush_interval) {
+                or_break!('pipeline, eos.commit(sink, &offsets, &key, &mut stored_offset, &feedback_tx, &metrics).await);
+            }
+        }
     };
 
     // Clean stop or failure: deliver what is in flight, store what is durable, tell the slot.
     feedback_tx.send_modify(|f| f.stop_reading = true);
+    let mut outcome = outcome;
+    if let (Some(eos), Some(sink)) = (eos.as_mut(), sink.as_ref()) {
+        // Exactly-once: commit up to the last boundary if nothing was sent after it, else
+        // abort (records after it would be sent again after the restart); never commit after
+        // a failure.
+        eos.absorb(&mut checkpoints, in_source_transaction);
+        let mut committed = false;
+        if outcome.is_ok() && eos.at_commit_point(sink) {
+            match eos
+                .commit(
+                    sink,
+                    &offsets,
+                    &key,
+                    &mut stored_offset,
+                    &feedback_tx,
+                    &metrics,
+                )
+                .await
+            {
+                Ok(()) => committed = true,
+                Err(err) => outcome = Err(err),
+            }
+        }
+        if !committed && sink.in_transaction() {
+            match sink.abort_transaction(EOS_CALL_TIMEOUT).await {
+                Ok(()) => {
+                    tracing::info!(connector = %name, "exactly-once: the open Kafka transaction was aborted; its records are sent again after the restart")
+                }
+                Err(err) => {
+                    tracing::warn!(connector = %name, error = %err, "exactly-once: cannot abort the open Kafka transaction; the broker aborts it after transaction.timeout.ms, or when the next instance starts")
+                }
+            }
+        }
+    }
     let watermark = match &sink {
         Some(sink) => {
             if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, sink.wait_settled())
@@ -809,6 +893,167 @@ async fn run_pipeline(
     outcome
 }
 
+/// How long one transactional call (`init_transactions`, commit, abort) may block.
+const EOS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a commit that failed with a retriable error (a timeout) is tried again.
+const EOS_COMMIT_RETRIES: u32 = 3;
+
+/// Starts exactly-once delivery: fences older producers with the connector's
+/// `transactional.id` (which also aborts the transaction a crashed or zombie instance left
+/// open), then reads the offsets topic again, so that the offset the pipeline resumes from is
+/// the last committed one.
+async fn start_exactly_once(
+    settings: &ExactlyOnceSettings,
+    sink: &KafkaSink,
+    offsets: &OffsetStore,
+    name: &str,
+) -> anyhow::Result<ExactlyOnce> {
+    if !offsets.is_topic().await {
+        return Err(anyhow!(
+            "exactly-once delivery needs the offsets topic (`offset.storage.topic`), not {}",
+            offsets.location()
+        ));
+    }
+    sink.init_transactions(EOS_CALL_TIMEOUT)
+        .await
+        .with_context(|| {
+            format!(
+                "exactly-once delivery: cannot initialise the transactional producer (transactional.id `{}`)",
+                settings.transactional_id
+            )
+        })?;
+    offsets
+        .refresh()
+        .await
+        .context("exactly-once delivery: cannot read the committed offsets")?;
+    tracing::info!(connector = %name, transactional_id = %settings.transactional_id, boundary = ?settings.boundary,
+        "exactly-once delivery: older producers fenced, committed offsets read");
+    Ok(ExactlyOnce {
+        bounds: settings.boundary,
+        commit_point: None,
+        urgent: false,
+        timer_due: false,
+        txn_start_seq: sink.next_seq(),
+        last_commit: tokio::time::Instant::now(),
+    })
+}
+
+/// Exactly-once delivery's state in the commit coordinator.
+///
+/// A Kafka transaction holds the records sent since the previous commit and ends, at a
+/// *commit point* — a checkpoint queued at a PostgreSQL transaction boundary (after a
+/// transaction's commit, a "caught up" position, a snapshot step) with no record sent after
+/// it — with the offset record of that checkpoint, written to the offsets topic inside the
+/// transaction, then `commit_transaction`. Only after the commit is the flush LSN published.
+/// Records sent after the last commit point (part of a PostgreSQL transaction) are never
+/// committed without their offset: at shutdown they are aborted.
+struct ExactlyOnce {
+    bounds: TransactionBounds,
+    /// The latest checkpoint at a boundary: (records sent before it, offset).
+    commit_point: Option<(u64, ConnectorOffset)>,
+    /// A checkpoint since the last commit asked to be stored at once (snapshot steps).
+    urgent: bool,
+    /// The flush timer fired since the last commit.
+    timer_due: bool,
+    /// The sink's sequence number when the current Kafka transaction began.
+    txn_start_seq: u64,
+    last_commit: tokio::time::Instant,
+}
+
+impl ExactlyOnce {
+    /// Takes the queued checkpoints: the last one becomes the commit point when it is at a
+    /// transaction boundary (`in_source_transaction` false). A checkpoint inside a source
+    /// transaction (an incremental snapshot's signal) is carried by its commit's offset.
+    fn absorb(&mut self, checkpoints: &mut Checkpoints, in_source_transaction: bool) {
+        while let Some((after, checkpoint)) = checkpoints.pop_front() {
+            if !in_source_transaction {
+                self.urgent |= checkpoint.urgent;
+                self.commit_point = Some((after, checkpoint.offset));
+            }
+        }
+    }
+
+    /// Whether the commit point is at the end of what was sent.
+    fn at_commit_point(&self, sink: &KafkaSink) -> bool {
+        self.commit_point
+            .as_ref()
+            .is_some_and(|(after, _)| *after == sink.next_seq())
+    }
+
+    /// Whether to commit now: at a commit point, with the bound reached. A commit point with
+    /// no records in the transaction (the source is idle, its position moves) is committed at
+    /// most every `offset.flush.interval.ms`.
+    fn commit_due(&self, sink: &KafkaSink, source_idle: bool, flush_interval: Duration) -> bool {
+        if !self.at_commit_point(sink) {
+            return false;
+        }
+        let records = sink.next_seq() - self.txn_start_seq;
+        if self.urgent && records > 0 {
+            return true;
+        }
+        let elapsed = self.last_commit.elapsed();
+        if records == 0 {
+            return self.timer_due || elapsed >= flush_interval;
+        }
+        match self.bounds {
+            TransactionBounds::Poll { max_records } => records >= max_records || source_idle,
+            TransactionBounds::Interval(interval) => self.timer_due || elapsed >= interval,
+        }
+    }
+
+    /// Writes the commit point's offset record in the open transaction and commits it; then
+    /// notes the offset in the store and publishes its LSN to the source. A retriable failure
+    /// is retried; any other leaves the transaction to be aborted by the shutdown path.
+    async fn commit(
+        &mut self,
+        sink: &KafkaSink,
+        offsets: &OffsetStore,
+        key: &OffsetKey,
+        stored: &mut Option<ConnectorOffset>,
+        feedback: &watch::Sender<Feedback>,
+        metrics: &ConnectorMetrics,
+    ) -> anyhow::Result<()> {
+        let Some((_, offset)) = self.commit_point.take() else {
+            return Ok(());
+        };
+        let (topic, key_bytes, value) = offsets
+            .topic_record(key, &offset)
+            .await
+            .ok_or_else(|| anyhow!("exactly-once delivery needs the offsets topic"))?;
+        sink.mark_topic_known(&topic);
+        sink.send_parts(&topic, Some(&key_bytes), Some(&value), std::iter::empty())
+            .await
+            .with_context(|| format!("exactly-once: cannot write the offset to {topic}"))?;
+        let mut attempt = 0;
+        loop {
+            match sink.commit_transaction(EOS_CALL_TIMEOUT).await {
+                Ok(()) => break,
+                Err(SinkError::Transaction {
+                    kind: TxnErrorKind::Retriable,
+                    ..
+                }) if attempt < EOS_COMMIT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(attempt, "exactly-once: committing the Kafka transaction timed out; trying again");
+                }
+                Err(err) => {
+                    return Err(anyhow!(err).context(
+                        "exactly-once: the Kafka transaction could not be committed; it is aborted and the connector stops (a restart resumes from the last committed offset)",
+                    ))
+                }
+            }
+        }
+        offsets.note_committed(key, &offset).await;
+        self.urgent = false;
+        self.timer_due = false;
+        self.txn_start_seq = sink.next_seq();
+        self.last_commit = tokio::time::Instant::now();
+        let mut durable = Some(offset);
+        publish_durable(&mut durable, stored, feedback, metrics);
+        Ok(())
+    }
+}
+
 /// While an initial snapshot is being resumed, a streaming offset also carries its progress
 /// (so that a crash continues the snapshot instead of only streaming).
 fn with_snapshot_progress(
@@ -864,6 +1109,22 @@ async fn commit(
     if stored.as_ref() != Some(&offset) {
         store_offset(offsets, key, &offset).await?;
     }
+    *durable = Some(offset);
+    publish_durable(durable, stored, feedback, metrics);
+    Ok(())
+}
+
+/// After `durable` is stored (or committed): publishes its LSN to the source and records it
+/// as stored.
+fn publish_durable(
+    durable: &mut Option<ConnectorOffset>,
+    stored: &mut Option<ConnectorOffset>,
+    feedback: &watch::Sender<Feedback>,
+    metrics: &ConnectorMetrics,
+) {
+    let Some(offset) = durable.take() else {
+        return;
+    };
     if let Some(lsn) = offset.flush_lsn() {
         metrics.on_durable(lsn.0);
         feedback.send_if_modified(|f| {
@@ -876,7 +1137,6 @@ async fn commit(
         });
     }
     *stored = Some(offset);
-    Ok(())
 }
 
 async fn store_offset(
