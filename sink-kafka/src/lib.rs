@@ -48,6 +48,12 @@
 //! Topics: with `topic.creation.*` settings ([`topics`]), each topic is created through
 //! librdkafka's admin API before the first record goes to it; a topic that exists is left alone.
 //!
+//! Exactly-once ([`KafkaSinkConfig::transactional_id`], [`transactions`]): the same producer
+//! with a `transactional.id`; [`KafkaSink::init_transactions`] fences older producers with the
+//! same id, the first `send` after a commit or abort opens a transaction, and the caller ends
+//! it with [`KafkaSink::commit_transaction`] or [`KafkaSink::abort_transaction`]. Fencing is
+//! [`SinkError::Fenced`] wherever it shows (a call, an enqueue, a delivery report).
+//!
 //! What it does not do: encode envelopes, decide topic names, or store offsets.
 
 pub mod acks;

@@ -177,7 +177,7 @@ impl OffsetsTopic {
             client.set(key, value);
         }
         let admin: AdminClient<DefaultClientContext> = client.create().map_err(config_error)?;
-        create_compacted(&admin, config).await?;
+        create_compacted(&admin, &client, config).await?;
 
         let mut producer_config = client.clone();
         producer_config
@@ -302,6 +302,7 @@ impl OffsetsTopic {
 /// when the broker says (Connect's `verifyTopicCleanupPolicyOnlyCompact`).
 async fn create_compacted(
     admin: &AdminClient<DefaultClientContext>,
+    client: &ClientConfig,
     config: &OffsetsTopicConfig,
 ) -> Result<(), OffsetsTopicError> {
     let topic = &config.topic;
@@ -318,19 +319,34 @@ async fn create_compacted(
     )
     .set("cleanup.policy", "compact");
     let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
-    let results = admin
-        .create_topics([&new_topic], &options)
-        .await
-        .map_err(create_error)?;
-    for result in results {
-        match result {
-            Ok(_) => {
-                tracing::info!(topic = %topic, partitions = config.partitions,
-                    replication_factor = config.replication_factor, "created the offsets topic (cleanup.policy=compact)");
-                return Ok(());
+    let created = match admin.create_topics([&new_topic], &options).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|result| match result {
+                Ok(_) => Ok(true),
+                Err((_, AdminErrorCode::TopicAlreadyExists)) => Ok(false),
+                Err((_, code)) => Err(KafkaError::AdminOp(code)),
+            })
+            .collect::<Result<Vec<bool>, KafkaError>>()
+            .map(|r| r.contains(&true)),
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok(true) => {
+            tracing::info!(topic = %topic, partitions = config.partitions,
+                replication_factor = config.replication_factor, "created the offsets topic (cleanup.policy=compact)");
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(source) => {
+            // A broker that refuses CreateTopics (no permission, or no such API) while the
+            // topic exists: use it as it is, as Connect does when it cannot create a topic
+            // that is there.
+            if !topic_exists(client, topic).await {
+                return Err(create_error(source));
             }
-            Err((_, AdminErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(create_error(KafkaError::AdminOp(code))),
+            tracing::warn!(topic = %topic, error = %source, "cannot create the offsets topic, but it exists; using it");
+            return Ok(());
         }
     }
     // It existed: is it compacted? A broker that cannot say is trusted, with a warning.
@@ -365,6 +381,26 @@ async fn create_compacted(
         }
     }
     Ok(())
+}
+
+/// Whether the broker's metadata lists `topic` with partitions.
+async fn topic_exists(client: &ClientConfig, topic: &str) -> bool {
+    let client = client.clone();
+    let name = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let Ok(consumer) = client.create::<BaseConsumer>() else {
+            return false;
+        };
+        consumer
+            .fetch_metadata(Some(&name), METADATA_TIMEOUT)
+            .is_ok_and(|m| {
+                m.topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            })
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// The topic's partition count, waiting briefly for a just-created topic to appear.

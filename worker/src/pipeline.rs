@@ -74,6 +74,40 @@
 //! restart (or a reconnection) resumes the snapshot from it (`StartPoint::ResumeSnapshot`). After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
 //!
+//! # Exactly-once
+//!
+//! With `exactly.once.source.support=enabled` ([`ExactlyOnceSettings`]; KIP-618's keys, a
+//! pgseam extension in standalone, COMPATIBILITY.md "Exactly-once") the producer is
+//! transactional (`transactional.id` `<group.id>-<connector>-0`) and the ordering rule is kept
+//! by Kafka transactions instead of the acknowledgement watermark:
+//!
+//! 1. At start, `init_transactions` fences older instances and aborts what they left open;
+//!    only then is the offsets topic read again and the committed offset resumed from.
+//! 2. The first record after a commit opens a Kafka transaction. Checkpoints are not stored as
+//!    they become acknowledged: the last one queued at a PostgreSQL transaction boundary
+//!    (outside `TransactionBegun`…`TransactionCommitted`) is the *commit point*.
+//! 3. When nothing was sent after the commit point and the bound is reached (see below for a
+//!    bound reached inside a large transaction)
+//!    (`transaction.boundary=poll`: `max.batch.size` records or the source's queue empty;
+//!    `interval`: `transaction.boundary.interval.ms`; a snapshot step at once; an idle
+//!    position move every `offset.flush.interval.ms`), the commit point's offset record is
+//!    written to the offsets topic inside the transaction and the transaction is committed.
+//! 4. Only after the commit is the offset noted in the store and its LSN published to the
+//!    source (the slot's flush LSN).
+//! 5. A failure (a delivery, a commit, fencing) stops the pipeline without committing: the
+//!    open transaction is aborted and a restart resumes from the last committed offset. A clean
+//!    stop commits at the commit point if nothing was sent after it, else aborts.
+//!
+//! A large PostgreSQL transaction is split: once the bound is reached inside it, the commit
+//! point is the current event boundary, with the offset "resume at the last transaction
+//! boundary, and of the transaction committing at C skip the first `n` records"
+//! (`SkipWithin`, stored as pgseam's `pgseam_skip` offset key; its flush LSN stays at the
+//! boundary). A restart replays that transaction from its start and drops its first `n`
+//! records — they are numbered as before (`__pgseam.seq`), conversion being deterministic —
+//! and so does a reconnection after a lost connection, with `n` the records already sent.
+//! At-least-once delivery is unchanged by all this (it honours a stored `pgseam_skip` too:
+//! those records were committed).
+//!
 //! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
 //! dropped instead of sent, each counting as acknowledged at once — nothing is outstanding, so a
 //! checkpoint becomes durable as soon as it reaches the head of the queue, and offsets and the
@@ -100,6 +134,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ConnectorMetrics;
 use crate::offsets::debezium::encode_progress;
+use crate::offsets::debezium::SkipWithin;
 use crate::offsets::{offset_key, ConnectorOffset, OffsetKey, OffsetStore, StreamOffset};
 
 /// How long to wait for a broker at start before giving up with a clear error.
@@ -460,6 +495,20 @@ async fn run_pipeline(
     // Between a transaction's `TransactionBegun` and `TransactionCommitted`: a checkpoint
     // queued then is not at a transaction boundary (exactly-once commits only at one).
     let mut in_source_transaction = false;
+    // The current source transaction's commit LSN (for positions inside it).
+    let mut current_commit_lsn: Option<Lsn> = None;
+    // Records already delivered of the first transaction sent again (see `SkipWithin`).
+    let mut skip: Option<SkipWithin> = match &stored_offset {
+        Some(ConnectorOffset::Streaming(s))
+        | Some(ConnectorOffset::SnapshotResumable {
+            stream: Some(s), ..
+        }) => s.skip,
+        _ => None,
+    };
+    if let Some(skip) = &skip {
+        tracing::info!(connector = %name, commit_lsn = %skip.commit_lsn, records = skip.records,
+            "the stored position is inside a transaction: its first records are delivered and not sent again");
+    }
     if let Some(eos) = &eos {
         if let TransactionBounds::Interval(interval) = eos.bounds {
             flush_timer = tokio::time::interval(interval.max(Duration::from_millis(1)));
@@ -528,6 +577,13 @@ async fn run_pipeline(
                     break Err(anyhow!("cannot reconnect: no position to resume from"));
                 };
                 tracing::info!(connector = %name, %lsn, "reconnecting to PostgreSQL");
+                if let (Some(_), true, Some(commit_lsn)) = (&eos, in_source_transaction, current_commit_lsn) {
+                    // Exactly-once: the records of the cut transaction sent so far are in Kafka
+                    // (committed or in the open transaction): the replay must not repeat them.
+                    let records = skip.filter(|s| s.commit_lsn == commit_lsn).map_or(sequence, |s| s.records.max(sequence));
+                    skip = Some(SkipWithin { commit_lsn, records });
+                    in_source_transaction = false;
+                }
                 let (tx, rx) = mpsc::channel(settings.max_queue_size.max(1));
                 events_rx = rx;
                 let start = match &snapshot_progress {
@@ -577,16 +633,17 @@ async fn run_pipeline(
                         }
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
-                        or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text).await);
+                        or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text, skip).await);
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
                         sequence = 0;
                         in_source_transaction = true;
+                        current_commit_lsn = Some(commit_lsn);
                         if let (Some(monitor), Some(sink)) = (tx_monitor.as_mut(), &sink) {
                             records.clear();
                             records.push(monitor.begin(tx_id, lsn, commit_ts_us));
                             let position = Position::Stream { lsn, commit_lsn, tx_id, commit_ts_us };
-                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text).await);
+                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text, skip).await);
                         } else if let Some(monitor) = tx_monitor.as_mut() {
                             monitor.begin(tx_id, lsn, commit_ts_us);
                         }
@@ -618,7 +675,7 @@ async fn run_pipeline(
                             if !message.transactional {
                                 sequence = 0;
                             }
-                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut header_text).await);
+                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut header_text, skip).await);
                             if !message.transactional {
                                 sequence = 0;
                             }
@@ -631,13 +688,15 @@ async fn run_pipeline(
                                 records.clear();
                                 records.push(end);
                                 let position = Position::Stream { lsn: end_lsn, commit_lsn, tx_id, commit_ts_us };
-                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text).await);
+                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text, skip).await);
                             }
                         }
                         metrics.on_transaction_committed(tx_id);
                         metrics.on_wal_end(end_lsn.0);
                         sequence = 0;
                         in_source_transaction = false;
+                        current_commit_lsn = None;
+                        skip = None;
                         let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
                         resume_lsn = Some(end_lsn);
                         last_streaming = Some(offset.clone());
@@ -784,6 +843,37 @@ async fn run_pipeline(
         // Exactly-once: checkpoints become candidate commit points; commit when one is due.
         if let (Some(eos), Some(sink)) = (eos.as_mut(), sink.as_ref()) {
             eos.absorb(&mut checkpoints, in_source_transaction);
+            if in_source_transaction && eos.bound_reached(sink) {
+                // A large source transaction: commit inside it, at this event boundary, with
+                // the position "the first `sequence` records of this transaction".
+                // Resume where this transaction's replay starts: the last boundary.
+                let base = match &last_streaming {
+                    Some(ConnectorOffset::Streaming(s))
+                    | Some(ConnectorOffset::SnapshotResumable {
+                        stream: Some(s), ..
+                    }) => Some(s.clone()),
+                    _ => resume_lsn.map(|lsn| StreamOffset {
+                        tx_id: None,
+                        ..StreamOffset::after_commit(lsn, 0, now_micros())
+                    }),
+                };
+                if let (Some(commit_lsn), Some(base)) = (current_commit_lsn, base) {
+                    let records = skip
+                        .filter(|s| s.commit_lsn == commit_lsn)
+                        .map_or(sequence, |s| s.records.max(sequence));
+                    let offset = ConnectorOffset::Streaming(StreamOffset {
+                        skip: Some(SkipWithin {
+                            commit_lsn,
+                            records,
+                        }),
+                        ..base
+                    });
+                    eos.commit_point = Some((
+                        sink.next_seq(),
+                        with_snapshot_progress(offset, &snapshot_progress),
+                    ));
+                }
+            }
             if eos.commit_due(sink, events_rx.is_empty(), settings.offset_flush_interval) {
                 or_break!('pipeline, eos.commit(sink, &offsets, &key, &mut stored_offset, &feedback_tx, &metrics).await);
             }
@@ -1002,6 +1092,18 @@ impl ExactlyOnce {
         }
     }
 
+    /// Whether the current Kafka transaction reached its bound (records or time).
+    fn bound_reached(&self, sink: &KafkaSink) -> bool {
+        let records = sink.next_seq() - self.txn_start_seq;
+        records > 0
+            && match self.bounds {
+                TransactionBounds::Poll { max_records } => records >= max_records,
+                TransactionBounds::Interval(interval) => {
+                    self.timer_due || self.last_commit.elapsed() >= interval
+                }
+            }
+    }
+
     /// Writes the commit point's offset record in the open transaction and commits it; then
     /// notes the offset in the store and publishes its LSN to the source. A retriable failure
     /// is retried; any other leaves the transaction to be aborted by the shutdown path.
@@ -1166,7 +1268,16 @@ async fn send_records(
     position: &Position,
     sequence: &mut u64,
     header_text: &mut PositionText,
+    skip: Option<SkipWithin>,
 ) -> Result<(), SinkError> {
+    // Records of a transaction already delivered (a stored position inside it): numbered as
+    // before, not sent again.
+    let skipping = match (skip, position) {
+        (Some(skip), Position::Stream { commit_lsn, .. }) if *commit_lsn == skip.commit_lsn => {
+            Some(skip.records)
+        }
+        _ => None,
+    };
     let lsn = match position {
         Position::Snapshot {
             consistent_point, ..
@@ -1174,6 +1285,10 @@ async fn send_records(
         Position::Stream { lsn, .. } => lsn.0,
     };
     for record in records.drain(..) {
+        if skipping.is_some_and(|delivered| *sequence < delivered) {
+            *sequence += 1;
+            continue;
+        }
         let headers = record
             .headers
             .iter()

@@ -383,7 +383,7 @@ fn exactly_once_settings(
         ),
     };
     let transactional_id = format!("{group_id}-{name}-0");
-    tracing::info!(connector = %name, transactional_id = %transactional_id, ?boundary, "exactly-once delivery: records and offsets in Kafka transactions");
+    tracing::debug!(connector = %name, transactional_id = %transactional_id, ?boundary, "exactly-once delivery: records and offsets in Kafka transactions");
     Ok(Some(ExactlyOnceSettings {
         transactional_id,
         boundary,
