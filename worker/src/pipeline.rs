@@ -1512,4 +1512,162 @@ mod tests {
         );
         assert!(checkpoints.is_empty());
     }
+
+    fn idle_sink() -> KafkaSink {
+        // Nothing listens there: records are only enqueued, which is all `next_seq` needs.
+        KafkaSink::new(&KafkaSinkConfig {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            ..KafkaSinkConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn exactly_once(bounds: TransactionBounds) -> ExactlyOnce {
+        ExactlyOnce {
+            bounds,
+            commit_point: None,
+            urgent: false,
+            timer_due: false,
+            txn_start_seq: 0,
+            last_commit: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn send(sink: &KafkaSink, n: usize) {
+        for _ in 0..n {
+            sink.send(&OutgoingRecord {
+                topic: "t".into(),
+                ..OutgoingRecord::default()
+            })
+            .await
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn exactly_once_commits_only_at_a_boundary_with_nothing_after_it() {
+        let sink = idle_sink();
+        let hour = Duration::from_secs(3600);
+        let mut eos = exactly_once(TransactionBounds::Poll { max_records: 3 });
+        let mut checkpoints = Checkpoints::new();
+        send(&sink, 2).await;
+        // A checkpoint inside a source transaction is no commit point.
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(100, true));
+        eos.absorb(&mut checkpoints, true);
+        assert!(checkpoints.is_empty() && eos.commit_point.is_none());
+        send(&sink, 1).await;
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(200, false));
+        eos.absorb(&mut checkpoints, false);
+        assert_eq!(eos.commit_point.as_ref().map(|(after, _)| *after), Some(3));
+        // Three records reached the bound; the source still has events queued.
+        assert!(eos.commit_due(&sink, false, hour));
+        // A record after the commit point: the transaction cannot end there any more.
+        send(&sink, 1).await;
+        assert!(!eos.at_commit_point(&sink));
+        assert!(!eos.commit_due(&sink, true, hour));
+    }
+
+    #[tokio::test]
+    async fn exactly_once_poll_and_interval_bounds() {
+        let sink = idle_sink();
+        let hour = Duration::from_secs(3600);
+        let mut checkpoints = Checkpoints::new();
+        let mut poll = exactly_once(TransactionBounds::Poll { max_records: 10 });
+        send(&sink, 2).await;
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(100, false));
+        poll.absorb(&mut checkpoints, false);
+        assert!(!poll.commit_due(&sink, false, hour), "2 of 10, source busy");
+        assert!(
+            poll.commit_due(&sink, true, hour),
+            "the source has nothing queued"
+        );
+        assert!(!poll.bound_reached(&sink));
+
+        let mut interval = exactly_once(TransactionBounds::Interval(hour));
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(100, false));
+        interval.absorb(&mut checkpoints, false);
+        assert!(
+            !interval.commit_due(&sink, true, hour),
+            "the interval has not passed"
+        );
+        interval.timer_due = true;
+        assert!(interval.commit_due(&sink, false, hour));
+        assert!(interval.bound_reached(&sink));
+
+        // A position move with no records (idle source): only every flush interval.
+        let mut idle = exactly_once(TransactionBounds::Poll { max_records: 10 });
+        idle.txn_start_seq = sink.next_seq();
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(300, true));
+        idle.absorb(&mut checkpoints, false);
+        assert!(
+            !idle.commit_due(&sink, true, hour),
+            "urgent, but nothing to deliver"
+        );
+        assert!(idle.commit_due(&sink, true, Duration::ZERO));
+    }
+
+    #[test]
+    fn records_of_a_delivered_prefix_are_skipped_but_numbered() {
+        // `send_records` skips by (commit LSN, seq): the numbering goes on across the skip.
+        let skip = SkipWithin {
+            commit_lsn: Lsn(0x500),
+            records: 2,
+        };
+        let inside = Position::Stream {
+            lsn: Lsn(0x400),
+            commit_lsn: Lsn(0x500),
+            tx_id: 1,
+            commit_ts_us: 0,
+        };
+        let other = Position::Stream {
+            lsn: Lsn(0x600),
+            commit_lsn: Lsn(0x700),
+            tx_id: 2,
+            commit_ts_us: 0,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let sink = idle_sink();
+            let mut text = PositionText::default();
+            let record = KafkaRecord {
+                topic: "t".into(),
+                key: None,
+                value: None,
+                headers: Vec::new().into(),
+            };
+            let mut sequence = 0;
+            let mut records = vec![record.clone(), record.clone(), record.clone()];
+            send_records(
+                &sink,
+                &mut records,
+                &inside,
+                &mut sequence,
+                &mut text,
+                Some(skip),
+            )
+            .await
+            .unwrap();
+            assert_eq!((sequence, sink.next_seq()), (3, 1), "two skipped, one sent");
+            let mut sequence = 0;
+            let mut records = vec![record.clone(), record];
+            send_records(
+                &sink,
+                &mut records,
+                &other,
+                &mut sequence,
+                &mut text,
+                Some(skip),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                (sequence, sink.next_seq()),
+                (2, 3),
+                "another transaction: all sent"
+            );
+        });
+    }
 }
