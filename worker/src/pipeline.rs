@@ -583,6 +583,7 @@ async fn run_pipeline(
                     let records = skip.filter(|s| s.commit_lsn == commit_lsn).map_or(sequence, |s| s.records.max(sequence));
                     skip = Some(SkipWithin { commit_lsn, records });
                     in_source_transaction = false;
+                    tracing::info!(connector = %name, %commit_lsn, records, "exactly-once: the cut transaction is sent again from its start; its first records, already in Kafka, are skipped");
                 }
                 let (tx, rx) = mpsc::channel(settings.max_queue_size.max(1));
                 events_rx = rx;

@@ -16,6 +16,9 @@
 //!    `pgseam_skip`); fenced in its middle (at a commit), the restart resumes inside it: its
 //!    first records, committed, are not sent again, the rest arrive.
 //!
+//! 4. On tansu, the walsender terminated inside a large transaction: the reconnection skips the
+//!    records already sent; every record once.
+//!
 //! The mock shows records of failed transactions to every consumer (it hides nothing from
 //! `read_committed`), so these tests check what it can show: no position before the
 //! committed offset is repeated, nothing is missing, and the slot is not confirmed past the
@@ -396,4 +399,105 @@ fn a_large_transaction_is_split_and_a_restart_resumes_inside_it() {
         "split: {} offsets, the fenced one at record {delivered} of 5000",
         offsets.len()
     );
+}
+
+/// A lost replication connection inside a large transaction (the walsender is terminated):
+/// the reconnection replays the transaction from its start and skips the records already sent,
+/// so every record of it is in Kafka once. On tansu: nothing is aborted here.
+#[test]
+fn a_reconnection_inside_a_large_transaction_repeats_nothing() {
+    let prefix = "eosr";
+    let env = Env::start(prefix);
+    env.psql(SCHEMA);
+    let bootstrap = env.broker.bootstrap_servers();
+    let bootstrap_line = format!("bootstrap.servers={bootstrap}");
+    let offsets_line = format!("offset.storage.topic={OFFSETS_TOPIC}");
+    let (worker, connector) = env.write_configs(
+        prefix,
+        &[
+            &bootstrap_line,
+            &offsets_line,
+            "exactly.once.source.support=enabled",
+            "group.id=pgseam-it",
+            "key.converter.schemas.enable=false",
+            "value.converter.schemas.enable=false",
+        ],
+        &[
+            "max.batch.size=50",
+            "max.queue.size=100",
+            "retriable.restart.connector.wait.ms=300",
+            "slot.retry.delay.ms=500",
+        ],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    wait_equal(&env, &bootstrap, prefix);
+    let big: String = (1..=20)
+        .map(|round| format!("UPDATE items SET qty = qty + {round};"))
+        .collect();
+    env.psql(&format!("BEGIN; {big} COMMIT;"));
+    // Once part of the transaction is streamed (pgoutput sends it after its commit, and the
+    // small queue holds the walsender back), the walsender is in the middle of it.
+    let base = rest_base(&mut pgseam);
+    let started = Instant::now();
+    while streamed_events(&base) < 3_000 {
+        assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let terminated = env.psql(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+         WHERE slot_name = 'slot_eosr' AND active_pid IS NOT NULL",
+    );
+    assert_eq!(terminated, "t", "the walsender was running");
+    let started = Instant::now();
+    while pgseam.log_text().matches("streaming started").count() < 2 {
+        assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_equal(&env, &bootstrap, prefix);
+    let status = pgseam.terminate(WAIT);
+    let log = pgseam.log_text();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("the cut transaction is sent again from its start"),
+        "the connection was not lost inside the transaction:\n{log}"
+    );
+    let seen = positions(&records(&bootstrap, prefix));
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "records repeated: {:?}",
+        &repeated[..repeated.len().min(5)]
+    );
+    assert_eq!(seen.len(), 1000 + 20_000);
+}
+
+/// The REST API's base URL, from the log.
+fn rest_base(pgseam: &mut Pgseam) -> String {
+    pgseam.wait_for_log("REST API listening on http://", WAIT);
+    let log = pgseam.log_text();
+    let start = log.find("REST API listening on http://").unwrap() + "REST API listening on ".len();
+    let url: String = log[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    url.trim_end_matches(|c: char| !c.is_ascii_digit())
+        .to_owned()
+}
+
+/// Debezium's streaming `TotalNumberOfEventsSeen` from `GET /metrics`.
+fn streamed_events(base: &str) -> u64 {
+    let output = std::process::Command::new("curl")
+        .args(["-s", &format!("{base}/metrics")])
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|l| {
+            l.starts_with("debezium_metrics_TotalNumberOfEventsSeen{")
+                && l.contains("context=\"streaming\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
