@@ -521,6 +521,12 @@ async fn run_pipeline(
         // new records when there is none.
         let first_checkpoint = checkpoints.front().map_or(u64::MAX, |(after, _)| *after);
         let room = sink.as_ref().is_none_or(KafkaSink::has_room);
+        // Exactly-once, `poll`: when a batch smaller than `max.batch.size` may end (see
+        // `ExactlyOnce::commit_due`).
+        let eos_wake = match (&eos, &sink) {
+            (Some(eos), Some(sink)) => eos.linger_until(sink, events_rx.is_empty()),
+            _ => None,
+        };
         tokio::select! {
             biased;
             // 1. Shutdown wins over everything: stop taking new work.
@@ -565,6 +571,8 @@ async fn run_pipeline(
                 }
                 or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
             }
+            // Exactly-once: a short batch's linger has passed; the block after the select commits.
+            _ = sleep_until_optional(eos_wake), if eos_wake.is_some() => {}
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
                 source_result = Some(result);
@@ -987,6 +995,14 @@ async fn run_pipeline(
 /// How long one transactional call (`init_transactions`, commit, abort) may block.
 const EOS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// With `transaction.boundary=poll`, the shortest time between commits of batches smaller than
+/// `max.batch.size`, which end when the source has nothing queued. Debezium's `poll()` returns
+/// whatever its queue holds, which fills while Kafka Connect commits; pgseam's pipeline often
+/// keeps up with the source, and without this a trickle of transactions would cost one Kafka
+/// commit (a flush and an EndTxn round trip) per PostgreSQL transaction. 20 ms, as pgseam's
+/// default `linger.ms`: at most that much latency added.
+const EOS_POLL_LINGER: Duration = Duration::from_millis(20);
+
 /// How often a commit that failed with a retriable error (a timeout) is tried again.
 const EOS_COMMIT_RETRIES: u32 = 3;
 
@@ -1088,9 +1104,26 @@ impl ExactlyOnce {
             return self.timer_due || elapsed >= flush_interval;
         }
         match self.bounds {
-            TransactionBounds::Poll { max_records } => records >= max_records || source_idle,
+            TransactionBounds::Poll { max_records } => {
+                records >= max_records || (source_idle && elapsed >= EOS_POLL_LINGER)
+            }
             TransactionBounds::Interval(interval) => self.timer_due || elapsed >= interval,
         }
+    }
+
+    /// With `poll`, at a commit point with records and nothing queued by the source, before
+    /// [`EOS_POLL_LINGER`] has passed: when to look again.
+    fn linger_until(&self, sink: &KafkaSink, source_idle: bool) -> Option<tokio::time::Instant> {
+        let TransactionBounds::Poll { .. } = self.bounds else {
+            return None;
+        };
+        let records = sink.next_seq() - self.txn_start_seq;
+        let at = self.last_commit + EOS_POLL_LINGER;
+        (source_idle
+            && records > 0
+            && self.at_commit_point(sink)
+            && tokio::time::Instant::now() < at)
+            .then_some(at)
     }
 
     /// Whether the current Kafka transaction reached its bound (records or time).
@@ -1579,9 +1612,18 @@ mod tests {
         poll.absorb(&mut checkpoints, false);
         assert!(!poll.commit_due(&sink, false, hour), "2 of 10, source busy");
         assert!(
-            poll.commit_due(&sink, true, hour),
-            "the source has nothing queued"
+            !poll.commit_due(&sink, true, hour),
+            "the source has nothing queued, but the batch lingers"
         );
+        let wake = poll.linger_until(&sink, true).expect("a linger deadline");
+        assert!(wake > tokio::time::Instant::now());
+        assert!(poll.linger_until(&sink, false).is_none());
+        poll.last_commit -= EOS_POLL_LINGER;
+        assert!(
+            poll.commit_due(&sink, true, hour),
+            "the source has nothing queued, the linger passed"
+        );
+        assert!(poll.linger_until(&sink, true).is_none());
         assert!(!poll.bound_reached(&sink));
 
         let mut interval = exactly_once(TransactionBounds::Interval(hour));
