@@ -48,12 +48,19 @@
 //! Topics: with `topic.creation.*` settings ([`topics`]), each topic is created through
 //! librdkafka's admin API before the first record goes to it; a topic that exists is left alone.
 //!
+//! Exactly-once ([`KafkaSinkConfig::transactional_id`], [`transactions`]): the same producer
+//! with a `transactional.id`; [`KafkaSink::init_transactions`] fences older producers with the
+//! same id, the first `send` after a commit or abort opens a transaction, and the caller ends
+//! it with [`KafkaSink::commit_transaction`] or [`KafkaSink::abort_transaction`]. Fencing is
+//! [`SinkError::Fenced`] wherever it shows (a call, an enqueue, a delivery report).
+//!
 //! What it does not do: encode envelopes, decide topic names, or store offsets.
 
 pub mod acks;
 pub mod budget;
 pub mod offsets_topic;
 pub mod topics;
+pub mod transactions;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -140,6 +147,27 @@ pub enum SinkError {
         #[source]
         source: KafkaError,
     },
+    /// Another producer with the same `transactional.id` took over ([`transactions`]).
+    #[error("{}", transactions::fenced_message(transactional_id))]
+    Fenced {
+        transactional_id: String,
+        #[source]
+        source: KafkaError,
+    },
+    /// A transactional call failed; `kind` says whether the transaction can be aborted, the
+    /// call repeated, or the producer is lost.
+    #[error(
+        "Kafka transaction {operation} failed (transactional.id `{transactional_id}`, {kind:?})"
+    )]
+    Transaction {
+        transactional_id: String,
+        operation: &'static str,
+        kind: transactions::TxnErrorKind,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("the producer is not transactional (no transactional.id)")]
+    NotTransactional,
 }
 
 /// Producer settings: the worker's `bootstrap.servers` and `producer.*` overrides (without the
@@ -157,6 +185,9 @@ pub struct KafkaSinkConfig {
     /// `message.max.bytes` is skipped (logged, counted, treated as acknowledged) instead of
     /// stopping the sink. See "Records too large" in the module docs.
     pub skip_oversized: bool,
+    /// Exactly-once delivery: the producer's `transactional.id` ([`transactions`]). `None`:
+    /// the idempotent, non-transactional producer (at least once).
+    pub transactional_id: Option<String>,
 }
 
 /// How long a CreateTopics request may take.
@@ -346,6 +377,8 @@ struct Shared {
     message_max_bytes: u64,
     /// Records skipped as too large.
     skipped: std::sync::atomic::AtomicU64,
+    /// The producer's `transactional.id` (fenced delivery reports name it).
+    transactional_id: Option<String>,
 }
 
 struct AckState {
@@ -417,13 +450,24 @@ impl Shared {
                 }));
                 self.resolve(seq, Err(error));
             }
-            Err((error, message)) => self.resolve(
-                seq,
-                Err(SinkError::Delivery {
-                    topic: message.topic().to_owned(),
-                    source: error.clone(),
-                }),
-            ),
+            Err((error, message)) => {
+                let error = match &self.transactional_id {
+                    Some(id)
+                        if transactions::classify(error, None)
+                            == transactions::TxnErrorKind::Fenced =>
+                    {
+                        SinkError::Fenced {
+                            transactional_id: id.clone(),
+                            source: error.clone(),
+                        }
+                    }
+                    _ => SinkError::Delivery {
+                        topic: message.topic().to_owned(),
+                        source: error.clone(),
+                    },
+                };
+                self.resolve(seq, Err(error))
+            }
         }
     }
 
@@ -499,6 +543,10 @@ pub struct KafkaSink {
     creation: Option<(AdminClient<DefaultClientContext>, TopicCreation)>,
     /// Topics already created or found to exist.
     known_topics: Mutex<HashSet<String>>,
+    /// The `transactional.id`, when the producer is transactional.
+    transactional_id: Option<String>,
+    /// A transaction is open (begun and neither committed nor aborted).
+    in_transaction: std::sync::atomic::AtomicBool,
 }
 
 impl KafkaSink {
@@ -532,6 +580,7 @@ impl KafkaSink {
             skip_oversized: config.skip_oversized,
             message_max_bytes,
             skipped: std::sync::atomic::AtomicU64::new(0),
+            transactional_id: config.transactional_id.clone(),
         });
         let producer: ThreadedProducer<AckContext> = client
             .create_with_context(AckContext {
@@ -554,7 +603,111 @@ impl KafkaSink {
             bootstrap_servers: config.bootstrap_servers.clone(),
             creation,
             known_topics: Mutex::new(HashSet::new()),
+            transactional_id: config.transactional_id.clone(),
+            in_transaction: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether the producer is transactional (exactly-once delivery).
+    pub fn is_transactional(&self) -> bool {
+        self.transactional_id.is_some()
+    }
+
+    /// Whether a transaction is open: records were sent since the last commit or abort.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Treats `topic` as existing: records to it never trigger topic creation (the offsets
+    /// topic, which the offset store created with its own settings).
+    pub fn mark_topic_known(&self, topic: &str) {
+        if let Ok(mut known) = self.known_topics.lock() {
+            known.insert(topic.to_owned());
+        }
+    }
+
+    /// The error of a failed transactional call, classified ([`transactions::classify`]).
+    fn transaction_error(&self, operation: &'static str, source: KafkaError) -> SinkError {
+        let transactional_id = self.transactional_id.clone().unwrap_or_default();
+        let fatal = self.producer.client().fatal_error().map(|(code, _)| code);
+        match transactions::classify(&source, fatal) {
+            transactions::TxnErrorKind::Fenced => SinkError::Fenced {
+                transactional_id,
+                source,
+            },
+            kind => SinkError::Transaction {
+                transactional_id,
+                operation,
+                kind,
+                source,
+            },
+        }
+    }
+
+    /// Runs a blocking transactional call of librdkafka off the async workers.
+    async fn transactional_call(
+        &self,
+        operation: &'static str,
+        call: impl FnOnce(&ThreadedProducer<AckContext>) -> Result<(), KafkaError> + Send + 'static,
+    ) -> Result<(), SinkError> {
+        if self.transactional_id.is_none() {
+            return Err(SinkError::NotTransactional);
+        }
+        let producer = self.producer.clone();
+        let result = tokio::task::spawn_blocking(move || call(&producer))
+            .await
+            .map_err(|_| SinkError::Canceled)?;
+        result.map_err(|source| self.transaction_error(operation, source))
+    }
+
+    /// `init_transactions`: registers the `transactional.id` with its coordinator, which fences
+    /// any older producer with the same id and aborts the transaction it left open. Call once,
+    /// before the first record. A producer fenced by a newer one gets [`SinkError::Fenced`].
+    pub async fn init_transactions(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.transactional_call("init", move |p| p.init_transactions(timeout))
+            .await
+    }
+
+    /// Commits the open transaction (flushing its records first); a no-op when none is open.
+    /// On success every record sent before is committed. An abortable error leaves the
+    /// transaction to [`KafkaSink::abort_transaction`].
+    pub async fn commit_transaction(&self, timeout: Duration) -> Result<(), SinkError> {
+        if !self.in_transaction() {
+            return Ok(());
+        }
+        self.transactional_call("commit", move |p| p.commit_transaction(timeout))
+            .await?;
+        self.in_transaction
+            .store(false, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Aborts the open transaction: none of its records becomes visible to `read_committed`
+    /// consumers. Records not delivered yet fail (purged), so the acknowledgement watermark
+    /// stops: after an abort the sink is used for nothing but shutting down.
+    pub async fn abort_transaction(&self, timeout: Duration) -> Result<(), SinkError> {
+        if !self.in_transaction() {
+            return Ok(());
+        }
+        self.transactional_call("abort", move |p| p.abort_transaction(timeout))
+            .await?;
+        self.in_transaction
+            .store(false, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Begins a transaction unless one is open (transactional producers only).
+    fn ensure_transaction(&self) -> Result<(), SinkError> {
+        if self.transactional_id.is_none() || self.in_transaction() {
+            return Ok(());
+        }
+        self.producer
+            .begin_transaction()
+            .map_err(|source| self.transaction_error("begin", source))?;
+        self.in_transaction
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// The underlying librdkafka producer (metadata queries, tests).
@@ -668,6 +821,7 @@ impl KafkaSink {
         lsn: Option<u64>,
     ) -> Result<u64, SinkError> {
         self.ensure_topic(topic).await?;
+        self.ensure_transaction()?;
         let seq = loop {
             let registered = {
                 let mut state = self.shared.lock();
@@ -748,6 +902,16 @@ impl KafkaSink {
                                 by_broker: false,
                                 kafka_error: source,
                             }))
+                        }
+                        source if self.is_transactional() => {
+                            match self.transaction_error("produce", source) {
+                                fenced @ SinkError::Fenced { .. } => fenced,
+                                SinkError::Transaction { source, .. } => SinkError::Delivery {
+                                    topic: topic.to_owned(),
+                                    source,
+                                },
+                                other => other,
+                            }
                         }
                         source => SinkError::Delivery {
                             topic: topic.to_owned(),
@@ -897,6 +1061,22 @@ fn client_config(config: &KafkaSinkConfig) -> (ClientConfig, SinkLimits) {
     }
     for (key, value) in &config.overrides {
         client.set(key, value);
+    }
+    if let Some(id) = &config.transactional_id {
+        // As Kafka Connect (`Worker::exactlyOnceSourceTaskProducerConfigs`): the id is the
+        // connector's, whatever an override says.
+        if let Some(other) = config
+            .overrides
+            .get("transactional.id")
+            .filter(|o| *o != id)
+        {
+            tracing::warn!(
+                override_value = %other, transactional_id = %id,
+                "producer override of transactional.id ignored: exactly-once delivery uses the connector's own transactional.id"
+            );
+        }
+        client.set("transactional.id", id);
+        client.set("enable.idempotence", "true");
     }
     let effective = budget::QueueLimits {
         max_kbytes: number("queue.buffering.max.kbytes").unwrap_or(derived.max_kbytes),

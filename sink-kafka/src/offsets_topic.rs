@@ -150,10 +150,14 @@ pub fn is_marker_key(key: &[u8]) -> bool {
     key.starts_with(format!("[\"{MARKER_CONNECTOR}\",").as_bytes())
 }
 
-/// An open offsets topic: where to append.
+/// An open offsets topic: where to append, and how to read it again.
 pub struct OffsetsTopic {
     producer: FutureProducer,
     topic: String,
+    /// The clients' settings (for reading again).
+    client: ClientConfig,
+    partitions: i32,
+    read_timeout: Duration,
 }
 
 impl OffsetsTopic {
@@ -173,7 +177,7 @@ impl OffsetsTopic {
             client.set(key, value);
         }
         let admin: AdminClient<DefaultClientContext> = client.create().map_err(config_error)?;
-        create_compacted(&admin, config).await?;
+        create_compacted(&admin, &client, config).await?;
 
         let mut producer_config = client.clone();
         producer_config
@@ -182,39 +186,62 @@ impl OffsetsTopic {
             .set("partitioner", "murmur2_random");
         let producer: FutureProducer = producer_config.create().map_err(config_error)?;
         let partitions = partition_count(&producer, config).await?;
-
-        // Markers first, acknowledged, then read until each is back.
-        let id = uuid::Uuid::new_v4().to_string();
-        let marker = marker_key(&id);
         let this = OffsetsTopic {
             producer,
             topic: topic.clone(),
+            client,
+            partitions,
+            read_timeout: config.read_timeout,
         };
+        let records = this.read_all().await?;
+        Ok((this, records))
+    }
+
+    /// Reads the topic from the beginning to its end again (markers first, see the module
+    /// docs), as a `read_committed` consumer: records of open or aborted transactions are not
+    /// returned (by a broker that implements transactions). Exactly-once delivery calls this
+    /// after fencing older producers, so that the offset it resumes from is the committed one.
+    pub async fn read_all(&self) -> Result<Vec<LogRecord>, OffsetsTopicError> {
+        let partitions = self.partitions;
+        let id = uuid::Uuid::new_v4().to_string();
+        let marker = marker_key(&id);
         // Enqueued together, acknowledged each.
         futures_util::future::try_join_all(
-            (0..partitions).map(|partition| this.append(&marker, None, Some(partition))),
+            (0..partitions).map(|partition| self.append(&marker, None, Some(partition))),
         )
         .await?;
-        tracing::debug!(topic = %this.topic, partitions, marker = %id, "offsets topic markers written; reading to them");
-        let mut consumer_config = client.clone();
+        tracing::debug!(topic = %self.topic, partitions, marker = %id, "offsets topic markers written; reading to them");
+        let mut consumer_config = self.client.clone();
         consumer_config
             .set("group.id", format!("pgseam-offsets-reader-{id}"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest");
-        let consumer: BaseConsumer = consumer_config.create().map_err(config_error)?;
-        let topic = this.topic.clone();
-        let timeout = config.read_timeout;
+        if consumer_config.get("isolation.level").is_none() {
+            // Connect's offsets consumers read committed (`Worker.*OffsetsConsumerConfigs`);
+            // librdkafka's default too, set here so that no override of the client
+            // settings' defaults changes it silently.
+            consumer_config.set("isolation.level", "read_committed");
+        }
+        let consumer: BaseConsumer =
+            consumer_config
+                .create()
+                .map_err(|source| OffsetsTopicError::Config {
+                    topic: self.topic.clone(),
+                    source,
+                })?;
+        let topic = self.topic.clone();
+        let timeout = self.read_timeout;
         let records = tokio::task::spawn_blocking(move || {
             read_to_markers(&consumer, &topic, partitions, &marker, timeout)
         })
         .await
         .map_err(|_| OffsetsTopicError::Canceled {
-            topic: this.topic.clone(),
+            topic: self.topic.clone(),
         })??;
-        tracing::info!(topic = %this.topic, partitions, records = records.len(), "read the offsets topic to its end");
-        Ok((this, records))
+        tracing::info!(topic = %self.topic, partitions, records = records.len(), "read the offsets topic to its end");
+        Ok(records)
     }
 
     /// The topic's name.
@@ -275,6 +302,7 @@ impl OffsetsTopic {
 /// when the broker says (Connect's `verifyTopicCleanupPolicyOnlyCompact`).
 async fn create_compacted(
     admin: &AdminClient<DefaultClientContext>,
+    client: &ClientConfig,
     config: &OffsetsTopicConfig,
 ) -> Result<(), OffsetsTopicError> {
     let topic = &config.topic;
@@ -291,19 +319,34 @@ async fn create_compacted(
     )
     .set("cleanup.policy", "compact");
     let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
-    let results = admin
-        .create_topics([&new_topic], &options)
-        .await
-        .map_err(create_error)?;
-    for result in results {
-        match result {
-            Ok(_) => {
-                tracing::info!(topic = %topic, partitions = config.partitions,
-                    replication_factor = config.replication_factor, "created the offsets topic (cleanup.policy=compact)");
-                return Ok(());
+    let created = match admin.create_topics([&new_topic], &options).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|result| match result {
+                Ok(_) => Ok(true),
+                Err((_, AdminErrorCode::TopicAlreadyExists)) => Ok(false),
+                Err((_, code)) => Err(KafkaError::AdminOp(code)),
+            })
+            .collect::<Result<Vec<bool>, KafkaError>>()
+            .map(|r| r.contains(&true)),
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok(true) => {
+            tracing::info!(topic = %topic, partitions = config.partitions,
+                replication_factor = config.replication_factor, "created the offsets topic (cleanup.policy=compact)");
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(source) => {
+            // A broker that refuses CreateTopics (no permission, or no such API) while the
+            // topic exists: use it as it is, as Connect does when it cannot create a topic
+            // that is there.
+            if !topic_exists(client, topic).await {
+                return Err(create_error(source));
             }
-            Err((_, AdminErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(create_error(KafkaError::AdminOp(code))),
+            tracing::warn!(topic = %topic, error = %source, "cannot create the offsets topic, but it exists; using it");
+            return Ok(());
         }
     }
     // It existed: is it compacted? A broker that cannot say is trusted, with a warning.
@@ -338,6 +381,26 @@ async fn create_compacted(
         }
     }
     Ok(())
+}
+
+/// Whether the broker's metadata lists `topic` with partitions.
+async fn topic_exists(client: &ClientConfig, topic: &str) -> bool {
+    let client = client.clone();
+    let name = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let Ok(consumer) = client.create::<BaseConsumer>() else {
+            return false;
+        };
+        consumer
+            .fetch_metadata(Some(&name), METADATA_TIMEOUT)
+            .is_ok_and(|m| {
+                m.topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            })
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// The topic's partition count, waiting briefly for a just-created topic to appear.

@@ -20,6 +20,7 @@ async fn a_failed_delivery_stops_the_watermark_and_later_sends() {
         topic_creation: None,
         skip_oversized: false,
         memory_budget: None,
+        transactional_id: None,
     })
     .unwrap();
     let record = OutgoingRecord {

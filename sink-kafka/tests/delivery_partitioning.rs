@@ -96,6 +96,7 @@ async fn keys_land_where_the_java_producer_puts_them() {
             topic_creation: TopicCreation::from_properties(&settings).unwrap(),
             skip_oversized: false,
             memory_budget: None,
+            transactional_id: None,
         },
         Some(hook),
     )

@@ -29,6 +29,7 @@ fn sink(bootstrap: String, skip_oversized: bool) -> KafkaSink {
         topic_creation: None,
         skip_oversized,
         memory_budget: None,
+        transactional_id: None,
     })
     .unwrap()
 }

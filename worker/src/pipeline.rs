@@ -75,6 +75,40 @@
 //! restart (or a reconnection) resumes the snapshot from it (`StartPoint::ResumeSnapshot`). After a crash, the stream replays from the last stored
 //! offset: an ordered suffix of duplicates, never a gap.
 //!
+//! # Exactly-once
+//!
+//! With `exactly.once.source.support=enabled` ([`ExactlyOnceSettings`]; KIP-618's keys, a
+//! pgseam extension in standalone, COMPATIBILITY.md "Exactly-once") the producer is
+//! transactional (`transactional.id` `<group.id>-<connector>-0`) and the ordering rule is kept
+//! by Kafka transactions instead of the acknowledgement watermark:
+//!
+//! 1. At start, `init_transactions` fences older instances and aborts what they left open;
+//!    only then is the offsets topic read again and the committed offset resumed from.
+//! 2. The first record after a commit opens a Kafka transaction. Checkpoints are not stored as
+//!    they become acknowledged: the last one queued at a PostgreSQL transaction boundary
+//!    (outside `TransactionBegun`…`TransactionCommitted`) is the *commit point*.
+//! 3. When nothing was sent after the commit point and the bound is reached (see below for a
+//!    bound reached inside a large transaction)
+//!    (`transaction.boundary=poll`: `max.batch.size` records or the source's queue empty;
+//!    `interval`: `transaction.boundary.interval.ms`; a snapshot step at once; an idle
+//!    position move every `offset.flush.interval.ms`), the commit point's offset record is
+//!    written to the offsets topic inside the transaction and the transaction is committed.
+//! 4. Only after the commit is the offset noted in the store and its LSN published to the
+//!    source (the slot's flush LSN).
+//! 5. A failure (a delivery, a commit, fencing) stops the pipeline without committing: the
+//!    open transaction is aborted and a restart resumes from the last committed offset. A clean
+//!    stop commits at the commit point if nothing was sent after it, else aborts.
+//!
+//! A large PostgreSQL transaction is split: once the bound is reached inside it, the commit
+//! point is the current event boundary, with the offset "resume at the last transaction
+//! boundary, and of the transaction committing at C skip the first `n` records"
+//! (`SkipWithin`, stored as pgseam's `pgseam_skip` offset key; its flush LSN stays at the
+//! boundary). A restart replays that transaction from its start and drops its first `n`
+//! records — they are numbered as before (`__pgseam.seq`), conversion being deterministic —
+//! and so does a reconnection after a lost connection, with `n` the records already sent.
+//! At-least-once delivery is unchanged by all this (it honours a stored `pgseam_skip` too:
+//! those records were committed).
+//!
 //! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
 //! dropped instead of sent, each counting as acknowledged at once — nothing is outstanding, so a
 //! checkpoint becomes durable as soon as it reaches the head of the queue, and offsets and the
@@ -95,11 +129,13 @@ use pgseam_converters::{
     AvroConverter, AvroConverterConfig, Converter, JsonConverter, JsonConverterConfig, KafkaRecord,
 };
 use pgseam_model::{Lsn, Position};
+use pgseam_sink_kafka::transactions::TxnErrorKind;
 use pgseam_sink_kafka::{Delivered, KafkaSink, KafkaSinkConfig, OutgoingRecord, SinkError};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ConnectorMetrics;
 use crate::offsets::debezium::encode_progress;
+use crate::offsets::debezium::SkipWithin;
 use crate::offsets::{offset_key, ConnectorOffset, OffsetKey, OffsetStore, StreamOffset};
 
 /// How long to wait for a broker at start before giving up with a clear error.
@@ -153,6 +189,28 @@ pub struct PipelineSettings {
     /// The `file` signal channel's file, read every `signal_poll_interval`.
     pub signal_file: Option<PathBuf>,
     pub signal_poll_interval: Duration,
+    /// Exactly-once delivery (`exactly.once.source.support=enabled`); `None`: at least once.
+    /// `sink.transactional_id` is set with it.
+    pub exactly_once: Option<ExactlyOnceSettings>,
+}
+
+/// Exactly-once delivery's settings (see the module docs, "Exactly-once").
+#[derive(Clone, Debug)]
+pub struct ExactlyOnceSettings {
+    /// `<group.id>-<connector>-0`, as Kafka Connect names task 0's transactional id.
+    pub transactional_id: String,
+    pub boundary: TransactionBounds,
+}
+
+/// Where a Kafka transaction may end (`transaction.boundary`); it always ends at a
+/// PostgreSQL transaction boundary, the first one at or after this bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionBounds {
+    /// `poll`: after `max.batch.size` records, or as soon as the source has nothing more
+    /// queued.
+    Poll { max_records: u64 },
+    /// `interval`: once this long since the last commit.
+    Interval(Duration),
 }
 
 /// Debezium's heartbeat record (`HeartbeatImpl` with `SchemaFactory`'s schemas): key struct
@@ -415,6 +473,12 @@ async fn run_pipeline(
     };
 
     let key = offset_key(&settings.connector_name, &settings.topic_prefix);
+    let mut eos = match (&settings.exactly_once, &sink) {
+        (Some(exactly_once), Some(sink)) => {
+            Some(start_exactly_once(exactly_once, sink, &offsets, &name).await?)
+        }
+        _ => None,
+    };
     let stored = offsets.get(&key).await?;
     let start = match stored.as_ref().map(|o| (o, o.resume_lsn())) {
         Some((ConnectorOffset::SnapshotResumable { progress, .. }, Some(lsn))) => {
@@ -517,12 +581,41 @@ async fn run_pipeline(
     let mut resume_lsn: Option<Lsn> = None;
     let mut restart_at: Option<tokio::time::Instant> = None;
     let mut next_wait = settings.reconnect_wait;
+    // Between a transaction's `TransactionBegun` and `TransactionCommitted`: a checkpoint
+    // queued then is not at a transaction boundary (exactly-once commits only at one).
+    let mut in_source_transaction = false;
+    // The current source transaction's commit LSN (for positions inside it).
+    let mut current_commit_lsn: Option<Lsn> = None;
+    // Records already delivered of the first transaction sent again (see `SkipWithin`).
+    let mut skip: Option<SkipWithin> = match &stored_offset {
+        Some(ConnectorOffset::Streaming(s))
+        | Some(ConnectorOffset::SnapshotResumable {
+            stream: Some(s), ..
+        }) => s.skip,
+        _ => None,
+    };
+    if let Some(skip) = &skip {
+        tracing::info!(connector = %name, commit_lsn = %skip.commit_lsn, records = skip.records,
+            "the stored position is inside a transaction: its first records are delivered and not sent again");
+    }
+    if let Some(eos) = &eos {
+        if let TransactionBounds::Interval(interval) = eos.bounds {
+            flush_timer = tokio::time::interval(interval.max(Duration::from_millis(1)));
+            flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+    }
 
     let outcome: anyhow::Result<()> = 'pipeline: loop {
         // What the acknowledgement arm waits for: the next checkpoint's records, and room for
         // new records when there is none.
         let first_checkpoint = checkpoints.front().map_or(u64::MAX, |(after, _)| *after);
         let room = sink.as_ref().is_none_or(KafkaSink::has_room);
+        // Exactly-once, `poll`: when a batch smaller than `max.batch.size` may end (see
+        // `ExactlyOnce::commit_due`).
+        let eos_wake = match (&eos, &sink) {
+            (Some(eos), Some(sink)) => eos.linger_until(sink, events_rx.is_empty()),
+            _ => None,
+        };
         tokio::select! {
             biased;
             // 1. Shutdown wins over everything: stop taking new work.
@@ -555,8 +648,11 @@ async fn run_pipeline(
                     break Err(anyhow!(failure.error).context("a record could not be delivered to Kafka"));
                 }
             }
-            // 3. Periodic offset commit.
+            // 3. Periodic offset commit (exactly-once: the interval bound is due).
             _ = flush_timer.tick() => {
+                if let Some(eos) = eos.as_mut() {
+                    eos.timer_due = true;
+                }
                 if let Some(sink) = &sink {
                     let acks = sink.acks();
                     metrics.set_producer_queue_depth(acks.unresolved);
@@ -564,6 +660,8 @@ async fn run_pipeline(
                 }
                 or_break!('pipeline, commit(&offsets, &key, &mut durable, &mut stored_offset, &feedback_tx, &metrics).await);
             }
+            // Exactly-once: a short batch's linger has passed; the block after the select commits.
+            _ = sleep_until_optional(eos_wake), if eos_wake.is_some() => {}
             // 4. The source ended on its own: an error, or the consumer side went away.
             result = &mut source_task, if source_result.is_none() => {
                 source_result = Some(result);
@@ -576,6 +674,14 @@ async fn run_pipeline(
                     break Err(anyhow!("cannot reconnect: no position to resume from"));
                 };
                 tracing::info!(connector = %name, %lsn, "reconnecting to PostgreSQL");
+                if let (Some(_), true, Some(commit_lsn)) = (&eos, in_source_transaction, current_commit_lsn) {
+                    // Exactly-once: the records of the cut transaction sent so far are in Kafka
+                    // (committed or in the open transaction): the replay must not repeat them.
+                    let records = skip.filter(|s| s.commit_lsn == commit_lsn).map_or(sequence, |s| s.records.max(sequence));
+                    skip = Some(SkipWithin { commit_lsn, records });
+                    in_source_transaction = false;
+                    tracing::info!(connector = %name, %commit_lsn, records, "exactly-once: the cut transaction is sent again from its start; its first records, already in Kafka, are skipped");
+                }
                 let (tx, rx) = mpsc::channel(settings.max_queue_size.max(1));
                 events_rx = rx;
                 let start = match &snapshot_progress {
@@ -625,15 +731,17 @@ async fn run_pipeline(
                         }
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
-                        or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text).await);
+                        or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text, skip).await);
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
                         sequence = 0;
+                        in_source_transaction = true;
+                        current_commit_lsn = Some(commit_lsn);
                         if let (Some(monitor), Some(sink)) = (tx_monitor.as_mut(), &sink) {
                             records.clear();
                             records.push(monitor.begin(tx_id, lsn, commit_ts_us));
                             let position = Position::Stream { lsn, commit_lsn, tx_id, commit_ts_us };
-                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text).await);
+                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text, skip).await);
                         } else if let Some(monitor) = tx_monitor.as_mut() {
                             monitor.begin(tx_id, lsn, commit_ts_us);
                         }
@@ -665,7 +773,7 @@ async fn run_pipeline(
                             if !message.transactional {
                                 sequence = 0;
                             }
-                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut header_text).await);
+                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut header_text, skip).await);
                             if !message.transactional {
                                 sequence = 0;
                             }
@@ -678,12 +786,15 @@ async fn run_pipeline(
                                 records.clear();
                                 records.push(end);
                                 let position = Position::Stream { lsn: end_lsn, commit_lsn, tx_id, commit_ts_us };
-                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text).await);
+                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text, skip).await);
                             }
                         }
                         metrics.on_transaction_committed(tx_id);
                         metrics.on_wal_end(end_lsn.0);
                         sequence = 0;
+                        in_source_transaction = false;
+                        current_commit_lsn = None;
+                        skip = None;
                         let offset = ConnectorOffset::Streaming(StreamOffset::after_commit(end_lsn, tx_id, commit_ts_us));
                         resume_lsn = Some(end_lsn);
                         last_streaming = Some(offset.clone());
@@ -830,10 +941,82 @@ async fn run_pipeline(
                 }
             }
         }
+        // Exactly-once: checkpoints become candidate commit points; commit when one is due.
+        if let (Some(eos), Some(sink)) = (eos.as_mut(), sink.as_ref()) {
+            eos.absorb(&mut checkpoints, in_source_transaction);
+            if in_source_transaction && eos.bound_reached(sink) {
+                // A large source transaction: commit inside it, at this event boundary, with
+                // the position "the first `sequence` records of this transaction".
+                // Resume where this transaction's replay starts: the last boundary.
+                let base = match &last_streaming {
+                    Some(ConnectorOffset::Streaming(s))
+                    | Some(ConnectorOffset::SnapshotResumable {
+                        stream: Some(s), ..
+                    }) => Some(s.clone()),
+                    _ => resume_lsn.map(|lsn| StreamOffset {
+                        tx_id: None,
+                        ..StreamOffset::after_commit(lsn, 0, now_micros())
+                    }),
+                };
+                if let (Some(commit_lsn), Some(base)) = (current_commit_lsn, base) {
+                    let records = skip
+                        .filter(|s| s.commit_lsn == commit_lsn)
+                        .map_or(sequence, |s| s.records.max(sequence));
+                    let offset = ConnectorOffset::Streaming(StreamOffset {
+                        skip: Some(SkipWithin {
+                            commit_lsn,
+                            records,
+                        }),
+                        ..base
+                    });
+                    eos.commit_point = Some((
+                        sink.next_seq(),
+                        with_snapshot_progress(offset, &snapshot_progress),
+                    ));
+                }
+            }
+            if eos.commit_due(sink, events_rx.is_empty(), settings.offset_flush_interval) {
+                or_break!('pipeline, eos.commit(sink, &offsets, &key, &mut stored_offset, &feedback_tx, &metrics).await);
+            }
+        }
     };
 
     // Clean stop or failure: deliver what is in flight, store what is durable, tell the slot.
     feedback_tx.send_modify(|f| f.stop_reading = true);
+    let mut outcome = outcome;
+    if let (Some(eos), Some(sink)) = (eos.as_mut(), sink.as_ref()) {
+        // Exactly-once: commit up to the last boundary if nothing was sent after it, else
+        // abort (records after it would be sent again after the restart); never commit after
+        // a failure.
+        eos.absorb(&mut checkpoints, in_source_transaction);
+        let mut committed = false;
+        if outcome.is_ok() && eos.at_commit_point(sink) {
+            match eos
+                .commit(
+                    sink,
+                    &offsets,
+                    &key,
+                    &mut stored_offset,
+                    &feedback_tx,
+                    &metrics,
+                )
+                .await
+            {
+                Ok(()) => committed = true,
+                Err(err) => outcome = Err(err),
+            }
+        }
+        if !committed && sink.in_transaction() {
+            match sink.abort_transaction(EOS_CALL_TIMEOUT).await {
+                Ok(()) => {
+                    tracing::info!(connector = %name, "exactly-once: the open Kafka transaction was aborted; its records are sent again after the restart")
+                }
+                Err(err) => {
+                    tracing::warn!(connector = %name, error = %err, "exactly-once: cannot abort the open Kafka transaction; the broker aborts it after transaction.timeout.ms, or when the next instance starts")
+                }
+            }
+        }
+    }
     let watermark = match &sink {
         Some(sink) => {
             if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, sink.wait_settled())
@@ -901,6 +1084,204 @@ async fn run_pipeline(
     outcome
 }
 
+/// How long one transactional call (`init_transactions`, commit, abort) may block.
+const EOS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// With `transaction.boundary=poll`, the shortest time between commits of batches smaller than
+/// `max.batch.size`, which end when the source has nothing queued. Debezium's `poll()` returns
+/// whatever its queue holds, which fills while Kafka Connect commits; pgseam's pipeline often
+/// keeps up with the source, and without this a trickle of transactions would cost one Kafka
+/// commit (a flush and an EndTxn round trip) per PostgreSQL transaction. 20 ms, as pgseam's
+/// default `linger.ms`: at most that much latency added.
+const EOS_POLL_LINGER: Duration = Duration::from_millis(20);
+
+/// How often a commit that failed with a retriable error (a timeout) is tried again.
+const EOS_COMMIT_RETRIES: u32 = 3;
+
+/// Starts exactly-once delivery: fences older producers with the connector's
+/// `transactional.id` (which also aborts the transaction a crashed or zombie instance left
+/// open), then reads the offsets topic again, so that the offset the pipeline resumes from is
+/// the last committed one.
+async fn start_exactly_once(
+    settings: &ExactlyOnceSettings,
+    sink: &KafkaSink,
+    offsets: &OffsetStore,
+    name: &str,
+) -> anyhow::Result<ExactlyOnce> {
+    if !offsets.is_topic().await {
+        return Err(anyhow!(
+            "exactly-once delivery needs the offsets topic (`offset.storage.topic`), not {}",
+            offsets.location()
+        ));
+    }
+    sink.init_transactions(EOS_CALL_TIMEOUT)
+        .await
+        .with_context(|| {
+            format!(
+                "exactly-once delivery: cannot initialise the transactional producer (transactional.id `{}`)",
+                settings.transactional_id
+            )
+        })?;
+    offsets
+        .refresh()
+        .await
+        .context("exactly-once delivery: cannot read the committed offsets")?;
+    tracing::info!(connector = %name, transactional_id = %settings.transactional_id, boundary = ?settings.boundary,
+        "exactly-once delivery: older producers fenced, committed offsets read");
+    Ok(ExactlyOnce {
+        bounds: settings.boundary,
+        commit_point: None,
+        urgent: false,
+        timer_due: false,
+        txn_start_seq: sink.next_seq(),
+        last_commit: tokio::time::Instant::now(),
+    })
+}
+
+/// Exactly-once delivery's state in the commit coordinator.
+///
+/// A Kafka transaction holds the records sent since the previous commit and ends, at a
+/// *commit point* — a checkpoint queued at a PostgreSQL transaction boundary (after a
+/// transaction's commit, a "caught up" position, a snapshot step) with no record sent after
+/// it — with the offset record of that checkpoint, written to the offsets topic inside the
+/// transaction, then `commit_transaction`. Only after the commit is the flush LSN published.
+/// Records sent after the last commit point (part of a PostgreSQL transaction) are never
+/// committed without their offset: at shutdown they are aborted.
+struct ExactlyOnce {
+    bounds: TransactionBounds,
+    /// The latest checkpoint at a boundary: (records sent before it, offset).
+    commit_point: Option<(u64, ConnectorOffset)>,
+    /// A checkpoint since the last commit asked to be stored at once (snapshot steps).
+    urgent: bool,
+    /// The flush timer fired since the last commit.
+    timer_due: bool,
+    /// The sink's sequence number when the current Kafka transaction began.
+    txn_start_seq: u64,
+    last_commit: tokio::time::Instant,
+}
+
+impl ExactlyOnce {
+    /// Takes the queued checkpoints: the last one becomes the commit point when it is at a
+    /// transaction boundary (`in_source_transaction` false). A checkpoint inside a source
+    /// transaction (an incremental snapshot's signal) is carried by its commit's offset.
+    fn absorb(&mut self, checkpoints: &mut Checkpoints, in_source_transaction: bool) {
+        while let Some((after, checkpoint)) = checkpoints.pop_front() {
+            if !in_source_transaction {
+                self.urgent |= checkpoint.urgent;
+                self.commit_point = Some((after, checkpoint.offset));
+            }
+        }
+    }
+
+    /// Whether the commit point is at the end of what was sent.
+    fn at_commit_point(&self, sink: &KafkaSink) -> bool {
+        self.commit_point
+            .as_ref()
+            .is_some_and(|(after, _)| *after == sink.next_seq())
+    }
+
+    /// Whether to commit now: at a commit point, with the bound reached. A commit point with
+    /// no records in the transaction (the source is idle, its position moves) is committed at
+    /// most every `offset.flush.interval.ms`.
+    fn commit_due(&self, sink: &KafkaSink, source_idle: bool, flush_interval: Duration) -> bool {
+        if !self.at_commit_point(sink) {
+            return false;
+        }
+        let records = sink.next_seq() - self.txn_start_seq;
+        if self.urgent && records > 0 {
+            return true;
+        }
+        let elapsed = self.last_commit.elapsed();
+        if records == 0 {
+            return self.timer_due || elapsed >= flush_interval;
+        }
+        match self.bounds {
+            TransactionBounds::Poll { max_records } => {
+                records >= max_records || (source_idle && elapsed >= EOS_POLL_LINGER)
+            }
+            TransactionBounds::Interval(interval) => self.timer_due || elapsed >= interval,
+        }
+    }
+
+    /// With `poll`, at a commit point with records and nothing queued by the source, before
+    /// [`EOS_POLL_LINGER`] has passed: when to look again.
+    fn linger_until(&self, sink: &KafkaSink, source_idle: bool) -> Option<tokio::time::Instant> {
+        let TransactionBounds::Poll { .. } = self.bounds else {
+            return None;
+        };
+        let records = sink.next_seq() - self.txn_start_seq;
+        let at = self.last_commit + EOS_POLL_LINGER;
+        (source_idle
+            && records > 0
+            && self.at_commit_point(sink)
+            && tokio::time::Instant::now() < at)
+            .then_some(at)
+    }
+
+    /// Whether the current Kafka transaction reached its bound (records or time).
+    fn bound_reached(&self, sink: &KafkaSink) -> bool {
+        let records = sink.next_seq() - self.txn_start_seq;
+        records > 0
+            && match self.bounds {
+                TransactionBounds::Poll { max_records } => records >= max_records,
+                TransactionBounds::Interval(interval) => {
+                    self.timer_due || self.last_commit.elapsed() >= interval
+                }
+            }
+    }
+
+    /// Writes the commit point's offset record in the open transaction and commits it; then
+    /// notes the offset in the store and publishes its LSN to the source. A retriable failure
+    /// is retried; any other leaves the transaction to be aborted by the shutdown path.
+    async fn commit(
+        &mut self,
+        sink: &KafkaSink,
+        offsets: &OffsetStore,
+        key: &OffsetKey,
+        stored: &mut Option<ConnectorOffset>,
+        feedback: &watch::Sender<Feedback>,
+        metrics: &ConnectorMetrics,
+    ) -> anyhow::Result<()> {
+        let Some((_, offset)) = self.commit_point.take() else {
+            return Ok(());
+        };
+        let (topic, key_bytes, value) = offsets
+            .topic_record(key, &offset)
+            .await
+            .ok_or_else(|| anyhow!("exactly-once delivery needs the offsets topic"))?;
+        sink.mark_topic_known(&topic);
+        sink.send_parts(&topic, Some(&key_bytes), Some(&value), std::iter::empty())
+            .await
+            .with_context(|| format!("exactly-once: cannot write the offset to {topic}"))?;
+        let mut attempt = 0;
+        loop {
+            match sink.commit_transaction(EOS_CALL_TIMEOUT).await {
+                Ok(()) => break,
+                Err(SinkError::Transaction {
+                    kind: TxnErrorKind::Retriable,
+                    ..
+                }) if attempt < EOS_COMMIT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(attempt, "exactly-once: committing the Kafka transaction timed out; trying again");
+                }
+                Err(err) => {
+                    return Err(anyhow!(err).context(
+                        "exactly-once: the Kafka transaction could not be committed; it is aborted and the connector stops (a restart resumes from the last committed offset)",
+                    ))
+                }
+            }
+        }
+        offsets.note_committed(key, &offset).await;
+        self.urgent = false;
+        self.timer_due = false;
+        self.txn_start_seq = sink.next_seq();
+        self.last_commit = tokio::time::Instant::now();
+        let mut durable = Some(offset);
+        publish_durable(&mut durable, stored, feedback, metrics);
+        Ok(())
+    }
+}
+
 /// While an initial snapshot is being resumed, a streaming offset also carries its progress
 /// (so that a crash continues the snapshot instead of only streaming).
 fn with_snapshot_progress(
@@ -956,6 +1337,22 @@ async fn commit(
     if stored.as_ref() != Some(&offset) {
         store_offset(offsets, key, &offset).await?;
     }
+    *durable = Some(offset);
+    publish_durable(durable, stored, feedback, metrics);
+    Ok(())
+}
+
+/// After `durable` is stored (or committed): publishes its LSN to the source and records it
+/// as stored.
+fn publish_durable(
+    durable: &mut Option<ConnectorOffset>,
+    stored: &mut Option<ConnectorOffset>,
+    feedback: &watch::Sender<Feedback>,
+    metrics: &ConnectorMetrics,
+) {
+    let Some(offset) = durable.take() else {
+        return;
+    };
     if let Some(lsn) = offset.flush_lsn() {
         metrics.on_durable(lsn.0);
         feedback.send_if_modified(|f| {
@@ -968,7 +1365,6 @@ async fn commit(
         });
     }
     *stored = Some(offset);
-    Ok(())
 }
 
 async fn store_offset(
@@ -998,7 +1394,16 @@ async fn send_records(
     position: &Position,
     sequence: &mut u64,
     header_text: &mut PositionText,
+    skip: Option<SkipWithin>,
 ) -> Result<(), SinkError> {
+    // Records of a transaction already delivered (a stored position inside it): numbered as
+    // before, not sent again.
+    let skipping = match (skip, position) {
+        (Some(skip), Position::Stream { commit_lsn, .. }) if *commit_lsn == skip.commit_lsn => {
+            Some(skip.records)
+        }
+        _ => None,
+    };
     let lsn = match position {
         Position::Snapshot {
             consistent_point, ..
@@ -1006,6 +1411,10 @@ async fn send_records(
         Position::Stream { lsn, .. } => lsn.0,
     };
     for record in records.drain(..) {
+        if skipping.is_some_and(|delivered| *sequence < delivered) {
+            *sequence += 1;
+            continue;
+        }
         let headers = record
             .headers
             .iter()
@@ -1249,5 +1658,172 @@ mod tests {
             "the later one wins"
         );
         assert!(checkpoints.is_empty());
+    }
+
+    fn idle_sink() -> KafkaSink {
+        // Nothing listens there: records are only enqueued, which is all `next_seq` needs.
+        KafkaSink::new(&KafkaSinkConfig {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            ..KafkaSinkConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn exactly_once(bounds: TransactionBounds) -> ExactlyOnce {
+        ExactlyOnce {
+            bounds,
+            commit_point: None,
+            urgent: false,
+            timer_due: false,
+            txn_start_seq: 0,
+            last_commit: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn send(sink: &KafkaSink, n: usize) {
+        for _ in 0..n {
+            sink.send(&OutgoingRecord {
+                topic: "t".into(),
+                ..OutgoingRecord::default()
+            })
+            .await
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn exactly_once_commits_only_at_a_boundary_with_nothing_after_it() {
+        let sink = idle_sink();
+        let hour = Duration::from_secs(3600);
+        let mut eos = exactly_once(TransactionBounds::Poll { max_records: 3 });
+        let mut checkpoints = Checkpoints::new();
+        send(&sink, 2).await;
+        // A checkpoint inside a source transaction is no commit point.
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(100, true));
+        eos.absorb(&mut checkpoints, true);
+        assert!(checkpoints.is_empty() && eos.commit_point.is_none());
+        send(&sink, 1).await;
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(200, false));
+        eos.absorb(&mut checkpoints, false);
+        assert_eq!(eos.commit_point.as_ref().map(|(after, _)| *after), Some(3));
+        // Three records reached the bound; the source still has events queued.
+        assert!(eos.commit_due(&sink, false, hour));
+        // A record after the commit point: the transaction cannot end there any more.
+        send(&sink, 1).await;
+        assert!(!eos.at_commit_point(&sink));
+        assert!(!eos.commit_due(&sink, true, hour));
+    }
+
+    #[tokio::test]
+    async fn exactly_once_poll_and_interval_bounds() {
+        let sink = idle_sink();
+        let hour = Duration::from_secs(3600);
+        let mut checkpoints = Checkpoints::new();
+        let mut poll = exactly_once(TransactionBounds::Poll { max_records: 10 });
+        send(&sink, 2).await;
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(100, false));
+        poll.absorb(&mut checkpoints, false);
+        assert!(!poll.commit_due(&sink, false, hour), "2 of 10, source busy");
+        assert!(
+            !poll.commit_due(&sink, true, hour),
+            "the source has nothing queued, but the batch lingers"
+        );
+        let wake = poll.linger_until(&sink, true).expect("a linger deadline");
+        assert!(wake > tokio::time::Instant::now());
+        assert!(poll.linger_until(&sink, false).is_none());
+        poll.last_commit -= EOS_POLL_LINGER;
+        assert!(
+            poll.commit_due(&sink, true, hour),
+            "the source has nothing queued, the linger passed"
+        );
+        assert!(poll.linger_until(&sink, true).is_none());
+        assert!(!poll.bound_reached(&sink));
+
+        let mut interval = exactly_once(TransactionBounds::Interval(hour));
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(100, false));
+        interval.absorb(&mut checkpoints, false);
+        assert!(
+            !interval.commit_due(&sink, true, hour),
+            "the interval has not passed"
+        );
+        interval.timer_due = true;
+        assert!(interval.commit_due(&sink, false, hour));
+        assert!(interval.bound_reached(&sink));
+
+        // A position move with no records (idle source): only every flush interval.
+        let mut idle = exactly_once(TransactionBounds::Poll { max_records: 10 });
+        idle.txn_start_seq = sink.next_seq();
+        queue_checkpoint(Some(&sink), &mut checkpoints, checkpoint(300, true));
+        idle.absorb(&mut checkpoints, false);
+        assert!(
+            !idle.commit_due(&sink, true, hour),
+            "urgent, but nothing to deliver"
+        );
+        assert!(idle.commit_due(&sink, true, Duration::ZERO));
+    }
+
+    #[test]
+    fn records_of_a_delivered_prefix_are_skipped_but_numbered() {
+        // `send_records` skips by (commit LSN, seq): the numbering goes on across the skip.
+        let skip = SkipWithin {
+            commit_lsn: Lsn(0x500),
+            records: 2,
+        };
+        let inside = Position::Stream {
+            lsn: Lsn(0x400),
+            commit_lsn: Lsn(0x500),
+            tx_id: 1,
+            commit_ts_us: 0,
+        };
+        let other = Position::Stream {
+            lsn: Lsn(0x600),
+            commit_lsn: Lsn(0x700),
+            tx_id: 2,
+            commit_ts_us: 0,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let sink = idle_sink();
+            let mut text = PositionText::default();
+            let record = KafkaRecord {
+                topic: "t".into(),
+                key: None,
+                value: None,
+                headers: Vec::new().into(),
+            };
+            let mut sequence = 0;
+            let mut records = vec![record.clone(), record.clone(), record.clone()];
+            send_records(
+                &sink,
+                &mut records,
+                &inside,
+                &mut sequence,
+                &mut text,
+                Some(skip),
+            )
+            .await
+            .unwrap();
+            assert_eq!((sequence, sink.next_seq()), (3, 1), "two skipped, one sent");
+            let mut sequence = 0;
+            let mut records = vec![record.clone(), record];
+            send_records(
+                &sink,
+                &mut records,
+                &other,
+                &mut sequence,
+                &mut text,
+                Some(skip),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                (sequence, sink.next_seq()),
+                (2, 3),
+                "another transaction: all sent"
+            );
+        });
     }
 }

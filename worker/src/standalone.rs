@@ -33,7 +33,7 @@ use crate::config::{
 };
 use crate::manager::{Manager, Origin};
 use crate::offsets::OffsetStore;
-use crate::pipeline::{AvroSettings, PipelineSettings};
+use crate::pipeline::{AvroSettings, ExactlyOnceSettings, PipelineSettings, TransactionBounds};
 use crate::rest;
 
 /// `pgseam offsets show`: one line per stored offset, `connector partition offset` (JSON), in
@@ -190,6 +190,7 @@ pub(crate) fn pipeline_settings(
     let signal_table = connector.signal_data_collection.clone();
     let mut overrides = worker.producer_overrides.as_map().clone();
     overrides.extend(connector.producer_overrides.as_map().clone());
+    let exactly_once = exactly_once_settings(worker, connector)?;
     Ok(PipelineSettings {
         connector_name: connector.name.clone(),
         topic_prefix: connector.topic_prefix.clone(),
@@ -325,7 +326,9 @@ pub(crate) fn pipeline_settings(
             },
             skip_oversized: connector.errors_tolerance == config::ErrorTolerance::All,
             memory_budget: Some(worker.memory_budget_bytes),
+            transactional_id: exactly_once.as_ref().map(|e| e.transactional_id.clone()),
         },
+        exactly_once,
         null_sink: worker.sink == config::SinkKind::Null,
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,
@@ -343,6 +346,56 @@ pub(crate) fn pipeline_settings(
         signal_file: connector.signal_file.clone(),
         signal_poll_interval: connector.signal_poll_interval,
     })
+}
+
+/// Exactly-once delivery's settings (KIP-618 keys, see `pipeline`'s "Exactly-once"), or
+/// `None` for at-least-once; errors for combinations Kafka Connect refuses.
+fn exactly_once_settings(
+    worker: &WorkerConfig,
+    connector: &ConnectorConfig,
+) -> anyhow::Result<Option<ExactlyOnceSettings>> {
+    let name = &connector.name;
+    let enabled = worker.exactly_once_source_support == config::ExactlyOnceSourceSupport::Enabled;
+    if !enabled {
+        if connector.exactly_once_support == config::ExactlyOnceSupport::Required {
+            // Connect's preflight check (`DistributedHerder.validateSourceConnectorExactlyOnceSupport`).
+            bail!("connector {name}: `exactly.once.support=required`, but this worker does not have exactly-once source support enabled; set `{}=enabled` (with `group.id` and `offset.storage.topic`) in the worker file, or use `exactly.once.support=requested`", config::EXACTLY_ONCE_SOURCE_SUPPORT);
+        }
+        if connector.transaction_boundary != config::TransactionBoundary::Poll
+            || connector.transaction_boundary_interval.is_some()
+        {
+            tracing::warn!(connector = %name, "transaction.boundary settings have no effect: exactly-once delivery is off (`{}` is not `enabled` in the worker file); records are sent idempotently, at least once", config::EXACTLY_ONCE_SOURCE_SUPPORT);
+        }
+        return Ok(None);
+    }
+    if worker.sink == config::SinkKind::Null {
+        bail!("connector {name}: `pgseam.sink=null` drops records, so there is nothing to deliver exactly once; remove `{}=enabled` or the null sink", config::EXACTLY_ONCE_SOURCE_SUPPORT);
+    }
+    // Checked by the worker's validation; kept here for the error's sake.
+    let Some(group_id) = &worker.group_id else {
+        bail!("connector {name}: exactly-once delivery needs the worker's `group.id`");
+    };
+    let boundary = match connector.transaction_boundary {
+        config::TransactionBoundary::Poll => {
+            if connector.transaction_boundary_interval.is_some() {
+                tracing::warn!(connector = %name, "transaction.boundary.interval.ms has no effect with transaction.boundary=poll");
+            }
+            TransactionBounds::Poll {
+                max_records: u64::from(connector.max_batch_size),
+            }
+        }
+        config::TransactionBoundary::Interval => TransactionBounds::Interval(
+            connector
+                .transaction_boundary_interval
+                .unwrap_or(worker.offset_flush_interval),
+        ),
+    };
+    let transactional_id = format!("{group_id}-{name}-0");
+    tracing::debug!(connector = %name, transactional_id = %transactional_id, ?boundary, "exactly-once delivery: records and offsets in Kafka transactions");
+    Ok(Some(ExactlyOnceSettings {
+        transactional_id,
+        boundary,
+    }))
 }
 
 /// How to reach the connector's database (address, credentials, TLS), for any pgseam session.
@@ -406,4 +459,90 @@ fn avro_settings(
             password: password.expose().to_owned(),
         }),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(extra: &[(&str, &str)]) -> ConnectorConfig {
+        let mut pairs = vec![
+            ("name", "inventory"),
+            (
+                "connector.class",
+                "io.debezium.connector.postgresql.PostgresConnector",
+            ),
+            ("database.hostname", "db.example"),
+            ("database.user", "cdc"),
+            ("database.password", "hunter2"),
+            ("database.dbname", "shop"),
+            ("topic.prefix", "dbz"),
+            ("plugin.name", "pgoutput"),
+            ("max.batch.size", "500"),
+        ];
+        pairs.extend_from_slice(extra);
+        ConnectorConfig::from_map(pairs, "inventory.properties").unwrap()
+    }
+
+    fn worker(exactly_once: &str) -> WorkerConfig {
+        WorkerConfig::from_map(
+            [
+                ("offset.storage.file.filename", "/tmp/offsets.dat"),
+                ("offset.storage.topic", "connect-offsets"),
+                ("group.id", "connect-cluster"),
+                ("offset.flush.interval.ms", "7000"),
+                ("exactly.once.source.support", exactly_once),
+            ],
+            "worker.properties",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn exactly_once_follows_the_worker_key_and_connects_naming() {
+        // Off: at least once, whatever the connector's boundary keys say.
+        let off = pipeline_settings(&worker("disabled"), &connector(&[])).unwrap();
+        assert!(off.exactly_once.is_none() && off.sink.transactional_id.is_none());
+        // On: Connect's task-0 transactional id; `poll` is max.batch.size records.
+        let on = pipeline_settings(&worker("enabled"), &connector(&[])).unwrap();
+        let eos = on.exactly_once.unwrap();
+        assert_eq!(eos.transactional_id, "connect-cluster-inventory-0");
+        assert_eq!(
+            on.sink.transactional_id.as_deref(),
+            Some("connect-cluster-inventory-0")
+        );
+        assert_eq!(eos.boundary, TransactionBounds::Poll { max_records: 500 });
+        // `interval` defaults to offset.flush.interval.ms, as in Connect.
+        let interval = |extra: &[(&str, &str)]| {
+            pipeline_settings(&worker("enabled"), &connector(extra))
+                .unwrap()
+                .exactly_once
+                .unwrap()
+                .boundary
+        };
+        assert_eq!(
+            interval(&[("transaction.boundary", "interval")]),
+            TransactionBounds::Interval(std::time::Duration::from_secs(7))
+        );
+        assert_eq!(
+            interval(&[
+                ("transaction.boundary", "interval"),
+                ("transaction.boundary.interval.ms", "250")
+            ]),
+            TransactionBounds::Interval(std::time::Duration::from_millis(250))
+        );
+        // `required` needs the worker's support, as Connect's preflight check says.
+        let required = connector(&[("exactly.once.support", "required")]);
+        assert!(pipeline_settings(&worker("enabled"), &required).is_ok());
+        for disabled in ["disabled", "preparing"] {
+            let err = pipeline_settings(&worker(disabled), &required)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains("`exactly.once.support=required`, but this worker does not have exactly-once source support enabled; set `exactly.once.source.support=enabled`"),
+                "{err}"
+            );
+        }
+    }
 }

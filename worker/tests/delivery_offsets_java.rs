@@ -52,6 +52,7 @@ fn java_reads_what_pgseam_writes() {
                 tx_id: Some(729),
                 ts_usec: 5,
                 message_type: Some("DELETE".into()),
+                skip: None,
             }),
         ),
     ];

@@ -200,13 +200,14 @@ const CONNECT_KEYS: &[&str] = &[
     "topic.creation.groups",
     "topic.creation.default.replication.factor",
     "topic.creation.default.partitions",
+    EXACTLY_ONCE_SUPPORT,
+    TRANSACTION_BOUNDARY,
+    TRANSACTION_BOUNDARY_INTERVAL_MS,
 ];
 
 /// What a Kafka Connect runtime key accepts.
 #[derive(Clone, Copy)]
 enum ConnectValue {
-    /// One of these, case-insensitively.
-    Choice(&'static [&'static str]),
     Boolean,
     /// A whole number at least this.
     AtLeast(i64),
@@ -242,18 +243,6 @@ const WARNED_CONNECT_KEYS: &[(&str, ConnectValue, Option<&str>, &str)] = &[
         Some("false"),
         "pgseam never logs record contents",
     ),
-    (
-        "transaction.boundary",
-        ConnectValue::Choice(&["poll", "interval", "connector"]),
-        Some("poll"),
-        "Kafka transactions are for exactly-once delivery, which pgseam does not do; records are sent idempotently, at least once",
-    ),
-    (
-        "transaction.boundary.interval.ms",
-        ConnectValue::AtLeast(0),
-        None,
-        "Kafka transactions are for exactly-once delivery, which pgseam does not do; records are sent idempotently, at least once",
-    ),
 ];
 
 /// Kafka Connect's `errors.tolerance` (default `none`). See [`ErrorTolerance`].
@@ -278,11 +267,41 @@ pub enum ErrorTolerance {
     All,
 }
 
-/// Connect's `exactly.once.support` values: `requested` (the default) is accepted, `required`
-/// is refused — pgseam delivers at least once (idempotent producer; after a crash an ordered
-/// suffix of transactions is sent again, each record with `pgseam.commit_lsn` and
-/// `pgseam.seq` headers to drop duplicates by).
+/// Connect's connector-level `exactly.once.support` (KIP-618; `SourceConnectorConfig`).
 const EXACTLY_ONCE_SUPPORT: &str = "exactly.once.support";
+/// Connect's `transaction.boundary` (KIP-618).
+const TRANSACTION_BOUNDARY: &str = "transaction.boundary";
+/// Connect's `transaction.boundary.interval.ms` (KIP-618).
+const TRANSACTION_BOUNDARY_INTERVAL_MS: &str = "transaction.boundary.interval.ms";
+
+/// `exactly.once.support` (Connect's default `requested`). In Connect, `required` makes
+/// validation fail unless the worker has `exactly.once.source.support=enabled` and the
+/// connector declares support (Debezium's `PostgresConnector.exactlyOnceSupport` returns
+/// `SUPPORTED`); `requested` skips that check. Exactly-once delivery itself is switched on by
+/// the worker key alone, for every connector, as in Connect. The worker half of the check is
+/// made where both files are known (`standalone::pipeline_settings`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExactlyOnceSupport {
+    #[default]
+    Requested,
+    Required,
+}
+
+/// `transaction.boundary` (Connect's default `poll`): where a Kafka transaction ends when
+/// exactly-once delivery is on. `connector` (boundaries the connector defines) is refused, as
+/// Connect refuses it for Debezium's PostgreSQL connector, which does not implement
+/// `canDefineTransactionBoundaries`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TransactionBoundary {
+    /// `poll`: one Kafka transaction per batch of records — in pgseam up to `max.batch.size`
+    /// records, or fewer when the source has nothing more queued (Connect: one per
+    /// `SourceTask.poll()`, which Debezium fills up to `max.batch.size`).
+    #[default]
+    Poll,
+    /// `interval`: a Kafka transaction commits every `transaction.boundary.interval.ms`
+    /// (default the worker's `offset.flush.interval.ms`).
+    Interval,
+}
 
 /// Connector-level key prefixes Kafka Connect accepts that do not apply to pgseam (logged at
 /// debug level): consumer and admin client overrides (a source connector's records go through
@@ -612,6 +631,12 @@ pub struct ConnectorConfig {
     pub producer_overrides: Properties,
     /// `errors.tolerance` (default `none`).
     pub errors_tolerance: ErrorTolerance,
+    /// `exactly.once.support` (default `requested`).
+    pub exactly_once_support: ExactlyOnceSupport,
+    /// `transaction.boundary` (default `poll`); used with exactly-once delivery only.
+    pub transaction_boundary: TransactionBoundary,
+    /// `transaction.boundary.interval.ms`; `None`: the worker's `offset.flush.interval.ms`.
+    pub transaction_boundary_interval: Option<Duration>,
     /// `topic.creation.*` with the prefix removed (`default.partitions`, …), as given.
     pub topic_creation: Properties,
     /// The validated topic-creation groups; `None` when no `topic.creation.*` key is set.
@@ -1002,6 +1027,46 @@ impl ConnectorConfig {
                 ErrorTolerance::None
             }
         };
+        let exactly_once_support = s.choice(
+            EXACTLY_ONCE_SUPPORT,
+            ExactlyOnceSupport::Requested,
+            &[
+                ("requested", ExactlyOnceSupport::Requested),
+                ("required", ExactlyOnceSupport::Required),
+            ],
+        );
+        let transaction_boundary = match s.take(TRANSACTION_BOUNDARY) {
+            None => TransactionBoundary::Poll,
+            Some(e) if e.value.trim().eq_ignore_ascii_case("poll") => TransactionBoundary::Poll,
+            Some(e) if e.value.trim().eq_ignore_ascii_case("interval") => {
+                TransactionBoundary::Interval
+            }
+            Some(e) if e.value.trim().eq_ignore_ascii_case("connector") => {
+                let err = ConfigError::UnsupportedValue {
+                    location: s.location(&e),
+                    key: e.key.clone(),
+                    value: e.value.trim().to_owned(),
+                    reason: "the connector does not support connector-defined transaction boundaries (Kafka Connect refuses this value for Debezium's PostgreSQL connector too); use `poll` or `interval`".to_owned(),
+                };
+                s.push(err);
+                TransactionBoundary::Poll
+            }
+            Some(e) => {
+                s.invalid(&e, "`poll`, `interval`, `connector`");
+                TransactionBoundary::Poll
+            }
+        };
+        let transaction_boundary_interval = match s.take(TRANSACTION_BOUNDARY_INTERVAL_MS) {
+            None => None,
+            Some(e) if e.value.trim().is_empty() => None,
+            Some(e) => match e.value.trim().parse::<i64>() {
+                Ok(ms) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+                _ => {
+                    s.invalid(&e, "a whole number ≥ 0");
+                    None
+                }
+            },
+        };
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.override.") {
             producer_overrides.insert(e.key["producer.override.".len()..].to_owned(), e.value);
@@ -1117,6 +1182,9 @@ impl ConnectorConfig {
             header_converter,
             producer_overrides,
             errors_tolerance,
+            exactly_once_support,
+            transaction_boundary,
+            transaction_boundary_interval,
             topic_creation,
             topic_creation_groups,
             original,
@@ -1967,7 +2035,6 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
     {
         let value = e.value.trim();
         let valid = match accepted {
-            ConnectValue::Choice(choices) => choices.iter().any(|c| c.eq_ignore_ascii_case(value)),
             ConnectValue::Boolean => ["true", "false"]
                 .iter()
                 .any(|c| c.eq_ignore_ascii_case(value)),
@@ -1975,11 +2042,6 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
         };
         if !valid {
             let expected = match accepted {
-                ConnectValue::Choice(choices) => choices
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
                 ConnectValue::Boolean => "`true` or `false`".to_owned(),
                 ConnectValue::AtLeast(min) => format!("a whole number ≥ {min}"),
             };
@@ -1991,24 +2053,6 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
             );
         } else {
             warn!(source = s.source(), key, value, "accepted, but {behaviour}");
-        }
-    } else if key == EXACTLY_ONCE_SUPPORT {
-        let value = e.value.trim();
-        if value.eq_ignore_ascii_case("requested") {
-            debug!(
-                source = s.source(),
-                key, "accepted: a Kafka Connect property at its default"
-            );
-        } else if value.eq_ignore_ascii_case("required") {
-            let err = ConfigError::UnsupportedValue {
-                location: s.location(e),
-                key: e.key.clone(),
-                value: value.to_owned(),
-                reason: "pgseam delivers at least once (an idempotent producer; after a crash whole transactions are sent again, each record carrying `pgseam.commit_lsn` and `pgseam.seq` headers to drop duplicates by); use `requested` or remove the key".to_owned(),
-            };
-            s.push(err);
-        } else {
-            s.invalid(e, "`requested` or `required`");
         }
     } else if key.starts_with(DRIVER_PASSTHROUGH_PREFIX) {
         let err = unsupported(Owner::Debezium, None);
@@ -2036,7 +2080,6 @@ fn classify_other_key(s: &mut Settings, e: &RawEntry) {
                     .chain(CONNECT_KEYS)
                     .copied()
                     .chain(WARNED_CONNECT_KEYS.iter().map(|(k, ..)| *k))
-                    .chain([EXACTLY_ONCE_SUPPORT])
                     .chain(catalog().connector_names()),
             ),
         };

@@ -80,12 +80,16 @@
 //!      larger than the producer's `message.max.bytes` (a warning at start says so); a record
 //!      that fails to convert or transform still stops the connector.
 //!    - `errors.retry.timeout`, `errors.retry.delay.max.ms`,
-//!      `errors.log.enable`, `errors.log.include.messages`, `transaction.boundary`,
-//!      `transaction.boundary.interval.ms` — any valid value (checked as Connect checks it);
-//!      a value other than Connect's default logs one warning saying what pgseam does instead
-//!      (it never logs record contents; it does not use Kafka transactions).
-//!    - `exactly.once.support`: `requested` (default) accepted; `required` is an error —
-//!      pgseam delivers at least once.
+//!      `errors.log.enable`, `errors.log.include.messages` — any valid value (checked as
+//!      Connect checks it); a value other than Connect's default logs one warning saying what
+//!      pgseam does instead (it never logs record contents).
+//!    - KIP-618 exactly-once keys, implemented ([`ExactlyOnceSupport`],
+//!      [`TransactionBoundary`]): `exactly.once.support` (`requested`, `required` — the latter
+//!      an error unless the worker sets `exactly.once.source.support=enabled`, as in Connect),
+//!      `transaction.boundary` (`poll`, `interval`; `connector` is an error, as Connect makes
+//!      it for Debezium's PostgreSQL connector) and `transaction.boundary.interval.ms`. The
+//!      worker's `exactly.once.source.support=enabled` (with `group.id` and
+//!      `offset.storage.topic`) turns exactly-once delivery on.
 //!    - JsonConverter's `schema.content` — accepted at its default, rejected otherwise (rule 2).
 //!    - JsonConverter's `schemas.enable`, `decimal.format` (`BASE64`/`NUMERIC`) and
 //!      `replace.null.with.default` are implemented (typed in [`ConverterSettings`]).
@@ -192,11 +196,11 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryHandlingMode, ConnectorConfig, DatabaseSslMode, DecimalHandlingMode, ErrorTolerance,
-    HstoreHandlingMode, IntervalHandlingMode, KafkaSignalChannel, MessagePrefixFilter,
-    NotificationChannels, OffsetMismatchStrategy, Operation, PublicationAutocreateMode,
-    SkippedOperations, SnapshotChunkStrategy, SnapshotMode, TimePrecisionMode,
-    DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT, DEFAULT_DATABASE_SSLMODE,
-    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
+    ExactlyOnceSupport, HstoreHandlingMode, IntervalHandlingMode, KafkaSignalChannel,
+    MessagePrefixFilter, NotificationChannels, OffsetMismatchStrategy, Operation,
+    PublicationAutocreateMode, SkippedOperations, SnapshotChunkStrategy, SnapshotMode,
+    TimePrecisionMode, TransactionBoundary, DEFAULT_DATABASE_PORT, DEFAULT_DATABASE_QUERY_TIMEOUT,
+    DEFAULT_DATABASE_SSLMODE, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TOPICS_PREFIX,
     DEFAULT_INCLUDE_UNKNOWN_DATATYPES, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MONEY_FRACTION_DIGITS, DEFAULT_POLL_INTERVAL, DEFAULT_POSITION_HEADERS,
     DEFAULT_PROVIDE_TRANSACTION_METADATA, DEFAULT_PUBLICATION_NAME, DEFAULT_RETRIABLE_RESTART_WAIT,
@@ -221,10 +225,11 @@ pub(crate) use secret::is_sensitive_key;
 pub use secret::{Properties, Secret};
 pub use source::parse_properties;
 pub use worker::{
-    peek_log_format, LogFormat, OffsetStorageTopic, SinkKind, WorkerConfig,
-    DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
+    peek_log_format, ExactlyOnceSourceSupport, LogFormat, OffsetStorageTopic, SinkKind,
+    WorkerConfig, DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_LISTENERS, DEFAULT_OFFSET_FLUSH_INTERVAL,
     DEFAULT_OFFSET_FLUSH_TIMEOUT, DEFAULT_OFFSET_STORAGE_PARTITIONS,
-    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, LOG_FORMAT_KEY, MEMORY_BUDGET_KEY, SINK_KEY,
+    DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR, EXACTLY_ONCE_SOURCE_SUPPORT, LOG_FORMAT_KEY,
+    MEMORY_BUDGET_KEY, SINK_KEY,
 };
 
 /// Loads and validates `pgseam standalone worker.properties connector1.properties …`.

@@ -40,6 +40,15 @@ impl Settings {
         Location::new(&self.source, None)
     }
 
+    /// The entry for `key`, if not taken yet (a copy; it stays).
+    pub(crate) fn peek(&self, key: &str) -> Option<RawEntry> {
+        self.remaining
+            .iter()
+            .flatten()
+            .find(|e| e.key == key)
+            .cloned()
+    }
+
     /// Removes and returns the entry for `key`.
     pub(crate) fn take(&mut self, key: &str) -> Option<RawEntry> {
         self.remaining

@@ -512,13 +512,43 @@ fn connect_framework_keys() {
     );
     assert!(one_error(&[("errors.retry.timeout", "-2")]).contains("a whole number ≥ -1"));
     assert!(one_error(&[("errors.log.enable", "yes")]).contains("`true` or `false`"));
-    // Exactly-once cannot be required.
-    let e = one_error(&[("exactly.once.support", "REQUIRED")]);
+    // KIP-618's connector keys are typed (whether `required` can be met depends on the
+    // worker: `standalone::pipeline_settings`).
+    let c = config(&[
+        ("exactly.once.support", "REQUIRED"),
+        ("transaction.boundary", "Interval"),
+        ("transaction.boundary.interval.ms", "250"),
+    ])
+    .unwrap();
+    assert_eq!(c.exactly_once_support, super::ExactlyOnceSupport::Required);
+    assert_eq!(c.transaction_boundary, super::TransactionBoundary::Interval);
+    assert_eq!(
+        c.transaction_boundary_interval,
+        Some(std::time::Duration::from_millis(250))
+    );
+    let d = config(&[]).unwrap();
+    assert_eq!(
+        (
+            d.exactly_once_support,
+            d.transaction_boundary,
+            d.transaction_boundary_interval
+        ),
+        (
+            super::ExactlyOnceSupport::Requested,
+            super::TransactionBoundary::Poll,
+            None
+        )
+    );
+    assert!(one_error(&[("exactly.once.support", "maybe")]).contains("`requested`, `required`"));
+    let e = one_error(&[("transaction.boundary", "connector")]);
     assert!(
-        e.starts_with("inventory.properties: `exactly.once.support=REQUIRED` is not supported: pgseam delivers at least once"),
+        e.starts_with("inventory.properties: `transaction.boundary=connector` is not supported: the connector does not support connector-defined transaction boundaries"),
         "{e}"
     );
-    assert!(one_error(&[("exactly.once.support", "maybe")]).contains("`requested` or `required`"));
+    assert!(
+        one_error(&[("transaction.boundary", "batch")]).contains("`poll`, `interval`, `connector`")
+    );
+    assert!(one_error(&[("transaction.boundary.interval.ms", "-1")]).contains("≥ 0"));
     // A typo still gets its suggestion.
     assert!(one_error(&[("errors.tolerence", "all")]).contains("did you mean `errors.tolerance`?"));
     assert!(one_error(&[("config.action.reload", "sometimes")]).contains("`none` or `restart`"));

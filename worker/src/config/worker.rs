@@ -48,7 +48,7 @@ pub const DEFAULT_OFFSET_STORAGE_PARTITIONS: i32 = 25;
 pub const DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR: i16 = -1;
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 16] = [
+const WORKER_KEYS: [&str; 18] = [
     "bootstrap.servers",
     "topic.creation.enable",
     "key.converter",
@@ -65,6 +65,8 @@ const WORKER_KEYS: [&str; 16] = [
     SINK_KEY,
     LOG_FORMAT_KEY,
     MEMORY_BUDGET_KEY,
+    EXACTLY_ONCE_SOURCE_SUPPORT,
+    "group.id",
 ];
 
 /// Kafka Connect worker keys that pgseam accepts and ignores (logged at debug level): plugin
@@ -109,7 +111,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "socket.connection.setup.timeout.ms",
     "socket.connection.setup.timeout.max.ms",
     // Distributed mode.
-    "group.id",
     "config.storage.topic",
     "config.storage.replication.factor",
     "status.storage.topic",
@@ -122,7 +123,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "worker.unsync.backoff.ms",
     "scheduled.rebalance.max.delay.ms",
     "connect.protocol",
-    "exactly.once.source.support",
     "inter.worker.key.generation.algorithm",
     "inter.worker.key.size",
     "inter.worker.key.ttl.ms",
@@ -135,10 +135,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
 /// (pgseam runs one standalone worker; offsets can still go to `offset.storage.topic`) and
 /// the plugin path.
 const WARNED_WORKER_KEYS: &[(&str, &str)] = &[
-    (
-        "group.id",
-        "a distributed-mode key; pgseam runs one standalone worker (no group, no rebalancing)",
-    ),
     (
         "config.storage.topic",
         "a distributed-mode key; pgseam keeps connector configs in files next to the offsets file",
@@ -171,6 +167,23 @@ pub(crate) fn is_worker_key(key: &str) -> bool {
     WORKER_KEYS.contains(&key)
         || IGNORED_WORKER_KEYS.contains(&key)
         || ENGINE_WORKER_KEYS.contains(&key)
+}
+
+/// The worker key of KIP-618 exactly-once source support.
+pub const EXACTLY_ONCE_SOURCE_SUPPORT: &str = "exactly.once.source.support";
+
+/// `exactly.once.source.support` (Kafka Connect's `DistributedConfig`, default `disabled`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExactlyOnceSourceSupport {
+    /// `disabled` (default): at least once, the idempotent producer.
+    #[default]
+    Disabled,
+    /// `preparing`: in Connect, the workers fence and coordinate but tasks do not use
+    /// transactions yet (a rolling upgrade's first step); pgseam has no worker group, so this
+    /// is `disabled` with a log line.
+    Preparing,
+    /// `enabled`: records and offsets in Kafka transactions.
+    Enabled,
 }
 
 /// `pgseam.sink`: where a connector's records go. A pgseam extension for benchmarks; Kafka
@@ -270,6 +283,14 @@ pub struct WorkerConfig {
     /// `pgseam.memory.budget.bytes` (default 128 MiB): each connector producer's memory budget
     /// (see [`MEMORY_BUDGET_KEY`]).
     pub memory_budget_bytes: u64,
+    /// `exactly.once.source.support` (Connect distributed's worker key, KIP-618; a pgseam
+    /// extension in standalone): `enabled` delivers every connector's records exactly once,
+    /// in Kafka transactions with their offsets (see `pipeline`'s "Exactly-once").
+    pub exactly_once_source_support: ExactlyOnceSourceSupport,
+    /// `group.id`: with exactly-once delivery, the first part of each connector's
+    /// `transactional.id` (`<group.id>-<connector>-0`, as Connect names task 0's); otherwise
+    /// unused (pgseam runs no worker group).
+    pub group_id: Option<String>,
     /// `log.format` (default `human`). Applied by `main` before the file is validated (see
     /// [`peek_log_format`]); kept here so that a bad value is a configuration error.
     pub log_format: LogFormat,
@@ -362,6 +383,52 @@ impl WorkerConfig {
             &[("human", LogFormat::Human), ("json", LogFormat::Json)],
         );
 
+        let exactly_once_entry = s.peek(EXACTLY_ONCE_SOURCE_SUPPORT);
+        let exactly_once_source_support = s.choice(
+            EXACTLY_ONCE_SOURCE_SUPPORT,
+            ExactlyOnceSourceSupport::Disabled,
+            &[
+                ("disabled", ExactlyOnceSourceSupport::Disabled),
+                ("preparing", ExactlyOnceSourceSupport::Preparing),
+                ("enabled", ExactlyOnceSourceSupport::Enabled),
+            ],
+        );
+        let group_id = s
+            .take("group.id")
+            .map(|e| e.value.trim().to_owned())
+            .filter(|g| !g.is_empty());
+        match exactly_once_source_support {
+            ExactlyOnceSourceSupport::Enabled => {
+                let location = exactly_once_entry
+                    .as_ref()
+                    .map_or_else(|| s.file_location(), |e| s.location(e));
+                if offset_storage_topic.is_none() {
+                    let e = ConfigError::Conflict {
+                        location: location.clone(),
+                        keys: vec![EXACTLY_ONCE_SOURCE_SUPPORT.into(), "offset.storage.topic".into()],
+                        message: "`exactly.once.source.support=enabled` needs `offset.storage.topic`: each offset is written in the same Kafka transaction as the records it covers, which a file cannot join (Kafka Connect keeps offsets in that topic in distributed mode, the only mode where it offers exactly-once)".into(),
+                    };
+                    s.push(e);
+                }
+                if group_id.is_none() {
+                    let e = ConfigError::Conflict {
+                        location,
+                        keys: vec![EXACTLY_ONCE_SOURCE_SUPPORT.into(), "group.id".into()],
+                        message: "`exactly.once.source.support=enabled` needs `group.id`: each connector's producer uses transactional.id `<group.id>-<connector>-0`, as Kafka Connect names it, so that a second instance of the connector fences the first; use the Connect cluster's group.id to take over from its task".into(),
+                    };
+                    s.push(e);
+                }
+            }
+            ExactlyOnceSourceSupport::Preparing => {
+                info!(source = s.source(), "exactly.once.source.support=preparing: as in Kafka Connect, records are not delivered in transactions (at least once) until it is `enabled`");
+            }
+            ExactlyOnceSourceSupport::Disabled => {
+                if group_id.is_some() {
+                    warn!(source = s.source(), key = "group.id", "ignored: a distributed-mode key; pgseam runs one standalone worker (no group, no rebalancing); it names transactional producers only with exactly.once.source.support=enabled");
+                }
+            }
+        }
+
         let mut producer_overrides = Properties::default();
         for e in s.take_prefixed("producer.") {
             producer_overrides.insert(e.key["producer.".len()..].to_owned(), e.value);
@@ -433,6 +500,8 @@ impl WorkerConfig {
                 sink,
                 memory_budget_bytes,
                 log_format,
+                exactly_once_source_support,
+                group_id,
             }),
             _ => Err(ConfigErrors(s.errors)),
         }
@@ -556,6 +625,50 @@ mod tests {
     }
 
     const FILE: (&str, &str) = ("offset.storage.file.filename", "/tmp/offsets.dat");
+
+    #[test]
+    fn exactly_once_source_support() {
+        let w = worker(&[FILE]).unwrap();
+        assert_eq!(
+            (w.exactly_once_source_support, w.group_id),
+            (ExactlyOnceSourceSupport::Disabled, None)
+        );
+        let topic = ("offset.storage.topic", "connect-offsets");
+        let w = worker(&[
+            FILE,
+            topic,
+            ("exactly.once.source.support", "ENABLED"),
+            ("group.id", "connect-cluster"),
+        ])
+        .unwrap();
+        assert_eq!(
+            w.exactly_once_source_support,
+            ExactlyOnceSourceSupport::Enabled
+        );
+        assert_eq!(w.group_id.as_deref(), Some("connect-cluster"));
+        // `preparing` is accepted: at least once, as in Connect.
+        let w = worker(&[FILE, ("exactly.once.source.support", "preparing")]).unwrap();
+        assert_eq!(
+            w.exactly_once_source_support,
+            ExactlyOnceSourceSupport::Preparing
+        );
+        // Enabled needs the offsets topic and group.id, each named.
+        let errs = errors(&[FILE, ("exactly.once.source.support", "enabled")]);
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].contains("`exactly.once.source.support=enabled` needs `offset.storage.topic`"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].contains("needs `group.id`") && errs[1].contains("<group.id>-<connector>-0"),
+            "{errs:#?}"
+        );
+        let errs = errors(&[FILE, ("exactly.once.source.support", "on")]);
+        assert!(
+            errs[0].contains("one of `disabled`, `preparing`, `enabled`"),
+            "{errs:#?}"
+        );
+    }
 
     #[test]
     fn defaults() {

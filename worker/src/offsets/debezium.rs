@@ -56,6 +56,11 @@ use serde_json::Value;
 const SNAPSHOT_INITIAL: &str = "INITIAL";
 /// pgseam's key for the progress of an interrupted initial snapshot.
 pub const PROGRESS_KEY: &str = "pgseam_snapshot";
+/// pgseam's key for a position inside a transaction (exactly-once delivery commits Kafka
+/// transactions there): `"<commit LSN>:<records>"`, see [`StreamOffset::skip`]. Debezium ignores
+/// it (its `Loader` reads only its own keys) and replays the whole transaction: duplicates,
+/// never a gap.
+pub const SKIP_KEY: &str = "pgseam_skip";
 /// Version of the progress text's layout.
 const PROGRESS_VERSION: i64 = 1;
 /// `ReplicationMessage.Operation.COMMIT`.
@@ -94,6 +99,19 @@ pub struct StreamOffset {
     pub tx_id: Option<i64>,
     pub ts_usec: i64,
     pub message_type: Option<String>,
+    /// Exactly-once's position inside a transaction ([`SKIP_KEY`]): resume at `lsn_proc` as
+    /// usual, and of the transaction that commits at `commit_lsn` (the first one sent again)
+    /// do not send the first `records` records: they were committed to Kafka already.
+    pub skip: Option<SkipWithin>,
+}
+
+/// The records of one transaction already delivered (see [`StreamOffset::skip`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkipWithin {
+    /// The transaction's commit LSN (`__pgseam.commit_lsn`).
+    pub commit_lsn: Lsn,
+    /// Its first this many records (`__pgseam.seq` below it) are delivered.
+    pub records: u64,
 }
 
 impl StreamOffset {
@@ -106,6 +124,7 @@ impl StreamOffset {
             tx_id: Some(tx_id),
             ts_usec,
             message_type: Some(MESSAGE_TYPE_COMMIT.to_owned()),
+            skip: None,
         }
     }
 }
@@ -169,6 +188,12 @@ pub fn encode_value(offset: &ConnectorOffset) -> String {
         }
         if let Some(message_type) = &s.message_type {
             fields.push(("messageType", Field::Str(message_type.clone())));
+        }
+        if let Some(skip) = &s.skip {
+            fields.push((
+                SKIP_KEY,
+                Field::Str(format!("{}:{}", skip.commit_lsn, skip.records)),
+            ));
         }
     };
     match offset {
@@ -266,6 +291,15 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
     };
     let flag = |name: &str| object.get(name).and_then(Value::as_bool);
     let ts_usec = long("ts_usec")?.unwrap_or(0);
+    let skip = match object.get(SKIP_KEY) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(decode_skip(text)?),
+        Some(other) => {
+            return Err(format!(
+                "offset field `{SKIP_KEY}` is not a string: {other}"
+            ))
+        }
+    };
     // Debezium 3.x writes `snapshot` as a string and `snapshot_completed`; older versions wrote
     // `snapshot: true` and only `last_snapshot_record`.
     let in_snapshot = match object.get("snapshot") {
@@ -302,6 +336,7 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
                         .get("messageType")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
+                    skip,
                 }),
             };
             return Ok(ConnectorOffset::SnapshotResumable {
@@ -338,6 +373,7 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
         tx_id: long("txId")?,
         ts_usec,
         message_type,
+        skip,
     };
     // A streaming offset with a signalled incremental snapshot under way.
     if let Some(Value::String(text)) = object.get(PROGRESS_KEY) {
@@ -351,6 +387,16 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
         }
     }
     Ok(ConnectorOffset::Streaming(stream))
+}
+
+/// Parses [`SKIP_KEY`]'s value, `"<commit LSN>:<records>"`.
+fn decode_skip(text: &str) -> Result<SkipWithin, String> {
+    let bad = || format!("offset field `{SKIP_KEY}` is not `<commit LSN>:<records>`: {text:?}");
+    let (commit, records) = text.split_once(':').ok_or_else(bad)?;
+    Ok(SkipWithin {
+        commit_lsn: commit.parse::<Lsn>().map_err(|_| bad())?,
+        records: records.parse().map_err(|_| bad())?,
+    })
 }
 
 /// The progress as compact JSON text:
@@ -707,5 +753,35 @@ mod tests {
             "dbz"
         ));
         assert!(!key_matches(b"garbage", "inventory", "dbz"));
+    }
+
+    #[test]
+    fn a_position_inside_a_transaction_round_trips() {
+        let offset = ConnectorOffset::Streaming(StreamOffset {
+            skip: Some(SkipWithin {
+                commit_lsn: Lsn(0x1_0000_0200),
+                records: 4096,
+            }),
+            ..StreamOffset::after_commit(Lsn(0x1_0000_0100), 7, 9)
+        });
+        let text = encode_value(&offset);
+        assert!(text.contains(r#""pgseam_skip":"1/200:4096""#), "{text}");
+        assert_eq!(decode_value(text.as_bytes()).unwrap(), offset);
+        // Debezium's fields are the commit offset's: it resumes at the same place.
+        let plain = encode_value(&ConnectorOffset::Streaming(StreamOffset::after_commit(
+            Lsn(0x1_0000_0100),
+            7,
+            9,
+        )));
+        let fields = |t: &str| -> serde_json::Map<String, Value> {
+            let mut m: serde_json::Map<String, Value> = serde_json::from_str(t).unwrap();
+            m.remove(SKIP_KEY);
+            m
+        };
+        assert_eq!(fields(&text), fields(&plain));
+        for bad in ["1/200", "x:1", "1/200:-1", "1/200:"] {
+            let value = format!(r#"{{"lsn":1,"pgseam_skip":"{bad}"}}"#);
+            assert!(decode_value(value.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

@@ -194,6 +194,40 @@ impl OffsetStore {
         }
     }
 
+    /// Whether offsets are in the offsets topic (the store exactly-once delivery needs).
+    pub async fn is_topic(&self) -> bool {
+        matches!(&*self.backend.lock().await, Backend::Topic(_))
+    }
+
+    /// Reads the offsets topic to its end again (committed records only); a no-op for the
+    /// file. Exactly-once delivery calls it after fencing older producers.
+    pub async fn refresh(&self) -> Result<(), OffsetError> {
+        match &mut *self.backend.lock().await {
+            Backend::File(_) => Ok(()),
+            Backend::Topic(topic) => topic.refresh().await,
+        }
+    }
+
+    /// The offsets-topic record (topic, key bytes, value bytes) storing `offset`, for a Kafka
+    /// transaction to carry; `None` with the file store.
+    pub async fn topic_record(
+        &self,
+        key: &OffsetKey,
+        offset: &ConnectorOffset,
+    ) -> Option<(String, Vec<u8>, Vec<u8>)> {
+        match &*self.backend.lock().await {
+            Backend::File(_) => None,
+            Backend::Topic(topic) => Some(topic.record(key, offset)),
+        }
+    }
+
+    /// Records that the record of [`OffsetStore::topic_record`] was committed.
+    pub async fn note_committed(&self, key: &OffsetKey, offset: &ConnectorOffset) {
+        if let Backend::Topic(topic) = &mut *self.backend.lock().await {
+            topic.note_written(key, offset);
+        }
+    }
+
     /// Removes the connector's offset (it starts over), durably; false if there was none.
     pub async fn remove(&self, key: &OffsetKey) -> Result<bool, OffsetError> {
         match &mut *self.backend.lock().await {

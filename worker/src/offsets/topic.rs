@@ -35,6 +35,38 @@ impl TopicOffsetStore {
         })
     }
 
+    /// Reads the topic to its end again (`read_committed`) and replaces what was read before:
+    /// exactly-once delivery's view after fencing older producers.
+    pub async fn refresh(&mut self) -> Result<(), OffsetError> {
+        let records = self.log.read_all().await?;
+        self.entries = latest_per_key(records);
+        Ok(())
+    }
+
+    /// The topic, key bytes and value bytes of the record [`TopicOffsetStore::put`] would
+    /// write, for a caller that writes it itself (in a Kafka transaction); then
+    /// [`TopicOffsetStore::note_written`].
+    pub fn record(&self, key: &OffsetKey, offset: &ConnectorOffset) -> (String, Vec<u8>, Vec<u8>) {
+        let key_bytes = match self.find(key) {
+            Some(index) => self.entries[index].0.clone(),
+            None => key.encode().into_bytes(),
+        };
+        (
+            self.log.topic().to_owned(),
+            key_bytes,
+            debezium::encode_value(offset).into_bytes(),
+        )
+    }
+
+    /// Records that `offset` was written (committed) by someone else, as `put` would.
+    pub fn note_written(&mut self, key: &OffsetKey, offset: &ConnectorOffset) {
+        let (_, key_bytes, value) = self.record(key, offset);
+        match self.find(key) {
+            Some(index) => self.entries[index].1 = Some(value),
+            None => self.entries.push((key_bytes, Some(value))),
+        }
+    }
+
     /// Where the offsets are, for messages.
     pub fn location(&self) -> String {
         format!("offsets topic {}", self.log.topic())
