@@ -104,7 +104,7 @@
 //! boundary, and of the transaction committing at C skip the first `n` records"
 //! (`SkipWithin`, stored as pgseam's `pgseam_skip` offset key; its flush LSN stays at the
 //! boundary). A restart replays that transaction from its start and drops its first `n`
-//! records — they are numbered as before (`__pgseam.seq`), conversion being deterministic —
+//! records — they are numbered as before (`pgseam.seq`), conversion being deterministic —
 //! and so does a reconnection after a lost connection, with `n` the records already sent.
 //! At-least-once delivery is unchanged by all this (it honours a stored `pgseam_skip` too:
 //! those records were committed).

@@ -118,10 +118,10 @@ fn lsn(text: &str) -> u64 {
 fn positions(records: &[TopicMessage]) -> HashMap<(Option<u64>, String), usize> {
     let mut seen = HashMap::new();
     for m in records {
-        let position = match header(m, "__pgseam.commit_lsn") {
+        let position = match header(m, "pgseam.commit_lsn") {
             Some(commit) => (
                 Some(lsn(&commit)),
-                header(m, "__pgseam.seq").expect("a sequence header"),
+                header(m, "pgseam.seq").expect("a sequence header"),
             ),
             None => (
                 None,

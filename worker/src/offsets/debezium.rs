@@ -108,9 +108,9 @@ pub struct StreamOffset {
 /// The records of one transaction already delivered (see [`StreamOffset::skip`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SkipWithin {
-    /// The transaction's commit LSN (`__pgseam.commit_lsn`).
+    /// The transaction's commit LSN (`pgseam.commit_lsn`).
     pub commit_lsn: Lsn,
-    /// Its first this many records (`__pgseam.seq` below it) are delivered.
+    /// Its first this many records (`pgseam.seq` below it) are delivered.
     pub records: u64,
 }
 
