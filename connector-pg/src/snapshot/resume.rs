@@ -1038,7 +1038,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         client
             .query(
                 &format!(
-                    "SELECT {} FROM ONLY {name}{} ORDER BY {} LIMIT 1",
+                    "SELECT {} FROM {relation}{} ORDER BY {} LIMIT 1",
                     as_text.join(", "),
                     condition
                         .as_ref()
