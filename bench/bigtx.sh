@@ -2,7 +2,7 @@
 # bench/bigtx.sh: one ~1 GB PostgreSQL transaction through pgseam into the broker, with the
 # producer's memory budget at 32 MiB; prints rows, WAL size, time, and pgseam's peak RSS
 # (VmHWM). Run by hand (results in BENCHMARKS.md, "One 1 GB transaction"); CI runs the same
-# test at 1M rows (worker/tests/large_transaction.rs).
+# test at 1M rows (worker/tests/it/large_transaction.rs).
 #
 #   bench/bigtx.sh [ROWS] [--release]
 #
@@ -25,6 +25,6 @@ for arg in "$@"; do
 done
 cd "$(dirname "$0")/.."
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-PGSEAM_BIGTX_ROWS=$ROWS cargo test "${PROFILE[@]}" -p pgseam --test large_transaction -- --nocapture 2>&1 |
+PGSEAM_BIGTX_ROWS=$ROWS cargo test "${PROFILE[@]}" -p pgseam --test it large_transaction:: -- --nocapture 2>&1 |
   grep -E '^bigtx:|^test |test result|panicked|exceeds'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,7 +9,7 @@
 #      maps every shared library to a Debian package that the runtime stage installs, and every
 #      package of both stages' apt-get lines exists (`apt-cache policy`).
 #   4. compose/starrocks/init.sql is what `pgseam starrocks` prints for the sample schema
-#      (cargo test --test starrocks_compose, against a throwaway PostgreSQL).
+#      (cargo test --test it starrocks_compose::, against a throwaway PostgreSQL).
 #
 #   scripts/check-compose.sh [--skip-release-build]
 #
@@ -150,6 +150,6 @@ else
 fi
 
 log "4. compose/starrocks/init.sql is current"
-cargo test --quiet -p pgseam --test starrocks_compose
+cargo test --quiet -p pgseam --test it starrocks_compose::
 
 log "all checks passed"

@@ -46,6 +46,7 @@ status=0
 cargo test "${args[@]}" -- --test-threads=2 || status=$?
 tests=$(secs "$t")
 
+echo "target: $(du -sh target 2>/dev/null | cut -f1) on disk, $(df -h --output=avail . | tail -1 | tr -d ' ') left"
 echo "lint: ${lint}s"
 echo "build: ${build}s"
 echo "tests: ${tests}s"

@@ -9,7 +9,7 @@
 //! Passwords and other secret settings are typed [`crate::config::Secret`] or kept in
 //! [`crate::config::Properties`], whose `Debug` prints `****`; configuration errors show
 //! secret values as `****`; connection parameters' `Debug` masks the password. The end-to-end
-//! test `worker/tests/logging.rs` checks a run at `trace` level in both formats for the
+//! test `worker/tests/it/logging.rs` checks a run at `trace` level in both formats for the
 //! password, a SASL JAAS password and a provider-resolved secret.
 
 use std::io::IsTerminal;

@@ -20,7 +20,7 @@
 //! field transcoded by the plan (`binary`). The Avro mapping follows Confluent's `AvroData`
 //! (`schema`). Records changed by single message transforms are rendered as JSON with their
 //! transformed Connect schema; each distinct (subject, schema) is registered under the
-//! record's own topic and the payload transcoded whole. `converters/tests/avro.rs` checks that every datum equals what the former
+//! record's own topic and the payload transcoded whole. `converters/tests/it/avro.rs` checks that every datum equals what the former
 //! encoder (JSON tree → apache-avro value → `GenericDatumWriter`) wrote, byte for byte.
 //!
 //! Logical decoding messages and transaction metadata: [`AvroConverter::convert_message`]
