@@ -189,6 +189,29 @@ enum SlotCommand {
     },
 }
 
+/// The tokio runtime a command runs on.
+#[derive(Clone, Copy)]
+enum Threads {
+    /// One worker thread per core (`TOKIO_WORKER_THREADS` overrides): the pipeline, `verify`
+    /// and the offset commands, which read the offsets topic.
+    PerCore,
+    /// The calling thread only: one-shot admin commands.
+    Current,
+}
+
+/// Runs `future` to completion on a new runtime of the given kind.
+fn block_on<F: std::future::Future>(threads: Threads, future: F) -> anyhow::Result<F::Output> {
+    let mut builder = match threads {
+        Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
+        Threads::Current => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = builder
+        .enable_all()
+        .build()
+        .map_err(|err| anyhow::anyhow!("cannot start the async runtime: {err}"))?;
+    Ok(runtime.block_on(future))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli
@@ -201,19 +224,11 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     pgseam::logging::init(log_format);
     let result = match cli.command {
-        Command::Standalone { worker, connectors } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("error: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            runtime.block_on(pgseam::standalone::run(&worker, &connectors))
-        }
+        Command::Standalone { worker, connectors } => block_on(
+            Threads::PerCore,
+            pgseam::standalone::run(&worker, &connectors),
+        )
+        .and_then(|r| r),
         Command::Offsets {
             command:
                 OffsetsCommand::Set {
@@ -232,94 +247,67 @@ fn main() -> ExitCode {
                     pgseam::offset_edit::NewOffset::Reset
                 }
             };
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime
-                    .block_on(pgseam::offset_edit::run(&worker, &connector, &new))
-                    .map(|text| print!("{text}")),
-                Err(err) => Err(anyhow::anyhow!("cannot start the async runtime: {err}")),
-            }
+            block_on(
+                Threads::PerCore,
+                pgseam::offset_edit::run(&worker, &connector, &new),
+            )
+            .and_then(|r| r)
+            .map(|text| print!("{text}"))
         }
         Command::Offsets {
             command: OffsetsCommand::Show { worker, connector },
-        } => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime
-                .block_on(pgseam::standalone::show_offsets(
+        } => block_on(
+            Threads::PerCore,
+            pgseam::standalone::show_offsets(&worker, connector.as_deref()),
+        )
+        .and_then(|r| r)
+        .map(|text| print!("{text}")),
+        Command::Slot { command } => match command {
+            SlotCommand::List {
+                worker,
+                connectors,
+                all,
+                format,
+            } => block_on(
+                Threads::Current,
+                pgseam::slots::list(&worker, &connectors, all, format),
+            ),
+            SlotCommand::Drop {
+                worker,
+                connector,
+                slot,
+                confirm,
+            } => block_on(
+                Threads::Current,
+                pgseam::slots::drop(
                     &worker,
-                    connector.as_deref(),
-                ))
-                .map(|text| print!("{text}")),
-            Err(err) => {
-                eprintln!("error: cannot start the async runtime: {err}");
-                return ExitCode::FAILURE;
-            }
-        },
-        Command::Slot { command } => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("error: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match command {
-                SlotCommand::List {
-                    worker,
-                    connectors,
-                    all,
-                    format,
-                } => runtime
-                    .block_on(pgseam::slots::list(&worker, &connectors, all, format))
-                    .map(|text| print!("{text}")),
-                SlotCommand::Drop {
-                    worker,
-                    connector,
-                    slot,
-                    confirm,
-                } => runtime
-                    .block_on(pgseam::slots::drop(
-                        &worker,
-                        &connector,
-                        &pgseam::slots::DropRequest { slot, confirm },
-                    ))
-                    .map(|text| print!("{text}")),
-            }
+                    &connector,
+                    &pgseam::slots::DropRequest { slot, confirm },
+                ),
+            ),
         }
+        .and_then(|r| r)
+        .map(|text| print!("{text}")),
         Command::Validate {
             worker,
             connectors,
             offline,
-        } => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("error: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(pgseam::validate::run(&worker, &connectors, offline)) {
-                Ok(report) => {
-                    print!("{report}");
-                    return if report.failed() {
-                        ExitCode::FAILURE
-                    } else {
-                        ExitCode::SUCCESS
-                    };
-                }
-                Err(err) => Err(err),
+        } => match block_on(
+            Threads::Current,
+            pgseam::validate::run(&worker, &connectors, offline),
+        )
+        .and_then(|r| r)
+        {
+            Ok(report) => {
+                print!("{report}");
+                return if report.failed() {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                };
             }
-        }
+            Err(err) => Err(err),
+        },
         Command::Starrocks {
             worker,
             connector,
@@ -332,15 +320,12 @@ fn main() -> ExitCode {
                 database,
                 replication_num,
             };
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime
-                    .block_on(pgseam::starrocks::run(&worker, &connector, &options))
-                    .map(|script| print!("{script}")),
-                Err(err) => Err(anyhow::anyhow!("cannot start the async runtime: {err}")),
-            }
+            block_on(
+                Threads::Current,
+                pgseam::starrocks::run(&worker, &connector, &options),
+            )
+            .and_then(|r| r)
+            .map(|script| print!("{script}"))
         }
         Command::Verify {
             worker,
@@ -365,17 +350,12 @@ fn main() -> ExitCode {
                 spill_dir,
                 progress,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
+            match block_on(
+                Threads::PerCore,
+                pgseam::verify::run(&worker, &connector, &options),
+            )
+            .and_then(|r| r)
             {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("error: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(pgseam::verify::run(&worker, &connector, &options)) {
                 Ok(report) => {
                     print!("{report}");
                     return if report.is_clean() {
