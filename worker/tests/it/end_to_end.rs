@@ -109,18 +109,8 @@ fn snapshot_with_concurrent_changes_then_restart_and_crash_lose_nothing() {
         "no warning naming the table without replica identity:\n{log}"
     );
 
-    let customers = env.wait_until_equal("shop", "public.customers", true, WAIT);
-    assert!(
-        customers.differences.is_empty(),
-        "customers differ:\n{}",
-        customers.differences.join("\n")
-    );
-    let orders = env.wait_until_equal("shop", "public.orders", true, WAIT);
-    assert!(
-        orders.differences.is_empty(),
-        "orders differ:\n{}",
-        orders.differences.join("\n")
-    );
+    let customers = env.assert_topic_equals("shop", "public.customers", true, WAIT);
+    let orders = env.assert_topic_equals("shop", "public.orders", true, WAIT);
     let snapshot_reads = customers.state.reads;
     assert!(
         snapshot_reads >= 19_000,
@@ -159,12 +149,7 @@ fn snapshot_with_concurrent_changes_then_restart_and_crash_lose_nothing() {
     env.psql("DELETE FROM customers WHERE id % 89 = 0");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("resuming streaming from stored offset", WAIT);
-    let customers = env.wait_until_equal("shop", "public.customers", true, WAIT);
-    assert!(
-        customers.differences.is_empty(),
-        "after restart:\n{}",
-        customers.differences.join("\n")
-    );
+    let customers = env.assert_topic_equals("shop", "public.customers", true, WAIT);
     assert_eq!(
         customers.state.reads, snapshot_reads,
         "the restart took a second snapshot"
@@ -178,18 +163,8 @@ fn snapshot_with_concurrent_changes_then_restart_and_crash_lose_nothing() {
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("resuming streaming from stored offset", WAIT);
     env.psql("INSERT INTO orders VALUES (9000001, 1, 1.00, 'after restart', '2025-01-01')");
-    let orders = env.wait_until_equal("shop", "public.orders", true, WAIT);
-    assert!(
-        orders.differences.is_empty(),
-        "after kill -9:\n{}",
-        orders.differences.join("\n")
-    );
-    let customers = env.wait_until_equal("shop", "public.customers", true, WAIT);
-    assert!(
-        customers.differences.is_empty(),
-        "customers after kill -9:\n{}",
-        customers.differences.join("\n")
-    );
+    env.assert_topic_equals("shop", "public.orders", true, WAIT);
+    let customers = env.assert_topic_equals("shop", "public.customers", true, WAIT);
     assert_eq!(
         customers.state.reads, snapshot_reads,
         "the crash restart took a second snapshot"
@@ -219,12 +194,7 @@ fn schemaless_json_with_string_decimals() {
     pgseam.wait_for_log("streaming started", WAIT);
     env.psql("UPDATE items SET price = -1.5 WHERE id = 3; DELETE FROM items WHERE id = 4; INSERT INTO items VALUES (99, 0.001, NULL, NULL)");
     env.psql("UPDATE items SET id = 1005 WHERE id = 5");
-    let items = env.wait_until_equal("plain", "public.items", false, WAIT);
-    assert!(
-        items.differences.is_empty(),
-        "{}",
-        items.differences.join("\n")
-    );
+    env.assert_topic_equals("plain", "public.items", false, WAIT);
     // Schemaless: the bare payload, no {"schema", "payload"} wrapper.
     let messages = pgseam_integration_tests::read_topics(
         &env.broker.bootstrap_servers(),
@@ -309,12 +279,7 @@ fn a_backlog_of_small_transactions_arrives_whole() {
     );
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
-    let burst = env.wait_until_equal("burst", "public.burst", true, WAIT);
-    assert!(
-        burst.differences.is_empty(),
-        "{}",
-        burst.differences.join("\n")
-    );
+    env.assert_topic_equals("burst", "public.burst", true, WAIT);
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
@@ -369,12 +334,7 @@ fn stop_during_the_snapshot_is_clean_and_the_restart_resumes_it() {
         "{log}"
     );
     env.psql("INSERT INTO slow VALUES (1000, 'after')");
-    let slow = env.wait_until_equal("slow", "public.slow", true, WAIT);
-    assert!(
-        slow.differences.is_empty(),
-        "{}",
-        slow.differences.join("\n")
-    );
+    env.assert_topic_equals("slow", "public.slow", true, WAIT);
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }

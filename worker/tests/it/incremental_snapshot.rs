@@ -165,18 +165,7 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
     let batches = writer.join().expect("writer thread");
     assert!(batches >= 2, "the writers ran only {batches} batches");
 
-    let items = env.wait_until_equal(name, "public.items", true, WAIT);
-    assert!(
-        items.differences.is_empty(),
-        "items differ:\n{}",
-        items
-            .differences
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    env.assert_topic_equals(name, "public.items", true, WAIT);
     let messages = read_topics(
         &env.broker.bootstrap_servers(),
         &["inc.public.items".to_owned()],
@@ -511,18 +500,7 @@ fn a_commit_still_running_at_the_low_watermark_is_waited_for() {
     env.psql("SELECT pg_reload_conf()");
     assert!(held.join().expect("held session"), "held update failed");
     pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
-    let comparison = env.wait_until_equal(name, "public.held", true, WAIT);
-    assert!(
-        comparison.differences.is_empty(),
-        "held differs:\n{}",
-        comparison
-            .differences
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    env.assert_topic_equals(name, "public.held", true, WAIT);
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
@@ -586,12 +564,7 @@ fn a_signal_during_a_resumed_initial_snapshot_runs_after_it() {
         .filter_map(id_of)
         .collect();
     assert_eq!(reads, (1..=200).collect::<BTreeSet<i64>>());
-    let big = env.wait_until_equal(name, "public.big", true, WAIT);
-    assert!(
-        big.differences.is_empty(),
-        "{:?}",
-        &big.differences[..3.min(big.differences.len())]
-    );
+    env.assert_topic_equals(name, "public.big", true, WAIT);
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }

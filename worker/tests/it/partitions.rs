@@ -120,12 +120,7 @@ fn assert_snapshot_once(messages: &[TopicMessage], table: &str, count: usize) {
 }
 
 fn assert_equal(env: &Env, prefix: &str, table: &str) -> usize {
-    let comparison = env.wait_until_equal(prefix, table, true, WAIT);
-    assert!(
-        comparison.differences.is_empty(),
-        "{table} differs from its topic: {:#?}",
-        &comparison.differences[..comparison.differences.len().min(10)]
-    );
+    let comparison = env.assert_topic_equals(prefix, table, true, WAIT);
     comparison.source_rows
 }
 

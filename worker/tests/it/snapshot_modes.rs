@@ -58,12 +58,7 @@ fn count_op(messages: &[TopicMessage], op: &str) -> usize {
 }
 
 fn assert_equal(env: &Env, prefix: &str, table: &str) {
-    let comparison = env.wait_until_equal(prefix, &format!("public.{table}"), true, WAIT);
-    assert!(
-        comparison.differences.is_empty(),
-        "{prefix}.public.{table}: {}",
-        comparison.differences.join("\n")
-    );
+    env.assert_topic_equals(prefix, &format!("public.{table}"), true, WAIT);
 }
 
 #[test]

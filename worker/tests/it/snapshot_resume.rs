@@ -234,18 +234,7 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
     let batches = writer.join().expect("writer thread");
     assert!(batches >= 2, "the writers ran only {batches} batches");
 
-    let items = env.wait_until_equal(name, "public.items", true, WAIT);
-    assert!(
-        items.differences.is_empty(),
-        "items differ:\n{}",
-        items
-            .differences
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let items = env.assert_topic_equals(name, "public.items", true, WAIT);
     // The run that completed the snapshot read only what was left, not the whole table again.
     let mut logs = String::new();
     let mut logs_by_file = Vec::new();
@@ -424,18 +413,7 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     assert!(ok, "held update failed: {out}");
     pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
 
-    let comparison = env.wait_until_equal(name, "public.held", true, WAIT);
-    assert!(
-        comparison.differences.is_empty(),
-        "held differs:\n{}",
-        comparison
-            .differences
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    env.assert_topic_equals(name, "public.held", true, WAIT);
     let status = pgseam.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", pgseam.log_text());
 }
@@ -521,18 +499,7 @@ fn a_table_chunked_by_ctid_and_partly_delivered_is_read_again_whole() {
             && l.contains("resumes_after_key=false")),
         "{log}"
     );
-    let blocks = env.wait_until_equal(name, "public.blocks", true, WAIT);
-    assert!(
-        blocks.differences.is_empty(),
-        "blocks differ:\n{}",
-        blocks
-            .differences
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let blocks = env.assert_topic_equals(name, "public.blocks", true, WAIT);
     // Read again from its start: the rows delivered before the kill come twice.
     assert!(
         delivered == 0 || blocks.state.reads >= blocks.source_rows + delivered / 2,

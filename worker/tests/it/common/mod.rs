@@ -105,6 +105,25 @@ impl Env {
         (worker, connector)
     }
 
+    /// [`Env::wait_until_equal`], then fails the test with the first 20 differences unless
+    /// `table` equals its topic; returns the comparison for further checks.
+    pub fn assert_topic_equals(
+        &self,
+        prefix: &str,
+        table: &str,
+        precise_decimals: bool,
+        deadline: Duration,
+    ) -> Comparison {
+        let comparison = self.wait_until_equal(prefix, table, precise_decimals, deadline);
+        assert!(
+            comparison.differences.is_empty(),
+            "{table} differs from its topic {prefix}.{table} ({} differences), first ones:\n{}",
+            comparison.differences.len(),
+            comparison.differences[..comparison.differences.len().min(20)].join("\n")
+        );
+        comparison
+    }
+
     /// Reads `table`'s topic back and compares it with the source until they are equal or
     /// `deadline` passes; returns the last comparison.
     pub fn wait_until_equal(
