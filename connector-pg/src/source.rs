@@ -1322,12 +1322,26 @@ impl Source {
         status_timer: &mut tokio::time::Interval,
         message: SourceMessage,
     ) -> Result<bool> {
+        if self.feedback.borrow().finished {
+            // The worker is done and will not read this message: it is not durable, so the
+            // next start reads it again. Returning lets the stream loop send the final status
+            // update instead of waiting behind a full channel.
+            return Ok(false);
+        }
+        // Fast path, the common case of a consumer that keeps up: room in the channel. The
+        // select below would take the same permit, but builds and drops a watch and a timer
+        // future per message, which was a fifth of the streaming CPU.
+        match self.events.try_reserve() {
+            Ok(permit) => {
+                permit.send(message);
+                return Ok(true);
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(SourceError::ConsumerGone),
+            Err(mpsc::error::TrySendError::Full(())) => {}
+        }
         let events = self.events.clone();
         loop {
             if self.feedback.borrow().finished {
-                // The worker is done and will not read this message: it is not durable, so the
-                // next start reads it again. Returning lets the stream loop send the final
-                // status update instead of waiting behind a full channel.
                 return Ok(false);
             }
             tokio::select! {
