@@ -587,6 +587,12 @@ impl Kind {
                 };
                 self.write_local_timestamp(out, us);
             }
+            // `time.precision.mode=nanoseconds`: Debezium writes ±infinity as `Long.MAX_VALUE` /
+            // `Long.MIN_VALUE` (golden/types/edge_nano), where a finite value out of the
+            // nanosecond range is null.
+            (Kind::NanoTimestamp, Value::Infinity { negative }) => {
+                push_display(out, if *negative { i64::MIN } else { i64::MAX })
+            }
             // Debezium turns ±infinity into pgjdbc's `PGStatement.DATE_POSITIVE_INFINITY` /
             // `DATE_NEGATIVE_INFINITY` read as epoch microseconds (its
             // `POSITIVE_INFINITY_LOCAL_DATE_TIME`), then converts as any timestamp:
@@ -596,7 +602,6 @@ impl Kind {
                 Kind::Timestamp
                 | Kind::ConnectTimestamp
                 | Kind::MicroTimestamp
-                | Kind::NanoTimestamp
                 | Kind::IsoTimestamp,
                 Value::Infinity { negative },
             ) => self.write_local_timestamp(

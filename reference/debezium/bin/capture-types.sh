@@ -60,4 +60,7 @@ SQL=toast capture toast_double snapshot.mode=no_data decimal.handling.mode=doubl
   time.precision.mode=connect interval.handling.mode=string
 SQL=toast capture toast_nano snapshot.mode=no_data money.fraction.digits=3 time.precision.mode=nanoseconds
 SQL=toast capture toast_micro snapshot.mode=no_data time.precision.mode=adaptive_time_microseconds
+SQL=edge capture edge_nano time.precision.mode=nanoseconds
+# types without a Debezium schema under include.unknown.datatypes (snapshot and stream), bit defaults
+SQL=unknown capture unknown_types include.unknown.datatypes=true
 echo "done: $(ls "$G"/*.jsonl | wc -l) files in $G"

@@ -119,6 +119,8 @@ fn run(name: &str, settings: &[&str]) {
         "edge"
     } else if name.starts_with("toast_") {
         "toast"
+    } else if name.starts_with("unknown_") {
+        "unknown"
     } else {
         "types"
     };
@@ -140,7 +142,7 @@ fn run(name: &str, settings: &[&str]) {
         for (from, to) in ARRAY_FIXES {
             rec.value = rec.value.replace(from, to);
         }
-        if sql == "edge" {
+        if sql == "edge" || sql == "unknown" {
             for (from, to) in EDGE_FIXES {
                 rec.value = rec.value.replace(from, to);
             }
@@ -270,6 +272,25 @@ fn infinite_and_bc_temporals_match_debezium_connect() {
     run(
         "edge_connect",
         &[JSON_HEADERS, "time.precision.mode=connect"],
+    );
+}
+
+#[test]
+fn infinite_and_bc_temporals_match_debezium_nanoseconds() {
+    run(
+        "edge_nano",
+        &[JSON_HEADERS, "time.precision.mode=nanoseconds"],
+    );
+}
+
+/// Types without a Debezium schema under `include.unknown.datatypes=true` (`box` … `polygon`
+/// as pgjdbc prints them, `tsquery`, `pg_lsn`, `txid_snapshot`, `pg_snapshot`), snapshot and
+/// stream; defaults of `bit(1)`, `bit(3)` and `varbit(5)` columns.
+#[test]
+fn unknown_types_and_bit_defaults_match_debezium() {
+    run(
+        "unknown_types",
+        &[JSON_HEADERS, "include.unknown.datatypes=true"],
     );
 }
 
