@@ -94,6 +94,10 @@ pub(crate) fn default_value(column: &ColumnSchema) -> Option<Value> {
         "date" | "timestamp" | "timestamptz" => "1970-01-01",
         "time" => "00:00",
         "interval" => "epoch",
+        // Debezium's generated placeholders for bit strings ("if default is generated, assume
+        // length > 1").
+        "bit" => "00",
+        "varbit" => "0",
         _ if column.enum_values.is_some() => {
             // Enums: only `'label'::type`, never a placeholder.
             let label = expr.strip_suffix(&format!("::{ty}"))?;
@@ -124,6 +128,11 @@ fn parse_as_debezium(column: &ColumnSchema, ty: &str, text: &str) -> Option<Valu
             Value::Numeric(Numeric::Finite(d.to_plain_string()))
         }
         "bpchar" | "varchar" | "text" | "xml" => Value::Text(text.to_owned()),
+        // The bit string's text (`'101'::"bit"` → `101`), written as the column's `Bits`
+        // (or, for a one-bit column, boolean) value.
+        "bit" | "varbit" if text.bytes().all(|b| b == b'0' || b == b'1') => {
+            Value::Text(text.to_owned())
+        }
         "json" | "jsonb" => Value::Json(text.to_owned()),
         "date" if text == "1970-01-01" => Value::Date(0),
         "timestamp" if text == "1970-01-01" => Value::Timestamp(0),

@@ -53,6 +53,12 @@ struct Field {
     /// default, else the type's fallback, [`Kind::null_fallback`]), whatever
     /// `replace.null.with.default` says. `None` for nullable columns.
     null_as: Option<String>,
+    /// The payload JSON of an unchanged TOAST value of this column
+    /// ([`Kind::write_unavailable_for`], by the column's type name).
+    unavailable: String,
+    /// A geometric type Debezium writes through pgjdbc's `PGbox`/`PGcircle`/… text
+    /// (`include.unknown.datatypes`): see [`crate::field::java_geometric`].
+    geometric: bool,
     /// In the value struct (`column.include.list` / `column.exclude.list`; key columns are in
     /// the key whatever this says) and of a type Debezium maps.
     in_value: bool,
@@ -67,6 +73,17 @@ struct Field {
 }
 
 impl Field {
+    /// The value as Debezium's converter sees it: a geometric type's text as pgjdbc's
+    /// geometric classes print it.
+    fn adjusted<'a>(&self, value: &'a Value) -> std::borrow::Cow<'a, Value> {
+        match value {
+            Value::Text(t) if self.geometric => {
+                std::borrow::Cow::Owned(Value::Text(crate::field::java_geometric(t)))
+            }
+            _ => std::borrow::Cow::Borrowed(value),
+        }
+    }
+
     fn value_param(&self) -> Option<(&str, &str)> {
         self.value_param.as_ref().map(|(k, v)| (*k, v.as_str()))
     }
@@ -260,7 +277,11 @@ impl TableEntry {
                     None => (None, None),
                 };
                 let filtered_out = plan.as_ref().is_some_and(|p| !p.included[i]);
+                let mut unavailable = String::new();
+                kind.write_unavailable_for(&mut unavailable, &c.type_name);
                 Field {
+                    unavailable,
+                    geometric: crate::field::GEOMETRIC_TYPES.contains(&c.type_name.as_str()),
                     name: cfg.naming.field_name(&c.name),
                     in_value: !kind.is_omitted() && !filtered_out,
                     filtered_out,
@@ -931,7 +952,10 @@ fn write_avro_struct(
                 plan.transcode(default.as_bytes(), out)
             }
             (Value::Null, _, _) => plan.write_null(out),
+            (Value::UnchangedToast, _, _) if field.unavailable == "null" => plan.write_null(out),
+            (Value::UnchangedToast, _, _) => plan.transcode(field.unavailable.as_bytes(), out),
             (value, _, _) => {
+                let value = &*field.adjusted(value);
                 if avro_scalar(plan, &field.kind, value, out, &mut scratch) {
                     Ok(())
                 } else {
@@ -1240,9 +1264,10 @@ fn write_struct(
         match (&row[i], field.null_as(part), field.default(part)) {
             (Value::Null, Some(null_as), _) => out.push_str(null_as),
             (Value::Null, None, Some(default)) if replace => out.push_str(default),
+            (Value::UnchangedToast, _, _) => out.push_str(&field.unavailable),
             (value, _, _) => field
                 .kind
-                .write_value(out, value)
+                .write_value(out, &field.adjusted(value))
                 .map_err(|reason| column_error(table, &table.columns[i], reason))?,
         }
     }
@@ -1328,11 +1353,14 @@ fn struct_values(
             match (&row[i], field.null_as(part)) {
                 (Value::Null, Some(null_as)) => Ok(Some(null_as.clone())),
                 (Value::Null, None) => Ok(None),
+                (Value::UnchangedToast, _) => {
+                    Ok((field.unavailable != "null").then(|| field.unavailable.clone()))
+                }
                 (value, _) => {
                     let mut s = String::new();
                     field
                         .kind
-                        .write_value(&mut s, value)
+                        .write_value(&mut s, &field.adjusted(value))
                         .map_err(|reason| column_error(table, &table.columns[i], reason))?;
                     Ok(Some(s))
                 }

@@ -26,6 +26,9 @@ use crate::{
 
 /// What Debezium writes for a TOASTed value an UPDATE left unchanged.
 pub(crate) const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
+/// Debezium's placeholder item of an unchanged TOAST `uuid[]`: Java's
+/// `UUID.nameUUIDFromBytes` (an MD5 name-based, version 3 UUID) of [`UNAVAILABLE_VALUE`]'s bytes.
+pub(crate) const UNAVAILABLE_UUID: &str = "b68a35a7-17ad-35b3-af2a-ae46edb4545a";
 
 /// pgjdbc's `PGStatement.DATE_POSITIVE_INFINITY`, which Debezium reads as epoch microseconds
 /// for a `timestamp` of `infinity`.
@@ -110,6 +113,41 @@ pub(crate) enum Kind {
     /// column is left out of the schema and the payload.
     Omitted,
     Array(Box<Kind>),
+}
+
+/// Geometric types that Debezium reads through pgjdbc's `PGbox`, `PGcircle`, `PGline`,
+/// `PGlseg`, `PGpath` and `PGpolygon` (its stream resolver's `asBox()` … and JDBC's
+/// `getObject` in the snapshot), whose text is what `include.unknown.datatypes` encodes.
+pub(crate) const GEOMETRIC_TYPES: &[&str] = &["box", "circle", "line", "lseg", "path", "polygon"];
+
+/// A geometric value's PostgreSQL text as pgjdbc's geometric classes print it
+/// (`getValue()`): the same punctuation — `(x,y)` points, `<c,r>` circles, `[…]` open paths
+/// and segments, `{a,b,c}` lines — with every number as Java's `Double.toString` writes it
+/// (`(1,1),(0,0)` → `(1.0,1.0),(0.0,0.0)`; `1e+20` → `1.0E20`). A token that is not a
+/// number is kept as it is.
+pub(crate) fn java_geometric(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut token = String::new();
+    let flush = |out: &mut String, token: &mut String| {
+        if !token.is_empty() {
+            match token.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() => jackson::write_f64(out, v),
+                // `Infinity`, `-Infinity`, `NaN`: spelled as Java spells them.
+                _ => out.push_str(token),
+            }
+            token.clear();
+        }
+    };
+    for c in text.chars() {
+        if matches!(c, '(' | ')' | '<' | '>' | '[' | ']' | '{' | '}' | ',') {
+            flush(&mut out, &mut token);
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    flush(&mut out, &mut token);
+    out
 }
 
 /// PostgreSQL built-in types that Debezium's `PostgresValueConverter` (and the JDBC fallback
@@ -549,6 +587,12 @@ impl Kind {
                 };
                 self.write_local_timestamp(out, us);
             }
+            // `time.precision.mode=nanoseconds`: Debezium writes ±infinity as `Long.MAX_VALUE` /
+            // `Long.MIN_VALUE` (golden/types/edge_nano), where a finite value out of the
+            // nanosecond range is null.
+            (Kind::NanoTimestamp, Value::Infinity { negative }) => {
+                push_display(out, if *negative { i64::MIN } else { i64::MAX })
+            }
             // Debezium turns ±infinity into pgjdbc's `PGStatement.DATE_POSITIVE_INFINITY` /
             // `DATE_NEGATIVE_INFINITY` read as epoch microseconds (its
             // `POSITIVE_INFINITY_LOCAL_DATE_TIME`), then converts as any timestamp:
@@ -558,7 +602,6 @@ impl Kind {
                 Kind::Timestamp
                 | Kind::ConnectTimestamp
                 | Kind::MicroTimestamp
-                | Kind::NanoTimestamp
                 | Kind::IsoTimestamp,
                 Value::Infinity { negative },
             ) => self.write_local_timestamp(
@@ -640,56 +683,92 @@ impl Kind {
 
     /// The placeholder Debezium writes for an unchanged TOASTed value.
     fn write_unavailable(&self, out: &mut String) {
-        match self {
-            // Verified for `bytes`; the string modes encode the same placeholder bytes.
-            Kind::Binary(mode) => push_binary(out, *mode, UNAVAILABLE_VALUE.as_bytes()),
-            // Unverified: Debezium passes the placeholder's bytes to `convertBits`.
-            Kind::Bits { .. } => push_base64(out, UNAVAILABLE_VALUE.as_bytes()),
-            Kind::HstoreMap => {
+        self.write_unavailable_for(out, "");
+    }
+
+    /// Appends what Debezium 3.6.3 writes for an unchanged TOAST value of a column of
+    /// `type_name` (its PostgreSQL type, `_` prefix for arrays; `""` when unknown).
+    ///
+    /// Debezium picks a placeholder object by type name
+    /// (`UnchangedToastedReplicationMessageColumn.markerForType`: `_text`, `_varchar`,
+    /// `_bpchar`, `_json`, `_jsonb` → a one-string list; `_bytea` → a one-bytes list; `_int4`,
+    /// `_date` → the placeholder's bytes as an int list; `_int8` → as a long list; `hstore` →
+    /// a one-entry map; `_uuid` → a one-UUID list, `UUID.nameUUIDFromBytes(placeholder)`;
+    /// anything else → the placeholder string), then runs the column's value converter on it:
+    /// what that converter cannot read becomes null. Verified for every case here by the
+    /// `reference/debezium/golden/types/toast_*` captures.
+    pub(crate) fn write_unavailable_for(&self, out: &mut String, type_name: &str) {
+        let list_of = |out: &mut String, item: &dyn Fn(&mut String)| {
+            out.push('[');
+            item(out);
+            out.push(']');
+        };
+        let bytes_as_numbers = |out: &mut String| {
+            out.push('[');
+            for (i, b) in UNAVAILABLE_VALUE.bytes().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_display(out, b);
+            }
+            out.push(']');
+        };
+        match (type_name, self) {
+            ("_text" | "_varchar" | "_bpchar" | "_json" | "_jsonb", Kind::Array(_)) => {
+                list_of(out, &|out| jackson::write_str(out, UNAVAILABLE_VALUE))
+            }
+            // The bytes list converts only under `binary.handling.mode=bytes`.
+            ("_bytea", Kind::Array(element)) => match **element {
+                Kind::Binary(BinaryHandlingMode::Bytes) => list_of(out, &|out| {
+                    push_binary(out, BinaryHandlingMode::Bytes, UNAVAILABLE_VALUE.as_bytes())
+                }),
+                _ => out.push_str("null"),
+            },
+            // Integers: `_int4` items read them; `_date` items only as `io.debezium.time.Date`.
+            ("_int4" | "_int8", Kind::Array(_)) => bytes_as_numbers(out),
+            ("_date", Kind::Array(element)) if matches!(**element, Kind::Date) => {
+                bytes_as_numbers(out)
+            }
+            ("_uuid", Kind::Array(_)) => {
+                list_of(out, &|out| jackson::write_str(out, UNAVAILABLE_UUID))
+            }
+            ("hstore", Kind::Hstore) => jackson::write_str(
+                out,
+                &format!("{{\"{UNAVAILABLE_VALUE}\":\"{UNAVAILABLE_VALUE}\"}}"),
+            ),
+            ("hstore", Kind::HstoreMap) => {
                 out.push('{');
                 jackson::write_str(out, UNAVAILABLE_VALUE);
                 out.push(':');
                 jackson::write_str(out, UNAVAILABLE_VALUE);
                 out.push('}');
             }
-            Kind::Array(element) => match **element {
-                Kind::Int16 | Kind::Int32 | Kind::Int64 => {
-                    out.push('[');
-                    for (i, b) in UNAVAILABLE_VALUE.bytes().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        push_display(out, b);
-                    }
-                    out.push(']');
-                }
+            // The placeholder string, through the column's converter: a `bytea` reads it
+            // as its bytes in `bytes` mode, keeps it as a string in `hex` mode (Debezium's
+            // hex path passes strings through), and fails in the base64 modes.
+            (_, Kind::Binary(BinaryHandlingMode::Bytes)) => {
+                push_binary(out, BinaryHandlingMode::Bytes, UNAVAILABLE_VALUE.as_bytes())
+            }
+            (_, Kind::Binary(BinaryHandlingMode::Hex)) => {
+                jackson::write_str(out, UNAVAILABLE_VALUE)
+            }
+            (_, k) if k.is_struct() => out.push_str("null"),
+            (
+                _,
                 Kind::String
                 | Kind::Json
                 | Kind::Xml
                 | Kind::Enum { .. }
                 | Kind::Uuid
-                | Kind::Ltree => {
-                    out.push('[');
-                    jackson::write_str(out, UNAVAILABLE_VALUE);
-                    out.push(']');
-                }
-                _ => out.push_str("null"),
-            },
-            k if k.is_struct() => out.push_str("null"),
-            Kind::String
-            | Kind::Json
-            | Kind::Xml
-            | Kind::Enum { .. }
-            | Kind::Uuid
-            | Kind::Ltree
-            | Kind::Hstore
-            | Kind::DecimalString
-            | Kind::ZonedTime
-            | Kind::ZonedTimestamp { .. }
-            | Kind::IsoDate
-            | Kind::IsoTime
-            | Kind::IsoTimestamp
-            | Kind::IntervalString => jackson::write_str(out, UNAVAILABLE_VALUE),
+                | Kind::Ltree
+                | Kind::DecimalString
+                | Kind::ZonedTime
+                | Kind::ZonedTimestamp { .. }
+                | Kind::IsoDate
+                | Kind::IsoTime
+                | Kind::IsoTimestamp
+                | Kind::IntervalString,
+            ) => jackson::write_str(out, UNAVAILABLE_VALUE),
             _ => out.push_str("null"),
         }
     }
@@ -1192,6 +1271,46 @@ fn write_point(out: &mut String, text: &str) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`UNAVAILABLE_UUID`] is Java's `UUID.nameUUIDFromBytes` of the placeholder: its MD5
+    /// with the version (3) and IETF variant bits set.
+    #[test]
+    fn unavailable_uuid_is_the_name_based_uuid_of_the_placeholder() {
+        use md5::Digest as _;
+        let mut h: [u8; 16] = md5::Md5::digest(UNAVAILABLE_VALUE.as_bytes()).into();
+        h[6] = (h[6] & 0x0f) | 0x30;
+        h[8] = (h[8] & 0x3f) | 0x80;
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        let uuid = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        assert_eq!(uuid, UNAVAILABLE_UUID);
+    }
+
+    /// pgjdbc's `getValue()` of each geometric type, from PostgreSQL's output text.
+    #[test]
+    fn geometric_text_as_pgjdbc_prints_it() {
+        // Verified against Debezium (`golden/types/toast_modes`).
+        assert_eq!(java_geometric("(1,1),(0,0)"), "(1.0,1.0),(0.0,0.0)");
+        assert_eq!(java_geometric("<(1,1),2>"), "<(1.0,1.0),2.0>");
+        // From pgjdbc's PGlseg / PGline / PGpath / PGpolygon `getValue()`.
+        assert_eq!(java_geometric("[(0,0),(1.5,-2)]"), "[(0.0,0.0),(1.5,-2.0)]");
+        assert_eq!(java_geometric("{1,-1,0}"), "{1.0,-1.0,0.0}");
+        assert_eq!(
+            java_geometric("((0,0),(1,1),(1,0))"),
+            "((0.0,0.0),(1.0,1.0),(1.0,0.0))"
+        );
+        assert_eq!(java_geometric("(1e+20,1e-05)"), "(1.0E20,1.0E-5)");
+        assert_eq!(
+            java_geometric("(Infinity,-Infinity),(NaN,0)"),
+            "(Infinity,-Infinity),(NaN,0.0)"
+        );
+    }
 
     #[test]
     fn temporal_formats() {

@@ -3,7 +3,8 @@
 # PostgreSQL 15 contrib), time/timetz/timestamp/timestamptz at every precision, arrays of many
 # element types, numeric NaN/±Infinity; and the key-change headers under SimpleHeaderConverter.
 #   capture-types.sh [NAME...]   no NAME: every capture; each one recreates database "types"
-#                                (sql/types_schema.sql; edge_*: sql/edge_schema.sql), snapshots
+#                                (sql/types_schema.sql; edge_*: sql/edge_schema.sql; toast_*:
+#                                sql/toast_schema.sql, with snapshot.mode=no_data), snapshots
 #                                it on its own slot, runs the matching _stream.sql, then a
 #                                barrier row.
 # Output: ${GOLDEN_DIR:-$DBZPEER_HOME/golden}/types/NAME.jsonl (+ NAME.log). Requires bin/setup.sh, bin/pg.sh start.
@@ -47,4 +48,19 @@ SQL=edge capture edge_adaptive
 SQL=edge capture edge_isostring time.precision.mode=isostring
 SQL=edge capture edge_connect time.precision.mode=connect
 SQL=edge capture edge_micro time.precision.mode=microseconds
+# unchanged TOAST values (sql/toast_*.sql, streamed only: snapshot.mode=no_data) per handling
+# mode, multi-dimensional arrays, money.fraction.digits, include.unknown.datatypes
+SQL=toast capture toast_default snapshot.mode=no_data
+SQL=toast capture toast_base64 snapshot.mode=no_data binary.handling.mode=base64
+SQL=toast capture toast_hex snapshot.mode=no_data binary.handling.mode=hex
+SQL=toast capture toast_modes snapshot.mode=no_data binary.handling.mode=base64-url-safe \
+  decimal.handling.mode=string hstore.handling.mode=map time.precision.mode=isostring \
+  money.fraction.digits=3 include.unknown.datatypes=true
+SQL=toast capture toast_double snapshot.mode=no_data decimal.handling.mode=double \
+  time.precision.mode=connect interval.handling.mode=string
+SQL=toast capture toast_nano snapshot.mode=no_data money.fraction.digits=3 time.precision.mode=nanoseconds
+SQL=toast capture toast_micro snapshot.mode=no_data time.precision.mode=adaptive_time_microseconds
+SQL=edge capture edge_nano time.precision.mode=nanoseconds
+# types without a Debezium schema under include.unknown.datatypes (snapshot and stream), bit defaults
+SQL=unknown capture unknown_types include.unknown.datatypes=true
 echo "done: $(ls "$G"/*.jsonl | wc -l) files in $G"
