@@ -671,8 +671,8 @@ fn broker_stop(connector_extra: &[&str]) {
         window_start.2,
         last.2
     );
-    // CPU while blocked (the same last 5 s): a retry loop or librdkafka spinning against the
-    // stopped broker would show as a busy core.
+    // CPU while blocked (from the first sample with the final write LSN to the last): a retry
+    // loop or librdkafka spinning against the stopped broker would show as a busy core.
     let cpu_at = |t: Duration| {
         cpu.iter()
             .find(|(at, _)| *at == t)
@@ -680,7 +680,7 @@ fn broker_stop(connector_extra: &[&str]) {
             .expect("a CPU sample with each progress sample")
     };
     let blocked_cpu =
-        (cpu_at(last.0) - cpu_at(window_start.0)) / (last.0 - window_start.0).as_secs_f64();
+        (cpu_at(last.0) - cpu_at(blocked_since)) / (last.0 - blocked_since).as_secs_f64();
     let wal_at_continue = env.psql("SELECT pg_current_wal_lsn()");
     let confirmed_at_continue = env
         .psql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'slot_brk'");
@@ -741,7 +741,7 @@ fn broker_stop(connector_extra: &[&str]) {
     println!(
         "pgseam CPU while blocked on the stopped broker: {:.1}% of one core (over the last {:?} of the stop)",
         100.0 * blocked_cpu,
-        last.0 - window_start.0
+        last.0 - blocked_since
     );
     assert!(
         blocked_cpu < 0.25,
