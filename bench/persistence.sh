@@ -257,5 +257,8 @@ echo "persistence: phase B $resumed"
 echo "persistence: phase B resumed at $resume_lsn, slot confirmed $before at the crash"
 [ ! -e "$WORK/unused-offsets.dat" ] || { echo "offsets went to the file, not the topic" >&2; exit 1; }
 grep -h "lost the connection\|broker\|Disconnected\|error" "$WORK"/pgseam.*.log | grep -v "^$" | head -5 || true
-kill "$PGSEAM_PID" 2>/dev/null; wait "$PGSEAM_PID" 2>/dev/null || true; PGSEAM_PID=""
+# A clean stop flushes to the (slow) broker first; give it 30 s.
+kill "$PGSEAM_PID" 2>/dev/null
+for _ in $(seq 1 300); do kill -0 "$PGSEAM_PID" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$PGSEAM_PID" 2>/dev/null; wait "$PGSEAM_PID" 2>/dev/null || true; PGSEAM_PID=""
 exit "$verdict"
