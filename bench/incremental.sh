@@ -54,7 +54,9 @@ value.converter=org.apache.kafka.connect.json.JsonConverter
 key.converter.schemas.enable=false
 value.converter.schemas.enable=false
 offset.storage.file.filename=$WORK/$1.offsets
+offset.flush.interval.ms=100
 pgseam.sink=$2
+listeners=http://127.0.0.1:0
 PROPS
   cat > "$WORK/$1.connector" <<PROPS
 name=$1
@@ -120,7 +122,7 @@ sql_s=$(awk -F'seconds=' '/part=both/ {print $2}' "$WORK/sql.txt")
 WINDOWS=$(grep -o 'part=both windows=[0-9]*' "$WORK/sql.txt" | cut -d= -f3)
 
 # 3 + 4. Incremental snapshots with writers; latency of `lat` with and without a snapshot.
-incremental() { # name sink -> prints the snapshot's seconds
+incremental() { # name sink: the snapshot's seconds go to $WORK/name.seconds
   write_config "$1" "$2" no_data
   start_pgseam "$1"; wait_log "$1" "streaming started"
   if [ "$2" = broker ]; then
@@ -138,10 +140,10 @@ incremental() { # name sink -> prints the snapshot's seconds
   stop_writers
   if [ "$2" = broker ]; then wait "$LAT_PID" || true; fi
   stop_pgseam
-  echo "$s1 - $s0" | bc
+  echo "$s1 - $s0" | bc > "$WORK/$1.seconds"
 }
-null_s=$(incremental incnull null)
-broker_s=$(incremental incbroker broker)
+incremental incnull null; null_s=$(cat "$WORK/incnull.seconds")
+incremental incbroker broker; broker_s=$(cat "$WORK/incbroker.seconds")
 {
   echo
   echo "## Incremental snapshot, $(date -u +%Y-%m-%d) — $ROWS rows of \`bench\`, windows of $CHUNK keys, $(nproc) cores"
