@@ -96,8 +96,10 @@ stop_pgseam() { kill -TERM "$PGSEAM_PID"; wait "$PGSEAM_PID" || true; }
 writers() {
   touch "$WORK/writing"
   ( while [ -e "$WORK/writing" ]; do
-      q -d bench -c "DO \$\$ BEGIN FOR i IN 1..100 LOOP
-        UPDATE bench SET a = a + 1 WHERE id = 1 + (random() * 999999)::int; COMMIT;
+      # (a variable: `WHERE id = <expression with random()>` would scan the table)
+      q -d bench -c "DO \$\$ DECLARE k bigint; BEGIN FOR i IN 1..100 LOOP
+        k := 1 + (random() * 999999)::int;
+        UPDATE bench SET a = a + 1 WHERE id = k; COMMIT;
         INSERT INTO $1 DEFAULT VALUES; COMMIT; PERFORM pg_sleep(0.005); END LOOP; END \$\$;"
     done ) &
   WRITER_PID=$!; PIDS+=("$WRITER_PID")
@@ -112,7 +114,7 @@ latency() { # topic out: reads the topic as records arrive, until 5 s without on
 
 # 1. Initial snapshot (no writers), into tansu.
 eval "$("$DEV" broker start --dir "$WORK/broker" | sed 's/^/BROKER_/')"
-write_config initial broker initial
+write_config initial kafka initial
 t0=$(now); start_pgseam initial; wait_log initial "streaming started"; t1=$(now); stop_pgseam
 initial_s=$(echo "$t1 - $t0" | bc)
 
@@ -125,7 +127,7 @@ WINDOWS=$(grep -o 'part=both windows=[0-9]*' "$WORK/sql.txt" | cut -d= -f3)
 incremental() { # name sink: the snapshot's seconds go to $WORK/name.seconds
   write_config "$1" "$2" no_data
   start_pgseam "$1"; wait_log "$1" "streaming started"
-  if [ "$2" = broker ]; then
+  if [ "$2" = kafka ]; then
     # Streaming alone for 15 s: the baseline latency.
     latency "$1.public.lat0" "$WORK/$1.lat0"
     writers lat0; sleep 15; stop_writers; wait "$LAT_PID" || true
@@ -138,12 +140,12 @@ incremental() { # name sink: the snapshot's seconds go to $WORK/name.seconds
   wait_log "$1" "the incremental snapshot is complete"
   local s1; s1=$(now)
   stop_writers
-  if [ "$2" = broker ]; then wait "$LAT_PID" || true; fi
+  if [ "$2" = kafka ]; then wait "$LAT_PID" || true; fi
   stop_pgseam
   echo "$s1 - $s0" | bc > "$WORK/$1.seconds"
 }
 incremental incnull null; null_s=$(cat "$WORK/incnull.seconds")
-incremental incbroker broker; broker_s=$(cat "$WORK/incbroker.seconds")
+incremental incbroker kafka; broker_s=$(cat "$WORK/incbroker.seconds")
 {
   echo
   echo "## Incremental snapshot, $(date -u +%Y-%m-%d) — $ROWS rows of \`bench\`, windows of $CHUNK keys, $(nproc) cores"
