@@ -982,11 +982,20 @@ impl Source {
     }
 
     /// A change of the signaling table: an INSERT is a signal (Debezium's source channel).
+    ///
+    /// Debezium's window rows (`incremental.snapshot.watermarking.strategy`) go to the
+    /// incremental snapshot instead: the INSERT of a `snapshot-window-open` or
+    /// `snapshot-window-close` row, and with `insert_delete` the DELETE of an open row.
     fn take_signal(&mut self, event: &ChangeEvent) {
-        if event.op != pgseam_model::Operation::Create {
+        let deleted = event.op == pgseam_model::Operation::Delete;
+        if event.op != pgseam_model::Operation::Create && !deleted {
             return;
         }
-        let Some(row) = event.after.as_ref() else {
+        let Some(row) = (if deleted {
+            event.before.as_ref()
+        } else {
+            event.after.as_ref()
+        }) else {
             return;
         };
         let column = |name: &str| -> Option<String> {
@@ -1000,7 +1009,24 @@ impl Source {
             }
         };
         let id = column("id").unwrap_or_default();
-        let Some(kind) = column("type") else {
+        if deleted {
+            if let Some(resumer) = self.resumer.as_mut() {
+                resumer.on_window_row(&id, None);
+            }
+            return;
+        }
+        let kind = column("type");
+        if let Some(window) = kind
+            .as_deref()
+            .filter(|k| [snapshot::WINDOW_OPEN, snapshot::WINDOW_CLOSE].contains(k))
+        {
+            // A window row of this or an earlier run: never a signal.
+            if let Some(resumer) = self.resumer.as_mut() {
+                resumer.on_window_row(&id, Some(window));
+            }
+            return;
+        }
+        let Some(kind) = kind else {
             tracing::warn!(signal_id = %id, table = %event.table.qualified_name(), "signal without a `type`; ignored");
             return;
         };

@@ -267,6 +267,7 @@ pub(crate) fn pipeline_settings(
                 stats: Default::default(),
                 signal_table: connector.signal_data_collection.clone(),
                 incremental_chunk_rows: connector.incremental_snapshot_chunk_size,
+                watermarking: connector.incremental_snapshot_watermarking,
                 // The manager keeps a handle for `POST …/signals`.
                 signals: Default::default(),
             },

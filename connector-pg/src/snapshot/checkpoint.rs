@@ -34,6 +34,11 @@ pub struct KeyProgress {
     pub key_columns: Vec<String>,
     /// The key value (each column in its text form) the delivered chunks end at, inclusive.
     pub after: Vec<String>,
+    /// A signalled incremental snapshot's greatest key of the table (each column in its text
+    /// form), as its first window found it: the `maximum_key` of the notifications, kept so
+    /// that they carry the same value after a restart (Debezium stores it in the offset as
+    /// `incremental_snapshot_maximum_key`). `None` for an initial snapshot.
+    pub max_key: Option<Vec<String>>,
 }
 
 /// One step of progress, sent by the source after the records it covers.
@@ -71,6 +76,11 @@ pub struct SnapshotProgress {
     /// Set for a signalled incremental snapshot: the tables it reads, in order (those in
     /// `done` are read).
     pub incremental: Option<Vec<IncrementalTable>>,
+    /// A signalled incremental snapshot's correlation id: the id of the `execute-snapshot`
+    /// signal that started (or last extended) it, the `id` of its notifications. Stored, as
+    /// Debezium stores `incremental_snapshot_correlation_id`, so that the notifications after a
+    /// restart carry the same id as before it.
+    pub correlation_id: Option<String>,
 }
 
 impl SnapshotProgress {
@@ -81,6 +91,7 @@ impl SnapshotProgress {
             done: Vec::new(),
             partial: None,
             incremental: None,
+            correlation_id: None,
         }
     }
 
@@ -118,6 +129,18 @@ impl SnapshotProgress {
             .filter(|p| p.table.0 == schema && p.table.1 == table && p.key_columns == key_columns)
             .map(|p| p.after.as_slice())
     }
+
+    /// The greatest key stored for `schema.table` with its resume point (see
+    /// [`KeyProgress::max_key`]), under the same conditions as [`Self::resume_after`].
+    pub fn stored_max_key(
+        &self,
+        schema: &str,
+        table: &str,
+        key_columns: &[String],
+    ) -> Option<&[String]> {
+        self.resume_after(schema, table, key_columns)?;
+        self.partial.as_ref()?.max_key.as_deref()
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +170,7 @@ mod tests {
             table: name("b"),
             key_columns: vec!["id".into()],
             after: vec!["1000".into()],
+            max_key: None,
         };
         p.apply(&ProgressUpdate::KeyRange(key.clone()));
         assert!(p.is_done("public", "a"));
@@ -222,6 +246,7 @@ mod tests {
             table: name("t"),
             key_columns: vec!["id".into()],
             after: vec!["2".into()],
+            max_key: None,
         });
         let chunks: Vec<(Vec<i64>, ProgressUpdate)> = vec![
             (vec![1, 2], range.clone()),

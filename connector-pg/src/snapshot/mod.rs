@@ -112,6 +112,7 @@ pub use checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
 pub(crate) use emitter::marker;
 pub use plan::ChunkStrategy;
 pub use progress::SnapshotStats;
+pub(crate) use resume::{WINDOW_CLOSE, WINDOW_OPEN};
 pub use signal::{AdditionalCondition, Signal, SignalInbox};
 pub use throttle::ThrottleSettings;
 
@@ -154,6 +155,9 @@ pub struct SnapshotSettings {
     pub signal_table: Option<TableName>,
     /// `incremental.snapshot.chunk.size`: keys per window of a signalled snapshot.
     pub incremental_chunk_rows: u64,
+    /// How the windows are marked in the WAL: pgseam's logical messages, or Debezium's rows
+    /// in the signaling table (`incremental.snapshot.watermarking.strategy`).
+    pub watermarking: WatermarkStrategy,
     /// Signals from the worker (the REST extension); the manager shares it.
     pub signals: Arc<SignalInbox>,
 }
@@ -172,6 +176,20 @@ impl std::fmt::Debug for SnapshotSettings {
     }
 }
 
+/// How the low and high watermarks of a window (see `resume`) are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatermarkStrategy {
+    /// pgseam's default: `pg_logical_emit_message(true, '__pgseam.<slot>', 'low:<id>')` and
+    /// `'high:<id>'`; no table is written.
+    Message,
+    /// Debezium's `insert_insert`: rows `('<id>-open', 'snapshot-window-open', …)` and
+    /// `('<id>-close', 'snapshot-window-close', …)` inserted into `signal.data.collection`.
+    InsertInsert,
+    /// Debezium's `insert_delete`: the open row is inserted, and deleted to close the window,
+    /// so the signaling table does not grow.
+    InsertDelete,
+}
+
 /// Debezium's `incremental.snapshot.chunk.size` default.
 pub const DEFAULT_INCREMENTAL_CHUNK_ROWS: u64 = 1024;
 
@@ -188,6 +206,7 @@ impl Default for SnapshotSettings {
             stats: Arc::new(SnapshotStats::new()),
             signal_table: None,
             incremental_chunk_rows: DEFAULT_INCREMENTAL_CHUNK_ROWS,
+            watermarking: WatermarkStrategy::Message,
             signals: Arc::new(SignalInbox::default()),
         }
     }

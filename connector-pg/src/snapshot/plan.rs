@@ -195,6 +195,7 @@ pub async fn plan(
                         table: (schema.schema.clone(), schema.table.clone()),
                         key_columns: key_columns.clone(),
                         after: after.clone(),
+                        max_key: None,
                     })
                 })
             };

@@ -43,6 +43,11 @@
 //!    snapshot decodes).
 //! 4. **High watermark**: `… 'high:<id>'`.
 //!
+//! With `incremental.snapshot.watermarking.strategy` set, the watermarks are Debezium's rows
+//! in the signaling table instead (see [`WatermarkWriter`]): the stream recognises them by
+//! their `type` (or, for `insert_delete`'s close, the DELETE of the open row) and ignores
+//! logical-message watermarks.
+//!
 //! Meanwhile the stream goes on (keepalives, status updates, events); between the two
 //! watermarks it remembers the keys of the table changed (see `window`). At the end of the
 //! high watermark's transaction the buffered rows whose keys did not change are emitted as
@@ -85,8 +90,8 @@ use super::plan::{self, Chunk, ChunkStrategy, TablePlan};
 use super::progress::SnapshotStats;
 use super::window::{Phase, Window};
 use super::{
-    reader, ChunkMessage, SnapshotContext, SnapshotSettings, CHUNK_CHANNEL_BATCHES,
-    SESSION_TIMEOUTS,
+    reader, ChunkMessage, SnapshotContext, SnapshotSettings, WatermarkStrategy,
+    CHUNK_CHANNEL_BATCHES, SESSION_TIMEOUTS,
 };
 use crate::catalog::{load_table_schema, quote_identifier, TableIdentity};
 use crate::connection::{connect_query_session, ConnectParams};
@@ -105,8 +110,9 @@ struct Work {
     kind: WorkKind,
     /// Its index in the snapshot counters.
     stats_index: usize,
-    /// The table's greatest key (under its filter), as the first window of this run found
-    /// it: the `maximum_key` of the notifications.
+    /// The table's greatest key (under its filter), as the snapshot's first window of it
+    /// found it (kept across restarts in [`KeyProgress::max_key`]): the `maximum_key` of the
+    /// notifications.
     max_key: Option<Vec<String>>,
     /// Rows read of it in this run: `total_rows_scanned` of the notifications.
     scanned: u64,
@@ -147,7 +153,7 @@ struct Active {
 
 /// The source's resume state: remaining tables, the open window, the session.
 pub(crate) struct Resumer {
-    prefix: String,
+    watermarks: Arc<WatermarkWriter>,
     run_id: String,
     next_id: u64,
     client: Option<Client>,
@@ -166,8 +172,8 @@ pub(crate) struct Resumer {
     cancel_front: bool,
     stats: Arc<SnapshotStats>,
     /// The id of the signal that started (or last extended) the incremental snapshot:
-    /// Debezium's correlation id, the notifications' id. Not stored: after a restart the
-    /// notifications get random ids.
+    /// Debezium's correlation id, the notifications' id. Stored with the progress
+    /// ([`SnapshotProgress::correlation_id`]), so a restart keeps it.
     correlation_id: Option<String>,
     /// `stop-snapshot` emptied the snapshot: it ends ABORTED, not COMPLETED.
     aborted: bool,
@@ -295,7 +301,7 @@ impl Resumer {
             .unwrap_or(0)
             .to_string();
         Ok(Resumer {
-            prefix: watermark_prefix(slot),
+            watermarks: Arc::new(WatermarkWriter::new(settings, slot)?),
             run_id,
             next_id: 0,
             client: Some(client),
@@ -315,7 +321,7 @@ impl Resumer {
             paused: false,
             cancel_front: false,
             stats: Arc::clone(&settings.stats),
-            correlation_id: None,
+            correlation_id: progress.correlation_id.clone(),
             aborted: false,
             notifications: Vec::new(),
         })
@@ -378,6 +384,7 @@ impl Resumer {
         let Some(progress) = self.incremental.as_mut() else {
             return Ok(None);
         };
+        progress.correlation_id = Some(signal_id.to_owned());
         let mut added = 0usize;
         for (table, filter) in tables {
             let name = (table.schema.clone(), table.table.clone());
@@ -552,7 +559,7 @@ impl Resumer {
         self.next_id += 1;
         let id = format!("{}-{}", self.run_id, self.next_id);
         let job = KeyedJob {
-            prefix: self.prefix.clone(),
+            watermarks: Arc::clone(&self.watermarks),
             id: id.clone(),
             plan: Arc::clone(&work.plan),
             select_list: select_list.clone(),
@@ -563,6 +570,7 @@ impl Resumer {
             rows: self.window_rows,
             context: Arc::clone(&self.context),
             want_max: self.incremental.is_some() && work.max_key.is_none(),
+            known_max: work.max_key.clone(),
         };
         tracing::debug!(table = %work.plan.schema.qualified_name(), window = %id, "snapshot resume window opened");
         self.active = Some(Active {
@@ -576,8 +584,13 @@ impl Resumer {
     /// A logical message: if it is one of this slot's watermarks, the window moves on.
     /// Returns whether the prefix is this slot's.
     pub(crate) fn on_message(&mut self, prefix: &str, content: &[u8]) -> bool {
-        if prefix != self.prefix {
+        if prefix != self.watermarks.prefix {
             return false;
+        }
+        if self.watermarks.strategy != WatermarkStrategy::Message {
+            // Not this configuration's watermarks (an earlier run's, before a restart with
+            // another strategy): ignored, as Debezium ignores a window it does not expect.
+            return true;
         }
         let Some(active) = self.active.as_mut() else {
             return true;
@@ -586,6 +599,30 @@ impl Resumer {
         if let Some((kind, id)) = text.split_once(':') {
             if id == active.window.id {
                 active.window.on_watermark(kind == "high");
+            }
+        }
+        true
+    }
+
+    /// A row of the signaling table that may be one of Debezium's window markers (see
+    /// [`WatermarkStrategy`]): `kind` is its `type` for an INSERT, `None` for a DELETE. Returns
+    /// whether it was one (then it is no signal).
+    pub(crate) fn on_window_row(&mut self, id: &str, kind: Option<&str>) -> bool {
+        let (high, window_id) = match kind {
+            Some(WINDOW_OPEN) => (false, id.strip_suffix("-open")),
+            Some(WINDOW_CLOSE) => (true, id.strip_suffix("-close")),
+            // insert_delete closes a window by deleting its open row.
+            None if self.watermarks.strategy == WatermarkStrategy::InsertDelete => {
+                (true, id.strip_suffix("-open"))
+            }
+            _ => return false,
+        };
+        if self.watermarks.strategy == WatermarkStrategy::Message {
+            return true;
+        }
+        if let (Some(active), Some(window_id)) = (self.active.as_mut(), window_id) {
+            if window_id == active.window.id {
+                active.window.on_watermark(high);
             }
         }
         true
@@ -708,6 +745,7 @@ impl Resumer {
                     table,
                     key_columns: key_columns.clone(),
                     after: upper,
+                    max_key: work.max_key.clone(),
                 })
             }
             None => {
@@ -821,7 +859,7 @@ fn resumed_row(mut event: ChangeEvent, lsn: Lsn, ts_us: i64) -> ChangeEvent {
 }
 
 struct KeyedJob {
-    prefix: String,
+    watermarks: Arc<WatermarkWriter>,
     id: String,
     plan: Arc<TablePlan>,
     select_list: String,
@@ -831,8 +869,11 @@ struct KeyedJob {
     filter: Option<String>,
     rows: u64,
     context: Arc<SnapshotContext>,
-    /// Also look up the table's greatest key (for the notifications).
+    /// Also look up the table's greatest key (for the notifications, and the bound below).
     want_max: bool,
+    /// The incremental snapshot's greatest key of the table, found by an earlier window:
+    /// no key above it is read (see `read_window`).
+    known_max: Option<Vec<String>>,
 }
 
 /// The OID of `schema.table`, if it exists.
@@ -875,6 +916,8 @@ async fn plan_work(
     let overridden = settings
         .select_overrides
         .contains_key(&schema.qualified_name());
+    // The greatest key a restarted incremental snapshot stored for the table.
+    let mut max_key = None;
     let kind = if schema.key_columns.is_empty() || (overridden && !incremental) {
         if incremental {
             tracing::warn!(table = %schema.qualified_name(), "incremental snapshot: the table has no primary key; skipped (as Debezium skips it)");
@@ -885,6 +928,9 @@ async fn plan_work(
         let key_columns = plan::key_column_names(&schema);
         let after = progress
             .resume_after(&schema.schema, &schema.table, &key_columns)
+            .map(<[String]>::to_vec);
+        max_key = progress
+            .stored_max_key(&schema.schema, &schema.table, &key_columns)
             .map(<[String]>::to_vec);
         WorkKind::Keyed {
             select_list: plan::select_list(client, &schema, &table_plan.columns).await?,
@@ -906,22 +952,151 @@ async fn plan_work(
         kind,
         // Set by `prepare` for a resume; out of range (ignored by the counters) otherwise.
         stats_index: usize::MAX,
-        max_key: None,
+        max_key,
         scanned: 0,
     }))
 }
 
-async fn emit_watermark(client: &Client, prefix: &str, content: &str) -> Result<()> {
-    client
-        .execute(
-            "SELECT pg_logical_emit_message(true, $1, $2)",
-            &[&prefix, &content],
-        )
-        .await
-        .map_err(query_error(format!(
-            "cannot write the snapshot watermark {content}"
-        )))?;
-    Ok(())
+/// Debezium's `OpenIncrementalSnapshotWindow.NAME`.
+pub(crate) const WINDOW_OPEN: &str = "snapshot-window-open";
+/// Debezium's `CloseIncrementalSnapshotWindow.NAME`.
+pub(crate) const WINDOW_CLOSE: &str = "snapshot-window-close";
+
+/// Writes a window's watermarks as the configured [`WatermarkStrategy`] says.
+///
+/// Debezium's strategies (`SignalBasedIncrementalSnapshotChangeEventSource`, 3.6): the open
+/// row is `('<chunk id>-open', 'snapshot-window-open', '{"openWindowTimestamp": "<instant>"}')`;
+/// `insert_insert` closes with `('<chunk id>-close', 'snapshot-window-close',
+/// '{"openWindowTimestamp": "<instant>", "closeWindowTimestamp": "<instant>"}')`,
+/// `insert_delete` with `DELETE … WHERE id = '<chunk id>-open'`; each in a transaction of
+/// its own. Debezium inserts by position (`VALUES (?, ?, ?)`); pgseam names the columns `id`,
+/// `type`, `data`, which is the same for Debezium's documented table and also works when
+/// the table has its columns in another order.
+struct WatermarkWriter {
+    /// `__pgseam.<slot>`: the logical messages' prefix.
+    prefix: String,
+    strategy: WatermarkStrategy,
+    /// The signaling table, quoted (Debezium's strategies).
+    table: Option<String>,
+}
+
+impl WatermarkWriter {
+    fn new(settings: &SnapshotSettings, slot: &str) -> Result<WatermarkWriter> {
+        let table = settings.signal_table.as_ref().map(|(schema, table)| {
+            format!("{}.{}", quote_identifier(schema), quote_identifier(table))
+        });
+        if settings.watermarking != WatermarkStrategy::Message && table.is_none() {
+            return Err(SourceError::Setup(
+                "incremental.snapshot.watermarking.strategy writes into the signaling table, but signal.data.collection is not set".into(),
+            ));
+        }
+        Ok(WatermarkWriter {
+            prefix: watermark_prefix(slot),
+            strategy: settings.watermarking,
+            table,
+        })
+    }
+
+    /// The low watermark of window `id`; returns the open time (for the close row).
+    async fn open(&self, client: &Client, id: &str) -> Result<String> {
+        let opened = java_instant(now_us());
+        match (self.strategy, &self.table) {
+            (WatermarkStrategy::Message, _) | (_, None) => {
+                self.message(client, &format!("low:{id}")).await?
+            }
+            (_, Some(table)) => {
+                let data = format!("{{\"openWindowTimestamp\": \"{opened}\"}}");
+                self.insert(client, table, &format!("{id}-open"), WINDOW_OPEN, &data)
+                    .await?
+            }
+        }
+        Ok(opened)
+    }
+
+    /// The high watermark of window `id`, opened at `opened`.
+    async fn close(&self, client: &Client, id: &str, opened: &str) -> Result<()> {
+        match (self.strategy, &self.table) {
+            (WatermarkStrategy::Message, _) | (_, None) => {
+                self.message(client, &format!("high:{id}")).await
+            }
+            (WatermarkStrategy::InsertInsert, Some(table)) => {
+                let data = format!(
+                    "{{\"openWindowTimestamp\": \"{opened}\", \"closeWindowTimestamp\": \"{}\"}}",
+                    java_instant(now_us())
+                );
+                self.insert(client, table, &format!("{id}-close"), WINDOW_CLOSE, &data)
+                    .await
+            }
+            (WatermarkStrategy::InsertDelete, Some(table)) => {
+                let open_id = format!("{id}-open");
+                client
+                    .execute(&format!("DELETE FROM {table} WHERE id = $1"), &[&open_id])
+                    .await
+                    .map_err(query_error(format!(
+                        "cannot delete the snapshot window row {open_id} from the signaling table {table} (incremental.snapshot.watermarking.strategy=insert_delete)"
+                    )))?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn message(&self, client: &Client, content: &str) -> Result<()> {
+        client
+            .execute(
+                "SELECT pg_logical_emit_message(true, $1, $2)",
+                &[&self.prefix, &content],
+            )
+            .await
+            .map_err(query_error(format!(
+                "cannot write the snapshot watermark {content}"
+            )))?;
+        Ok(())
+    }
+
+    async fn insert(
+        &self,
+        client: &Client,
+        table: &str,
+        id: &str,
+        kind: &str,
+        data: &str,
+    ) -> Result<()> {
+        // Text parameters, cast by the server to whatever the columns are (varchar, text).
+        client
+            .execute(
+                &format!("INSERT INTO {table} (id, type, data) VALUES ($1::text, $2::text, $3::text)"),
+                &[&id, &kind, &data],
+            )
+            .await
+            .map_err(query_error(format!(
+                "cannot insert the snapshot window row {id} into the signaling table {table} (incremental.snapshot.watermarking.strategy)"
+            )))?;
+        Ok(())
+    }
+}
+
+/// `java.time.Instant.toString()` of a time in microseconds since the epoch: ISO-8601 in UTC,
+/// the fraction in groups of three digits, none when zero (`2026-11-24T15:30:01.120Z`).
+fn java_instant(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let (y, m, d) = pgseam_pgvalue::datetime::civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    );
+    if micros != 0 {
+        if micros % 1000 == 0 {
+            out.push_str(&format!(".{:03}", micros / 1000));
+        } else {
+            out.push_str(&format!(".{micros:06}"));
+        }
+    }
+    out.push('Z');
+    out
 }
 
 /// Transactions in progress now (`pg_current_snapshot()`'s xip list).
@@ -973,7 +1148,7 @@ pub(crate) async fn wait_until_ended(client: &Client, xids: &[String], table: &s
 /// One window: low watermark, wait, read by key range, high watermark (see the module docs).
 async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRead)> {
     let KeyedJob {
-        prefix,
+        watermarks,
         id,
         plan: table,
         select_list,
@@ -984,10 +1159,11 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         rows: window_rows,
         context,
         want_max,
+        known_max,
     } = job;
     let name = table.qualified.clone();
     let relation = table.relation.clone();
-    emit_watermark(&client, &prefix, &format!("low:{id}")).await?;
+    let opened = watermarks.open(&client, &id).await?;
     let xids = running_xids(&client).await?;
     wait_until_ended(&client, &xids, &table.schema.qualified_name()).await?;
 
@@ -1003,36 +1179,12 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         (Some(l), Some(c)) => Some(format!("{l} AND {c}")),
         (l, c) => l.or(c),
     };
-    // Aliased: an output column named like a key column would capture `ORDER BY "id"` (an
-    // output name wins over an input column in PostgreSQL's ORDER BY), sorting by the keys'
-    // text, not their type. That made the windows cut at the N-th key in text order ("1",
-    // "10", "100", "1000", ...), so a window held far fewer or far more than N rows (ranges
-    // stayed contiguous: nothing was lost, but a window could exceed its buffer bound).
+    // The aliases the key queries read the key's text form by (see below).
     let as_text: Vec<String> = quoted
         .iter()
         .enumerate()
         .map(|(i, k)| format!("{k}::text AS pgseam_key{i}"))
         .collect();
-    let offset = i64::try_from(window_rows.saturating_sub(1)).unwrap_or(i64::MAX);
-    let boundary = client
-        .query(
-            &format!(
-                "SELECT {} FROM {relation}{} ORDER BY {} OFFSET $1 LIMIT 1",
-                as_text.join(", "),
-                lower
-                    .as_ref()
-                    .map_or(String::new(), |l| format!(" WHERE {l}")),
-                quoted.join(", ")
-            ),
-            &[&offset],
-        )
-        .await
-        .map_err(query_error(format!(
-            "cannot find the next key range of {name}"
-        )))?;
-    let upper: Option<Vec<String>> = boundary
-        .first()
-        .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect());
     let max_key = if want_max {
         let descending: Vec<String> = quoted.iter().map(|k| format!("{k} DESC")).collect();
         client
@@ -1056,6 +1208,46 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     } else {
         None
     };
+    // An incremental snapshot reads keys up to the greatest key its first window of the table
+    // found, as Debezium's reads chunks up to `maximumKey`: a row with a greater key was
+    // committed after that look-up, after the stream position the snapshot started at, so
+    // the stream sends it. This also keeps the windows (and `maximum_key`) the same after a
+    // restart.
+    let lower = match max_key.as_ref().or(known_max.as_ref()) {
+        None => lower,
+        Some(max) => {
+            let bound = format!("{key} <= {}", plan::key_literal(max, &types));
+            Some(match lower {
+                Some(l) => format!("{l} AND {bound}"),
+                None => bound,
+            })
+        }
+    };
+    // Aliased: an output column named like a key column would capture `ORDER BY "id"` (an
+    // output name wins over an input column in PostgreSQL's ORDER BY), sorting by the keys'
+    // text, not their type. That made the windows cut at the N-th key in text order ("1",
+    // "10", "100", "1000", ...), so a window held far fewer or far more than N rows (ranges
+    // stayed contiguous: nothing was lost, but a window could exceed its buffer bound).
+    let offset = i64::try_from(window_rows.saturating_sub(1)).unwrap_or(i64::MAX);
+    let boundary = client
+        .query(
+            &format!(
+                "SELECT {} FROM {relation}{} ORDER BY {} OFFSET $1 LIMIT 1",
+                as_text.join(", "),
+                lower
+                    .as_ref()
+                    .map_or(String::new(), |l| format!(" WHERE {l}")),
+                quoted.join(", ")
+            ),
+            &[&offset],
+        )
+        .await
+        .map_err(query_error(format!(
+            "cannot find the next key range of {name}"
+        )))?;
+    let upper: Option<Vec<String>> = boundary
+        .first()
+        .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect());
     let mut conditions: Vec<String> = lower.into_iter().collect();
     // (the lower bound above already carries the filter)
     if let Some(upper) = &upper {
@@ -1090,7 +1282,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     };
     let (read, (rows, bytes)) = tokio::join!(reading, collecting);
     read?;
-    emit_watermark(&client, &prefix, &format!("high:{id}")).await?;
+    watermarks.close(&client, &id, &opened).await?;
     Ok((
         client,
         WindowRead {
@@ -1107,4 +1299,25 @@ fn now_us() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_instant;
+
+    #[test]
+    fn instants_print_as_java_does() {
+        // java.time.Instant.ofEpochSecond(1795534201).toString() and its fractions.
+        assert_eq!(java_instant(1_795_534_201_000_000), "2026-11-24T15:30:01Z");
+        assert_eq!(
+            java_instant(1_795_534_201_120_000),
+            "2026-11-24T15:30:01.120Z"
+        );
+        assert_eq!(
+            java_instant(1_795_534_201_123_456),
+            "2026-11-24T15:30:01.123456Z"
+        );
+        assert_eq!(java_instant(0), "1970-01-01T00:00:00Z");
+        assert_eq!(java_instant(-1), "1969-12-31T23:59:59.999999Z");
+    }
 }

@@ -1,5 +1,6 @@
 //! A Debezium PostgreSQL connector configuration, validated key by key.
 
+use pgseam_connector_pg::snapshot::WatermarkStrategy;
 use pgseam_sink_kafka::TopicCreation;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -178,6 +179,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "signal.kafka.poll.timeout.ms",
     "signal.file",
     "incremental.snapshot.chunk.size",
+    "incremental.snapshot.watermarking.strategy",
     "heartbeat.interval.ms",
     "heartbeat.action.query",
     "heartbeat.topics.prefix",
@@ -599,6 +601,10 @@ pub struct ConnectorConfig {
     pub signal_data_collection: Option<(String, String)>,
     /// `incremental.snapshot.chunk.size`: keys per window of a signalled incremental snapshot.
     pub incremental_snapshot_chunk_size: u64,
+    /// `incremental.snapshot.watermarking.strategy`: unset, pgseam's logical-message
+    /// watermarks (no table is written); `insert_insert` or `insert_delete`, Debezium's rows in
+    /// the signaling table (needs `signal.data.collection`).
+    pub incremental_snapshot_watermarking: WatermarkStrategy,
     /// The `kafka` signal channel (`signal.enabled.channels` lists `kafka`).
     pub signal_kafka: Option<KafkaSignalChannel>,
     /// The `file` signal channel's file (`signal.file`, when `signal.enabled.channels` lists
@@ -946,6 +952,7 @@ impl ConnectorConfig {
             1,
             i32::MAX as u64,
         );
+        let incremental_snapshot_watermarking = take_watermarking(&mut s, &signal_data_collection);
         let heartbeat_ms = s.int(
             "heartbeat.interval.ms",
             DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -1171,6 +1178,7 @@ impl ConnectorConfig {
             signal_poll_interval,
             notifications,
             incremental_snapshot_chunk_size,
+            incremental_snapshot_watermarking,
             heartbeat_interval,
             heartbeat_action_query,
             heartbeat_topics_prefix,
@@ -2289,6 +2297,38 @@ fn take_signal_settings(s: &mut Settings, topic_prefix: &str) -> SignalSettings 
         file,
         poll_interval,
     }
+}
+
+/// `incremental.snapshot.watermarking.strategy`. Debezium always writes its window rows
+/// (default `insert_insert`); pgseam writes logical messages unless the key asks for
+/// Debezium's rows, which go into the signaling table.
+fn take_watermarking(
+    s: &mut Settings,
+    signal_table: &Option<(String, String)>,
+) -> WatermarkStrategy {
+    let Some(entry) = s
+        .take("incremental.snapshot.watermarking.strategy")
+        .filter(|e| !e.value.trim().is_empty())
+    else {
+        return WatermarkStrategy::Message;
+    };
+    // Debezium's `WatermarkStrategy.parse`: trimmed, case-insensitive.
+    let strategy = match entry.value.trim().to_ascii_lowercase().as_str() {
+        "insert_insert" => WatermarkStrategy::InsertInsert,
+        "insert_delete" => WatermarkStrategy::InsertDelete,
+        _ => {
+            s.invalid(&entry, "`insert_insert` or `insert_delete`");
+            return WatermarkStrategy::Message;
+        }
+    };
+    if signal_table.is_none() {
+        s.invalid(
+            &entry,
+            "no value without signal.data.collection: the strategy writes its window rows into the signaling table (unset, pgseam writes logical-message watermarks)",
+        );
+        return WatermarkStrategy::Message;
+    }
+    strategy
 }
 
 /// `signal.data.collection`, the `source` channel's table (`source_enabled`: the channel is

@@ -44,7 +44,9 @@
 //!    `signal.enabled.channels` (`source`, `kafka`, `file`), `signal.kafka.topic`,
 //!    `signal.kafka.bootstrap.servers`, `signal.kafka.groupId`, `signal.kafka.poll.timeout.ms`,
 //!    `signal.consumer.*`, `signal.file`, `signal.poll.interval.ms`,
-//!    `incremental.snapshot.chunk.size`,
+//!    `incremental.snapshot.chunk.size`, `incremental.snapshot.watermarking.strategy` (unset:
+//!    pgseam's logical-message watermarks; `insert_insert`/`insert_delete`: Debezium's window
+//!    rows in the signaling table),
 //!    `notification.enabled.channels` (`sink`, `log`), `notification.sink.topic.name`,
 //!    `heartbeat.interval.ms`, `heartbeat.action.query`,
 //!    `heartbeat.topics.prefix`, `max.batch.size`, `max.queue.size`,

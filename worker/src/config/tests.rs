@@ -1218,6 +1218,44 @@ fn signal_keys() {
         e.contains("`signal.enabled.channels`") && e.contains("`jmx` is not supported"),
         "{e}"
     );
+    // Watermarks: pgseam's logical messages unless Debezium's strategy is asked for.
+    use pgseam_connector_pg::snapshot::WatermarkStrategy;
+    assert_eq!(
+        c.incremental_snapshot_watermarking,
+        WatermarkStrategy::Message
+    );
+    let signalled = [
+        ("signal.data.collection", "public.dbz_signal"),
+        ("signal.enabled.channels", "source"),
+    ];
+    for (value, strategy) in [
+        ("insert_insert", WatermarkStrategy::InsertInsert),
+        (" INSERT_DELETE ", WatermarkStrategy::InsertDelete),
+    ] {
+        let mut keys = signalled.to_vec();
+        keys.push(("incremental.snapshot.watermarking.strategy", value));
+        assert_eq!(
+            config(&keys).unwrap().incremental_snapshot_watermarking,
+            strategy
+        );
+    }
+    let mut keys = signalled.to_vec();
+    keys.push((
+        "incremental.snapshot.watermarking.strategy",
+        "insert_update",
+    ));
+    let e = one_error(&keys);
+    assert!(e.contains("`insert_insert` or `insert_delete`"), "{e}");
+    let e = one_error(&[(
+        "incremental.snapshot.watermarking.strategy",
+        "insert_insert",
+    )]);
+    assert!(e.contains("without signal.data.collection"), "{e}");
+    let e = one_error(&[("signal.enabled.channels", "source,jmx")]);
+    assert!(
+        e.contains("`signal.enabled.channels`") && e.contains("`jmx` is not supported"),
+        "{e}"
+    );
     let e = one_error(&[("signal.enabled.channels", "source,kafka")]);
     assert!(
         e.contains("signal.kafka.bootstrap.servers") && e.contains("missing"),

@@ -61,12 +61,19 @@ pub const PROGRESS_KEY: &str = "pgseam_snapshot";
 /// it (its `Loader` reads only its own keys) and replays the whole transaction: duplicates,
 /// never a gap.
 pub const SKIP_KEY: &str = "pgseam_skip";
+/// Debezium's offset key of an incremental snapshot's correlation id
+/// (`AbstractIncrementalSnapshotContext.CORRELATION_ID`), written beside [`PROGRESS_KEY`] while a
+/// signalled incremental snapshot runs.
+pub const CORRELATION_ID_KEY: &str = "incremental_snapshot_correlation_id";
 /// Version of the progress text's layout.
 const PROGRESS_VERSION: i64 = 1;
 /// `ReplicationMessage.Operation.COMMIT`.
 pub const MESSAGE_TYPE_COMMIT: &str = "COMMIT";
 
 /// The position of one connector, as stored.
+// One value per stored checkpoint, moved a few times: the snapshot variant's size (a few
+// hundred bytes) costs nothing measurable, and boxing it would touch every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectorOffset {
     /// The initial snapshot was started but did not complete: the slot (if any) is ours, the
@@ -228,6 +235,9 @@ pub fn encode_value(offset: &ConnectorOffset) -> String {
             if let Some(s) = stream {
                 push_stream(&mut fields, s);
             }
+            if let Some(id) = &progress.correlation_id {
+                fields.push((CORRELATION_ID_KEY, Field::Str(id.clone())));
+            }
             fields.push((PROGRESS_KEY, Field::Str(encode_progress(progress))));
         }
         ConnectorOffset::SnapshotResumable {
@@ -377,8 +387,17 @@ pub fn decode_value(text: &[u8]) -> Result<ConnectorOffset, String> {
     };
     // A streaming offset with a signalled incremental snapshot under way.
     if let Some(Value::String(text)) = object.get(PROGRESS_KEY) {
-        let progress = decode_progress(text)?;
+        let mut progress = decode_progress(text)?;
         if progress.incremental.is_some() {
+            progress.correlation_id = match object.get(CORRELATION_ID_KEY) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) => Some(id.clone()),
+                Some(other) => {
+                    return Err(format!(
+                        "offset field `{CORRELATION_ID_KEY}` is not a string: {other}"
+                    ))
+                }
+            };
             return Ok(ConnectorOffset::SnapshotResumable {
                 progress,
                 stream: Some(stream),
@@ -403,6 +422,8 @@ fn decode_skip(text: &str) -> Result<SkipWithin, String> {
 /// `{"v":1,"c":"<consistent point>","done":[["schema","table"],…],"partial":{"table":["schema","table"],"key":["col",…],"after":["value",…]}}`
 /// (`partial` absent when no table is partly delivered; key values in their text form), and
 /// for a signalled incremental snapshot `"inc":[{"table":["schema","table"],"filter":<SQL or null>},…]`
+/// and `partial.max`, the table's greatest key (the correlation id is Debezium's own field,
+/// [`CORRELATION_ID_KEY`], beside this one)
 /// (pgseam's key, not Debezium's `incremental_snapshot_*` fields: their layout is
 /// Java-serialised chunk state that pgseam does not read).
 pub fn encode_progress(progress: &SnapshotProgress) -> String {
@@ -418,6 +439,9 @@ pub fn encode_progress(progress: &SnapshotProgress) -> String {
             "key": partial.key_columns,
             "after": partial.after,
         });
+        if let Some(max) = &partial.max_key {
+            value["partial"]["max"] = serde_json::json!(max);
+        }
     }
     if let Some(tables) = &progress.incremental {
         value["inc"] = tables
@@ -466,6 +490,10 @@ pub fn decode_progress(text: &str) -> Result<SnapshotProgress, String> {
                 table: table(p.get("table")).ok_or_else(|| bad("`partial.table`"))?,
                 key_columns: strings(p.get("key")).ok_or_else(|| bad("`partial.key`"))?,
                 after: strings(p.get("after")).ok_or_else(|| bad("`partial.after`"))?,
+                max_key: match p.get("max") {
+                    None | Some(Value::Null) => None,
+                    max => Some(strings(max).ok_or_else(|| bad("`partial.max`"))?),
+                },
             };
             if progress.key_columns.is_empty() || progress.key_columns.len() != progress.after.len()
             {
@@ -498,6 +526,7 @@ pub fn decode_progress(text: &str) -> Result<SnapshotProgress, String> {
         done,
         partial,
         incremental,
+        correlation_id: None,
     })
 }
 
@@ -655,11 +684,17 @@ mod tests {
                 table: ("s".into(), "b".into()),
                 key_columns: vec!["k1".into(), "k2".into()],
                 after: vec!["10".into(), "it's".into()],
+                max_key: None,
             }),
             incremental: None,
+            correlation_id: None,
         };
         let text = encode_progress(&progress);
         let mut signalled = progress.clone();
+        signalled.correlation_id = Some("ad-hoc-1 \"x\"".into());
+        if let Some(partial) = signalled.partial.as_mut() {
+            partial.max_key = Some(vec!["99".into(), "zz".into()]);
+        }
         signalled.incremental = Some(vec![
             IncrementalTable {
                 table: ("s".into(), "b".into()),
@@ -670,9 +705,12 @@ mod tests {
                 filter: None,
             },
         ]);
+        // The correlation id is not in the progress text but in its own offset field.
+        let mut text_only = signalled.clone();
+        text_only.correlation_id = None;
         assert_eq!(
             decode_progress(&encode_progress(&signalled)).unwrap(),
-            signalled
+            text_only
         );
         // An incremental snapshot's offset: streaming fields, no snapshot flags.
         let offset = ConnectorOffset::SnapshotResumable {
@@ -682,7 +720,24 @@ mod tests {
         };
         let stored = encode_value(&offset);
         assert!(!stored.contains("snapshot_completed"), "{stored}");
+        // The correlation id under Debezium's own key; the table's greatest key in pgseam's.
+        let json: Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(json[CORRELATION_ID_KEY], "ad-hoc-1 \"x\"", "{stored}");
+        assert!(stored.contains(r#"\"max\":[\"99\",\"zz\"]"#), "{stored}");
         assert_eq!(decode_value(stored.as_bytes()).unwrap(), offset);
+        // The correlation id is optional (an offset of an earlier pgseam) and must be a string.
+        let mut object = json.as_object().unwrap().clone();
+        object.remove(CORRELATION_ID_KEY);
+        let mut without = offset.clone();
+        if let ConnectorOffset::SnapshotResumable { progress, .. } = &mut without {
+            progress.correlation_id = None;
+        }
+        assert_eq!(
+            decode_value(Value::Object(object.clone()).to_string().as_bytes()).unwrap(),
+            without
+        );
+        object.insert(CORRELATION_ID_KEY.into(), Value::from(5));
+        assert!(decode_value(Value::Object(object).to_string().as_bytes()).is_err());
         assert_eq!(decode_progress(&text).unwrap(), progress);
         assert!(text.contains(r#""c":"16/B374D848""#), "{text}");
 
