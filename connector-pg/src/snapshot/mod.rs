@@ -138,6 +138,9 @@ pub struct SnapshotSettings {
     pub chunk_rows: u64,
     /// `snapshot.chunk.strategy` (pgseam): how tables are split.
     pub chunk_strategy: ChunkStrategy,
+    /// `pgseam.snapshot.chunk.strategy.overrides`: `schema.table` → the strategy that table
+    /// is read with, whatever `chunk_strategy` says.
+    pub chunk_strategy_overrides: BTreeMap<String, ChunkStrategy>,
     /// `snapshot.select.statement.overrides`: `schema.table` → the SELECT that replaces
     /// `SELECT * FROM schema.table`; read as one chunk.
     pub select_overrides: BTreeMap<String, String>,
@@ -164,6 +167,7 @@ impl std::fmt::Debug for SnapshotSettings {
             .field("max_threads", &self.max_threads)
             .field("chunk_rows", &self.chunk_rows)
             .field("chunk_strategy", &self.chunk_strategy)
+            .field("chunk_strategy_overrides", &self.chunk_strategy_overrides)
             .field("select_overrides", &self.select_overrides.keys())
             .field("include", &self.include.as_ref().map(|_| "…"))
             .field("throttle", &self.throttle)
@@ -181,6 +185,7 @@ impl Default for SnapshotSettings {
             max_threads: 1,
             chunk_rows: DEFAULT_CHUNK_ROWS,
             chunk_strategy: ChunkStrategy::Auto,
+            chunk_strategy_overrides: BTreeMap::new(),
             select_overrides: BTreeMap::new(),
             include: None,
             throttle: ThrottleSettings::default(),

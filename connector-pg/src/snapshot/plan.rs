@@ -3,18 +3,27 @@
 //! Runs on the coordinator session, inside the exported snapshot, after the table's ACCESS
 //! SHARE lock is held (so the relation cannot be rewritten between planning and reading).
 //!
-//! Strategies (`snapshot.chunk.strategy`, a pgseam property):
-//! - **ctid** (`auto` on PostgreSQL ≥ 14): block ranges `ctid >= '(b,0)' AND ctid < '(e,0)'`,
+//! Strategies (`snapshot.chunk.strategy`, a pgseam property, and per table
+//! `pgseam.snapshot.chunk.strategy.overrides`):
+//! - **ctid**: block ranges `ctid >= '(b,0)' AND ctid < '(e,0)'`,
 //!   read by a TID Range Scan that touches only those blocks. Planning costs one catalog read.
 //!   The block count is read after the lock, and the last chunk has no upper bound, so rows on
 //!   blocks added since (invisible to the snapshot anyway) cannot be missed. Sized by
 //!   `reltuples / relpages`; with no statistics, [`FALLBACK_ROWS_PER_BLOCK`].
 //! - **key**: primary-key ranges `(k) > (lo) AND (k) <= (hi)`, boundaries every `chunk_rows`-th
 //!   key in key order (one ordered scan of the key under the snapshot, so chunks are exact).
-//!   Slower to plan (measured in BENCHMARKS.md), but a key range means the same rows under any
-//!   snapshot, which a resumed snapshot will need. `auto` uses it before PostgreSQL 14, where
-//!   a ctid range would be a full scan per chunk. A table without a primary key is one chunk.
+//!   A key range means the same rows under any snapshot, so each delivered range is stored as
+//!   progress and a resumed snapshot reads only the rest; ctid progress cannot be resumed (a
+//!   crash re-reads the table). A table without a primary key is one chunk.
 //! - **whole**: one chunk per table.
+//! - **auto** (default) chooses per table, see [`choose`]: key ranges where they cost about
+//!   what ctid ranges cost — the key's first column follows the physical order (`pg_stats`
+//!   correlation, |c| ≥ [`KEY_MIN_CORRELATION`]), so each key range is an index range scan
+//!   over contiguous blocks — and ctid ranges otherwise: where the key order is not the
+//!   physical order, every key range visits blocks scattered over the whole heap, which
+//!   `bench/chunking.sh` measured several times slower (BENCHMARKS.md, "Snapshot chunk
+//!   strategies"). Before PostgreSQL 14, where a ctid range is a full scan per chunk, key
+//!   ranges. The choice and its reason are logged per table (`snapshot table planned`).
 //!
 //! A table in `snapshot.select.statement.overrides` is always one chunk: its statement is
 //! wrapped as `SELECT <columns> FROM (<statement>) AS o`, so it must return the table's columns
@@ -44,6 +53,11 @@ use crate::error::{Result, SourceError};
 pub const FALLBACK_ROWS_PER_BLOCK: f64 = 60.0;
 /// First server version (`server_version_num`) with TID Range Scans.
 const TID_RANGE_SCAN_VERSION: i32 = 140_000;
+/// `auto` reads a table by key ranges when the `pg_stats` correlation of its key's first
+/// column is at least this (in absolute value). Measured (`bench/chunking.sh`): at 1.0 key
+/// ranges read as fast as ctid ranges; on a random key order they are several times slower,
+/// and at ~0.5 (30% of rows updated) already measurably slower. Below it ctid ranges win.
+pub const KEY_MIN_CORRELATION: f64 = 0.9;
 
 /// `snapshot.chunk.strategy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +67,94 @@ pub enum ChunkStrategy {
     Ctid,
     Key,
     Whole,
+}
+
+impl ChunkStrategy {
+    /// The property value (`auto`, `ctid`, `key`, `whole`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChunkStrategy::Auto => "auto",
+            ChunkStrategy::Ctid => "ctid",
+            ChunkStrategy::Key => "key",
+            ChunkStrategy::Whole => "whole",
+        }
+    }
+}
+
+/// What [`choose`] decides a table's strategy from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableFacts {
+    /// `server_version_num`.
+    pub version: i32,
+    pub has_key: bool,
+    pub partitioned: bool,
+    pub estimated_rows: u64,
+    /// `pg_stats.correlation` of the key's first column (`None`: never analyzed).
+    pub key_correlation: Option<f64>,
+}
+
+/// The strategy a table is read with, and why: `configured` is the table's override or
+/// `snapshot.chunk.strategy`; `auto` is decided from the table's facts.
+pub fn choose(
+    configured: ChunkStrategy,
+    overridden: bool,
+    facts: &TableFacts,
+    chunk_rows: u64,
+) -> (ChunkStrategy, &'static str) {
+    if configured != ChunkStrategy::Auto {
+        return (
+            configured,
+            if overridden {
+                "pgseam.snapshot.chunk.strategy.overrides"
+            } else {
+                "snapshot.chunk.strategy"
+            },
+        );
+    }
+    if facts.version < TID_RANGE_SCAN_VERSION {
+        return (ChunkStrategy::Key, "no TID Range Scan before PostgreSQL 14");
+    }
+    if !facts.has_key {
+        return (ChunkStrategy::Ctid, "no primary key");
+    }
+    if facts.partitioned {
+        return (
+            ChunkStrategy::Ctid,
+            "partitioned: ctid ranges per partition",
+        );
+    }
+    if facts.estimated_rows <= chunk_rows {
+        return (ChunkStrategy::Ctid, "one chunk");
+    }
+    match facts.key_correlation {
+        None => (ChunkStrategy::Ctid, "no statistics on the key"),
+        Some(c) if c.abs() >= KEY_MIN_CORRELATION => {
+            (ChunkStrategy::Key, "key follows the physical order")
+        }
+        Some(_) => (
+            ChunkStrategy::Ctid,
+            "key does not follow the physical order",
+        ),
+    }
+}
+
+/// `pg_stats.correlation` of the first key column (`None`: no statistics, or no key).
+async fn key_correlation(client: &Client, schema: &TableSchema) -> Result<Option<f64>> {
+    let Some(&first) = schema.key_columns.first() else {
+        return Ok(None);
+    };
+    let row = client
+        .query_opt(
+            "SELECT correlation::float8 FROM pg_stats \
+             WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited",
+            &[&schema.schema, &schema.table, &schema.columns[first].name],
+        )
+        .await
+        .map_err(query_error(format!(
+            "cannot read the statistics of {}",
+            schema.qualified_name()
+        )))?;
+    Ok(row.and_then(|r| r.get::<_, Option<f64>>(0)))
 }
 
 /// How one column travels in the binary COPY.
@@ -116,11 +218,6 @@ pub async fn plan(
         .await
         .map_err(query_error("cannot read server_version_num".into()))?
         .get(0);
-    let strategy = match settings.chunk_strategy {
-        ChunkStrategy::Auto if version >= TID_RANGE_SCAN_VERSION => ChunkStrategy::Ctid,
-        ChunkStrategy::Auto => ChunkStrategy::Key,
-        other => other,
-    };
     let mut plan = Plan {
         tables: Vec::new(),
         chunks: Vec::new(),
@@ -137,6 +234,29 @@ pub async fn plan(
             format!("ONLY {name}")
         };
         let estimated_rows = parts.iter().map(|p| p.estimated_rows).sum();
+        let override_strategy = settings
+            .chunk_strategy_overrides
+            .get(&schema.qualified_name())
+            .copied();
+        let configured = override_strategy.unwrap_or(settings.chunk_strategy);
+        let key_correlation = if configured == ChunkStrategy::Auto && !partitioned {
+            key_correlation(client, schema).await?
+        } else {
+            None
+        };
+        let facts = TableFacts {
+            version,
+            has_key: !schema.key_columns.is_empty(),
+            partitioned,
+            estimated_rows,
+            key_correlation,
+        };
+        let (strategy, reason) = choose(
+            configured,
+            override_strategy.is_some(),
+            &facts,
+            settings.chunk_rows,
+        );
         let copy = |relation: &str, filter: &str| {
             format!("COPY (SELECT {select_list} FROM {relation}{filter}) TO STDOUT (FORMAT binary)")
         };
@@ -206,7 +326,19 @@ pub async fn plan(
             });
         }
         let chunks = filters.len().max(1);
-        tracing::debug!(table = %schema.qualified_name(), chunks, estimated_rows, partitions = partitioned.then_some(parts.len()), ?strategy, "snapshot table planned");
+        let overridden = settings
+            .select_overrides
+            .contains_key(&schema.qualified_name());
+        tracing::info!(
+            table = %schema.qualified_name(),
+            strategy = if overridden { "select override" } else { strategy.name() },
+            reason = if overridden { "snapshot.select.statement.overrides" } else { reason },
+            key_correlation,
+            chunks,
+            estimated_rows,
+            partitions = partitioned.then_some(parts.len()),
+            "snapshot table planned"
+        );
         plan.tables.push(TablePlan {
             schema: Arc::clone(schema),
             qualified: name,
@@ -472,6 +604,86 @@ pub(crate) async fn select_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_chooses_key_ranges_only_where_the_key_follows_the_heap() {
+        let facts = TableFacts {
+            version: 150_004,
+            has_key: true,
+            partitioned: false,
+            estimated_rows: 1_000_000,
+            key_correlation: Some(1.0),
+        };
+        let auto = |f: TableFacts| choose(ChunkStrategy::Auto, false, &f, 100_000);
+        assert_eq!(auto(facts).0, ChunkStrategy::Key);
+        // A key in descending physical order is as contiguous.
+        let descending = TableFacts {
+            key_correlation: Some(-0.95),
+            ..facts
+        };
+        assert_eq!(auto(descending).0, ChunkStrategy::Key);
+        for (facts, reason) in [
+            (
+                TableFacts {
+                    key_correlation: Some(0.5),
+                    ..facts
+                },
+                "key does not follow the physical order",
+            ),
+            (
+                TableFacts {
+                    key_correlation: None,
+                    ..facts
+                },
+                "no statistics on the key",
+            ),
+            (
+                TableFacts {
+                    has_key: false,
+                    ..facts
+                },
+                "no primary key",
+            ),
+            (
+                TableFacts {
+                    partitioned: true,
+                    ..facts
+                },
+                "partitioned: ctid ranges per partition",
+            ),
+            (
+                TableFacts {
+                    estimated_rows: 100_000,
+                    ..facts
+                },
+                "one chunk",
+            ),
+        ] {
+            assert_eq!(auto(facts), (ChunkStrategy::Ctid, reason), "{facts:?}");
+        }
+        let old = TableFacts {
+            version: 130_000,
+            key_correlation: Some(0.0),
+            ..facts
+        };
+        assert_eq!(auto(old).0, ChunkStrategy::Key);
+        // An explicit strategy, global or per table, is never second-guessed.
+        let shuffled = TableFacts {
+            key_correlation: Some(0.0),
+            ..facts
+        };
+        assert_eq!(
+            choose(ChunkStrategy::Key, true, &shuffled, 100_000),
+            (
+                ChunkStrategy::Key,
+                "pgseam.snapshot.chunk.strategy.overrides"
+            )
+        );
+        assert_eq!(
+            choose(ChunkStrategy::Whole, false, &facts, 100_000),
+            (ChunkStrategy::Whole, "snapshot.chunk.strategy")
+        );
+    }
 
     #[test]
     fn ctid_ranges_cover_every_block_and_leave_the_last_open() {
