@@ -16,14 +16,16 @@
 //!   progress and a resumed snapshot reads only the rest; ctid progress cannot be resumed (a
 //!   crash re-reads the table). A table without a primary key is one chunk.
 //! - **whole**: one chunk per table.
-//! - **auto** (default) chooses per table, see [`choose`]: key ranges where they cost about
-//!   what ctid ranges cost — the key's first column follows the physical order (`pg_stats`
-//!   correlation, |c| ≥ [`KEY_MIN_CORRELATION`]), so each key range is an index range scan
-//!   over contiguous blocks — and ctid ranges otherwise: where the key order is not the
-//!   physical order, every key range visits blocks scattered over the whole heap, which
-//!   `bench/chunking.sh` measured several times slower (BENCHMARKS.md, "Snapshot chunk
-//!   strategies"). Before PostgreSQL 14, where a ctid range is a full scan per chunk, key
-//!   ranges. The choice and its reason are logged per table (`snapshot table planned`).
+//! - **auto** (default) chooses per table, see [`choose`]: key ranges — resumable — where the
+//!   key's first column follows the physical order (`pg_stats` correlation, |c| ≥
+//!   [`KEY_MIN_CORRELATION`]), so each key range is an index range scan over contiguous
+//!   blocks; ctid ranges otherwise, where every key range visits blocks scattered over the
+//!   whole heap. Measured (`bench/chunking.sh`, BENCHMARKS.md "Snapshot chunk strategies",
+//!   data in shared buffers): key ranges cost PostgreSQL about 1.6× ctid's CPU on an ordered
+//!   key and 2.3–2.5× on a random one (uuid, shuffled inserts); with pgseam's decoding the
+//!   bottleneck, wall time differs by 0–40%. Before PostgreSQL 14, where a ctid range is a
+//!   full scan per chunk, key ranges. The choice and its reason are logged per table
+//!   (`snapshot table planned`).
 //!
 //! A table in `snapshot.select.statement.overrides` is always one chunk: its statement is
 //! wrapped as `SELECT <columns> FROM (<statement>) AS o`, so it must return the table's columns
@@ -54,9 +56,12 @@ pub const FALLBACK_ROWS_PER_BLOCK: f64 = 60.0;
 /// First server version (`server_version_num`) with TID Range Scans.
 const TID_RANGE_SCAN_VERSION: i32 = 140_000;
 /// `auto` reads a table by key ranges when the `pg_stats` correlation of its key's first
-/// column is at least this (in absolute value). Measured (`bench/chunking.sh`): at 1.0 key
-/// ranges read as fast as ctid ranges; on a random key order they are several times slower,
-/// and at ~0.5 (30% of rows updated) already measurably slower. Below it ctid ranges win.
+/// column is at least this (in absolute value). Measured (`bench/chunking.sh`, cached data):
+/// PostgreSQL CPU per 1M rows, ctid 0.30–0.36 s; key 0.49–0.57 s at correlation 1.0 and
+/// 0.53–0.56 s at 0.59 (30% of rows updated), 0.72–0.85 s at ~0. The cached measurement
+/// would allow 0.5; 0.9 is chosen because on a heap larger than memory a key range also
+/// reads every block holding one of its displaced rows, so at 0.59 each chunk re-reads the
+/// heap's updated tail (not measured here: the machine's page cache holds the tables).
 pub const KEY_MIN_CORRELATION: f64 = 0.9;
 
 /// `snapshot.chunk.strategy`.
