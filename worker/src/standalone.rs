@@ -250,6 +250,7 @@ pub(crate) fn pipeline_settings(
                     .iter()
                     .map(|(table, strategy)| (table.clone(), chunk_strategy(*strategy)))
                     .collect(),
+                window_reason: None,
                 select_overrides: connector.snapshot_select_overrides.clone(),
                 include: connector.snapshot_include.clone().map(|patterns| {
                     Arc::new(move |schema: &str, table: &str| {

@@ -59,6 +59,7 @@ pub(crate) fn start(
     let mut settings = SnapshotSettings {
         chunk_strategy: ChunkStrategy::Whole,
         chunk_strategy_overrides: BTreeMap::new(),
+        window_reason: Some("blocking snapshot"),
         include: None,
         ..settings.clone()
     };

@@ -141,6 +141,10 @@ pub struct SnapshotSettings {
     /// `pgseam.snapshot.chunk.strategy.overrides`: `schema.table` → the strategy that table
     /// is read with, whatever `chunk_strategy` says.
     pub chunk_strategy_overrides: BTreeMap<String, ChunkStrategy>,
+    /// Set by the engine's own whole-table reads (resume and incremental windows, blocking
+    /// snapshots): what they are, logged as the plan's reason instead of the configured
+    /// strategy's. `None` for the initial snapshot.
+    pub window_reason: Option<&'static str>,
     /// `snapshot.select.statement.overrides`: `schema.table` → the SELECT that replaces
     /// `SELECT * FROM schema.table`; read as one chunk.
     pub select_overrides: BTreeMap<String, String>,
@@ -186,6 +190,7 @@ impl Default for SnapshotSettings {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             chunk_strategy: ChunkStrategy::Auto,
             chunk_strategy_overrides: BTreeMap::new(),
+            window_reason: None,
             select_overrides: BTreeMap::new(),
             include: None,
             throttle: ThrottleSettings::default(),

@@ -262,6 +262,7 @@ pub async fn plan(
             &facts,
             settings.chunk_rows,
         );
+        let reason = settings.window_reason.unwrap_or(reason);
         let copy = |relation: &str, filter: &str| {
             format!("COPY (SELECT {select_list} FROM {relation}{filter}) TO STDOUT (FORMAT binary)")
         };

@@ -862,6 +862,7 @@ async fn plan_work(
     let whole = SnapshotSettings {
         chunk_strategy: ChunkStrategy::Whole,
         chunk_strategy_overrides: BTreeMap::new(),
+        window_reason: Some("resume or incremental snapshot window"),
         include: None,
         ..settings.clone()
     };
