@@ -518,6 +518,26 @@ async fn key_filters(
         .await
         .map_err(query_error(format!("cannot plan key ranges of {name}")))?;
     let key = format!("({key_list})");
+    let mut boundaries = boundaries;
+    // When the row count is a multiple of `chunk_rows` the last boundary is the last key, and
+    // the open-ended range after it would be an empty chunk: it becomes the open-ended one.
+    if let Some(last) = boundaries.last() {
+        let values: Vec<String> = (0..keys.len()).map(|i| last.get::<_, String>(i)).collect();
+        let beyond: bool = client
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {relation} WHERE {key} > {})",
+                    key_literal(&values, &types)
+                ),
+                &[],
+            )
+            .await
+            .map_err(query_error(format!("cannot plan key ranges of {name}")))?
+            .get(0);
+        if !beyond {
+            boundaries.pop();
+        }
+    }
     let mut filters = Vec::new();
     let mut lower: Option<String> = None;
     for row in &boundaries {
