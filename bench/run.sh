@@ -16,6 +16,8 @@
 #   Environment: PGSEAM_BIN (default: the release build) runs another pgseam binary;
 #   PGSEAM_WORKER_EXTRA lines are appended to every pgseam worker.properties (e.g.
 #   $'producer.linger.ms=20\nproducer.compression.type=lz4') to measure producer settings.
+#   PGSEAM_CONNECTOR_EXTRA lines are appended to every pgseam connector.properties (e.g.
+#   snapshot.max.threads=4).
 #
 # Needs: release binaries (cargo build --release -p pgseam -p pgseam-testkit
 # -p pgseam-integration-tests --bin pgseam-bench), in $CARGO_TARGET_DIR or ./target; Java 17
@@ -76,6 +78,7 @@ TXS=${TXS:-$ROWS}
 # PGSEAM_WORKER_EXTRA is for this script only: exported, pgseam would read it as the worker
 # key `extra` (PGSEAM_WORKER_<KEY> environment overrides) and refuse to start.
 export -n PGSEAM_WORKER_EXTRA 2>/dev/null || true
+export -n PGSEAM_CONNECTOR_EXTRA 2>/dev/null || true
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -241,6 +244,7 @@ slot.name=$2
 table.include.list=public.$3
 snapshot.mode=$5
 decimal.handling.mode=string
+${PGSEAM_CONNECTOR_EXTRA:-}
 EOF
 }
 pgseam_start() { measure env RUST_LOG=warn "$PGSEAM" standalone "$1/worker.properties" "$1/connector.properties" 2>>"$1/pgseam.log"; }

@@ -244,12 +244,13 @@ pub(crate) fn pipeline_settings(
             snapshot: pgseam_connector_pg::SnapshotSettings {
                 max_threads: connector.snapshot_max_threads.max(1) as usize,
                 chunk_rows: connector.snapshot_chunk_rows,
-                chunk_strategy: match connector.snapshot_chunk_strategy {
-                    config::SnapshotChunkStrategy::Auto => ChunkStrategy::Auto,
-                    config::SnapshotChunkStrategy::Ctid => ChunkStrategy::Ctid,
-                    config::SnapshotChunkStrategy::Key => ChunkStrategy::Key,
-                    config::SnapshotChunkStrategy::Whole => ChunkStrategy::Whole,
-                },
+                chunk_strategy: chunk_strategy(connector.snapshot_chunk_strategy),
+                chunk_strategy_overrides: connector
+                    .snapshot_chunk_strategy_overrides
+                    .iter()
+                    .map(|(table, strategy)| (table.clone(), chunk_strategy(*strategy)))
+                    .collect(),
+                window_reason: None,
                 select_overrides: connector.snapshot_select_overrides.clone(),
                 include: connector.snapshot_include.clone().map(|patterns| {
                     Arc::new(move |schema: &str, table: &str| {
@@ -347,6 +348,16 @@ pub(crate) fn pipeline_settings(
         signal_file: connector.signal_file.clone(),
         signal_poll_interval: connector.signal_poll_interval,
     })
+}
+
+/// The connector's `snapshot.chunk.strategy` value as the snapshot engine's.
+fn chunk_strategy(strategy: config::SnapshotChunkStrategy) -> ChunkStrategy {
+    match strategy {
+        config::SnapshotChunkStrategy::Auto => ChunkStrategy::Auto,
+        config::SnapshotChunkStrategy::Ctid => ChunkStrategy::Ctid,
+        config::SnapshotChunkStrategy::Key => ChunkStrategy::Key,
+        config::SnapshotChunkStrategy::Whole => ChunkStrategy::Whole,
+    }
 }
 
 /// Exactly-once delivery's settings (KIP-618 keys, see `pipeline`'s "Exactly-once"), or

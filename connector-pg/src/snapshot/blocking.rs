@@ -27,6 +27,7 @@
 //! Notifications are the initial snapshot's (`Initial Snapshot`: STARTED, IN_PROGRESS and
 //! TABLE_SCAN_COMPLETED per table, COMPLETED), as Debezium's blocking snapshot sends them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pgseam_model::Lsn;
@@ -57,6 +58,8 @@ pub(crate) fn start(
     let params = params.clone();
     let mut settings = SnapshotSettings {
         chunk_strategy: ChunkStrategy::Whole,
+        chunk_strategy_overrides: BTreeMap::new(),
+        window_reason: Some("blocking snapshot"),
         include: None,
         ..settings.clone()
     };

@@ -139,6 +139,13 @@ pub struct SnapshotSettings {
     pub chunk_rows: u64,
     /// `snapshot.chunk.strategy` (pgseam): how tables are split.
     pub chunk_strategy: ChunkStrategy,
+    /// `pgseam.snapshot.chunk.strategy.overrides`: `schema.table` → the strategy that table
+    /// is read with, whatever `chunk_strategy` says.
+    pub chunk_strategy_overrides: BTreeMap<String, ChunkStrategy>,
+    /// Set by the engine's own whole-table reads (resume and incremental windows, blocking
+    /// snapshots): what they are, logged as the plan's reason instead of the configured
+    /// strategy's. `None` for the initial snapshot.
+    pub window_reason: Option<&'static str>,
     /// `snapshot.select.statement.overrides`: `schema.table` → the SELECT that replaces
     /// `SELECT * FROM schema.table`; read as one chunk.
     pub select_overrides: BTreeMap<String, String>,
@@ -168,6 +175,7 @@ impl std::fmt::Debug for SnapshotSettings {
             .field("max_threads", &self.max_threads)
             .field("chunk_rows", &self.chunk_rows)
             .field("chunk_strategy", &self.chunk_strategy)
+            .field("chunk_strategy_overrides", &self.chunk_strategy_overrides)
             .field("select_overrides", &self.select_overrides.keys())
             .field("include", &self.include.as_ref().map(|_| "…"))
             .field("throttle", &self.throttle)
@@ -199,6 +207,8 @@ impl Default for SnapshotSettings {
             max_threads: 1,
             chunk_rows: DEFAULT_CHUNK_ROWS,
             chunk_strategy: ChunkStrategy::Auto,
+            chunk_strategy_overrides: BTreeMap::new(),
+            window_reason: None,
             select_overrides: BTreeMap::new(),
             include: None,
             throttle: ThrottleSettings::default(),

@@ -3,18 +3,29 @@
 //! Runs on the coordinator session, inside the exported snapshot, after the table's ACCESS
 //! SHARE lock is held (so the relation cannot be rewritten between planning and reading).
 //!
-//! Strategies (`snapshot.chunk.strategy`, a pgseam property):
-//! - **ctid** (`auto` on PostgreSQL ≥ 14): block ranges `ctid >= '(b,0)' AND ctid < '(e,0)'`,
+//! Strategies (`snapshot.chunk.strategy`, a pgseam property, and per table
+//! `pgseam.snapshot.chunk.strategy.overrides`):
+//! - **ctid**: block ranges `ctid >= '(b,0)' AND ctid < '(e,0)'`,
 //!   read by a TID Range Scan that touches only those blocks. Planning costs one catalog read.
 //!   The block count is read after the lock, and the last chunk has no upper bound, so rows on
 //!   blocks added since (invisible to the snapshot anyway) cannot be missed. Sized by
 //!   `reltuples / relpages`; with no statistics, [`FALLBACK_ROWS_PER_BLOCK`].
 //! - **key**: primary-key ranges `(k) > (lo) AND (k) <= (hi)`, boundaries every `chunk_rows`-th
 //!   key in key order (one ordered scan of the key under the snapshot, so chunks are exact).
-//!   Slower to plan (measured in BENCHMARKS.md), but a key range means the same rows under any
-//!   snapshot, which a resumed snapshot will need. `auto` uses it before PostgreSQL 14, where
-//!   a ctid range would be a full scan per chunk. A table without a primary key is one chunk.
+//!   A key range means the same rows under any snapshot, so each delivered range is stored as
+//!   progress and a resumed snapshot reads only the rest; ctid progress cannot be resumed (a
+//!   crash re-reads the table). A table without a primary key is one chunk.
 //! - **whole**: one chunk per table.
+//! - **auto** (default) chooses per table, see [`choose`]: key ranges — resumable — where the
+//!   key's first column follows the physical order (`pg_stats` correlation, |c| ≥
+//!   [`KEY_MIN_CORRELATION`]), so each key range is an index range scan over contiguous
+//!   blocks; ctid ranges otherwise, where every key range visits blocks scattered over the
+//!   whole heap. Measured (`bench/chunking.sh`, BENCHMARKS.md "Snapshot chunk strategies",
+//!   data in shared buffers): key ranges cost PostgreSQL about 1.6× ctid's CPU on an ordered
+//!   key and 2.3–2.5× on a random one (uuid, shuffled inserts); with pgseam's decoding the
+//!   bottleneck, wall time differs by 0–40%. Before PostgreSQL 14, where a ctid range is a
+//!   full scan per chunk, key ranges. The choice and its reason are logged per table
+//!   (`snapshot table planned`).
 //!
 //! A table in `snapshot.select.statement.overrides` is always one chunk: its statement is
 //! wrapped as `SELECT <columns> FROM (<statement>) AS o`, so it must return the table's columns
@@ -44,6 +55,14 @@ use crate::error::{Result, SourceError};
 pub const FALLBACK_ROWS_PER_BLOCK: f64 = 60.0;
 /// First server version (`server_version_num`) with TID Range Scans.
 const TID_RANGE_SCAN_VERSION: i32 = 140_000;
+/// `auto` reads a table by key ranges when the `pg_stats` correlation of its key's first
+/// column is at least this (in absolute value). Measured (`bench/chunking.sh`, cached data):
+/// PostgreSQL CPU per 1M rows, ctid 0.30–0.36 s; key 0.49–0.57 s at correlation 1.0 and
+/// 0.53–0.56 s at 0.59 (30% of rows updated), 0.72–0.85 s at ~0. The cached measurement
+/// would allow 0.5; 0.9 is chosen because on a heap larger than memory a key range also
+/// reads every block holding one of its displaced rows, so at 0.59 each chunk re-reads the
+/// heap's updated tail (not measured here: the machine's page cache holds the tables).
+pub const KEY_MIN_CORRELATION: f64 = 0.9;
 
 /// `snapshot.chunk.strategy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +72,94 @@ pub enum ChunkStrategy {
     Ctid,
     Key,
     Whole,
+}
+
+impl ChunkStrategy {
+    /// The property value (`auto`, `ctid`, `key`, `whole`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChunkStrategy::Auto => "auto",
+            ChunkStrategy::Ctid => "ctid",
+            ChunkStrategy::Key => "key",
+            ChunkStrategy::Whole => "whole",
+        }
+    }
+}
+
+/// What [`choose`] decides a table's strategy from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableFacts {
+    /// `server_version_num`.
+    pub version: i32,
+    pub has_key: bool,
+    pub partitioned: bool,
+    pub estimated_rows: u64,
+    /// `pg_stats.correlation` of the key's first column (`None`: never analyzed).
+    pub key_correlation: Option<f64>,
+}
+
+/// The strategy a table is read with, and why: `configured` is the table's override or
+/// `snapshot.chunk.strategy`; `auto` is decided from the table's facts.
+pub fn choose(
+    configured: ChunkStrategy,
+    overridden: bool,
+    facts: &TableFacts,
+    chunk_rows: u64,
+) -> (ChunkStrategy, &'static str) {
+    if configured != ChunkStrategy::Auto {
+        return (
+            configured,
+            if overridden {
+                "pgseam.snapshot.chunk.strategy.overrides"
+            } else {
+                "snapshot.chunk.strategy"
+            },
+        );
+    }
+    if facts.version < TID_RANGE_SCAN_VERSION {
+        return (ChunkStrategy::Key, "no TID Range Scan before PostgreSQL 14");
+    }
+    if !facts.has_key {
+        return (ChunkStrategy::Ctid, "no primary key");
+    }
+    if facts.partitioned {
+        return (
+            ChunkStrategy::Ctid,
+            "partitioned: ctid ranges per partition",
+        );
+    }
+    if facts.estimated_rows <= chunk_rows {
+        return (ChunkStrategy::Ctid, "one chunk");
+    }
+    match facts.key_correlation {
+        None => (ChunkStrategy::Ctid, "no statistics on the key"),
+        Some(c) if c.abs() >= KEY_MIN_CORRELATION => {
+            (ChunkStrategy::Key, "key follows the physical order")
+        }
+        Some(_) => (
+            ChunkStrategy::Ctid,
+            "key does not follow the physical order",
+        ),
+    }
+}
+
+/// `pg_stats.correlation` of the first key column (`None`: no statistics, or no key).
+async fn key_correlation(client: &Client, schema: &TableSchema) -> Result<Option<f64>> {
+    let Some(&first) = schema.key_columns.first() else {
+        return Ok(None);
+    };
+    let row = client
+        .query_opt(
+            "SELECT correlation::float8 FROM pg_stats \
+             WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited",
+            &[&schema.schema, &schema.table, &schema.columns[first].name],
+        )
+        .await
+        .map_err(query_error(format!(
+            "cannot read the statistics of {}",
+            schema.qualified_name()
+        )))?;
+    Ok(row.and_then(|r| r.get::<_, Option<f64>>(0)))
 }
 
 /// How one column travels in the binary COPY.
@@ -116,11 +223,6 @@ pub async fn plan(
         .await
         .map_err(query_error("cannot read server_version_num".into()))?
         .get(0);
-    let strategy = match settings.chunk_strategy {
-        ChunkStrategy::Auto if version >= TID_RANGE_SCAN_VERSION => ChunkStrategy::Ctid,
-        ChunkStrategy::Auto => ChunkStrategy::Key,
-        other => other,
-    };
     let mut plan = Plan {
         tables: Vec::new(),
         chunks: Vec::new(),
@@ -137,6 +239,30 @@ pub async fn plan(
             format!("ONLY {name}")
         };
         let estimated_rows = parts.iter().map(|p| p.estimated_rows).sum();
+        let override_strategy = settings
+            .chunk_strategy_overrides
+            .get(&schema.qualified_name())
+            .copied();
+        let configured = override_strategy.unwrap_or(settings.chunk_strategy);
+        let key_correlation = if configured == ChunkStrategy::Auto && !partitioned {
+            key_correlation(client, schema).await?
+        } else {
+            None
+        };
+        let facts = TableFacts {
+            version,
+            has_key: !schema.key_columns.is_empty(),
+            partitioned,
+            estimated_rows,
+            key_correlation,
+        };
+        let (strategy, reason) = choose(
+            configured,
+            override_strategy.is_some(),
+            &facts,
+            settings.chunk_rows,
+        );
+        let reason = settings.window_reason.unwrap_or(reason);
         let copy = |relation: &str, filter: &str| {
             format!("COPY (SELECT {select_list} FROM {relation}{filter}) TO STDOUT (FORMAT binary)")
         };
@@ -207,7 +333,19 @@ pub async fn plan(
             });
         }
         let chunks = filters.len().max(1);
-        tracing::debug!(table = %schema.qualified_name(), chunks, estimated_rows, partitions = partitioned.then_some(parts.len()), ?strategy, "snapshot table planned");
+        let overridden = settings
+            .select_overrides
+            .contains_key(&schema.qualified_name());
+        tracing::info!(
+            table = %schema.qualified_name(),
+            strategy = if overridden { "select override" } else { strategy.name() },
+            reason = if overridden { "snapshot.select.statement.overrides" } else { reason },
+            key_correlation,
+            chunks,
+            estimated_rows,
+            partitions = partitioned.then_some(parts.len()),
+            "snapshot table planned"
+        );
         plan.tables.push(TablePlan {
             schema: Arc::clone(schema),
             qualified: name,
@@ -381,6 +519,26 @@ async fn key_filters(
         .await
         .map_err(query_error(format!("cannot plan key ranges of {name}")))?;
     let key = format!("({key_list})");
+    let mut boundaries = boundaries;
+    // When the row count is a multiple of `chunk_rows` the last boundary is the last key, and
+    // the open-ended range after it would be an empty chunk: it becomes the open-ended one.
+    if let Some(last) = boundaries.last() {
+        let values: Vec<String> = (0..keys.len()).map(|i| last.get::<_, String>(i)).collect();
+        let beyond: bool = client
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {relation} WHERE {key} > {})",
+                    key_literal(&values, &types)
+                ),
+                &[],
+            )
+            .await
+            .map_err(query_error(format!("cannot plan key ranges of {name}")))?
+            .get(0);
+        if !beyond {
+            boundaries.pop();
+        }
+    }
     let mut filters = Vec::new();
     let mut lower: Option<String> = None;
     for row in &boundaries {
@@ -473,6 +631,86 @@ pub(crate) async fn select_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_chooses_key_ranges_only_where_the_key_follows_the_heap() {
+        let facts = TableFacts {
+            version: 150_004,
+            has_key: true,
+            partitioned: false,
+            estimated_rows: 1_000_000,
+            key_correlation: Some(1.0),
+        };
+        let auto = |f: TableFacts| choose(ChunkStrategy::Auto, false, &f, 100_000);
+        assert_eq!(auto(facts).0, ChunkStrategy::Key);
+        // A key in descending physical order is as contiguous.
+        let descending = TableFacts {
+            key_correlation: Some(-0.95),
+            ..facts
+        };
+        assert_eq!(auto(descending).0, ChunkStrategy::Key);
+        for (facts, reason) in [
+            (
+                TableFacts {
+                    key_correlation: Some(0.5),
+                    ..facts
+                },
+                "key does not follow the physical order",
+            ),
+            (
+                TableFacts {
+                    key_correlation: None,
+                    ..facts
+                },
+                "no statistics on the key",
+            ),
+            (
+                TableFacts {
+                    has_key: false,
+                    ..facts
+                },
+                "no primary key",
+            ),
+            (
+                TableFacts {
+                    partitioned: true,
+                    ..facts
+                },
+                "partitioned: ctid ranges per partition",
+            ),
+            (
+                TableFacts {
+                    estimated_rows: 100_000,
+                    ..facts
+                },
+                "one chunk",
+            ),
+        ] {
+            assert_eq!(auto(facts), (ChunkStrategy::Ctid, reason), "{facts:?}");
+        }
+        let old = TableFacts {
+            version: 130_000,
+            key_correlation: Some(0.0),
+            ..facts
+        };
+        assert_eq!(auto(old).0, ChunkStrategy::Key);
+        // An explicit strategy, global or per table, is never second-guessed.
+        let shuffled = TableFacts {
+            key_correlation: Some(0.0),
+            ..facts
+        };
+        assert_eq!(
+            choose(ChunkStrategy::Key, true, &shuffled, 100_000),
+            (
+                ChunkStrategy::Key,
+                "pgseam.snapshot.chunk.strategy.overrides"
+            )
+        );
+        assert_eq!(
+            choose(ChunkStrategy::Whole, false, &facts, 100_000),
+            (ChunkStrategy::Whole, "snapshot.chunk.strategy")
+        );
+    }
 
     #[test]
     fn ctid_ranges_cover_every_block_and_leave_the_last_open() {

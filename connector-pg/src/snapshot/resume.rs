@@ -74,7 +74,7 @@
 //! `provide.transaction.metadata=true` it shows as a BEGIN/END pair with no events on the
 //! transaction topic (two per window), as the transactions of a heartbeat action query do.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -902,6 +902,8 @@ async fn plan_work(
 ) -> Result<Option<Work>> {
     let whole = SnapshotSettings {
         chunk_strategy: ChunkStrategy::Whole,
+        chunk_strategy_overrides: BTreeMap::new(),
+        window_reason: Some("resume or incremental snapshot window"),
         include: None,
         ..settings.clone()
     };

@@ -161,6 +161,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.fetch.size",
     "snapshot.chunk.rows",
     "snapshot.chunk.strategy",
+    "pgseam.snapshot.chunk.strategy.overrides",
     "snapshot.throttle.rows.per.second",
     "snapshot.throttle.bytes.per.second",
     "snapshot.throttle.chunk.pause.ms",
@@ -579,6 +580,9 @@ pub struct ConnectorConfig {
     pub snapshot_chunk_rows: u64,
     /// `snapshot.chunk.strategy` (pgseam).
     pub snapshot_chunk_strategy: SnapshotChunkStrategy,
+    /// `pgseam.snapshot.chunk.strategy.overrides`: `schema.table` → its strategy.
+    pub snapshot_chunk_strategy_overrides:
+        std::collections::BTreeMap<String, SnapshotChunkStrategy>,
     /// `snapshot.throttle.rows.per.second` (pgseam): rows per second across all snapshot
     /// readers; `None` (0, the default) is no limit.
     pub snapshot_throttle_rows_per_second: Option<u64>,
@@ -921,6 +925,7 @@ impl ConnectorConfig {
             86_400_000,
         ));
         let snapshot_select_overrides = take_select_overrides(&mut s);
+        let snapshot_chunk_strategy_overrides = take_chunk_strategy_overrides(&mut s);
         let snapshot_include = match s
             .take("snapshot.include.collection.list")
             .filter(|e| !e.value.trim().is_empty())
@@ -1171,6 +1176,7 @@ impl ConnectorConfig {
             snapshot_throttle_chunk_pause,
             snapshot_progress_interval,
             snapshot_select_overrides,
+            snapshot_chunk_strategy_overrides,
             snapshot_include,
             signal_data_collection,
             signal_kafka,
@@ -1238,6 +1244,52 @@ fn take_select_overrides(s: &mut Settings) -> std::collections::BTreeMap<String,
                     format!("tables that each have a `{SELECT_OVERRIDE_PREFIX}{table}` statement, but `{table}` has none"),
                 );
             }
+        }
+    }
+    overrides
+}
+
+/// `pgseam.snapshot.chunk.strategy.overrides`: a comma-separated list of
+/// `<schema>.<table>:<strategy>` (strategy as `snapshot.chunk.strategy`), e.g.
+/// `public.orders:key,public.events:ctid`. A malformed entry, an unknown strategy or a table
+/// named twice is an error naming the entry.
+fn take_chunk_strategy_overrides(
+    s: &mut Settings,
+) -> std::collections::BTreeMap<String, SnapshotChunkStrategy> {
+    let mut overrides = std::collections::BTreeMap::new();
+    let Some(entry) = s.take("pgseam.snapshot.chunk.strategy.overrides") else {
+        return overrides;
+    };
+    for item in entry
+        .value
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        let parsed = item.rsplit_once(':').and_then(|(table, strategy)| {
+            let table = table.trim();
+            let strategy = match strategy.trim().to_ascii_lowercase().as_str() {
+                "auto" => SnapshotChunkStrategy::Auto,
+                "ctid" => SnapshotChunkStrategy::Ctid,
+                "key" => SnapshotChunkStrategy::Key,
+                "whole" => SnapshotChunkStrategy::Whole,
+                _ => return None,
+            };
+            let (schema, name) = table.split_once('.')?;
+            (!schema.is_empty() && !name.is_empty()).then(|| (table.to_owned(), strategy))
+        });
+        match parsed {
+            Some((table, _)) if overrides.contains_key(&table) => s.invalid(
+                &entry,
+                format!("each table once, but `{table}` is named twice"),
+            ),
+            Some((table, strategy)) => {
+                overrides.insert(table, strategy);
+            }
+            None => s.invalid(
+                &entry,
+                format!("a comma-separated list of `<schema>.<table>:<strategy>` with strategy auto, ctid, key or whole, but `{item}` is not"),
+            ),
         }
     }
     overrides

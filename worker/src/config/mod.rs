@@ -117,7 +117,10 @@
 //! - `snapshot.chunk.rows` (default 100000): target rows per snapshot chunk, the unit the
 //!   `snapshot.max.threads` readers share out.
 //! - `snapshot.chunk.strategy` (`auto` default, `ctid`, `key`, `whole`): how tables are split;
-//!   `auto` is ctid block ranges on PostgreSQL ≥ 14 and primary-key ranges before.
+//!   `auto` chooses per table (key ranges where the key follows the physical order, ctid
+//!   block ranges otherwise; see `pgseam_connector_pg::snapshot::plan::choose`).
+//! - `pgseam.snapshot.chunk.strategy.overrides` (none by default): per-table strategies,
+//!   `<schema>.<table>:<strategy>` comma-separated, overriding `snapshot.chunk.strategy`.
 //! - `snapshot.throttle.rows.per.second` and `snapshot.throttle.bytes.per.second` (default 0,
 //!   no limit): the snapshot's rate across all readers (bytes of binary COPY data read from
 //!   PostgreSQL); `snapshot.throttle.chunk.pause.ms` (default 0): each reader's pause after a

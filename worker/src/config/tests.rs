@@ -1154,6 +1154,49 @@ fn snapshot_engine_keys() {
 }
 
 #[test]
+fn chunk_strategy_overrides() {
+    assert!(config(&[])
+        .unwrap()
+        .snapshot_chunk_strategy_overrides
+        .is_empty());
+    let c = config(&[(
+        "pgseam.snapshot.chunk.strategy.overrides",
+        " public.orders:KEY, sales.events : ctid,public.t:whole ",
+    )])
+    .unwrap();
+    let got: Vec<(&str, SnapshotChunkStrategy)> = c
+        .snapshot_chunk_strategy_overrides
+        .iter()
+        .map(|(t, s)| (t.as_str(), *s))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("public.orders", SnapshotChunkStrategy::Key),
+            ("public.t", SnapshotChunkStrategy::Whole),
+            ("sales.events", SnapshotChunkStrategy::Ctid),
+        ]
+    );
+    for bad in [
+        "public.orders",
+        "orders:key",
+        "public.orders:random",
+        ".x:key",
+    ] {
+        let e = one_error(&[("pgseam.snapshot.chunk.strategy.overrides", bad)]);
+        assert!(
+            e.contains("pgseam.snapshot.chunk.strategy.overrides") && e.contains(bad.trim()),
+            "{bad}: {e}"
+        );
+    }
+    let e = one_error(&[(
+        "pgseam.snapshot.chunk.strategy.overrides",
+        "public.a:key,public.a:ctid",
+    )]);
+    assert!(e.contains("named twice"), "{e}");
+}
+
+#[test]
 fn notification_keys() {
     use crate::config::NotificationChannels;
     let c = config(&[]).unwrap();

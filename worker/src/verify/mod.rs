@@ -430,6 +430,7 @@ pub async fn run(
         max_threads: connector.snapshot_max_threads.max(1) as usize,
         chunk_rows: settings.source.snapshot.chunk_rows,
         chunk_strategy: settings.source.snapshot.chunk_strategy,
+        chunk_strategy_overrides: settings.source.snapshot.chunk_strategy_overrides.clone(),
         select_overrides: BTreeMap::new(),
         include: None,
         ..SnapshotSettings::default()

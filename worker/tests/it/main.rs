@@ -36,6 +36,7 @@ mod rest_legacy_keys;
 mod slot_cli;
 mod slot_lag;
 mod smt_golden;
+mod snapshot_chunking;
 mod snapshot_concurrent;
 mod snapshot_modes;
 mod snapshot_ops;
