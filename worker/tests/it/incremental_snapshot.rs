@@ -401,16 +401,7 @@ fn a_signal_over_rest_snapshots_a_table() {
     );
     assert_eq!(code, 202, "{body}");
     assert!(body.contains("r1"), "{body}");
-    let started = Instant::now();
-    while pgseam
-        .log_text()
-        .matches("the incremental snapshot is complete")
-        .count()
-        < 2
-    {
-        assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    pgseam.wait_for_log_count("the incremental snapshot is complete", 2, WAIT);
     let messages = read_topics(
         &env.broker.bootstrap_servers(),
         &["rest.public.c".to_owned()],
@@ -643,16 +634,7 @@ fn notifications_go_to_the_sink_topic_and_the_log() {
            INSERT INTO dbz_signal VALUES ('stop-d', 'stop-snapshot', '{"data-collections": ["public.d"], "type": "incremental"}');
            COMMIT;"#,
     );
-    let started = Instant::now();
-    while pgseam
-        .log_text()
-        .matches("the incremental snapshot is complete")
-        .count()
-        < 2
-    {
-        assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    pgseam.wait_for_log_count("the incremental snapshot is complete", 2, WAIT);
     let messages = read_topics(
         &env.broker.bootstrap_servers(),
         &["notes.notifications".to_owned()],

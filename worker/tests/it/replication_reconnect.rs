@@ -30,18 +30,6 @@ fn batch(round: u32) -> String {
     )
 }
 
-fn wait_for_count(pgseam: &mut Pgseam, needle: &str, count: usize) {
-    let started = Instant::now();
-    while pgseam.log_text().matches(needle).count() < count {
-        assert!(
-            started.elapsed() < WAIT,
-            "pgseam did not log {needle:?} {count} times:\n{}",
-            pgseam.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn server_restart_and_terminated_walsender_lose_nothing() {
     let mut env = Env::start("recon");
@@ -64,7 +52,7 @@ fn server_restart_and_terminated_walsender_lose_nothing() {
     env.psql(&batch(1));
     env.pg.restart().expect("restart PostgreSQL");
     env.psql(&batch(2));
-    wait_for_count(&mut pgseam, "streaming started", 2);
+    pgseam.wait_for_log_count("streaming started", 2, WAIT);
     let log = pgseam.log_text();
     assert!(log.contains("lost the connection to PostgreSQL"), "{log}");
     env.psql(&batch(3));
@@ -100,7 +88,7 @@ fn server_restart_and_terminated_walsender_lose_nothing() {
     );
     assert_eq!(terminated, "t", "the walsender was running");
     writer.join().unwrap();
-    wait_for_count(&mut pgseam, "streaming started", 3);
+    pgseam.wait_for_log_count("streaming started", 3, WAIT);
     env.psql(&batch(5));
     env.assert_topic_equals("recon", "public.items", true, WAIT);
     assert!(

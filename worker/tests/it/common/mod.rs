@@ -202,20 +202,26 @@ impl Pgseam {
     /// Waits until the log contains `needle`; panics with the log if the process exits or the
     /// timeout passes first.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for_log_count(needle, 1, timeout);
+    }
+
+    /// Waits until the log holds `needle` at least `count` times; panics with the log if
+    /// pgseam exits first or `timeout` passes.
+    pub fn wait_for_log_count(&mut self, needle: &str, count: usize, timeout: Duration) {
         let started = Instant::now();
         loop {
-            if self.log_text().contains(needle) {
+            if self.log_text().matches(needle).count() >= count {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
                 panic!(
-                    "pgseam exited ({status}) before logging {needle:?}:\n{}",
+                    "pgseam exited ({status}) before logging {needle:?} {count} times:\n{}",
                     self.log_text()
                 );
             }
             if started.elapsed() > timeout {
                 panic!(
-                    "pgseam did not log {needle:?} within {timeout:?}:\n{}",
+                    "pgseam did not log {needle:?} {count} times within {timeout:?}:\n{}",
                     self.log_text()
                 );
             }
