@@ -359,50 +359,62 @@ fn decode_numeric(b: &[u8]) -> Result<Numeric, String> {
     if !(0..=NUMERIC_DSCALE_MAX).contains(&dscale) {
         return Err(format!("invalid numeric scale {dscale}"));
     }
-    let mut digits = Vec::with_capacity(ndigits);
-    for i in 0..ndigits {
+    // Base-10000 digit `i` (0 beyond the stored ones), checked as it is read.
+    let digit_at = |i: i32| -> Result<i16, String> {
+        let Some(i) = usize::try_from(i).ok().filter(|&i| i < ndigits) else {
+            return Ok(0);
+        };
         let d = word(4 + i)?;
         if !(0..NBASE).contains(&d) {
             return Err(format!("invalid numeric digit {d}"));
         }
-        digits.push(d);
-    }
-    let digit_at = |d: i32| -> i16 {
-        usize::try_from(d)
-            .ok()
-            .and_then(|d| digits.get(d).copied())
-            .unwrap_or(0)
+        Ok(d)
     };
-    let mut out = String::new();
+    for i in 0..ndigits {
+        digit_at(i as i32)?;
+    }
+    // Four decimal digits of a base-10000 digit, written without allocating.
+    fn push_group(out: &mut String, group: i16) {
+        let g = group as u16;
+        for divisor in [1000, 100, 10, 1] {
+            out.push(char::from(b'0' + (g / divisor % 10) as u8));
+        }
+    }
+    let weight = i32::from(weight);
+    let integer_groups = usize::try_from(weight + 1).unwrap_or(0);
+    let mut out = String::with_capacity(2 + integer_groups * 4 + dscale as usize + 4);
     if sign == NUMERIC_NEG {
         out.push('-');
     }
-    let weight = i32::from(weight);
     let mut d: i32;
     if weight < 0 {
         d = weight + 1;
         out.push('0');
     } else {
-        d = 0;
+        // The first group without its leading zeros, then whole groups.
+        let first = digit_at(0)? as u16;
+        let mut divisor = 1000;
+        while divisor > 1 && first < divisor {
+            divisor /= 10;
+        }
+        while divisor > 0 {
+            out.push(char::from(b'0' + (first / divisor % 10) as u8));
+            divisor /= 10;
+        }
+        d = 1;
         while d <= weight {
-            let dig = digit_at(d);
-            if d == 0 {
-                out.push_str(&dig.to_string());
-            } else {
-                out.push_str(&format!("{dig:04}"));
-            }
+            push_group(&mut out, digit_at(d)?);
             d += 1;
         }
     }
     if dscale > 0 {
         out.push('.');
-        let mut fraction = String::with_capacity(dscale as usize + 4);
-        while fraction.len() < dscale as usize {
-            fraction.push_str(&format!("{:04}", digit_at(d)));
+        let fraction_start = out.len();
+        while out.len() - fraction_start < dscale as usize {
+            push_group(&mut out, digit_at(d)?);
             d += 1;
         }
-        fraction.truncate(dscale as usize);
-        out.push_str(&fraction);
+        out.truncate(fraction_start + dscale as usize);
     }
     Ok(Numeric::Finite(out))
 }
@@ -465,6 +477,88 @@ mod tests {
         assert!(decode_binary(&col("numeric"), &numeric(2, 0, 0, 0, &[1])).is_err());
         assert!(decode_binary(&col("numeric"), &numeric(-1, 0, 0, 0, &[])).is_err());
         assert!(decode_binary(&col("numeric"), &[0, 1]).is_err());
+    }
+
+    /// `numeric_send` of a decimal text as PostgreSQL would store it (base-10000 groups
+    /// aligned on the decimal point, leading and trailing zero groups stripped).
+    fn numeric_of(text: &str) -> Vec<u8> {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let dscale = frac.len() as i16;
+        let int_pad = (4 - int.len() % 4) % 4;
+        let frac_pad = (4 - frac.len() % 4) % 4;
+        let all = format!("{}{int}{frac}{}", "0".repeat(int_pad), "0".repeat(frac_pad));
+        let mut groups: Vec<i16> = all
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap().parse().unwrap())
+            .collect();
+        let mut weight = ((int.len() + int_pad) / 4) as i16 - 1;
+        while groups.first() == Some(&0) {
+            groups.remove(0);
+            weight -= 1;
+        }
+        while groups.last() == Some(&0) {
+            groups.pop();
+        }
+        if groups.is_empty() {
+            weight = 0;
+        }
+        let sign = if negative && !groups.is_empty() {
+            0x4000
+        } else {
+            0
+        };
+        numeric(groups.len() as i16, weight, sign, dscale, &groups)
+    }
+
+    #[test]
+    fn numerics_round_trip_numeric_out_on_many_shapes() {
+        // A small deterministic generator: integer parts of 0-13 digits, scales 0-11.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for _ in 0..20_000 {
+            let int_len = next(14) as usize;
+            let scale = next(12) as usize;
+            let mut text = String::new();
+            if next(2) == 0 {
+                text.push('-');
+            }
+            let mut int: String = (0..int_len)
+                .map(|_| char::from(b'0' + next(10) as u8))
+                .collect();
+            let int_trimmed = int.trim_start_matches('0');
+            int = if int_trimmed.is_empty() {
+                "0".into()
+            } else {
+                int_trimmed.into()
+            };
+            text.push_str(&int);
+            if scale > 0 {
+                text.push('.');
+                text.extend((0..scale).map(|_| char::from(b'0' + next(10) as u8)));
+            }
+            if text
+                .trim_start_matches('-')
+                .trim_matches(|c| c == '0' || c == '.')
+                .is_empty()
+            {
+                text = text.trim_start_matches('-').to_owned(); // PostgreSQL has no -0
+            }
+            assert_eq!(
+                b("numeric", &numeric_of(&text)),
+                Value::Numeric(Numeric::Finite(text.clone())),
+                "{text}"
+            );
+        }
     }
 
     #[test]
