@@ -177,7 +177,8 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
                          WHEN bt.typelem <> 0 AND bt.typlen = -1 \
                               AND (SELECT et.typtype FROM pg_type et WHERE et.oid = bt.typelem) = 'e' \
                          THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e \
-                         WHERE e.enumtypid = bt.typelem ORDER BY e.enumsortorder) END \
+                         WHERE e.enumtypid = bt.typelem ORDER BY e.enumsortorder) END, \
+                    CASE WHEN a.attndims = 0 AND dt.typtype = 'd' THEN dt.typndims ELSE a.attndims END \
              FROM pg_attribute a \
              JOIN pg_type dt ON dt.oid = a.atttypid \
              JOIN LATERAL (SELECT typ FROM base WHERE base.attnum = a.attnum ORDER BY depth DESC LIMIT 1) b ON true \
@@ -200,6 +201,7 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
             nullable: row.get(5),
             default_expr: row.get(6),
             enum_values: row.get(7),
+            dimensions: u32::try_from(row.get::<_, i32>(8)).unwrap_or(0),
         })
         .collect();
     let key_names: Vec<String> = client

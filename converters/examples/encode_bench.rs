@@ -29,6 +29,7 @@ fn column(name: &str, ty: &str, typmod: i32, nullable: bool) -> ColumnSchema {
         nullable,
         default_expr: None,
         enum_values: None,
+        dimensions: 0,
     }
 }
 

@@ -516,6 +516,7 @@ mod tests {
             nullable: true,
             default_expr: None,
             enum_values: Some(vec!["sad".into(), "ok".into()]),
+            dimensions: 0,
         };
         assert!(is_character_column(&column("mood")));
         // The catalog gives an enum array its element's labels; its JDBC type is ARRAY.

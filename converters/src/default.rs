@@ -164,6 +164,7 @@ mod tests {
             nullable: true,
             default_expr: Some(default.into()),
             enum_values: None,
+            dimensions: 0,
         }
     }
 

@@ -27,7 +27,10 @@ use crate::field::{Kind, UNAVAILABLE_VALUE};
 use crate::transforms::record::{
     ConnectRecord, FieldSchema, JsonSettings, RecordValue, Scalar, StructSchema, StructValue,
 };
-use crate::{default, jackson, ConvertError, JsonConverterConfig, KafkaRecord};
+use crate::{
+    default, jackson, ConvertError, JsonConverterConfig, KafkaRecord, MultidimensionalArrayMode,
+    UnavailableArrayMode,
+};
 
 /// Debezium's version string in `source.version`.
 pub const DEBEZIUM_VERSION: &str = "3.6.3.Final";
@@ -68,17 +71,41 @@ struct Field {
     filtered_out: bool,
     /// The column mapper's rewrite of value-struct values (never of key values).
     mapping: Option<FieldMapping>,
+    /// Array levels of the kind (0: not an array): a value of another depth is written as
+    /// one null per outer element ([`Field::adjusted`]).
+    depth: usize,
+    /// Warns about a value whose depth differs from the declared one
+    /// (`pgseam.array.multidimensional.mode=nested` only: in Debezium's mode the nulls are
+    /// the expected output).
+    dimension_warning: Option<DimensionWarning>,
     /// The schema parameter the mapper adds to the value field (`masked`, `truncateLength`).
     value_param: Option<(&'static str, String)>,
 }
 
 impl Field {
     /// The value as Debezium's converter sees it: a geometric type's text as pgjdbc's
-    /// geometric classes print it.
-    fn adjusted<'a>(&self, value: &'a Value) -> std::borrow::Cow<'a, Value> {
+    /// geometric classes print it; an array whose depth is not the schema's (a
+    /// multi-dimensional value in Debezium's mode; a value that does not have the column's
+    /// declared dimensions in nested mode) as one null per outer element.
+    fn adjusted<'a>(
+        &self,
+        value: &'a Value,
+        table: &TableSchema,
+        column: &ColumnSchema,
+    ) -> std::borrow::Cow<'a, Value> {
         match value {
             Value::Text(t) if self.geometric => {
                 std::borrow::Cow::Owned(Value::Text(crate::field::java_geometric(t)))
+            }
+            Value::Array(items)
+                if self.depth > 0
+                    && !items.is_empty()
+                    && crate::field::array_depth(items) != Some(self.depth) =>
+            {
+                if let Some(warning) = &self.dimension_warning {
+                    warning.warn(table, column, crate::field::array_depth(items), self.depth);
+                }
+                std::borrow::Cow::Owned(Value::Array(vec![Value::Null; items.len()]))
             }
             _ => std::borrow::Cow::Borrowed(value),
         }
@@ -228,6 +255,56 @@ fn write_mapped(
     }
 }
 
+/// The rate-limited warning about array values whose dimensions differ from their column's
+/// declared ones (`pgseam.array.multidimensional.mode=nested`): at most one per column per
+/// [`DimensionWarning::INTERVAL_SECS`], with the count of the values since the last one.
+#[derive(Debug, Default)]
+struct DimensionWarning {
+    /// Seconds since the epoch of the last warning; 0: none yet.
+    last: std::sync::atomic::AtomicU64,
+    /// Values not warned about since the last warning.
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl DimensionWarning {
+    /// One warning a minute per column: enough to find the column, not one per row of a
+    /// table full of such values.
+    const INTERVAL_SECS: u64 = 60;
+
+    fn warn(
+        &self,
+        table: &TableSchema,
+        column: &ColumnSchema,
+        actual: Option<usize>,
+        declared: usize,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs().max(1));
+        let last = self.last.load(Relaxed);
+        if last != 0 && now < last + Self::INTERVAL_SECS
+            || self
+                .last
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            self.suppressed.fetch_add(1, Relaxed);
+            return;
+        }
+        let suppressed = self.suppressed.swap(0, Relaxed);
+        tracing::warn!(
+            table = %table.qualified_name(),
+            column = %column.name,
+            declared_dimensions = declared,
+            value_dimensions = actual.map_or_else(|| "unknown".to_owned(), |d| d.to_string()),
+            suppressed_since_last_warning = suppressed,
+            "an array value does not have its column's declared dimensions \
+             (pgseam.array.multidimensional.mode=nested): written as one null per outer element"
+        );
+    }
+}
+
 /// Everything about a table that does not change from event to event.
 #[derive(Debug)]
 pub(crate) struct TableEntry {
@@ -264,7 +341,13 @@ impl TableEntry {
             .iter()
             .enumerate()
             .map(|(i, c)| {
+                let nested = cfg.modes.multidimensional_arrays == MultidimensionalArrayMode::Nested;
                 let kind = Kind::for_type(c, &c.type_name, &cfg.modes, cfg.decimal_format);
+                let kind = if nested {
+                    kind.nested(c.dimensions)
+                } else {
+                    kind
+                };
                 let default = default::default_value(c).and_then(|v| kind.render_default(&v));
                 let null_as = (!c.nullable).then(|| {
                     default
@@ -279,8 +362,18 @@ impl TableEntry {
                 let filtered_out = plan.as_ref().is_some_and(|p| !p.included[i]);
                 let mut unavailable = String::new();
                 kind.write_unavailable_for(&mut unavailable, &c.type_name);
+                // Debezium's placeholders that read as data: null where the schema allows it.
+                if cfg.modes.unavailable_arrays == UnavailableArrayMode::Null
+                    && c.nullable
+                    && matches!(c.type_name.as_str(), "_int4" | "_int8" | "_date" | "_uuid")
+                {
+                    unavailable = "null".to_owned();
+                }
+                let depth = kind.array_depth();
                 Field {
                     unavailable,
+                    depth,
+                    dimension_warning: (nested && depth > 0).then(DimensionWarning::default),
                     geometric: crate::field::GEOMETRIC_TYPES.contains(&c.type_name.as_str()),
                     name: cfg.naming.field_name(&c.name),
                     in_value: !kind.is_omitted() && !filtered_out,
@@ -562,21 +655,31 @@ impl JsonConverter {
                 });
             }
         }
-        let headers: Arc<[(String, Vec<u8>)]> = match other_key {
-            None => Arc::clone(&self.headers),
-            Some((name, row)) => {
-                let mut h = Vec::with_capacity(self.headers.len() + 1);
-                h.push((
-                    name.to_owned(),
-                    key_header_value(
-                        entry,
-                        table,
-                        row,
-                        Part::key(event.op),
-                        self.cfg.header_format,
-                    )?,
-                ));
+        let unavailable = self
+            .cfg
+            .unavailable_header
+            .then(|| unavailable_header_value(entry, event, self.cfg.header_format))
+            .flatten();
+        let headers: Arc<[(String, Vec<u8>)]> = match (other_key, unavailable) {
+            (None, None) => Arc::clone(&self.headers),
+            (other_key, unavailable) => {
+                let mut h = Vec::with_capacity(self.headers.len() + 2);
+                if let Some((name, row)) = other_key {
+                    h.push((
+                        name.to_owned(),
+                        key_header_value(
+                            entry,
+                            table,
+                            row,
+                            Part::key(event.op),
+                            self.cfg.header_format,
+                        )?,
+                    ));
+                }
                 h.extend(self.headers.iter().cloned());
+                if let Some(value) = unavailable {
+                    h.push((crate::UNAVAILABLE_HEADER.to_owned(), value));
+                }
                 Arc::from(h)
             }
         };
@@ -955,7 +1058,7 @@ fn write_avro_struct(
             (Value::UnchangedToast, _, _) if field.unavailable == "null" => plan.write_null(out),
             (Value::UnchangedToast, _, _) => plan.transcode(field.unavailable.as_bytes(), out),
             (value, _, _) => {
-                let value = &*field.adjusted(value);
+                let value = &*field.adjusted(value, table, &table.columns[i]);
                 if avro_scalar(plan, &field.kind, value, out, &mut scratch) {
                     Ok(())
                 } else {
@@ -1116,6 +1219,44 @@ fn string_header(format: crate::HeaderFormat, s: &str) -> Vec<u8> {
 /// The key struct of `row` in `format`: `SimpleHeaderConverter`'s `Values.convertToString`,
 /// or what `JsonConverter` writes for the record key (`{"schema":<key schema>,"payload":…}`,
 /// golden `04_update_pk`).
+/// The [`crate::UNAVAILABLE_HEADER`] value of `event`: the (adjusted) names of the fields
+/// whose `after` value is an unchanged TOAST value, as a Connect `array<string>` in the
+/// header converter's form. `None` when there are none.
+fn unavailable_header_value(
+    entry: &TableEntry,
+    event: &ChangeEvent,
+    format: crate::HeaderFormat,
+) -> Option<Vec<u8>> {
+    let after = event.after.as_deref()?;
+    let names: Vec<Value> = after
+        .iter()
+        .zip(&entry.fields)
+        .filter(|(v, f)| matches!(v, Value::UnchangedToast) && f.in_struct(Part::Value))
+        .map(|(_, f)| Value::Text(f.name.clone()))
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let names = Value::Array(names);
+    let kind = Kind::Array(Box::new(Kind::String));
+    let mut s = String::new();
+    match format {
+        crate::HeaderFormat::Simple => kind.write_connect_string(&mut s, &names).ok()?,
+        crate::HeaderFormat::Json { schemas_enable } => {
+            if schemas_enable {
+                s.push_str(
+                    r#"{"schema":{"type":"array","items":{"type":"string","optional":false},"optional":false},"payload":"#,
+                );
+            }
+            kind.write_value(&mut s, &names).ok()?;
+            if schemas_enable {
+                s.push('}');
+            }
+        }
+    }
+    Some(s.into_bytes())
+}
+
 fn key_header_value(
     entry: &TableEntry,
     table: &TableSchema,
@@ -1267,7 +1408,7 @@ fn write_struct(
             (Value::UnchangedToast, _, _) => out.push_str(&field.unavailable),
             (value, _, _) => field
                 .kind
-                .write_value(out, &field.adjusted(value))
+                .write_value(out, &field.adjusted(value, table, &table.columns[i]))
                 .map_err(|reason| column_error(table, &table.columns[i], reason))?,
         }
     }
@@ -1360,7 +1501,7 @@ fn struct_values(
                     let mut s = String::new();
                     field
                         .kind
-                        .write_value(&mut s, &field.adjusted(value))
+                        .write_value(&mut s, &field.adjusted(value, table, &table.columns[i]))
                         .map_err(|reason| column_error(table, &table.columns[i], reason))?;
                     Ok(Some(s))
                 }
@@ -1511,6 +1652,7 @@ mod tests {
             nullable,
             default_expr: default.map(str::to_owned),
             enum_values: None,
+            dimensions: 0,
         }
     }
 
@@ -1847,6 +1989,196 @@ mod tests {
         assert!(text(&out[1].key).contains(r#"{"type":"int32","optional":true,"field":"id"}"#));
         for r in &out {
             assert!(text(&r.value).contains(r#""after":{"v":"x"}"#));
+        }
+    }
+
+    /// A table with `m int4[][]` (declared 2 dimensions), `d int4[]`, a NOT NULL `n int4[]`
+    /// and a `t text[]`.
+    fn array_table() -> Arc<TableSchema> {
+        let arr = |name: &str, ty: &str, nullable: bool, dimensions: u32| ColumnSchema {
+            dimensions,
+            ..column(name, ty, nullable, None)
+        };
+        Arc::new(TableSchema {
+            relation_id: 9,
+            schema: "public".into(),
+            table: "a".into(),
+            columns: vec![
+                column("id", "int4", false, None),
+                arr("m", "_int4", true, 2),
+                arr("d", "_int4", true, 1),
+                arr("n", "_int4", false, 1),
+                arr("t", "_text", true, 1),
+            ],
+            key_columns: vec![0],
+        })
+    }
+
+    fn ints(v: &[i32]) -> Value {
+        Value::Array(v.iter().map(|i| Value::Int32(*i)).collect())
+    }
+
+    fn after_json(c: &mut JsonConverter, row: Vec<Value>) -> (String, Vec<(String, Vec<u8>)>) {
+        let t = array_table();
+        let mut out = Vec::new();
+        c.convert(&event(&t, Operation::Update, None, Some(row)), 0, &mut out)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(out[0].value.as_ref().unwrap()).unwrap();
+        let payload = if v.get("payload").is_some() {
+            &v["payload"]
+        } else {
+            &v
+        };
+        (payload["after"].to_string(), out[0].headers.to_vec())
+    }
+
+    #[test]
+    fn multidimensional_values_are_nulls_by_default_and_nested_on_request() {
+        let two_d = Value::Array(vec![ints(&[1, 2]), ints(&[3, 4])]);
+        let row = || {
+            vec![
+                Value::Int32(1),
+                two_d.clone(),
+                two_d.clone(),
+                ints(&[5]),
+                Value::Null,
+            ]
+        };
+        // Debezium's output: one null per outer element, in every column.
+        let mut c = JsonConverter::new(cfg());
+        assert_eq!(
+            after_json(&mut c, row()).0,
+            r#"{"id":1,"m":[null,null],"d":[null,null],"n":[5],"t":null}"#
+        );
+        let mut nested = cfg();
+        nested.modes.multidimensional_arrays = crate::MultidimensionalArrayMode::Nested;
+        let mut c = JsonConverter::new(nested.clone());
+        // `m` has its declared dimensions; `d` (declared 1) falls back.
+        assert_eq!(
+            after_json(&mut c, row()).0,
+            r#"{"id":1,"m":[[1,2],[3,4]],"d":[null,null],"n":[5],"t":null}"#
+        );
+        // A 1-dimensional and a 3-dimensional value in `m`: one null per outer element; an
+        // empty array is empty at any depth; null items of a sub-array stay.
+        let three_d = Value::Array(vec![Value::Array(vec![ints(&[1])])]);
+        let mut r = row();
+        r[1] = ints(&[1, 2, 3]);
+        r[2] = Value::Array(vec![]);
+        assert_eq!(
+            after_json(&mut c, r).0,
+            r#"{"id":1,"m":[null,null,null],"d":[],"n":[5],"t":null}"#
+        );
+        let mut r = row();
+        r[1] = three_d;
+        r[2] = Value::Array(vec![Value::Null, Value::Int32(2)]);
+        assert_eq!(
+            after_json(&mut c, r).0,
+            r#"{"id":1,"m":[null],"d":[null,2],"n":[5],"t":null}"#
+        );
+        let mut r = row();
+        r[1] = Value::Array(vec![Value::Array(vec![Value::Null, Value::Int32(7)])]);
+        assert_eq!(
+            after_json(&mut c, r).0,
+            r#"{"id":1,"m":[[null,7]],"d":[null,null],"n":[5],"t":null}"#
+        );
+        // The schema: `m` nests, its sub-arrays optional; `d` is Debezium's.
+        nested.value_schemas_enable = true;
+        let mut c = JsonConverter::new(nested);
+        let t = array_table();
+        let mut out = Vec::new();
+        c.convert(
+            &event(&t, Operation::Create, None, Some(row())),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        let v = text(&out[0].value);
+        assert!(
+            v.contains(r#"{"type":"array","items":{"type":"array","items":{"type":"int32","optional":true},"optional":true},"optional":true,"field":"m"}"#),
+            "{v}"
+        );
+        assert!(
+            v.contains(r#"{"type":"array","items":{"type":"int32","optional":true},"optional":true,"field":"d"}"#),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn unchanged_toast_arrays_are_null_with_a_header_on_request() {
+        let toast = || {
+            vec![
+                Value::Int32(1),
+                Value::UnchangedToast,
+                Value::UnchangedToast,
+                Value::UnchangedToast,
+                Value::UnchangedToast,
+            ]
+        };
+        let bytes: Vec<String> = UNAVAILABLE_VALUE.bytes().map(|b| b.to_string()).collect();
+        let bytes = format!("[{}]", bytes.join(","));
+        // Debezium's placeholders, and no header.
+        let mut c = JsonConverter::new(cfg());
+        let (after, headers) = after_json(&mut c, toast());
+        assert_eq!(
+            after,
+            format!(
+                r#"{{"id":1,"m":{bytes},"d":{bytes},"n":{bytes},"t":["{UNAVAILABLE_VALUE}"]}}"#
+            )
+        );
+        assert!(headers.iter().all(|(k, _)| k != crate::UNAVAILABLE_HEADER));
+        // Nested: the placeholder wrapped to the declared depth.
+        let mut nested = cfg();
+        nested.modes.multidimensional_arrays = crate::MultidimensionalArrayMode::Nested;
+        let mut c = JsonConverter::new(nested.clone());
+        assert!(after_json(&mut c, toast())
+            .0
+            .starts_with(&format!(r#"{{"id":1,"m":[{bytes}],"d":{bytes}"#)));
+        // Null where nullable; the NOT NULL `n` keeps Debezium's value; the header names
+        // every unavailable column, in each header converter's form.
+        let mut on = nested;
+        on.modes.unavailable_arrays = crate::UnavailableArrayMode::Null;
+        on.unavailable_header = true;
+        let mut c = JsonConverter::new(on.clone());
+        let (after, headers) = after_json(&mut c, toast());
+        assert_eq!(
+            after,
+            format!(r#"{{"id":1,"m":null,"d":null,"n":{bytes},"t":["{UNAVAILABLE_VALUE}"]}}"#)
+        );
+        let header = |headers: &[(String, Vec<u8>)]| {
+            headers
+                .iter()
+                .filter(|(k, _)| k == crate::UNAVAILABLE_HEADER)
+                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(header(&headers), [r#"["m","d","n","t"]"#]);
+        // Only the unavailable ones; none, no header.
+        let mut row = toast();
+        row[1] = Value::Null;
+        row[4] = Value::Array(vec![Value::Text("x".into())]);
+        assert_eq!(header(&after_json(&mut c, row).1), [r#"["d","n"]"#]);
+        let mut row = toast();
+        row[1..].fill(Value::Null);
+        assert!(header(&after_json(&mut c, row).1).is_empty());
+        for (format, expected) in [
+            (
+                crate::HeaderFormat::Json {
+                    schemas_enable: true,
+                },
+                r#"{"schema":{"type":"array","items":{"type":"string","optional":false},"optional":false},"payload":["m","d","n","t"]}"#,
+            ),
+            (
+                crate::HeaderFormat::Json {
+                    schemas_enable: false,
+                },
+                r#"["m","d","n","t"]"#,
+            ),
+        ] {
+            let mut c = JsonConverter::new(JsonConverterConfig {
+                header_format: format,
+                ..on.clone()
+            });
+            assert_eq!(header(&after_json(&mut c, toast()).1), [expected]);
         }
     }
 }

@@ -296,6 +296,24 @@ impl Kind {
         }
     }
 
+    /// An array kind nested to `dimensions` levels (`pgseam.array.multidimensional.mode=nested`):
+    /// `int4` items at 2 dimensions are an array of arrays of `int4`. A scalar kind, and a
+    /// `dimensions` of 0 or 1, leave it as it is.
+    pub(crate) fn nested(self, dimensions: u32) -> Kind {
+        if !matches!(self, Kind::Array(_)) {
+            return self;
+        }
+        (1..dimensions).fold(self, |kind, _| Kind::Array(Box::new(kind)))
+    }
+
+    /// How many array levels this kind has: 0 for a scalar kind.
+    pub(crate) fn array_depth(&self) -> usize {
+        match self {
+            Kind::Array(element) => 1 + element.array_depth(),
+            _ => 0,
+        }
+    }
+
     fn is_struct(&self) -> bool {
         matches!(self, Kind::VariableScaleDecimal | Kind::Point)
     }
@@ -662,7 +680,13 @@ impl Kind {
                     if i > 0 {
                         out.push(',');
                     }
-                    element.write_value(out, item)?;
+                    match (&**element, item) {
+                        // A sub-array where the schema has none: Debezium's null per outer
+                        // element of a multi-dimensional value.
+                        (Kind::Array(_), _) | (_, Value::Null) => element.write_value(out, item)?,
+                        (_, Value::Array(_)) => out.push_str("null"),
+                        _ => element.write_value(out, item)?,
+                    }
                 }
                 out.push(']');
             }
@@ -697,7 +721,25 @@ impl Kind {
     /// anything else → the placeholder string), then runs the column's value converter on it:
     /// what that converter cannot read becomes null. Verified for every case here by the
     /// `reference/debezium/golden/types/toast_*` captures.
+    ///
+    /// A nested array kind (`pgseam.array.multidimensional.mode=nested`) writes the
+    /// one-dimensional placeholder wrapped to its depth (`[["__debezium_unavailable_value"]]`),
+    /// so that it fits the schema; a null stays null.
     pub(crate) fn write_unavailable_for(&self, out: &mut String, type_name: &str) {
+        if let Kind::Array(element) = self {
+            if matches!(**element, Kind::Array(_)) {
+                let mut inner = String::new();
+                element.write_unavailable_for(&mut inner, type_name);
+                if inner == "null" {
+                    out.push_str("null");
+                } else {
+                    out.push('[');
+                    out.push_str(&inner);
+                    out.push(']');
+                }
+                return;
+            }
+        }
         let list_of = |out: &mut String, item: &dyn Fn(&mut String)| {
             out.push('[');
             item(out);
@@ -909,7 +951,13 @@ impl Kind {
                         if i > 0 {
                             out.push(',');
                         }
-                        element.write_connect_string(out, item)?;
+                        match (&**element, item) {
+                            (Kind::Array(_), _) | (_, Value::Null) => {
+                                element.write_connect_string(out, item)?
+                            }
+                            (_, Value::Array(_)) => out.push_str("null"),
+                            _ => element.write_connect_string(out, item)?,
+                        }
                     }
                     out.push(']');
                     Ok(())
@@ -941,6 +989,17 @@ impl Kind {
     /// Whether the envelope leaves this column out (an unknown type).
     pub(crate) fn is_omitted(&self) -> bool {
         matches!(self, Kind::Omitted)
+    }
+}
+
+/// The number of array levels of a non-empty array value's `items` (`[1,2]` is 1,
+/// `[[1,2],[3,4]]` 2): PostgreSQL's arrays are rectangular, so the first item decides. `None`
+/// for `items` with an empty array at a lower level, which PostgreSQL never writes.
+pub(crate) fn array_depth(items: &[Value]) -> Option<usize> {
+    match items.first() {
+        None => None,
+        Some(Value::Array(inner)) => array_depth(inner).map(|d| d + 1),
+        Some(_) => Some(1),
     }
 }
 
@@ -1354,6 +1413,7 @@ mod tests {
             nullable: true,
             default_expr: None,
             enum_values: None,
+            dimensions: 0,
         }
     }
 

@@ -52,6 +52,12 @@
 //! - Array columns: a `NaN` in `numeric[]`, an infinite `date[]` element and the fractions of
 //!   `time[]`/`timetz[]` elements are written correctly where Debezium loses them
 //!   (`COMPATIBILITY.md`, §2).
+//!
+//! Two fixes that change the schema are opt-in ([`TypeModes`]): nested multi-dimensional
+//! arrays ([`MultidimensionalArrayMode`]; the model carries every multi-dimensional value
+//! nested, and Debezium's mode writes it as one null per outer element) and null unchanged
+//! TOAST `int4[]`/`int8[]`/`date[]`/`uuid[]` values with the [`UNAVAILABLE_HEADER`]
+//! ([`UnavailableArrayMode`]).
 
 pub mod avro;
 pub mod columns;
@@ -269,6 +275,42 @@ pub enum HeaderFormat {
     Json { schemas_enable: bool },
 }
 
+/// `pgseam.array.multidimensional.mode`: how a multi-dimensional array value is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MultidimensionalArrayMode {
+    /// As Debezium: the column's schema is an array of its element type, and a
+    /// multi-dimensional value is one null per outer element (`{{1,2},{3,4}}` → `[null,null]`).
+    #[default]
+    Debezium,
+    /// The schema nests as deep as the column is declared (`pg_attribute.attndims`: `int[][]`
+    /// is an array of optional arrays of optional `int32`), and a value of that depth is
+    /// written nested (`[[1,2],[3,4]]`). PostgreSQL does not enforce the declared depth: a
+    /// value of another depth is written as in `Debezium` mode, one null per outer element
+    /// (every level's items are optional, so this fits the schema), with a rate-limited
+    /// warning naming the table and column. A column declared without dimensions
+    /// (`attndims` 0, e.g. made by `CREATE TABLE AS`) nests one level, as Debezium's schema.
+    Nested,
+}
+
+/// `pgseam.unavailable.array.mode`: what an unchanged TOAST value (REPLICA IDENTITY DEFAULT;
+/// the WAL does not carry it) of an `int4[]`, `int8[]`, `date[]` or `uuid[]` column becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnavailableArrayMode {
+    /// As Debezium: the bytes of `__debezium_unavailable_value` as numbers
+    /// (`[95,95,100,…]`), for `uuid[]` the name-based UUID of those bytes — values a consumer
+    /// cannot tell from data.
+    #[default]
+    Debezium,
+    /// Null, where the column is nullable (a NOT NULL column's schema has no null: it keeps
+    /// Debezium's value). The record's `pgseam.unavailable` header names the unavailable
+    /// columns (see [`JsonConverterConfig::unavailable_header`]).
+    Null,
+}
+
+/// The record header naming the columns whose value the WAL did not carry (unchanged TOAST
+/// values), written with [`UnavailableArrayMode::Null`].
+pub const UNAVAILABLE_HEADER: &str = "pgseam.unavailable";
+
 /// The column-type handling modes: connector keys that decide each column's Connect schema
 /// and value, shared by every encoding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -289,6 +331,10 @@ pub struct TypeModes {
     /// no mapping for are left out unless this is set; then they are binary values of their
     /// text form, shaped by `binary.handling.mode`.
     pub include_unknown_datatypes: bool,
+    /// `pgseam.array.multidimensional.mode` (default `debezium`).
+    pub multidimensional_arrays: MultidimensionalArrayMode,
+    /// `pgseam.unavailable.array.mode` (default `debezium`).
+    pub unavailable_arrays: UnavailableArrayMode,
 }
 
 impl Default for TypeModes {
@@ -301,6 +347,8 @@ impl Default for TypeModes {
             interval: IntervalHandlingMode::Numeric,
             money_fraction_digits: 2,
             include_unknown_datatypes: false,
+            multidimensional_arrays: MultidimensionalArrayMode::Debezium,
+            unavailable_arrays: UnavailableArrayMode::Debezium,
         }
     }
 }
@@ -336,6 +384,14 @@ pub struct JsonConverterConfig {
     pub naming: std::sync::Arc<naming::Naming>,
     /// `header.converter`: the form of Debezium's header values.
     pub header_format: HeaderFormat,
+    /// Write the [`UNAVAILABLE_HEADER`] on every change record whose `after` image has
+    /// unchanged TOAST values: the names of those columns (every type, in column order; the
+    /// key and value field names) as a Connect `array<string>` in [`header_format`]
+    /// (`SimpleHeaderConverter`: `["a","b"]`). The worker sets it with
+    /// [`UnavailableArrayMode::Null`] unless `pgseam.position.headers=false`.
+    ///
+    /// [`header_format`]: Self::header_format
+    pub unavailable_header: bool,
 }
 
 impl JsonConverterConfig {
@@ -354,6 +410,7 @@ impl JsonConverterConfig {
             columns: std::sync::Arc::default(),
             naming: std::sync::Arc::default(),
             header_format: HeaderFormat::Simple,
+            unavailable_header: false,
         }
     }
 }

@@ -81,6 +81,11 @@ pub struct ColumnSchema {
     pub default_expr: Option<String>,
     /// For enum columns (and arrays of an enum), the labels in sort order.
     pub enum_values: Option<Vec<String>>,
+    /// The declared number of array dimensions (`pg_attribute.attndims`, for a domain column
+    /// the domain's `pg_type.typndims`): `int[]` is 1, `int[][]` 2, 0 for a non-array column
+    /// and where PostgreSQL recorded none (`CREATE TABLE AS`). PostgreSQL does not enforce
+    /// it: an `int[]` column may hold a two-dimensional value.
+    pub dimensions: u32,
 }
 
 impl ColumnSchema {
@@ -191,8 +196,10 @@ pub enum Value {
     Uuid(String),
     /// `json` / `jsonb` text (jsonb in PostgreSQL's canonical output form).
     Json(String),
-    /// One-dimensional array. Multi-dimensional arrays are flattened by nobody: they are
-    /// carried as `Array` of `Null`s with the outer length, as Debezium emits them.
+    /// An array. A multi-dimensional array nests: `{{1,2},{3,4}}` is an `Array` of two
+    /// `Array`s (PostgreSQL's arrays are rectangular, so every item of one level has the same
+    /// depth). The converters decide how a nested value is rendered (Debezium writes one
+    /// null per outer element).
     Array(Vec<Value>),
     /// A TOASTed value the WAL did not carry because the UPDATE left it unchanged.
     UnchangedToast,
@@ -427,6 +434,7 @@ mod tests {
             nullable: true,
             default_expr: None,
             enum_values: None,
+            dimensions: 0,
         };
         assert_eq!(col.numeric_precision_scale(), Some((10, 2)));
         let unconstrained = ColumnSchema {

@@ -315,11 +315,17 @@ fn decode_array(column: &ColumnSchema, element: &str, b: &[u8]) -> Result<Value,
     if at != b.len() {
         return Err(bad("trailing bytes"));
     }
-    if ndim > 1 {
-        // Multi-dimensional: one null per outer element, as the text decoder (and Debezium).
-        return Ok(Value::Array(vec![Value::Null; dims[0]]));
+    // Multi-dimensional: the elements come in row-major order; nest them as the text
+    // decoder does, innermost dimension first.
+    let mut level = elements;
+    for &length in dims[1..].iter().rev() {
+        let outer = level.len().checked_div(length).unwrap_or(0);
+        let mut items = level.into_iter();
+        level = (0..outer)
+            .map(|_| Value::Array(items.by_ref().take(length).collect()))
+            .collect();
     }
-    Ok(Value::Array(elements))
+    Ok(Value::Array(level))
 }
 
 const NUMERIC_POS: u16 = 0x0000;
@@ -433,6 +439,7 @@ mod tests {
             nullable: true,
             default_expr: None,
             enum_values: None,
+            dimensions: 0,
         }
     }
 
@@ -672,7 +679,42 @@ mod tests {
         assert_eq!(b("_int4", &array(0, &[], &[])), Value::Array(vec![]));
         assert_eq!(
             b("_int4", &array(2, &[2, 1], &[Some(&one), Some(&one)])),
-            Value::Array(vec![Value::Null, Value::Null])
+            Value::Array(vec![
+                Value::Array(vec![Value::Int32(1)]),
+                Value::Array(vec![Value::Int32(1)])
+            ])
+        );
+        // Row-major order, as `{{1,2,3},{4,5,6}}`; and a 3-dimensional `{{{1},{2}},{{3},{NULL}}}`.
+        let n = |i: i32| i.to_be_bytes();
+        let (n1, n2, n3, n4, n5, n6) = (n(1), n(2), n(3), n(4), n(5), n(6));
+        let ints = |v: &[i32]| Value::Array(v.iter().map(|i| Value::Int32(*i)).collect());
+        assert_eq!(
+            b(
+                "_int4",
+                &array(
+                    2,
+                    &[2, 3],
+                    &[
+                        Some(&n1),
+                        Some(&n2),
+                        Some(&n3),
+                        Some(&n4),
+                        Some(&n5),
+                        Some(&n6)
+                    ]
+                )
+            ),
+            Value::Array(vec![ints(&[1, 2, 3]), ints(&[4, 5, 6])])
+        );
+        assert_eq!(
+            b(
+                "_int4",
+                &array(3, &[2, 2, 1], &[Some(&n1), Some(&n2), Some(&n3), None])
+            ),
+            Value::Array(vec![
+                Value::Array(vec![ints(&[1]), ints(&[2])]),
+                Value::Array(vec![ints(&[3]), Value::Array(vec![Value::Null])]),
+            ])
         );
         // A huge claimed element count is rejected before allocating.
         assert!(decode_binary(&col("_int4"), &array(1, &[i32::MAX], &[])).is_err());

@@ -19,8 +19,9 @@
 //! a typed [`Value`] variant (inet, cidr, macaddr, xml, point, hstore, enums, ranges, ...) are
 //! returned as [`Value::Text`] unchanged.
 //!
-//! Multi-dimensional arrays decode to an [`Value::Array`] of [`Value::Null`]s with the outer
-//! length: Debezium emits them so, and the model carries them so.
+//! Multi-dimensional arrays decode to nested [`Value::Array`]s (`{{1,2},{3,4}}` → two arrays
+//! of two items), from the text and the binary form alike; how they are rendered (Debezium
+//! writes one null per outer element) is the converters' business.
 //!
 //! `timestamp`/`timestamptz` values later than i64 microseconds since 1970 can count (within
 //! PostgreSQL's last year, 294276 AD) stay [`Value::Text`]; [`datetime::parse_timestamp`]
@@ -302,8 +303,13 @@ fn decode_array(column: &ColumnSchema, element: &str, text: &str) -> Option<Valu
     let inner = text.strip_prefix('{')?.strip_suffix('}')?;
     let elements = split_array_elements(inner)?;
     if inner.trim_start().starts_with('{') {
-        // Multi-dimensional: Debezium emits one null per outer element.
-        return Some(Value::Array(vec![Value::Null; elements.len()]));
+        // Multi-dimensional: every element is a sub-array literal (PostgreSQL's arrays are
+        // rectangular; it never prints a NULL or a scalar beside a sub-array).
+        return elements
+            .into_iter()
+            .map(|e| decode_array(column, element, &e?))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array);
     }
     elements
         .into_iter()
@@ -407,6 +413,7 @@ mod tests {
             nullable: true,
             default_expr: None,
             enum_values: None,
+            dimensions: 0,
         }
     }
 
@@ -559,10 +566,34 @@ mod tests {
             ])
         );
         assert_eq!(d("_int4", "{}"), Value::Array(vec![]));
+        let ints = |v: &[i32]| Value::Array(v.iter().map(|i| Value::Int32(*i)).collect());
         assert_eq!(
             d("_int4", "{{1,2},{3,4}}"),
-            Value::Array(vec![Value::Null, Value::Null])
+            Value::Array(vec![ints(&[1, 2]), ints(&[3, 4])])
         );
+        assert_eq!(
+            d("_int4", "[0:1][1:1]={{5},{6}}"),
+            Value::Array(vec![ints(&[5]), ints(&[6])])
+        );
+        assert_eq!(
+            d("_int4", "{{{1},{2}},{{3},{NULL}}}"),
+            Value::Array(vec![
+                Value::Array(vec![ints(&[1]), ints(&[2])]),
+                Value::Array(vec![ints(&[3]), Value::Array(vec![Value::Null])]),
+            ])
+        );
+        assert_eq!(
+            d("_text", r#"{{"a}b",NULL},{"{c,d}","e\"f"}}"#),
+            Value::Array(vec![
+                Value::Array(vec![Value::Text("a}b".into()), Value::Null]),
+                Value::Array(vec![
+                    Value::Text("{c,d}".into()),
+                    Value::Text("e\"f".into())
+                ]),
+            ])
+        );
+        assert!(decode_text(&col("_int4"), "{{1,2},3}").is_err());
+        assert!(decode_text(&col("_int4"), "{{1,2},NULL}").is_err());
         assert_eq!(
             d("_int4", "[0:1]={7,8}"),
             Value::Array(vec![Value::Int32(7), Value::Int32(8)])

@@ -24,7 +24,9 @@ use pgseam_connector_pg::{
     SslMode, TlsSettings,
 };
 use pgseam_converters::avro::registry::BasicAuth;
-use pgseam_converters::{DecimalHandlingMode, HeaderFormat, JsonConverterConfig, TypeModes};
+use pgseam_converters::{
+    DecimalHandlingMode, HeaderFormat, JsonConverterConfig, TypeModes, UnavailableArrayMode,
+};
 use pgseam_sink_kafka::KafkaSinkConfig;
 use tokio::sync::watch;
 
@@ -301,6 +303,8 @@ pub(crate) fn pipeline_settings(
                 interval: connector.interval_handling_mode,
                 money_fraction_digits: connector.money_fraction_digits,
                 include_unknown_datatypes: connector.include_unknown_datatypes,
+                multidimensional_arrays: connector.multidimensional_array_mode,
+                unavailable_arrays: connector.unavailable_array_mode,
             },
             decimal_format: if value_converter.kind == ConverterKind::Json {
                 value_converter.decimal_format
@@ -314,6 +318,9 @@ pub(crate) fn pipeline_settings(
             columns: Arc::new(connector.columns.clone()),
             naming: Arc::new(connector.naming.clone()),
             header_format,
+            // pgseam's own header, off with the other pgseam headers.
+            unavailable_header: connector.unavailable_array_mode == UnavailableArrayMode::Null
+                && connector.position_headers,
             ..JsonConverterConfig::new(connector.topic_prefix.clone())
         },
         avro,

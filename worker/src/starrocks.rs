@@ -136,6 +136,9 @@ pub struct Settings {
     /// The value converter's `schemas.enable`: with it, the envelope sits under `payload`.
     pub value_schemas_enable: bool,
     pub tombstones_on_delete: bool,
+    /// `pgseam.array.multidimensional.mode=nested`: a column declared with n > 1 dimensions
+    /// is `ARRAY<…>` nested n deep, as its values are.
+    pub nested_arrays: bool,
     pub format: Format,
     /// `replication_num` of the tables; `None` leaves StarRocks' default (3).
     pub replication_num: Option<u32>,
@@ -214,7 +217,18 @@ fn map_type(column: &ColumnSchema, key: bool, settings: &Settings) -> Result<Col
     let (sr_type, load, note): (String, Load, Option<String>) =
         if let Some(element) = ty.strip_prefix('_') {
             match array_element(element) {
-                Some(element) => (format!("ARRAY<{element}>"), Load::AsIs, None),
+                Some(element) => {
+                    let depth = if settings.nested_arrays {
+                        column.dimensions.max(1)
+                    } else {
+                        1
+                    };
+                    let mut ty = element.to_string();
+                    for _ in 0..depth {
+                        ty = format!("ARRAY<{ty}>");
+                    }
+                    (ty, Load::AsIs, None)
+                }
                 None => (
                     "JSON".into(),
                     Load::AsIs,
@@ -887,6 +901,8 @@ pub async fn run(
         time_mode: TimePrecisionMode::parse(connector.original.get("time.precision.mode"))?,
         value_schemas_enable: connector.effective_value_converter(&worker).schemas_enable,
         tombstones_on_delete: connector.tombstones_on_delete,
+        nested_arrays: connector.multidimensional_array_mode
+            == pgseam_converters::MultidimensionalArrayMode::Nested,
         format: options.format,
         replication_num: options.replication_num,
     };

@@ -231,6 +231,7 @@ mod tests {
                 nullable: false,
                 default_expr: None,
                 enum_values: None,
+                dimensions: 0,
             }],
             key_columns: vec![0],
         });

@@ -137,6 +137,7 @@ mod tests {
             nullable: false,
             default_expr: None,
             enum_values: None,
+            dimensions: 0,
         };
         Arc::new(TableSchema {
             relation_id,

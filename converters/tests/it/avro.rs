@@ -648,6 +648,7 @@ fn column_shaping_with_avro_equals_the_former_encoder() {
         nullable,
         default_expr: None,
         enum_values: None,
+        dimensions: 0,
     };
     let table = Arc::new(TableSchema {
         relation_id: 42,
@@ -815,6 +816,7 @@ fn bit_arrays_and_toast_placeholders_in_json_and_avro() {
         nullable: name != "id",
         default_expr: None,
         enum_values: None,
+        dimensions: 0,
     };
     let table = Arc::new(TableSchema {
         relation_id: 43,

@@ -34,6 +34,7 @@ fn column(
         nullable,
         default_expr: default.map(str::to_owned),
         enum_values: None,
+        dimensions: 0,
     }
 }
 

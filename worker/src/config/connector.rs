@@ -167,6 +167,8 @@ const SUPPORTED_KEYS: &[&str] = &[
     "snapshot.throttle.chunk.pause.ms",
     "snapshot.progress.interval.ms",
     "pgseam.position.headers",
+    "pgseam.array.multidimensional.mode",
+    "pgseam.unavailable.array.mode",
     "snapshot.select.statement.overrides",
     "snapshot.include.collection.list",
     "signal.data.collection",
@@ -402,6 +404,7 @@ pub enum OffsetMismatchStrategy {
 pub use pgseam_converters::{
     BinaryHandlingMode, HstoreHandlingMode, IntervalHandlingMode, TimePrecisionMode,
 };
+use pgseam_converters::{MultidimensionalArrayMode, UnavailableArrayMode};
 
 /// `money.fraction.digits` default (Debezium's): cents.
 pub const DEFAULT_MONEY_FRACTION_DIGITS: u32 = 2;
@@ -545,6 +548,13 @@ pub struct ConnectorConfig {
     /// `include.unknown.datatypes` (default `false`): keep columns of types Debezium has no
     /// mapping for, as binary values.
     pub include_unknown_datatypes: bool,
+    /// `pgseam.array.multidimensional.mode` (pgseam, default `debezium`): `nested` writes
+    /// multi-dimensional arrays nested to their declared dimensions (`docs/configuration.md`).
+    pub multidimensional_array_mode: MultidimensionalArrayMode,
+    /// `pgseam.unavailable.array.mode` (pgseam, default `debezium`): `null` writes an
+    /// unchanged TOAST `int4[]`/`int8[]`/`date[]`/`uuid[]` value as null and names the
+    /// unavailable columns in the `pgseam.unavailable` header.
+    pub unavailable_array_mode: UnavailableArrayMode,
     /// `tombstones.on.delete`.
     pub tombstones_on_delete: bool,
     /// `skipped.operations`.
@@ -857,6 +867,22 @@ impl ConnectorConfig {
             DEFAULT_PROVIDE_TRANSACTION_METADATA,
         );
         let position_headers = s.bool("pgseam.position.headers", DEFAULT_POSITION_HEADERS);
+        let multidimensional_array_mode = s.choice(
+            "pgseam.array.multidimensional.mode",
+            MultidimensionalArrayMode::Debezium,
+            &[
+                ("debezium", MultidimensionalArrayMode::Debezium),
+                ("nested", MultidimensionalArrayMode::Nested),
+            ],
+        );
+        let unavailable_array_mode = s.choice(
+            "pgseam.unavailable.array.mode",
+            UnavailableArrayMode::Debezium,
+            &[
+                ("debezium", UnavailableArrayMode::Debezium),
+                ("null", UnavailableArrayMode::Null),
+            ],
+        );
         let topic_transaction = match s.take("topic.transaction") {
             None => DEFAULT_TOPIC_TRANSACTION.to_owned(),
             Some(e)
@@ -1155,6 +1181,8 @@ impl ConnectorConfig {
             interval_handling_mode,
             money_fraction_digits,
             include_unknown_datatypes,
+            multidimensional_array_mode,
+            unavailable_array_mode,
             tombstones_on_delete,
             skipped_operations,
             provide_transaction_metadata,

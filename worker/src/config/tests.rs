@@ -1439,6 +1439,39 @@ fn position_headers_switch() {
 }
 
 #[test]
+fn array_fix_modes() {
+    use pgseam_converters::{MultidimensionalArrayMode, UnavailableArrayMode};
+    let c = config(&[]).unwrap();
+    assert_eq!(
+        c.multidimensional_array_mode,
+        MultidimensionalArrayMode::Debezium
+    );
+    assert_eq!(c.unavailable_array_mode, UnavailableArrayMode::Debezium);
+    let c = config(&[
+        ("pgseam.array.multidimensional.mode", " Nested "),
+        ("pgseam.unavailable.array.mode", "null"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.multidimensional_array_mode,
+        MultidimensionalArrayMode::Nested
+    );
+    assert_eq!(c.unavailable_array_mode, UnavailableArrayMode::Null);
+    let e = one_error(&[("pgseam.array.multidimensional.mode", "flat")]);
+    assert!(
+        e.contains("`pgseam.array.multidimensional.mode`")
+            && e.contains("`debezium`")
+            && e.contains("`nested`"),
+        "{e}"
+    );
+    let e = one_error(&[("pgseam.unavailable.array.mode", "placeholder")]);
+    assert!(
+        e.contains("`pgseam.unavailable.array.mode`") && e.contains("`null`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn column_shaping_keys() {
     use pgseam_converters::columns::{ColumnFilter, ColumnMapper, HashAlgorithm};
     let c = config(&[

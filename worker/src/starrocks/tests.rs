@@ -17,6 +17,7 @@ fn column(name: &str, type_name: &str, type_modifier: i32, nullable: bool) -> Co
         nullable,
         default_expr: None,
         enum_values: None,
+        dimensions: 0,
     }
 }
 
@@ -89,6 +90,7 @@ fn settings(format: Format) -> Settings {
         time_mode: TimePrecisionMode::Adaptive,
         value_schemas_enable: false,
         tombstones_on_delete: false,
+        nested_arrays: false,
         format,
         replication_num: Some(1),
     }
@@ -110,6 +112,27 @@ fn table_columns(sql: &str) -> Vec<(String, String)> {
             (line[1..name_end - 1].to_owned(), ty.to_owned())
         })
         .collect()
+}
+
+#[test]
+fn nested_arrays_nest_as_declared() {
+    let mut table = all_types();
+    let schema = Arc::make_mut(&mut table.schema);
+    let arr = schema
+        .columns
+        .iter_mut()
+        .find(|c| c.name == "c_int4_arr")
+        .unwrap();
+    arr.dimensions = 2;
+    let sql = render(&settings(Format::Jsonpaths), &[table.clone()]).unwrap();
+    assert_eq!(column_type(&sql, "c_int4_arr"), "ARRAY<INT> NULL");
+    let nested = Settings {
+        nested_arrays: true,
+        ..settings(Format::Jsonpaths)
+    };
+    let sql = render(&nested, &[table]).unwrap();
+    assert_eq!(column_type(&sql, "c_int4_arr"), "ARRAY<ARRAY<INT>> NULL");
+    assert_eq!(column_type(&sql, "c_text_arr"), "ARRAY<STRING> NULL");
 }
 
 fn column_type(sql: &str, name: &str) -> String {

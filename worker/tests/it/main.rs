@@ -6,6 +6,7 @@
 //! 200 MB of disk and tens of seconds of CI time each. Run one subject with
 //! `cargo test -p pgseam --test it end_to_end::`.
 
+mod array_options;
 mod avro_end_to_end;
 mod bad_input;
 mod blocking_snapshot;

@@ -117,6 +117,7 @@ pub(crate) fn load_catalog(path: &Path) -> Catalog {
             enum_values: f[11]
                 .as_ref()
                 .map(|l| l.split(',').map(str::to_owned).collect()),
+            dimensions: 0,
         };
         entry.2.push((col, s(12).parse().unwrap()));
     }
