@@ -231,15 +231,17 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
         }
         "uuid" => {
             let u = fixed::<16>(column, type_name, b)?;
-            let hex: String = u.iter().map(|byte| format!("{byte:02x}")).collect();
-            Value::Uuid(format!(
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            ))
+            // uuid_out's form: lower-case hex, hyphens after bytes 4, 6, 8 and 10.
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut text = String::with_capacity(36);
+            for (i, byte) in u.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    text.push('-');
+                }
+                text.push(char::from(HEX[usize::from(byte >> 4)]));
+                text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            }
+            Value::Uuid(text)
         }
         "json" => Value::Json(utf8(column, type_name, b)?),
         "jsonb" => match b.split_first() {
