@@ -226,8 +226,8 @@ pub async fn load_table_schema(client: &Client, oid: u32) -> Result<Arc<TableSch
         .collect();
     Ok(Arc::new(TableSchema {
         relation_id: oid,
-        schema: head.get(0),
-        table: head.get(1),
+        schema: head.get::<_, String>(0).into(),
+        table: head.get::<_, String>(1).into(),
         columns,
         key_columns,
     }))

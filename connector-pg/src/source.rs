@@ -526,7 +526,7 @@ pub async fn run(
 
     let mut replication = ReplicationConnection::connect(&config.connect).await?;
     let mut source = Source {
-        decoder: StreamDecoder::new(config.connect.dbname.clone(), config.events.clone()),
+        decoder: StreamDecoder::new(&config.connect.dbname, config.events.clone()),
         config,
         events,
         feedback,

@@ -123,7 +123,7 @@ type KeyColumnsCache = HashMap<u32, (Arc<TableSchema>, Arc<[usize]>)>;
 
 /// Decoding state that lives across messages.
 pub(crate) struct StreamDecoder {
-    pub(crate) database: String,
+    pub(crate) database: Arc<str>,
     pub(crate) relations: HashMap<u32, StreamRelation>,
     pub(crate) transaction: Option<OpenTransaction>,
     pub(crate) last_commit_lsn: Option<Lsn>,
@@ -135,9 +135,9 @@ pub(crate) struct StreamDecoder {
 }
 
 impl StreamDecoder {
-    pub(crate) fn new(database: String, settings: EventSettings) -> Self {
+    pub(crate) fn new(database: &str, settings: EventSettings) -> Self {
         StreamDecoder {
-            database,
+            database: database.into(),
             relations: HashMap::new(),
             transaction: None,
             last_commit_lsn: None,
@@ -288,8 +288,8 @@ impl StreamDecoder {
                 ts_us,
                 snapshot: SnapshotMarker::False,
                 db: self.database.clone(),
-                schema: String::new(),
-                table: String::new(),
+                schema: "".into(),
+                table: "".into(),
                 tx_id,
                 lsn: Some(lsn),
                 last_commit_lsn,

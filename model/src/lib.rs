@@ -123,10 +123,10 @@ pub fn length_or_precision(type_name: &str, typmod: i32) -> Option<u32> {
 pub struct TableSchema {
     /// The relation OID (pgoutput's relation id).
     pub relation_id: u32,
-    /// Schema (namespace) name.
-    pub schema: String,
-    /// Table name.
-    pub table: String,
+    /// Schema (namespace) name (shared: every event's source block names it).
+    pub schema: Arc<str>,
+    /// Table name (shared, as `schema`).
+    pub table: Arc<str>,
     /// Columns in attribute order (dropped columns excluded).
     pub columns: Vec<ColumnSchema>,
     /// Indices into `columns` of the primary key, in key order. Empty when the table has no
@@ -273,10 +273,11 @@ pub struct SourceInfo {
     /// microseconds since the epoch. `ts_ms`, `ts_us` and `ts_ns` are derived from it.
     pub ts_us: i64,
     pub snapshot: SnapshotMarker,
-    /// Database name.
-    pub db: String,
-    pub schema: String,
-    pub table: String,
+    /// Database name. The names are shared (`Arc`): every event carries them, and cloning a
+    /// `String` per event was an allocation, a copy and a free per row.
+    pub db: Arc<str>,
+    pub schema: Arc<str>,
+    pub table: Arc<str>,
     /// Transaction id (`txId`); `None` for snapshot rows.
     pub tx_id: Option<i64>,
     /// LSN of the change (`lsn`). For snapshot rows, the slot's consistent point.

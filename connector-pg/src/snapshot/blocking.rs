@@ -105,7 +105,7 @@ pub(crate) fn start(
         }
         let planned = plan::plan(&client, &schemas, &settings).await?;
         let context = Arc::new(SnapshotContext {
-            database: params.dbname.clone(),
+            database: params.dbname.as_str().into(),
             consistent_point: position,
             started_at_us: super::now_us(),
             tx_id: None,

@@ -225,7 +225,7 @@ impl Default for SnapshotSettings {
 /// Facts every snapshot row's `source` block carries.
 #[derive(Clone, Debug)]
 pub(crate) struct SnapshotContext {
-    pub(crate) database: String,
+    pub(crate) database: Arc<str>,
     pub(crate) consistent_point: Lsn,
     pub(crate) started_at_us: i64,
     /// `pg_snapshot_xmax` of the exported snapshot (Debezium's snapshot `txId`).
@@ -398,7 +398,7 @@ async fn run_snapshot(
         })?
         .get(0);
     let context = Arc::new(SnapshotContext {
-        database: params.dbname.clone(),
+        database: params.dbname.as_str().into(),
         consistent_point: created.consistent_point,
         started_at_us: now_us(),
         tx_id,

@@ -152,7 +152,11 @@ async fn key_correlation(client: &Client, schema: &TableSchema) -> Result<Option
         .query_opt(
             "SELECT correlation::float8 FROM pg_stats \
              WHERE schemaname = $1 AND tablename = $2 AND attname = $3 AND NOT inherited",
-            &[&schema.schema, &schema.table, &schema.columns[first].name],
+            &[
+                &&*schema.schema,
+                &&*schema.table,
+                &schema.columns[first].name,
+            ],
         )
         .await
         .map_err(query_error(format!(
@@ -266,7 +270,7 @@ pub async fn plan(
         let copy = |relation: &str, filter: &str| {
             format!("COPY (SELECT {select_list} FROM {relation}{filter}) TO STDOUT (FORMAT binary)")
         };
-        let done = ProgressUpdate::TableDone((schema.schema.clone(), schema.table.clone()));
+        let done = ProgressUpdate::TableDone((schema.schema.to_string(), schema.table.to_string()));
         // (FROM target, filter, key upper bound)
         let filters: Vec<(String, String, Option<Vec<String>>)> =
             if let Some(statement) = settings.select_overrides.get(&schema.qualified_name()) {
@@ -318,7 +322,7 @@ pub async fn plan(
             } else {
                 upper.as_ref().map(|after| {
                     ProgressUpdate::KeyRange(KeyProgress {
-                        table: (schema.schema.clone(), schema.table.clone()),
+                        table: (schema.schema.to_string(), schema.table.to_string()),
                         key_columns: key_columns.clone(),
                         after: after.clone(),
                         max_key: None,

@@ -308,7 +308,7 @@ impl Resumer {
             work,
             active: None,
             context: Arc::new(SnapshotContext {
-                database: params.dbname.clone(),
+                database: params.dbname.as_str().into(),
                 consistent_point: progress.consistent_point,
                 started_at_us: now_us(),
                 tx_id: None,
@@ -436,7 +436,10 @@ impl Resumer {
         let mut kept = VecDeque::new();
         for (i, w) in self.work.drain(..).enumerate() {
             if matches(&w) {
-                stopped.push((w.plan.schema.schema.clone(), w.plan.schema.table.clone()));
+                stopped.push((
+                    w.plan.schema.schema.to_string(),
+                    w.plan.schema.table.to_string(),
+                ));
                 if i == 0 && front_open {
                     // Its window ends first; finish_window drops it.
                     self.cancel_front = true;
@@ -724,8 +727,8 @@ impl Resumer {
             )));
         }
         let table = (
-            work.plan.schema.schema.clone(),
-            work.plan.schema.table.clone(),
+            work.plan.schema.schema.to_string(),
+            work.plan.schema.table.to_string(),
         );
         let WorkKind::Keyed {
             key_columns, after, ..
@@ -832,8 +835,8 @@ impl Resumer {
         self.stats.table_done(work.stats_index);
         tracing::info!(table = %work.plan.schema.qualified_name(), rows, "snapshot resume: table re-read whole (no primary key: rows may repeat)");
         let update = ProgressUpdate::TableDone((
-            work.plan.schema.schema.clone(),
-            work.plan.schema.table.clone(),
+            work.plan.schema.schema.to_string(),
+            work.plan.schema.table.to_string(),
         ));
         self.track(&update);
         Some(SourceMessage::SnapshotProgress(update))

@@ -133,8 +133,8 @@ pub(crate) fn load_catalog(path: &Path) -> Catalog {
             key.sort();
             let t = TableSchema {
                 relation_id: relid,
-                schema,
-                table: name.clone(),
+                schema: schema.into(),
+                table: name.as_str().into(),
                 columns: cols.into_iter().map(|(c, _)| c).collect(),
                 key_columns: key.into_iter().map(|(_, i)| i).collect(),
             };
@@ -559,7 +559,7 @@ impl EventSource {
         gkey: &str,
         payload: &serde_json::Value,
     ) -> Result<GoldenEvent, String> {
-        let table_name = table.table.clone();
+        let table_name = table.table.to_string();
         let Some(op) = payload["op"].as_str() else {
             return Err(format!("golden value without op: {payload}"));
         };
