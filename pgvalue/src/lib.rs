@@ -279,6 +279,15 @@ fn hex_digit(b: u8) -> Option<u8> {
 }
 
 fn parse_uuid(text: &str) -> Option<String> {
+    // uuid_out's own form (what pgoutput and COPY send): taken as it is.
+    let canonical = text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        });
+    if canonical {
+        return Some(text.to_owned());
+    }
     let hex: String = text.chars().filter(|&c| c != '-').collect();
     if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -494,6 +503,16 @@ mod tests {
             d("uuid", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"),
             Value::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())
         );
+        assert_eq!(
+            d("uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            Value::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())
+        );
+        assert_eq!(
+            d("uuid", "a0eebc999c0b4ef8bb6d6bb9bd380a11"),
+            Value::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())
+        );
+        assert!(decode_text(&col("uuid"), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g").is_err());
+        assert!(decode_text(&col("uuid"), "a0eebc99x9c0b-4ef8-bb6d-6bb9bd380a11").is_err());
         assert_eq!(
             d("jsonb", "{\"a\": [1, 2]}"),
             Value::Json("{\"a\": [1, 2]}".into())
