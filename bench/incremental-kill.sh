@@ -19,6 +19,8 @@
 #   broker   the same into tansu, with commit → consumer latency of a latency table the writers
 #            insert into (pgseam-bench latency-live): 15 s of streaming alone, then during the
 #            snapshot.
+#   sql      bench/incremental-sql.sh: the SQL of every window alone, no writers, in particular
+#            the watermark commits' share, which depends on --fsync.
 #   debezium Debezium 3.6.3's incremental snapshot of the same table with the same writers
 #            (reference/debezium harness, embedded engine, JsonConverter, `insert_insert`
 #            watermarks in the signaling table, its default): its events go to a pipe read by
@@ -33,17 +35,22 @@
 #
 # usage: bench/incremental-kill.sh [--chunk 1024] [--fsync off|on] [--kills 2] [--kill-after 3]
 #                                  [--rows 1000000] [--debezium yes|no] [--record yes|no]
+#                                  [--dbz-poll-ms 500]
+# --dbz-poll-ms is Debezium's `poll.interval.ms` (its default 500): its queue hands a batch over
+# when it holds `max.batch.size` (2048) events or after that long, so at a low event rate it
+# sets Debezium's streaming latency.
 # env:   PGSEAM_BROKER_BIN (tansu), CARGO_TARGET_DIR (default ./target), DBZPEER_HOME (the
 #        Debezium harness' jars, e.g. /work/main/.dbzpeer; needed for --debezium yes)
 # Appends the results with the command to BENCHMARKS.md unless --record no. Exits 1 when verify
 # or the change checker finds a difference.
 set -euo pipefail
-CHUNK=1024 FSYNC=off KILLS=2 KILL_AFTER=3 ROWS_WANTED=1000000 DEBEZIUM=yes RECORD=yes
+CHUNK=1024 FSYNC=off KILLS=2 KILL_AFTER=3 ROWS_WANTED=1000000 DEBEZIUM=yes RECORD=yes DBZ_POLL_MS=500
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --chunk) CHUNK=$2;; --fsync) FSYNC=$2;; --kills) KILLS=$2;; --kill-after) KILL_AFTER=$2;;
     --rows) ROWS_WANTED=$2;; --debezium) DEBEZIUM=$2;; --record) RECORD=$2;;
+    --dbz-poll-ms) DBZ_POLL_MS=$2;;
     *) sed -n '2,40p' "$0" >&2; exit 2;;
   esac
   shift 2
@@ -225,7 +232,12 @@ cat "$WORK/changes.txt" "$WORK/changes.err" >&2
 drop_slot inckill
 ROWS_NOW=$(q -d bench -c "SELECT count(*) FROM bench")
 
-# 2. null and broker: no kills.
+# 2. The windows' SQL alone, no writers (bench/incremental-sql.sh): what the watermark commits
+# cost under this fsync setting ("marks"), against the reads.
+"$ROOT/bench/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql.txt"
+log "window SQL: $(tr '\n' ' ' < "$WORK/sql.txt")"
+
+# 3. null and broker: no kills.
 incremental() { # name sink
   write_config "$1" "$2" no_data
   start_pgseam "$1"; wait_log "$1" "streaming started"
@@ -251,7 +263,7 @@ incremental() { # name sink
 incremental incnull null
 incremental incbroker kafka
 
-# 3. Debezium, same table, same writers.
+# 4. Debezium, same table, same writers.
 dbz_s="" DBZ_LINE=""
 if [ "$DEBEZIUM" = yes ]; then
   mkdir -p "$WORK/dbz"
@@ -285,7 +297,7 @@ PY
     converter.schemas.enable=false --mode file --out "$WORK/dbz.pipe" database.dbname=bench \
     snapshot.mode=no_data slot.name=incdbz signal.data.collection=public.dbz_signal \
     incremental.snapshot.chunk.size="$CHUNK" decimal.handling.mode=string \
-    notification.enabled.channels=log >&2
+    notification.enabled.channels=log poll.interval.ms="$DBZ_POLL_MS" >&2
   "${DBZ[@]}" wait-ready incdbz 300 >&2
   sleep 5 # JMX's Connected comes before the stream is open (dbzpeer.sh wait-idle)
   writers lat0; sleep 15; stop_writers
@@ -337,11 +349,13 @@ summary() {
     awk -v s="$dbz_read_s" -v r="$DBZ_READS" 'BEGIN { printf "| Debezium 3.6.3: signal to its last incremental read (%d reads) | | %.2f | %.0f |\n", r, s, r / s }'
   fi
   echo
+  echo "The windows' SQL alone (bench/incremental-sql.sh, one psql session, no writers; \`marks\` = the two watermark commits of every window, \`reads\` = boundary query + COPY, \`both\` = a whole window): \`$(tr '\n' ' ' < "$WORK/sql.txt")\`"
+  echo
   echo "Commit → consumer latency of the latency table's inserts (15 s of streaming alone, then during the snapshot):"
   echo "- pgseam → tansu → consumer (pgseam-bench latency-live), alone: \`$(grep live_ "$WORK/incbroker.lat0" | head -1)\`"
   echo "- pgseam, during the snapshot: \`$(grep live_ "$WORK/incbroker.lat" | head -1)\`"
   if [ -n "$dbz_s" ]; then
-    echo "- Debezium → handed over by the engine (no broker), alone: \`$(grep '^lat0:' "$WORK/dbz.reader" | cut -d' ' -f2-)\`"
+    echo "- Debezium (\`poll.interval.ms=$DBZ_POLL_MS\`) → handed over by the engine (no broker), alone: \`$(grep '^lat0:' "$WORK/dbz.reader" | cut -d' ' -f2-)\`"
     echo "- Debezium, during the snapshot: \`$(grep '^lat:' "$WORK/dbz.reader" | cut -d' ' -f2-)\`"
   fi
 }
