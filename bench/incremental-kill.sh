@@ -182,7 +182,7 @@ latency() { # topic out: reads the topic as records arrive, until 5 s without on
   "$BENCH" latency-live --bootstrap "$BROKER_bootstrap" --topic "$1" --expect 1000000000 \
     --idle-stop-s 5 --timeout-s 1800 > "$2" &
   LAT_PID=$!; PIDS+=("$LAT_PID")
-  until grep -q ready "$2"; do sleep 0.05; done
+  until grep -q ready "$2" 2>/dev/null; do sleep 0.05; done
 }
 stored_progress() { # name: the stored incremental snapshot's key, as `pgseam offsets show` prints it
   "$PGSEAM" offsets show "$WORK/$1.worker" 2>/dev/null | tr -d '\n\\' | grep -o '"after":\[[^]]*\]' | head -1 || true
@@ -235,7 +235,8 @@ ROWS_NOW=$(q -d bench -c "SELECT count(*) FROM bench")
 # 2. The windows' SQL alone, no writers (bench/incremental-sql.sh): what the watermark commits
 # cost under this fsync setting ("marks"), against the reads.
 "$ROOT/bench/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql.txt"
-log "window SQL: $(tr '\n' ' ' < "$WORK/sql.txt")"
+LOW_SYNC=1 "$ROOT/bench/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql-sync.txt"
+log "window SQL: $(tr '\n' ' ' < "$WORK/sql.txt"); with a synchronous low watermark: $(tr '\n' ' ' < "$WORK/sql-sync.txt")"
 
 # 3. null and broker: no kills.
 incremental() { # name sink
@@ -349,7 +350,7 @@ summary() {
     awk -v s="$dbz_read_s" -v r="$DBZ_READS" 'BEGIN { printf "| Debezium 3.6.3: signal to its last incremental read (%d reads) | | %.2f | %.0f |\n", r, s, r / s }'
   fi
   echo
-  echo "The windows' SQL alone (bench/incremental-sql.sh, one psql session, no writers; \`marks\` = the two watermark commits of every window, \`reads\` = boundary query + COPY, \`both\` = a whole window): \`$(tr '\n' ' ' < "$WORK/sql.txt")\`"
+  echo "The windows' SQL alone (bench/incremental-sql.sh, one psql session, no writers; \`marks\` = the two watermark commits of every window, \`reads\` = boundary query + COPY, \`both\` = a whole window): \`$(tr '\n' ' ' < "$WORK/sql.txt")\`; the same with the low watermark's commit waiting for its flush too (LOW_SYNC=1: pgseam's windows before the low watermark stopped waiting): \`$(tr '\n' ' ' < "$WORK/sql-sync.txt")\`"
   echo
   echo "Commit → consumer latency of the latency table's inserts (15 s of streaming alone, then during the snapshot):"
   echo "- pgseam → tansu → consumer (pgseam-bench latency-live), alone: \`$(grep live_ "$WORK/incbroker.lat0" | head -1)\`"
