@@ -140,7 +140,7 @@ start_pgseam() { # name
 }
 # Waits until the log has at least $3 (default 1) lines with the text.
 wait_log() { # name text [count]
-  until [ "$(grep -c "$2" "$WORK/$1.log")" -ge "${3:-1}" ]; do
+  until [ "$(grep -c "$2" "$WORK/$1.log" 2>/dev/null)" -ge "${3:-1}" ] 2>/dev/null; do
     kill -0 "$PGSEAM_PID" 2>/dev/null || { tail -50 "$WORK/$1.log" >&2; exit 1; }
     sleep 0.05
   done
