@@ -3,8 +3,10 @@
 # every window of a signalled snapshot of `bench` (1M rows, bench_schema.sql) for each window
 # size, on one psql session with synchronous_commit=local as pgseam's snapshot session:
 #   reads  the key boundary query (`… ORDER BY id OFFSET n-1 LIMIT 1`) + binary COPY of the range
-#   marks  the low watermark (a transactional pg_logical_emit_message), the xip-list query, the
-#          high watermark: two commits per window
+#   marks  the low watermark (a transactional pg_logical_emit_message committed with
+#          synchronous_commit=off, as pgseam's since it stopped waiting for that flush; set
+#          LOW_SYNC=1 for the older synchronous one), the xip-list query, the high watermark:
+#          two commits per window, one of them waiting for its WAL flush
 #   both   what one pgseam window costs the server, in pgseam's order
 # and prints `chunk=… part=… windows=… seconds=…` lines. Without pgseam or a stream: the time the
 # stream takes to bring the high watermark back is not in it.
@@ -14,6 +16,8 @@ set -euo pipefail
 PORT=$1; shift
 PSQL=/usr/lib/postgresql/15/bin/psql
 q() { PGPASSWORD=postgres "$PSQL" -XAtq -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d bench "$@"; }
+LOW_ASYNC=", set_config('synchronous_commit', 'off', true)"
+[ -n "${LOW_SYNC:-}" ] && LOW_ASYNC=""
 WORK=$(mktemp -d /tmp/pgseam-bench-incsql.XXXX)
 trap 'rm -rf "$WORK"' EXIT
 for CHUNK in "${@:-1024}"; do
@@ -25,7 +29,7 @@ for CHUNK in "${@:-1024}"; do
     for b in $bounds ""; do
       w=${prev:+"WHERE id > $prev"}
       if [ "$1" != reads ]; then
-        echo "SELECT pg_logical_emit_message(true, 'bench', 'low:$prev');"
+        echo "SELECT pg_logical_emit_message(true, 'bench', 'low:$prev')$LOW_ASYNC;"
         echo "SELECT coalesce(array_agg(x::text), '{}') FROM pg_snapshot_xip(pg_current_snapshot()) x;"
       fi
       if [ "$1" != marks ]; then

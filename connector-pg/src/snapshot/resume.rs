@@ -24,11 +24,18 @@
 //! # A window (DBLog), in this order
 //!
 //! On a normal session of its own (`synchronous_commit = local`, timeouts off):
-//! 1. **Low watermark**: `SELECT pg_logical_emit_message(true, '__pgseam.<slot>', 'low:<id>')`.
-//!    Transactional, so that its COMMIT flushes the WAL: PostgreSQL 15 does not flush a
-//!    non-transactional message, and the walsender only sends flushed WAL, so in an idle
-//!    database a non-transactional watermark could wait indefinitely. In the stream it is a
-//!    transaction of its own, positioned by its commit like every change.
+//! 1. **Low watermark**: `SELECT pg_logical_emit_message(true, '__pgseam.<slot>', 'low:<id>')`,
+//!    a transaction of its own in the stream, positioned by its commit like every change. It
+//!    commits with `synchronous_commit = off` (`set_config(…, true)` in the same statement:
+//!    the setting is still in force when the implicit transaction commits): nothing waits for
+//!    the low watermark to reach the stream, and the high watermark's synchronous commit
+//!    flushes the WAL up to and past it. With `fsync` on that saves one WAL flush wait of the
+//!    two per window (BENCHMARKS.md, "Incremental snapshot under writers with kill -9").
+//!    Its place in the WAL (before the chunk's snapshot is taken) does not depend on the
+//!    flush. The high watermark is transactional and synchronous so that its COMMIT flushes
+//!    the WAL: PostgreSQL 15 does not flush a non-transactional message, and the walsender
+//!    only sends flushed WAL, so in an idle database an unflushed watermark could wait up to
+//!    `wal_writer_delay` or, without a WAL writer wake-up, indefinitely.
 //! 2. **The commit-visibility race**: a transaction's commit record is written (and decoded)
 //!    before the transaction leaves the ProcArray, so a change streamed before the low
 //!    watermark can still be invisible to a snapshot taken after it. The session takes
@@ -1007,7 +1014,8 @@ impl WatermarkWriter {
         let opened = java_instant(now_us());
         match (self.strategy, &self.table) {
             (WatermarkStrategy::Message, _) | (_, None) => {
-                self.message(client, &format!("low:{id}")).await?
+                self.message(client, &format!("low:{id}"), Flush::No)
+                    .await?
             }
             (_, Some(table)) => {
                 let data = format!("{{\"openWindowTimestamp\": \"{opened}\"}}");
@@ -1022,7 +1030,8 @@ impl WatermarkWriter {
     async fn close(&self, client: &Client, id: &str, opened: &str) -> Result<()> {
         match (self.strategy, &self.table) {
             (WatermarkStrategy::Message, _) | (_, None) => {
-                self.message(client, &format!("high:{id}")).await
+                self.message(client, &format!("high:{id}"), Flush::Wait)
+                    .await
             }
             (WatermarkStrategy::InsertInsert, Some(table)) => {
                 let data = format!(
@@ -1045,12 +1054,16 @@ impl WatermarkWriter {
         }
     }
 
-    async fn message(&self, client: &Client, content: &str) -> Result<()> {
+    async fn message(&self, client: &Client, content: &str, flush: Flush) -> Result<()> {
+        let statement = match flush {
+            Flush::Wait => "SELECT pg_logical_emit_message(true, $1, $2)",
+            // `is_local`: for this statement's implicit transaction, whose commit reads it.
+            Flush::No => {
+                "SELECT pg_logical_emit_message(true, $1, $2), set_config('synchronous_commit', 'off', true)"
+            }
+        };
         client
-            .execute(
-                "SELECT pg_logical_emit_message(true, $1, $2)",
-                &[&self.prefix, &content],
-            )
+            .execute(statement, &[&self.prefix, &content])
             .await
             .map_err(query_error(format!(
                 "cannot write the snapshot watermark {content}"
@@ -1078,6 +1091,15 @@ impl WatermarkWriter {
             )))?;
         Ok(())
     }
+}
+
+/// Whether a logical-message watermark's commit waits for its WAL flush (module docs, step 1).
+#[derive(Clone, Copy)]
+enum Flush {
+    /// `synchronous_commit = local` (the session's): the walsender can send it at once.
+    Wait,
+    /// `synchronous_commit = off`: the next synchronous commit on the server flushes it.
+    No,
 }
 
 /// `java.time.Instant.toString()` of a time in microseconds since the epoch: ISO-8601 in UTC,

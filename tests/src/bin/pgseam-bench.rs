@@ -18,6 +18,9 @@
 //!   after the first.
 //! - `sizes`: reads N records from a topic and prints their mean key and value size (the
 //!   sink-limit run sends records of that size).
+//! - `changes`: the change-level check of `bench/incremental-kill.sh` (see [`changes`]): reads a
+//!   topic of the `bench` table whose writers keep a version column, and checks that no change
+//!   event is missing, that each key's changes are in order, and that every key had an event.
 //!
 //! Both print one line of `key=value` pairs on stdout, for the script to parse.
 
@@ -40,7 +43,9 @@ usage:
   pgseam-bench latency --bootstrap HOST:PORT --topic T [--topic T2]... --expect N [--timeout-s S]
   pgseam-bench latency-live --bootstrap HOST:PORT --topic T [--topic T2]... --expect N
                        [--idle-stop-s S] [--timeout-s S]
-  pgseam-bench sizes   --bootstrap HOST:PORT --topic T [--topic T2]... --expect N [--timeout-s S]";
+  pgseam-bench sizes   --bootstrap HOST:PORT --topic T [--topic T2]... --expect N [--timeout-s S]
+  pgseam-bench changes --bootstrap HOST:PORT --topic T --expect INITIAL_KEYS [--idle-stop-s S]
+                       [--timeout-s S]";
 
 #[derive(Default)]
 struct Counts {
@@ -386,6 +391,9 @@ fn main() -> anyhow::Result<()> {
         bail!("{USAGE}");
     };
     let args = parse(&argv[2..])?;
+    if command == "changes" {
+        return changes(&args);
+    }
     match command.as_str() {
         "sink-limit" => sink_limit(&args),
         "latency" => latency(&args),
@@ -393,4 +401,259 @@ fn main() -> anyhow::Result<()> {
         "sizes" => sizes(&args),
         _ => bail!("unknown command {command}\n{USAGE}"),
     }
+}
+
+/// One key's history in `changes`.
+#[derive(Default)]
+struct KeyHistory {
+    /// The newest version applied (the `ver` column; 0 for a row of the initial table).
+    ver: i64,
+    deleted: bool,
+    /// Whether any record of the key arrived (a read or a change).
+    seen: bool,
+    /// The newest position applied: (LSN, seq) of pgseam's headers.
+    last: (u64, u64),
+    /// The streamed changes applied: position → (op, version), to recognise a replay.
+    changes: Vec<((u64, u64), u8, i64)>,
+    reads: u32,
+}
+
+/// The change-level check of `bench/incremental-kill.sh`, on one topic of the `bench` table
+/// whose writers only ever (a) insert rows with keys above `--expect` and `ver = 0`, (b) update
+/// a row with `ver = ver + 1`, (c) delete a row; keys are never reused. Read from the beginning,
+/// per key in partition order:
+/// - a streamed change (`pgseam.commit_lsn`, `pgseam.seq`) at a position already applied must
+///   repeat that change exactly (a replay after a crash: counted as a duplicate); a new one must
+///   be after the key's newest position (per-key order);
+/// - an insert is the key's first record with `ver = 0`; an update's `ver` is the previous
+///   version + 1 (a lost update, or a lost insert before it, breaks the chain); nothing follows
+///   a delete;
+/// - an incremental-snapshot read (`op = "r"`, `source.snapshot = "incremental"`, at its window's
+///   high watermark `pgseam.lsn`) carries exactly the key's version at that point: a window
+///   emits a row only if no change of the key fell inside it, and after every change before it;
+/// - at the end every key `1..=--expect` had a record: a read, or a change (a key the stream
+///   never touched can only have arrived through the snapshot).
+///
+/// The final state is `pgseam verify`'s job; this finds a lost change that a later one hides.
+fn changes(args: &Args) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("group.id", "pgseam-bench-changes")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("cannot create the consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in &args.topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("no metadata for {topic}"))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
+        }
+    }
+    consumer.assign(&tpl)?;
+    let initial = args.count as i64;
+    let deadline = Instant::now() + args.timeout;
+    let mut keys: std::collections::HashMap<i64, KeyHistory> = std::collections::HashMap::new();
+    let (mut records, mut tombstones, mut reads, mut rereads, mut streamed, mut duplicates) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut errors: Vec<String> = Vec::new();
+    let mut error_count = 0u64;
+    let mut fail = |errors: &mut Vec<String>, text: String| {
+        error_count += 1;
+        if errors.len() < 20 {
+            errors.push(text);
+        }
+    };
+    let mut last_record: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if last_record.is_some_and(|t| t.elapsed() > args.idle_stop) {
+            break;
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.context("consumer error")?;
+        last_record = Some(Instant::now());
+        records += 1;
+        let at = format!(
+            "{}/{}@{}",
+            message.topic(),
+            message.partition(),
+            message.offset()
+        );
+        let Some(value) = message.payload() else {
+            tombstones += 1;
+            continue;
+        };
+        let key: serde_json::Value = serde_json::from_slice(message.key().unwrap_or_default())
+            .with_context(|| format!("{at}: the key is not JSON"))?;
+        let key = key.get("payload").unwrap_or(&key);
+        let id = key
+            .get("id")
+            .and_then(serde_json::Value::as_i64)
+            .with_context(|| format!("{at}: no integer id in the key"))?;
+        let envelope: serde_json::Value = serde_json::from_slice(value)
+            .with_context(|| format!("{at}: the value is not JSON"))?;
+        let envelope = envelope.get("payload").unwrap_or(&envelope);
+        let op = envelope
+            .get("op")
+            .and_then(serde_json::Value::as_str)
+            .with_context(|| format!("{at}: no op"))?;
+        let ver = envelope
+            .get("after")
+            .and_then(|a| a.get("ver"))
+            .and_then(serde_json::Value::as_i64);
+        let header = |name: &str| -> Option<u64> {
+            use rdkafka::message::Headers;
+            let headers = message.headers()?;
+            headers.iter().find(|h| h.key == name).and_then(|h| {
+                let text = std::str::from_utf8(h.value?).ok()?;
+                match text.split_once('/') {
+                    Some((hi, lo)) => Some(
+                        (u64::from_str_radix(hi, 16).ok()? << 32)
+                            | u64::from_str_radix(lo, 16).ok()?,
+                    ),
+                    None => text.parse().ok(),
+                }
+            })
+        };
+        let seq = header("pgseam.seq").with_context(|| format!("{at}: no pgseam.seq header"))?;
+        let history = keys.entry(id).or_default();
+        if op == "r" {
+            let snapshot = envelope
+                .get("source")
+                .and_then(|s| s.get("snapshot"))
+                .and_then(serde_json::Value::as_str);
+            if snapshot != Some("incremental") {
+                fail(
+                    &mut errors,
+                    format!("{at}: key {id}: a read with source.snapshot {snapshot:?}"),
+                );
+            }
+            let pos = (
+                header("pgseam.lsn").with_context(|| format!("{at}: a read without pgseam.lsn"))?,
+                seq,
+            );
+            reads += 1;
+            if history.reads > 0 {
+                rereads += 1;
+            }
+            history.reads += 1;
+            if pos <= history.last {
+                fail(
+                    &mut errors,
+                    format!(
+                        "{at}: key {id}: read at {pos:?} after {:?}: out of order",
+                        history.last
+                    ),
+                );
+            }
+            if history.deleted {
+                fail(
+                    &mut errors,
+                    format!("{at}: key {id}: read after its delete"),
+                );
+            } else if id > initial && !history.seen {
+                fail(
+                    &mut errors,
+                    format!("{at}: key {id}: read of an inserted key whose insert is missing"),
+                );
+            } else if ver != Some(history.ver) {
+                fail(&mut errors, format!("{at}: key {id}: read version {ver:?}, the key was at {} (a change is missing or out of order)", history.ver));
+            }
+            history.last = history.last.max(pos);
+            history.seen = true;
+            continue;
+        }
+        let pos = (
+            header("pgseam.commit_lsn")
+                .with_context(|| format!("{at}: a change without pgseam.commit_lsn"))?,
+            seq,
+        );
+        let code = op.as_bytes().first().copied().unwrap_or(b'?');
+        if let Some(&(_, c, v)) = history.changes.iter().find(|(p, _, _)| *p == pos) {
+            duplicates += 1;
+            if c != code || (code != b'd' && Some(v) != ver) {
+                fail(&mut errors, format!("{at}: key {id}: the replay of {pos:?} is {op} {ver:?}, not what was first sent"));
+            }
+            continue;
+        }
+        streamed += 1;
+        if pos <= history.last {
+            fail(
+                &mut errors,
+                format!(
+                    "{at}: key {id}: new change at {pos:?} after {:?}: out of order",
+                    history.last
+                ),
+            );
+        }
+        if history.deleted {
+            fail(
+                &mut errors,
+                format!("{at}: key {id}: {op} after its delete"),
+            );
+        }
+        match op {
+            "c" => {
+                if history.seen || id <= initial || ver != Some(0) {
+                    fail(&mut errors, format!("{at}: key {id}: insert with version {ver:?} of a key already seen or initial"));
+                }
+                history.ver = 0;
+            }
+            "u" => {
+                if id > initial && !history.seen {
+                    fail(
+                        &mut errors,
+                        format!(
+                            "{at}: key {id}: update of an inserted key whose insert is missing"
+                        ),
+                    );
+                }
+                if ver != Some(history.ver + 1) {
+                    fail(&mut errors, format!("{at}: key {id}: update to version {ver:?} after {}: a change is missing", history.ver));
+                }
+                history.ver = ver.unwrap_or(history.ver);
+            }
+            "d" => history.deleted = true,
+            _ => fail(&mut errors, format!("{at}: key {id}: unexpected op {op}")),
+        }
+        history.changes.push((pos, code, ver.unwrap_or(-1)));
+        history.last = pos;
+        history.seen = true;
+    }
+    let unseen: Vec<i64> = (1..=initial)
+        .filter(|id| !keys.get(id).is_some_and(|h| h.seen))
+        .collect();
+    if !unseen.is_empty() {
+        fail(
+            &mut errors,
+            format!(
+                "{} initial keys had no record (neither read nor changed), e.g. {:?}",
+                unseen.len(),
+                &unseen[..unseen.len().min(10)]
+            ),
+        );
+    }
+    let deleted = keys.values().filter(|h| h.deleted).count();
+    let inserted = keys.keys().filter(|&&id| id > initial).count();
+    println!(
+        "records={records} tombstones={tombstones} reads={reads} rereads={rereads} \
+         changes={streamed} duplicate_changes={duplicates} keys={} inserted_keys={inserted} \
+         deleted_keys={deleted} errors={error_count}",
+        keys.len()
+    );
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if records == 0 {
+        bail!("no records read");
+    }
+    if error_count > 0 {
+        bail!("{error_count} errors");
+    }
+    Ok(())
 }
