@@ -102,6 +102,21 @@ fn golden(file: &str, n: usize) -> (String, String) {
     (key.to_owned(), value.to_owned())
 }
 
+/// Asserts that `record`'s JSON key and value are golden line `n` of `file`, timestamps masked.
+fn assert_is_golden_line(record: &pgseam_converters::KafkaRecord, file: &str, n: usize) {
+    let (key, value) = golden(file, n);
+    assert_eq!(
+        std::str::from_utf8(record.key.as_deref().unwrap()).unwrap(),
+        key,
+        "{file} line {n}"
+    );
+    assert_eq!(
+        mask(std::str::from_utf8(record.value.as_deref().unwrap()).unwrap()),
+        mask(&value),
+        "{file} line {n}"
+    );
+}
+
 fn recipe(schemas: bool) -> JsonConverter {
     let unwrap = ExtractNewRecordState {
         delete_handling: DeleteTombstoneHandling::Rewrite,
@@ -150,17 +165,7 @@ fn starrocks_recipe_matches_debezium() {
         let mut out = Vec::new();
         c.convert(&insert, 0, &mut out).unwrap();
         assert_eq!(out.len(), 1);
-        let (key, value) = golden(file, 7);
-        assert_eq!(
-            std::str::from_utf8(out[0].key.as_deref().unwrap()).unwrap(),
-            key,
-            "{file}"
-        );
-        assert_eq!(
-            mask(std::str::from_utf8(out[0].value.as_deref().unwrap()).unwrap()),
-            mask(&value),
-            "{file}"
-        );
+        assert_is_golden_line(&out[0], file, 7);
         // DELETE under the default replica identity: old key only, NOT NULL `name` becomes ""
         // and the tombstone is dropped by `rewrite`.
         let delete = event(
@@ -177,17 +182,7 @@ fn starrocks_recipe_matches_debezium() {
         out.clear();
         c.convert(&delete, 0, &mut out).unwrap();
         assert_eq!(out.len(), 1, "{file}: the tombstone is dropped");
-        let (key, value) = golden(file, 9);
-        assert_eq!(
-            std::str::from_utf8(out[0].key.as_deref().unwrap()).unwrap(),
-            key,
-            "{file}"
-        );
-        assert_eq!(
-            mask(std::str::from_utf8(out[0].value.as_deref().unwrap()).unwrap()),
-            mask(&value),
-            "{file}"
-        );
+        assert_is_golden_line(&out[0], file, 9);
     }
 }
 
