@@ -32,19 +32,6 @@ fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-/// The port from the log line `REST API listening on http://127.0.0.1:PORT`.
-fn rest_base(pgseam: &mut Pgseam) -> String {
-    pgseam.wait_for_log("REST API listening on http://", Duration::from_secs(30));
-    let log = pgseam.log_text();
-    let start = log.find("REST API listening on http://").unwrap() + "REST API listening on ".len();
-    let url: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned()
-}
-
 fn wait_for_state(base: &str, name: &str, connector: &str, task: Option<&str>) -> Value {
     let started = Instant::now();
     loop {
@@ -141,7 +128,7 @@ fn debezium_deployment_script_flow() {
     fs::write(&secrets, "password=postgres\n").unwrap();
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
 
     // GET / and the plugin list, as health checks do.
     let (code, body) = curl("GET", &format!("{base}/"), None);
@@ -467,7 +454,7 @@ fn rest_created_connector_survives_a_restart_and_failures_are_reported() {
     env.psql("CREATE TABLE t (id int PRIMARY KEY)");
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     let config = json!({
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "127.0.0.1",
@@ -503,7 +490,7 @@ fn rest_created_connector_survives_a_restart_and_failures_are_reported() {
 
     // After a restart the connector is back, still paused.
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     wait_for_state(&base, "persist", "PAUSED", Some("PAUSED"));
     let (code, _) = curl("PUT", &format!("{base}/connectors/persist/resume"), None);
     assert_eq!(code, 202);
@@ -606,7 +593,7 @@ fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
     env.psql("CREATE TABLE t (id int PRIMARY KEY)");
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     let config = json!({
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "127.0.0.1",
@@ -756,7 +743,7 @@ fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
     )
     .unwrap();
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&file]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     pgseam.wait_for_log(
         "the connector file named on the command line replaces the stored configuration of the same name",
         Duration::from_secs(30),

@@ -199,6 +199,17 @@ impl Pgseam {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The REST API's base URL (`http://127.0.0.1:PORT`) from the log line
+    /// `REST API listening on http://127.0.0.1:PORT`, waiting up to `timeout` for that line.
+    pub fn rest_base_url(&mut self, timeout: Duration) -> String {
+        self.wait_for_log("REST API listening on http://", timeout);
+        let log = self.log_text();
+        let (_, after) = log.split_once("REST API listening on ").unwrap();
+        let url = after.split_whitespace().next().unwrap();
+        url.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .to_owned()
+    }
+
     /// Waits until the log contains `needle`; panics with the log if the process exits or the
     /// timeout passes first.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
