@@ -432,23 +432,7 @@ fn metric(metrics: &str, prefix: &str) -> Option<f64> {
 #[test]
 fn a_resumed_snapshot_drives_the_snapshot_metrics() {
     let env = Env::start("resm");
-    env.psql("CREATE TABLE slow (id int PRIMARY KEY, v text)");
-    env.psql("INSERT INTO slow SELECT g, 'v' || g FROM generate_series(1, 250) g");
-    // The override makes the first snapshot slow enough to stop it in the middle.
-    let (worker, connector) = env.write_configs(
-        "resm",
-        &[],
-        &[
-            "snapshot.select.statement.overrides=public.slow",
-            "snapshot.select.statement.overrides.public.slow=SELECT s.* FROM public.slow s WHERE pg_sleep(0.05) IS NOT NULL",
-        ],
-    );
-    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log("snapshot started", WAIT);
-    std::thread::sleep(Duration::from_secs(1));
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
-    assert!(!pgseam.log_text().contains("snapshot completed"));
+    common::stop_during_a_slow_snapshot(&env, "resm", 250, WAIT);
 
     // Restart without the override: the table is resumed in key windows while streaming.
     let (worker, connector) = env.write_configs("resm", &[], &["snapshot.chunk.rows=100"]);
