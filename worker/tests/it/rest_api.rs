@@ -32,6 +32,21 @@ fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
+/// The smallest Debezium PostgreSQL connector config for `env`'s database, as a Connect user
+/// posts it (plain password), with its own topic prefix and slot.
+fn postgres_connector_config(env: &Env, topic_prefix: &str, slot: &str) -> Value {
+    json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": env.pg.port().to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": env.database,
+        "topic.prefix": topic_prefix,
+        "slot.name": slot,
+    })
+}
+
 fn wait_for_state(base: &str, name: &str, connector: &str, task: Option<&str>) -> Value {
     let started = Instant::now();
     loop {
@@ -455,16 +470,7 @@ fn rest_created_connector_survives_a_restart_and_failures_are_reported() {
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
     let base = pgseam.rest_base_url(Duration::from_secs(30));
-    let config = json!({
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": env.pg.port().to_string(),
-        "database.user": "postgres",
-        "database.password": "postgres",
-        "database.dbname": env.database,
-        "topic.prefix": "persist",
-        "slot.name": "slot_persist",
-    });
+    let config = postgres_connector_config(&env, "persist", "slot_persist");
     let (code, body) = curl(
         "PUT",
         &format!("{base}/connectors/persist/config"),
@@ -594,17 +600,8 @@ fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
     let base = pgseam.rest_base_url(Duration::from_secs(30));
-    let config = json!({
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": env.pg.port().to_string(),
-        "database.user": "postgres",
-        "database.password": "postgres",
-        "database.dbname": env.database,
-        "topic.prefix": "more",
-        "slot.name": "slot_more",
-        "publication.name": "pub_more",
-    });
+    let mut config = postgres_connector_config(&env, "more", "slot_more");
+    config["publication.name"] = json!("pub_more");
 
     // An unsupported transform: 400 with Connect's error body naming alias and class.
     let mut flatten = config.clone();
