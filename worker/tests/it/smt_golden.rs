@@ -19,7 +19,10 @@ use crate::common;
 use crate::common::golden;
 
 use common::Env;
-use golden::{by_topic, consume_like, golden, list_topics, mask, replay_capture, same, Rec};
+use golden::{
+    by_topic_with_the_same_topics, consume_like, golden, list_topics, mask, replay_capture, same,
+    Rec,
+};
 
 /// Integer fields the transforms copy from `source` (masked as `golden-diff.py` masks them).
 const MASKED: &[&str] = &[
@@ -120,13 +123,8 @@ fn run(name: &str, settings: &[&str], fix: impl Fn(&mut Rec)) {
         .iter()
         .filter(|t| t.starts_with("dbz") && !expected.iter().any(|r| &r.topic == *t))
         .collect();
-    let expected = by_topic(expected);
-    let actual = by_topic(actual);
-    assert_eq!(
-        expected.keys().collect::<Vec<_>>(),
-        actual.keys().collect::<Vec<_>>(),
-        "{name}: topics\n{log}"
-    );
+    let (expected, actual) =
+        by_topic_with_the_same_topics(expected, actual, &format!("{name}: topics\n{log}"));
     let mut compared = 0;
     for (topic, want) in &expected {
         let got = &actual[topic];

@@ -170,6 +170,23 @@ pub fn replay_capture(env: &Env, name: &str, sql: &str, settings: &[&str]) -> Pg
     pgseam
 }
 
+/// `expected` and `actual` grouped by topic (see [`by_topic`]), asserting first that both hold
+/// the same topics; `context` is the failure message (the capture's name, pgseam's log).
+pub fn by_topic_with_the_same_topics(
+    expected: Vec<Rec>,
+    actual: Vec<Rec>,
+    context: &str,
+) -> (BTreeMap<String, Vec<Rec>>, BTreeMap<String, Vec<Rec>>) {
+    let expected = by_topic(expected);
+    let actual = by_topic(actual);
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        actual.keys().collect::<Vec<_>>(),
+        "{context}"
+    );
+    (expected, actual)
+}
+
 /// The names of every topic the broker has.
 pub fn list_topics(bootstrap: &str) -> Vec<String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
