@@ -464,6 +464,21 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded by `PGSEAM_FAULT_SEED`, else by the clock (odd, so never the stuck seed 0); the
+    /// seed is printed so that a failing run's kill points can be replayed.
+    fn from_env_or_clock() -> Rng {
+        let seed = env_u64(
+            "PGSEAM_FAULT_SEED",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1,
+        );
+        println!("kill points: PGSEAM_FAULT_SEED={seed}");
+        Rng(seed)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -493,16 +508,7 @@ fn kill_9_loop_while_streaming_replays_only_ordered_suffixes() {
     std::thread::sleep(Duration::from_secs(2));
 
     let kills = env_u64("PGSEAM_FAULT_KILLS", 10);
-    let seed = env_u64(
-        "PGSEAM_FAULT_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1,
-    );
-    println!("kill points: PGSEAM_FAULT_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env_or_clock();
     let mut logs = Vec::new();
     let mut downtimes = Vec::new();
     for kill in 0..kills {
@@ -1334,16 +1340,7 @@ fn kill_9_loops_during_the_snapshot_and_while_streaming_lose_nothing() {
         ],
     );
     let kills_each = env_u64("PGSEAM_FAULT_KILLS", 10) as usize;
-    let seed = env_u64(
-        "PGSEAM_FAULT_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1,
-    );
-    println!("kill points: PGSEAM_FAULT_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env_or_clock();
     let test_started = Instant::now();
     let writers = Writers::start(&env, 2, seed_rows);
 
