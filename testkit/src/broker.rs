@@ -89,28 +89,8 @@ impl Broker {
     /// Starts a broker as `opts` says.
     pub fn start_with(opts: BrokerOptions) -> Result<Broker> {
         let bin = broker_bin()?;
-        let (base, temp) = match &opts.dir {
-            Some(dir) => {
-                let dir = std::path::absolute(dir)
-                    .map_err(Error::io(format!("resolving {}", dir.display())))?;
-                fs::create_dir_all(&dir)
-                    .map_err(Error::io(format!("creating {}", dir.display())))?;
-                if let Some(pid) = running_pid(&dir) {
-                    return Err(Error::AlreadyRunning {
-                        server: "broker",
-                        dir,
-                        pid,
-                    });
-                }
-                (dir, false)
-            }
-            None => {
-                process::reap_orphans(TEMP_PREFIX, |dir| {
-                    let _ = stop_dir(dir);
-                });
-                (process::owned_temp_dir(TEMP_PREFIX)?, true)
-            }
-        };
+        let (base, temp) =
+            process::server_base_dir("broker", &opts.dir, TEMP_PREFIX, running_pid, stop_dir)?;
         let log = base.join("broker.log");
         let attempts = if opts.port.is_some() { 1 } else { 2 };
         let mut attempt = 1;

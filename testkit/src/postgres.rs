@@ -135,27 +135,8 @@ impl Postgres {
     /// Starts a cluster as `opts` says.
     pub fn start_with(opts: PostgresOptions) -> Result<Postgres> {
         let server_user = server_user()?;
-        let (base, temp) = match &opts.dir {
-            Some(dir) => {
-                let dir = absolute(dir)?;
-                fs::create_dir_all(&dir)
-                    .map_err(Error::io(format!("creating {}", dir.display())))?;
-                if let Some(pid) = running_pid(&dir) {
-                    return Err(Error::AlreadyRunning {
-                        server: "postgres",
-                        dir,
-                        pid,
-                    });
-                }
-                (dir, false)
-            }
-            None => {
-                process::reap_orphans(TEMP_PREFIX, |dir| {
-                    let _ = stop_dir(dir);
-                });
-                (process::owned_temp_dir(TEMP_PREFIX)?, true)
-            }
-        };
+        let (base, temp) =
+            process::server_base_dir("postgres", &opts.dir, TEMP_PREFIX, running_pid, stop_dir)?;
         // Constructed before initdb so that a failure from here on still cleans up.
         let mut pg = Postgres {
             base,
@@ -552,8 +533,4 @@ fn clear_pg_env(cmd: &mut Command) {
             cmd.env_remove(key);
         }
     }
-}
-
-fn absolute(dir: &Path) -> Result<PathBuf> {
-    std::path::absolute(dir).map_err(Error::io(format!("resolving {}", dir.display())))
 }

@@ -249,6 +249,37 @@ pub(crate) fn reap_orphans(prefix: &str, stop: impl Fn(&Path)) {
     }
 }
 
+/// Where a server about to start keeps its files, and whether that is a private temp dir (to
+/// remove when the server is dropped). With `dir`: that directory, made absolute and created,
+/// refused while a `server` recorded there still runs (`running_pid`). Without: a fresh private
+/// temp dir named `temp_prefix…`, after stopping (`stop_dir`, best effort) the servers of test
+/// processes that died (see [`reap_orphans`]).
+pub(crate) fn server_base_dir(
+    server: &'static str,
+    dir: &Option<PathBuf>,
+    temp_prefix: &str,
+    running_pid: impl Fn(&Path) -> Option<u32>,
+    stop_dir: impl Fn(&Path) -> Result<bool>,
+) -> Result<(PathBuf, bool)> {
+    match dir {
+        Some(dir) => {
+            let dir = std::path::absolute(dir)
+                .map_err(Error::io(format!("resolving {}", dir.display())))?;
+            fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+            if let Some(pid) = running_pid(&dir) {
+                return Err(Error::AlreadyRunning { server, dir, pid });
+            }
+            Ok((dir, false))
+        }
+        None => {
+            reap_orphans(temp_prefix, |dir| {
+                let _ = stop_dir(dir);
+            });
+            Ok((owned_temp_dir(temp_prefix)?, true))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,46 +265,20 @@ impl Plan {
                     return Err(bad(r));
                 }
                 r.i += 1;
-                let start = out.len();
-                let mut count = 0i64;
-                loop {
-                    r.ws();
-                    if r.peek() == Some(b']') {
-                        r.i += 1;
-                        break;
-                    }
-                    if count > 0 {
-                        r.expect(b',')?;
-                    }
-                    items.value(r, out)?;
-                    count += 1;
-                }
-                block_count(out, start, count);
+                write_block(r, out, b']', |r, out| items.value(r, out))?;
             }
             Node::Map(values) => {
                 if r.peek() != Some(b'{') {
                     return Err(bad(r));
                 }
                 r.i += 1;
-                let start = out.len();
-                let mut count = 0i64;
-                loop {
+                write_block(r, out, b'}', |r, out| {
                     r.ws();
-                    if r.peek() == Some(b'}') {
-                        r.i += 1;
-                        break;
-                    }
-                    if count > 0 {
-                        r.expect(b',')?;
-                        r.ws();
-                    }
                     r.string_into(out)?;
                     r.ws();
                     r.expect(b':')?;
-                    values.value(r, out)?;
-                    count += 1;
-                }
-                block_count(out, start, count);
+                    values.value(r, out)
+                })?;
             }
             Node::Record(fields) => {
                 if r.peek() != Some(b'{') {
@@ -414,6 +388,33 @@ fn record_any_order(
         plan.value(&mut Reader { b: slice, i: 0 }, out)
             .map_err(|e| format!("field {name}: {e}"))?;
     }
+    Ok(())
+}
+
+/// Writes the comma-separated elements of a JSON array or object (the cursor just past its `[`
+/// or `{`, up to and past `close`) as one Avro block: `element` writes each, then the block's item
+/// count goes in front and the empty block after (see [`block_count`]).
+fn write_block(
+    r: &mut Reader<'_>,
+    out: &mut Vec<u8>,
+    close: u8,
+    mut element: impl FnMut(&mut Reader<'_>, &mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    let start = out.len();
+    let mut count = 0i64;
+    loop {
+        r.ws();
+        if r.peek() == Some(close) {
+            r.i += 1;
+            break;
+        }
+        if count > 0 {
+            r.expect(b',')?;
+        }
+        element(r, out)?;
+        count += 1;
+    }
+    block_count(out, start, count);
     Ok(())
 }
 

@@ -80,6 +80,37 @@ fn event(op: Operation, before: Option<Vec<Value>>, after: Option<Vec<Value>>) -
     }
 }
 
+/// The capture's INSERT of item 4, `fig` (golden line 7).
+fn insert_of_item_4() -> ChangeEvent {
+    event(
+        Operation::Create,
+        None,
+        Some(vec![
+            Value::Int32(4),
+            Value::Text("fig".into()),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]),
+    )
+}
+
+/// The capture's DELETE of item 2 under the default replica identity: the old key only, every
+/// other column NULL (golden line 9).
+fn delete_of_item_2() -> ChangeEvent {
+    event(
+        Operation::Delete,
+        Some(vec![
+            Value::Int32(2),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]),
+        None,
+    )
+}
+
 fn mask(s: &str) -> String {
     regex::Regex::new(r#""(ts_ms|ts_us|ts_ns|__source_ts_ms)":-?\d+"#)
         .unwrap()
@@ -100,6 +131,21 @@ fn golden(file: &str, n: usize) -> (String, String) {
     let key = &line[key_at..value_at];
     let value = &line[value_at + 9..line.len() - 1];
     (key.to_owned(), value.to_owned())
+}
+
+/// Asserts that `record`'s JSON key and value are golden line `n` of `file`, timestamps masked.
+fn assert_is_golden_line(record: &pgseam_converters::KafkaRecord, file: &str, n: usize) {
+    let (key, value) = golden(file, n);
+    assert_eq!(
+        std::str::from_utf8(record.key.as_deref().unwrap()).unwrap(),
+        key,
+        "{file} line {n}"
+    );
+    assert_eq!(
+        mask(std::str::from_utf8(record.value.as_deref().unwrap()).unwrap()),
+        mask(&value),
+        "{file} line {n}"
+    );
 }
 
 fn recipe(schemas: bool) -> JsonConverter {
@@ -136,58 +182,18 @@ fn starrocks_recipe_matches_debezium() {
         ("unwrap_rewrite_noschema.jsonl", false),
     ] {
         let mut c = recipe(schemas);
-        let insert = event(
-            Operation::Create,
-            None,
-            Some(vec![
-                Value::Int32(4),
-                Value::Text("fig".into()),
-                Value::Null,
-                Value::Null,
-                Value::Null,
-            ]),
-        );
+        let insert = insert_of_item_4();
         let mut out = Vec::new();
         c.convert(&insert, 0, &mut out).unwrap();
         assert_eq!(out.len(), 1);
-        let (key, value) = golden(file, 7);
-        assert_eq!(
-            std::str::from_utf8(out[0].key.as_deref().unwrap()).unwrap(),
-            key,
-            "{file}"
-        );
-        assert_eq!(
-            mask(std::str::from_utf8(out[0].value.as_deref().unwrap()).unwrap()),
-            mask(&value),
-            "{file}"
-        );
+        assert_is_golden_line(&out[0], file, 7);
         // DELETE under the default replica identity: old key only, NOT NULL `name` becomes ""
         // and the tombstone is dropped by `rewrite`.
-        let delete = event(
-            Operation::Delete,
-            Some(vec![
-                Value::Int32(2),
-                Value::Null,
-                Value::Null,
-                Value::Null,
-                Value::Null,
-            ]),
-            None,
-        );
+        let delete = delete_of_item_2();
         out.clear();
         c.convert(&delete, 0, &mut out).unwrap();
         assert_eq!(out.len(), 1, "{file}: the tombstone is dropped");
-        let (key, value) = golden(file, 9);
-        assert_eq!(
-            std::str::from_utf8(out[0].key.as_deref().unwrap()).unwrap(),
-            key,
-            "{file}"
-        );
-        assert_eq!(
-            mask(std::str::from_utf8(out[0].value.as_deref().unwrap()).unwrap()),
-            mask(&value),
-            "{file}"
-        );
+        assert_is_golden_line(&out[0], file, 9);
     }
 }
 
@@ -231,28 +237,8 @@ fn starrocks_recipe_with_avro_registers_and_writes_the_transformed_records() {
         },
         Box::new(HttpSchemaRegistry::new(registry.url(), None)),
     );
-    let insert = event(
-        Operation::Create,
-        None,
-        Some(vec![
-            Value::Int32(4),
-            Value::Text("fig".into()),
-            Value::Null,
-            Value::Null,
-            Value::Null,
-        ]),
-    );
-    let delete = event(
-        Operation::Delete,
-        Some(vec![
-            Value::Int32(2),
-            Value::Null,
-            Value::Null,
-            Value::Null,
-            Value::Null,
-        ]),
-        None,
-    );
+    let insert = insert_of_item_4();
+    let delete = delete_of_item_2();
     let decode = |bytes: &[u8]| {
         let (id, mut datum) = unframe(bytes).unwrap();
         let schema = apache_avro::Schema::parse_str(&registry.schema(id).unwrap()).unwrap();
@@ -333,17 +319,7 @@ fn tombstone_shares_the_headers_added_to_its_delete_until_a_transform_copies_it(
             ..Default::default()
         })
     };
-    let delete = event(
-        Operation::Delete,
-        Some(vec![
-            Value::Int32(2),
-            Value::Null,
-            Value::Null,
-            Value::Null,
-            Value::Null,
-        ]),
-        None,
-    );
+    let delete = delete_of_item_2();
     let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         pairs
             .iter()

@@ -21,8 +21,8 @@
 use crate::common;
 use crate::common::golden;
 
-use common::{Env, Pgseam};
-use golden::{by_topic, consume, golden, mask, reference, Rec, WAIT};
+use common::Env;
+use golden::{by_topic_with_the_same_topics, consume_like, golden, mask, replay_capture, Rec};
 
 /// Every header but pgseam's own (`pgseam.*`), the per-run `runId` value masked.
 fn headers(rec: &Rec) -> Vec<(String, Option<String>)> {
@@ -41,19 +41,12 @@ fn headers(rec: &Rec) -> Vec<(String, Option<String>)> {
 /// topic's snapshot records: known differences that are not about column shaping.
 fn run(name: &str, sql: &str, settings: &[&str], fixes: &[(&str, &str, &str)]) {
     let env = Env::start("cols");
-    env.psql(&reference(&format!("sql/{sql}_schema.sql")));
     let mut connector = vec![
-        "topic.creation.default.partitions=1",
-        "topic.creation.default.replication.factor=1",
         // As the captures: header values through JsonConverter, compared byte for byte.
         "header.converter=org.apache.kafka.connect.json.JsonConverter",
     ];
     connector.extend_from_slice(settings);
-    let (worker, connector) = env.write_configs("dbz", &[], &connector);
-    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log("streaming started", WAIT);
-    env.psql(&reference(&format!("sql/{sql}_stream.sql")));
-    env.psql(&format!("INSERT INTO barrier(note) VALUES ('{name}')"));
+    let pgseam = replay_capture(&env, name, sql, &connector);
 
     let mut expected = golden(&format!("columns/{name}.jsonl"));
     for rec in &mut expected {
@@ -64,20 +57,11 @@ fn run(name: &str, sql: &str, settings: &[&str], fixes: &[(&str, &str, &str)]) {
             }
         }
     }
-    let mut topics: Vec<String> = expected.iter().map(|r| r.topic.clone()).collect();
-    topics.sort();
-    topics.dedup();
     let total = expected.len();
-    let actual = consume(&env.broker.bootstrap_servers(), &topics, total);
+    let actual = consume_like(&env.broker.bootstrap_servers(), &expected);
     let log = pgseam.log_text();
 
-    let expected = by_topic(expected);
-    let actual = by_topic(actual);
-    assert_eq!(
-        expected.keys().collect::<Vec<_>>(),
-        actual.keys().collect::<Vec<_>>(),
-        "{log}"
-    );
+    let (expected, actual) = by_topic_with_the_same_topics(expected, actual, &log);
     let mut compared = 0;
     for (topic, want) in &expected {
         let got = &actual[topic];

@@ -287,37 +287,11 @@ fn a_backlog_of_small_transactions_arrives_whole() {
 #[test]
 fn stop_during_the_snapshot_is_clean_and_the_restart_resumes_it() {
     let env = Env::start("slow");
-    env.psql("CREATE TABLE slow (id int PRIMARY KEY, v text)");
-    env.psql("INSERT INTO slow SELECT g, 'v' || g FROM generate_series(1, 300) g");
-    // The override makes the snapshot last about 15 s.
-    let (worker, connector) = env.write_configs(
-        "slow",
-        &[],
-        &[
-            "snapshot.select.statement.overrides=public.slow",
-            "snapshot.select.statement.overrides.public.slow=SELECT s.* FROM public.slow s WHERE pg_sleep(0.05) IS NOT NULL",
-        ],
-    );
-    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log("snapshot started", WAIT);
-    std::thread::sleep(Duration::from_secs(1));
-    let started = std::time::Instant::now();
-    let status = pgseam.terminate(Duration::from_secs(30));
+    // The snapshot of 300 rows would last about 15 s.
+    let (stop_took, first_log) = common::stop_during_a_slow_snapshot(&env, "slow", 300, WAIT);
     assert!(
-        status.success(),
-        "stop during the snapshot failed:\n{}",
-        pgseam.log_text()
-    );
-    let first_log = pgseam.log_text();
-    assert!(
-        !first_log.contains("snapshot completed"),
-        "the snapshot was not interrupted:\n{first_log}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "stopping during the snapshot took {:?}:\n{}",
-        started.elapsed(),
-        pgseam.log_text()
+        stop_took < Duration::from_secs(15),
+        "stopping during the snapshot took {stop_took:?}:\n{first_log}"
     );
     // Changes while stopped, then a restart (without the slow override): the interrupted
     // snapshot is resumed, not taken again — the slot stays, streaming starts at the stored

@@ -438,7 +438,7 @@ fn a_reconnection_inside_a_large_transaction_repeats_nothing() {
     env.psql(&format!("BEGIN; {big} COMMIT;"));
     // Once part of the transaction is streamed (pgoutput sends it after its commit, and the
     // small queue holds the walsender back), the walsender is in the middle of it.
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(WAIT);
     let started = Instant::now();
     while streamed_events(&base) < 3_000 {
         assert!(started.elapsed() < WAIT, "{}", pgseam.log_text());
@@ -470,19 +470,6 @@ fn a_reconnection_inside_a_large_transaction_repeats_nothing() {
         &repeated[..repeated.len().min(5)]
     );
     assert_eq!(seen.len(), 1000 + 20_000);
-}
-
-/// The REST API's base URL, from the log.
-fn rest_base(pgseam: &mut Pgseam) -> String {
-    pgseam.wait_for_log("REST API listening on http://", WAIT);
-    let log = pgseam.log_text();
-    let start = log.find("REST API listening on http://").unwrap() + "REST API listening on ".len();
-    let url: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned()
 }
 
 /// Debezium's streaming `TotalNumberOfEventsSeen` from `GET /metrics`.

@@ -151,6 +151,30 @@ fn assert_tables_equal(env: &Env, prefix: &str) -> usize {
     records
 }
 
+/// The end of a kill -9 loop: once the last pgseam streams, the `writers` stop, slot
+/// `slot_{prefix}` confirms the end of the WAL and every `prefix` table equals its topic; then
+/// pgseam stops cleanly and its log joins `logs`.
+fn stop_writers_once_streaming_and_check_all_arrived(
+    env: &Env,
+    prefix: &str,
+    pgseam: &mut Pgseam,
+    writers: Writers,
+    logs: &mut Vec<String>,
+) {
+    pgseam.wait_for_log("streaming started", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    let (batches, failures) = writers.stop();
+    assert_eq!(failures, 0, "writers failed");
+    let caught_up = wait_confirmed(env, &format!("slot_{prefix}"));
+    println!(
+        "{batches} writer batches of 100 transactions; caught up {caught_up:?} after the writers stopped"
+    );
+    assert_tables_equal(env, prefix);
+    let status = pgseam.terminate(WAIT);
+    assert!(status.success(), "{}", pgseam.log_text());
+    logs.push(pgseam.log_text());
+}
+
 /// Waits until the slot is confirmed up to the WAL's current end (everything written so far is
 /// in Kafka and in the offset store); returns how long that took.
 fn wait_confirmed(env: &Env, slot: &str) -> Duration {
@@ -440,6 +464,21 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded by `PGSEAM_FAULT_SEED`, else by the clock (odd, so never the stuck seed 0); the
+    /// seed is printed so that a failing run's kill points can be replayed.
+    fn from_env_or_clock() -> Rng {
+        let seed = env_u64(
+            "PGSEAM_FAULT_SEED",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1,
+        );
+        println!("kill points: PGSEAM_FAULT_SEED={seed}");
+        Rng(seed)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -469,16 +508,7 @@ fn kill_9_loop_while_streaming_replays_only_ordered_suffixes() {
     std::thread::sleep(Duration::from_secs(2));
 
     let kills = env_u64("PGSEAM_FAULT_KILLS", 10);
-    let seed = env_u64(
-        "PGSEAM_FAULT_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1,
-    );
-    println!("kill points: PGSEAM_FAULT_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env_or_clock();
     let mut logs = Vec::new();
     let mut downtimes = Vec::new();
     for kill in 0..kills {
@@ -498,18 +528,13 @@ fn kill_9_loop_while_streaming_replays_only_ordered_suffixes() {
         downtimes.push(killed.elapsed());
     }
     // The last process streams on; the writers stop; everything arrives.
-    pgseam.wait_for_log("streaming started", WAIT);
-    std::thread::sleep(Duration::from_secs(2));
-    let (batches, failures) = writers.stop();
-    assert_eq!(failures, 0, "writers failed");
-    let caught_up = wait_confirmed(&env, "slot_killer");
-    println!(
-        "{batches} writer batches of 100 transactions; caught up {caught_up:?} after the writers stopped"
+    stop_writers_once_streaming_and_check_all_arrived(
+        &env,
+        "killer",
+        &mut pgseam,
+        writers,
+        &mut logs,
     );
-    assert_tables_equal(&env, "killer");
-    let status = pgseam.terminate(WAIT);
-    assert!(status.success(), "{}", pgseam.log_text());
-    logs.push(pgseam.log_text());
 
     // Every restart resumed from the stored offset: no second slot, no second snapshot.
     for (i, log) in logs.iter().enumerate().skip(1) {
@@ -1315,16 +1340,7 @@ fn kill_9_loops_during_the_snapshot_and_while_streaming_lose_nothing() {
         ],
     );
     let kills_each = env_u64("PGSEAM_FAULT_KILLS", 10) as usize;
-    let seed = env_u64(
-        "PGSEAM_FAULT_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1,
-    );
-    println!("kill points: PGSEAM_FAULT_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env_or_clock();
     let test_started = Instant::now();
     let writers = Writers::start(&env, 2, seed_rows);
 
@@ -1416,16 +1432,7 @@ fn kill_9_loops_during_the_snapshot_and_while_streaming_lose_nothing() {
         pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
         println!("streaming kill {}: after {delay:?}", kill + 1);
     }
-    pgseam.wait_for_log("streaming started", WAIT);
-    std::thread::sleep(Duration::from_secs(2));
-    let (batches, failures) = writers.stop();
-    assert_eq!(failures, 0, "writers failed");
-    let caught_up = wait_confirmed(&env, &format!("slot_{name}"));
-    println!("{batches} writer batches of 100 transactions; caught up {caught_up:?} after the writers stopped");
-    assert_tables_equal(&env, name);
-    let status = pgseam.terminate(WAIT);
-    assert!(status.success(), "{}", pgseam.log_text());
-    logs.push(pgseam.log_text());
+    stop_writers_once_streaming_and_check_all_arrived(&env, name, &mut pgseam, writers, &mut logs);
     for (i, log) in logs.iter().enumerate().skip(1) {
         assert!(
             !log.contains("replication slot created") && !log.contains("starting it over"),

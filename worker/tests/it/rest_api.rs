@@ -32,17 +32,19 @@ fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-/// The port from the log line `REST API listening on http://127.0.0.1:PORT`.
-fn rest_base(pgseam: &mut Pgseam) -> String {
-    pgseam.wait_for_log("REST API listening on http://", Duration::from_secs(30));
-    let log = pgseam.log_text();
-    let start = log.find("REST API listening on http://").unwrap() + "REST API listening on ".len();
-    let url: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned()
+/// The smallest Debezium PostgreSQL connector config for `env`'s database, as a Connect user
+/// posts it (plain password), with its own topic prefix and slot.
+fn postgres_connector_config(env: &Env, topic_prefix: &str, slot: &str) -> Value {
+    json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": env.pg.port().to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": env.database,
+        "topic.prefix": topic_prefix,
+        "slot.name": slot,
+    })
 }
 
 fn wait_for_state(base: &str, name: &str, connector: &str, task: Option<&str>) -> Value {
@@ -141,7 +143,7 @@ fn debezium_deployment_script_flow() {
     fs::write(&secrets, "password=postgres\n").unwrap();
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
 
     // GET / and the plugin list, as health checks do.
     let (code, body) = curl("GET", &format!("{base}/"), None);
@@ -467,17 +469,8 @@ fn rest_created_connector_survives_a_restart_and_failures_are_reported() {
     env.psql("CREATE TABLE t (id int PRIMARY KEY)");
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
-    let config = json!({
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": env.pg.port().to_string(),
-        "database.user": "postgres",
-        "database.password": "postgres",
-        "database.dbname": env.database,
-        "topic.prefix": "persist",
-        "slot.name": "slot_persist",
-    });
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
+    let config = postgres_connector_config(&env, "persist", "slot_persist");
     let (code, body) = curl(
         "PUT",
         &format!("{base}/connectors/persist/config"),
@@ -503,7 +496,7 @@ fn rest_created_connector_survives_a_restart_and_failures_are_reported() {
 
     // After a restart the connector is back, still paused.
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     wait_for_state(&base, "persist", "PAUSED", Some("PAUSED"));
     let (code, _) = curl("PUT", &format!("{base}/connectors/persist/resume"), None);
     assert_eq!(code, 202);
@@ -606,18 +599,9 @@ fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
     env.psql("CREATE TABLE t (id int PRIMARY KEY)");
     let worker = write_worker(&env, "");
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    let base = rest_base(&mut pgseam);
-    let config = json!({
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": env.pg.port().to_string(),
-        "database.user": "postgres",
-        "database.password": "postgres",
-        "database.dbname": env.database,
-        "topic.prefix": "more",
-        "slot.name": "slot_more",
-        "publication.name": "pub_more",
-    });
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
+    let mut config = postgres_connector_config(&env, "more", "slot_more");
+    config["publication.name"] = json!("pub_more");
 
     // An unsupported transform: 400 with Connect's error body naming alias and class.
     let mut flatten = config.clone();
@@ -756,7 +740,7 @@ fn location_info_offsets_reset_transforms_and_file_over_stored_config() {
     )
     .unwrap();
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&file]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     pgseam.wait_for_log(
         "the connector file named on the command line replaces the stored configuration of the same name",
         Duration::from_secs(30),

@@ -30,15 +30,7 @@ fn debezium_1_config_is_refused_naming_the_replacements() {
     let env = Env::start("legacydb");
     let (worker, _) = env.write_configs("unused", &[], &[]);
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[]);
-    pgseam.wait_for_log("REST API listening on http://", Duration::from_secs(30));
-    let log = pgseam.log_text();
-    let start = log.find("REST API listening on ").unwrap() + "REST API listening on ".len();
-    let base: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect::<String>()
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned();
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
 
     let config = json!({
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",

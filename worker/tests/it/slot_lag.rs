@@ -13,18 +13,6 @@ use common::{Env, Pgseam};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn rest_base(pgseam: &mut Pgseam) -> String {
-    pgseam.wait_for_log("REST API listening on http://", Duration::from_secs(30));
-    let log = pgseam.log_text();
-    let start = log.find("REST API listening on http://").unwrap() + "REST API listening on ".len();
-    let url: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned()
-}
-
 /// The connector's `pgseam_slot_lag_bytes`.
 fn slot_lag(base: &str) -> u64 {
     let output = Command::new("curl")
@@ -71,7 +59,7 @@ fn slot_lag_bytes_follows_what_is_not_yet_durable() {
     env.psql("CREATE TABLE t (id int PRIMARY KEY, body text)");
     let (worker, connector) = env.write_configs("lag", &[], &[]);
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     pgseam.wait_for_log("streaming started", WAIT);
     env.psql("INSERT INTO t VALUES (0, 'first')");
     wait_for("caught up", &base, |lag| lag == 0);

@@ -18,8 +18,11 @@
 use crate::common;
 use crate::common::golden;
 
-use common::{Env, Pgseam};
-use golden::{by_topic, consume, golden, list_topics, mask, reference, same, Rec, WAIT};
+use common::Env;
+use golden::{
+    by_topic_with_the_same_topics, consume_like, golden, list_topics, mask, replay_capture, same,
+    Rec,
+};
 
 /// Integer fields the transforms copy from `source` (masked as `golden-diff.py` masks them).
 const MASKED: &[&str] = &[
@@ -56,12 +59,8 @@ fn headers(rec: &Rec) -> Vec<(String, Option<String>)> {
 /// so header values compare byte for byte too.
 fn run(name: &str, settings: &[&str], fix: impl Fn(&mut Rec)) {
     let env = Env::start("smt");
-    env.psql(&reference("sql/smt_schema.sql"));
     let simple = name.ends_with("_simple_headers");
-    let mut connector = vec![
-        "topic.creation.default.partitions=1",
-        "topic.creation.default.replication.factor=1",
-    ];
+    let mut connector = vec![];
     if !simple {
         connector.push("header.converter=org.apache.kafka.connect.json.JsonConverter");
         // The harness's `converter.schemas.enable=false` reaches the header converter too.
@@ -70,11 +69,7 @@ fn run(name: &str, settings: &[&str], fix: impl Fn(&mut Rec)) {
         }
     }
     connector.extend_from_slice(settings);
-    let (worker, connector) = env.write_configs("dbz", &[], &connector);
-    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log("streaming started", WAIT);
-    env.psql(&reference("sql/smt_stream.sql"));
-    env.psql(&format!("INSERT INTO barrier(note) VALUES ('{name}')"));
+    let pgseam = replay_capture(&env, name, "smt", &connector);
 
     let mut expected = golden(&format!("smt/{name}.jsonl"));
     // Not about transforms: the alphabetically first table (`barrier`) is empty at the
@@ -110,12 +105,9 @@ fn run(name: &str, settings: &[&str], fix: impl Fn(&mut Rec)) {
         }
     }
     expected.iter_mut().for_each(&fix);
-    let mut topics: Vec<String> = expected.iter().map(|r| r.topic.clone()).collect();
-    topics.sort();
-    topics.dedup();
     let total = expected.len();
     let bootstrap = env.broker.bootstrap_servers();
-    let mut actual = consume(&bootstrap, &topics, total);
+    let mut actual = consume_like(&bootstrap, &expected);
     if simple {
         // SimpleHeaderConverter turns a null value into null bytes: Debezium's embedded engine
         // (the harness) then drops the header (`ConverterBuilder.toFormat`), a Connect worker
@@ -129,15 +121,10 @@ fn run(name: &str, settings: &[&str], fix: impl Fn(&mut Rec)) {
 
     let stray: Vec<&String> = all_topics
         .iter()
-        .filter(|t| t.starts_with("dbz") && !topics.contains(t))
+        .filter(|t| t.starts_with("dbz") && !expected.iter().any(|r| &r.topic == *t))
         .collect();
-    let expected = by_topic(expected);
-    let actual = by_topic(actual);
-    assert_eq!(
-        expected.keys().collect::<Vec<_>>(),
-        actual.keys().collect::<Vec<_>>(),
-        "{name}: topics\n{log}"
-    );
+    let (expected, actual) =
+        by_topic_with_the_same_topics(expected, actual, &format!("{name}: topics\n{log}"));
     let mut compared = 0;
     for (topic, want) in &expected {
         let got = &actual[topic];

@@ -421,20 +421,6 @@ fn curl(url: &str) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 body")
 }
 
-/// The base URL from the log line `REST API listening on http://127.0.0.1:PORT`.
-fn rest_base(pgseam: &mut Pgseam) -> String {
-    let needle = "REST API listening on ";
-    pgseam.wait_for_log(needle, WAIT);
-    let log = pgseam.log_text();
-    let start = log.find(needle).unwrap() + needle.len();
-    let url: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned()
-}
-
 fn metric(metrics: &str, prefix: &str) -> Option<f64> {
     metrics
         .lines()
@@ -446,28 +432,12 @@ fn metric(metrics: &str, prefix: &str) -> Option<f64> {
 #[test]
 fn a_resumed_snapshot_drives_the_snapshot_metrics() {
     let env = Env::start("resm");
-    env.psql("CREATE TABLE slow (id int PRIMARY KEY, v text)");
-    env.psql("INSERT INTO slow SELECT g, 'v' || g FROM generate_series(1, 250) g");
-    // The override makes the first snapshot slow enough to stop it in the middle.
-    let (worker, connector) = env.write_configs(
-        "resm",
-        &[],
-        &[
-            "snapshot.select.statement.overrides=public.slow",
-            "snapshot.select.statement.overrides.public.slow=SELECT s.* FROM public.slow s WHERE pg_sleep(0.05) IS NOT NULL",
-        ],
-    );
-    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log("snapshot started", WAIT);
-    std::thread::sleep(Duration::from_secs(1));
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
-    assert!(!pgseam.log_text().contains("snapshot completed"));
+    common::stop_during_a_slow_snapshot(&env, "resm", 250, WAIT);
 
     // Restart without the override: the table is resumed in key windows while streaming.
     let (worker, connector) = env.write_configs("resm", &[], &["snapshot.chunk.rows=100"]);
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(WAIT);
     pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
     let scanned =
         "debezium_metrics_RowsScanned{plugin=\"postgres\",name=\"resm\",context=\"snapshot\",table=\"public.slow\"}";

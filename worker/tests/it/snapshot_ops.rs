@@ -28,20 +28,6 @@ fn curl(url: &str) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 body")
 }
 
-/// The base URL from `REST API listening on http://127.0.0.1:PORT`.
-fn rest_base(pgseam: &mut Pgseam) -> String {
-    let needle = "REST API listening on ";
-    pgseam.wait_for_log(needle, Duration::from_secs(30));
-    let log = pgseam.log_text();
-    let start = log.find(needle).unwrap() + needle.len();
-    let url: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned()
-}
-
 /// The log line with `message` of the connector whose sessions are `pgseam-<connector>`.
 fn line<'a>(log: &'a str, message: &str, connector: &str) -> &'a str {
     log.lines()
@@ -124,7 +110,7 @@ fn throttled_snapshots_report_progress_and_metrics() {
         &worker,
         &[&rows_connector, &bytes_connector],
     );
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     let started = std::time::Instant::now();
     while pgseam.log_text().matches("streaming started").count() < 2 {
         assert!(

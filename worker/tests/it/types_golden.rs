@@ -20,7 +20,10 @@ use crate::common;
 use crate::common::golden;
 
 use common::{Env, Pgseam};
-use golden::{by_topic, consume, golden, json_diff, mask, reference, Rec, WAIT};
+use golden::{
+    by_topic_with_the_same_topics, consume, consume_like, golden, json_diff, mask, replay_capture,
+    Rec, WAIT,
+};
 
 /// pgseam's own headers (record positions), which Debezium does not write.
 fn ours(name: &str) -> bool {
@@ -125,17 +128,7 @@ fn run(name: &str, settings: &[&str]) {
         "types"
     };
     let env = Env::start("types");
-    env.psql(&reference(&format!("sql/{sql}_schema.sql")));
-    let mut connector = vec![
-        "topic.creation.default.partitions=1",
-        "topic.creation.default.replication.factor=1",
-    ];
-    connector.extend_from_slice(settings);
-    let (worker, connector) = env.write_configs("dbz", &[], &connector);
-    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log("streaming started", WAIT);
-    env.psql(&reference(&format!("sql/{sql}_stream.sql")));
-    env.psql(&format!("INSERT INTO barrier(note) VALUES ('{name}')"));
+    let pgseam = replay_capture(&env, name, sql, settings);
 
     let mut expected = golden(&format!("types/{name}.jsonl"));
     for rec in &mut expected {
@@ -157,19 +150,11 @@ fn run(name: &str, settings: &[&str]) {
                 .into_owned();
         }
     }
-    let mut topics: Vec<String> = expected.iter().map(|r| r.topic.clone()).collect();
-    topics.sort();
-    topics.dedup();
     let total = expected.len();
-    let actual = consume(&env.broker.bootstrap_servers(), &topics, total);
+    let actual = consume_like(&env.broker.bootstrap_servers(), &expected);
     let log = pgseam.log_text();
-    let expected = by_topic(expected);
-    let actual = by_topic(actual);
-    assert_eq!(
-        expected.keys().collect::<Vec<_>>(),
-        actual.keys().collect::<Vec<_>>(),
-        "{name}: topics\n{log}"
-    );
+    let (expected, actual) =
+        by_topic_with_the_same_topics(expected, actual, &format!("{name}: topics\n{log}"));
     let positions = !settings.contains(&"pgseam.position.headers=false");
     let mut compared = 0;
     let mut differences = Vec::new();

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::{Env, Pgseam};
+
 /// How long a golden test waits for topics and records.
 pub const WAIT: Duration = Duration::from_secs(120);
 
@@ -139,6 +141,50 @@ pub fn consume(bootstrap: &str, topics: &[String], min: usize) -> Vec<Rec> {
                 .collect(),
         })
         .collect()
+}
+
+/// pgseam's records on every topic `expected` names, waiting for at least as many as `expected`
+/// holds (see [`consume`]).
+pub fn consume_like(bootstrap: &str, expected: &[Rec]) -> Vec<Rec> {
+    let mut topics: Vec<String> = expected.iter().map(|r| r.topic.clone()).collect();
+    topics.sort();
+    topics.dedup();
+    consume(bootstrap, &topics, expected.len())
+}
+
+/// Replays capture `name` through pgseam as the harness replayed it through Debezium: the
+/// capture's `sql/{sql}_schema.sql`, pgseam on connector `dbz` (one-partition topics, then
+/// `settings`), and once it streams `sql/{sql}_stream.sql` and a `barrier` row naming `name`.
+pub fn replay_capture(env: &Env, name: &str, sql: &str, settings: &[&str]) -> Pgseam {
+    env.psql(&reference(&format!("sql/{sql}_schema.sql")));
+    let mut connector = vec![
+        "topic.creation.default.partitions=1",
+        "topic.creation.default.replication.factor=1",
+    ];
+    connector.extend_from_slice(settings);
+    let (worker, connector) = env.write_configs("dbz", &[], &connector);
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("streaming started", WAIT);
+    env.psql(&reference(&format!("sql/{sql}_stream.sql")));
+    env.psql(&format!("INSERT INTO barrier(note) VALUES ('{name}')"));
+    pgseam
+}
+
+/// `expected` and `actual` grouped by topic (see [`by_topic`]), asserting first that both hold
+/// the same topics; `context` is the failure message (the capture's name, pgseam's log).
+pub fn by_topic_with_the_same_topics(
+    expected: Vec<Rec>,
+    actual: Vec<Rec>,
+    context: &str,
+) -> (BTreeMap<String, Vec<Rec>>, BTreeMap<String, Vec<Rec>>) {
+    let expected = by_topic(expected);
+    let actual = by_topic(actual);
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        actual.keys().collect::<Vec<_>>(),
+        "{context}"
+    );
+    (expected, actual)
 }
 
 /// The names of every topic the broker has.

@@ -170,6 +170,42 @@ impl Env {
     }
 }
 
+/// Connector settings that make the snapshot of table `public.slow` read one row per 50 ms.
+const SLOW_SNAPSHOT_OF_SLOW: [&str; 2] = [
+    "snapshot.select.statement.overrides=public.slow",
+    "snapshot.select.statement.overrides.public.slow=SELECT s.* FROM public.slow s WHERE pg_sleep(0.05) IS NOT NULL",
+];
+
+/// Creates table `slow` with `rows` rows, starts pgseam on connector `name` with a select
+/// override that makes the snapshot read one row per 50 ms, and stops pgseam (SIGTERM) one second
+/// into that snapshot. Asserts that pgseam exited cleanly and that the snapshot did not complete;
+/// returns how long the stop took and pgseam's log.
+pub fn stop_during_a_slow_snapshot(
+    env: &Env,
+    name: &str,
+    rows: u32,
+    wait: Duration,
+) -> (Duration, String) {
+    env.psql("CREATE TABLE slow (id int PRIMARY KEY, v text)");
+    env.psql(&format!(
+        "INSERT INTO slow SELECT g, 'v' || g FROM generate_series(1, {rows}) g"
+    ));
+    let (worker, connector) = env.write_configs(name, &[], &SLOW_SNAPSHOT_OF_SLOW);
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("snapshot started", wait);
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let status = pgseam.terminate(Duration::from_secs(30));
+    let stop_took = started.elapsed();
+    let log = pgseam.log_text();
+    assert!(status.success(), "stop during the snapshot failed:\n{log}");
+    assert!(
+        !log.contains("snapshot completed"),
+        "the snapshot was not interrupted:\n{log}"
+    );
+    (stop_took, log)
+}
+
 /// A running `pgseam standalone`.
 pub struct Pgseam {
     child: Option<Child>,
@@ -197,6 +233,17 @@ impl Pgseam {
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The REST API's base URL (`http://127.0.0.1:PORT`) from the log line
+    /// `REST API listening on http://127.0.0.1:PORT`, waiting up to `timeout` for that line.
+    pub fn rest_base_url(&mut self, timeout: Duration) -> String {
+        self.wait_for_log("REST API listening on http://", timeout);
+        let log = self.log_text();
+        let (_, after) = log.split_once("REST API listening on ").unwrap();
+        let url = after.split_whitespace().next().unwrap();
+        url.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .to_owned()
     }
 
     /// Waits until the log contains `needle`; panics with the log if the process exits or the
