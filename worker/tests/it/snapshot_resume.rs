@@ -23,12 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{check_per_key_order, progress_of, psql_port, stored, Env, Pgseam};
+use common::{check_per_key_order, progress_of, psql_port, stored, Env, HeldCommit, Pgseam};
 use pgseam::offsets::ConnectorOffset;
 use pgseam_connector_pg::snapshot::SnapshotProgress;
 use pgseam_integration_tests::{read_topics, TopicMessage};
 use pgseam_model::Lsn;
-use pgseam_testkit::{Broker, Postgres};
 
 const WAIT: Duration = Duration::from_secs(180);
 const ROWS: i64 = 150_000;
@@ -387,18 +386,8 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
 
 #[test]
 fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
-    let pg = Postgres::start().expect("start PostgreSQL");
-    pg.create_database("race").expect("create database");
-    let broker = Broker::start().expect("start broker");
-    let env = Env {
-        pg,
-        broker,
-        dir: tempfile::tempdir().expect("temp dir"),
-        database: "race".into(),
-    };
-    // Only the held session waits for the (missing) synchronous standby.
-    env.psql("ALTER SYSTEM SET synchronous_commit = 'local'");
-    env.psql("SELECT pg_reload_conf()");
+    let env = Env::start("race");
+    HeldCommit::allow(&env);
     env.psql(
         "CREATE TABLE held (id int PRIMARY KEY, v text);
          INSERT INTO held SELECT g, 'v' || g FROM generate_series(1, 100000) g;",
@@ -438,26 +427,10 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     };
     println!("progress {progress:?}; held key {first}");
 
-    env.psql("ALTER SYSTEM SET synchronous_standby_names = 'nonexistent'");
-    env.psql("SELECT pg_reload_conf()");
-    let port = env.pg.port();
-    let held = std::thread::spawn(move || {
-        psql_port(
-            port,
-            "race",
-            "-c synchronous_commit=on",
-            &format!("UPDATE held SET v = 'held' WHERE id = {first}"),
-        )
-    });
-    // The commit record is written; the transaction waits for the standby, still running.
-    let started = Instant::now();
-    while env.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") != "1" {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the commit is not held"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let held = HeldCommit::hold(
+        &env,
+        &format!("UPDATE held SET v = 'held' WHERE id = {first}"),
+    );
 
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log(
@@ -468,10 +441,7 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     assert!(!pgseam
         .log_text()
         .contains("the resumed snapshot is complete"));
-    env.psql("ALTER SYSTEM RESET synchronous_standby_names");
-    env.psql("SELECT pg_reload_conf()");
-    let (ok, out) = held.join().expect("held session");
-    assert!(ok, "held update failed: {out}");
+    held.release(&env);
     pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
 
     env.assert_topic_equals(name, "public.held", true, WAIT);
