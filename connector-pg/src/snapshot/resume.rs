@@ -78,7 +78,8 @@
 //! a later table reports its prefix when it reaches the front (a table delivered whole is
 //! reported at once, in any order). After a crash, the ranges past the stored prefix are
 //! read again: a window delivered ahead of the prefix comes twice, whole (duplicates in
-//! units of windows, at most about `snapshot.max.threads` windows per crash).
+//! units of windows: those delivered ahead of a window still open, plus a later table's
+//! windows delivered while it was not at the front yet).
 //!
 //! A signalled incremental snapshot keeps one window open at a time, as Debezium reads its
 //! chunks, and cuts its range after the low watermark (with its filter and greatest key).
