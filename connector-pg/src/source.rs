@@ -1053,9 +1053,11 @@ impl Source {
         let Some(resumer) = self.resumer.as_mut() else {
             return Ok(());
         };
-        if resumer.can_start_window() {
-            return resumer.start_window();
+        // A blocking snapshot waits for the open windows to close: none opens meanwhile.
+        if !self.signals.blocking.is_empty() {
+            return Ok(());
         }
+        resumer.start_windows().await?;
         if resumer.next_is_whole() {
             return self.read_whole(replication, status_timer).await;
         }
@@ -1063,7 +1065,7 @@ impl Source {
             resumer.complete();
             resumer.notify_completed();
             let notifications = resumer.take_notifications();
-            let (windows, rows) = resumer.summary();
+            let (windows, rows, max_open_windows) = resumer.summary();
             self.resumer = None;
             for notification in notifications {
                 let _sent = self
@@ -1074,7 +1076,12 @@ impl Source {
                     )
                     .await?;
             }
-            tracing::info!(windows, rows, "the resumed snapshot is complete");
+            tracing::info!(
+                windows,
+                rows,
+                max_open_windows,
+                "the resumed snapshot is complete"
+            );
             let sent = self
                 .send_with_keepalive(
                     replication,

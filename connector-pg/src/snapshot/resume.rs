@@ -23,7 +23,8 @@
 //!
 //! # A window (DBLog), in this order
 //!
-//! On a normal session of its own (`synchronous_commit = local`, timeouts off):
+//! On a normal session of its own (`synchronous_commit = local`, timeouts off), after its key
+//! range was cut (see "Several windows at once"):
 //! 1. **Low watermark**: `SELECT pg_logical_emit_message(true, '__pgseam.<slot>', 'low:<id>')`,
 //!    a transaction of its own in the stream, positioned by its commit like every change. It
 //!    commits with `synchronous_commit = off` (`set_config(…, true)` in the same statement:
@@ -45,10 +46,50 @@
 //!    committed or not). Every transaction whose commit precedes the low watermark is then
 //!    visible to the chunk's read.
 //! 3. **Read** the chunk by key range, `(k) > (after) AND (k) <= (upper)`, where `upper` is
-//!    the [`WINDOW_MAX_ROWS`]-th key after `after` (none: the rest of the table), under the
+//!    the `window_rows`-th key after `after` (at most [`WINDOW_MAX_ROWS`]; none: the rest of
+//!    the table), under the
 //!    COPY statement's own snapshot, into a buffer (binary COPY, decoded as the initial
 //!    snapshot decodes).
 //! 4. **High watermark**: `… 'high:<id>'`.
+//!
+//! # Several windows at once
+//!
+//! The resume of an initial snapshot keeps up to `snapshot.max.threads` windows open at once,
+//! each on a session of its own: windows over several tables, and over several consecutive
+//! key ranges of one table. The range of a window is cut before it opens, on its session
+//! (the `window_rows`-th key after the previous range's upper bound, `(lower, upper]`; the
+//! last range of a table runs to its end), so the next window of the same table opens at
+//! once. Tables are taken in order; a table without a key (read whole, the stream paused) is
+//! a barrier: it is read when every window before it has closed.
+//!
+//! **Why concurrent windows are sound.** The argument for one window is per key: a row read
+//! by window W is the key's state at W's high watermark unless a change of that key commits
+//! between W's watermarks, and the stream decides that for W alone. Each window has its own
+//! watermark pair (its id in the message), its own wait for the transactions in progress at
+//! *its* low watermark, its own read under its own snapshot, and its own set of keys changed
+//! between *its* watermarks; the ranges of the windows are disjoint. A change streamed
+//! between the watermarks of windows A and B is recorded by both (each drops the key if it
+//! read it); its position relative to the other window's watermarks is irrelevant to a key
+//! that window did not read. So each key of each range is emitted exactly as if its window
+//! were the only one, at that window's high watermark, and per-key order holds. The
+//! watermark transactions of one window may be among the transactions another window waits
+//! for; they are short, and a window's COPY runs without a transaction id, so no window
+//! waits for another's read.
+//!
+//! **What concurrency changes: progress.** Windows close in any order, but the stored
+//! progress is a prefix ("every key `<=` after is delivered"). Each table keeps its ranges by
+//! sequence number; a window that closes ahead of an earlier one of its table emits its rows
+//! at its high watermark but moves the table's `after` only once every earlier range is
+//! delivered ([`Ranges`]). The stored progress holds one partly delivered table besides the
+//! tables delivered whole, so a table's key step is sent while it is the first table left;
+//! a later table reports its prefix when it reaches the front (a table delivered whole is
+//! reported at once, in any order). After a crash, the ranges past the stored prefix are
+//! read again: a window delivered ahead of the prefix comes twice, whole (duplicates in
+//! units of windows: those delivered ahead of a window still open, plus a later table's
+//! windows delivered while it was not at the front yet).
+//!
+//! A signalled incremental snapshot keeps one window open at a time, as Debezium reads its
+//! chunks, and cuts its range after the low watermark (with its filter and greatest key).
 //!
 //! With `incremental.snapshot.watermarking.strategy` set, the watermarks are Debezium's rows
 //! in the signaling table instead (see [`WatermarkWriter`]): the stream recognises them by
@@ -89,7 +130,7 @@ use pgseam_model::{
     ChangeEvent, Lsn, Notification, Position, SnapshotMarker, INCREMENTAL_SNAPSHOT,
 };
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_postgres::Client;
 
 use super::checkpoint::{IncrementalTable, KeyProgress, ProgressUpdate, SnapshotProgress};
@@ -113,6 +154,8 @@ const XID_POLL: Duration = Duration::from_millis(20);
 
 /// One table still to read.
 struct Work {
+    /// Its identity among the work items of this run (windows name their table by it).
+    id: u64,
     plan: Arc<TablePlan>,
     kind: WorkKind,
     /// Its index in the snapshot counters.
@@ -131,12 +174,70 @@ enum WorkKind {
         select_list: String,
         key_columns: Vec<String>,
         types: Vec<String>,
+        /// Every key `<=` it is delivered (the stored progress, or where this run got to).
         after: Option<Vec<String>>,
         /// `additional-conditions` of a signalled snapshot: only rows matching it.
         filter: Option<String>,
+        /// The table's key ranges: dispatched, in flight, delivered.
+        ranges: Ranges,
     },
     /// Whole, by this COPY statement, without deduplication.
     Whole { copy: String },
+}
+
+/// The key ranges of one table, cut one after another, read by windows that may close in
+/// any order, delivered as a prefix (see "Several windows at once" in the module docs).
+///
+/// Range `seq` is `(lower, upper]` where `lower` is the `upper` of range `seq - 1` (or the
+/// table's `after` for the first); the last range has no `upper` (to the table's end).
+#[derive(Debug, Default)]
+struct Ranges {
+    /// The lower bound of the next range to dispatch (`None`: the table's start).
+    cursor: Option<Vec<String>>,
+    /// The range to the table's end is dispatched: nothing more to cut.
+    exhausted: bool,
+    /// A window in flight cuts its own range (a signalled snapshot's window, which looks up
+    /// its upper bound after its low watermark): the next range waits for its end.
+    bound_pending: bool,
+    /// The sequence number of the next range dispatched.
+    next_seq: u64,
+    /// The first range not delivered yet: `after` is the upper bound of the one before it.
+    prefix_seq: u64,
+    /// Ranges delivered ahead of the prefix (their windows closed before an earlier one's),
+    /// by sequence number: their upper bound.
+    ahead: BTreeMap<u64, Option<Vec<String>>>,
+    /// Windows of this table open now.
+    in_flight: usize,
+    /// `after` moved while another table was at the front: its step is sent once this table
+    /// reaches the front (the stored progress holds one partly delivered table).
+    unreported: bool,
+}
+
+impl Ranges {
+    /// Range `seq`, ending at `upper`, is delivered: the prefix moves over every range
+    /// delivered in sequence, `after` to the last one's upper bound. Returns whether `after`
+    /// moved and whether the table is delivered to its end.
+    fn delivered(
+        &mut self,
+        seq: u64,
+        upper: Option<Vec<String>>,
+        after: &mut Option<Vec<String>>,
+    ) -> (bool, bool) {
+        self.ahead.insert(seq, upper);
+        let mut advanced = false;
+        let mut table_done = false;
+        while let Some(upper) = self.ahead.remove(&self.prefix_seq) {
+            self.prefix_seq += 1;
+            match upper {
+                Some(upper) => {
+                    *after = Some(upper);
+                    advanced = true;
+                }
+                None => table_done = true,
+            }
+        }
+        (advanced, table_done)
+    }
 }
 
 /// What a window's task read.
@@ -150,33 +251,54 @@ struct WindowRead {
     max_key: Option<Vec<String>>,
 }
 
-type WindowTask = JoinHandle<Result<(Client, WindowRead)>>;
+/// A window's task ends with its window id and, unless it failed, its session and its read.
+type WindowDone = (String, Result<(Client, WindowRead)>);
 
+/// One open window.
 struct Active {
     window: Window,
-    task: Option<WindowTask>,
+    /// The [`Work::id`] of its table.
+    work_id: u64,
+    /// Its range's sequence number in the table's [`Ranges`].
+    seq: u64,
+    /// Its task ended: what it read.
     read: Option<WindowRead>,
+    /// `stop-snapshot` took its table away: its rows are dropped when it closes.
+    cancelled: bool,
 }
 
-/// The source's resume state: remaining tables, the open window, the session.
+/// The source's resume state: remaining tables, the open windows, the sessions.
 pub(crate) struct Resumer {
     watermarks: Arc<WatermarkWriter>,
     run_id: String,
     next_id: u64,
-    client: Option<Client>,
+    /// Where window sessions connect to.
+    params: ConnectParams,
+    /// Sessions not in use by a window (each with [`SESSION_TIMEOUTS`] and
+    /// `synchronous_commit = local`).
+    idle: Vec<Client>,
+    /// Sessions opened so far (idle or in a window), at most `max_windows`.
+    sessions: usize,
+    /// Most windows open at once: `snapshot.max.threads` for the resume of an initial
+    /// snapshot, one for a signalled incremental snapshot (as Debezium reads its chunks).
+    max_windows: usize,
     work: VecDeque<Work>,
-    active: Option<Active>,
+    next_work_id: u64,
+    /// Open windows, in the order they were opened.
+    active: Vec<Active>,
+    /// The windows' tasks.
+    tasks: JoinSet<WindowDone>,
     context: Arc<SnapshotContext>,
     window_rows: u64,
     rows_emitted: u64,
     windows: u64,
+    /// Most windows that were open at once.
+    max_open: usize,
     /// A signalled incremental snapshot's progress (its table list; `None`: the resume of
     /// an initial snapshot).
     incremental: Option<SnapshotProgress>,
     /// `pause-snapshot`: no window opens until `resume-snapshot`.
     paused: bool,
-    /// `stop-snapshot` of the table whose window is open: its rows are dropped at the end.
-    cancel_front: bool,
     stats: Arc<SnapshotStats>,
     /// The id of the signal that started (or last extended) the incremental snapshot:
     /// Debezium's correlation id, the notifications' id. Stored with the progress
@@ -193,6 +315,21 @@ impl Drop for Resumer {
     fn drop(&mut self) {
         self.stats.finish();
     }
+}
+
+/// A session for windows: timeouts off, and `synchronous_commit = local` so that a watermark's
+/// commit does not wait for a synchronous standby (see the module docs).
+async fn open_session(params: &ConnectParams) -> Result<Client> {
+    let client = connect_query_session(params).await?;
+    client
+        .batch_execute(&format!(
+            "{SESSION_TIMEOUTS}; SET synchronous_commit = local"
+        ))
+        .await
+        .map_err(query_error(
+            "cannot set up the snapshot resume session".into(),
+        ))?;
+    Ok(client)
 }
 
 /// `__pgseam.<slot>`: the prefix of this slot's watermarks.
@@ -214,15 +351,7 @@ impl Resumer {
         progress: &SnapshotProgress,
         slot: &str,
     ) -> Result<Resumer> {
-        let client = connect_query_session(params).await?;
-        client
-            .batch_execute(&format!(
-                "{SESSION_TIMEOUTS}; SET synchronous_commit = local"
-            ))
-            .await
-            .map_err(query_error(
-                "cannot set up the snapshot resume session".into(),
-            ))?;
+        let client = open_session(params).await?;
         let mut work = VecDeque::new();
         let mut skipped = 0usize;
         if let Some(tables) = &progress.incremental {
@@ -307,13 +436,26 @@ impl Resumer {
             .map(|d| d.as_micros())
             .unwrap_or(0)
             .to_string();
+        for (id, w) in work.iter_mut().enumerate() {
+            w.id = id as u64;
+        }
+        let max_windows = if progress.incremental.is_some() {
+            1
+        } else {
+            settings.max_threads.max(1)
+        };
         Ok(Resumer {
             watermarks: Arc::new(WatermarkWriter::new(settings, slot)?),
             run_id,
             next_id: 0,
-            client: Some(client),
+            params: params.clone(),
+            idle: vec![client],
+            sessions: 1,
+            max_windows,
+            next_work_id: work.len() as u64,
             work,
-            active: None,
+            active: Vec::new(),
+            tasks: JoinSet::new(),
             context: Arc::new(SnapshotContext {
                 database: params.dbname.as_str().into(),
                 consistent_point: progress.consistent_point,
@@ -324,9 +466,9 @@ impl Resumer {
             window_rows,
             rows_emitted: 0,
             windows: 0,
+            max_open: 0,
             incremental: progress.incremental.is_some().then(|| progress.clone()),
             paused: false,
-            cancel_front: false,
             stats: Arc::clone(&settings.stats),
             correlation_id: progress.correlation_id.clone(),
             aborted: false,
@@ -402,7 +544,7 @@ impl Resumer {
                 continue;
             }
             let empty = SnapshotProgress::new(progress.consistent_point);
-            let Some(w) =
+            let Some(mut w) =
                 plan_work(client, settings, table.oid, &empty, filter.clone(), true).await?
             else {
                 continue;
@@ -413,6 +555,8 @@ impl Resumer {
                 table: name,
                 filter,
             });
+            w.id = self.next_work_id;
+            self.next_work_id += 1;
             self.work.push_back(w);
             added += 1;
         }
@@ -438,19 +582,17 @@ impl Resumer {
             patterns.is_empty()
                 || super::signal::matches_any(patterns, &w.plan.schema.schema, &w.plan.schema.table)
         };
-        let front_open = self.active.is_some();
         let mut stopped = Vec::new();
         let mut kept = VecDeque::new();
-        for (i, w) in self.work.drain(..).enumerate() {
+        for w in self.work.drain(..) {
             if matches(&w) {
                 stopped.push((
                     w.plan.schema.schema.to_string(),
                     w.plan.schema.table.to_string(),
                 ));
-                if i == 0 && front_open {
-                    // Its window ends first; finish_window drops it.
-                    self.cancel_front = true;
-                    kept.push_back(w);
+                // Its open windows end in the stream; their rows are dropped then.
+                for active in self.active.iter_mut().filter(|a| a.work_id == w.id) {
+                    active.cancelled = true;
                 }
             } else {
                 kept.push_back(w);
@@ -473,7 +615,7 @@ impl Resumer {
         let update = (!stopped.is_empty()).then(|| ProgressUpdate::Incremental(progress.clone()));
         // Debezium's `checkAndProcessStopFlag`: ABORTED with the stopped collections; a
         // snapshot left without tables ends there (no COMPLETED).
-        if self.work.len() == usize::from(self.cancel_front) {
+        if self.work.is_empty() {
             self.aborted = true;
         }
         let names: Vec<String> = stopped.iter().map(|(s, t)| format!("{s}.{t}")).collect();
@@ -504,37 +646,29 @@ impl Resumer {
         }
     }
 
-    /// Every table is read and no window is open.
+    /// A window is open.
     pub(crate) fn has_open_window(&self) -> bool {
-        self.active.is_some()
+        !self.active.is_empty()
     }
 
+    /// Every table is read and no window is open.
     pub(crate) fn is_finished(&self) -> bool {
-        self.work.is_empty() && self.active.is_none()
-    }
-
-    /// No window is open and the next table is read by key windows.
-    pub(crate) fn can_start_window(&self) -> bool {
-        !self.paused
-            && self.active.is_none()
-            && self
-                .work
-                .front()
-                .is_some_and(|w| matches!(w.kind, WorkKind::Keyed { .. }))
+        self.work.is_empty() && self.active.is_empty()
     }
 
     /// No window is open and the next table is read whole.
     pub(crate) fn next_is_whole(&self) -> bool {
         !self.paused
-            && self.active.is_none()
+            && self.active.is_empty()
             && self
                 .work
                 .front()
                 .is_some_and(|w| matches!(w.kind, WorkKind::Whole { .. }))
     }
 
-    pub(crate) fn summary(&self) -> (u64, u64) {
-        (self.windows, self.rows_emitted)
+    /// Windows read, rows emitted, most windows open at once.
+    pub(crate) fn summary(&self) -> (u64, u64, usize) {
+        (self.windows, self.rows_emitted, self.max_open)
     }
 
     /// Every table is read: the snapshot counters complete.
@@ -549,49 +683,123 @@ impl Resumer {
         }
     }
 
-    /// Opens the next window: its task writes the low watermark, waits, reads, and writes
-    /// the high watermark, while the stream goes on.
-    pub(crate) fn start_window(&mut self) -> Result<()> {
-        let (Some(work), Some(client)) = (self.work.front(), self.client.take()) else {
-            return Ok(());
-        };
-        let WorkKind::Keyed {
-            select_list,
-            key_columns,
-            types,
-            after,
-            filter,
-        } = &work.kind
-        else {
-            self.client = Some(client);
-            return Ok(());
-        };
-        self.next_id += 1;
-        let id = format!("{}-{}", self.run_id, self.next_id);
-        let job = KeyedJob {
-            watermarks: Arc::clone(&self.watermarks),
-            id: id.clone(),
-            plan: Arc::clone(&work.plan),
-            select_list: select_list.clone(),
-            key_columns: key_columns.clone(),
-            types: types.clone(),
-            after: after.clone(),
-            filter: filter.clone(),
-            rows: self.window_rows,
-            context: Arc::clone(&self.context),
-            want_max: self.incremental.is_some() && work.max_key.is_none(),
-            known_max: work.max_key.clone(),
-        };
-        tracing::debug!(table = %work.plan.schema.qualified_name(), window = %id, "snapshot resume window opened");
-        self.active = Some(Active {
-            window: Window::new(id, work.plan.schema.relation_id),
-            task: Some(tokio::spawn(read_window(client, job))),
-            read: None,
-        });
+    /// The next table a window can be opened on: the first, in table order, whose ranges are
+    /// not all cut yet. A table read whole is a barrier: nothing after it opens before it is
+    /// read (it is read when no window is open, see `next_is_whole`).
+    fn next_work_for_window(&self) -> Option<usize> {
+        for (index, w) in self.work.iter().enumerate() {
+            match &w.kind {
+                WorkKind::Whole { .. } => return None,
+                WorkKind::Keyed { ranges, .. } if !ranges.exhausted && !ranges.bound_pending => {
+                    return Some(index)
+                }
+                WorkKind::Keyed { .. } => {}
+            }
+        }
+        None
+    }
+
+    /// Opens windows while there is a key range to read and a session for it (up to
+    /// `max_windows`): each window's task writes the low watermark, waits, reads, and writes
+    /// the high watermark, while the stream goes on. Called at a transaction boundary.
+    ///
+    /// For the resume of an initial snapshot the range is cut here, before the window opens
+    /// (the next `window_rows`-th key after the previous range), so that the next window of
+    /// the same table can open at once; a signalled snapshot's single window cuts its own
+    /// after its low watermark, with its filter and greatest key (see `read_window`).
+    pub(crate) async fn start_windows(&mut self) -> Result<()> {
+        while !self.paused && self.active.len() < self.max_windows {
+            let Some(index) = self.next_work_for_window() else {
+                return Ok(());
+            };
+            let client = match self.idle.pop() {
+                Some(client) => client,
+                None if self.sessions < self.max_windows => {
+                    let client = open_session(&self.params).await?;
+                    self.sessions += 1;
+                    client
+                }
+                None => return Ok(()),
+            };
+            let precut = self.incremental.is_none();
+            let window_rows = self.window_rows;
+            let Some(work) = self.work.get_mut(index) else {
+                self.idle.push(client);
+                return Ok(());
+            };
+            let WorkKind::Keyed {
+                select_list,
+                key_columns,
+                types,
+                filter,
+                ranges,
+                ..
+            } = &mut work.kind
+            else {
+                self.idle.push(client);
+                return Ok(());
+            };
+            let lower = ranges.cursor.clone();
+            let upper = if precut {
+                let bounds = RangeBounds {
+                    relation: &work.plan.relation,
+                    key_columns,
+                    types,
+                    after: lower.as_ref(),
+                    filter: filter.as_ref(),
+                    max: None,
+                };
+                let upper =
+                    match next_upper(&client, &bounds, window_rows, &work.plan.qualified).await {
+                        Ok(upper) => upper,
+                        Err(error) => {
+                            self.idle.push(client);
+                            return Err(error);
+                        }
+                    };
+                ranges.exhausted = upper.is_none();
+                ranges.cursor.clone_from(&upper);
+                Some(upper)
+            } else {
+                ranges.bound_pending = true;
+                None
+            };
+            let seq = ranges.next_seq;
+            ranges.next_seq += 1;
+            ranges.in_flight += 1;
+            self.next_id += 1;
+            let id = format!("{}-{}", self.run_id, self.next_id);
+            let job = KeyedJob {
+                watermarks: Arc::clone(&self.watermarks),
+                id: id.clone(),
+                plan: Arc::clone(&work.plan),
+                select_list: select_list.clone(),
+                key_columns: key_columns.clone(),
+                types: types.clone(),
+                after: lower,
+                upper,
+                filter: filter.clone(),
+                rows: window_rows,
+                context: Arc::clone(&self.context),
+                want_max: self.incremental.is_some() && work.max_key.is_none(),
+                known_max: work.max_key.clone(),
+            };
+            tracing::debug!(table = %work.plan.schema.qualified_name(), window = %id, seq, open = self.active.len() + 1, "snapshot resume window opened");
+            self.active.push(Active {
+                window: Window::new(id.clone(), work.plan.schema.relation_id),
+                work_id: work.id,
+                seq,
+                read: None,
+                cancelled: false,
+            });
+            self.max_open = self.max_open.max(self.active.len());
+            self.tasks
+                .spawn(async move { (id, read_window(client, job).await) });
+        }
         Ok(())
     }
 
-    /// A logical message: if it is one of this slot's watermarks, the window moves on.
+    /// A logical message: if it is one of this slot's watermarks, its window moves on.
     /// Returns whether the prefix is this slot's.
     pub(crate) fn on_message(&mut self, prefix: &str, content: &[u8]) -> bool {
         if prefix != self.watermarks.prefix {
@@ -602,12 +810,9 @@ impl Resumer {
             // another strategy): ignored, as Debezium ignores a window it does not expect.
             return true;
         }
-        let Some(active) = self.active.as_mut() else {
-            return true;
-        };
         let text = String::from_utf8_lossy(content);
         if let Some((kind, id)) = text.split_once(':') {
-            if id == active.window.id {
+            if let Some(active) = self.active.iter_mut().find(|a| a.window.id == id) {
                 active.window.on_watermark(kind == "high");
             }
         }
@@ -630,92 +835,119 @@ impl Resumer {
         if self.watermarks.strategy == WatermarkStrategy::Message {
             return true;
         }
-        if let (Some(active), Some(window_id)) = (self.active.as_mut(), window_id) {
-            if window_id == active.window.id {
+        if let Some(window_id) = window_id {
+            if let Some(active) = self.active.iter_mut().find(|a| a.window.id == window_id) {
                 active.window.on_watermark(high);
             }
         }
         true
     }
 
+    /// A streamed change: every open window of its table remembers its key.
     pub(crate) fn observe(&mut self, event: &ChangeEvent) {
-        if let Some(active) = self.active.as_mut() {
+        for active in &mut self.active {
             active.window.observe(event);
         }
     }
 
     pub(crate) fn observe_truncate(&mut self, relation_ids: &[u32]) {
-        if let Some(active) = self.active.as_mut() {
+        for active in &mut self.active {
             active.window.observe_truncate(relation_ids);
         }
     }
 
-    /// The high watermark came through: the window ends with its transaction.
+    /// A high watermark came through: its window ends with its transaction.
     pub(crate) fn is_closed(&self) -> bool {
-        self.active
-            .as_ref()
-            .is_some_and(|a| a.window.phase == Phase::Closed)
+        self.active.iter().any(|a| a.window.phase == Phase::Closed)
     }
 
-    /// Waits for the open window's task (pending forever when there is none running).
+    /// Waits for the next window task to end (pending forever when none is running) and
+    /// keeps what it read with its window; its session becomes idle.
     pub(crate) async fn task_done(&mut self) -> Result<()> {
-        let Some(task) = self.active.as_mut().and_then(|a| a.task.as_mut()) else {
+        if self.tasks.is_empty() {
+            return std::future::pending().await;
+        }
+        let Some(joined) = self.tasks.join_next().await else {
             return std::future::pending().await;
         };
-        let joined = task.await;
-        let (client, read) = match joined {
-            Ok(result) => result?,
-            Err(join) => {
-                return Err(SourceError::Setup(format!(
-                    "snapshot resume window task failed: {join}"
+        let (id, result) = joined.map_err(|join| {
+            SourceError::Setup(format!("snapshot resume window task failed: {join}"))
+        })?;
+        let (client, read) = result?;
+        self.idle.push(client);
+        match self.active.iter_mut().find(|a| a.window.id == id) {
+            Some(active) => active.read = Some(read),
+            None => {
+                return Err(SourceError::Protocol(format!(
+                    "snapshot resume window {id} ended, but is not open"
                 )))
             }
-        };
-        self.client = Some(client);
-        if let Some(active) = self.active.as_mut() {
-            active.task = None;
-            active.read = Some(read);
         }
         Ok(())
     }
 
-    /// Ends the closed window at the commit of its high watermark (`commit_lsn`): the rows
-    /// the stream did not overtake, then the progress step, into `out`.
+    /// Ends the closed windows at the commit of a high watermark (`commit_lsn`): for each,
+    /// the rows the stream did not overtake, then the progress step, into `out`.
     pub(crate) async fn finish_window(
         &mut self,
         commit_lsn: Lsn,
         commit_ts_us: i64,
         out: &mut Vec<SourceMessage>,
     ) -> Result<()> {
-        if self.active.as_ref().is_some_and(|a| a.task.is_some()) {
-            // The task writes the high watermark last: it is ending.
-            self.task_done().await?;
+        while let Some(position) = self
+            .active
+            .iter()
+            .position(|a| a.window.phase == Phase::Closed)
+        {
+            // Its task writes the high watermark last: it is ending.
+            while self.active[position].read.is_none() {
+                if self.tasks.is_empty() {
+                    return Err(SourceError::Protocol(
+                        "snapshot resume window closed without its rows".into(),
+                    ));
+                }
+                self.task_done().await?;
+            }
+            let active = self.active.remove(position);
+            self.finish_one(active, commit_lsn, commit_ts_us, out)?;
         }
-        let Some(active) = self.active.take() else {
-            return Ok(());
-        };
+        Ok(())
+    }
+
+    /// Ends one closed window (see [`Resumer::finish_window`]).
+    fn finish_one(
+        &mut self,
+        active: Active,
+        commit_lsn: Lsn,
+        commit_ts_us: i64,
+        out: &mut Vec<SourceMessage>,
+    ) -> Result<()> {
         let Some(read) = active.read else {
             return Err(SourceError::Protocol(
                 "snapshot resume window closed without its rows".into(),
             ));
         };
-        if std::mem::take(&mut self.cancel_front) {
+        if active.cancelled {
             // `stop-snapshot` of this table: its progress is already stored without it.
-            self.work.pop_front();
             return Ok(());
         }
-        let Some(work) = self.work.front_mut() else {
+        let Some(index) = self.work.iter().position(|w| w.id == active.work_id) else {
             return Ok(());
         };
         let read_rows = read.rows.len();
+        let rows = active.window.finish(read.rows);
+        let at_front = index == 0;
+        let Some(work) = self.work.get_mut(index) else {
+            return Ok(());
+        };
         if read.max_key.is_some() {
             work.max_key = read.max_key.clone();
         }
         work.scanned += read_rows as u64;
-        let rows = active.window.finish(read.rows);
         tracing::debug!(
             table = %work.plan.schema.qualified_name(),
             window = %active.window.id,
+            seq = active.seq,
             read = read_rows,
             emitted = rows.len(),
             overtaken = active.window.touched(),
@@ -738,40 +970,57 @@ impl Resumer {
             work.plan.schema.table.to_string(),
         );
         let WorkKind::Keyed {
-            key_columns, after, ..
+            key_columns,
+            after,
+            ranges,
+            ..
         } = &mut work.kind
         else {
             return Err(SourceError::Protocol(
                 "snapshot resume window over a table without a key".into(),
             ));
         };
+        ranges.in_flight = ranges.in_flight.saturating_sub(1);
+        if ranges.bound_pending {
+            // The window cut its own range: the next one starts after it.
+            ranges.bound_pending = false;
+            ranges.exhausted = read.upper.is_none();
+            ranges.cursor.clone_from(&read.upper);
+        }
+        let (advanced, table_done) = ranges.delivered(active.seq, read.upper.clone(), after);
         let current = work.plan.schema.qualified_name();
         let max_key = work.max_key.as_ref().map(|k| k.join(","));
         let scanned = work.scanned;
-        let update = match read.upper {
-            Some(upper) => {
-                *after = Some(upper.clone());
-                ProgressUpdate::KeyRange(KeyProgress {
-                    table,
-                    key_columns: key_columns.clone(),
-                    after: upper,
-                    max_key: work.max_key.clone(),
-                })
-            }
-            None => {
-                tracing::info!(table = %work.plan.schema.qualified_name(), "snapshot resume: table done");
-                self.stats.table_done(work.stats_index);
-                ProgressUpdate::TableDone(table)
-            }
+        let update = if table_done {
+            tracing::info!(table = %current, "snapshot resume: table done");
+            self.stats.table_done(work.stats_index);
+            Some(ProgressUpdate::TableDone(table))
+        } else if advanced && at_front {
+            ranges.unreported = false;
+            Some(ProgressUpdate::KeyRange(KeyProgress {
+                table,
+                key_columns: key_columns.clone(),
+                after: after.clone().unwrap_or_default(),
+                max_key: work.max_key.clone(),
+            }))
+        } else {
+            // Another table is partly delivered before this one: the stored progress holds
+            // one such table, so this one's step waits until it is at the front.
+            ranges.unreported |= advanced;
+            None
         };
         // Debezium notifies IN_PROGRESS after each chunk that read rows, and
         // TABLE_SCAN_COMPLETED (SUCCEEDED, or EMPTY for a table without rows) when a table
         // is read to its end (pgseam's last window of a table is Debezium's last chunk plus
-        // its empty read after it).
+        // its empty read after it). (A signalled snapshot has one window open at a time.)
         if read_rows > 0 {
             let last = match &update {
-                ProgressUpdate::KeyRange(k) => Some(k.after.join(",")),
-                _ => max_key.clone(),
+                Some(ProgressUpdate::KeyRange(k)) => Some(k.after.join(",")),
+                _ => read
+                    .upper
+                    .as_ref()
+                    .map(|u| u.join(","))
+                    .or_else(|| max_key.clone()),
             };
             let data = vec![
                 ("data_collections", self.data_collections()),
@@ -787,6 +1036,9 @@ impl Resumer {
             ];
             self.notify("IN_PROGRESS", data);
         }
+        let Some(update) = update else {
+            return Ok(());
+        };
         if matches!(update, ProgressUpdate::TableDone(_)) {
             let data = vec![
                 ("data_collections", self.data_collections()),
@@ -798,11 +1050,46 @@ impl Resumer {
                 ),
             ];
             self.notify("TABLE_SCAN_COMPLETED", data);
-            self.work.pop_front();
+            self.work.remove(index);
         }
         self.track(&update);
         out.push(SourceMessage::SnapshotProgress(update));
+        if at_front {
+            self.report_front(out);
+        }
         Ok(())
+    }
+
+    /// The table now at the front had delivered windows while another was before it: its
+    /// key progress goes out now (after the step that removed the one before it).
+    fn report_front(&mut self, out: &mut Vec<SourceMessage>) {
+        let Some(work) = self.work.front_mut() else {
+            return;
+        };
+        let table = (
+            work.plan.schema.schema.to_string(),
+            work.plan.schema.table.to_string(),
+        );
+        let WorkKind::Keyed {
+            key_columns,
+            after: Some(after),
+            ranges,
+            ..
+        } = &mut work.kind
+        else {
+            return;
+        };
+        if !std::mem::take(&mut ranges.unreported) {
+            return;
+        }
+        let update = ProgressUpdate::KeyRange(KeyProgress {
+            table,
+            key_columns: key_columns.clone(),
+            after: after.clone(),
+            max_key: work.max_key.clone(),
+        });
+        self.track(&update);
+        out.push(SourceMessage::SnapshotProgress(update));
     }
 
     /// Starts reading the next table whole (see the module docs): after the wait for running
@@ -814,7 +1101,7 @@ impl Resumer {
         let WorkKind::Whole { copy } = &work.kind else {
             return None;
         };
-        let client = self.client.take()?;
+        let client = self.idle.pop()?;
         let plan = Arc::clone(&work.plan);
         let chunk = Chunk {
             table: 0,
@@ -835,7 +1122,7 @@ impl Resumer {
 
     /// The whole-table read ended: the session comes back, the table is done.
     pub(crate) fn finish_whole(&mut self, client: Client, rows: u64) -> Option<SourceMessage> {
-        self.client = Some(client);
+        self.idle.push(client);
         let work = self.work.pop_front()?;
         self.rows_emitted += rows;
         self.stats.chunk_done(work.stats_index);
@@ -876,6 +1163,9 @@ struct KeyedJob {
     key_columns: Vec<String>,
     types: Vec<String>,
     after: Option<Vec<String>>,
+    /// The range's upper bound when it was cut before the window opened (`Some(None)`: to
+    /// the table's end); `None`: the window cuts it after its low watermark.
+    upper: Option<Option<Vec<String>>>,
     filter: Option<String>,
     rows: u64,
     context: Arc<SnapshotContext>,
@@ -948,6 +1238,10 @@ async fn plan_work(
             select_list: plan::select_list(client, &schema, &table_plan.columns).await?,
             types: plan::key_types(client, &schema, &table_plan.qualified).await?,
             key_columns,
+            ranges: Ranges {
+                cursor: after.clone(),
+                ..Ranges::default()
+            },
             after,
             filter,
         }
@@ -960,6 +1254,8 @@ async fn plan_work(
         "snapshot resume: table to read"
     );
     Ok(Some(Work {
+        // Set by the caller.
+        id: 0,
         plan: Arc::new(table_plan),
         kind,
         // Set by `prepare` for a resume; out of range (ignored by the counters) otherwise.
@@ -1172,6 +1468,103 @@ pub(crate) async fn wait_until_ended(client: &Client, xids: &[String], table: &s
     }
 }
 
+/// What bounds a key range: the table, its key, where the range starts, a signalled
+/// snapshot's filter and greatest key.
+struct RangeBounds<'a> {
+    /// `ONLY "schema"."table"`.
+    relation: &'a str,
+    key_columns: &'a [String],
+    types: &'a [String],
+    /// The range starts after this key (`None`: at the table's start).
+    after: Option<&'a Vec<String>>,
+    /// `additional-conditions`.
+    filter: Option<&'a String>,
+    /// No key above this one (a signalled snapshot's greatest key).
+    max: Option<&'a Vec<String>>,
+}
+
+impl RangeBounds<'_> {
+    /// `("k1", "k2")`.
+    fn key(&self) -> String {
+        let quoted: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|k| quote_identifier(k))
+            .collect();
+        format!("({})", quoted.join(", "))
+    }
+
+    /// The conditions every row of the range meets, below its upper bound: after `after`,
+    /// the filter, at most `max`.
+    fn lower(&self) -> Vec<String> {
+        let key = self.key();
+        let mut conditions = Vec::new();
+        if let Some(after) = self.after {
+            conditions.push(format!("{key} > {}", plan::key_literal(after, self.types)));
+        }
+        if let Some(filter) = self.filter {
+            conditions.push(format!("({filter})"));
+        }
+        if let Some(max) = self.max {
+            conditions.push(format!("{key} <= {}", plan::key_literal(max, self.types)));
+        }
+        conditions
+    }
+}
+
+/// `WHERE a AND b`, or nothing.
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}
+
+/// The `rows`-th key of the range (its inclusive upper bound), or `None` when fewer keys are
+/// left: the range then runs to the table's end.
+async fn next_upper(
+    client: &Client,
+    bounds: &RangeBounds<'_>,
+    rows: u64,
+    name: &str,
+) -> Result<Option<Vec<String>>> {
+    let quoted: Vec<String> = bounds
+        .key_columns
+        .iter()
+        .map(|k| quote_identifier(k))
+        .collect();
+    // Aliased: an output column named like a key column would capture `ORDER BY "id"` (an
+    // output name wins over an input column in PostgreSQL's ORDER BY), sorting by the keys'
+    // text, not their type. That made the windows cut at the N-th key in text order ("1",
+    // "10", "100", "1000", ...), so a window held far fewer or far more than N rows (ranges
+    // stayed contiguous: nothing was lost, but a window could exceed its buffer bound).
+    let as_text: Vec<String> = quoted
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k}::text AS pgseam_key{i}"))
+        .collect();
+    let offset = i64::try_from(rows.saturating_sub(1)).unwrap_or(i64::MAX);
+    let boundary = client
+        .query(
+            &format!(
+                "SELECT {} FROM {}{} ORDER BY {} OFFSET $1 LIMIT 1",
+                as_text.join(", "),
+                bounds.relation,
+                where_clause(&bounds.lower()),
+                quoted.join(", ")
+            ),
+            &[&offset],
+        )
+        .await
+        .map_err(query_error(format!(
+            "cannot find the next key range of {name}"
+        )))?;
+    Ok(boundary
+        .first()
+        .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect()))
+}
+
 /// One window: low watermark, wait, read by key range, high watermark (see the module docs).
 async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRead)> {
     let KeyedJob {
@@ -1182,6 +1575,7 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
         key_columns,
         types,
         after,
+        upper,
         filter,
         rows: window_rows,
         context,
@@ -1194,34 +1588,22 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     let xids = running_xids(&client).await?;
     wait_until_ended(&client, &xids, &table.schema.qualified_name()).await?;
 
-    let quoted: Vec<String> = key_columns.iter().map(|k| quote_identifier(k)).collect();
-    let key = format!("({})", quoted.join(", "));
-    let lower = after
-        .as_ref()
-        .map(|after| format!("{key} > {}", plan::key_literal(after, &types)));
-    // `additional-conditions`: in both the boundary query and the read, so a window holds
-    // up to `window_rows` matching keys.
-    let condition = filter.as_ref().map(|f| format!("({f})"));
-    let lower = match (lower, condition.clone()) {
-        (Some(l), Some(c)) => Some(format!("{l} AND {c}")),
-        (l, c) => l.or(c),
-    };
-    // The aliases the key queries read the key's text form by (see below).
-    let as_text: Vec<String> = quoted
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{k}::text AS pgseam_key{i}"))
-        .collect();
     let max_key = if want_max {
+        let quoted: Vec<String> = key_columns.iter().map(|k| quote_identifier(k)).collect();
+        let as_text: Vec<String> = quoted
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k}::text AS pgseam_key{i}"))
+            .collect();
         let descending: Vec<String> = quoted.iter().map(|k| format!("{k} DESC")).collect();
         client
             .query(
                 &format!(
                     "SELECT {} FROM {relation}{} ORDER BY {} LIMIT 1",
                     as_text.join(", "),
-                    condition
+                    filter
                         .as_ref()
-                        .map_or(String::new(), |c| format!(" WHERE {c}")),
+                        .map_or(String::new(), |c| format!(" WHERE ({c})")),
                     descending.join(", ")
                 ),
                 &[],
@@ -1239,52 +1621,30 @@ async fn read_window(client: Client, job: KeyedJob) -> Result<(Client, WindowRea
     // found, as Debezium's reads chunks up to `maximumKey`: a row with a greater key was
     // committed after that look-up, after the stream position the snapshot started at, so
     // the stream sends it. This also keeps the windows (and `maximum_key`) the same after a
-    // restart.
-    let lower = match max_key.as_ref().or(known_max.as_ref()) {
-        None => lower,
-        Some(max) => {
-            let bound = format!("{key} <= {}", plan::key_literal(max, &types));
-            Some(match lower {
-                Some(l) => format!("{l} AND {bound}"),
-                None => bound,
-            })
-        }
+    // restart. `additional-conditions` are in both the boundary query and the read, so a
+    // window holds up to `window_rows` matching keys.
+    let bounds = RangeBounds {
+        relation: &relation,
+        key_columns: &key_columns,
+        types: &types,
+        after: after.as_ref(),
+        filter: filter.as_ref(),
+        max: max_key.as_ref().or(known_max.as_ref()),
     };
-    // Aliased: an output column named like a key column would capture `ORDER BY "id"` (an
-    // output name wins over an input column in PostgreSQL's ORDER BY), sorting by the keys'
-    // text, not their type. That made the windows cut at the N-th key in text order ("1",
-    // "10", "100", "1000", ...), so a window held far fewer or far more than N rows (ranges
-    // stayed contiguous: nothing was lost, but a window could exceed its buffer bound).
-    let offset = i64::try_from(window_rows.saturating_sub(1)).unwrap_or(i64::MAX);
-    let boundary = client
-        .query(
-            &format!(
-                "SELECT {} FROM {relation}{} ORDER BY {} OFFSET $1 LIMIT 1",
-                as_text.join(", "),
-                lower
-                    .as_ref()
-                    .map_or(String::new(), |l| format!(" WHERE {l}")),
-                quoted.join(", ")
-            ),
-            &[&offset],
-        )
-        .await
-        .map_err(query_error(format!(
-            "cannot find the next key range of {name}"
-        )))?;
-    let upper: Option<Vec<String>> = boundary
-        .first()
-        .map(|row| (0..quoted.len()).map(|i| row.get::<_, String>(i)).collect());
-    let mut conditions: Vec<String> = lower.into_iter().collect();
-    // (the lower bound above already carries the filter)
+    // A range cut before the window opened (see `Resumer::start_windows`), or cut now.
+    let upper = match upper {
+        Some(upper) => upper,
+        None => next_upper(&client, &bounds, window_rows, &name).await?,
+    };
+    let mut conditions = bounds.lower();
     if let Some(upper) = &upper {
-        conditions.push(format!("{key} <= {}", plan::key_literal(upper, &types)));
+        conditions.push(format!(
+            "{} <= {}",
+            bounds.key(),
+            plan::key_literal(upper, &types)
+        ));
     }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
+    let filter = where_clause(&conditions);
     let chunk = Chunk {
         table: 0,
         index: 0,
@@ -1330,7 +1690,35 @@ fn now_us() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::java_instant;
+    use super::{java_instant, Ranges};
+
+    fn key(k: &str) -> Option<Vec<String>> {
+        Some(vec![k.to_owned()])
+    }
+
+    /// Windows that close out of order move the stored key only over a delivered prefix.
+    #[test]
+    fn ranges_deliver_a_prefix_whatever_order_windows_close_in() {
+        let mut ranges = Ranges::default();
+        let mut after = key("100");
+        // Ranges 0: (100, 200], 1: (200, 300], 2: (300, end).
+        assert_eq!(ranges.delivered(1, key("300"), &mut after), (false, false));
+        assert_eq!(after, key("100"), "range 0 is not delivered yet");
+        assert_eq!(ranges.delivered(2, None, &mut after), (false, false));
+        assert_eq!(after, key("100"));
+        assert_eq!(ranges.delivered(0, key("200"), &mut after), (true, true));
+        assert_eq!(after, key("300"));
+        assert!(ranges.ahead.is_empty());
+
+        let mut ranges = Ranges::default();
+        let mut after = None;
+        assert_eq!(ranges.delivered(0, key("10"), &mut after), (true, false));
+        assert_eq!(after, key("10"));
+        assert_eq!(ranges.delivered(2, key("30"), &mut after), (false, false));
+        assert_eq!(ranges.delivered(1, key("20"), &mut after), (true, false));
+        assert_eq!(after, key("30"));
+        assert_eq!(ranges.prefix_seq, 3);
+    }
 
     #[test]
     fn instants_print_as_java_does() {

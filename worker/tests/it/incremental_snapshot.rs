@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{check_per_key_order, progress_of, psql_port, stored, Env, Pgseam};
+use common::{check_per_key_order, progress_of, psql_port, stored, Env, HeldCommit, Pgseam};
 use pgseam_integration_tests::{read_topics, TopicMessage};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -427,9 +427,7 @@ fn a_signal_over_rest_snapshots_a_table() {
 #[test]
 fn a_commit_still_running_at_the_low_watermark_is_waited_for() {
     let env = Env::start("race");
-    // Only the held session waits for the (missing) synchronous standby.
-    env.psql("ALTER SYSTEM SET synchronous_commit = 'local'");
-    env.psql("SELECT pg_reload_conf()");
+    HeldCommit::allow(&env);
     env.psql(SIGNAL_TABLE);
     env.psql(
         "CREATE TABLE held (id int PRIMARY KEY, v text);
@@ -447,35 +445,7 @@ fn a_commit_still_running_at_the_low_watermark_is_waited_for() {
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
 
-    env.psql("ALTER SYSTEM SET synchronous_standby_names = 'nonexistent'");
-    env.psql("SELECT pg_reload_conf()");
-    let port = env.pg.port();
-    let held = std::thread::spawn(move || {
-        let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
-            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .args([
-                "-U",
-                "postgres",
-                "-d",
-                "race",
-                "-c",
-                "UPDATE held SET v = 'held' WHERE id = 7",
-            ])
-            .env("PGPASSWORD", "postgres")
-            .env("PGOPTIONS", "-c synchronous_commit=on")
-            .output()
-            .expect("run psql");
-        out.status.success()
-    });
-    let started = Instant::now();
-    while env.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") != "1" {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the commit is not held"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let held = HeldCommit::hold(&env, "UPDATE held SET v = 'held' WHERE id = 7");
     env.psql(
         r#"INSERT INTO dbz_signal VALUES ('race-1', 'execute-snapshot', '{"data-collections": ["public.held"]}')"#,
     );
@@ -487,9 +457,7 @@ fn a_commit_still_running_at_the_low_watermark_is_waited_for() {
     assert!(!pgseam
         .log_text()
         .contains("the incremental snapshot is complete"));
-    env.psql("ALTER SYSTEM RESET synchronous_standby_names");
-    env.psql("SELECT pg_reload_conf()");
-    assert!(held.join().expect("held session"), "held update failed");
+    held.release(&env);
     pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
     env.assert_topic_equals(name, "public.held", true, WAIT);
     let status = pgseam.terminate(Duration::from_secs(30));

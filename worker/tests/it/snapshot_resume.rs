@@ -1,8 +1,10 @@
 //! Resuming an interrupted initial snapshot (DESIGN.md §2, issue 4 "Resume").
 //!
-//! 1. `kill -9` at random points of a snapshot of 150k rows with writers inserting, updating
-//!    (also primary keys) and deleting throughout, and, between each kill and the restart,
-//!    updates that move rows and a VACUUM FULL: every restart resumes (same consistent point,
+//! 1. `kill -9` at random points of a snapshot of 150k + 20k rows in two keyed tables, read by
+//!    four readers and resumed with up to four windows open at once (several key ranges of a
+//!    table, and both tables where one's last ranges overlap the other's first), with writers
+//!    inserting, updating (also primary keys) and deleting throughout, and, between each kill
+//!    and the restart, updates that move rows and a VACUUM FULL: every restart resumes (same consistent point,
 //!    the slot kept, the last run resumes after the stored key), the topic applied
 //!    as a primary-key table equals the source, per key the versions never go back (after
 //!    dropping the replayed suffixes the position headers identify), and the table without a
@@ -21,12 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{check_per_key_order, progress_of, psql_port, stored, Env, Pgseam};
+use common::{check_per_key_order, progress_of, psql_port, stored, Env, HeldCommit, Pgseam};
 use pgseam::offsets::ConnectorOffset;
 use pgseam_connector_pg::snapshot::SnapshotProgress;
 use pgseam_integration_tests::{read_topics, TopicMessage};
 use pgseam_model::Lsn;
-use pgseam_testkit::{Broker, Postgres};
 
 const WAIT: Duration = Duration::from_secs(180);
 const ROWS: i64 = 150_000;
@@ -38,9 +39,15 @@ CREATE TABLE items (
     name text,
     pad  text
 );
+CREATE TABLE accounts (
+    id   bigint PRIMARY KEY,
+    ver  bigint NOT NULL DEFAULT 0,
+    pad  text
+);
 CREATE TABLE nokey (n int, label text);
 ALTER TABLE nokey REPLICA IDENTITY FULL;
 INSERT INTO items (name, pad) SELECT 'item ' || g, repeat('p', 40) FROM generate_series(1, 150000) g;
+INSERT INTO accounts SELECT g, 0, repeat('a', 40) FROM generate_series(1, 20000) g;
 INSERT INTO nokey SELECT g, 'row ' || g FROM generate_series(1, 300) g;
 ";
 
@@ -56,6 +63,9 @@ BEGIN
     UPDATE items SET ver = ver + 1, name = name || '+' WHERE id = a;
     DELETE FROM items WHERE id = b;
     UPDATE items SET id = id + 10000000, ver = ver + 1 WHERE id = c;
+    UPDATE accounts SET ver = ver + 1 WHERE id = 1 + a % 20000;
+    INSERT INTO accounts VALUES (100000 + a, 0, 'new') ON CONFLICT (id) DO UPDATE SET ver = accounts.ver + 1;
+    DELETE FROM accounts WHERE id = 1 + b % 20000;
     COMMIT;
   END LOOP;
 END $$;
@@ -88,7 +98,7 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
             "value.converter.schemas.enable=false",
         ],
         &[
-            "snapshot.max.threads=1",
+            "snapshot.max.threads=4",
             "snapshot.chunk.strategy=key",
             "snapshot.chunk.rows=1000",
         ],
@@ -198,7 +208,8 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
                 port,
                 "resume",
                 "",
-                "UPDATE items SET pad = pad || 'm', ver = ver + 1 WHERE id % 7 = 0",
+                "UPDATE items SET pad = pad || 'm', ver = ver + 1 WHERE id % 7 = 0; \
+                 UPDATE accounts SET pad = pad || 'm', ver = ver + 1 WHERE id % 5 = 0",
             );
             attempts += 1;
             if ok {
@@ -210,6 +221,7 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
             );
         }
         env.psql("VACUUM FULL items");
+        env.psql("VACUUM FULL accounts");
     }
     assert!(
         kills >= 4,
@@ -235,6 +247,7 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
     assert!(batches >= 2, "the writers ran only {batches} batches");
 
     let items = env.assert_topic_equals(name, "public.items", true, WAIT);
+    env.assert_topic_equals(name, "public.accounts", true, WAIT);
     // The run that completed the snapshot read only what was left, not the whole table again.
     let mut logs = String::new();
     let mut logs_by_file = Vec::new();
@@ -264,24 +277,58 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
     // writers' deletes and key moves during the last run add reads the source no longer
     // counts. Before windows were cut in key order they were far larger, and "read 10k rows
     // fewer than the table" held.)
-    let last_after: i64 = previous
+    let last = previous.as_ref().expect("the progress the last kill left");
+    let last_after: i64 = last
+        .partial
         .as_ref()
-        .and_then(|p| p.partial.as_ref())
         .map(|k| k.after[0].parse().expect("an int key"))
         .unwrap_or(0);
-    println!("the last kill left the progress after key {last_after}");
-    assert!(last_after >= 3000, "the kills got only to key {last_after}");
+    println!(
+        "the last kill left {:?} done and the progress after key {last_after} of {:?}",
+        last.done,
+        last.partial.as_ref().map(|k| &k.table)
+    );
+    assert!(
+        last_after >= 3000 || !last.done.is_empty(),
+        "the kills got only to key {last_after}"
+    );
     let last_log = logs_by_file
         .iter()
         .find(|l| l.contains("the resumed snapshot is complete"))
         .expect("the run that completed the snapshot");
+    if let Some(partial) = &last.partial {
+        let table = format!("{}.{}", partial.table.0, partial.table.1);
+        assert!(
+            last_log
+                .lines()
+                .any(|l| l.contains("snapshot resume: table to read")
+                    && l.contains(&table)
+                    && l.contains("resumes_after_key=true")),
+            "the last run did not resume {table} after its stored key:\n{last_log}"
+        );
+    }
+    for (schema, table) in &last.done {
+        let name = format!("{schema}.{table}");
+        assert!(
+            !last_log
+                .lines()
+                .any(|l| l.contains("snapshot resume: table to read") && l.contains(&name)),
+            "the last run read {name} again, though it was stored as done"
+        );
+    }
+
+    // The resumes kept several windows open at once (`snapshot.max.threads=4`).
+    let max_open: usize = last_log
+        .lines()
+        .find(|l| l.contains("the resumed snapshot is complete"))
+        .and_then(|l| l.split("max_open_windows=").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no max_open_windows in:\n{last_log}"));
+    println!("the last run had up to {max_open} windows open at once");
     assert!(
-        last_log
-            .lines()
-            .any(|l| l.contains("snapshot resume: table to read")
-                && l.contains("public.items")
-                && l.contains("resumes_after_key=true")),
-        "the last run did not resume items after its stored key:\n{last_log}"
+        max_open >= 2,
+        "the resume read one window at a time with snapshot.max.threads=4"
     );
 
     let messages = read_topics(
@@ -294,6 +341,16 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
     .expect("read topic");
     let replayed = check_per_key_order(&messages);
     println!("{} records, {replayed} replayed", messages.len());
+    let accounts = read_topics(
+        &env.broker.bootstrap_servers(),
+        &["resume.public.accounts".to_owned()],
+        1,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read accounts topic");
+    let replayed = check_per_key_order(&accounts);
+    println!("accounts: {} records, {replayed} replayed", accounts.len());
     // Resumed rows carry Debezium's incremental-snapshot marker, first-run rows the usual ones.
     let marker = |m: &TopicMessage| {
         m.envelope()
@@ -302,8 +359,10 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
     assert!(messages
         .iter()
         .any(|m| marker(m).as_deref() == Some("incremental")));
+    // (The first table read, by catalog order, is the one the first run got into.)
     assert!(messages
         .iter()
+        .chain(&accounts)
         .any(|m| m.op() == Some("r") && marker(m).as_deref() != Some("incremental")));
 
     // The table without a primary key is re-read whole: every row is there, repeats allowed.
@@ -327,18 +386,8 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
 
 #[test]
 fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
-    let pg = Postgres::start().expect("start PostgreSQL");
-    pg.create_database("race").expect("create database");
-    let broker = Broker::start().expect("start broker");
-    let env = Env {
-        pg,
-        broker,
-        dir: tempfile::tempdir().expect("temp dir"),
-        database: "race".into(),
-    };
-    // Only the held session waits for the (missing) synchronous standby.
-    env.psql("ALTER SYSTEM SET synchronous_commit = 'local'");
-    env.psql("SELECT pg_reload_conf()");
+    let env = Env::start("race");
+    HeldCommit::allow(&env);
     env.psql(
         "CREATE TABLE held (id int PRIMARY KEY, v text);
          INSERT INTO held SELECT g, 'v' || g FROM generate_series(1, 100000) g;",
@@ -348,7 +397,8 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
         name,
         &[],
         &[
-            "snapshot.max.threads=1",
+            // Several windows open at once: each waits for the held commit.
+            "snapshot.max.threads=3",
             "snapshot.chunk.strategy=key",
             "snapshot.chunk.rows=2000",
         ],
@@ -377,26 +427,10 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     };
     println!("progress {progress:?}; held key {first}");
 
-    env.psql("ALTER SYSTEM SET synchronous_standby_names = 'nonexistent'");
-    env.psql("SELECT pg_reload_conf()");
-    let port = env.pg.port();
-    let held = std::thread::spawn(move || {
-        psql_port(
-            port,
-            "race",
-            "-c synchronous_commit=on",
-            &format!("UPDATE held SET v = 'held' WHERE id = {first}"),
-        )
-    });
-    // The commit record is written; the transaction waits for the standby, still running.
-    let started = Instant::now();
-    while env.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") != "1" {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the commit is not held"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let held = HeldCommit::hold(
+        &env,
+        &format!("UPDATE held SET v = 'held' WHERE id = {first}"),
+    );
 
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log(
@@ -407,10 +441,7 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     assert!(!pgseam
         .log_text()
         .contains("the resumed snapshot is complete"));
-    env.psql("ALTER SYSTEM RESET synchronous_standby_names");
-    env.psql("SELECT pg_reload_conf()");
-    let (ok, out) = held.join().expect("held session");
-    assert!(ok, "held update failed: {out}");
+    held.release(&env);
     pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
 
     env.assert_topic_equals(name, "public.held", true, WAIT);

@@ -402,6 +402,55 @@ pub fn psql_port(port: u16, db: &str, options: &str, sql: &str) -> (bool, String
     )
 }
 
+/// A transaction whose commit record is in the WAL (and so in the replication stream) while
+/// the transaction is still running: the setup of the commit-visibility race at a DBLog low
+/// watermark (DESIGN.md §2). Its session commits with `synchronous_commit = on` while
+/// `synchronous_standby_names` names a standby that does not exist, so the commit waits in
+/// `SyncRep` after writing its record, before the transaction leaves the ProcArray.
+///
+/// [`HeldCommit::allow`] must run before pgseam starts: every other session (pgseam's
+/// watermarks, the test's own SQL) commits with `synchronous_commit = local` and never waits.
+pub struct HeldCommit {
+    session: std::thread::JoinHandle<(bool, String)>,
+}
+
+impl HeldCommit {
+    /// Lets only the held session wait for the (missing) synchronous standby: the server's
+    /// default becomes `synchronous_commit = local`.
+    pub fn allow(env: &Env) {
+        env.psql("ALTER SYSTEM SET synchronous_commit = 'local'");
+        env.psql("SELECT pg_reload_conf()");
+    }
+
+    /// Runs `sql` in a session of its own and returns once its commit is written and held.
+    pub fn hold(env: &Env, sql: &str) -> HeldCommit {
+        env.psql("ALTER SYSTEM SET synchronous_standby_names = 'nonexistent'");
+        env.psql("SELECT pg_reload_conf()");
+        let (port, database, sql) = (env.pg.port(), env.database.clone(), sql.to_owned());
+        let session = std::thread::spawn(move || {
+            psql_port(port, &database, "-c synchronous_commit=on", &sql)
+        });
+        let started = Instant::now();
+        while env.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") != "1"
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the commit is not held"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HeldCommit { session }
+    }
+
+    /// Lets the held commit finish (no standby is waited for any more) and checks it succeeded.
+    pub fn release(self, env: &Env) {
+        env.psql("ALTER SYSTEM RESET synchronous_standby_names");
+        env.psql("SELECT pg_reload_conf()");
+        let (ok, out) = self.session.join().expect("held session");
+        assert!(ok, "the held transaction failed: {out}");
+    }
+}
+
 /// The UTF-8 value of a record header.
 pub fn header<'a>(m: &'a TopicMessage, name: &str) -> Option<&'a str> {
     m.headers
