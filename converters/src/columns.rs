@@ -1,8 +1,9 @@
 //! Column shaping, as Debezium's relational connectors do it: which columns an event carries
 //! (`column.include.list` / `column.exclude.list`), how their values are rewritten
 //! (`column.truncate.to.<n>.chars`, `column.mask.with.<n>.chars`,
-//! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`) and which columns form the Kafka key
-//! (`message.key.columns`).
+//! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`), which carry their source type as
+//! schema parameters (`column.propagate.source.type`, `datatype.propagate.source.type`) and
+//! which columns form the Kafka key (`message.key.columns`).
 //!
 //! Everything here is decided once per table version ([`ColumnShaping::plan`]) when the
 //! converter builds its cache entry, never per row.
@@ -17,8 +18,14 @@
 //!   fallback, `0` or `""`; streaming has the real value. pgseam writes the real value in both:
 //!   a deliberate fix, listed in `COMPATIBILITY.md`.)
 //! - Mappers apply to value fields only (the key struct is built without them). The first
-//!   matching rule wins, in the order truncate, mask, hash, hash v2 (Debezium reads them from
-//!   its configuration in that order; pgseam orders several keys of one kind by key name).
+//!   matching rule wins, in the order truncate, mask, propagate source type by column, by data
+//!   type, hash, hash v2 (Debezium reads them from its configuration in that order; pgseam
+//!   orders several keys of one kind by key name).
+//!   - propagate (`column.propagate.source.type`, `datatype.propagate.source.type`): the field
+//!     schema gets `__debezium.source.column.type` / `.length` / `.scale` / `.name`
+//!     ([`source_type_parameters`]); a by-datatype rule matches `<schema>.<table>.<type name>`.
+//!     The snapshot's values (JDBC metadata) differ from the stream's (relation messages) for
+//!     `serial` columns and unconstrained `numeric`, so a table can have two value schemas.
 //!   - truncate `n`: when the column's length is unknown or greater than `n`, the field schema
 //!     gets the parameter `truncateLength` = `n`, and string values are cut to `n` UTF-16 code
 //!     units (`String.substring`, which may split a surrogate pair: the dangling high surrogate
