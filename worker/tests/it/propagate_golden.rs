@@ -1,11 +1,11 @@
 //! `column.propagate.source.type` and `datatype.propagate.source.type` end to end against real
 //! Debezium 3.6.3: the pgseam binary captures the schema and changes that
 //! `reference/debezium/bin/capture-columns.sh` ran for the `propagate_*` goldens in
-//! `reference/debezium/golden/columns/` (`sql/propagate_schema.sql`: a table of 50 column
-//! types, `sql/propagate_stream.sql`, a barrier row), with the same settings, and every topic's
-//! records must equal the golden lines of that topic, in order, **byte for byte** (key, value
-//! and headers), after the masks of `golden-diff.py` (processing timestamps, `txId`, `lsn`,
-//! `sequence`, the `runId` header).
+//! `reference/debezium/golden/columns/` (`sql/propagate_schema.sql`: a table of 49 columns
+//! of 38 source type names, `sql/propagate_stream.sql`, a barrier row), with the same
+//! settings, and every topic's records must equal the golden lines of that topic, in order,
+//! **byte for byte** (key, value and headers), after the masks of `golden-diff.py` (processing
+//! timestamps, `txId`, `lsn`, `sequence`, the `runId` header).
 //!
 //! The snapshot and the stream differ in Debezium, and so in pgseam: the snapshot's `serial`
 //! column is `SERIAL` (pgjdbc's `getColumns`) and `INT4` streamed; an unconstrained `numeric`
