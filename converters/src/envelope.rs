@@ -594,11 +594,19 @@ impl JsonConverter {
     }
 
     /// The Connect schemas of `table` as this converter renders them: the key struct (`None`
-    /// without a primary key) and the envelope, in JsonConverter's schema JSON.
-    pub(crate) fn connect_schemas(&mut self, table: &Arc<TableSchema>) -> (Option<&str>, &str) {
+    /// without a primary key), the envelope of snapshot events and, when it differs (source
+    /// type propagation), of streamed events, in JsonConverter's schema JSON.
+    pub(crate) fn connect_schemas(
+        &mut self,
+        table: &Arc<TableSchema>,
+    ) -> (Option<&str>, &str, Option<&str>) {
         self.entry(table);
         let e = &self.tables[&table.relation_id];
-        (e.key_schema.as_deref(), &e.value_schema)
+        (
+            e.key_schema.as_deref(),
+            &e.value_schema,
+            e.stream_value_schema.as_deref(),
+        )
     }
 
     /// Converts one event into its record(s): one, or two for a delete with tombstones on.
