@@ -1,8 +1,9 @@
 //! Column shaping, as Debezium's relational connectors do it: which columns an event carries
 //! (`column.include.list` / `column.exclude.list`), how their values are rewritten
 //! (`column.truncate.to.<n>.chars`, `column.mask.with.<n>.chars`,
-//! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`) and which columns form the Kafka key
-//! (`message.key.columns`).
+//! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`), which carry their source type as
+//! schema parameters (`column.propagate.source.type`, `datatype.propagate.source.type`) and
+//! which columns form the Kafka key (`message.key.columns`).
 //!
 //! Everything here is decided once per table version ([`ColumnShaping::plan`]) when the
 //! converter builds its cache entry, never per row.
@@ -17,8 +18,14 @@
 //!   fallback, `0` or `""`; streaming has the real value. pgseam writes the real value in both:
 //!   a deliberate fix, listed in `COMPATIBILITY.md`.)
 //! - Mappers apply to value fields only (the key struct is built without them). The first
-//!   matching rule wins, in the order truncate, mask, hash, hash v2 (Debezium reads them from
-//!   its configuration in that order; pgseam orders several keys of one kind by key name).
+//!   matching rule wins, in the order truncate, mask, propagate source type by column, by data
+//!   type, hash, hash v2 (Debezium reads them from its configuration in that order; pgseam
+//!   orders several keys of one kind by key name).
+//!   - propagate (`column.propagate.source.type`, `datatype.propagate.source.type`): the field
+//!     schema gets `__debezium.source.column.type` / `.length` / `.scale` / `.name`
+//!     ([`source_type_parameters`]); a by-datatype rule matches `<schema>.<table>.<type name>`.
+//!     The snapshot's values (JDBC metadata) differ from the stream's (relation messages) for
+//!     `serial` columns and unconstrained `numeric`, so a table can have two value schemas.
 //!   - truncate `n`: when the column's length is unknown or greater than `n`, the field schema
 //!     gets the parameter `truncateLength` = `n`, and string values are cut to `n` UTF-16 code
 //!     units (`String.substring`, which may split a surrogate pair: the dangling high surrogate
@@ -117,6 +124,12 @@ pub enum ColumnMapper {
         salt: String,
         v2: bool,
     },
+    /// `column.propagate.source.type` (`by_datatype: false`, patterns on
+    /// `<schema>.<table>.<column>`) and `datatype.propagate.source.type` (`by_datatype: true`,
+    /// patterns on `<schema>.<table>.<type name>`): the field schema gets the source column's
+    /// type, length, scale and name as parameters ([`source_type_parameters`]); values are
+    /// unchanged.
+    PropagateSourceType { by_datatype: bool },
 }
 
 /// One mapper and the columns it applies to.
@@ -199,20 +212,43 @@ impl ColumnShaping {
                 Some(ColumnFilter::Exclude(p)) => !any(p, id),
             })
             .collect();
-        let mappers = ids
-            .iter()
-            .map(|id| {
-                self.mappers
-                    .iter()
-                    .find(|r| any(&r.patterns, id))
-                    .map(|r| r.mapper.clone())
-            })
+        let mappers = (0..table.columns.len())
+            .map(|i| self.mapper_for(table, i, &ids[i], false).cloned())
             .collect();
         TablePlan {
             included,
             mappers,
             key_columns: self.key_columns_of(table, &ids),
         }
+    }
+
+    /// The first mapper rule matching column `i` of `table` (`id`: its
+    /// `<schema>.<table>.<column>`). A by-datatype rule matches `<schema>.<table>.<type name>`,
+    /// the type name as Debezium's schema of the phase has it ([`source_type_name`]): in
+    /// the snapshot an `int4` column with a `nextval(` default is a `serial`.
+    pub fn mapper_for(
+        &self,
+        table: &TableSchema,
+        i: usize,
+        id: &str,
+        snapshot: bool,
+    ) -> Option<&ColumnMapper> {
+        let column = &table.columns[i];
+        self.mappers
+            .iter()
+            .find(|r| match r.mapper {
+                ColumnMapper::PropagateSourceType { by_datatype: true } => {
+                    let typed = format!(
+                        "{}.{}.{}",
+                        table.schema,
+                        table.table,
+                        source_type_name(column, snapshot)
+                    );
+                    r.patterns.iter().any(|p| p.is_match(&typed))
+                }
+                _ => r.patterns.iter().any(|p| p.is_match(id)),
+            })
+            .map(|r| &r.mapper)
     }
 
     /// The key columns of `table` (Debezium's `Key.CustomKeyMapper`), given its column ids.
@@ -303,6 +339,133 @@ pub(crate) fn column_length(column: &ColumnSchema) -> Option<u32> {
     }
 }
 
+/// The type name Debezium's `Column.typeName()` has for `column`: PostgreSQL's `typname`
+/// (`int4`, `varchar`, `_int4`, an enum's name); in the snapshot (pgjdbc's
+/// `DatabaseMetaData.getColumns`), `serial` / `bigserial` / `smallserial` for an `int4` /
+/// `int8` / `int2` column whose default contains `nextval(`. (For a domain column Debezium has
+/// the domain's name; pgseam's schema only carries the base type, whose name is used.)
+pub fn source_type_name(column: &ColumnSchema, snapshot: bool) -> &str {
+    let ty = column.type_name.as_str();
+    if snapshot
+        && column
+            .default_expr
+            .as_deref()
+            .is_some_and(|d| d.contains("nextval("))
+    {
+        match ty {
+            "int4" => return "serial",
+            "int8" => return "bigserial",
+            "int2" => return "smallserial",
+            _ => {}
+        }
+    }
+    ty
+}
+
+/// pgjdbc's `TypeInfoCache.getDisplaySize` for the types whose `getPrecision` defers to it.
+fn pg_display_size(ty: &str, typmod: i32) -> i32 {
+    match ty {
+        "time" | "timetz" | "timestamp" | "timestamptz" => {
+            let second = match typmod {
+                -1 => 7,
+                0 => 0,
+                1 => 3,
+                n => n + 1,
+            };
+            match ty {
+                "time" => 8 + second,
+                "timetz" => 8 + second + 6,
+                "timestamp" => 13 + 1 + 8 + second,
+                _ => 13 + 1 + 8 + second + 6,
+            }
+        }
+        "date" => 13,
+        "interval" => 49,
+        "numeric" if typmod == -1 => 131_089,
+        "numeric" => {
+            let p = ((typmod - 4) >> 16) & 0xFFFF;
+            let s = (typmod - 4) & 0xFFFF;
+            1 + p + i32::from(s != 0)
+        }
+        _ => i32::MAX,
+    }
+}
+
+/// pgjdbc's `TypeInfoCache.getPrecision` (an array: its element type's).
+fn pg_precision(ty: &str, typmod: i32) -> i32 {
+    match ty {
+        "int2" => 5,
+        "oid" | "int4" => 10,
+        "int8" => 19,
+        "float4" => 8,
+        "float8" => 17,
+        "numeric" if typmod == -1 => 0,
+        "numeric" => ((typmod - 4) & 0xFFFF_0000u32 as i32) >> 16,
+        "char" | "bool" => 1,
+        "bpchar" | "varchar" if typmod == -1 => i32::MAX,
+        "bpchar" | "varchar" => typmod - 4,
+        "date" | "time" | "timetz" | "interval" | "timestamp" | "timestamptz" => {
+            pg_display_size(ty, typmod)
+        }
+        "bit" => typmod,
+        "varbit" if typmod == -1 => i32::MAX,
+        "varbit" => typmod,
+        _ => i32::MAX,
+    }
+}
+
+/// pgjdbc's `TypeInfoCache.getScale` (an array: its element type's).
+fn pg_scale(ty: &str, typmod: i32) -> i32 {
+    match ty {
+        "float4" => 8,
+        "float8" => 17,
+        "numeric" if typmod == -1 => 0,
+        "numeric" => (typmod - 4) & 0xFFFF,
+        "time" | "timetz" | "timestamp" | "timestamptz" if typmod == -1 => 6,
+        "time" | "timetz" | "timestamp" | "timestamptz" => typmod,
+        "interval" if typmod == -1 => 6,
+        "interval" => typmod & 0xFFFF,
+        _ => 0,
+    }
+}
+
+/// The schema parameters of Debezium's `PropagateSourceMetadataToSchemaParameter` for
+/// `column`, in its order, as JSON object members (`"k":"v",...`):
+/// `__debezium.source.column.type` (the type name upper-cased, [`source_type_name`]),
+/// `__debezium.source.column.length`, `__debezium.source.column.scale` and
+/// `__debezium.source.column.name`. (`__debezium.source.column.comment` needs
+/// `include.schema.comments`, which pgseam does not support.)
+///
+/// Length and scale are pgjdbc's `TypeInfoCache.getPrecision` / `getScale` of the type
+/// (an array's element type) and `atttypmod`, a precision of 0 replaced by
+/// `getDisplaySize` (Debezium's `PostgresType.getDefaultLength`): `varchar(20)` is 20/0,
+/// unbounded `varchar`/`text`/`bytea`/most types 2147483647/0, `numeric(10,2)` 10/2,
+/// `timestamp` 29/6, `timestamptz(3)` 32/3. The exception is the snapshot of an unconstrained
+/// `numeric` column (from `DatabaseMetaData.getColumns`): length 0 and no scale.
+pub fn source_type_parameters(column: &ColumnSchema, snapshot: bool) -> String {
+    let name = source_type_name(column, snapshot);
+    let ty = column.type_name.as_str();
+    let element = ty.strip_prefix('_').unwrap_or(ty);
+    let typmod = column.type_modifier;
+    let mut length = pg_precision(element, typmod);
+    let mut scale = Some(pg_scale(element, typmod));
+    if snapshot && ty == "numeric" && typmod == -1 {
+        scale = None;
+    } else if length == 0 {
+        length = pg_display_size(element, typmod);
+    }
+    let mut out = String::new();
+    out.push_str("\"__debezium.source.column.type\":");
+    crate::jackson::write_str(&mut out, &name.to_uppercase());
+    let _ = write!(out, ",\"__debezium.source.column.length\":\"{length}\"");
+    if let Some(scale) = scale {
+        let _ = write!(out, ",\"__debezium.source.column.scale\":\"{scale}\"");
+    }
+    out.push_str(",\"__debezium.source.column.name\":");
+    crate::jackson::write_str(&mut out, &column.name);
+    out
+}
+
 /// What a mapper does to one column, resolved once per table version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum FieldMapping {
@@ -377,6 +540,8 @@ impl FieldMapping {
                     (None, param)
                 }
             }
+            // Schema parameters only, which depend on the phase (see `source_type_parameters`).
+            ColumnMapper::PropagateSourceType { .. } => (None, None),
         }
     }
 
@@ -534,5 +699,161 @@ mod tests {
             FieldMapping::hash_hex(HashAlgorithm::Sha256, b"pepper", false, "Loves 🍕 pizza")[..16],
             *"9b78d0d0d73dd6a8"
         );
+    }
+
+    fn typed(name: &str, type_name: &str, typmod: i32, default: Option<&str>) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            type_oid: 0,
+            type_name: type_name.into(),
+            base_type_oid: 0,
+            type_modifier: typmod,
+            nullable: true,
+            default_expr: default.map(str::to_owned),
+            enum_values: None,
+            dimensions: 0,
+        }
+    }
+
+    /// `(type, length, scale)` of the propagated parameters.
+    fn propagated(c: &ColumnSchema, snapshot: bool) -> (String, String, Option<String>) {
+        let json: serde_json::Value =
+            serde_json::from_str(&format!("{{{}}}", source_type_parameters(c, snapshot))).unwrap();
+        assert_eq!(json["__debezium.source.column.name"], c.name.as_str());
+        let s = |k: &str| json.get(k).map(|v| v.as_str().unwrap().to_owned());
+        (
+            s("__debezium.source.column.type").unwrap(),
+            s("__debezium.source.column.length").unwrap(),
+            s("__debezium.source.column.scale"),
+        )
+    }
+
+    #[test]
+    fn propagated_source_types_follow_debezium() {
+        // Values from the Debezium 3.6.3 goldens (golden/columns/propagate_*.jsonl); typmods
+        // as PostgreSQL stores them.
+        let cases: &[(&str, i32, &str, &str, &str)] = &[
+            ("int2", -1, "INT2", "5", "0"),
+            ("int4", -1, "INT4", "10", "0"),
+            ("int8", -1, "INT8", "19", "0"),
+            ("oid", -1, "OID", "10", "0"),
+            ("numeric", (10 << 16 | 2) + 4, "NUMERIC", "10", "2"),
+            ("numeric", (5 << 16) + 4, "NUMERIC", "5", "0"),
+            ("numeric", -1, "NUMERIC", "131089", "0"),
+            ("float4", -1, "FLOAT4", "8", "8"),
+            ("float8", -1, "FLOAT8", "17", "17"),
+            ("money", -1, "MONEY", "2147483647", "0"),
+            ("bool", -1, "BOOL", "1", "0"),
+            ("varchar", -1, "VARCHAR", "2147483647", "0"),
+            ("varchar", 24, "VARCHAR", "20", "0"),
+            ("bpchar", 5, "BPCHAR", "1", "0"),
+            ("bpchar", 9, "BPCHAR", "5", "0"),
+            ("text", -1, "TEXT", "2147483647", "0"),
+            ("bytea", -1, "BYTEA", "2147483647", "0"),
+            ("date", -1, "DATE", "13", "0"),
+            ("time", -1, "TIME", "15", "6"),
+            ("time", 3, "TIME", "12", "3"),
+            ("timetz", -1, "TIMETZ", "21", "6"),
+            ("timestamp", -1, "TIMESTAMP", "29", "6"),
+            ("timestamp", 0, "TIMESTAMP", "22", "0"),
+            ("timestamptz", -1, "TIMESTAMPTZ", "35", "6"),
+            ("timestamptz", 3, "TIMESTAMPTZ", "32", "3"),
+            ("interval", -1, "INTERVAL", "49", "6"),
+            ("interval", 0x7FFF_0002, "INTERVAL", "49", "2"),
+            ("bit", 3, "BIT", "3", "0"),
+            ("varbit", -1, "VARBIT", "2147483647", "0"),
+            ("varbit", 8, "VARBIT", "8", "0"),
+            ("mood", -1, "MOOD", "2147483647", "0"),
+            ("_int4", -1, "_INT4", "10", "0"),
+            ("_varchar", 14, "_VARCHAR", "10", "0"),
+            ("_numeric", (5 << 16 | 1) + 4, "_NUMERIC", "5", "1"),
+            ("_numeric", -1, "_NUMERIC", "131089", "0"),
+            ("_text", -1, "_TEXT", "2147483647", "0"),
+        ];
+        for (ty, typmod, name, length, scale) in cases {
+            let c = typed("c", ty, *typmod, None);
+            for snapshot in [false, true] {
+                if snapshot && *ty == "numeric" && *typmod == -1 {
+                    continue;
+                }
+                assert_eq!(
+                    propagated(&c, snapshot),
+                    ((*name).into(), (*length).into(), Some((*scale).into())),
+                    "{ty}({typmod}) snapshot={snapshot}"
+                );
+            }
+        }
+        // The snapshot's unconstrained numeric: length 0, no scale.
+        let n = typed("n", "numeric", -1, None);
+        assert_eq!(propagated(&n, true), ("NUMERIC".into(), "0".into(), None));
+        // The snapshot's serial types.
+        let nextval = Some("nextval('t_id_seq'::regclass)");
+        for (ty, serial) in [
+            ("int4", "SERIAL"),
+            ("int8", "BIGSERIAL"),
+            ("int2", "SMALLSERIAL"),
+        ] {
+            let c = typed("id", ty, -1, nextval);
+            assert_eq!(propagated(&c, true).0, serial);
+            assert_eq!(propagated(&c, false).0, ty.to_uppercase());
+        }
+        assert_eq!(
+            propagated(&typed("id", "int4", -1, Some("7")), true).0,
+            "INT4"
+        );
+        assert_eq!(
+            propagated(&typed("n", "numeric", -1, nextval), true).0,
+            "NUMERIC"
+        );
+        // Names are written as Jackson writes strings.
+        let odd = typed("a\"b", "text", -1, None);
+        assert!(source_type_parameters(&odd, false)
+            .ends_with(r#""__debezium.source.column.name":"a\"b""#));
+    }
+
+    #[test]
+    fn propagation_rules_match_columns_or_data_types() {
+        let rx = |p: &str| Regex::new(&format!("(?i)^(?:{p})$")).unwrap();
+        let table = TableSchema {
+            relation_id: 1,
+            schema: "public".into(),
+            table: "t".into(),
+            columns: vec![
+                typed("id", "int4", -1, Some("nextval('t_id_seq'::regclass)")),
+                typed("v", "varchar", 24, None),
+                typed("w", "text", -1, None),
+            ],
+            key_columns: vec![0],
+        };
+        let shaping = ColumnShaping {
+            mappers: vec![
+                MapperRule {
+                    patterns: vec![rx("public.t.w")],
+                    mapper: ColumnMapper::Truncate(2),
+                },
+                MapperRule {
+                    patterns: vec![rx(r"public\.t\.w")],
+                    mapper: ColumnMapper::PropagateSourceType { by_datatype: false },
+                },
+                MapperRule {
+                    patterns: vec![rx(r".+\.VARCHAR"), rx(r".+\.int4")],
+                    mapper: ColumnMapper::PropagateSourceType { by_datatype: true },
+                },
+            ],
+            ..ColumnShaping::default()
+        };
+        let rule = |i: usize, snapshot: bool| {
+            let id = format!("public.t.{}", table.columns[i].name);
+            shaping.mapper_for(&table, i, &id, snapshot).cloned()
+        };
+        let by_type = Some(ColumnMapper::PropagateSourceType { by_datatype: true });
+        // `int4` streamed, `serial` in the snapshot.
+        assert_eq!(rule(0, false), by_type);
+        assert_eq!(rule(0, true), None);
+        assert_eq!(rule(1, true), by_type);
+        // The truncation comes first.
+        assert_eq!(rule(2, false), Some(ColumnMapper::Truncate(2)));
+        let plan = shaping.plan(&table);
+        assert_eq!(plan.mappers[1], by_type);
     }
 }

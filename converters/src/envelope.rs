@@ -22,7 +22,7 @@ use pgseam_model::{
 };
 
 use crate::avro::binary::{write_bytes, write_long, Plan};
-use crate::columns::{write_truncated_str, FieldMapping};
+use crate::columns::{write_truncated_str, ColumnMapper, FieldMapping};
 use crate::field::{Kind, UNAVAILABLE_VALUE};
 use crate::transforms::record::{
     ConnectRecord, FieldSchema, JsonSettings, RecordValue, Scalar, StructSchema, StructValue,
@@ -78,8 +78,13 @@ struct Field {
     /// (`pgseam.array.multidimensional.mode=nested` only: in Debezium's mode the nulls are
     /// the expected output).
     dimension_warning: Option<DimensionWarning>,
-    /// The schema parameter the mapper adds to the value field (`masked`, `truncateLength`).
-    value_param: Option<(&'static str, String)>,
+    /// The schema parameters the mapper adds to the value field (`masked`, `truncateLength`,
+    /// `__debezium.source.column.*`) as JSON object members; empty for none.
+    value_params: String,
+    /// The parameters of streamed (not snapshot) events, when they differ from
+    /// `value_params` (`column.propagate.source.type`: a `serial` column, an unconstrained
+    /// `numeric`).
+    stream_value_params: Option<String>,
 }
 
 impl Field {
@@ -111,8 +116,11 @@ impl Field {
         }
     }
 
-    fn value_param(&self) -> Option<(&str, &str)> {
-        self.value_param.as_ref().map(|(k, v)| (*k, v.as_str()))
+    fn value_params(&self, stream: bool) -> &str {
+        match &self.stream_value_params {
+            Some(p) if stream => p,
+            _ => &self.value_params,
+        }
     }
 
     /// Whether the struct `part` carries this field.
@@ -149,10 +157,11 @@ impl Field {
         self.relaxed(part) || column.nullable
     }
 
-    fn param(&self, part: Part) -> Option<(&str, &str)> {
+    /// The extra schema parameters of the field in `part`; `stream`: of a streamed event.
+    fn params(&self, part: Part, stream: bool) -> &str {
         match part {
-            Part::Value => self.value_param(),
-            Part::Key { .. } => None,
+            Part::Value => self.value_params(stream),
+            Part::Key { .. } => "",
         }
     }
 }
@@ -322,11 +331,22 @@ pub(crate) struct TableEntry {
     /// The key schema of streamed events, when it differs (a key column the column filter
     /// leaves out, see [`Field::filtered_out`]).
     stream_key_schema: Option<String>,
-    /// Envelope schema JSON.
+    /// Envelope schema JSON (of snapshot events).
     value_schema: String,
+    /// The envelope schema of streamed events, when it differs (source type propagation, see
+    /// [`Field::stream_value_params`]).
+    stream_value_schema: Option<String>,
 }
 
 impl TableEntry {
+    /// The envelope schema of a snapshot (`stream: false`) or streamed event.
+    fn value_schema(&self, stream: bool) -> &str {
+        match &self.stream_value_schema {
+            Some(s) if stream => s,
+            _ => &self.value_schema,
+        }
+    }
+
     fn build(cfg: &JsonConverterConfig, table: &Arc<TableSchema>) -> TableEntry {
         // Debezium's record schema names are the (sanitised) topic's, adjusted.
         let base = cfg
@@ -354,10 +374,38 @@ impl TableEntry {
                         .clone()
                         .unwrap_or_else(|| kind.null_fallback(c, &cfg.modes))
                 });
-                let (mapping, value_param) = match plan.as_ref().and_then(|p| p.mappers[i].as_ref())
-                {
-                    Some(mapper) => FieldMapping::resolve(c, mapper),
-                    None => (None, None),
+                let mapping = match plan.as_ref().and_then(|p| p.mappers[i].as_ref()) {
+                    Some(mapper) => FieldMapping::resolve(c, mapper).0,
+                    None => None,
+                };
+                // The mapper's schema parameters. Source type propagation's depend on the
+                // phase: the snapshot's column metadata (JDBC) and the stream's (relation
+                // messages) differ for a `serial` column and an unconstrained `numeric`, and
+                // a by-datatype rule sees the snapshot's type name. (Only integer columns can
+                // match different rules in the two phases, and no mapper changes their values.)
+                let (value_params, stream_value_params) = if plan.is_some() {
+                    let id = format!("{}.{}.{}", table.schema, table.table, c.name);
+                    let params =
+                        |snapshot: bool| match cfg.columns.mapper_for(table, i, &id, snapshot) {
+                            Some(ColumnMapper::PropagateSourceType { .. }) => {
+                                crate::columns::source_type_parameters(c, snapshot)
+                            }
+                            Some(m) => {
+                                let mut s = String::new();
+                                if let (_, Some((k, v))) = FieldMapping::resolve(c, m) {
+                                    jackson::write_str(&mut s, k);
+                                    s.push(':');
+                                    jackson::write_str(&mut s, &v);
+                                }
+                                s
+                            }
+                            None => String::new(),
+                        };
+                    let (snapshot, stream) = (params(true), params(false));
+                    let stream = (stream != snapshot).then_some(stream);
+                    (snapshot, stream)
+                } else {
+                    (String::new(), None)
                 };
                 let filtered_out = plan.as_ref().is_some_and(|p| !p.included[i]);
                 let mut unavailable = String::new();
@@ -382,7 +430,8 @@ impl TableEntry {
                     default,
                     null_as,
                     mapping,
-                    value_param,
+                    value_params,
+                    stream_value_params,
                 }
             })
             .collect();
@@ -390,7 +439,7 @@ impl TableEntry {
             Some(p) => p.key_columns.clone(),
             None => table.key_columns.clone(),
         };
-        let struct_fields = |idx: &mut dyn Iterator<Item = usize>, part: Part| {
+        let struct_fields = |idx: &mut dyn Iterator<Item = usize>, part: Part, stream: bool| {
             let mut s = String::from("[");
             for (n, i) in idx.filter(|i| fields[*i].in_struct(part)).enumerate() {
                 if n > 0 {
@@ -402,7 +451,7 @@ impl TableEntry {
                     f.optional(&table.columns[i], part),
                     f.default(part),
                     Some(&f.name),
-                    f.param(part),
+                    f.params(part, stream),
                 );
             }
             s.push(']');
@@ -413,6 +462,7 @@ impl TableEntry {
             s.push_str(&struct_fields(
                 &mut key_columns.iter().copied(),
                 Part::Key { stream },
+                stream,
             ));
             s.push_str(",\"optional\":false,\"name\":");
             jackson::write_str(&mut s, &key_name);
@@ -424,30 +474,38 @@ impl TableEntry {
             .iter()
             .any(|i| fields[*i].filtered_out)
             .then(|| key_struct_schema(true));
-        let row_fields = struct_fields(&mut (0..fields.len()), Part::Value);
-        let row_schema = |field: &str| {
-            let mut s = String::from("{\"type\":\"struct\",\"fields\":");
-            s.push_str(&row_fields);
-            s.push_str(",\"optional\":true,\"name\":");
-            jackson::write_str(&mut s, &value_name);
-            s.push_str(",\"field\":");
-            jackson::write_str(&mut s, field);
-            s.push('}');
-            s
+        let envelope_schema = |stream: bool| {
+            let row_fields = struct_fields(&mut (0..fields.len()), Part::Value, stream);
+            let row_schema = |field: &str| {
+                let mut s = String::from("{\"type\":\"struct\",\"fields\":");
+                s.push_str(&row_fields);
+                s.push_str(",\"optional\":true,\"name\":");
+                jackson::write_str(&mut s, &value_name);
+                s.push_str(",\"field\":");
+                jackson::write_str(&mut s, field);
+                s.push('}');
+                s
+            };
+            let mut value_schema = String::from("{\"type\":\"struct\",\"fields\":[");
+            value_schema.push_str(&row_schema("before"));
+            value_schema.push(',');
+            value_schema.push_str(&row_schema("after"));
+            value_schema.push(',');
+            value_schema.push_str(SOURCE_SCHEMA);
+            value_schema.push(',');
+            value_schema.push_str(TRANSACTION_SCHEMA);
+            value_schema.push(',');
+            value_schema.push_str(ENVELOPE_TAIL_SCHEMA);
+            value_schema.push_str("],\"optional\":false,\"name\":");
+            jackson::write_str(&mut value_schema, &envelope_name);
+            value_schema.push_str(",\"version\":2}");
+            value_schema
         };
-        let mut value_schema = String::from("{\"type\":\"struct\",\"fields\":[");
-        value_schema.push_str(&row_schema("before"));
-        value_schema.push(',');
-        value_schema.push_str(&row_schema("after"));
-        value_schema.push(',');
-        value_schema.push_str(SOURCE_SCHEMA);
-        value_schema.push(',');
-        value_schema.push_str(TRANSACTION_SCHEMA);
-        value_schema.push(',');
-        value_schema.push_str(ENVELOPE_TAIL_SCHEMA);
-        value_schema.push_str("],\"optional\":false,\"name\":");
-        jackson::write_str(&mut value_schema, &envelope_name);
-        value_schema.push_str(",\"version\":2}");
+        let value_schema = envelope_schema(false);
+        let stream_value_schema = fields
+            .iter()
+            .any(|f| f.stream_value_params.is_some())
+            .then(|| envelope_schema(true));
         TableEntry {
             table: Arc::clone(table),
             topic: Arc::from(base),
@@ -459,6 +517,7 @@ impl TableEntry {
             key_schema,
             stream_key_schema,
             value_schema,
+            stream_value_schema,
         }
     }
 }
@@ -535,11 +594,19 @@ impl JsonConverter {
     }
 
     /// The Connect schemas of `table` as this converter renders them: the key struct (`None`
-    /// without a primary key) and the envelope, in JsonConverter's schema JSON.
-    pub(crate) fn connect_schemas(&mut self, table: &Arc<TableSchema>) -> (Option<&str>, &str) {
+    /// without a primary key), the envelope of snapshot events and, when it differs (source
+    /// type propagation), of streamed events, in JsonConverter's schema JSON.
+    pub(crate) fn connect_schemas(
+        &mut self,
+        table: &Arc<TableSchema>,
+    ) -> (Option<&str>, &str, Option<&str>) {
         self.entry(table);
         let e = &self.tables[&table.relation_id];
-        (e.key_schema.as_deref(), &e.value_schema)
+        (
+            e.key_schema.as_deref(),
+            &e.value_schema,
+            e.stream_value_schema.as_deref(),
+        )
     }
 
     /// Converts one event into its record(s): one, or two for a delete with tombstones on.
@@ -762,7 +829,7 @@ impl JsonConverter {
                 let mut v = String::with_capacity(self.size_hint.1);
                 if cfg_value_schemas {
                     v.push_str("{\"schema\":");
-                    v.push_str(&entry.value_schema);
+                    v.push_str(entry.value_schema(event.op != Operation::Read));
                     v.push_str(",\"payload\":");
                 }
                 v.push_str("{\"before\":");
@@ -806,7 +873,7 @@ impl JsonConverter {
                         .transpose()?
                 }
             };
-            let row_schema = row_struct_schema(entry, table);
+            let row_schema = row_struct_schema(entry, table, event.op != Operation::Read);
             let before = event
                 .before
                 .as_deref()
@@ -1417,12 +1484,13 @@ fn write_struct(
 }
 
 /// The `<topic>.Value` row schema as a Connect struct schema (the `before`/`after` field).
-fn row_struct_schema(entry: &TableEntry, table: &TableSchema) -> StructSchema {
+/// `stream`: of a streamed (not snapshot) event.
+fn row_struct_schema(entry: &TableEntry, table: &TableSchema, stream: bool) -> StructSchema {
     StructSchema {
         name: Some(entry.value_name.clone()),
         optional: true,
         version: None,
-        fields: field_schemas(entry, table, 0..entry.fields.len(), Part::Value),
+        fields: field_schemas(entry, table, 0..entry.fields.len(), Part::Value, stream),
     }
 }
 
@@ -1431,6 +1499,7 @@ fn field_schemas(
     table: &TableSchema,
     columns: impl Iterator<Item = usize>,
     part: Part,
+    stream: bool,
 ) -> Vec<FieldSchema> {
     columns
         .filter(|i| entry.fields[*i].in_struct(part))
@@ -1438,8 +1507,13 @@ fn field_schemas(
             let f = &entry.fields[i];
             let nullable = f.optional(&table.columns[i], part);
             let mut schema = String::new();
-            f.kind
-                .write_schema_with(&mut schema, nullable, f.default(part), None, f.param(part));
+            f.kind.write_schema_with(
+                &mut schema,
+                nullable,
+                f.default(part),
+                None,
+                f.params(part, stream),
+            );
             FieldSchema {
                 name: f.name.clone(),
                 schema,
@@ -1462,7 +1536,7 @@ fn key_struct(
             name: Some(entry.key_name.clone()),
             optional: false,
             version: None,
-            fields: field_schemas(entry, table, entry.key_columns.iter().copied(), part),
+            fields: field_schemas(entry, table, entry.key_columns.iter().copied(), part, false),
         },
         values: struct_values(entry, table, row, entry.key_columns.iter().copied(), part)?,
     })
@@ -2179,6 +2253,53 @@ mod tests {
                 ..on.clone()
             });
             assert_eq!(header(&after_json(&mut c, toast()).1), [expected]);
+        }
+    }
+
+    #[test]
+    fn propagated_source_types_differ_between_snapshot_and_stream() {
+        use crate::columns::ColumnMapper;
+        let t = Arc::new(TableSchema {
+            relation_id: 9,
+            schema: "public".into(),
+            table: "p".into(),
+            columns: vec![
+                column("id", "int4", false, Some("nextval('p_id_seq'::regclass)")),
+                column("n", "numeric", true, None),
+            ],
+            key_columns: vec![0],
+        });
+        let mut c = JsonConverter::new(JsonConverterConfig {
+            key_schemas_enable: true,
+            value_schemas_enable: true,
+            columns: Arc::new(shaping(&[(
+                "public.p.(id|n)",
+                ColumnMapper::PropagateSourceType { by_datatype: false },
+            )])),
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        let row = || Some(vec![Value::Int32(1), Value::Null]);
+        for op in [Operation::Read, Operation::Create, Operation::Read] {
+            c.convert(&event(&t, op, None, row()), 0, &mut out).unwrap();
+        }
+        let id = |ty: &str| {
+            format!(
+                r#"{{"type":"int32","optional":false,"parameters":{{"__debezium.source.column.type":"{ty}","__debezium.source.column.length":"10","__debezium.source.column.scale":"0","__debezium.source.column.name":"id"}},"default":0,"field":"id"}}"#
+            )
+        };
+        let snapshot = text(&out[0].value);
+        assert!(snapshot.contains(&id("SERIAL")), "{snapshot}");
+        assert!(snapshot.contains(r#""parameters":{"__debezium.source.column.type":"NUMERIC","__debezium.source.column.length":"0","__debezium.source.column.name":"n"}"#), "{snapshot}");
+        let stream = text(&out[1].value);
+        assert!(stream.contains(&id("INT4")), "{stream}");
+        assert!(stream.contains(r#""parameters":{"__debezium.source.column.type":"NUMERIC","__debezium.source.column.length":"131089","__debezium.source.column.scale":"0","__debezium.source.column.name":"n"}"#), "{stream}");
+        assert_eq!(text(&out[2].value), snapshot);
+        // The key struct is built without mappers.
+        for r in &out {
+            let key = text(&r.key);
+            assert!(key.contains(r#""field":"id""#), "{key}");
+            assert!(!key.contains("__debezium.source"), "{key}");
         }
     }
 }

@@ -326,19 +326,20 @@ impl Kind {
         default: Option<&str>,
         field: Option<&str>,
     ) {
-        self.write_schema_with(out, optional, default, field, None);
+        self.write_schema_with(out, optional, default, field, "");
     }
 
-    /// As [`write_schema`](Self::write_schema), with one more schema parameter after the
-    /// kind's own (a column mapper's `masked` / `truncateLength`, added by
-    /// `SchemaBuilder.parameter`).
+    /// As [`write_schema`](Self::write_schema), with more schema parameters after the kind's
+    /// own (a column mapper's `masked` / `truncateLength` / `__debezium.source.column.*`,
+    /// added by `SchemaBuilder.parameter`): `extra` is JSON object members (`"k":"v",...`),
+    /// empty for none.
     pub(crate) fn write_schema_with(
         &self,
         out: &mut String,
         optional: bool,
         default: Option<&str>,
         field: Option<&str>,
-        extra: Option<(&str, &str)>,
+        extra: &str,
     ) {
         let (ty, name, doc): (&str, Option<&str>, Option<&str>) = match self {
             Kind::Int16 => ("int16", None, None),
@@ -447,15 +448,13 @@ impl Kind {
             }
             _ => {}
         }
-        if let Some((key, value)) = extra {
+        if !extra.is_empty() {
             out.push_str(if params_open {
                 ","
             } else {
                 ",\"parameters\":{"
             });
-            jackson::write_str(out, key);
-            out.push(':');
-            jackson::write_str(out, value);
+            out.push_str(extra);
             params_open = true;
         }
         if params_open {

@@ -81,6 +81,9 @@ struct TableEntry {
     table: Arc<TableSchema>,
     key: Option<Registered>,
     value: Option<Registered>,
+    /// The value schema of streamed events, when it differs from the snapshot's (source type
+    /// propagation of a `serial` column or an unconstrained `numeric`).
+    stream_value: Option<Registered>,
 }
 
 /// Converts [`ChangeEvent`]s to Kafka records in Confluent's Avro wire format.
@@ -189,9 +192,9 @@ impl AvroConverter {
             }
             return Ok(());
         }
-        let (key_json, value_json) = {
-            let (k, v) = self.json.connect_schemas(table);
-            (k.map(str::to_owned), v.to_owned())
+        let (key_json, value_json, stream_value_json) = {
+            let (k, v, sv) = self.json.connect_schemas(table);
+            (k.map(str::to_owned), v.to_owned(), sv.map(str::to_owned))
         };
         let topic =
             self.cfg
@@ -210,12 +213,17 @@ impl AvroConverter {
         } else {
             None
         };
+        let stream_value = match (&stream_value_json, self.cfg.value_avro && direct) {
+            (Some(v), true) => Some(self.prepare(&owner, "value", &topic, v)?),
+            _ => None,
+        };
         self.tables.insert(
             table.relation_id,
             TableEntry {
                 table: Arc::clone(table),
                 key,
                 value,
+                stream_value,
             },
         );
         Ok(())
@@ -294,7 +302,10 @@ impl AvroConverter {
             // Straight from the row values into the framed datums.
             let parts = AvroParts {
                 key: entry.key.as_ref().map(|r| (&r.plan, r.id)),
-                value: entry.value.as_ref().map(|r| (&r.plan, r.id)),
+                value: match (&entry.stream_value, event.op) {
+                    (Some(r), op) if op != pgseam_model::Operation::Read => Some((&r.plan, r.id)),
+                    _ => entry.value.as_ref().map(|r| (&r.plan, r.id)),
+                },
             };
             self.json.convert_avro(
                 event,

@@ -2,6 +2,7 @@
 //! transforms), one module per subject, linked into one test binary.
 
 mod avro;
+mod avro_propagate;
 mod common;
 mod golden;
 mod golden_events;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capture Debezium's output with column shaping: column.include.list / column.exclude.list,
 # column.mask.with.N.chars, column.mask.hash[.v2].<algo>.with.salt.<salt>, column.truncate.to.N.chars
-# and message.key.columns; and schema.name.adjustment.mode, field.name.adjustment.mode and
+# and message.key.columns; column/datatype.propagate.source.type (captures propagate_*); and schema.name.adjustment.mode, field.name.adjustment.mode and
 # topic.delimiter (captures names_*), for pgseam's column goldens.
 #   capture-columns.sh [NAME...]   no NAME: every capture; each one recreates database "cols"
 #                                  (sql/columns_schema.sql), snapshots it on its own slot, runs
@@ -50,4 +50,12 @@ capture columns_include \
 SQL=names capture names_avro schema.name.adjustment.mode=avro field.name.adjustment.mode=avro
 SQL=names capture names_avro_unicode schema.name.adjustment.mode=avro_unicode field.name.adjustment.mode=avro_unicode
 SQL=names capture names_delimiter topic.delimiter=_ provide.transaction.metadata=true
+# source type propagation (sql/propagate_*.sql): by column name, by data type, and both at once
+SQL=propagate capture propagate_column \
+  'column.propagate.source.type=public\.ptypes\..*,public.other.vc20'
+SQL=propagate capture propagate_datatype \
+  'datatype.propagate.source.type=.+\.varchar,.+\.NUMERIC,.+\._int4,.+\.bpchar,.+\.mood'
+SQL=propagate capture propagate_both \
+  'column.propagate.source.type=public.other.id,public.other.vc20' 'datatype.propagate.source.type=.+\.numeric' \
+  'column.truncate.to.3.chars=public.other.vc20'
 echo "done: $(ls "$G"/*.jsonl | wc -l) files in $G"

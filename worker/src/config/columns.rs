@@ -9,6 +9,9 @@
 //!   algorithm is a Java `MessageDigest` name pgseam computes (MD5 and the SHA-2 family); any
 //!   other is an error naming the key. A key with the prefix but not the template
 //!   (`column.truncate.to.x.chars`) is an unknown key.
+//! - `column.propagate.source.type` (regexes on `<schema>.<table>.<column>`) and
+//!   `datatype.propagate.source.type` (regexes on `<schema>.<table>.<type name>`, e.g.
+//!   `.+\.varchar`): mapper rules between the mask and the hash rules, as Debezium orders them.
 //! - `message.key.columns`: `<fully-qualified table regex>:<column>[,<column>...]` items
 //!   separated by `;`, validated with Debezium's item pattern.
 //! - `topic.delimiter` (default `.`; empty = default), `schema.name.adjustment.mode` and
@@ -30,6 +33,8 @@ use super::source::RawEntry;
 pub(crate) const COLUMN_KEYS: &[&str] = &[
     "column.include.list",
     "column.exclude.list",
+    "column.propagate.source.type",
+    "datatype.propagate.source.type",
     "message.key.columns",
     "topic.delimiter",
     "schema.name.adjustment.mode",
@@ -125,6 +130,20 @@ pub(crate) fn take_column_shaping(s: &mut Settings, unknown: &mut Vec<RawEntry>)
             };
             if let Some(patterns) = patterns(s, &e) {
                 shaping.mappers.push(MapperRule { patterns, mapper });
+            }
+        }
+    }
+    // Then source type propagation: by column, by data type.
+    for (key, by_datatype) in [
+        ("column.propagate.source.type", false),
+        ("datatype.propagate.source.type", true),
+    ] {
+        if let Some(e) = s.take(key).filter(|e| !e.value.trim().is_empty()) {
+            if let Some(patterns) = patterns(s, &e) {
+                shaping.mappers.push(MapperRule {
+                    patterns,
+                    mapper: ColumnMapper::PropagateSourceType { by_datatype },
+                });
             }
         }
     }

@@ -445,8 +445,8 @@ fn unsupported_debezium_property_accepted_only_at_default() {
         "inventory.properties: `include.schema.comments` is a Debezium property pgseam does not support yet (value `true`); remove it or keep the default `false`"
     );
     assert_eq!(
-        one_error(&[("column.propagate.source.type", "public.t.id")]),
-        "inventory.properties: `column.propagate.source.type` is a Debezium property pgseam does not support yet (value `public.t.id`); remove it (it has no default)"
+        one_error(&[("custom.metric.tags", "k=v")]),
+        "inventory.properties: `custom.metric.tags` is a Debezium property pgseam does not support yet (value `k=v`); remove it (it has no default)"
     );
     let e = one_error(&[("driver.ApplicationName", "cdc")]);
     assert!(
@@ -1478,6 +1478,8 @@ fn column_shaping_keys() {
         ("column.exclude.list", "public.cust.extra,.*\\.secret"),
         ("column.truncate.to.3.chars", "public.cust.name"),
         ("column.mask.with.5.chars", "public.cust.ssn"),
+        ("datatype.propagate.source.type", ".+\\.varchar"),
+        ("column.propagate.source.type", "public.cust.id"),
         ("column.mask.hash.v2.MD5.with.salt.s2", "public.o.c"),
         (
             "column.mask.hash.SHA-256.with.salt.pepper",
@@ -1494,13 +1496,15 @@ fn column_shaping_keys() {
         Some(ColumnFilter::Exclude(p)) => assert_eq!(p.len(), 2),
         other => panic!("{other:?}"),
     }
-    // Debezium's priority: truncate, mask, hash, hash v2.
+    // Debezium's priority: truncate, mask, propagate by column, by data type, hash, hash v2.
     let mappers: Vec<&ColumnMapper> = cols.mappers.iter().map(|r| &r.mapper).collect();
     assert_eq!(
         mappers,
         vec![
             &ColumnMapper::Truncate(3),
             &ColumnMapper::Mask(5),
+            &ColumnMapper::PropagateSourceType { by_datatype: false },
+            &ColumnMapper::PropagateSourceType { by_datatype: true },
             &ColumnMapper::Hash {
                 algorithm: HashAlgorithm::Sha256,
                 salt: "pepper".into(),
@@ -1528,6 +1532,9 @@ fn column_shaping_keys() {
     assert!(e.contains("message.key.columns"), "{e}");
     let e = one_error(&[("column.truncate.to.x.chars", "public.a.b")]);
     assert!(e.contains("unknown connector property"), "{e}");
+    assert!(cols.mappers[3].patterns[0].is_match("public.T.VARCHAR"));
+    let e = one_error(&[("datatype.propagate.source.type", ".+\\.(?=x)")]);
+    assert!(e.contains("datatype.propagate.source.type"), "{e}");
     let e = one_error(&[("column.exclude.list", "public.(a")]);
     assert!(e.contains("`public.(a` is invalid"), "{e}");
     // Empty values are unset.

@@ -29,6 +29,7 @@ mod offsets_set;
 mod offsets_topic;
 mod offsets_topic_store;
 mod partitions;
+mod propagate_golden;
 mod replication_heartbeat;
 mod replication_reconnect;
 mod replication_schema;
