@@ -151,19 +151,10 @@ pub fn write_f32(out: &mut String, v: f32) {
 
 /// A number's text on the stack: `{:e}` of an `f64` is at most 24 bytes
 /// (`-2.2250738585072014e-308`), so formatting one allocates nothing.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct ShortText {
     bytes: [u8; 32],
     len: usize,
-}
-
-impl Default for ShortText {
-    fn default() -> Self {
-        ShortText {
-            bytes: [0; 32],
-            len: 0,
-        }
-    }
 }
 
 impl ShortText {
