@@ -1072,7 +1072,7 @@ fn write_avro_source(out: &mut Vec<u8>, prefix: &str, src: &SourceInfo, replace:
     write_long(out, src.ts_us.saturating_mul(1000));
     write_bytes(out, src.schema.as_bytes());
     write_bytes(out, src.table.as_bytes());
-    for v in [src.tx_id, src.lsn.map(|l| l.0 as i64)] {
+    for v in [src.emitted_tx_id(), src.emitted_lsn().map(|l| l.0 as i64)] {
         match v {
             Some(v) => {
                 out.push(2);
@@ -1614,8 +1614,8 @@ fn source_scalars(prefix: &str, event: &ChangeEvent) -> Vec<(&'static str, Scala
         ("ts_ns", Scalar::Int(src.ts_us.saturating_mul(1000))),
         ("schema", Scalar::Str(src.schema.to_string())),
         ("table", Scalar::Str(src.table.to_string())),
-        ("txId", opt(src.tx_id)),
-        ("lsn", opt(src.lsn.map(|l| l.0 as i64))),
+        ("txId", opt(src.emitted_tx_id())),
+        ("lsn", opt(src.emitted_lsn().map(|l| l.0 as i64))),
         ("xmin", Scalar::Null),
         ("origin", Scalar::Null),
         ("origin_lsn", Scalar::Null),
@@ -1683,12 +1683,12 @@ pub(crate) fn write_source(out: &mut String, prefix: &str, src: &SourceInfo, rep
     out.push_str(",\"table\":");
     jackson::write_str(out, &src.table);
     out.push_str(",\"txId\":");
-    match src.tx_id {
+    match src.emitted_tx_id() {
         Some(x) => jackson::write_i64(out, x),
         None => out.push_str("null"),
     }
     out.push_str(",\"lsn\":");
-    match src.lsn {
+    match src.emitted_lsn() {
         Some(l) => out.push_str(digits.format(l.0)),
         None => out.push_str("null"),
     }

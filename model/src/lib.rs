@@ -287,6 +287,29 @@ pub struct SourceInfo {
     pub last_commit_lsn: Option<Lsn>,
 }
 
+impl SourceInfo {
+    /// The `txId` written in the record's `source` block. Debezium's PostgreSQL source struct
+    /// (`PostgresSourceInfoStructMaker.struct`, 3.6.3) leaves `txId`, `lsn` and `xmin` out of
+    /// incremental-snapshot rows (`snapshot = incremental`); only `sequence` carries the
+    /// window's position there.
+    pub fn emitted_tx_id(&self) -> Option<i64> {
+        match self.snapshot {
+            SnapshotMarker::Incremental => None,
+            _ => self.tx_id,
+        }
+    }
+
+    /// The `lsn` written in the record's `source` block: `None` for incremental-snapshot rows
+    /// (see [`SourceInfo::emitted_tx_id`]); `lsn` itself still holds the window's position,
+    /// which `sequence` shows.
+    pub fn emitted_lsn(&self) -> Option<Lsn> {
+        match self.snapshot {
+            SnapshotMarker::Incremental => None,
+            _ => self.lsn,
+        }
+    }
+}
+
 /// Where an event sits in the stream: what the offset store records once it is durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Position {
@@ -413,6 +436,30 @@ impl Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incremental_rows_write_no_tx_id_or_lsn_other_rows_do() {
+        let mut src = SourceInfo {
+            ts_us: 1,
+            snapshot: SnapshotMarker::False,
+            db: "db".into(),
+            schema: "public".into(),
+            table: "t".into(),
+            tx_id: Some(7),
+            lsn: Some(Lsn(42)),
+            last_commit_lsn: Some(Lsn(42)),
+        };
+        assert_eq!(
+            (src.emitted_tx_id(), src.emitted_lsn()),
+            (Some(7), Some(Lsn(42)))
+        );
+        src.snapshot = SnapshotMarker::Incremental;
+        assert_eq!((src.emitted_tx_id(), src.emitted_lsn()), (None, None));
+        // the position itself is kept (sequence, offsets)
+        assert_eq!(src.lsn, Some(Lsn(42)));
+        src.snapshot = SnapshotMarker::Last;
+        assert_eq!(src.emitted_lsn(), Some(Lsn(42)));
+    }
 
     #[test]
     fn lsn_round_trips_through_postgres_text_form() {

@@ -1142,10 +1142,14 @@ impl Resumer {
     }
 }
 
-/// A resumed row: Debezium's incremental-snapshot marker, the position of its window.
+/// A resumed row: Debezium's incremental-snapshot marker, the position of its window. As in
+/// Debezium 3.6.3 the record's `sequence` is `["<lsn>","<lsn>"]` (the window's high watermark),
+/// `source.ts_ms` the time the row is emitted, and `txId`/`lsn`/`xmin` are not written
+/// (`SourceInfo::emitted_lsn`).
 fn resumed_row(mut event: ChangeEvent, lsn: Lsn, ts_us: i64) -> ChangeEvent {
     event.source.snapshot = SnapshotMarker::Incremental;
     event.source.lsn = Some(lsn);
+    event.source.last_commit_lsn = Some(lsn);
     event.source.ts_us = ts_us;
     event.source.tx_id = None;
     event.position = Position::Snapshot {

@@ -20,6 +20,7 @@ mod end_to_end;
 mod events;
 mod exactly_once;
 mod faults;
+mod incremental_golden;
 mod incremental_snapshot;
 mod large_transaction;
 mod logging;
