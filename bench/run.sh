@@ -19,8 +19,8 @@
 #   PGSEAM_CONNECTOR_EXTRA lines are appended to every pgseam connector.properties (e.g.
 #   snapshot.max.threads=4).
 #
-# Needs: release binaries (cargo build --release -p pgseam -p pgseam-testkit
-# -p pgseam-integration-tests --bin pgseam-bench), in $CARGO_TARGET_DIR or ./target; Java 17
+# Needs: release binaries (cargo build --release -p pgseam -p pgseam-testkit, then
+# cargo build --release -p pgseam-integration-tests --bin pgseam-bench), in $CARGO_TARGET_DIR or ./target; Java 17
 # and the Debezium harness jars (DBZPEER_LIBS, default /work/dbzpeer: libs/ and classes/ from
 # the reference's bin/setup.sh); PostgreSQL 15 client tools; PGSEAM_BROKER_BIN or the testkit's
 # broker lookup. It starts its own PostgreSQL 15 and tansu broker and stops them at the end.
@@ -87,7 +87,7 @@ PGSEAM=${PGSEAM_BIN:-$TARGET/release/pgseam}
 DEV=$TARGET/release/pgseam-dev
 TOOL=$TARGET/release/pgseam-bench
 for b in "$PGSEAM" "$DEV" "$TOOL"; do
-  [ -x "$b" ] || { echo "missing $b: cargo build --release -p pgseam -p pgseam-testkit -p pgseam-integration-tests --bin pgseam-bench" >&2; exit 1; }
+  [ -x "$b" ] || { echo "missing $b: cargo build --release -p pgseam -p pgseam-testkit \&\& cargo build --release -p pgseam-integration-tests --bin pgseam-bench" >&2; exit 1; }
 done
 DBZ_REF=${DBZ_REF:-/work/shared/reference/debezium}
 DBZPEER_LIBS=${DBZPEER_LIBS:-/work/dbzpeer}
