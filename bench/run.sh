@@ -87,7 +87,7 @@ PGSEAM=${PGSEAM_BIN:-$TARGET/release/pgseam}
 DEV=$TARGET/release/pgseam-dev
 TOOL=$TARGET/release/pgseam-bench
 for b in "$PGSEAM" "$DEV" "$TOOL"; do
-  [ -x "$b" ] || { echo "missing $b: cargo build --release -p pgseam -p pgseam-testkit \&\& cargo build --release -p pgseam-integration-tests --bin pgseam-bench" >&2; exit 1; }
+  [ -x "$b" ] || { echo "missing $b: cargo build --release -p pgseam -p pgseam-testkit && cargo build --release -p pgseam-integration-tests --bin pgseam-bench" >&2; exit 1; }
 done
 DBZ_REF=${DBZ_REF:-/work/shared/reference/debezium}
 DBZPEER_LIBS=${DBZPEER_LIBS:-/work/dbzpeer}
