@@ -22,19 +22,9 @@ use crate::common;
 use crate::common::golden;
 
 use common::Env;
-use golden::{by_topic_with_the_same_topics, consume_like, golden, mask, replay_capture, Rec};
-
-/// Every header but pgseam's own (`pgseam.*`), the per-run `runId` value masked.
-fn headers(rec: &Rec) -> Vec<(String, Option<String>)> {
-    rec.headers
-        .iter()
-        .filter(|(k, _)| !k.starts_with("pgseam."))
-        .map(|(k, v)| match k.as_str() {
-            "__debezium.context.runId" => (k.clone(), None),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect()
-}
+use golden::{
+    assert_records_match, by_topic_with_the_same_topics, consume_like, golden, replay_capture,
+};
 
 /// Runs one capture's settings through pgseam and compares with its golden file.
 /// `fixes`: (topic, golden text, pgseam text) replaced in the expected key and value of the
@@ -62,26 +52,7 @@ fn run(name: &str, sql: &str, settings: &[&str], fixes: &[(&str, &str, &str)]) {
     let log = pgseam.log_text();
 
     let (expected, actual) = by_topic_with_the_same_topics(expected, actual, &log);
-    let mut compared = 0;
-    for (topic, want) in &expected {
-        let got = &actual[topic];
-        assert_eq!(want.len(), got.len(), "{topic}: record count\n{got:#?}");
-        for (i, (w, g)) in want.iter().zip(got).enumerate() {
-            assert_eq!(
-                mask(&w.key, &[]),
-                mask(&g.key, &[]),
-                "{topic} record {i}: key"
-            );
-            assert_eq!(
-                mask(&w.value, &[]),
-                mask(&g.value, &[]),
-                "{topic} record {i}: value"
-            );
-            assert_eq!(headers(w), headers(g), "{topic} record {i}: headers");
-            compared += 1;
-        }
-    }
-    assert_eq!(compared, total);
+    assert_eq!(assert_records_match(&expected, &actual), total);
 }
 
 #[test]

@@ -25,19 +25,9 @@ use crate::common;
 use crate::common::golden;
 
 use common::{Env, Pgseam};
-use golden::{by_topic, consume, golden, mask, reference, Rec, WAIT};
-
-/// Every header but pgseam's own (`pgseam.*`), the per-run `runId` value masked.
-fn headers(rec: &Rec) -> Vec<(String, Option<String>)> {
-    rec.headers
-        .iter()
-        .filter(|(k, _)| !k.starts_with("pgseam."))
-        .map(|(k, v)| match k.as_str() {
-            "__debezium.context.runId" => (k.clone(), None),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect()
-}
+use golden::{
+    assert_records_match, by_topic_with_the_same_topics, consume, golden, reference, WAIT,
+};
 
 /// The domain type names Debezium writes and pgseam's base type names.
 const DOMAINS: &[(&str, &str)] = &[
@@ -95,33 +85,8 @@ fn run(name: &str, settings: &[&str], fixes: &[(&str, &str)]) -> usize {
     let actual = consume(&env.broker.bootstrap_servers(), &topics, total);
     let log = pgseam.log_text();
 
-    let expected = by_topic(expected);
-    let actual = by_topic(actual);
-    assert_eq!(
-        expected.keys().collect::<Vec<_>>(),
-        actual.keys().collect::<Vec<_>>(),
-        "{log}"
-    );
-    let mut compared = 0;
-    for (topic, want) in &expected {
-        let got = &actual[topic];
-        assert_eq!(want.len(), got.len(), "{topic}: record count\n{got:#?}");
-        for (i, (w, g)) in want.iter().zip(got).enumerate() {
-            assert_eq!(
-                mask(&w.key, &[]),
-                mask(&g.key, &[]),
-                "{topic} record {i}: key"
-            );
-            assert_eq!(
-                mask(&w.value, &[]),
-                mask(&g.value, &[]),
-                "{topic} record {i}: value"
-            );
-            assert_eq!(headers(w), headers(g), "{topic} record {i}: headers");
-            compared += 1;
-        }
-    }
-    assert_eq!(compared, total);
+    let (expected, actual) = by_topic_with_the_same_topics(expected, actual, &log);
+    assert_eq!(assert_records_match(&expected, &actual), total);
     propagated
 }
 

@@ -187,6 +187,50 @@ pub fn by_topic_with_the_same_topics(
     (expected, actual)
 }
 
+/// Every header but pgseam's own (`pgseam.*`), the per-run `runId` value masked.
+pub fn debezium_headers(rec: &Rec) -> Vec<(String, Option<String>)> {
+    rec.headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with("pgseam."))
+        .map(|(k, v)| match k.as_str() {
+            "__debezium.context.runId" => (k.clone(), None),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect()
+}
+
+/// Asserts that every topic's records are the golden's, in order: key and value byte for byte
+/// after [`mask`], headers by [`debezium_headers`]. Returns the number of records compared.
+pub fn assert_records_match(
+    expected: &BTreeMap<String, Vec<Rec>>,
+    actual: &BTreeMap<String, Vec<Rec>>,
+) -> usize {
+    let mut compared = 0;
+    for (topic, want) in expected {
+        let got = &actual[topic];
+        assert_eq!(want.len(), got.len(), "{topic}: record count\n{got:#?}");
+        for (i, (w, g)) in want.iter().zip(got).enumerate() {
+            assert_eq!(
+                mask(&w.key, &[]),
+                mask(&g.key, &[]),
+                "{topic} record {i}: key"
+            );
+            assert_eq!(
+                mask(&w.value, &[]),
+                mask(&g.value, &[]),
+                "{topic} record {i}: value"
+            );
+            assert_eq!(
+                debezium_headers(w),
+                debezium_headers(g),
+                "{topic} record {i}: headers"
+            );
+            compared += 1;
+        }
+    }
+    compared
+}
+
 /// The names of every topic the broker has.
 pub fn list_topics(bootstrap: &str) -> Vec<String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
