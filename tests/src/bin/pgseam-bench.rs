@@ -318,11 +318,11 @@ fn sizes(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads up to `--expect` records of the topics from the beginning.
-fn read(args: &Args, with_lags: bool) -> anyhow::Result<ReadStats> {
+/// A consumer in `group` assigned every partition of `--topics`, from the beginning.
+fn consumer_from_the_beginning(args: &Args, group: &str) -> anyhow::Result<BaseConsumer> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
-        .set("group.id", "pgseam-bench-latency")
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
         .context("cannot create the consumer")?;
@@ -338,6 +338,12 @@ fn read(args: &Args, with_lags: bool) -> anyhow::Result<ReadStats> {
         }
     }
     consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
+/// Reads up to `--expect` records of the topics from the beginning.
+fn read(args: &Args, with_lags: bool) -> anyhow::Result<ReadStats> {
+    let consumer = consumer_from_the_beginning(args, "pgseam-bench-latency")?;
     let deadline = Instant::now() + args.timeout;
     let mut stats = ReadStats {
         records: 0,
@@ -436,24 +442,7 @@ struct KeyHistory {
 ///
 /// The final state is `pgseam verify`'s job; this finds a lost change that a later one hides.
 fn changes(args: &Args) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap)
-        .set("group.id", "pgseam-bench-changes")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("cannot create the consumer")?;
-    let mut tpl = TopicPartitionList::new();
-    for topic in &args.topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("no metadata for {topic}"))?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
-        }
-    }
-    consumer.assign(&tpl)?;
+    let consumer = consumer_from_the_beginning(args, "pgseam-bench-changes")?;
     let initial = args.count as i64;
     let deadline = Instant::now() + args.timeout;
     let mut keys: std::collections::HashMap<i64, KeyHistory> = std::collections::HashMap::new();
