@@ -374,6 +374,9 @@ pub enum SourceMessage {
     /// they are durable the worker stores the progress with the offset.
     SnapshotProgress(snapshot::ProgressUpdate),
     Event(ChangeEvent),
+    /// An initial-snapshot row its reader already converted (see `snapshot::encode`); the
+    /// worker sends its records as they are.
+    Encoded(snapshot::EncodedEvent),
     /// A transaction begins (pgoutput `Begin`, whose frame is at `lsn`); its events follow,
     /// then [`SourceMessage::TransactionCommitted`]. Sent for every transaction pgoutput
     /// sends (PostgreSQL 15 skips empty ones), whether or not it has captured changes.
@@ -1277,6 +1280,12 @@ impl Source {
                     started_table = false;
                 }
                 ChunkMessage::Delivered(_) => {}
+                // Its reads run without a row encoder.
+                ChunkMessage::Read { .. } => {
+                    return Err(SourceError::Protocol(
+                        "a blocking snapshot read sent converted rows".into(),
+                    ))
+                }
             }
             for message in out {
                 if !self

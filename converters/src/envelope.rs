@@ -77,7 +77,7 @@ struct Field {
     /// Warns about a value whose depth differs from the declared one
     /// (`pgseam.array.multidimensional.mode=nested` only: in Debezium's mode the nulls are
     /// the expected output).
-    dimension_warning: Option<DimensionWarning>,
+    dimension_warning: Option<Arc<DimensionWarning>>,
     /// The schema parameters the mapper adds to the value field (`masked`, `truncateLength`,
     /// `__debezium.source.column.*`) as JSON object members; empty for none.
     value_params: String,
@@ -314,6 +314,22 @@ impl DimensionWarning {
     }
 }
 
+/// The dimension warnings of a converter and its forks, by table and column: one rate limit per
+/// column however many snapshot readers convert its values.
+#[derive(Debug, Default)]
+struct DimensionWarnings(std::sync::Mutex<HashMap<(u32, String), Arc<DimensionWarning>>>);
+
+impl DimensionWarnings {
+    fn for_column(&self, table: &TableSchema, column: &ColumnSchema) -> Arc<DimensionWarning> {
+        let mut warnings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            warnings
+                .entry((table.relation_id, column.name.clone()))
+                .or_default(),
+        )
+    }
+}
+
 /// Everything about a table that does not change from event to event.
 #[derive(Debug)]
 pub(crate) struct TableEntry {
@@ -347,7 +363,11 @@ impl TableEntry {
         }
     }
 
-    fn build(cfg: &JsonConverterConfig, table: &Arc<TableSchema>) -> TableEntry {
+    fn build(
+        cfg: &JsonConverterConfig,
+        table: &Arc<TableSchema>,
+        warnings: &DimensionWarnings,
+    ) -> TableEntry {
         // Debezium's record schema names are the (sanitised) topic's, adjusted.
         let base = cfg
             .naming
@@ -421,7 +441,7 @@ impl TableEntry {
                 Field {
                     unavailable,
                     depth,
-                    dimension_warning: (nested && depth > 0).then(DimensionWarning::default),
+                    dimension_warning: (nested && depth > 0).then(|| warnings.for_column(table, c)),
                     geometric: crate::field::GEOMETRIC_TYPES.contains(&c.type_name.as_str()),
                     name: cfg.naming.field_name(&c.name),
                     in_value: !kind.is_omitted() && !filtered_out,
@@ -533,6 +553,8 @@ pub struct JsonConverter {
     /// wastes room, and a small record's buffer stays a small allocation (a fixed 1 KiB start
     /// made glibc consolidate its free lists on every record: 6% of a snapshot's CPU).
     size_hint: (usize, usize),
+    /// Shared with the converter's forks.
+    dimension_warnings: Arc<DimensionWarnings>,
 }
 
 impl JsonConverter {
@@ -561,6 +583,21 @@ impl JsonConverter {
             headers,
             tables: HashMap::new(),
             size_hint: (32, 256),
+            dimension_warnings: Arc::default(),
+        }
+    }
+
+    /// A converter for another thread of the same connector: the same configuration and
+    /// headers (so the same `runId`), its own table cache. Each snapshot reader converts its
+    /// rows with one (see `pgseam_connector_pg::snapshot::RowEncoder`); the records are the same
+    /// bytes the original would write.
+    pub fn fork(&self) -> JsonConverter {
+        JsonConverter {
+            cfg: self.cfg.clone(),
+            headers: Arc::clone(&self.headers),
+            tables: HashMap::new(),
+            size_hint: self.size_hint,
+            dimension_warnings: Arc::clone(&self.dimension_warnings),
         }
     }
 
@@ -583,7 +620,7 @@ impl JsonConverter {
             None => true,
         };
         if stale {
-            let entry = TableEntry::build(&self.cfg, table);
+            let entry = TableEntry::build(&self.cfg, table, &self.dimension_warnings);
             self.tables.insert(table.relation_id, entry);
         } else if let Some(e) = self.tables.get_mut(&table.relation_id) {
             // Same content under a new allocation: keep the cheap pointer check effective.

@@ -415,18 +415,9 @@ impl JsonConverterConfig {
     }
 }
 
-/// One record for the producer. `key: None` = no key (table without primary key);
-/// `value: None` = tombstone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KafkaRecord {
-    /// Shared by every record of a table (built once per table).
-    pub topic: std::sync::Arc<str>,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    /// Shared by the records of a converter (Debezium's context headers, built once), so
-    /// producing a record allocates only its key and value.
-    pub headers: std::sync::Arc<[(String, Vec<u8>)]>,
-}
+/// One record for the producer (defined in the model, so that a snapshot reader can carry the
+/// records it converted; see `pgseam_connector_pg::snapshot::RowEncoder`).
+pub use pgseam_model::KafkaRecord;
 
 /// An event could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -205,6 +205,20 @@ pub enum Value {
     UnchangedToast,
 }
 
+impl Value {
+    /// Roughly the memory the value takes: its inline size and its text or bytes (the
+    /// queue-size metrics count events with it).
+    pub fn footprint(&self) -> usize {
+        std::mem::size_of::<Value>()
+            + match self {
+                Value::Text(s) | Value::Uuid(s) | Value::Json(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                Value::Array(items) => items.iter().map(Value::footprint).sum(),
+                _ => 0,
+            }
+    }
+}
+
 /// The columns of one row, in the order of [`TableSchema::columns`].
 pub type Row = Vec<Value>;
 
@@ -431,6 +445,19 @@ impl Notification {
                 .unwrap_or(0),
         }
     }
+}
+
+/// One record for the producer, as a converter writes it. `key: None` = no key (table without
+/// primary key); `value: None` = tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaRecord {
+    /// Shared by every record of a table (built once per table).
+    pub topic: Arc<str>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    /// Shared by the records of a converter (Debezium's context headers, built once), so
+    /// producing a record allocates only its key and value.
+    pub headers: Arc<[(String, Vec<u8>)]>,
 }
 
 #[cfg(test)]

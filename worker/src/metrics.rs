@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pgseam_connector_pg::snapshot::SnapshotStats;
+use pgseam_connector_pg::snapshot::{EncodedEvent, SnapshotStats};
 use pgseam_model::{ChangeEvent, Operation, Position, Value};
 
 /// Debezium streaming metrics exported in the `streaming` context.
@@ -233,6 +233,18 @@ impl ConnectorMetrics {
 
     /// A change event was taken from the source.
     pub fn on_event(&self, event: &ChangeEvent) {
+        self.count_event(event, || event_size(event));
+    }
+
+    /// A snapshot row converted by its reader was taken from the source's queue (its values
+    /// were dropped after conversion; their size is counted as if it still held them).
+    pub fn on_encoded_event(&self, encoded: &EncodedEvent) {
+        self.count_event(&encoded.event, || {
+            event_size(&encoded.event) + encoded.row_bytes
+        });
+    }
+
+    fn count_event(&self, event: &ChangeEvent, size: impl FnOnce() -> u64) {
         let now = now_ms();
         // Exponential average (weight 1/16) of the size of one event in 64, for
         // CurrentQueueSizeInBytes (sampled: measuring every row costs snapshot throughput).
@@ -241,7 +253,7 @@ impl ConnectorMetrics {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(64)
         {
-            let size = event_size(event) << 4;
+            let size = size() << 4;
             let _ =
                 self.event_bytes_x16
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
@@ -637,16 +649,10 @@ impl LagStatistics {
 /// The in-memory size of a change event: the struct, its row slots and the heap bytes of its
 /// values (what Debezium's `ObjectSizeCalculator` measures for a queued event, approximately).
 pub fn event_size(event: &ChangeEvent) -> u64 {
-    fn value(v: &Value) -> usize {
-        std::mem::size_of::<Value>()
-            + match v {
-                Value::Text(s) | Value::Uuid(s) | Value::Json(s) => s.len(),
-                Value::Bytes(b) => b.len(),
-                Value::Array(items) => items.iter().map(value).sum(),
-                _ => 0,
-            }
-    }
-    let row = |r: &Option<Vec<Value>>| r.as_ref().map_or(0, |r| r.iter().map(value).sum());
+    let row = |r: &Option<Vec<Value>>| {
+        r.as_ref()
+            .map_or(0, |r| r.iter().map(Value::footprint).sum())
+    };
     (std::mem::size_of::<ChangeEvent>()
         + row(&event.before)
         + row(&event.after)

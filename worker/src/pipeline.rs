@@ -109,6 +109,12 @@
 //! At-least-once delivery is unchanged by all this (it honours a stored `pgseam_skip` too:
 //! those records were committed).
 //!
+//! **Snapshot rows converted by the readers**: with the JSON converter, the initial snapshot's
+//! readers convert most rows themselves (a fork of this pipeline's converter, see
+//! `snapshot_row_encoder` and `pgseam_connector_pg::snapshot::encode`) and send
+//! `SourceMessage::Encoded`: the coordinator only numbers and sends their records, exactly as it
+//! sends the records it converts.
+//!
 //! **Null sink** (`pgseam.sink=null`, for benchmarks): records are encoded as usual and then
 //! dropped instead of sent, each counting as acknowledged at once — nothing is outstanding, so a
 //! checkpoint becomes durable as soon as it reaches the head of the queue, and offsets and the
@@ -120,7 +126,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
-use pgseam_connector_pg::snapshot::{ProgressUpdate, SnapshotProgress};
+use pgseam_connector_pg::snapshot::{
+    ProgressUpdate, RowEncoder, RowEncoderFactory, SnapshotProgress,
+};
 use pgseam_connector_pg::{
     ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
 };
@@ -353,6 +361,42 @@ fn build_converter(settings: &PipelineSettings) -> Converter {
     }
 }
 
+/// Converts initial-snapshot rows in the snapshot readers with a fork of the pipeline's JSON
+/// converter (`pgseam_connector_pg::snapshot::encode`): the same bytes the pipeline would write,
+/// made beside the decoding. `None` for Avro: its first record of a table registers schemas
+/// (blocking HTTP), which stays in the pipeline.
+fn snapshot_row_encoder(converter: &Converter) -> Option<RowEncoderFactory> {
+    let Converter::Json(json) = converter else {
+        return None;
+    };
+    let template = json.fork();
+    Some(Arc::new(move || {
+        Box::new(ReaderEncoder(template.fork())) as Box<dyn RowEncoder>
+    }))
+}
+
+/// A snapshot reader's converter (see [`snapshot_row_encoder`]).
+struct ReaderEncoder(JsonConverter);
+
+impl RowEncoder for ReaderEncoder {
+    fn encode(&mut self, event: &pgseam_model::ChangeEvent, out: &mut Vec<KafkaRecord>) -> bool {
+        // What the pipeline does for a snapshot row: no key change, no transaction block, the
+        // time of conversion.
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let converted = self
+            .0
+            .convert_in_transaction(event, None, None, now_ns, out)
+            .is_ok();
+        if !converted {
+            out.clear();
+        }
+        converted
+    }
+}
+
 /// A checkpoint: once durable, the offset to store.
 #[derive(Clone, Debug)]
 struct Checkpoint {
@@ -522,6 +566,9 @@ async fn run_pipeline(
         }
     };
 
+    // Initial-snapshot rows are converted in the readers where the converter allows it.
+    let mut settings = settings;
+    settings.source.snapshot.row_encoder = converter.as_ref().and_then(snapshot_row_encoder);
     let (events_tx, mut events_rx) = mpsc::channel(settings.max_queue_size.max(1));
     let (feedback_tx, feedback_rx) = watch::channel(Feedback {
         durable_lsn: match &start {
@@ -732,6 +779,13 @@ async fn run_pipeline(
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
                         or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text, skip).await);
+                    }
+                    Some(SourceMessage::Encoded(encoded)) => {
+                        // A snapshot row its reader converted: its records go as they are.
+                        metrics.on_encoded_event(&encoded);
+                        let Some(sink) = &sink else { continue };
+                        let mut records = encoded.records;
+                        or_break!('pipeline, send_records(sink, &mut records, &encoded.event.position, &mut sequence, &mut header_text, skip).await);
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
                         sequence = 0;

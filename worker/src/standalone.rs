@@ -273,6 +273,8 @@ pub(crate) fn pipeline_settings(
                 watermarking: connector.incremental_snapshot_watermarking,
                 // The manager keeps a handle for `POST …/signals`.
                 signals: Default::default(),
+                // The pipeline sets it from its converter.
+                row_encoder: None,
             },
             events: pgseam_connector_pg::EventSettings {
                 skipped_operations,

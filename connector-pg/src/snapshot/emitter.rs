@@ -3,9 +3,10 @@
 
 use std::time::Instant;
 
-use pgseam_model::{ChangeEvent, Position, SnapshotMarker};
+use pgseam_model::{Position, SnapshotMarker};
 use tokio::sync::mpsc;
 
+use super::encode::ReadRow;
 use super::plan::TablePlan;
 use super::progress::SnapshotStats;
 use super::ChunkMessage;
@@ -34,9 +35,9 @@ pub(crate) fn marker(
     }
 }
 
-/// One event held back until the next one shows whether it ends its table.
+/// One row held back until the next one shows whether it ends its table.
 struct Pending {
-    event: ChangeEvent,
+    row: ReadRow,
     table: usize,
     first_overall: bool,
     first_in_table: bool,
@@ -51,14 +52,14 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    async fn push(&mut self, event: ChangeEvent, table: usize, first_in_table: bool) -> Result<()> {
+    async fn push(&mut self, row: ReadRow, table: usize, first_in_table: bool) -> Result<()> {
         let first_overall = self.pending.is_none() && self.emitted == 0;
         if let Some(previous) = self.pending.take() {
             let ends_table = previous.table != table;
             self.send(previous, ends_table, false).await?;
         }
         self.pending = Some(Pending {
-            event,
+            row,
             table,
             first_overall,
             first_in_table,
@@ -67,18 +68,34 @@ impl Emitter<'_> {
     }
 
     async fn send(&mut self, p: Pending, last_in_table: bool, last_overall: bool) -> Result<()> {
-        let mut event = p.event;
-        event.source.snapshot = marker(
+        let marker = marker(
             p.first_overall,
             p.first_in_table,
             last_in_table,
             last_overall,
         );
-        if let Position::Snapshot { last, .. } = &mut event.position {
-            *last = last_overall;
-        }
+        let message = match p.row {
+            ReadRow::Event(mut event) => {
+                event.source.snapshot = marker;
+                if let Position::Snapshot { last, .. } = &mut event.position {
+                    *last = last_overall;
+                }
+                SourceMessage::Event(event)
+            }
+            // A reader converts only rows that cannot be at a table's or the snapshot's edge
+            // (see `encode`), so their marker is `true` as converted.
+            ReadRow::Encoded(encoded) if marker == SnapshotMarker::True => {
+                SourceMessage::Encoded(encoded)
+            }
+            ReadRow::Encoded(encoded) => {
+                return Err(SourceError::Protocol(format!(
+                    "a snapshot row of {} was converted by its reader but is marked {marker:?}",
+                    encoded.event.table.qualified_name()
+                )))
+            }
+        };
         self.out
-            .send(SourceMessage::Event(event))
+            .send(message)
             .await
             .map_err(|_| SourceError::ConsumerGone)?;
         self.emitted += 1;
@@ -205,9 +222,21 @@ pub(crate) async fn emit(
                     for event in events {
                         let first_in_table = progress.rows == 0;
                         progress.rows += 1;
-                        emitter.push(event, table, first_in_table).await?;
+                        emitter
+                            .push(ReadRow::Event(event), table, first_in_table)
+                            .await?;
                     }
                     stats.add_rows(table, rows, bytes);
+                }
+                Some(ChunkMessage::Read { rows, bytes }) => {
+                    progress.bytes += bytes;
+                    let count = rows.len() as u64;
+                    for row in rows {
+                        let first_in_table = progress.rows == 0;
+                        progress.rows += 1;
+                        emitter.push(row, table, first_in_table).await?;
+                    }
+                    stats.add_rows(table, count, bytes);
                 }
                 Some(ChunkMessage::Delivered(update)) => {
                     emitter

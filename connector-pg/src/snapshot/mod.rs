@@ -61,6 +61,13 @@
 //! sends — `col::text` is not, e.g. for `inet` or `bool`) and decoded by the text decoder. The
 //! binary decoder is tested to give the same values as the text decoder for every type.
 //!
+//! # Converting in the readers
+//!
+//! With a [`RowEncoder`] (`SnapshotSettings::row_encoder`, the worker's JSON converter), each
+//! reader also converts its rows to records, beside decoding, and sends most rows as
+//! [`EncodedEvent`]s (`SourceMessage::Encoded`); see [`encode`] for the order, marker and
+//! memory rules.
+//!
 //! # Chunks
 //!
 //! See [`plan`]: ctid block ranges (TID Range Scan, PostgreSQL ≥ 14) by default, primary-key
@@ -87,6 +94,7 @@
 pub(crate) mod blocking;
 pub mod checkpoint;
 mod emitter;
+pub mod encode;
 pub mod plan;
 pub mod progress;
 mod reader;
@@ -110,6 +118,7 @@ use crate::source::SourceMessage;
 
 pub use checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
 pub(crate) use emitter::marker;
+pub use encode::{EncodedEvent, RowEncoder, RowEncoderFactory};
 pub use plan::ChunkStrategy;
 pub use progress::SnapshotStats;
 pub(crate) use resume::{WINDOW_CLOSE, WINDOW_OPEN};
@@ -167,6 +176,9 @@ pub struct SnapshotSettings {
     pub watermarking: WatermarkStrategy,
     /// Signals from the worker (the REST extension); the manager shares it.
     pub signals: Arc<SignalInbox>,
+    /// Converts the initial snapshot's rows in the readers (see [`encode`]); `None`: the
+    /// pipeline converts every row.
+    pub row_encoder: Option<RowEncoderFactory>,
 }
 
 impl std::fmt::Debug for SnapshotSettings {
@@ -180,6 +192,7 @@ impl std::fmt::Debug for SnapshotSettings {
             .field("include", &self.include.as_ref().map(|_| "…"))
             .field("throttle", &self.throttle)
             .field("progress_interval", &self.progress_interval)
+            .field("row_encoder", &self.row_encoder.as_ref().map(|_| "…"))
             .finish()
     }
 }
@@ -218,6 +231,7 @@ impl Default for SnapshotSettings {
             incremental_chunk_rows: DEFAULT_INCREMENTAL_CHUNK_ROWS,
             watermarking: WatermarkStrategy::Message,
             signals: Arc::new(SignalInbox::default()),
+            row_encoder: None,
         }
     }
 }
@@ -238,6 +252,11 @@ pub(crate) struct SnapshotContext {
 pub(crate) enum ChunkMessage {
     Rows {
         events: Vec<ChangeEvent>,
+        bytes: u64,
+    },
+    /// Rows of the initial snapshot, most of them converted by the reader (see [`encode`]).
+    Read {
+        rows: Vec<encode::ReadRow>,
         bytes: u64,
     },
     /// The chunk's progress step (see `progress`), sent after its rows: the emitter passes it
@@ -441,6 +460,7 @@ async fn run_snapshot(
         Arc::clone(&tables),
         Arc::clone(&queue),
         Arc::clone(&context),
+        settings.row_encoder.clone(),
     ));
     for id in 1..reader_count {
         readers.spawn(reader::run(
@@ -452,6 +472,7 @@ async fn run_snapshot(
             Arc::clone(&tables),
             Arc::clone(&queue),
             Arc::clone(&context),
+            settings.row_encoder.clone(),
         ));
     }
     let notes = emitter::InitialNotifications {

@@ -12,6 +12,7 @@ use pgseam_model::{
 use pgseam_pgvalue::{BinaryCopyReader, BinaryCopyRow};
 use tokio::sync::mpsc;
 
+use super::encode::{Encoding, ReadRow, RowEncoderFactory};
 use super::plan::{Chunk, ColumnRead, TablePlan};
 use super::{
     lock_table, open_snapshot_session, ChunkMessage, SnapshotContext, BATCH_MAX_BYTES,
@@ -57,7 +58,9 @@ pub(crate) async fn run(
     tables: Arc<Vec<TablePlan>>,
     queue: Arc<WorkQueue>,
     context: Arc<SnapshotContext>,
+    row_encoder: Option<RowEncoderFactory>,
 ) -> Result<()> {
+    let mut encoding = row_encoder.map(|make| Encoding::new(make()));
     let client = match session {
         Session::Coordinator(client) => client,
         Session::Open {
@@ -106,7 +109,7 @@ pub(crate) async fn run(
         }
         first = false;
         let table = &tables[chunk.table];
-        read_chunk(&client, table, &chunk, &context, &sender).await?;
+        read_chunk_with(&client, table, &chunk, &context, &sender, encoding.as_mut()).await?;
         tracing::debug!(reader = id, table = %table.schema.qualified_name(), chunk = chunk.index, "snapshot chunk read");
     }
     // Every chunk is taken; those still being read are protected by their readers' own locks.
@@ -126,6 +129,20 @@ pub(crate) async fn read_chunk(
     context: &SnapshotContext,
     sender: &mpsc::Sender<ChunkMessage>,
 ) -> Result<()> {
+    read_chunk_with(client, table, chunk, context, sender, None).await
+}
+
+/// Reads one chunk into its channel; with `encoding`, converting the rows (see [`encode`]):
+/// the newest row of a full batch is carried into the next one, since it may be the chunk's
+/// last, which must stay unconverted.
+async fn read_chunk_with(
+    client: &tokio_postgres::Client,
+    table: &TablePlan,
+    chunk: &Chunk,
+    context: &SnapshotContext,
+    sender: &mpsc::Sender<ChunkMessage>,
+    mut encoding: Option<&mut Encoding>,
+) -> Result<()> {
     let name = table.schema.qualified_name();
     let stream = client
         .copy_out(chunk.copy.as_str())
@@ -140,19 +157,24 @@ pub(crate) async fn read_chunk(
     let mut fields = Vec::with_capacity(table.columns.len());
     let mut batch = Vec::new();
     let mut batch_bytes = 0usize;
-    let send = |events: Vec<ChangeEvent>, bytes: usize| async move {
+    // Whether the next batch handed to the encoder starts with the chunk's first row.
+    let mut at_chunk_start = true;
+    let send = |message: ChunkMessage, rows: usize, bytes: u64| async move {
         // `snapshot.throttle.*`: wait for this batch's share of the budget before sending it.
-        context
-            .throttle
-            .before_batch(events.len() as u64, bytes as u64)
-            .await;
+        context.throttle.before_batch(rows as u64, bytes).await;
         sender
-            .send(ChunkMessage::Rows {
-                events,
-                bytes: bytes as u64,
-            })
+            .send(message)
             .await
             .map_err(|_| SourceError::ConsumerGone)
+    };
+    let send_encoded = |done: Option<(Vec<ReadRow>, u64)>| async move {
+        match done {
+            Some((rows, bytes)) => {
+                let count = rows.len();
+                send(ChunkMessage::Read { rows, bytes }, count, bytes).await
+            }
+            None => Ok(()),
+        }
     };
     loop {
         match reader
@@ -165,8 +187,29 @@ pub(crate) async fn read_chunk(
                 batch_bytes += consumed;
                 buffer.advance(consumed);
                 if batch.len() >= BATCH_MAX_ROWS || batch_bytes >= BATCH_MAX_BYTES {
-                    send(std::mem::take(&mut batch), batch_bytes).await?;
-                    batch_bytes = 0;
+                    match encoding.as_deref_mut() {
+                        // At least two rows: one is carried, one goes (a chunk's first row
+                        // must be in the batch flagged as the chunk's start).
+                        Some(encoding) if batch.len() >= 2 => {
+                            let carried = batch.pop();
+                            let events = std::mem::take(&mut batch);
+                            let done = encoding
+                                .submit(events, batch_bytes as u64, at_chunk_start, false)
+                                .await?;
+                            send_encoded(done).await?;
+                            at_chunk_start = false;
+                            batch.extend(carried);
+                            batch_bytes = 0;
+                        }
+                        Some(_) => {}
+                        None => {
+                            let events = std::mem::take(&mut batch);
+                            let rows = events.len();
+                            let bytes = batch_bytes as u64;
+                            send(ChunkMessage::Rows { events, bytes }, rows, bytes).await?;
+                            batch_bytes = 0;
+                        }
+                    }
                 }
             }
             BinaryCopyRow::End { consumed } => {
@@ -201,8 +244,30 @@ pub(crate) async fn read_chunk(
             },
         }
     }
-    if !batch.is_empty() {
-        send(batch, batch_bytes).await?;
+    match encoding {
+        Some(encoding) => {
+            if !batch.is_empty() {
+                let done = encoding
+                    .submit(batch, batch_bytes as u64, at_chunk_start, true)
+                    .await?;
+                send_encoded(done).await?;
+            }
+            send_encoded(encoding.finish().await?).await?;
+        }
+        None if !batch.is_empty() => {
+            let rows = batch.len();
+            let bytes = batch_bytes as u64;
+            send(
+                ChunkMessage::Rows {
+                    events: batch,
+                    bytes,
+                },
+                rows,
+                bytes,
+            )
+            .await?;
+        }
+        None => {}
     }
     if let Some(update) = &chunk.checkpoint {
         sender

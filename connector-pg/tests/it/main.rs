@@ -7,4 +7,5 @@ mod common;
 mod session;
 mod slot;
 mod snapshot_binary_text;
+mod snapshot_encode;
 mod tls;

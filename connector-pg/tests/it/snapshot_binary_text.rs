@@ -9,8 +9,10 @@ use pgseam_connector_pg::catalog::{list_user_tables, load_table_schema, quote_id
 use pgseam_connector_pg::connection::{connect_query_session, ReplicationConnection};
 use pgseam_connector_pg::snapshot::{self, ChunkStrategy, SnapshotSettings};
 use pgseam_connector_pg::{ConnectParams, SourceMessage};
-use pgseam_model::{Row, SnapshotMarker, TableSchema, Value};
+use pgseam_model::{Row, TableSchema, Value};
 use pgseam_testkit::Postgres;
+
+use crate::common;
 
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../reference/debezium/sql");
 
@@ -218,38 +220,7 @@ async fn binary_snapshot_values_equal_text_decoding_for_every_type() {
             }
         }
         assert!(got.is_empty(), "unexpected tables {:?}", got.keys());
-        check_markers(&markers);
+        common::check_markers(&markers);
     }
     drop(replication);
-}
-
-/// first … last overall; per table first_in_data_collection … last_in_data_collection; tables
-/// contiguous.
-fn check_markers(markers: &[(String, SnapshotMarker)]) {
-    use SnapshotMarker::*;
-    let n = markers.len();
-    assert!(n >= 2);
-    assert_eq!(markers[0].1, First);
-    assert_eq!(markers[n - 1].1, Last);
-    let mut seen = std::collections::HashSet::new();
-    for i in 0..n {
-        let table = &markers[i].0;
-        let starts = i == 0 || &markers[i - 1].0 != table;
-        let ends = i == n - 1 || &markers[i + 1].0 != table;
-        if starts {
-            assert!(seen.insert(table.clone()), "{table} is not contiguous");
-        }
-        let expected = if i == n - 1 {
-            Last
-        } else if i == 0 {
-            First
-        } else if ends {
-            LastInDataCollection
-        } else if starts {
-            FirstInDataCollection
-        } else {
-            True
-        };
-        assert_eq!(markers[i].1, expected, "marker {i} of {table}");
-    }
 }

@@ -65,3 +65,34 @@ pub async fn both_fail(params: &ConnectParams) -> (SourceError, SourceError) {
     };
     (replication, query)
 }
+
+/// first … last overall; per table first_in_data_collection … last_in_data_collection; tables
+/// contiguous.
+pub fn check_markers(markers: &[(String, pgseam_model::SnapshotMarker)]) {
+    use pgseam_model::SnapshotMarker::*;
+    let n = markers.len();
+    assert!(n >= 2);
+    assert_eq!(markers[0].1, First);
+    assert_eq!(markers[n - 1].1, Last);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..n {
+        let table = &markers[i].0;
+        let starts = i == 0 || &markers[i - 1].0 != table;
+        let ends = i == n - 1 || &markers[i + 1].0 != table;
+        if starts {
+            assert!(seen.insert(table.clone()), "{table} is not contiguous");
+        }
+        let expected = if i == n - 1 {
+            Last
+        } else if i == 0 {
+            First
+        } else if ends {
+            LastInDataCollection
+        } else if starts {
+            FirstInDataCollection
+        } else {
+            True
+        };
+        assert_eq!(markers[i].1, expected, "marker {i} of {table}");
+    }
+}
