@@ -374,9 +374,9 @@ pub enum SourceMessage {
     /// they are durable the worker stores the progress with the offset.
     SnapshotProgress(snapshot::ProgressUpdate),
     Event(ChangeEvent),
-    /// An initial-snapshot row its reader already converted (see `snapshot::encode`); the
-    /// worker sends its records as they are.
-    Encoded(snapshot::EncodedEvent),
+    /// Consecutive initial-snapshot rows their reader already converted (see
+    /// `snapshot::encode`); the worker sends their records as they are.
+    Encoded(snapshot::EncodedRows),
     /// A transaction begins (pgoutput `Begin`, whose frame is at `lsn`); its events follow,
     /// then [`SourceMessage::TransactionCommitted`]. Sent for every transaction pgoutput
     /// sends (PostgreSQL 15 skips empty ones), whether or not it has captured changes.

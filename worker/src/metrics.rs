@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pgseam_connector_pg::snapshot::{EncodedEvent, SnapshotStats};
+use pgseam_connector_pg::snapshot::{EncodedRows, SnapshotStats};
 use pgseam_model::{ChangeEvent, Operation, Position, Value};
 
 /// Debezium streaming metrics exported in the `streaming` context.
@@ -233,18 +233,6 @@ impl ConnectorMetrics {
 
     /// A change event was taken from the source.
     pub fn on_event(&self, event: &ChangeEvent) {
-        self.count_event(event, || event_size(event));
-    }
-
-    /// A snapshot row converted by its reader was taken from the source's queue (its values
-    /// were dropped after conversion; their size is counted as if it still held them).
-    pub fn on_encoded_event(&self, encoded: &EncodedEvent) {
-        self.count_event(&encoded.event, || {
-            event_size(&encoded.event) + encoded.row_bytes
-        });
-    }
-
-    fn count_event(&self, event: &ChangeEvent, size: impl FnOnce() -> u64) {
         let now = now_ms();
         // Exponential average (weight 1/16) of the size of one event in 64, for
         // CurrentQueueSizeInBytes (sampled: measuring every row costs snapshot throughput).
@@ -253,23 +241,10 @@ impl ConnectorMetrics {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(64)
         {
-            let size = size() << 4;
-            let _ =
-                self.event_bytes_x16
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
-                        Some(if avg == 0 {
-                            size
-                        } else {
-                            avg - avg / 16 + size / 16
-                        })
-                    });
+            self.sample_event_size(event_size(event));
         }
         if is_snapshot(event) {
-            if !self.snapshot_running.swap(true, Ordering::Relaxed)
-                && !self.snapshot_completed.load(Ordering::Relaxed)
-            {
-                self.snapshot_started_ms.store(now, Ordering::Relaxed);
-            }
+            self.snapshot_started(now);
             self.snapshot_events.fetch_add(1, Ordering::Relaxed);
             let counter = match event.op {
                 Operation::Create => Some(&self.snapshot_creates),
@@ -302,6 +277,46 @@ impl ConnectorMetrics {
         }
         if let Some(tx_id) = event.source.tx_id {
             self.last_transaction_id.store(tx_id, Ordering::Relaxed);
+        }
+    }
+
+    /// Initial-snapshot rows converted by their reader were taken from the source's queue
+    /// (their values were dropped after conversion; each counts as the event it was).
+    pub fn on_encoded_rows(&self, run: &EncodedRows) {
+        if run.rows == 0 {
+            return;
+        }
+        let now = now_ms();
+        // As `event_size` counts the event each row was (the database name aside).
+        let per_row = (std::mem::size_of::<ChangeEvent>()
+            + run.table.schema.len()
+            + run.table.table.len()) as u64
+            + run.row_bytes / run.rows;
+        self.size_samples.fetch_add(run.rows, Ordering::Relaxed);
+        self.sample_event_size(per_row);
+        self.snapshot_started(now);
+        self.snapshot_events.fetch_add(run.rows, Ordering::Relaxed);
+        self.last_snapshot_event_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn sample_event_size(&self, size: u64) {
+        let size = size << 4;
+        let _ = self
+            .event_bytes_x16
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                Some(if avg == 0 {
+                    size
+                } else {
+                    avg - avg / 16 + size / 16
+                })
+            });
+    }
+
+    fn snapshot_started(&self, now: i64) {
+        if !self.snapshot_running.swap(true, Ordering::Relaxed)
+            && !self.snapshot_completed.load(Ordering::Relaxed)
+        {
+            self.snapshot_started_ms.store(now, Ordering::Relaxed);
         }
     }
 

@@ -127,7 +127,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use pgseam_connector_pg::snapshot::{
-    ProgressUpdate, RowEncoder, RowEncoderFactory, SnapshotProgress,
+    ProgressUpdate, ReaderEncoding, RowEncoder, RowEncoderFactory, SnapshotProgress,
 };
 use pgseam_connector_pg::{
     ErrorClass, Feedback, SourceConfig, SourceError, SourceMessage, StartPoint,
@@ -568,7 +568,10 @@ async fn run_pipeline(
 
     // Initial-snapshot rows are converted in the readers where the converter allows it.
     let mut settings = settings;
-    settings.source.snapshot.row_encoder = converter.as_ref().and_then(snapshot_row_encoder);
+    settings.source.snapshot.reader_encoding = converter
+        .as_ref()
+        .and_then(snapshot_row_encoder)
+        .map(|make| ReaderEncoding::new(make, settings.max_queue_size));
     let (events_tx, mut events_rx) = mpsc::channel(settings.max_queue_size.max(1));
     let (feedback_tx, feedback_rx) = watch::channel(Feedback {
         durable_lsn: match &start {
@@ -780,12 +783,13 @@ async fn run_pipeline(
                         let Some(sink) = &sink else { continue };
                         or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text, skip).await);
                     }
-                    Some(SourceMessage::Encoded(encoded)) => {
-                        // A snapshot row its reader converted: its records go as they are.
-                        metrics.on_encoded_event(&encoded);
+                    Some(SourceMessage::Encoded(mut run)) => {
+                        // Snapshot rows their reader converted: their records go as they are
+                        // (the run's place in the queue is given back when it is dropped).
+                        metrics.on_encoded_rows(&run);
                         let Some(sink) = &sink else { continue };
-                        let mut records = encoded.records;
-                        or_break!('pipeline, send_records(sink, &mut records, &encoded.event.position, &mut sequence, &mut header_text, skip).await);
+                        let mut records = std::mem::take(&mut run.records);
+                        or_break!('pipeline, send_records(sink, &mut records, &run.position, &mut sequence, &mut header_text, skip).await);
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
                         sequence = 0;

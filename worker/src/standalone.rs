@@ -274,7 +274,7 @@ pub(crate) fn pipeline_settings(
                 // The manager keeps a handle for `POST …/signals`.
                 signals: Default::default(),
                 // The pipeline sets it from its converter.
-                row_encoder: None,
+                reader_encoding: None,
             },
             events: pgseam_connector_pg::EventSettings {
                 skipped_operations,

@@ -274,7 +274,8 @@ mod tests {
                 receivers,
                 &out,
                 &super::super::SnapshotStats::new(),
-                None
+                None,
+                None,
             )
             .await
             .unwrap(),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use pgseam_model::{Position, SnapshotMarker};
 use tokio::sync::mpsc;
 
-use super::encode::ReadRow;
+use super::encode::{ReadRow, ReaderEncoding};
 use super::plan::TablePlan;
 use super::progress::SnapshotStats;
 use super::ChunkMessage;
@@ -45,6 +45,8 @@ struct Pending {
 
 struct Emitter<'a> {
     out: &'a mpsc::Sender<SourceMessage>,
+    /// Bounds the converted rows queued towards the pipeline (see `encode`).
+    encoding: Option<&'a ReaderEncoding>,
     pending: Option<Pending>,
     emitted: u64,
     /// Progress steps due right after the held-back event (the last row of their chunk).
@@ -74,23 +76,27 @@ impl Emitter<'_> {
             last_in_table,
             last_overall,
         );
-        let message = match p.row {
+        let (message, rows) = match p.row {
             ReadRow::Event(mut event) => {
                 event.source.snapshot = marker;
                 if let Position::Snapshot { last, .. } = &mut event.position {
                     *last = last_overall;
                 }
-                SourceMessage::Event(event)
+                (SourceMessage::Event(*event), 1)
             }
             // A reader converts only rows that cannot be at a table's or the snapshot's edge
             // (see `encode`), so their marker is `true` as converted.
-            ReadRow::Encoded(encoded) if marker == SnapshotMarker::True => {
-                SourceMessage::Encoded(encoded)
+            ReadRow::Encoded(mut run) if marker == SnapshotMarker::True => {
+                if let Some(encoding) = self.encoding {
+                    run.permit = Some(encoding.reserve(run.rows).await?);
+                }
+                let rows = run.rows;
+                (SourceMessage::Encoded(run), rows)
             }
-            ReadRow::Encoded(encoded) => {
+            ReadRow::Encoded(run) => {
                 return Err(SourceError::Protocol(format!(
-                    "a snapshot row of {} was converted by its reader but is marked {marker:?}",
-                    encoded.event.table.qualified_name()
+                    "snapshot rows of {} were converted by their reader but are marked {marker:?}",
+                    run.table.qualified_name()
                 )))
             }
         };
@@ -98,7 +104,7 @@ impl Emitter<'_> {
             .send(message)
             .await
             .map_err(|_| SourceError::ConsumerGone)?;
-        self.emitted += 1;
+        self.emitted += rows;
         for message in std::mem::take(&mut self.after_pending) {
             self.out
                 .send(message)
@@ -155,9 +161,11 @@ pub(crate) async fn emit(
     out: &mpsc::Sender<SourceMessage>,
     stats: &SnapshotStats,
     notes: Option<&InitialNotifications>,
+    encoding: Option<&ReaderEncoding>,
 ) -> Result<u64> {
     let mut emitter = Emitter {
         out,
+        encoding,
         pending: None,
         emitted: 0,
         after_pending: Vec::new(),
@@ -223,20 +231,23 @@ pub(crate) async fn emit(
                         let first_in_table = progress.rows == 0;
                         progress.rows += 1;
                         emitter
-                            .push(ReadRow::Event(event), table, first_in_table)
+                            .push(ReadRow::Event(Box::new(event)), table, first_in_table)
                             .await?;
                     }
                     stats.add_rows(table, rows, bytes);
                 }
                 Some(ChunkMessage::Read { rows, bytes }) => {
                     progress.bytes += bytes;
-                    let count = rows.len() as u64;
+                    let before = progress.rows;
                     for row in rows {
                         let first_in_table = progress.rows == 0;
-                        progress.rows += 1;
+                        progress.rows += match &row {
+                            ReadRow::Event(_) => 1,
+                            ReadRow::Encoded(run) => run.rows,
+                        };
                         emitter.push(row, table, first_in_table).await?;
                     }
-                    stats.add_rows(table, count, bytes);
+                    stats.add_rows(table, progress.rows - before, bytes);
                 }
                 Some(ChunkMessage::Delivered(update)) => {
                     emitter

@@ -30,7 +30,8 @@
 
 use std::sync::Arc;
 
-use pgseam_model::{ChangeEvent, KafkaRecord, Value};
+use pgseam_model::{ChangeEvent, KafkaRecord, Position, TableSchema, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Result, SourceError};
 
@@ -44,28 +45,72 @@ pub trait RowEncoder: Send {
 /// Makes one [`RowEncoder`] per snapshot reader.
 pub type RowEncoderFactory = Arc<dyn Fn() -> Box<dyn RowEncoder> + Send + Sync>;
 
-/// A snapshot row converted by its reader: the event — its row values dropped — and the
-/// records the pipeline sends for it.
-#[derive(Debug)]
-pub struct EncodedEvent {
-    /// Table, operation, source block and position as read; `before` and `after` are `None`.
-    pub event: ChangeEvent,
-    pub records: Vec<KafkaRecord>,
-    /// The size of the row values that were dropped (for the queue-size metric).
-    pub row_bytes: u64,
+/// How the initial snapshot's readers convert rows (`SnapshotSettings::reader_encoding`).
+#[derive(Clone)]
+pub struct ReaderEncoding {
+    /// Makes each reader's encoder.
+    pub make: RowEncoderFactory,
+    /// Rows of [`EncodedRows`] queued towards the pipeline, one permit per row: the emitter
+    /// takes a run's permits before sending it and the run gives them back when the pipeline
+    /// drops it. With `max.queue.size` permits, the source's queue holds at most that many
+    /// converted rows besides its `max.queue.size` messages.
+    queued_rows: Arc<Semaphore>,
+    /// The permits `queued_rows` started with: a run of more rows takes them all.
+    queue_capacity: u32,
 }
 
-/// A row as a reader sends it to the emitter.
+impl ReaderEncoding {
+    /// `make`, with a queue of at most `max_queued_rows` converted rows.
+    pub fn new(make: RowEncoderFactory, max_queued_rows: usize) -> Self {
+        let queue_capacity = max_queued_rows.clamp(1, Semaphore::MAX_PERMITS.min(1 << 30)) as u32;
+        ReaderEncoding {
+            make,
+            queued_rows: Arc::new(Semaphore::new(queue_capacity as usize)),
+            queue_capacity,
+        }
+    }
+
+    /// Waits until `rows` more converted rows may be queued (all of the queue for a run
+    /// larger than it); the permit gives them back when dropped.
+    pub(crate) async fn reserve(&self, rows: u64) -> Result<OwnedSemaphorePermit> {
+        let wanted = rows.clamp(1, u64::from(self.queue_capacity)) as u32;
+        Arc::clone(&self.queued_rows)
+            .acquire_many_owned(wanted)
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
+    }
+}
+
+/// Consecutive rows of one chunk converted by their reader: their records, in order. Their
+/// markers are all `true` and their position the snapshot's (see the module docs).
+#[derive(Debug)]
+pub struct EncodedRows {
+    pub table: Arc<TableSchema>,
+    /// `Position::Snapshot` at the consistent point, `last: false`.
+    pub position: Position,
+    /// Every row's records, in row order (one each, unless a transform drops or adds some).
+    pub records: Vec<KafkaRecord>,
+    /// The rows.
+    pub rows: u64,
+    /// The size of the rows' values, dropped after conversion (for the queue-size metric).
+    pub row_bytes: u64,
+    /// The run's share of [`ReaderEncoding::queued_rows`], given back when it is dropped.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+}
+
+/// A row, or a run of converted rows, as a reader sends them to the emitter.
 #[derive(Debug)]
 pub(crate) enum ReadRow {
-    /// Decoded only: the pipeline converts it.
-    Event(ChangeEvent),
+    /// Decoded only: the pipeline converts it (boxed: these are a chunk's two edges and the
+    /// rows an encoder refused).
+    Event(Box<ChangeEvent>),
     /// Decoded and converted.
-    Encoded(EncodedEvent),
+    Encoded(EncodedRows),
 }
 
 /// Converts a batch of one chunk's rows: every row but the chunk's first (when `has_first`,
-/// the batch's first row is the chunk's first) and the chunk's last (when `has_last`).
+/// the batch's first row is the chunk's first) and the chunk's last (when `has_last`);
+/// consecutive converted rows form one [`EncodedRows`].
 pub(crate) fn encode_batch(
     encoder: &mut dyn RowEncoder,
     events: Vec<ChangeEvent>,
@@ -73,31 +118,47 @@ pub(crate) fn encode_batch(
     has_last: bool,
 ) -> Vec<ReadRow> {
     let count = events.len();
-    let mut rows = Vec::with_capacity(count);
+    let mut out = Vec::new();
+    let mut run: Option<EncodedRows> = None;
     for (index, mut event) in events.into_iter().enumerate() {
         let edge = (has_first && index == 0) || (has_last && index + 1 == count);
-        if edge {
-            rows.push(ReadRow::Event(event));
+        let records = run.as_mut().map_or(0, |r| r.records.len());
+        // A new run's records, sized for the rest of the batch.
+        let mut scratch = match run {
+            None if !edge => Vec::with_capacity(count - index),
+            _ => Vec::new(),
+        };
+        let converted = !edge && {
+            let target = run.as_mut().map_or(&mut scratch, |r| &mut r.records);
+            let ok = encoder.encode(&event, target);
+            if !ok {
+                target.truncate(records);
+            }
+            ok
+        };
+        if !converted {
+            out.extend(run.take().map(ReadRow::Encoded));
+            out.push(ReadRow::Event(Box::new(event)));
             continue;
         }
-        let mut records = Vec::with_capacity(1);
-        if encoder.encode(&event, &mut records) {
-            let row_bytes = event
-                .after
-                .take()
-                .map_or(0, |row| row.iter().map(Value::footprint).sum::<usize>())
-                as u64;
-            event.before = None;
-            rows.push(ReadRow::Encoded(EncodedEvent {
-                event,
-                records,
-                row_bytes,
-            }));
-        } else {
-            rows.push(ReadRow::Event(event));
-        }
+        let row_bytes = event
+            .after
+            .take()
+            .map_or(0, |row| row.iter().map(Value::footprint).sum::<usize>())
+            as u64;
+        let run = run.get_or_insert_with(|| EncodedRows {
+            table: Arc::clone(&event.table),
+            position: event.position.clone(),
+            records: scratch,
+            rows: 0,
+            row_bytes: 0,
+            permit: None,
+        });
+        run.rows += 1;
+        run.row_bytes += row_bytes;
     }
-    rows
+    out.extend(run.map(ReadRow::Encoded));
+    out
 }
 
 /// A reader's encoding stage: its [`RowEncoder`] and the batch it is encoding on a blocking
@@ -157,9 +218,7 @@ fn lost() -> SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgseam_model::{
-        ColumnSchema, Operation, Position, SnapshotMarker, SourceInfo, TableSchema,
-    };
+    use pgseam_model::{ColumnSchema, Operation, SnapshotMarker, SourceInfo};
 
     /// Writes the event's first value as the record value; fails on a `Null`.
     struct FirstValue;
@@ -203,17 +262,22 @@ mod tests {
         }
     }
 
+    /// `E` for an event, `R<n>` for a run of n converted rows.
     fn kinds(rows: &[ReadRow]) -> String {
         rows.iter()
             .map(|r| match r {
-                ReadRow::Event(_) => 'E',
-                ReadRow::Encoded(_) => 'R',
+                ReadRow::Event(_) => "E".to_owned(),
+                ReadRow::Encoded(run) => {
+                    assert_eq!(run.records.len() as u64, run.rows);
+                    format!("R{}", run.rows)
+                }
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     #[test]
-    fn a_chunks_edges_and_failed_rows_stay_events() {
+    fn a_chunks_edges_and_refused_rows_stay_events_the_rest_form_runs() {
         let table = Arc::new(TableSchema {
             relation_id: 1,
             schema: "public".into(),
@@ -237,18 +301,33 @@ mod tests {
                 .map(|v| event(&table, v.map_or(Value::Null, Value::Int64)))
                 .collect::<Vec<_>>()
         };
-        let rows = [Some(1), Some(2), None, Some(4), Some(5)];
+        let rows = [Some(1), Some(2), Some(3), None, Some(5), Some(6)];
         let both = encode_batch(&mut FirstValue, batch(&rows), true, true);
-        assert_eq!(kinds(&both), "ERERE");
+        assert_eq!(kinds(&both), "E,R2,E,R1,E");
         let middle = encode_batch(&mut FirstValue, batch(&rows), false, false);
-        assert_eq!(kinds(&middle), "RRERR");
-        let ReadRow::Encoded(encoded) = &middle[0] else {
+        assert_eq!(kinds(&middle), "R3,E,R2");
+        let ReadRow::Encoded(run) = &middle[0] else {
             unreachable!()
         };
-        assert!(encoded.event.after.is_none(), "values are dropped");
-        assert_eq!(encoded.records[0].value.as_deref(), Some(&b"1"[..]));
-        assert!(encoded.row_bytes > 0);
+        let values: Vec<_> = run.records.iter().map(|r| r.value.clone()).collect();
+        assert_eq!(
+            values,
+            [
+                Some(b"1".to_vec()),
+                Some(b"2".to_vec()),
+                Some(b"3".to_vec())
+            ]
+        );
+        assert!(run.row_bytes > 0);
+        assert_eq!(run.position, middle_position());
         let single = encode_batch(&mut FirstValue, batch(&[Some(7)]), false, true);
         assert_eq!(kinds(&single), "E");
+    }
+
+    fn middle_position() -> Position {
+        Position::Snapshot {
+            consistent_point: pgseam_model::Lsn(1),
+            last: false,
+        }
     }
 }

@@ -63,9 +63,9 @@
 //!
 //! # Converting in the readers
 //!
-//! With a [`RowEncoder`] (`SnapshotSettings::row_encoder`, the worker's JSON converter), each
+//! With a [`RowEncoder`] (`SnapshotSettings::reader_encoding`, the worker's JSON converter), each
 //! reader also converts its rows to records, beside decoding, and sends most rows as
-//! [`EncodedEvent`]s (`SourceMessage::Encoded`); see [`encode`] for the order, marker and
+//! [`EncodedRows`] (`SourceMessage::Encoded`); see [`encode`] for the order, marker and
 //! memory rules.
 //!
 //! # Chunks
@@ -118,7 +118,7 @@ use crate::source::SourceMessage;
 
 pub use checkpoint::{KeyProgress, ProgressUpdate, SnapshotProgress, TableName};
 pub(crate) use emitter::marker;
-pub use encode::{EncodedEvent, RowEncoder, RowEncoderFactory};
+pub use encode::{EncodedRows, ReaderEncoding, RowEncoder, RowEncoderFactory};
 pub use plan::ChunkStrategy;
 pub use progress::SnapshotStats;
 pub(crate) use resume::{WINDOW_CLOSE, WINDOW_OPEN};
@@ -178,7 +178,7 @@ pub struct SnapshotSettings {
     pub signals: Arc<SignalInbox>,
     /// Converts the initial snapshot's rows in the readers (see [`encode`]); `None`: the
     /// pipeline converts every row.
-    pub row_encoder: Option<RowEncoderFactory>,
+    pub reader_encoding: Option<ReaderEncoding>,
 }
 
 impl std::fmt::Debug for SnapshotSettings {
@@ -192,7 +192,7 @@ impl std::fmt::Debug for SnapshotSettings {
             .field("include", &self.include.as_ref().map(|_| "…"))
             .field("throttle", &self.throttle)
             .field("progress_interval", &self.progress_interval)
-            .field("row_encoder", &self.row_encoder.as_ref().map(|_| "…"))
+            .field("reader_encoding", &self.reader_encoding.is_some())
             .finish()
     }
 }
@@ -231,7 +231,7 @@ impl Default for SnapshotSettings {
             incremental_chunk_rows: DEFAULT_INCREMENTAL_CHUNK_ROWS,
             watermarking: WatermarkStrategy::Message,
             signals: Arc::new(SignalInbox::default()),
-            row_encoder: None,
+            reader_encoding: None,
         }
     }
 }
@@ -460,7 +460,10 @@ async fn run_snapshot(
         Arc::clone(&tables),
         Arc::clone(&queue),
         Arc::clone(&context),
-        settings.row_encoder.clone(),
+        settings
+            .reader_encoding
+            .as_ref()
+            .map(|e| Arc::clone(&e.make)),
     ));
     for id in 1..reader_count {
         readers.spawn(reader::run(
@@ -472,7 +475,10 @@ async fn run_snapshot(
             Arc::clone(&tables),
             Arc::clone(&queue),
             Arc::clone(&context),
-            settings.row_encoder.clone(),
+            settings
+                .reader_encoding
+                .as_ref()
+                .map(|e| Arc::clone(&e.make)),
         ));
     }
     let notes = emitter::InitialNotifications {
@@ -486,21 +492,29 @@ async fn run_snapshot(
             names.join(",")
         },
     };
-    let emitted =
-        match emitter::emit(&tables, receivers, events, &settings.stats, Some(&notes)).await {
-            Ok(rows) => rows,
-            Err(err) => {
-                // A chunk ended without `Done`: its reader failed; report the reader's error.
-                readers.abort_all();
-                let mut reader_error = None;
-                while let Some(result) = readers.join_next().await {
-                    if let Ok(Err(e)) = result {
-                        reader_error.get_or_insert(e);
-                    }
+    let emitted = match emitter::emit(
+        &tables,
+        receivers,
+        events,
+        &settings.stats,
+        Some(&notes),
+        settings.reader_encoding.as_ref(),
+    )
+    .await
+    {
+        Ok(rows) => rows,
+        Err(err) => {
+            // A chunk ended without `Done`: its reader failed; report the reader's error.
+            readers.abort_all();
+            let mut reader_error = None;
+            while let Some(result) = readers.join_next().await {
+                if let Ok(Err(e)) = result {
+                    reader_error.get_or_insert(e);
                 }
-                return Err(reader_error.unwrap_or(err));
             }
-        };
+            return Err(reader_error.unwrap_or(err));
+        }
+    };
     while let Some(result) = readers.join_next().await {
         match result {
             Ok(result) => result?,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use pgseam_connector_pg::catalog::list_user_tables;
 use pgseam_connector_pg::connection::{connect_query_session, ReplicationConnection};
 use pgseam_connector_pg::snapshot::{
-    self, ChunkStrategy, RowEncoder, SnapshotSettings, BATCH_MAX_ROWS,
+    self, ChunkStrategy, ReaderEncoding, RowEncoder, SnapshotSettings, BATCH_MAX_ROWS,
 };
 use pgseam_connector_pg::SourceMessage;
 use pgseam_model::{ChangeEvent, KafkaRecord, SnapshotMarker, Value};
@@ -87,10 +87,14 @@ async fn rows_converted_by_readers_come_out_once_in_order_with_their_markers() {
             // Chunks of several batches, so rows are carried from one batch to the next.
             chunk_rows: 2 * BATCH_MAX_ROWS as u64 + 100,
             chunk_strategy: strategy,
-            row_encoder: Some(Arc::new(move || {
-                counter.fetch_add(1, Ordering::Relaxed);
-                Box::new(IdEncoder) as Box<dyn RowEncoder>
-            })),
+            // A queue of fewer rows than a run: a run then takes the whole queue.
+            reader_encoding: Some(ReaderEncoding::new(
+                Arc::new(move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    Box::new(IdEncoder) as Box<dyn RowEncoder>
+                }),
+                1000,
+            )),
             ..SnapshotSettings::default()
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -104,7 +108,7 @@ async fn rows_converted_by_readers_come_out_once_in_order_with_their_markers() {
         // Per table: ids in the order they came, and the markers of all rows in order.
         let mut ids: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         let mut markers = Vec::new();
-        let (mut encoded, mut left) = (0usize, 0usize);
+        let (mut encoded, mut left, mut runs) = (0usize, 0usize, 0usize);
         while let Some(message) = rx.recv().await {
             match message {
                 SourceMessage::Event(event) => {
@@ -120,19 +124,20 @@ async fn rows_converted_by_readers_come_out_once_in_order_with_their_markers() {
                         .or_default()
                         .push(*id);
                 }
-                SourceMessage::Encoded(row) => {
-                    let table = row.event.table.table.to_string();
-                    assert!(row.event.after.is_none(), "values dropped after conversion");
-                    assert_eq!(row.event.source.snapshot, SnapshotMarker::True);
-                    assert_eq!(row.records.len(), 1);
-                    let value = String::from_utf8(row.records[0].value.clone().unwrap()).unwrap();
-                    let (name, id) = value.split_once(':').unwrap();
-                    assert_eq!(name, table);
-                    let id: i64 = id.parse().unwrap();
-                    assert_ne!(id % 1000, 0, "a refused row came out converted");
-                    encoded += 1;
-                    markers.push((table.clone(), SnapshotMarker::True));
-                    ids.entry(table).or_default().push(id);
+                SourceMessage::Encoded(run) => {
+                    let table = run.table.table.to_string();
+                    assert_eq!(run.records.len() as u64, run.rows);
+                    for record in &run.records {
+                        let value = String::from_utf8(record.value.clone().unwrap()).unwrap();
+                        let (name, id) = value.split_once(':').unwrap();
+                        assert_eq!(name, table);
+                        let id: i64 = id.parse().unwrap();
+                        assert_ne!(id % 1000, 0, "a refused row came out converted");
+                        encoded += 1;
+                        markers.push((table.clone(), SnapshotMarker::True));
+                        ids.entry(table.clone()).or_default().push(id);
+                    }
+                    runs += 1;
                 }
                 _ => {}
             }
@@ -165,6 +170,11 @@ async fn rows_converted_by_readers_come_out_once_in_order_with_their_markers() {
             "{strategy:?}: {left} left unconverted"
         );
         assert_eq!(made.load(Ordering::Relaxed), 2, "one encoder per reader");
+        // Runs end at batches and at refused rows: far fewer messages than rows.
+        assert!(
+            runs * 100 < encoded,
+            "{strategy:?}: {runs} runs of {encoded} rows"
+        );
         drop(replication);
     }
 }
