@@ -93,6 +93,82 @@ pub fn decode_binary(column: &ColumnSchema, bytes: &[u8]) -> Result<Value, Value
     decode_as(column, &column.type_name, bytes)
 }
 
+/// How a column's values decode from binary, resolved once from its type name: a snapshot
+/// reader decodes millions of values of the same few columns, and [`decode_binary`] finds the
+/// decoder by comparing the type name for every value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryKind {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    /// `oid`, `xid`, `cid`: unsigned 4 bytes.
+    Unsigned4,
+    Float4,
+    Float8,
+    Numeric,
+    Money,
+    Bytea,
+    Date,
+    Time,
+    TimeTz,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    /// `bit`, `varbit`.
+    Bits,
+    Uuid,
+    Json,
+    Jsonb,
+    /// `text`, `varchar`, `bpchar`, `name`, enum labels: UTF-8 text.
+    Text,
+    /// An array (`_elem`); its elements' kind is resolved once per value.
+    Array,
+}
+
+impl BinaryKind {
+    /// The kind of `type_name` (a base type name, `_elem` for arrays); names this module does
+    /// not know decode as text, as in [`decode_binary`].
+    pub fn of(type_name: &str) -> BinaryKind {
+        if type_name.starts_with('_') {
+            return BinaryKind::Array;
+        }
+        match type_name {
+            "bool" => BinaryKind::Bool,
+            "int2" => BinaryKind::Int2,
+            "int4" => BinaryKind::Int4,
+            "int8" => BinaryKind::Int8,
+            "oid" | "xid" | "cid" => BinaryKind::Unsigned4,
+            "float4" => BinaryKind::Float4,
+            "float8" => BinaryKind::Float8,
+            "numeric" => BinaryKind::Numeric,
+            "money" => BinaryKind::Money,
+            "bytea" => BinaryKind::Bytea,
+            "date" => BinaryKind::Date,
+            "time" => BinaryKind::Time,
+            "timetz" => BinaryKind::TimeTz,
+            "timestamp" => BinaryKind::Timestamp,
+            "timestamptz" => BinaryKind::TimestampTz,
+            "interval" => BinaryKind::Interval,
+            "bit" | "varbit" => BinaryKind::Bits,
+            "uuid" => BinaryKind::Uuid,
+            "json" => BinaryKind::Json,
+            "jsonb" => BinaryKind::Jsonb,
+            _ => BinaryKind::Text,
+        }
+    }
+}
+
+/// [`decode_binary`] with the column's kind resolved beforehand (`BinaryKind::of` of its
+/// type name).
+pub fn decode_binary_as(
+    column: &ColumnSchema,
+    kind: BinaryKind,
+    bytes: &[u8],
+) -> Result<Value, ValueError> {
+    decode_kind(column, kind, &column.type_name, bytes)
+}
+
 fn invalid(column: &ColumnSchema, type_name: &str, reason: impl Into<String>) -> ValueError {
     ValueError::InvalidBinary {
         column: column.name.clone(),
@@ -123,31 +199,41 @@ fn utf8(column: &ColumnSchema, type_name: &str, bytes: &[u8]) -> Result<String, 
 }
 
 fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, ValueError> {
-    if let Some(element) = type_name.strip_prefix('_') {
-        return decode_array(column, element, b);
-    }
+    decode_kind(column, BinaryKind::of(type_name), type_name, b)
+}
+
+fn decode_kind(
+    column: &ColumnSchema,
+    kind: BinaryKind,
+    type_name: &str,
+    b: &[u8],
+) -> Result<Value, ValueError> {
     let be_i64 = |b: &[u8]| fixed::<8>(column, type_name, b).map(i64::from_be_bytes);
     let be_i32 = |b: &[u8]| fixed::<4>(column, type_name, b).map(i32::from_be_bytes);
-    Ok(match type_name {
-        "bool" => match fixed::<1>(column, type_name, b)? {
+    Ok(match kind {
+        BinaryKind::Array => {
+            let element = type_name.strip_prefix('_').unwrap_or(type_name);
+            return decode_array(column, element, b);
+        }
+        BinaryKind::Bool => match fixed::<1>(column, type_name, b)? {
             [0] => Value::Bool(false),
             [1] => Value::Bool(true),
             [other] => return Err(invalid(column, type_name, format!("byte {other}"))),
         },
-        "int2" => Value::Int16(i16::from_be_bytes(fixed::<2>(column, type_name, b)?)),
-        "int4" => Value::Int32(be_i32(b)?),
-        "int8" => Value::Int64(be_i64(b)?),
-        "oid" | "xid" | "cid" => {
+        BinaryKind::Int2 => Value::Int16(i16::from_be_bytes(fixed::<2>(column, type_name, b)?)),
+        BinaryKind::Int4 => Value::Int32(be_i32(b)?),
+        BinaryKind::Int8 => Value::Int64(be_i64(b)?),
+        BinaryKind::Unsigned4 => {
             Value::Int64(u32::from_be_bytes(fixed::<4>(column, type_name, b)?).into())
         }
-        "float4" => Value::Float32(f32::from_be_bytes(fixed::<4>(column, type_name, b)?)),
-        "float8" => Value::Float64(f64::from_be_bytes(fixed::<8>(column, type_name, b)?)),
-        "numeric" => {
+        BinaryKind::Float4 => Value::Float32(f32::from_be_bytes(fixed::<4>(column, type_name, b)?)),
+        BinaryKind::Float8 => Value::Float64(f64::from_be_bytes(fixed::<8>(column, type_name, b)?)),
+        BinaryKind::Numeric => {
             Value::Numeric(decode_numeric(b).map_err(|reason| invalid(column, type_name, reason))?)
         }
-        "money" => Value::Money(be_i64(b)?),
-        "bytea" => Value::Bytes(b.to_vec()),
-        "date" => match be_i32(b)? {
+        BinaryKind::Money => Value::Money(be_i64(b)?),
+        BinaryKind::Bytea => Value::Bytes(b.to_vec()),
+        BinaryKind::Date => match be_i32(b)? {
             i32::MIN => Value::Infinity { negative: true },
             i32::MAX => Value::Infinity { negative: false },
             days => Value::Date(
@@ -155,8 +241,8 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
                     .map_err(|_| invalid(column, type_name, "date out of range"))?,
             ),
         },
-        "time" => Value::Time(be_i64(b)?),
-        "timetz" => {
+        BinaryKind::Time => Value::Time(be_i64(b)?),
+        BinaryKind::TimeTz => {
             if b.len() != 12 {
                 return Err(invalid(
                     column,
@@ -173,8 +259,8 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
                     .ok_or_else(|| invalid(column, type_name, "zone out of range"))?,
             }
         }
-        "timestamp" | "timestamptz" => {
-            let with_tz = type_name == "timestamptz";
+        BinaryKind::Timestamp | BinaryKind::TimestampTz => {
+            let with_tz = kind == BinaryKind::TimestampTz;
             match be_i64(b)? {
                 i64::MIN => Value::Infinity { negative: true },
                 i64::MAX => Value::Infinity { negative: false },
@@ -189,7 +275,7 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
                 },
             }
         }
-        "interval" => {
+        BinaryKind::Interval => {
             if b.len() != 16 {
                 return Err(invalid(
                     column,
@@ -203,7 +289,7 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
                 months: be_i32(&b[12..])?,
             }
         }
-        "bit" | "varbit" => {
+        BinaryKind::Bits => {
             let bits = b
                 .get(..4)
                 .map(|n| i32::from_be_bytes([n[0], n[1], n[2], n[3]]))
@@ -229,7 +315,7 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
                     .collect(),
             )
         }
-        "uuid" => {
+        BinaryKind::Uuid => {
             let u = fixed::<16>(column, type_name, b)?;
             // uuid_out's form: lower-case hex, hyphens after bytes 4, 6, 8 and 10.
             const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -243,8 +329,8 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
             }
             Value::Uuid(text)
         }
-        "json" => Value::Json(utf8(column, type_name, b)?),
-        "jsonb" => match b.split_first() {
+        BinaryKind::Json => Value::Json(utf8(column, type_name, b)?),
+        BinaryKind::Jsonb => match b.split_first() {
             Some((1, text)) => Value::Json(utf8(column, type_name, text)?),
             Some((version, _)) => {
                 return Err(invalid(
@@ -255,8 +341,7 @@ fn decode_as(column: &ColumnSchema, type_name: &str, b: &[u8]) -> Result<Value, 
             }
             None => return Err(invalid(column, type_name, "empty jsonb")),
         },
-        // text, varchar, bpchar, name, enum labels.
-        _ => Value::Text(utf8(column, type_name, b)?),
+        BinaryKind::Text => Value::Text(utf8(column, type_name, b)?),
     })
 }
 
@@ -300,6 +385,7 @@ fn decode_array(column: &ColumnSchema, element: &str, b: &[u8]) -> Result<Value,
         return Err(bad("more elements than bytes"));
     }
     let mut elements = Vec::with_capacity(total);
+    let element_kind = BinaryKind::of(element);
     for _ in 0..total {
         let length = read_i32(b, &mut at).ok_or_else(|| bad("truncated element"))?;
         if length == -1 {
@@ -311,7 +397,7 @@ fn decode_array(column: &ColumnSchema, element: &str, b: &[u8]) -> Result<Value,
             .checked_add(length)
             .filter(|&end| end <= b.len())
             .ok_or_else(|| bad("truncated element"))?;
-        elements.push(decode_as(column, element, &b[at..end])?);
+        elements.push(decode_kind(column, element_kind, element, &b[at..end])?);
         at = end;
     }
     if at != b.len() {

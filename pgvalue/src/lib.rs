@@ -34,7 +34,7 @@ pub mod datetime;
 
 use pgseam_model::{ColumnSchema, Numeric, Value};
 
-pub use binary::{binary_supported, decode_binary};
+pub use binary::{binary_supported, decode_binary, decode_binary_as, BinaryKind};
 pub use copy::{split_copy_text_row, unescape_copy_text_field};
 pub use copy_binary::{BinaryCopyError, BinaryCopyReader, BinaryCopyRow};
 

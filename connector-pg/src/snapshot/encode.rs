@@ -161,22 +161,48 @@ pub(crate) fn encode_batch(
     out
 }
 
-/// A reader's encoding stage: its [`RowEncoder`] and the batch it is encoding on a blocking
-/// thread, if any.
+/// A reader's encoding stage: a thread of its own, with its [`RowEncoder`], converting one
+/// batch at a time. A thread rather than the runtime's blocking pool: a fixed thread keeps its
+/// allocator's caches (the pool hands jobs to whichever of its threads is idle, and each one
+/// used keeps memory of its own).
 pub(crate) struct Encoding {
-    /// `None` while the encoder is on the blocking thread with a batch.
-    encoder: Option<Box<dyn RowEncoder>>,
-    in_flight: Option<InFlight>,
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    done: tokio::sync::mpsc::Receiver<(Vec<ReadRow>, u64)>,
+    /// A batch was handed over and its result not taken yet.
+    in_flight: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-type InFlight = tokio::task::JoinHandle<(Box<dyn RowEncoder>, Vec<ReadRow>, u64)>;
+struct Job {
+    events: Vec<ChangeEvent>,
+    bytes: u64,
+    has_first: bool,
+    has_last: bool,
+}
 
 impl Encoding {
-    pub(crate) fn new(encoder: Box<dyn RowEncoder>) -> Self {
-        Encoding {
-            encoder: Some(encoder),
-            in_flight: None,
-        }
+    /// Starts the thread of reader `reader`.
+    pub(crate) fn start(reader: usize, mut encoder: Box<dyn RowEncoder>) -> Result<Self> {
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
+        let (done_tx, done) = tokio::sync::mpsc::channel(1);
+        let thread = std::thread::Builder::new()
+            .name(format!("pgseam-encode-{reader}"))
+            .spawn(move || {
+                while let Ok(job) = job_rx.recv() {
+                    let rows =
+                        encode_batch(encoder.as_mut(), job.events, job.has_first, job.has_last);
+                    if done_tx.blocking_send((rows, job.bytes)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(SourceError::Io)?;
+        Ok(Encoding {
+            jobs: Some(jobs),
+            done,
+            in_flight: false,
+            thread: Some(thread),
+        })
     }
 
     /// Starts encoding `events` (one chunk's rows in order, `bytes` of COPY data; see
@@ -190,29 +216,45 @@ impl Encoding {
         has_last: bool,
     ) -> Result<Option<(Vec<ReadRow>, u64)>> {
         let previous = self.finish().await?;
-        let mut encoder = self.encoder.take().ok_or_else(lost)?;
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let rows = encode_batch(encoder.as_mut(), events, has_first, has_last);
-            (encoder, rows, bytes)
-        }));
+        let job = Job {
+            events,
+            bytes,
+            has_first,
+            has_last,
+        };
+        // Nothing is in flight, so the channel (of one) has room: this does not block.
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(stopped)?;
+        self.in_flight = true;
         Ok(previous)
     }
 
     /// The batch being encoded, once it is done.
     pub(crate) async fn finish(&mut self) -> Result<Option<(Vec<ReadRow>, u64)>> {
-        let Some(job) = self.in_flight.take() else {
+        if !std::mem::take(&mut self.in_flight) {
             return Ok(None);
-        };
-        let (encoder, rows, bytes) = job
-            .await
-            .map_err(|err| SourceError::Protocol(format!("snapshot row encoder failed: {err}")))?;
-        self.encoder = Some(encoder);
-        Ok(Some((rows, bytes)))
+        }
+        self.done.recv().await.map(Some).ok_or_else(stopped)
     }
 }
 
-fn lost() -> SourceError {
-    SourceError::Protocol("snapshot row encoder failed before".into())
+impl Drop for Encoding {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread once its batch (if any) is done; it is not
+        // waited for when it still has one.
+        self.jobs = None;
+        if !self.in_flight {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn stopped() -> SourceError {
+    SourceError::Protocol("the snapshot row encoder thread stopped (a panic)".into())
 }
 
 #[cfg(test)]

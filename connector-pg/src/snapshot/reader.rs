@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use pgseam_model::{
     ChangeEvent, Operation, Position, Row, SnapshotMarker, SourceInfo, TableSchema, Value,
 };
-use pgseam_pgvalue::{BinaryCopyReader, BinaryCopyRow};
+use pgseam_pgvalue::{BinaryCopyReader, BinaryCopyRow, BinaryKind};
 use tokio::sync::mpsc;
 
 use super::encode::{Encoding, ReadRow, RowEncoderFactory};
@@ -60,7 +60,9 @@ pub(crate) async fn run(
     context: Arc<SnapshotContext>,
     row_encoder: Option<RowEncoderFactory>,
 ) -> Result<()> {
-    let mut encoding = row_encoder.map(|make| Encoding::new(make()));
+    let mut encoding = row_encoder
+        .map(|make| Encoding::start(id, make()))
+        .transpose()?;
     let client = match session {
         Session::Coordinator(client) => client,
         Session::Open {
@@ -155,6 +157,7 @@ async fn read_chunk_with(
     let mut reader = BinaryCopyReader::new(table.columns.len());
     let mut buffer = BytesMut::new();
     let mut fields = Vec::with_capacity(table.columns.len());
+    let decoders = column_decoders(table);
     let mut batch = Vec::new();
     let mut batch_bytes = 0usize;
     // Whether the next batch handed to the encoder starts with the chunk's first row.
@@ -182,7 +185,7 @@ async fn read_chunk_with(
             .map_err(|e| SourceError::Protocol(format!("{e} (table {name})")))?
         {
             BinaryCopyRow::Row { consumed } => {
-                let row = decode_row(&table.schema, &table.columns, &buffer, &fields)?;
+                let row = decode_row(&table.schema, &decoders, &buffer, &fields)?;
                 batch.push(snapshot_event(&table.schema, row, context));
                 batch_bytes += consumed;
                 buffer.advance(consumed);
@@ -281,33 +284,47 @@ async fn read_chunk_with(
         .map_err(|_| SourceError::ConsumerGone)
 }
 
-fn decode_row(
-    table: &TableSchema,
-    reads: &[ColumnRead],
-    buffer: &[u8],
-    fields: &[Option<std::ops::Range<usize>>],
-) -> Result<Row> {
+/// How each column of a chunk is decoded: its binary kind resolved once, or the text
+/// decoder (see `plan`).
+fn column_decoders(table: &TablePlan) -> Vec<Option<BinaryKind>> {
     table
         .columns
         .iter()
-        .zip(reads)
-        .zip(fields)
-        .map(|((column, read), field)| {
-            let Some(range) = field else {
-                return Ok(Value::Null);
-            };
-            let bytes = &buffer[range.clone()];
-            match read {
-                ColumnRead::Binary => pgseam_pgvalue::decode_binary(column, bytes),
-                ColumnRead::Text => pgseam_pgvalue::decode_text_bytes(column, bytes),
-            }
-            .map_err(|err| SourceError::Value {
-                table: table.qualified_name(),
-                column: column.name.clone(),
-                message: err.to_string(),
-            })
+        .zip(&table.schema.columns)
+        .map(|(read, column)| match read {
+            ColumnRead::Binary => Some(BinaryKind::of(&column.type_name)),
+            ColumnRead::Text => None,
         })
         .collect()
+}
+
+fn decode_row(
+    table: &TableSchema,
+    decoders: &[Option<BinaryKind>],
+    buffer: &[u8],
+    fields: &[Option<std::ops::Range<usize>>],
+) -> Result<Row> {
+    // Sized once: collecting a `Result` iterator cannot know its length, and would grow the
+    // row by doubling.
+    let mut row = Vec::with_capacity(table.columns.len());
+    for ((column, decoder), field) in table.columns.iter().zip(decoders).zip(fields) {
+        let Some(range) = field else {
+            row.push(Value::Null);
+            continue;
+        };
+        let bytes = &buffer[range.clone()];
+        let value = match decoder {
+            Some(kind) => pgseam_pgvalue::decode_binary_as(column, *kind, bytes),
+            None => pgseam_pgvalue::decode_text_bytes(column, bytes),
+        }
+        .map_err(|err| SourceError::Value {
+            table: table.qualified_name(),
+            column: column.name.clone(),
+            message: err.to_string(),
+        })?;
+        row.push(value);
+    }
+    Ok(row)
 }
 
 fn snapshot_event(table: &Arc<TableSchema>, row: Row, context: &SnapshotContext) -> ChangeEvent {
