@@ -330,6 +330,33 @@ impl DimensionWarnings {
     }
 }
 
+/// The cache entry of `table`, built when it is new or its schema changed (one hash lookup:
+/// this runs for every row).
+fn current_entry<'a>(
+    tables: &'a mut HashMap<u32, TableEntry>,
+    cfg: &JsonConverterConfig,
+    warnings: &DimensionWarnings,
+    table: &Arc<TableSchema>,
+) -> &'a TableEntry {
+    use std::collections::hash_map::Entry;
+    match tables.entry(table.relation_id) {
+        Entry::Occupied(occupied) => {
+            let e = occupied.into_mut();
+            if !Arc::ptr_eq(&e.table, table) {
+                if *e.table == **table {
+                    // Same content under a new allocation: keep the cheap pointer check
+                    // effective.
+                    e.table = Arc::clone(table);
+                } else {
+                    *e = TableEntry::build(cfg, table, warnings);
+                }
+            }
+            e
+        }
+        Entry::Vacant(vacant) => vacant.insert(TableEntry::build(cfg, table, warnings)),
+    }
+}
+
 /// Everything about a table that does not change from event to event.
 #[derive(Debug)]
 pub(crate) struct TableEntry {
@@ -613,23 +640,6 @@ impl JsonConverter {
         &self.headers
     }
 
-    /// Makes the cache entry of `table` current.
-    fn entry(&mut self, table: &Arc<TableSchema>) {
-        let stale = match self.tables.get(&table.relation_id) {
-            Some(e) => !Arc::ptr_eq(&e.table, table) && *e.table != **table,
-            None => true,
-        };
-        if stale {
-            let entry = TableEntry::build(&self.cfg, table, &self.dimension_warnings);
-            self.tables.insert(table.relation_id, entry);
-        } else if let Some(e) = self.tables.get_mut(&table.relation_id) {
-            // Same content under a new allocation: keep the cheap pointer check effective.
-            if !Arc::ptr_eq(&e.table, table) {
-                e.table = Arc::clone(table);
-            }
-        }
-    }
-
     /// The Connect schemas of `table` as this converter renders them: the key struct (`None`
     /// without a primary key), the envelope of snapshot events and, when it differs (source
     /// type propagation), of streamed events, in JsonConverter's schema JSON.
@@ -637,8 +647,7 @@ impl JsonConverter {
         &mut self,
         table: &Arc<TableSchema>,
     ) -> (Option<&str>, &str, Option<&str>) {
-        self.entry(table);
-        let e = &self.tables[&table.relation_id];
+        let e = current_entry(&mut self.tables, &self.cfg, &self.dimension_warnings, table);
         (
             e.key_schema.as_deref(),
             &e.value_schema,
@@ -738,8 +747,12 @@ impl JsonConverter {
         let cfg_value_schemas = self.cfg.value_schemas_enable;
         let replace = self.cfg.replace_null_with_default;
         let tombstones = self.cfg.tombstones_on_delete;
-        self.entry(&event.table);
-        let entry = &self.tables[&event.table.relation_id];
+        let entry = current_entry(
+            &mut self.tables,
+            &self.cfg,
+            &self.dimension_warnings,
+            &event.table,
+        );
         let prefix = self.cfg.topic_prefix.as_str();
         let table = &event.table;
         let other_key = key_change.map(|k| match k {

@@ -158,7 +158,7 @@ async fn read_chunk_with(
     let mut buffer = BytesMut::new();
     let mut fields = Vec::with_capacity(table.columns.len());
     let decoders = column_decoders(table);
-    let mut batch = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH_MAX_ROWS);
     let mut batch_bytes = 0usize;
     // Whether the next batch handed to the encoder starts with the chunk's first row.
     let mut at_chunk_start = true;
@@ -195,7 +195,8 @@ async fn read_chunk_with(
                         // must be in the batch flagged as the chunk's start).
                         Some(encoding) if batch.len() >= 2 => {
                             let carried = batch.pop();
-                            let events = std::mem::take(&mut batch);
+                            let events =
+                                std::mem::replace(&mut batch, Vec::with_capacity(BATCH_MAX_ROWS));
                             let done = encoding
                                 .submit(events, batch_bytes as u64, at_chunk_start, false)
                                 .await?;
@@ -206,7 +207,8 @@ async fn read_chunk_with(
                         }
                         Some(_) => {}
                         None => {
-                            let events = std::mem::take(&mut batch);
+                            let events =
+                                std::mem::replace(&mut batch, Vec::with_capacity(BATCH_MAX_ROWS));
                             let rows = events.len();
                             let bytes = batch_bytes as u64;
                             send(ChunkMessage::Rows { events, bytes }, rows, bytes).await?;
