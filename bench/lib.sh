@@ -3,7 +3,8 @@
 #
 #   paths      BENCH_DIR (this folder), REPO, TARGET ($CARGO_TARGET_DIR or ./target), DEV (the
 #              release pgseam-dev), PSQL; bench_build (cargo build unless BENCH_BUILD=no),
-#              bench_require (the binaries exist, or exit 1 with the build command).
+#              bench_require (the binaries exist, or exit 1 with the build command),
+#              bench_workdir (the work directory, made if not given).
 #   time/log   log (stderr, [HH:MM:SS]), now (seconds.nanoseconds), now_ms, secs_between.
 #   servers    pg_start DIR [CONF...] (a PostgreSQL 15 by pgseam-dev, wal_level=logical; sets
 #              PG_port and PGPASSWORD), pg_stop, broker_start DIR (a tansu broker; sets
@@ -23,8 +24,9 @@
 #              a KEY=VALUE replaces that key's default in place, `KEY=` leaves the key out
 #              (pgseam's default), other lines are appended.
 #   one pgseam for the signal/incremental benches, logging to $WORK/NAME.log: pgseam_start_named,
-#              wait_log, stop_pgseam; churn_writers / stop_writers (inserts, updates, deletes of
-#              `bench` and inserts into a latency table); latency_reader (commit → consumer).
+#              wait_log, stop_pgseam; churn_schema / churn_writers / stop_writers (inserts,
+#              updates, deletes of `bench` and inserts into a latency table); latency_reader
+#              (commit → consumer).
 #
 # Scripts keep their own options, measurements and report formats; this file only holds what
 # was written out the same way in several of them.
