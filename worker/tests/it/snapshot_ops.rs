@@ -11,22 +11,13 @@ use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Env, Pgseam};
-use pgseam_testkit::{Broker, Postgres, PostgresOptions};
+use common::{http_get, Env, Pgseam};
+use pgseam_testkit::PostgresOptions;
 
 const BIG_ROWS: u64 = 20_000;
 const SMALL_ROWS: u64 = 300;
 const ROWS_PER_SECOND: u64 = 5_000;
 const BYTES_PER_SECOND: u64 = 200_000;
-
-fn curl(url: &str) -> String {
-    let output = Command::new("curl")
-        .args(["-s", "-f", url])
-        .output()
-        .expect("run curl");
-    assert!(output.status.success(), "GET {url} failed: {output:?}");
-    String::from_utf8(output.stdout).expect("UTF-8 body")
-}
 
 /// The log line with `message` of the connector whose sessions are `pgseam-<connector>`.
 fn line<'a>(log: &'a str, message: &str, connector: &str) -> &'a str {
@@ -58,20 +49,13 @@ fn sample(metrics: &str, metric: &str, labels: &str) -> f64 {
 fn throttled_snapshots_report_progress_and_metrics() {
     // Server defaults that would kill a waiting reader or the idle exported-snapshot
     // connection if pgseam's sessions did not turn them off.
-    let pg = Postgres::start_with(
+    let env = Env::start_with(
+        "ops",
         PostgresOptions::default()
             .conf("statement_timeout = '1s'")
             .conf("idle_in_transaction_session_timeout = '1s'")
             .conf("idle_session_timeout = '1s'"),
-    )
-    .expect("start PostgreSQL");
-    pg.create_database("ops").expect("create database");
-    let env = Env {
-        pg,
-        broker: Broker::start().expect("start broker"),
-        dir: tempfile::tempdir().expect("temp dir"),
-        database: "ops".into(),
-    };
+    );
     env.psql(&format!(
         "SET statement_timeout = 0;
          CREATE TABLE big (id bigint PRIMARY KEY, payload text);
@@ -198,7 +182,7 @@ fn throttled_snapshots_report_progress_and_metrics() {
     );
 
     // Snapshot metrics of each connector.
-    let metrics = curl(&format!("{base}/metrics"));
+    let metrics = http_get(&format!("{base}/metrics"));
     for (name, big_chunks) in [("rows", 2.0), ("bytes", 4.0)] {
         let snapshot = format!("name=\"{name}\",context=\"snapshot\"");
         let gauge =
@@ -231,8 +215,7 @@ fn throttled_snapshots_report_progress_and_metrics() {
         }
     }
 
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "exit {status}:\n{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// On a terminal (here a pseudo-terminal from util-linux `script`), the snapshot draws a bar
