@@ -19,6 +19,26 @@ const SMALL_ROWS: u64 = 300;
 const ROWS_PER_SECOND: u64 = 5_000;
 const BYTES_PER_SECOND: u64 = 200_000;
 
+/// The pids of the processes below `pid` (children first), from `/proc/<pid>/task/*/children`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    found
+}
+
 /// The log line with `message` of the connector whose sessions are `pgseam-<connector>`.
 fn line<'a>(log: &'a str, message: &str, connector: &str) -> &'a str {
     log.lines()
@@ -267,8 +287,23 @@ fn a_terminal_gets_progress_bars() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = script.kill();
-    let _ = script.wait();
+    // `script` runs pgseam in a session of its own on the pseudo-terminal: killing `script`
+    // alone would leave pgseam running. Stop pgseam (SIGTERM to script's descendants), then
+    // `script` ends with it.
+    for pid in descendants(script.id()) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let stopping = std::time::Instant::now();
+    while script.try_wait().expect("script status").is_none() {
+        if stopping.elapsed() > Duration::from_secs(30) {
+            let _ = script.kill();
+            let _ = script.wait();
+            panic!("pgseam under script did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     for needle in [
         "pgseam-bars total",
         "public.big",
