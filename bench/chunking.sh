@@ -46,34 +46,23 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+. "$(dirname "$0")/lib.sh"
 PGSEAM=${PGSEAM_BIN:-$TARGET/release/pgseam}
-DEV=${DEV_BIN:-$TARGET/release/pgseam-dev}
-for b in "$PGSEAM" "$DEV"; do
-  [ -x "$b" ] || { echo "missing $b: cargo build --release -p pgseam -p pgseam-testkit" >&2; exit 1; }
-done
-if [ -z "$WORK" ]; then WORK=$(mktemp -d /tmp/pgseam-chunking.XXXXXX); fi
-mkdir -p "$WORK"; chmod 755 "$WORK"; WORK=$(cd "$WORK" && pwd)
+bench_require "$PGSEAM" "$DEV"
+WORK=$(bench_workdir "$WORK" pgseam-chunking)
 RESULTS=$WORK/results.tsv; : > "$RESULTS"
-log() { echo "[$(date +%T)] $*" >&2; }
-now_ms() { date +%s%3N; }
 
 PG_DIR=$WORK/pg
 cleanup() {
   set +e
   [ -n "${TIME_PID:-}" ] && kill "$(pgrep -P "$TIME_PID")" 2>/dev/null
-  "$DEV" postgres stop --dir "$PG_DIR" >/dev/null 2>&1
+  bench_stop_servers
   rm -rf "$WORK/pg" "$WORK/runs"
 }
 trap cleanup EXIT
-eval "$("$DEV" postgres start --dir "$PG_DIR" --conf 'shared_buffers = 512MB' --conf 'max_wal_size = 8GB' \
-        --conf 'max_replication_slots = 20' --conf 'max_wal_senders = 20' | sed 's/^/PG_/')"
+pg_start "$PG_DIR" 'shared_buffers = 512MB' 'max_wal_size = 8GB' 'max_replication_slots = 20' 'max_wal_senders = 20'
 PGPORT=$PG_port
-export PGPASSWORD=postgres
-Q() { psql -X -q -At -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -d bench "$@"; }
-psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "CREATE DATABASE bench" >/dev/null
+pg_create_db bench
 Q -c "CREATE PUBLICATION dbz_publication FOR ALL TABLES"
 
 # PostgreSQL's CPU-seconds so far: the postmaster and every child it has reaped (backends of
@@ -86,28 +75,12 @@ pg_cpu() {
   } | awk -v hz="$CLK_TCK" '{s += $1} END {printf "%.2f", s / hz}'
 }
 rows_of() { case "$1" in wide) echo $((ROWS / 5));; toast) echo $((ROWS / 50));; *) echo "$ROWS";; esac; }
-BENCH_COLS="a int, b int, c int, txt text, ts timestamptz, amount numeric(12,2)"
-BENCH_SEL="g % 1000, g % 7, (g * 31) % 100000, md5(g::text) || substr(md5((g + 1)::text), 1, 18),
-           timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', (g % 100000) / 100.0"
-wide_ddl() {   # as bench/run.sh
-  local types=("int" "bigint" "text" "double precision" "boolean" "timestamptz" "numeric(12,2)" "date"
-               "varchar(32)" "smallint" "uuid" "timestamp")
-  local exprs=("(g * 7) % 100000" "g::bigint * 1000003" "md5(g::text)" "g / 7.0" "g % 2 = 0"
-               "timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'" "(g % 100000) / 100.0"
-               "date '2000-01-01' + (g % 9000)" "substr(md5((g + 1)::text), 1, 20)" "(g % 30000)::smallint"
-               "md5(g::text)::uuid" "timestamp '2024-01-01 00:00:00' + g * interval '1 minute'")
-  local cols="id bigint PRIMARY KEY" sel="g" i t
-  for i in $(seq 1 59); do
-    t=$(( (i - 1) % 12 )); cols+=", c$i ${types[$t]}"; sel+=", ${exprs[$t]}"
-  done
-  echo "CREATE TABLE wide ($cols); INSERT INTO wide SELECT $sel FROM generate_series(1, $1) g;"
-}
+# bench, wide and toast are bench/lib.sh's (as bench/run.sh); the others vary bench's columns.
 load_dataset() {
   local ds=$1 n; n=$(rows_of "$1")
   log "loading $ds ($n rows)"
   case "$ds" in
-    bench) Q -c "CREATE TABLE bench (id bigint PRIMARY KEY, $BENCH_COLS)" \
-             -c "INSERT INTO bench SELECT g, $BENCH_SEL FROM generate_series(1, $n) g";;
+    bench|wide|toast) load_dataset_table "$ds" "$n";;
     shuffled) Q -c "CREATE TABLE shuffled (id bigint PRIMARY KEY, $BENCH_COLS)" \
                 -c "INSERT INTO shuffled SELECT g, $BENCH_SEL FROM generate_series(1, $n) g ORDER BY random()";;
     uuidkey) Q -c "CREATE TABLE uuidkey (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), $BENCH_COLS)" \
@@ -115,10 +88,6 @@ load_dataset() {
     updated) Q -c "CREATE TABLE updated (id bigint PRIMARY KEY, $BENCH_COLS)" \
                -c "INSERT INTO updated SELECT g, $BENCH_SEL FROM generate_series(1, $n) g" \
                -c "UPDATE updated SET a = a + 1 WHERE random() < 0.3";;
-    wide) Q -c "$(wide_ddl "$n")";;
-    toast) Q -c "CREATE TABLE toast (id bigint PRIMARY KEY, a int, body text)" \
-             -c "ALTER TABLE toast ALTER COLUMN body SET STORAGE EXTERNAL" \
-             -c "INSERT INTO toast SELECT g, g % 1000, repeat(md5(g::text), 625) FROM generate_series(1, $n) g";;
   esac
   Q -c "VACUUM ANALYZE $ds" -c "CHECKPOINT"
   local info
@@ -136,32 +105,9 @@ run() {   # DATASET STRATEGY THREADS REP
   local ds=$1 strategy=$2 threads=$3 r=$4 dir slot t0 tend pid line
   dir=$WORK/runs/${ds}_${strategy}_${threads}_$r; slot=chunk_${ds}_${strategy}_${threads}_$r
   mkdir -p "$dir"
-  cat > "$dir/worker.properties" <<EOF
-bootstrap.servers=127.0.0.1:1
-key.converter.schemas.enable=false
-value.converter.schemas.enable=false
-offset.storage.file.filename=$dir/offsets.dat
-offset.flush.interval.ms=100
-pgseam.sink=null
-listeners=http://127.0.0.1:0
-EOF
-  cat > "$dir/connector.properties" <<EOF
-name=chunking
-connector.class=io.debezium.connector.postgresql.PostgresConnector
-database.hostname=127.0.0.1
-database.port=$PGPORT
-database.user=postgres
-database.password=postgres
-database.dbname=bench
-topic.prefix=bench
-plugin.name=pgoutput
-slot.name=$slot
-table.include.list=public.$ds
-snapshot.mode=initial
-decimal.handling.mode=string
-snapshot.max.threads=$threads
-snapshot.chunk.strategy=$strategy
-EOF
+  worker_props "$dir/worker.properties" "offset.storage.file.filename=$dir/offsets.dat" "pgseam.sink=null"
+  connector_props "$dir/connector.properties" "name=chunking" "slot.name=$slot" "table.include.list=public.$ds" \
+    "snapshot.mode=initial" "snapshot.max.threads=$threads" "snapshot.chunk.strategy=$strategy"
   sleep 0.5; cpu0=$(pg_cpu); t0=$(now_ms)
   /usr/bin/time -f '%e %U %S %M' -o "$dir/time" env RUST_LOG=info "$PGSEAM" standalone \
     "$dir/worker.properties" "$dir/connector.properties" > "$dir/pgseam.log" 2>&1 &

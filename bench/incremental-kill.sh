@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 9's tests 1-4 and its benchmark at full scale (run by hand, not in CI): a signalled
-# incremental snapshot of the 1M-row `bench` table
-# (../shared/reference/debezium/sql/bench_schema.sql, plus a `ver` column) while writers insert,
+# incremental snapshot of the 1M-row `bench` table (reference/debezium/sql/bench_schema.sql's
+# table, bench/lib.sh load_bench, plus a `ver` column) while writers insert,
 # update and delete `bench` rows throughout, all in one run on one PostgreSQL and one tansu:
 #
 #   kill     pgseam into tansu, `snapshot.mode=no_data`; the signal; `kill -9` of pgseam
@@ -40,7 +40,8 @@
 # when it holds `max.batch.size` (2048) events or after that long, so at a low event rate it
 # sets Debezium's streaming latency.
 # env:   PGSEAM_BROKER_BIN (tansu), CARGO_TARGET_DIR (default ./target), DBZPEER_HOME (the
-#        Debezium harness' jars, e.g. /work/main/.dbzpeer; needed for --debezium yes)
+#        Debezium harness' jars, e.g. /work/main/.dbzpeer; needed for --debezium yes),
+#        BENCH_BUILD=no (run the release binaries already built)
 # Appends the results with the command to BENCHMARKS.md unless --record no. Exits 1 when verify
 # or the change checker finds a difference.
 set -euo pipefail
@@ -56,142 +57,57 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 case "$FSYNC" in on|off) ;; *) echo "--fsync on|off" >&2; exit 2;; esac
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-REF=${REF:-/work/shared/reference/debezium/sql}
-DBZ_ROOT=$ROOT/reference/debezium
-PSQL=/usr/lib/postgresql/15/bin/psql
+. "$(dirname "$0")/lib.sh"
+DBZ_ROOT=$REPO/reference/debezium
 WORK=$(mktemp -d /tmp/pgseam-bench-inckill.XXXX)
 chmod 777 "$WORK"
-export PGPASSWORD=postgres
 
-cargo build --release -p pgseam -p pgseam-testkit -p pgseam-integration-tests --bins \
-  --manifest-path "$ROOT/Cargo.toml" >&2
+bench_build -p pgseam -p pgseam-testkit -p pgseam-integration-tests --bins
 PGSEAM="$TARGET/release/pgseam"
-DEV="$TARGET/release/pgseam-dev"
 BENCH="$TARGET/release/pgseam-bench"
-PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "${DBZ_STARTED:-}" ]; then
     DBZPEER_HOME=$WORK/dbz "$DBZ_ROOT/bin/dbzpeer.sh" stop incdbz 20 >/dev/null 2>&1 || true
   fi
-  "$DEV" postgres stop --dir "$WORK/pg" >/dev/null 2>&1 || true
-  "$DEV" broker stop --dir "$WORK/broker" >/dev/null 2>&1 || true
+  bench_stop_servers
   # Keep the logs and results, not the data.
   rm -rf "$WORK/pg" "$WORK/broker" "$WORK/dbz/state"
   echo "logs in $WORK" >&2
 }
 trap cleanup EXIT
-log() { echo "[$(date -u +%T)] $*" >&2; }
-now() { date +%s.%N; }
 
-eval "$("$DEV" postgres start --dir "$WORK/pg" --conf "fsync = $FSYNC" --conf "max_wal_size = 4GB" | sed 's/^/PG_/')"
-eval "$("$DEV" broker start --dir "$WORK/broker" | sed 's/^/BROKER_/')"
-q() { "$PSQL" -XAtq -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_port" -U postgres "$@"; }
-q -d postgres -c "CREATE DATABASE bench"
-q -d bench -f "$REF/bench_schema.sql" >/dev/null
-q -d bench -c "DELETE FROM bench WHERE id > $ROWS_WANTED"
-ROWS=$(q -d bench -c "SELECT count(*) FROM bench")
-q -d bench -c "ALTER TABLE bench ADD COLUMN ver bigint NOT NULL DEFAULT 0;
-               CREATE SEQUENCE bench_new START $((ROWS + 1));
-               CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));
-               CREATE TABLE lat0 (id bigserial PRIMARY KEY, at timestamptz DEFAULT now());
-               CREATE TABLE lat (id bigserial PRIMARY KEY, at timestamptz DEFAULT now());
-               CREATE PUBLICATION dbz_publication FOR ALL TABLES;"
-log "$ROWS rows of bench; fsync=$(q -d bench -c 'SHOW fsync')"
+pg_start "$WORK/pg" "fsync = $FSYNC" "max_wal_size = 4GB"
+broker_start "$WORK/broker"
+pg_create_db bench
+load_bench "$ROWS_WANTED"
+Q -c "VACUUM ANALYZE bench" -c "CHECKPOINT"
+ROWS=$(Q -c "SELECT count(*) FROM bench")
+churn_schema "$ROWS"
+signal_tables
+Q -c "CREATE PUBLICATION dbz_publication FOR ALL TABLES"
+log "$ROWS rows of bench; fsync=$(Q -c 'SHOW fsync')"
 
 write_config() { # name sink mode
-  cat > "$WORK/$1.worker" <<PROPS
-bootstrap.servers=$BROKER_bootstrap
-key.converter=org.apache.kafka.connect.json.JsonConverter
-value.converter=org.apache.kafka.connect.json.JsonConverter
-key.converter.schemas.enable=false
-value.converter.schemas.enable=false
-offset.storage.file.filename=$WORK/$1.offsets
-offset.flush.interval.ms=100
-pgseam.sink=$2
-listeners=http://127.0.0.1:0
-PROPS
-  cat > "$WORK/$1.connector" <<PROPS
-name=$1
-connector.class=io.debezium.connector.postgresql.PostgresConnector
-database.hostname=127.0.0.1
-database.port=$PG_port
-database.user=postgres
-database.password=postgres
-database.dbname=bench
-topic.prefix=$1
-plugin.name=pgoutput
-slot.name=$1
-publication.name=$1
-publication.autocreate.mode=all_tables
-table.include.list=public.bench,public.lat0,public.lat
-decimal.handling.mode=string
-snapshot.mode=$3
-signal.data.collection=public.dbz_signal
-incremental.snapshot.chunk.size=$CHUNK
-PROPS
+  worker_props "$WORK/$1.worker" "offset.storage.file.filename=$WORK/$1.offsets" "pgseam.sink=$2"
+  connector_props "$WORK/$1.connector" "name=$1" "topic.prefix=$1" "slot.name=$1" "publication.name=$1" \
+    "publication.autocreate.mode=all_tables" "table.include.list=public.bench,public.lat0,public.lat" \
+    "snapshot.mode=$3" "signal.data.collection=public.dbz_signal" "incremental.snapshot.chunk.size=$CHUNK"
 }
-start_pgseam() { # name
-  "$PGSEAM" standalone "$WORK/$1.worker" "$WORK/$1.connector" >>"$WORK/$1.log" 2>&1 &
-  PGSEAM_PID=$!
-  PIDS+=("$PGSEAM_PID")
-}
-# Waits until the log has at least $3 (default 1) lines with the text.
-wait_log() { # name text [count]
-  until [ "$(grep -c "$2" "$WORK/$1.log" 2>/dev/null)" -ge "${3:-1}" ] 2>/dev/null; do
-    kill -0 "$PGSEAM_PID" 2>/dev/null || { tail -50 "$WORK/$1.log" >&2; exit 1; }
-    sleep 0.05
-  done
-}
-stop_pgseam() { kill -TERM "$PGSEAM_PID"; wait "$PGSEAM_PID" || true; }
-drop_slot() { q -d bench -c "SELECT pg_drop_replication_slot('$1')" >/dev/null; }
+drop_slot() { Q -c "SELECT pg_drop_replication_slot('$1')" >/dev/null; }
 signal() { # id
-  q -d bench -c "INSERT INTO dbz_signal VALUES ('$1', 'execute-snapshot', '{\"data-collections\": [\"public.bench\"], \"type\": \"incremental\"}')"
+  Q -c "INSERT INTO dbz_signal VALUES ('$1', 'execute-snapshot', '{\"data-collections\": [\"public.bench\"], \"type\": \"incremental\"}')"
 }
-# Writers until the flag file goes: inserts, updates and deletes of `bench` (the snapshot's
-# table) and inserts into the latency table $1. Prints the rounds per second at the end.
-writers() { # latency-table
-  touch "$WORK/writing"
-  ( rounds=0; t0=$(now)
-    while [ -e "$WORK/writing" ]; do
-      # (variables: `WHERE id = <expression with random()>` would scan the table)
-      q -d bench -c "DO \$\$ DECLARE k bigint; top bigint; BEGIN FOR i IN 1..100 LOOP
-        INSERT INTO bench (id, a, b, c, txt, ts, amount)
-          VALUES (nextval('bench_new'), 1, 2, 3, 'new', now(), 1.5); COMMIT;
-        top := currval('bench_new');
-        k := 1 + (random() * (top - 1))::bigint;
-        UPDATE bench SET ver = ver + 1, a = a + 1 WHERE id = k; COMMIT;
-        k := 1 + (random() * (top - 1))::bigint;
-        DELETE FROM bench WHERE id = k; COMMIT;
-        INSERT INTO $1 DEFAULT VALUES; COMMIT;
-        PERFORM pg_sleep(0.002); END LOOP; END \$\$;"
-      rounds=$((rounds + 100))
-    done
-    echo "$rounds $(echo "$(now) - $t0" | bc)" > "$WORK/writers.rate" ) &
-  WRITER_PID=$!; PIDS+=("$WRITER_PID")
-}
-stop_writers() {
-  rm -f "$WORK/writing"; wait "$WRITER_PID" || true
-  read -r n s < "$WORK/writers.rate"
-  WRITE_RATE=$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", n / s }')
-  log "writers: $n rounds in $s s ($WRITE_RATE rounds/s, 4 transactions each)"
-}
-latency() { # topic out: reads the topic as records arrive, until 5 s without one
-  "$BENCH" latency-live --bootstrap "$BROKER_bootstrap" --topic "$1" --expect 1000000000 \
-    --idle-stop-s 5 --timeout-s 1800 > "$2" &
-  LAT_PID=$!; PIDS+=("$LAT_PID")
-  until grep -q ready "$2" 2>/dev/null; do sleep 0.05; done
-}
+# Writers (bench/lib.sh churn_writers): inserts, updates and deletes of `bench` (the snapshot's
+# table) and inserts into a latency table, until stop_writers, which logs the rounds per second.
 stored_progress() { # name: the stored incremental snapshot's key, as `pgseam offsets show` prints it
   "$PGSEAM" offsets show "$WORK/$1.worker" 2>/dev/null | tr -d '\n\\' | grep -o '"after":\[[^]]*\]' | head -1 || true
 }
 
 # 1. kill: the snapshot with kill -9, then verify and the change checker.
 write_config inckill kafka no_data
-start_pgseam inckill; wait_log inckill "streaming started"
-writers lat0
+pgseam_start_named inckill; wait_log inckill "streaming started"
+churn_writers lat0
 sleep 2
 k0=$(now); signal inckill-1
 KILL_NOTES=()
@@ -208,7 +124,7 @@ for kill in $(seq 1 "$KILLS"); do
   [ -n "$progress" ] || { echo "no incremental progress stored at kill $kill" >&2; exit 1; }
   KILL_NOTES+=("kill $kill at +$(echo "$(now) - $k0" | bc | cut -c1-5) s: \`$progress\`")
   echo "=== restart $kill" >> "$WORK/inckill.log"
-  start_pgseam inckill
+  pgseam_start_named inckill
   wait_log inckill "resuming the interrupted snapshot" "$kill"
 done
 wait_log inckill "the incremental snapshot is complete"
@@ -224,30 +140,30 @@ cat "$WORK/verify.txt" >&2
 stop_writers
 stop_pgseam
 set +e
-"$BENCH" changes --bootstrap "$BROKER_bootstrap" --topic inckill.public.bench --expect "$ROWS" \
+"$BENCH" changes --bootstrap "$BOOTSTRAP" --topic inckill.public.bench --expect "$ROWS" \
   --idle-stop-s 10 --timeout-s 1800 > "$WORK/changes.txt" 2> "$WORK/changes.err"
 CHANGES_RC=$?
 set -e
 cat "$WORK/changes.txt" "$WORK/changes.err" >&2
 drop_slot inckill
-ROWS_NOW=$(q -d bench -c "SELECT count(*) FROM bench")
+ROWS_NOW=$(Q -c "SELECT count(*) FROM bench")
 
 # 2. The windows' SQL alone, no writers (bench/incremental-sql.sh): what the watermark commits
 # cost under this fsync setting ("marks"), against the reads.
-"$ROOT/bench/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql.txt"
-LOW_SYNC=1 "$ROOT/bench/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql-sync.txt"
+"$BENCH_DIR/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql.txt"
+LOW_SYNC=1 "$BENCH_DIR/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql-sync.txt"
 log "window SQL: $(tr '\n' ' ' < "$WORK/sql.txt"); with a synchronous low watermark: $(tr '\n' ' ' < "$WORK/sql-sync.txt")"
 
 # 3. null and broker: no kills.
 incremental() { # name sink
   write_config "$1" "$2" no_data
-  start_pgseam "$1"; wait_log "$1" "streaming started"
+  pgseam_start_named "$1"; wait_log "$1" "streaming started"
   if [ "$2" = kafka ]; then
-    latency "$1.public.lat0" "$WORK/$1.lat0"
-    writers lat0; sleep 15; stop_writers; wait "$LAT_PID" || true
-    latency "$1.public.lat" "$WORK/$1.lat"
+    latency_reader "$1.public.lat0" "$WORK/$1.lat0" 1800
+    churn_writers lat0; sleep 15; stop_writers; wait "$LAT_PID" || true
+    latency_reader "$1.public.lat" "$WORK/$1.lat" 1800
   fi
-  writers lat
+  churn_writers lat
   sleep 2
   local s0; s0=$(now)
   signal "$1"
@@ -301,8 +217,8 @@ PY
     notification.enabled.channels=log poll.interval.ms="$DBZ_POLL_MS" >&2
   "${DBZ[@]}" wait-ready incdbz 300 >&2
   sleep 5 # JMX's Connected comes before the stream is open (dbzpeer.sh wait-idle)
-  writers lat0; sleep 15; stop_writers
-  writers lat; sleep 2
+  churn_writers lat0; sleep 15; stop_writers
+  churn_writers lat; sleep 2
   d0=$(now); signal dbz-1
   until grep -q "type='COMPLETED'" "$WORK/dbz/logs/incdbz.stderr"; do
     grep -q "engine completed" "$WORK/dbz/logs/incdbz.stderr" && { tail -30 "$WORK/dbz/logs/incdbz.stderr" >&2; exit 1; }
@@ -327,7 +243,7 @@ summary() {
   echo
   echo "## Incremental snapshot under writers with kill -9, and against Debezium, $(date -u +%Y-%m-%d) — $ROWS rows of \`bench\`, windows of $CHUNK keys, fsync=$FSYNC, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "Command: \`bench/incremental-kill.sh $ARGS\` (commit $(git -C "$ROOT" rev-parse --short HEAD)). One run, one PostgreSQL 15 (testkit, \`fsync = $FSYNC\`) and one tansu; the machine was shared with other engineers' builds. Writers throughout each run: insert + update (\`ver = ver + 1\`) + delete of random \`bench\` keys + an insert into the latency table, each its own transaction (rounds/s below, 4 transactions a round)."
+  echo "Command: \`bench/incremental-kill.sh $ARGS\` (commit $(git -C "$REPO" rev-parse --short HEAD)). One run, one PostgreSQL 15 (testkit, \`fsync = $FSYNC\`) and one tansu; the machine was shared with other engineers' builds. Writers throughout each run: insert + update (\`ver = ver + 1\`) + delete of random \`bench\` keys + an insert into the latency table, each its own transaction (rounds/s below, 4 transactions a round)."
   echo
   echo "### Tests 1-4: $KILLS× kill -9 during the snapshot — **$RESULT**"
   echo
@@ -360,5 +276,5 @@ summary() {
     echo "- Debezium, during the snapshot: \`$(grep '^lat:' "$WORK/dbz.reader" | cut -d' ' -f2-)\`"
   fi
 }
-if [ "$RECORD" = yes ]; then summary | tee -a "$ROOT/BENCHMARKS.md"; else summary; fi
+if [ "$RECORD" = yes ]; then summary | tee -a "$REPO/BENCHMARKS.md"; else summary; fi
 [ "$RESULT" = pass ]

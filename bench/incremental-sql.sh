@@ -13,15 +13,15 @@
 #
 # usage: bench/incremental-sql.sh PORT [CHUNK...]   (database `bench`, user postgres)
 set -euo pipefail
-PORT=$1; shift
-PSQL=/usr/lib/postgresql/15/bin/psql
-q() { PGPASSWORD=postgres "$PSQL" -XAtq -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d bench "$@"; }
+. "$(dirname "$0")/lib.sh"
+PG_port=$1; shift
+export PGPASSWORD=postgres
 LOW_ASYNC=", set_config('synchronous_commit', 'off', true)"
 [ -n "${LOW_SYNC:-}" ] && LOW_ASYNC=""
 WORK=$(mktemp -d /tmp/pgseam-bench-incsql.XXXX)
 trap 'rm -rf "$WORK"' EXIT
 for CHUNK in "${@:-1024}"; do
-  bounds=$(q -c "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) rn FROM bench) s
+  bounds=$(Q -c "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) rn FROM bench) s
                  WHERE rn % $CHUNK = 0 ORDER BY id" | paste -sd' ')
   gen() { # part
     echo "SET synchronous_commit = local;"
@@ -47,9 +47,9 @@ for CHUNK in "${@:-1024}"; do
   }
   for part in reads marks both; do
     gen "$part" > "$WORK/$part.sql"
-    s=$(date +%s.%N); q -f "$WORK/$part.sql" > /dev/null; e=$(date +%s.%N)
+    s=$(date +%s.%N); Q -f "$WORK/$part.sql" > /dev/null; e=$(date +%s.%N)
     echo "chunk=$CHUNK part=$part windows=$(( $(echo "$bounds" | wc -w) + 1 )) seconds=$(echo "$e - $s" | bc)"
   done
 done
-s=$(date +%s.%N); q -c "COPY (SELECT * FROM bench) TO STDOUT (FORMAT binary)" > /dev/null; e=$(date +%s.%N)
+s=$(date +%s.%N); Q -c "COPY (SELECT * FROM bench) TO STDOUT (FORMAT binary)" > /dev/null; e=$(date +%s.%N)
 echo "whole-table COPY seconds=$(echo "$e - $s" | bc)"

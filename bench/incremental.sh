@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Incremental snapshot benchmark (run by hand, not in CI): 1M rows of the `bench` dataset
-# (../shared/reference/debezium/sql/bench_schema.sql) on this machine, in one run:
+# Incremental snapshot benchmark (run by hand, not in CI): 1M rows (env ROWS) of the `bench`
+# dataset (reference/debezium/sql/bench_schema.sql's table, bench/lib.sh load_bench) on this
+# machine, in one run:
 #   1. initial: pgseam's initial snapshot of `bench` (snapshot.max.threads=1), into tansu;
 #      seconds from start to "streaming started".
 #   2. sql: the SQL of every incremental window alone (key boundary query + COPY of the range
@@ -14,132 +15,75 @@
 # Appends the results with the command to BENCHMARKS.md.
 #
 # usage: bench/incremental.sh [CHUNK=1024]
-# env:   PGSEAM_BROKER_BIN (tansu binary), CARGO_TARGET_DIR (default ./target)
+# env:   PGSEAM_BROKER_BIN (tansu binary), CARGO_TARGET_DIR (default ./target), ROWS (rows of
+#        `bench`, default 1000000), BENCH_BUILD=no (run the release binaries already built)
 set -euo pipefail
 CHUNK=${1:-1024}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-REF=${REF:-/work/shared/reference/debezium/sql}
-PSQL=/usr/lib/postgresql/15/bin/psql
+. "$(dirname "$0")/lib.sh"
 WORK=$(mktemp -d /tmp/pgseam-bench-incremental.XXXX)
 chmod 777 "$WORK"
-export PGPASSWORD=postgres
 
-cargo build --release -p pgseam -p pgseam-testkit -p pgseam-integration-tests --bins \
-  --manifest-path "$ROOT/Cargo.toml" >&2
-DEV="$TARGET/release/pgseam-dev"
+bench_build -p pgseam -p pgseam-testkit -p pgseam-integration-tests --bins
+PGSEAM="$TARGET/release/pgseam"
 BENCH="$TARGET/release/pgseam-bench"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  "$DEV" postgres stop --dir "$WORK/pg" >/dev/null 2>&1 || true
-  "$DEV" broker stop --dir "$WORK/broker" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-eval "$("$DEV" postgres start --dir "$WORK/pg" | sed 's/^/PG_/')"
-q() { "$PSQL" -XAtq -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_port" -U postgres "$@"; }
-q -d postgres -c "CREATE DATABASE bench"
-q -d bench -f "$REF/bench_schema.sql" >/dev/null
-q -d bench -c "CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));
-               CREATE TABLE lat0 (id bigserial PRIMARY KEY, at timestamptz DEFAULT now());
-               CREATE TABLE lat (id bigserial PRIMARY KEY, at timestamptz DEFAULT now());"
-ROWS=$(q -d bench -c "SELECT count(*) FROM bench")
-now() { date +%s.%N; }
+trap bench_stop_servers EXIT
+pg_start "$WORK/pg"
+pg_create_db bench
+load_bench "${ROWS:-1000000}"
+Q -c "VACUUM ANALYZE bench" -c "CHECKPOINT"
+signal_tables
+ROWS=$(Q -c "SELECT count(*) FROM bench")
 
 write_config() { # name sink mode
-  cat > "$WORK/$1.worker" <<PROPS
-bootstrap.servers=$BROKER_bootstrap
-key.converter=org.apache.kafka.connect.json.JsonConverter
-value.converter=org.apache.kafka.connect.json.JsonConverter
-key.converter.schemas.enable=false
-value.converter.schemas.enable=false
-offset.storage.file.filename=$WORK/$1.offsets
-offset.flush.interval.ms=100
-pgseam.sink=$2
-listeners=http://127.0.0.1:0
-PROPS
-  cat > "$WORK/$1.connector" <<PROPS
-name=$1
-connector.class=io.debezium.connector.postgresql.PostgresConnector
-database.hostname=127.0.0.1
-database.port=$PG_port
-database.user=postgres
-database.password=postgres
-database.dbname=bench
-topic.prefix=$1
-plugin.name=pgoutput
-slot.name=$1
-publication.name=$1
-publication.autocreate.mode=all_tables
-table.include.list=public.bench,public.lat0,public.lat
-decimal.handling.mode=string
-snapshot.mode=$3
-snapshot.max.threads=1
-signal.data.collection=public.dbz_signal
-incremental.snapshot.chunk.size=$CHUNK
-PROPS
+  worker_props "$WORK/$1.worker" "offset.storage.file.filename=$WORK/$1.offsets" "pgseam.sink=$2"
+  connector_props "$WORK/$1.connector" "name=$1" "topic.prefix=$1" "slot.name=$1" "publication.name=$1" \
+    "publication.autocreate.mode=all_tables" "table.include.list=public.bench,public.lat0,public.lat" \
+    "snapshot.mode=$3" "snapshot.max.threads=1" "signal.data.collection=public.dbz_signal" \
+    "incremental.snapshot.chunk.size=$CHUNK"
 }
-start_pgseam() { # name
-  "$TARGET/release/pgseam" standalone "$WORK/$1.worker" "$WORK/$1.connector" >"$WORK/$1.log" 2>&1 &
-  PGSEAM_PID=$!
-  PIDS+=("$PGSEAM_PID")
-}
-wait_log() { # name text
-  until grep -q "$2" "$WORK/$1.log"; do
-    kill -0 "$PGSEAM_PID" 2>/dev/null || { cat "$WORK/$1.log" >&2; exit 1; }
-    sleep 0.05
-  done
-}
-stop_pgseam() { kill -TERM "$PGSEAM_PID"; wait "$PGSEAM_PID" || true; }
 # Writers: updates of random `bench` rows (the snapshot's table) and inserts into table $1,
 # ~150 transactions/s each, until the flag file goes.
-writers() {
+update_writers() {
   touch "$WORK/writing"
   ( while [ -e "$WORK/writing" ]; do
       # (a variable: `WHERE id = <expression with random()>` would scan the table)
-      q -d bench -c "DO \$\$ DECLARE k bigint; BEGIN FOR i IN 1..100 LOOP
-        k := 1 + (random() * 999999)::int;
+      Q -c "DO \$\$ DECLARE k bigint; BEGIN FOR i IN 1..100 LOOP
+        k := 1 + (random() * $((ROWS - 1)))::int;
         UPDATE bench SET a = a + 1 WHERE id = k; COMMIT;
         INSERT INTO $1 DEFAULT VALUES; COMMIT; PERFORM pg_sleep(0.005); END LOOP; END \$\$;"
     done ) &
   WRITER_PID=$!; PIDS+=("$WRITER_PID")
 }
-stop_writers() { rm -f "$WORK/writing"; wait "$WRITER_PID" || true; }
-latency() { # topic out: reads the topic as records arrive, until 5 s without one
-  "$BENCH" latency-live --bootstrap "$BROKER_bootstrap" --topic "$1" --expect 1000000000 \
-    --idle-stop-s 5 --timeout-s 900 > "$2" &
-  LAT_PID=$!; PIDS+=("$LAT_PID")
-  until grep -q ready "$2"; do sleep 0.05; done
-}
+stop_update_writers() { rm -f "$WORK/writing"; wait "$WRITER_PID" || true; }
 
 # 1. Initial snapshot (no writers), into tansu.
-eval "$("$DEV" broker start --dir "$WORK/broker" | sed 's/^/BROKER_/')"
+broker_start "$WORK/broker"
 write_config initial kafka initial
-t0=$(now); start_pgseam initial; wait_log initial "streaming started"; t1=$(now); stop_pgseam
+t0=$(now); pgseam_start_named initial; wait_log initial "streaming started"; t1=$(now); stop_pgseam
 initial_s=$(echo "$t1 - $t0" | bc)
 
 # 2. The windows' SQL alone (see bench/incremental-sql.sh).
-"$ROOT/bench/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql.txt"
+"$BENCH_DIR/incremental-sql.sh" "$PG_port" "$CHUNK" > "$WORK/sql.txt"
 sql_s=$(awk -F'seconds=' '/part=both/ {print $2}' "$WORK/sql.txt")
 WINDOWS=$(grep -o 'part=both windows=[0-9]*' "$WORK/sql.txt" | cut -d= -f3)
 
 # 3 + 4. Incremental snapshots with writers; latency of `lat` with and without a snapshot.
 incremental() { # name sink: the snapshot's seconds go to $WORK/name.seconds
   write_config "$1" "$2" no_data
-  start_pgseam "$1"; wait_log "$1" "streaming started"
+  pgseam_start_named "$1"; wait_log "$1" "streaming started"
   if [ "$2" = kafka ]; then
     # Streaming alone for 15 s: the baseline latency.
-    latency "$1.public.lat0" "$WORK/$1.lat0"
-    writers lat0; sleep 15; stop_writers; wait "$LAT_PID" || true
-    latency "$1.public.lat" "$WORK/$1.lat"
+    latency_reader "$1.public.lat0" "$WORK/$1.lat0" 900
+    update_writers lat0; sleep 15; stop_update_writers; wait "$LAT_PID" || true
+    latency_reader "$1.public.lat" "$WORK/$1.lat" 900
   fi
-  writers lat
+  update_writers lat
   sleep 2
   local s0; s0=$(now)
-  q -d bench -c "INSERT INTO dbz_signal VALUES ('$1', 'execute-snapshot', '{\"data-collections\": [\"public.bench\"]}')"
+  Q -c "INSERT INTO dbz_signal VALUES ('$1', 'execute-snapshot', '{\"data-collections\": [\"public.bench\"]}')"
   wait_log "$1" "the incremental snapshot is complete"
   local s1; s1=$(now)
-  stop_writers
+  stop_update_writers
   if [ "$2" = kafka ]; then wait "$LAT_PID" || true; fi
   stop_pgseam
   echo "$s1 - $s0" | bc > "$WORK/$1.seconds"
@@ -150,7 +94,7 @@ incremental incbroker kafka; broker_s=$(cat "$WORK/incbroker.seconds")
   echo
   echo "## Incremental snapshot, $(date -u +%Y-%m-%d) — $ROWS rows of \`bench\`, windows of $CHUNK keys, $(nproc) cores"
   echo
-  echo "Command: \`bench/incremental.sh $CHUNK\` (commit $(git -C "$ROOT" rev-parse --short HEAD)); writers: ~150 updates/s of random \`bench\` rows and ~150 inserts/s during runs 3"
+  echo "Command: \`bench/incremental.sh $CHUNK\` (commit $(git -C "$REPO" rev-parse --short HEAD)); writers: ~150 updates/s of random \`bench\` rows and ~150 inserts/s during runs 3"
   echo
   echo "| run | seconds | rows/s |"
   echo "|---|---|---|"
@@ -164,4 +108,4 @@ incremental incbroker kafka; broker_s=$(cat "$WORK/incbroker.seconds")
   echo "Commit → consumer latency (pgseam-bench latency-live) of ~150 inserts/s, tansu run:"
   echo "- streaming alone (15 s, \`lat0\`): \`$(grep live_ "$WORK/incbroker.lat0" | head -1)\`"
   echo "- during the incremental snapshot (\`lat\`): \`$(grep live_ "$WORK/incbroker.lat" | head -1)\`"
-} | tee -a "$ROOT/BENCHMARKS.md"
+} | tee -a "$REPO/BENCHMARKS.md"

@@ -46,9 +46,9 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (see --help)" >&2; exit 2;;
   esac
 done
-cd "$(dirname "$0")/.."
-TARGET=${CARGO_TARGET_DIR:-target}
-cargo build "${BUILD[@]}" -p pgseam -p pgseam-testkit --bin pgseam --bin pgseam-dev >&2
+. "$(dirname "$0")/lib.sh"
+BENCH_DB=persist
+cargo build "${BUILD[@]}" -p pgseam -p pgseam-testkit --bin pgseam --bin pgseam-dev --manifest-path "$REPO/Cargo.toml" >&2
 PGSEAM=$TARGET/$PROFILE/pgseam; DEV=$TARGET/$PROFILE/pgseam-dev
 BROKER_BIN=${PERSIST_BROKER_BIN:-/work/tansu-sqlite/bin/tansu}
 [ -x "$BROKER_BIN" ] || { echo "no tansu with persistent storage at $BROKER_BIN (see --help)" >&2; exit 2; }
@@ -56,22 +56,19 @@ BROKER_BIN=${PERSIST_BROKER_BIN:-/work/tansu-sqlite/bin/tansu}
 WORK=$(mktemp -d /tmp/pgseam-persist.XXXXXX); chmod 755 "$WORK"
 mkdir -p "$WORK/broker"
 STORAGE=${STORAGE:-sqlite://tansu.db}
-log() { echo "[$(date +%T)] $*" >&2; }
 PGSEAM_PID=""; BROKER_PID=""; WRITER_PIDS=()
 cleanup() {
   set +e
   for p in "${WRITER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$PGSEAM_PID" ] && kill -9 "$PGSEAM_PID" 2>/dev/null
   [ -n "$BROKER_PID" ] && kill -9 "$BROKER_PID" 2>/dev/null
-  "$DEV" postgres stop --dir "$WORK/pg" >/dev/null 2>&1
+  pg_stop
   if [ "$KEEP" = 0 ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
 }
 trap cleanup EXIT
 
-eval "$("$DEV" postgres start --dir "$WORK/pg" | sed 's/^/PG_/')"
-export PGPASSWORD=postgres
-Q() { psql -X -q -At -h 127.0.0.1 -p "$PG_port" -U postgres -v ON_ERROR_STOP=1 -d persist "$@"; }
-psql -X -q -h 127.0.0.1 -p "$PG_port" -U postgres -d postgres -c "CREATE DATABASE persist" >/dev/null
+pg_start "$WORK/pg"
+pg_create_db persist
 Q -c "CREATE TABLE items (id bigserial PRIMARY KEY, v int NOT NULL, note text);
       INSERT INTO items (v, note) SELECT g, 'seed ' || g FROM generate_series(1, $ROWS) g;"
 log "PostgreSQL 15 on port $PG_port, $ROWS seed rows"
@@ -93,33 +90,11 @@ broker_kill() { kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; B
 broker_start
 log "tansu on $BOOTSTRAP, storage $STORAGE"
 
-cat > "$WORK/worker.properties" <<EOF
-bootstrap.servers=$BOOTSTRAP
-key.converter=org.apache.kafka.connect.json.JsonConverter
-value.converter=org.apache.kafka.connect.json.JsonConverter
-key.converter.schemas.enable=false
-value.converter.schemas.enable=false
-offset.storage.file.filename=$WORK/unused-offsets.dat
-offset.storage.topic=pgseam-offsets
-offset.storage.partitions=5
-offset.flush.interval.ms=1000
-listeners=http://127.0.0.1:0
-EOF
-cat > "$WORK/persist.properties" <<EOF
-name=persist
-connector.class=io.debezium.connector.postgresql.PostgresConnector
-database.hostname=127.0.0.1
-database.port=$PG_port
-database.user=postgres
-database.password=postgres
-database.dbname=persist
-topic.prefix=persist
-plugin.name=pgoutput
-slot.name=slot_persist
-publication.name=pub_persist
-topic.creation.default.partitions=4
-topic.creation.default.replication.factor=-1
-EOF
+worker_props "$WORK/worker.properties" "offset.storage.file.filename=$WORK/unused-offsets.dat" \
+  "offset.storage.topic=pgseam-offsets" "offset.storage.partitions=5" "offset.flush.interval.ms=1000"
+connector_props "$WORK/persist.properties" "name=persist" "topic.prefix=persist" "slot.name=slot_persist" \
+  "publication.name=pub_persist" "decimal.handling.mode=" "topic.creation.default.partitions=4" \
+  "topic.creation.default.replication.factor=-1"
 RUN=0
 pgseam_start() {
   RUN=$((RUN + 1))

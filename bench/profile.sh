@@ -22,39 +22,27 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-PGSEAM=$TARGET/release/pgseam; DEV=$TARGET/release/pgseam-dev
-[ -x "$PGSEAM" ] && [ -x "$DEV" ] || { echo "build first: cargo build --release -p pgseam -p pgseam-testkit" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+PGSEAM=$TARGET/release/pgseam
+bench_require "$PGSEAM" "$DEV"
 command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
-[ -n "$WORK" ] || WORK=$(mktemp -d /tmp/pgseam-profile.XXXXXX)
-mkdir -p "$WORK"; chmod 755 "$WORK"; WORK=$(cd "$WORK" && pwd)
-PG_DIR=$WORK/pg
+WORK=$(bench_workdir "$WORK" pgseam-profile)
 case "$SINK" in null|kafka) ;; *) echo "--sink is null or kafka" >&2; exit 2;; esac
-trap '"$DEV" postgres stop --dir "$PG_DIR" 2>/dev/null || true; "$DEV" broker stop --dir "$WORK/broker" 2>/dev/null || true' EXIT
-SINK_LINES=("pgseam.sink=null")
+trap bench_stop_servers EXIT
+SINK_LINE="pgseam.sink=null"
 if [ "$SINK" = kafka ]; then
-  eval "$("$DEV" broker start --dir "$WORK/broker" | sed 's/^/BROKER_/')"
-  SINK_LINES=("bootstrap.servers=$BROKER_bootstrap")
+  broker_start "$WORK/broker"
+  SINK_LINE="pgseam.sink=kafka"
 fi
-eval "$("$DEV" postgres start --dir "$PG_DIR" --conf 'shared_buffers = 512MB' --conf 'max_wal_size = 8GB' | sed 's/^/PG_/')"
-export PGPASSWORD=postgres
-Q() { psql -X -q -At -h 127.0.0.1 -p "$PG_port" -U postgres -v ON_ERROR_STOP=1 -d bench "$@"; }
-psql -X -q -h 127.0.0.1 -p "$PG_port" -U postgres -d postgres -c "CREATE DATABASE bench" >/dev/null
-Q -c "CREATE TABLE bench (id bigint PRIMARY KEY, a int, b int, c int, txt text, ts timestamptz, amount numeric(12,2))" \
-  -c "INSERT INTO bench SELECT g, g % 1000, g % 7, (g * 31) % 100000, md5(g::text) || substr(md5((g + 1)::text), 1, 18),
-        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', (g % 100000) / 100.0 FROM generate_series(1, $ROWS) g" \
-  -c "CREATE TABLE bench_ins (LIKE bench INCLUDING ALL)" -c "VACUUM ANALYZE bench" -c "CHECKPOINT"
+pg_start "$WORK/pg" 'shared_buffers = 512MB' 'max_wal_size = 8GB'
+pg_create_db bench
+load_bench "$ROWS"
+Q -c "CREATE TABLE bench_ins (LIKE bench INCLUDING ALL)" -c "VACUUM ANALYZE bench" -c "CHECKPOINT"
 
 files() {   # DIR TABLE SNAPSHOT_MODE
   mkdir -p "$1"
-  printf '%s\n' "key.converter.schemas.enable=false" "value.converter.schemas.enable=false" \
-    "offset.storage.file.filename=$1/offsets.json" "offset.flush.interval.ms=100" "${SINK_LINES[@]}" \
-    "listeners=http://127.0.0.1:0" > "$1/worker.properties"
-  printf '%s\n' "name=bench" "connector.class=io.debezium.connector.postgresql.PostgresConnector" \
-    "database.hostname=127.0.0.1" "database.port=$PG_port" "database.user=postgres" "database.password=postgres" \
-    "database.dbname=bench" "topic.prefix=bench" "plugin.name=pgoutput" "slot.name=prof_$3" \
-    "table.include.list=public.$2" "snapshot.mode=$3" "decimal.handling.mode=string" > "$1/connector.properties"
+  worker_props "$1/worker.properties" "offset.storage.file.filename=$1/offsets.json" "$SINK_LINE"
+  connector_props "$1/connector.properties" "slot.name=prof_$3" "table.include.list=public.$2" "snapshot.mode=$3"
 }
 # Flat profile (self time) and the pgseam functions with the most inclusive time.
 report() {

@@ -42,73 +42,36 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (see --help)" >&2; exit 2;;
   esac
 done
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+. "$(dirname "$0")/lib.sh"
 PGSEAM=${PGSEAM_BIN:-$TARGET/release/pgseam}
-DEV=${DEV_BIN:-$TARGET/release/pgseam-dev}
 COMPARE=${COMPARE_BIN:-$TARGET/release/pgseam-compare}
-for b in "$PGSEAM" "$DEV" "$COMPARE"; do
-  [ -x "$b" ] || { echo "missing $b (see --help)" >&2; exit 1; }
-done
-if [ -z "$WORK" ]; then WORK=$(mktemp -d /tmp/pgseam-resume.XXXXXX); fi
-mkdir -p "$WORK"; chmod 755 "$WORK"; WORK=$(cd "$WORK" && pwd)
-log() { echo "[$(date +%T)] $*" >&2; }
-now_ms() { date +%s%3N; }
+bench_require "$PGSEAM" "$DEV" "$COMPARE"
+WORK=$(bench_workdir "$WORK" pgseam-resume)
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b - a) / 1000}'; }
 
-PG_DIR=$WORK/pg; BROKER_DIR=$WORK/broker; PID=""
+PID=""
 cleanup() {
   set +e
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-  "$DEV" broker stop --dir "$BROKER_DIR" >/dev/null 2>&1
-  "$DEV" postgres stop --dir "$PG_DIR" >/dev/null 2>&1
-  rm -rf "$PG_DIR" "$BROKER_DIR" "$WORK/runs"
+  bench_stop_servers
+  rm -rf "$WORK/pg" "$WORK/broker" "$WORK/runs"
 }
 trap cleanup EXIT
-eval "$("$DEV" postgres start --dir "$PG_DIR" --conf 'shared_buffers = 512MB' --conf 'max_wal_size = 8GB' | sed 's/^/PG_/')"
-eval "$("$DEV" broker start --dir "$BROKER_DIR" | sed 's/^/BROKER_/')"
+pg_start "$WORK/pg" 'shared_buffers = 512MB' 'max_wal_size = 8GB'
+broker_start "$WORK/broker"
 PGPORT=$PG_port
-export PGPASSWORD=postgres
-Q() { psql -X -q -At -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -d bench "$@"; }
-psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "CREATE DATABASE bench" >/dev/null
+pg_create_db bench
 log "loading bench ($ROWS rows)"
-Q -c "CREATE PUBLICATION dbz_publication FOR ALL TABLES" \
-  -c "CREATE TABLE bench (id bigint PRIMARY KEY, a int, b int, c int, txt text, ts timestamptz, amount numeric(12,2))" \
-  -c "INSERT INTO bench SELECT g, g % 1000, g % 7, (g * 31) % 100000,
-        md5(g::text) || substr(md5((g + 1)::text), 1, 18),
-        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', (g % 100000) / 100.0
-      FROM generate_series(1, $ROWS) g" \
-  -c "VACUUM ANALYZE bench" -c "CHECKPOINT"
+Q -c "CREATE PUBLICATION dbz_publication FOR ALL TABLES"
+load_bench "$ROWS"
+Q -c "VACUUM ANALYZE bench" -c "CHECKPOINT"
 
-files() {   # DIR NAME STRATEGY
+files() {   # DIR NAME STRATEGY (into the broker: pgseam.sink's default)
   mkdir -p "$1"
-  cat > "$1/worker.properties" <<EOF
-bootstrap.servers=$BROKER_bootstrap
-key.converter.schemas.enable=false
-value.converter.schemas.enable=false
-offset.storage.file.filename=$1/offsets.dat
-offset.flush.interval.ms=100
-listeners=http://127.0.0.1:0
-EOF
-  cat > "$1/connector.properties" <<EOF
-name=$2
-connector.class=io.debezium.connector.postgresql.PostgresConnector
-database.hostname=127.0.0.1
-database.port=$PGPORT
-database.user=postgres
-database.password=postgres
-database.dbname=bench
-topic.prefix=$2
-plugin.name=pgoutput
-slot.name=$2
-table.include.list=public.bench
-snapshot.mode=initial
-decimal.handling.mode=string
-snapshot.max.threads=$THREADS
-snapshot.chunk.strategy=$3
-snapshot.progress.interval.ms=100
-EOF
+  worker_props "$1/worker.properties" "offset.storage.file.filename=$1/offsets.dat"
+  connector_props "$1/connector.properties" "name=$2" "topic.prefix=$2" "slot.name=$2" \
+    "table.include.list=public.bench" "snapshot.mode=initial" "snapshot.max.threads=$THREADS" \
+    "snapshot.chunk.strategy=$3" "snapshot.progress.interval.ms=100"
 }
 start() { RUST_LOG=info "$PGSEAM" standalone "$1/worker.properties" "$1/connector.properties" >> "$1/pgseam.log" 2>&1 & PID=$!; }
 alive() { kill -0 "$PID" 2>/dev/null || { echo "pgseam exited early:" >&2; tail -20 "$1/pgseam.log" >&2; exit 1; }; }
@@ -118,7 +81,7 @@ completed() { grep -aqE '"snapshot_completed":true|"lsn_proc"' "$1/offsets.dat" 
 # The stored progress's last key (key ranges), from the offset JSON in Connect's file.
 stored_key() { grep -ao 'after[^]]*]' "$1/offsets.dat" 2>/dev/null | tail -1 | grep -o '[0-9]\+' | tail -1 || true; }
 counted() {   # NAME: snapshot records in the topic, and whether it equals the source
-  "$COMPARE" --bootstrap "$BROKER_bootstrap" --prefix "$1" --decimal string \
+  "$COMPARE" --bootstrap "$BOOTSTRAP" --prefix "$1" --decimal string \
     --conninfo "host=127.0.0.1 port=$PGPORT user=postgres dbname=bench" public.bench
 }
 

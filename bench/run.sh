@@ -14,10 +14,10 @@
 #   --consumers L  only these consumers (default all): pgseam-broker, pgseam-null, debezium,
 #                copy-limit, pg_recvlogical (targeted before/after measurements).
 #   Environment: PGSEAM_BIN (default: the release build) runs another pgseam binary;
-#   PGSEAM_WORKER_EXTRA lines are appended to every pgseam worker.properties (e.g.
+#   PGSEAM_WORKER_EXTRA lines go into every pgseam worker.properties (e.g.
 #   $'producer.linger.ms=20\nproducer.compression.type=lz4') to measure producer settings.
-#   PGSEAM_CONNECTOR_EXTRA lines are appended to every pgseam connector.properties (e.g.
-#   snapshot.max.threads=4).
+#   PGSEAM_CONNECTOR_EXTRA lines go into every pgseam connector.properties (e.g.
+#   snapshot.max.threads=4). A key given there replaces the script's value for it.
 #
 # Needs: release binaries (cargo build --release -p pgseam -p pgseam-testkit, then
 # cargo build --release -p pgseam-integration-tests --bin pgseam-bench), in $CARGO_TARGET_DIR or ./target; Java 17
@@ -80,60 +80,42 @@ TXS=${TXS:-$ROWS}
 export -n PGSEAM_WORKER_EXTRA 2>/dev/null || true
 export -n PGSEAM_CONNECTOR_EXTRA 2>/dev/null || true
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+. "$(dirname "$0")/lib.sh"
 PGSEAM=${PGSEAM_BIN:-$TARGET/release/pgseam}
-DEV=$TARGET/release/pgseam-dev
 TOOL=$TARGET/release/pgseam-bench
-for b in "$PGSEAM" "$DEV" "$TOOL"; do
-  [ -x "$b" ] || { echo "missing $b: cargo build --release -p pgseam -p pgseam-testkit && cargo build --release -p pgseam-integration-tests --bin pgseam-bench" >&2; exit 1; }
-done
+bench_require "$PGSEAM" "$DEV" "$TOOL"
 DBZ_REF=${DBZ_REF:-/work/shared/reference/debezium}
 DBZPEER_LIBS=${DBZPEER_LIBS:-/work/dbzpeer}
 [ -f "$DBZPEER_LIBS/classes/DbzPeer.class" ] || { echo "no Debezium harness in $DBZPEER_LIBS (run $DBZ_REF/bin/setup.sh)" >&2; exit 1; }
 export JAVA_OPTS=${JAVA_OPTS:--Xms2g -Xmx2g}   # as the reference's bench.sh
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
-if [ -z "$WORK" ]; then WORK=$(mktemp -d /tmp/pgseam-bench.XXXXXX); fi
-mkdir -p "$WORK"; chmod 755 "$WORK"
-WORK=$(cd "$WORK" && pwd)
+WORK=$(bench_workdir "$WORK" pgseam-bench)
 RESULTS=$WORK/results.tsv; SIZES=$WORK/sizes.tsv
 : > "$RESULTS"; : > "$SIZES"
 # Debezium's state and logs stay in this run's work dir; only the jars are shared.
 export DBZPEER_HOME=$WORK/dbz DBZ_CP="$DBZPEER_LIBS/libs/*:$DBZPEER_LIBS/classes"
 mkdir -p "$DBZPEER_HOME"
-log() { echo "[$(date +%T)] $*" >&2; }
 want() { case ",$CONSUMERS," in *",$1,"*) return 0;; esac; return 1; }
-now_ms() { date +%s%3N; }
 
 # ---------------------------------------------------------------- servers
 PG_DIR=$WORK/pg; BROKER_DIR=$WORK/broker
 cleanup() {
   set +e
   [ -n "${CHILD_PID:-}" ] && kill "$CHILD_PID" 2>/dev/null
-  "$DEV" broker stop --dir "$BROKER_DIR" 2>/dev/null
-  "$DEV" postgres stop --dir "$PG_DIR" 2>/dev/null
+  bench_stop_servers
   if [ "$KEEP" = 0 ]; then rm -rf "$WORK/pg" "$WORK/broker" "$WORK/runs" "$DBZPEER_HOME/state"; fi
 }
 trap cleanup EXIT
 log "work dir $WORK"
-eval "$("$DEV" postgres start --dir "$PG_DIR" --conf 'shared_buffers = 512MB' --conf 'max_wal_size = 8GB' \
-        --conf 'max_replication_slots = 40' --conf 'max_wal_senders = 40' --conf 'wal_sender_timeout = 0' | sed 's/^/PG_/')"
+pg_start "$PG_DIR" 'shared_buffers = 512MB' 'max_wal_size = 8GB' 'max_replication_slots = 40' \
+  'max_wal_senders = 40' 'wal_sender_timeout = 0'
 PGPORT=$PG_port
-export PGPASSWORD=postgres
-Q() { psql -X -q -At -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -d bench "$@"; }
-psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "CREATE DATABASE bench" >/dev/null
+pg_create_db bench
 Q -c "CREATE PUBLICATION dbz_publication FOR ALL TABLES"
 log "PostgreSQL 15 on port $PGPORT"
 
 BOOTSTRAP=""
-broker_start() {
-  rm -rf "$BROKER_DIR"; mkdir -p "$BROKER_DIR"
-  eval "$("$DEV" broker start --dir "$BROKER_DIR" | sed 's/^/BROKER_/')"
-  BOOTSTRAP=$BROKER_bootstrap
-}
-broker_stop() { "$DEV" broker stop --dir "$BROKER_DIR" 2>/dev/null || true; BOOTSTRAP=""; }
 # The broker's own CPU-seconds so far (it shares the machine's cores with PostgreSQL and pgseam).
 CLK_TCK=$(getconf CLK_TCK)
 broker_cpu() { awk -v hz="$CLK_TCK" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$BROKER_pid/stat" 2>/dev/null || echo "?"; }
@@ -142,35 +124,10 @@ broker_cpu() { awk -v hz="$CLK_TCK" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$
 rows_of() { case "$1" in bench) echo "$ROWS";; wide) echo $((ROWS / 5));; toast) echo $((ROWS / 50));; esac; }
 txs_of() { case "$1" in bench) echo "$TXS";; wide) echo $((TXS / 5));; toast) echo $((TXS / 50));; esac; }
 
-wide_ddl() {   # 60 columns: id + 59 cycling through 12 types
-  local types=("int" "bigint" "text" "double precision" "boolean" "timestamptz" "numeric(12,2)" "date"
-               "varchar(32)" "smallint" "uuid" "timestamp")
-  local exprs=("(g * 7) % 100000" "g::bigint * 1000003" "md5(g::text)" "g / 7.0" "g % 2 = 0"
-               "timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'" "(g % 100000) / 100.0"
-               "date '2000-01-01' + (g % 9000)" "substr(md5((g + 1)::text), 1, 20)" "(g % 30000)::smallint"
-               "md5(g::text)::uuid" "timestamp '2024-01-01 00:00:00' + g * interval '1 minute'")
-  local cols="id bigint PRIMARY KEY" sel="g" i t
-  for i in $(seq 1 59); do
-    t=$(( (i - 1) % 12 ))
-    cols+=", c$i ${types[$t]}"; sel+=", ${exprs[$t]}"
-  done
-  echo "CREATE TABLE wide ($cols); INSERT INTO wide SELECT $sel FROM generate_series(1, $1) g;"
-}
-
 load_dataset() {
   local ds=$1 n; n=$(rows_of "$1")
   log "loading dataset $ds ($n rows)"
-  case "$ds" in
-    bench) Q -c "CREATE TABLE bench (id bigint PRIMARY KEY, a int, b int, c int, txt text, ts timestamptz, amount numeric(12,2))" \
-             -c "INSERT INTO bench SELECT g, g % 1000, g % 7, (g * 31) % 100000,
-                   md5(g::text) || substr(md5((g + 1)::text), 1, 18),
-                   timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', (g % 100000) / 100.0
-                 FROM generate_series(1, $n) g";;
-    wide) Q -c "$(wide_ddl "$n")";;
-    toast) Q -c "CREATE TABLE toast (id bigint PRIMARY KEY, a int, body text)" \
-             -c "ALTER TABLE toast ALTER COLUMN body SET STORAGE EXTERNAL" \
-             -c "INSERT INTO toast SELECT g, g % 1000, repeat(md5(g::text), 625) FROM generate_series(1, $n) g";;
-  esac
+  load_dataset_table "$ds" "$n"
   # The streaming workloads insert copies of the dataset's rows (new ids) into <ds>_ins.
   local cols; cols=$(Q -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
                             WHERE attrelid = '$ds'::regclass AND attnum > 1 AND NOT attisdropped")
@@ -214,38 +171,19 @@ record() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$CPU_S" "$RSS_KB" "${7:-}" >> "$RESULTS"
   log "$2 $1 $3 #$4: $5 events in $6 s ($(awk -v e="$5" -v s="$6" 'BEGIN{printf "%.0f", e / s}') /s), cpu ${CPU_S} s, rss $((RSS_KB / 1024)) MB ${7:-}"
 }
-secs_between() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b - a) / 1000}'; }
 
 # ---------------------------------------------------------------- pgseam
 # pgseam_files DIR SLOT TABLE SINK SNAPSHOT_MODE: worker + connector properties in DIR.
+# The EXTRA lines replace a default of the same key.
 pgseam_files() {
   mkdir -p "$1"
-  cat > "$1/worker.properties" <<EOF
-bootstrap.servers=${BOOTSTRAP:-127.0.0.1:1}
-key.converter.schemas.enable=false
-value.converter.schemas.enable=false
-offset.storage.file.filename=$1/offsets.json
-offset.flush.interval.ms=100
-pgseam.sink=$4
-listeners=http://127.0.0.1:0
-${PGSEAM_WORKER_EXTRA:-}
-EOF
-  cat > "$1/connector.properties" <<EOF
-name=bench
-connector.class=io.debezium.connector.postgresql.PostgresConnector
-database.hostname=127.0.0.1
-database.port=$PGPORT
-database.user=postgres
-database.password=postgres
-database.dbname=bench
-topic.prefix=bench
-plugin.name=pgoutput
-slot.name=$2
-table.include.list=public.$3
-snapshot.mode=$5
-decimal.handling.mode=string
-${PGSEAM_CONNECTOR_EXTRA:-}
-EOF
+  local -a worker_extra connector_extra
+  mapfile -t worker_extra <<< "${PGSEAM_WORKER_EXTRA:-}"
+  mapfile -t connector_extra <<< "${PGSEAM_CONNECTOR_EXTRA:-}"
+  worker_props "$1/worker.properties" "offset.storage.file.filename=$1/offsets.json" "pgseam.sink=$4" \
+    "${worker_extra[@]}"
+  connector_props "$1/connector.properties" "slot.name=$2" "table.include.list=public.$3" "snapshot.mode=$5" \
+    "${connector_extra[@]}"
 }
 pgseam_start() { measure env RUST_LOG=warn "$PGSEAM" standalone "$1/worker.properties" "$1/connector.properties" 2>>"$1/pgseam.log"; }
 # The offset store records the completed snapshot (every snapshot record acknowledged):
@@ -288,7 +226,7 @@ snapshot_workload() {
   for r in $(seq 1 "$REPS"); do
     # pgseam into the broker
     if want pgseam-broker; then
-    broker_start; dir=$WORK/runs/snap_broker_${ds}_$r
+    broker_start "$BROKER_DIR"; dir=$WORK/runs/snap_broker_${ds}_$r
     pgseam_files "$dir" "ps_snap_b_$r" "$ds" kafka initial
     t0=$(now_ms); pgseam_start "$dir"
     until snapshot_stored "$dir" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.02; done
@@ -365,7 +303,7 @@ stream_workload() {
       want "pgseam-$sink" || continue
       local slot=ps_${wl}_${sink:0:1}_$r
       dir=$WORK/runs/${wl}_${sink}_${ds}_$r
-      if [ "$sink" = broker ]; then broker_start; pgseam_files "$dir" "$slot" "${ds}_ins" kafka no_data
+      if [ "$sink" = broker ]; then broker_start "$BROKER_DIR"; pgseam_files "$dir" "$slot" "${ds}_ins" kafka no_data
       else pgseam_files "$dir" "$slot" "${ds}_ins" null no_data; fi
       t0=$(now_ms); pgseam_start "$dir"
       until slot_reached "$slot" "$end"; do pgseam_alive "$dir"; sleep 0.05; done
@@ -395,7 +333,7 @@ sinklimit_workload() {
   read -r kb vb < <(awk -v ds="$ds" '$1 == ds {print $2, $3}' "$SIZES")
   [ -n "${vb:-}" ] || { log "sinklimit $ds: no record sizes (needs the snapshot workload); skipped"; return; }
   for r in $(seq 1 "$REPS"); do
-    broker_start
+    broker_start "$BROKER_DIR"
     local t0 tend; t0=$(now_ms)
     measure "$TOOL" sink-limit --bootstrap "$BOOTSTRAP" --topic "sinklimit.$ds" --count "$n" \
       --key-bytes "${kb%.*}" --value-bytes "${vb%.*}" > "$WORK/runs/sinklimit_${ds}_$r.out"
@@ -414,7 +352,7 @@ latency_workload() {
   printf '\\set i random(1, 1000000000000)\nINSERT INTO bench_ins SELECT :i, %s FROM bench WHERE id = 1 + :i %% %s;\n' "$cols" "$rows" > "$WORK/latency.sql"
   for r in $(seq 1 "$REPS"); do
     Q -c "TRUNCATE bench_ins"
-    broker_start; dir=$WORK/runs/latency_$r
+    broker_start "$BROKER_DIR"; dir=$WORK/runs/latency_$r
     pgseam_files "$dir" "ps_lat_$r" bench_ins kafka no_data
     pgseam_start "$dir"
     until snapshot_stored "$dir" 2>/dev/null; do pgseam_alive "$dir"; sleep 0.05; done
@@ -457,6 +395,6 @@ done
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -r)"
   echo "Command: bench/run.sh --rows $ROWS --txs $TXS --reps $REPS --datasets $DATASETS --workloads $WORKLOADS"
   echo
-  python3 "$HERE/report.py" "$RESULTS" "$SIZES"
+  python3 "$BENCH_DIR/report.py" "$RESULTS" "$SIZES"
 } | tee "$WORK/report.md"
 log "report: $WORK/report.md, raw: $RESULTS"

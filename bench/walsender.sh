@@ -11,37 +11,28 @@
 #
 # Needs the release pgseam and pgseam-dev (cargo build --release -p pgseam -p pgseam-testkit).
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/.." && pwd)
-T=${CARGO_TARGET_DIR:-$REPO/target}/release; DEV=$T/pgseam-dev; PGSEAM=$T/pgseam
+. "$(dirname "$0")/lib.sh"
+BENCH_DB=postgres
+PGSEAM=$TARGET/release/pgseam
+bench_require "$PGSEAM" "$DEV"
 W=$(mktemp -d /tmp/repl3-drain.XXXXXX); chmod 755 $W
-trap '"$DEV" postgres stop --dir "$W/pg" >/dev/null 2>&1 || true; rm -rf $W' EXIT
-eval "$("$DEV" postgres start --dir "$W/pg" --conf 'shared_buffers = 512MB' --conf 'max_wal_size = 8GB' --conf 'wal_sender_timeout = 0' | sed 's/^/PG_/')"
-export PGPASSWORD=postgres
-Q() { psql -X -q -At -h 127.0.0.1 -p "$PG_port" -U postgres -v ON_ERROR_STOP=1 -d postgres "$@"; }
+trap 'pg_stop; rm -rf $W' EXIT
+pg_start "$W/pg" 'shared_buffers = 512MB' 'max_wal_size = 8GB' 'wal_sender_timeout = 0'
 N=${N:-1000000}
-Q -c "CREATE TABLE bench_ins (id bigint PRIMARY KEY, a int, b int, c int, txt text, ts timestamptz, amount numeric(12,2))" \
-  -c "CREATE PUBLICATION dbz_publication FOR ALL TABLES"
+create_bench_table bench_ins
+Q -c "CREATE PUBLICATION dbz_publication FOR ALL TABLES"
 files() {
   mkdir -p $W/$1
-  printf '%s\n' "bootstrap.servers=127.0.0.1:1" "key.converter.schemas.enable=false" "value.converter.schemas.enable=false" \
-    "offset.storage.file.filename=$W/$1/offsets.json" "offset.flush.interval.ms=100" "pgseam.sink=null" "listeners=http://127.0.0.1:0" > $W/$1/worker.properties
-  printf '%s\n' "name=bench" "connector.class=io.debezium.connector.postgresql.PostgresConnector" \
-    "database.hostname=127.0.0.1" "database.port=$PG_port" "database.user=postgres" "database.password=postgres" \
-    "database.dbname=postgres" "topic.prefix=bench" "plugin.name=pgoutput" "slot.name=$1" \
-    "table.include.list=public.bench_ins" "snapshot.mode=no_data" "decimal.handling.mode=string" > $W/$1/connector.properties
+  worker_props "$W/$1/worker.properties" "offset.storage.file.filename=$W/$1/offsets.json" "pgseam.sink=null"
+  connector_props "$W/$1/connector.properties" "slot.name=$1" "table.include.list=public.bench_ins" "snapshot.mode=no_data"
 }
 for r in 1 2; do
   pg_recvlogical -h 127.0.0.1 -p $PG_port -U postgres -d postgres -S rl$r -P pgoutput --create-slot
   files ps$r; RUST_LOG=info $PGSEAM standalone $W/ps$r/worker.properties $W/ps$r/connector.properties 2>$W/ps$r/log & P=$!
   until grep -q lsn_proc $W/ps$r/offsets.json 2>/dev/null; do sleep 0.05; done; kill $P; wait $P || true
 done
-Q -c "CREATE PROCEDURE single_tx(n bigint) LANGUAGE plpgsql AS \$\$
-      BEGIN FOR g IN 1..n LOOP
-        INSERT INTO bench_ins VALUES (g, g % 1000, g % 7, (g * 31) % 100000,
-          md5(g::text) || substr(md5((g + 1)::text), 1, 18),
-          timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', (g % 100000) / 100.0);
-        COMMIT;
-      END LOOP; END \$\$" -c "SET synchronous_commit = off" -c "CALL single_tx($N)" -c CHECKPOINT
+single_tx_procedure bench_ins
+Q -c "SET synchronous_commit = off" -c "CALL single_tx($N)" -c CHECKPOINT
 END=$(Q -c "SELECT pg_current_wal_lsn()")
 echo "end $END; load $(cut -d' ' -f1-3 /proc/loadavg)"
 ws_cpu() {  # walsender pid -> cpu seconds

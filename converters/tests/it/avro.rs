@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use apache_avro::types::Value as Avro;
 use base64::Engine as _;
+use common::registry::{avro_with_registry, column, first_value, stream_event, table};
 use common::*;
 use pgseam_converters::avro::registry::{unframe, HttpSchemaRegistry};
 use pgseam_converters::{
@@ -556,15 +557,7 @@ const COMPOSITE_VALUE: &str = r#"{"type":"record","name":"Envelope","namespace":
 #[test]
 fn registered_schemas_are_what_avro_data_produces() {
     let catalog = load_catalog(&FixtureSet::Reference.catalog());
-    let registry = SchemaRegistry::start().unwrap();
-    let mut avro = AvroConverter::new(
-        AvroConverterConfig {
-            json: JsonConverterConfig::new("dbz"),
-            key_avro: true,
-            value_avro: true,
-        },
-        Box::new(HttpSchemaRegistry::new(registry.url(), None)),
-    );
+    let (registry, mut avro) = avro_with_registry(JsonConverterConfig::new("dbz"));
     let table = catalog.tables["composite"].clone();
     let row = vec![
         pgseam_model::Value::Int32(1),
@@ -634,36 +627,23 @@ fn column_shaping_with_avro_equals_the_former_encoder() {
     use pgseam_converters::columns::{
         ColumnFilter, ColumnMapper, ColumnShaping, HashAlgorithm, MapperRule,
     };
-    use pgseam_model::{
-        ChangeEvent, ColumnSchema, Lsn, Operation, Position, SnapshotMarker, SourceInfo,
-        TableSchema, Value,
-    };
+    use pgseam_model::{ColumnSchema, Operation, Value};
     use std::sync::Arc;
-    let column = |name: &str, ty: &str, nullable: bool| ColumnSchema {
-        name: name.into(),
-        type_oid: 0,
-        type_name: ty.into(),
-        base_type_oid: 0,
-        type_modifier: -1,
-        nullable,
-        default_expr: None,
-        enum_values: None,
-        dimensions: 0,
-    };
-    let table = Arc::new(TableSchema {
-        relation_id: 42,
-        schema: "public".into(),
-        table: "shaped".into(),
-        columns: vec![
-            column("id", "int4", false),
-            column("secret", "text", true),
-            column("cut", "text", true),
-            column("hashed", "text", false),
-            column("gone", "text", true),
-            column("blob", "bytea", true),
+    let table = table(
+        42,
+        "shaped",
+        vec![
+            column("id", "int4"),
+            column("secret", "text"),
+            column("cut", "text"),
+            ColumnSchema {
+                nullable: false,
+                ..column("hashed", "text")
+            },
+            column("gone", "text"),
+            column("blob", "bytea"),
         ],
-        key_columns: vec![0],
-    });
+    );
     let rule = |p: &str, mapper| MapperRule {
         patterns: vec![regex::Regex::new(&format!("(?i)^(?:{p})$")).unwrap()],
         mapper,
@@ -691,39 +671,9 @@ fn column_shaping_with_avro_equals_the_former_encoder() {
         run_id: Some("r".into()),
         ..JsonConverterConfig::new("dbz")
     };
-    let registry = SchemaRegistry::start().unwrap();
-    let mut avro = AvroConverter::new(
-        AvroConverterConfig {
-            json: cfg.clone(),
-            key_avro: true,
-            value_avro: true,
-        },
-        Box::new(HttpSchemaRegistry::new(registry.url(), None)),
-    );
+    let (registry, mut avro) = avro_with_registry(cfg.clone());
     let mut with_schemas = JsonConverter::new(cfg);
-    let event = |op, before: Option<Vec<Value>>, after: Option<Vec<Value>>| ChangeEvent {
-        table: Arc::clone(&table),
-        op,
-        before,
-        after,
-        source: SourceInfo {
-            ts_us: 1_000_000,
-            snapshot: SnapshotMarker::False,
-            db: "db".into(),
-            schema: "public".into(),
-            table: "shaped".into(),
-            tx_id: Some(7),
-            lsn: Some(Lsn(77)),
-            last_commit_lsn: None,
-        },
-        position: Position::Stream {
-            lsn: Lsn(77),
-            commit_lsn: Lsn(78),
-            tx_id: 7,
-            commit_ts_us: 0,
-        },
-        key_change: None,
-    };
+    let event = |op, before, after| stream_event(&table, op, before, after);
     let row = |id: i32, cut: &str| {
         vec![
             Value::Int32(id),
@@ -765,35 +715,43 @@ fn column_shaping_with_avro_equals_the_former_encoder() {
             None,
         ),
     ];
-    let mut compared = 0;
-    for ev in &events {
-        let (mut out, mut reference) = (Vec::new(), Vec::new());
-        avro.convert(ev, 5, &mut out).unwrap();
-        with_schemas.convert(ev, 5, &mut reference).unwrap();
-        assert_eq!(out.len(), reference.len());
-        for (a, j) in out.iter().zip(&reference) {
-            for (framed, plain) in [(&a.key, &j.key), (&a.value, &j.value)] {
-                if let (Some(framed), Some(plain)) = (framed, plain) {
-                    if let Err(e) = check_against_reference(&registry, framed, plain) {
-                        panic!("{:?}: {e}", ev.op);
-                    }
-                    compared += 1;
-                }
-            }
-        }
-    }
+    let compared: usize = events
+        .iter()
+        .map(|ev| compare_with_former_encoder(&registry, &mut avro, &mut with_schemas, ev))
+        .sum();
     assert_eq!(compared, 9);
     // The dangling half of the emoji became `?`.
-    let (_, decoded) = decode(&registry, events_value(&mut avro, &events[1]).as_slice());
+    let (_, decoded) = decode(&registry, &first_value(&mut avro, &events[1]));
     assert_eq!(decoded["after"]["cut"], "a?");
     assert_eq!(decoded["after"]["secret"], "***");
     assert!(decoded["after"].get("gone").is_none());
 }
 
-fn events_value(avro: &mut AvroConverter, ev: &pgseam_model::ChangeEvent) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Converts `ev` with `avro` and with `with_schemas` (JSON with Connect schemas, the same
+/// settings) and checks every framed key and value against the former encoder's bytes for the
+/// JSON record; returns how many were compared.
+fn compare_with_former_encoder(
+    registry: &SchemaRegistry,
+    avro: &mut AvroConverter,
+    with_schemas: &mut JsonConverter,
+    ev: &pgseam_model::ChangeEvent,
+) -> usize {
+    let (mut out, mut reference) = (Vec::new(), Vec::new());
     avro.convert(ev, 5, &mut out).unwrap();
-    out.remove(0).value.unwrap()
+    with_schemas.convert(ev, 5, &mut reference).unwrap();
+    assert_eq!(out.len(), reference.len());
+    let mut compared = 0;
+    for (a, j) in out.iter().zip(&reference) {
+        for (framed, plain) in [(&a.key, &j.key), (&a.value, &j.value)] {
+            if let (Some(framed), Some(plain)) = (framed, plain) {
+                if let Err(e) = check_against_reference(registry, framed, plain) {
+                    panic!("{:?}: {e}", ev.op);
+                }
+                compared += 1;
+            }
+        }
+    }
+    compared
 }
 
 /// `bit(n)[]`, for which Debezium declares a non-array `Bits` schema and then fails the record
@@ -802,75 +760,32 @@ fn events_value(avro: &mut AvroConverter, ev: &pgseam_model::ChangeEvent) -> Vec
 /// `hstore` columns (JSON verified against `golden/types/toast_*`) go through Avro too.
 #[test]
 fn bit_arrays_and_toast_placeholders_in_json_and_avro() {
-    use pgseam_model::{
-        ChangeEvent, ColumnSchema, Lsn, Operation, Position, SnapshotMarker, SourceInfo,
-        TableSchema, Value,
-    };
-    use std::sync::Arc;
-    let column = |name: &str, ty: &str, type_modifier: i32| ColumnSchema {
-        name: name.into(),
-        type_oid: 0,
-        type_name: ty.into(),
-        base_type_oid: 0,
+    use pgseam_model::{ChangeEvent, ColumnSchema, Operation, Value};
+    let bits = |name: &str, type_modifier: i32| ColumnSchema {
         type_modifier,
-        nullable: name != "id",
-        default_expr: None,
-        enum_values: None,
-        dimensions: 0,
+        ..column(name, "_bit")
     };
-    let table = Arc::new(TableSchema {
-        relation_id: 43,
-        schema: "public".into(),
-        table: "bitarr".into(),
-        columns: vec![
-            column("id", "int4", -1),
-            column("b8", "_bit", 8),
-            column("b1", "_bit", 1),
-            column("a_i4", "_int4", -1),
-            column("a_uuid", "_uuid", -1),
-            column("a_t", "_text", -1),
-            column("a_ci", "_citext", -1),
-            column("h", "hstore", -1),
+    let table = table(
+        43,
+        "bitarr",
+        vec![
+            column("id", "int4"),
+            bits("b8", 8),
+            bits("b1", 1),
+            column("a_i4", "_int4"),
+            column("a_uuid", "_uuid"),
+            column("a_t", "_text"),
+            column("a_ci", "_citext"),
+            column("h", "hstore"),
         ],
-        key_columns: vec![0],
-    });
+    );
     let cfg = JsonConverterConfig {
         run_id: Some("r".into()),
         ..JsonConverterConfig::new("dbz")
     };
-    let registry = SchemaRegistry::start().unwrap();
-    let mut avro = AvroConverter::new(
-        AvroConverterConfig {
-            json: cfg.clone(),
-            key_avro: true,
-            value_avro: true,
-        },
-        Box::new(HttpSchemaRegistry::new(registry.url(), None)),
-    );
+    let (registry, mut avro) = avro_with_registry(cfg.clone());
     let mut with_schemas = JsonConverter::new(cfg);
-    let event = |after: Vec<Value>| ChangeEvent {
-        table: Arc::clone(&table),
-        op: Operation::Update,
-        before: None,
-        after: Some(after),
-        source: SourceInfo {
-            ts_us: 1_000_000,
-            snapshot: SnapshotMarker::False,
-            db: "db".into(),
-            schema: "public".into(),
-            table: "bitarr".into(),
-            tx_id: Some(7),
-            lsn: Some(Lsn(77)),
-            last_commit_lsn: None,
-        },
-        position: Position::Stream {
-            lsn: Lsn(77),
-            commit_lsn: Lsn(78),
-            tx_id: 7,
-            commit_ts_us: 0,
-        },
-        key_change: None,
-    };
+    let event = |after| stream_event(&table, Operation::Update, None, Some(after));
     let text = |s: &str| Value::Text(s.into());
     let events = [
         event(vec![
@@ -932,20 +847,8 @@ fn bit_arrays_and_toast_placeholders_in_json_and_avro() {
     );
     let mut compared = 0;
     for (ev, expected) in events.iter().zip([&first, &toast]) {
-        let (mut out, mut reference) = (Vec::new(), Vec::new());
-        avro.convert(ev, 5, &mut out).unwrap();
-        with_schemas.convert(ev, 5, &mut reference).unwrap();
-        for (a, j) in out.iter().zip(&reference) {
-            for (framed, plain) in [(&a.key, &j.key), (&a.value, &j.value)] {
-                if let (Some(framed), Some(plain)) = (framed, plain) {
-                    if let Err(e) = check_against_reference(&registry, framed, plain) {
-                        panic!("{:?}: {e}", ev.op);
-                    }
-                    compared += 1;
-                }
-            }
-        }
-        let (_, decoded) = decode(&registry, events_value(&mut avro, ev).as_slice());
+        compared += compare_with_former_encoder(&registry, &mut avro, &mut with_schemas, ev);
+        let (_, decoded) = decode(&registry, &first_value(&mut avro, ev));
         assert!(
             same(&decoded["after"], &expected["payload"]["after"]),
             "Avro {} != JSON {}",

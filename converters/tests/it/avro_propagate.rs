@@ -4,41 +4,29 @@
 //! registers both value schemas: snapshot records use the first, streamed records the second,
 //! each equal to what JsonConverter writes for the same event.
 
+use crate::common::registry::{avro_with_registry, column, first_value, stream_event, table};
+
 use std::sync::Arc;
 
-use pgseam_converters::avro::registry::{unframe, HttpSchemaRegistry};
+use pgseam_converters::avro::registry::unframe;
 use pgseam_converters::columns::{ColumnMapper, ColumnShaping, MapperRule};
-use pgseam_converters::{AvroConverter, AvroConverterConfig, JsonConverterConfig};
-use pgseam_model::{
-    ChangeEvent, ColumnSchema, Lsn, Operation, Position, SnapshotMarker, SourceInfo, TableSchema,
-    Value,
-};
-use pgseam_testkit::SchemaRegistry;
+use pgseam_converters::{AvroConverter, JsonConverterConfig};
+use pgseam_model::{ColumnSchema, Operation, Value};
 
 #[test]
 fn avro_registers_snapshot_and_stream_parameters() {
-    let column = |name: &str, ty: &str, default: Option<&str>| ColumnSchema {
-        name: name.into(),
-        type_oid: 0,
-        type_name: ty.into(),
-        base_type_oid: 0,
-        type_modifier: -1,
-        nullable: name != "id",
-        default_expr: default.map(str::to_owned),
-        enum_values: None,
-        dimensions: 0,
-    };
-    let table = Arc::new(TableSchema {
-        relation_id: 44,
-        schema: "public".into(),
-        table: "prop".into(),
-        columns: vec![
-            column("id", "int4", Some("nextval('prop_id_seq'::regclass)")),
-            column("n", "numeric", None),
-            column("v", "varchar", None),
+    let table = table(
+        44,
+        "prop",
+        vec![
+            ColumnSchema {
+                default_expr: Some("nextval('prop_id_seq'::regclass)".into()),
+                ..column("id", "int4")
+            },
+            column("n", "numeric"),
+            column("v", "varchar"),
         ],
-        key_columns: vec![0],
-    });
+    );
     let cfg = JsonConverterConfig {
         columns: Arc::new(ColumnShaping {
             mappers: vec![MapperRule {
@@ -50,43 +38,11 @@ fn avro_registers_snapshot_and_stream_parameters() {
         run_id: Some("r".into()),
         ..JsonConverterConfig::new("dbz")
     };
-    let registry = SchemaRegistry::start().unwrap();
-    let mut avro = AvroConverter::new(
-        AvroConverterConfig {
-            json: cfg,
-            key_avro: true,
-            value_avro: true,
-        },
-        Box::new(HttpSchemaRegistry::new(registry.url(), None)),
-    );
-    let event = |op| ChangeEvent {
-        table: Arc::clone(&table),
-        op,
-        before: None,
-        after: Some(vec![Value::Int32(1), Value::Null, Value::Text("x".into())]),
-        source: SourceInfo {
-            ts_us: 1_000_000,
-            snapshot: SnapshotMarker::False,
-            db: "db".into(),
-            schema: "public".into(),
-            table: "prop".into(),
-            tx_id: Some(7),
-            lsn: Some(Lsn(77)),
-            last_commit_lsn: None,
-        },
-        position: Position::Stream {
-            lsn: Lsn(77),
-            commit_lsn: Lsn(78),
-            tx_id: 7,
-            commit_ts_us: 0,
-        },
-        key_change: None,
-    };
+    let (registry, mut avro) = avro_with_registry(cfg);
+    let after = vec![Value::Int32(1), Value::Null, Value::Text("x".into())];
     let schema_of = |avro: &mut AvroConverter, op| {
-        let mut out = Vec::new();
-        avro.convert(&event(op), 5, &mut out).unwrap();
-        let value = out.remove(0).value.unwrap();
-        let (id, _) = unframe(&value).unwrap();
+        let event = stream_event(&table, op, None, Some(after.clone()));
+        let (id, _) = unframe(&first_value(avro, &event)).unwrap();
         (id, registry.schema(id).unwrap())
     };
     let (snap_id, snap) = schema_of(&mut avro, Operation::Read);

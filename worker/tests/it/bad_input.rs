@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{run_to_exit, Env};
-use pgseam_testkit::{Postgres, PostgresOptions};
+use pgseam_testkit::PostgresOptions;
 
 const EXIT_WAIT: Duration = Duration::from_secs(40);
 
@@ -130,15 +130,10 @@ fn server_problems_are_named() {
 
 #[test]
 fn wal_level_must_be_logical() {
-    let pg = Postgres::start_with(PostgresOptions::default().conf("wal_level = replica"))
-        .expect("start PostgreSQL");
-    pg.create_database("shop").unwrap();
-    let env = Env {
-        pg,
-        broker: pgseam_testkit::Broker::start().unwrap(),
-        dir: tempfile::tempdir().unwrap(),
-        database: "shop".into(),
-    };
+    let env = Env::start_with(
+        "shop",
+        PostgresOptions::default().conf("wal_level = replica"),
+    );
     assert_fails_with(&env, &[], &[], &["wal_level", "logical"]);
     assert_nothing_changed(&env);
 }

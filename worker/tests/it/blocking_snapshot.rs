@@ -9,43 +9,20 @@
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{check_per_key_order, psql_port, Env, Pgseam};
+use common::{
+    check_per_key_order, id_of, items_writes, snapshot_marker, Env, Pgseam, SqlWriter, SIGNAL_TABLE,
+};
 use pgseam_integration_tests::{read_topics, TopicMessage};
 
 const WAIT: Duration = Duration::from_secs(120);
 const ROWS: i64 = 30_000;
 
-const WRITES: &str = "
-DO $$
-DECLARE i int; a bigint; b bigint;
-BEGIN
-  FOR i IN 1..40 LOOP
-    a := 1 + (random() * 29999)::int; b := 1 + (random() * 29999)::int;
-    INSERT INTO items (name) VALUES ('new');
-    UPDATE items SET ver = ver + 1 WHERE id = a;
-    DELETE FROM items WHERE id = b;
-    COMMIT;
-  END LOOP;
-END $$;
-";
-
-fn marker(m: &TopicMessage) -> Option<String> {
-    m.envelope()
-        .and_then(|e| e["source"]["snapshot"].as_str().map(str::to_owned))
-}
-
-fn id_of(m: &TopicMessage) -> Option<i64> {
-    m.key_payload()?.get("id")?.as_i64()
-}
-
 fn is_snapshot_read(m: &TopicMessage) -> bool {
     m.op() == Some("r")
         && matches!(
-            marker(m).as_deref(),
+            snapshot_marker(m).as_deref(),
             Some(
                 "true" | "first" | "first_in_data_collection" | "last_in_data_collection" | "last"
             )
@@ -55,9 +32,7 @@ fn is_snapshot_read(m: &TopicMessage) -> bool {
 #[test]
 fn a_blocking_snapshot_pauses_streaming_and_loses_nothing() {
     let env = Env::start("blocking");
-    env.psql(
-        "CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));",
-    );
+    env.psql(SIGNAL_TABLE);
     env.psql(&format!(
         "CREATE TABLE items (id bigserial PRIMARY KEY, ver bigint NOT NULL DEFAULT 0, name text);
          INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, {ROWS}) g;
@@ -80,20 +55,7 @@ fn a_blocking_snapshot_pauses_streaming_and_loses_nothing() {
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let port = env.pg.port();
-    let writer = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut batches = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_port(port, "blocking", "", WRITES);
-                assert!(ok, "writes failed: {out}");
-                batches += 1;
-            }
-            batches
-        })
-    };
+    let writer = SqlWriter::start(&env, &items_writes(ROWS));
     std::thread::sleep(Duration::from_millis(500));
     env.psql(
         r#"INSERT INTO dbz_signal VALUES ('b-1', 'execute-snapshot', '{"type": "blocking", "data-collections": ["public.items", "public.other"], "additional-conditions": [{"data-collection": "public.other", "filter": "id % 2 = 0"}]}')"#,
@@ -102,8 +64,7 @@ fn a_blocking_snapshot_pauses_streaming_and_loses_nothing() {
     pgseam.wait_for_log("blocking snapshot complete: streaming resumes", WAIT);
     // Streaming goes on after it, with the writers.
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::SeqCst);
-    let batches = writer.join().expect("writer thread");
+    let batches = writer.stop();
     assert!(batches >= 3, "the writers ran only {batches} batches");
 
     env.assert_topic_equals(name, "public.items", true, WAIT);
@@ -136,7 +97,7 @@ fn a_blocking_snapshot_pauses_streaming_and_loses_nothing() {
         if is_snapshot_read(m) {
             reads.entry(m.topic.as_str()).or_default().insert(id);
             *markers
-                .entry((m.topic.clone(), marker(m).unwrap()))
+                .entry((m.topic.clone(), snapshot_marker(m).unwrap()))
                 .or_default() += 1;
         } else if m.topic == "blocking.public.items" {
             streamed.insert(id);
@@ -209,6 +170,5 @@ fn a_blocking_snapshot_pauses_streaming_and_loses_nothing() {
     assert!(
         log.contains("scanned_collection=public.other") && log.contains("total_rows_scanned=500")
     );
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }

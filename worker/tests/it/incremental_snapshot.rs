@@ -15,27 +15,16 @@
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{check_per_key_order, progress_of, psql_port, stored, Env, HeldCommit, Pgseam};
-use pgseam_integration_tests::{read_topics, TopicMessage};
+use common::{
+    check_per_key_order, curl, id_of, items_writes, progress_of, snapshot_marker, stored, Env,
+    HeldCommit, Pgseam, SqlWriter, SIGNAL_TABLE,
+};
+use pgseam_integration_tests::TopicMessage;
 
 const WAIT: Duration = Duration::from_secs(120);
 const ROWS: i64 = 60_000;
-
-const SIGNAL_TABLE: &str =
-    "CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));";
-
-fn snapshot_marker(m: &TopicMessage) -> Option<String> {
-    m.envelope()
-        .and_then(|e| e["source"]["snapshot"].as_str().map(str::to_owned))
-}
-
-fn id_of(m: &TopicMessage) -> Option<i64> {
-    m.key_payload()?.get("id")?.as_i64()
-}
 
 /// The ids sent as incremental-snapshot reads, and the ids the stream changed.
 fn incremental_and_streamed(messages: &[TopicMessage]) -> (BTreeSet<i64>, BTreeSet<i64>) {
@@ -54,20 +43,6 @@ fn incremental_and_streamed(messages: &[TopicMessage]) -> (BTreeSet<i64>, BTreeS
     }
     (incremental, streamed)
 }
-
-const WRITES: &str = "
-DO $$
-DECLARE i int; a bigint; b bigint;
-BEGIN
-  FOR i IN 1..40 LOOP
-    a := 1 + (random() * 59999)::int; b := 1 + (random() * 59999)::int;
-    INSERT INTO items (name) VALUES ('new');
-    UPDATE items SET ver = ver + 1 WHERE id = a;
-    DELETE FROM items WHERE id = b;
-    COMMIT;
-  END LOOP;
-END $$;
-";
 
 #[test]
 fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
@@ -94,20 +69,7 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
     pgseam.wait_for_log("signals: source channel enabled", WAIT);
     pgseam.wait_for_log("streaming started", WAIT);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let port = env.pg.port();
-    let writer = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut batches = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_port(port, "inc", "", WRITES);
-                assert!(ok, "writes failed: {out}");
-                batches += 1;
-            }
-            batches
-        })
-    };
+    let writer = SqlWriter::start(&env, &items_writes(ROWS));
     env.psql(
         r#"INSERT INTO dbz_signal VALUES ('sig-1', 'execute-snapshot', '{"data-collections": ["public\\.items"], "type": "incremental"}')"#,
     );
@@ -161,19 +123,11 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
         assert!(started.elapsed() < WAIT, "the completion was not stored");
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop.store(true, Ordering::SeqCst);
-    let batches = writer.join().expect("writer thread");
+    let batches = writer.stop();
     assert!(batches >= 2, "the writers ran only {batches} batches");
 
     env.assert_topic_equals(name, "public.items", true, WAIT);
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["inc.public.items".to_owned()],
-        1,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read topic");
+    let messages = env.read_topic("inc.public.items", 1, Duration::from_secs(2), WAIT);
     let replayed = check_per_key_order(&messages);
     println!("{replayed} replayed records");
     let (incremental, streamed) = incremental_and_streamed(&messages);
@@ -203,8 +157,7 @@ fn a_signalled_incremental_snapshot_survives_kill_9_and_loses_nothing() {
         &missing[..missing.len().min(10)]
     );
     assert!(incremental.len() as i64 >= ROWS - streamed.len() as i64);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 #[test]
@@ -223,8 +176,7 @@ fn a_table_added_to_the_include_list_is_snapshotted_with_a_filter() {
         env.write_configs(name, &[], &[base[0], "table.include.list=public.a"]);
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 
     // Restart with b in the include list, then signal b with a filter.
     let (worker, connector) = env.write_configs(
@@ -239,14 +191,7 @@ fn a_table_added_to_the_include_list_is_snapshotted_with_a_filter() {
     );
     pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
     env.psql("UPDATE b SET color = 'green' WHERE id = 1");
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["added.public.b".to_owned()],
-        501,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read topic");
+    let messages = env.read_topic("added.public.b", 501, Duration::from_secs(2), WAIT);
     let reads: BTreeSet<i64> = messages
         .iter()
         .filter(|m| snapshot_marker(m).as_deref() == Some("incremental"))
@@ -260,43 +205,9 @@ fn a_table_added_to_the_include_list_is_snapshotted_with_a_filter() {
         .any(|m| m.op() == Some("u") && id_of(m) == Some(1)));
     // The signaling table is captured though the include list does not name it, as
     // Debezium adds it to the table filter: its change events have a topic.
-    let signals = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["added.public.dbz_signal".to_owned()],
-        1,
-        Duration::from_secs(1),
-        WAIT,
-    )
-    .expect("read signal topic");
+    let signals = env.read_topic("added.public.dbz_signal", 1, Duration::from_secs(1), WAIT);
     assert_eq!(signals.len(), 1);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
-}
-
-fn curl(method: &str, url: &str, data: Option<&str>) -> (u16, String) {
-    let mut command = std::process::Command::new("curl");
-    command
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-        .arg(url);
-    if let Some(data) = data {
-        command.args(["-H", "Content-Type: application/json", "-d", data]);
-    }
-    let output = command.output().expect("run curl");
-    let text = String::from_utf8(output.stdout).expect("UTF-8 body");
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.trim().parse().expect("status code"), body.to_owned())
-}
-
-fn rest_base(pgseam: &mut Pgseam) -> String {
-    pgseam.wait_for_log("REST API listening on http://", Duration::from_secs(30));
-    let log = pgseam.log_text();
-    let start = log.find("REST API listening on http://").unwrap() + "REST API listening on ".len();
-    let url: String = log[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
-    url.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned()
+    pgseam.stop_cleanly();
 }
 
 #[test]
@@ -320,7 +231,7 @@ fn a_signal_over_rest_snapshots_a_table() {
         ],
     );
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    let base = rest_base(&mut pgseam);
+    let base = pgseam.rest_base_url(Duration::from_secs(30));
     pgseam.wait_for_log("streaming started", WAIT);
 
     let (code, body) = curl(
@@ -382,15 +293,9 @@ fn a_signal_over_rest_snapshots_a_table() {
         r#"{"type":"stop-snapshot","data":{"data-collections":["public\\.d"],"type":"incremental"}}"#,
     );
     pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
-    let d_reads = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["rest.public.d".to_owned()],
-        1,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read topic d")
-    .len();
+    let d_reads = env
+        .read_topic("rest.public.d", 1, Duration::from_secs(2), WAIT)
+        .len();
     println!("d: {d_reads} rows read before the stop");
     assert!(d_reads > 0 && d_reads < 20_000, "{d_reads}");
 
@@ -402,22 +307,14 @@ fn a_signal_over_rest_snapshots_a_table() {
     assert_eq!(code, 202, "{body}");
     assert!(body.contains("r1"), "{body}");
     pgseam.wait_for_log_count("the incremental snapshot is complete", 2, WAIT);
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["rest.public.c".to_owned()],
-        3000,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read topic");
+    let messages = env.read_topic("rest.public.c", 3000, Duration::from_secs(2), WAIT);
     let reads: BTreeSet<i64> = messages
         .iter()
         .filter(|m| m.op() == Some("r") && snapshot_marker(m).as_deref() == Some("incremental"))
         .filter_map(id_of)
         .collect();
     assert_eq!(reads, (1..=3000).collect::<BTreeSet<i64>>());
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// The commit-visibility race in a signalled snapshot: an update whose commit record is in the
@@ -449,19 +346,14 @@ fn a_commit_still_running_at_the_low_watermark_is_waited_for() {
     env.psql(
         r#"INSERT INTO dbz_signal VALUES ('race-1', 'execute-snapshot', '{"data-collections": ["public.held"]}')"#,
     );
-    pgseam.wait_for_log(
-        "waiting for transactions in progress at the low watermark",
+    held.release_once_waited_for(
+        &env,
+        &mut pgseam,
+        "the incremental snapshot is complete",
         WAIT,
     );
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(!pgseam
-        .log_text()
-        .contains("the incremental snapshot is complete"));
-    held.release(&env);
-    pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
     env.assert_topic_equals(name, "public.held", true, WAIT);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// An `execute-snapshot` signal that arrives while an interrupted initial snapshot is being
@@ -509,14 +401,7 @@ fn a_signal_during_a_resumed_initial_snapshot_runs_after_it() {
         .find("the resumed snapshot is complete")
         .expect("the resume completed");
     assert!(deferred < resumed);
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["deferred.public.s".to_owned()],
-        200,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read topic s");
+    let messages = env.read_topic("deferred.public.s", 200, Duration::from_secs(2), WAIT);
     let reads: BTreeSet<i64> = messages
         .iter()
         .filter(|m| snapshot_marker(m).as_deref() == Some("incremental"))
@@ -524,8 +409,7 @@ fn a_signal_during_a_resumed_initial_snapshot_runs_after_it() {
         .collect();
     assert_eq!(reads, (1..=200).collect::<BTreeSet<i64>>());
     env.assert_topic_equals(name, "public.big", true, WAIT);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// The notifications of a topic for one snapshot (`id`), in the order they were sent (one id
@@ -603,14 +487,7 @@ fn notifications_go_to_the_sink_topic_and_the_log() {
            COMMIT;"#,
     );
     pgseam.wait_for_log_count("the incremental snapshot is complete", 2, WAIT);
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["notes.notifications".to_owned()],
-        11,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read the notification topic");
+    let messages = env.read_topic("notes.notifications", 11, Duration::from_secs(2), WAIT);
     // Debezium's schemas, as JsonConverter writes them.
     let first = &messages[0];
     assert_eq!(
@@ -696,8 +573,7 @@ fn notifications_go_to_the_sink_topic_and_the_log() {
     // Key values are not logged.
     assert!(log.contains("maximum_key=<redacted>"));
     assert!(!log.contains("maximum_key=2500"));
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// The initial snapshot's notifications on the sink topic (one partition, so in order):
@@ -726,14 +602,7 @@ fn the_initial_snapshot_sends_its_notifications() {
     );
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
-    let mut messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["initnotes.notifications".to_owned()],
-        8,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read the notification topic");
+    let mut messages = env.read_topic("initnotes.notifications", 8, Duration::from_secs(2), WAIT);
     messages.sort_by_key(|m| (m.partition, m.offset));
     let notes: Vec<serde_json::Value> = messages
         .iter()
@@ -778,8 +647,7 @@ fn the_initial_snapshot_sends_its_notifications() {
             ("public.c".to_owned(), "50".to_owned()),
         ])
     );
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// Writes one record to partition 0 of `topic` (Debezium's signal channel reads partition 0).
@@ -797,18 +665,11 @@ fn produce(bootstrap: &str, topic: &str, key: &str, value: &str) {
 }
 
 fn incremental_reads(env: &Env, topic: &str, at_least: usize) -> BTreeSet<i64> {
-    read_topics(
-        &env.broker.bootstrap_servers(),
-        &[topic.to_owned()],
-        at_least,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read topic")
-    .iter()
-    .filter(|m| m.op() == Some("r") && snapshot_marker(m).as_deref() == Some("incremental"))
-    .filter_map(id_of)
-    .collect()
+    env.read_topic(topic, at_least, Duration::from_secs(2), WAIT)
+        .iter()
+        .filter(|m| m.op() == Some("r") && snapshot_marker(m).as_deref() == Some("incremental"))
+        .filter_map(id_of)
+        .collect()
 }
 
 /// The `kafka` signal channel: records keyed by `topic.prefix` on partition 0 of the default
@@ -859,8 +720,7 @@ fn signals_over_the_kafka_channel() {
         incremental_reads(&env, "kafkasig.public.k", 2000),
         (1..=2000).collect::<BTreeSet<i64>>()
     );
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 
     // While pgseam is down: a new signal. The next start reads it, and not k1 again.
     produce(
@@ -878,8 +738,7 @@ fn signals_over_the_kafka_channel() {
         "k1 was read again:\n{log}"
     );
     assert!(!log.contains("signal_id=x"), "{log}");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// The `file` signal channel: a line appended to `signal.file` is a signal; the lines read
@@ -921,8 +780,7 @@ fn signals_over_the_file_channel() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(pgseam.log_text().contains("signal is not JSON; skipped"));
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// Debezium keeps an incremental snapshot's identity in the offset
@@ -985,14 +843,7 @@ fn notifications_keep_the_correlation_id_and_maximum_key_across_kill_9() {
     pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
 
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["corr.notifications".to_owned()],
-        3,
-        Duration::from_secs(3),
-        WAIT,
-    )
-    .expect("read the notification topic");
+    let messages = env.read_topic("corr.notifications", 3, Duration::from_secs(3), WAIT);
     let mut incremental: Vec<&TopicMessage> = messages
         .iter()
         .filter(|m| {
@@ -1041,19 +892,11 @@ fn notifications_keep_the_correlation_id_and_maximum_key_across_kill_9() {
         "10000",
         "{n:?}"
     );
-    let data = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["corr.public.t".to_owned()],
-        10_100,
-        Duration::from_secs(3),
-        WAIT,
-    )
-    .expect("read the table topic");
+    let data = env.read_topic("corr.public.t", 10_100, Duration::from_secs(3), WAIT);
     let (incremental, streamed) = incremental_and_streamed(&data);
     assert_eq!(incremental, (1..=10_000).collect::<BTreeSet<i64>>());
     assert_eq!(streamed, (10_001..=10_100).collect::<BTreeSet<i64>>());
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// `incremental.snapshot.watermarking.strategy` (Debezium's window rows in the signaling table
@@ -1080,46 +923,25 @@ fn snapshot_with_table_watermarks(name: &str, strategy: &str) -> Vec<(String, St
     );
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
-    let stop = Arc::new(AtomicBool::new(false));
-    let port = env.pg.port();
-    let db = name.to_owned();
-    let writer = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let writes = "
-                INSERT INTO items (name) VALUES ('new');
-                UPDATE items SET ver = ver + 1 WHERE id = 1 + (random() * 5999)::int;
-                DELETE FROM items WHERE id = 1 + (random() * 5999)::int;";
-            let mut batches = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_port(port, &db, "", writes);
-                assert!(ok, "writes failed: {out}");
-                batches += 1;
-            }
-            batches
-        })
-    };
+    let writer = SqlWriter::start(
+        &env,
+        "INSERT INTO items (name) VALUES ('new');
+         UPDATE items SET ver = ver + 1 WHERE id = 1 + (random() * 5999)::int;
+         DELETE FROM items WHERE id = 1 + (random() * 5999)::int;",
+    );
     env.psql(
         r#"INSERT INTO dbz_signal VALUES ('sig-w', 'execute-snapshot', '{"data-collections": ["public.items"]}')"#,
     );
     pgseam.wait_for_log("the incremental snapshot is complete", WAIT);
-    stop.store(true, Ordering::SeqCst);
-    let batches = writer.join().expect("writer thread");
+    let batches = writer.stop();
     assert!(batches >= 1);
-    let items = env.wait_until_equal(name, "public.items", true, WAIT);
-    assert!(
-        items.differences.is_empty(),
-        "items differ:\n{}",
-        items.differences[..items.differences.len().min(20)].join("\n")
-    );
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &[format!("{name}.public.items")],
+    env.assert_topic_equals(name, "public.items", true, WAIT);
+    let messages = env.read_topic(
+        &format!("{name}.public.items"),
         6000,
         Duration::from_secs(2),
         WAIT,
-    )
-    .expect("read topic");
+    );
     let (incremental, _) = incremental_and_streamed(&messages);
     assert!(
         incremental.len() > 5000,
@@ -1130,8 +952,7 @@ fn snapshot_with_table_watermarks(name: &str, strategy: &str) -> Vec<(String, St
     // logical-message watermarks), and no window row was taken for a signal.
     let log = pgseam.log_text();
     assert!(!log.contains("invalid signal"), "{log}");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
     env.psql("SELECT id, type, data FROM dbz_signal WHERE type LIKE 'snapshot-window-%' ORDER BY data, id")
         .lines()
         .map(|l| {

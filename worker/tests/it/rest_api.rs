@@ -8,25 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Env, Pgseam};
+use common::{curl, Env, Pgseam};
 use pgseam_integration_tests::read_topics;
 use serde_json::{json, Value};
-
-/// `curl -s -X METHOD [-H 'Content-Type: application/json'] URL [-d @file | -d body]`; returns
-/// the status code and the body.
-fn curl(method: &str, url: &str, data: Option<&str>) -> (u16, String) {
-    let mut command = Command::new("curl");
-    command
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-        .arg(url);
-    if let Some(data) = data {
-        command.args(["-H", "Content-Type: application/json", "-d", data]);
-    }
-    let output = command.output().expect("run curl");
-    let text = String::from_utf8(output.stdout).expect("UTF-8 body");
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.trim().parse().expect("status code"), body.to_owned())
-}
 
 fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))

@@ -4,24 +4,17 @@
 
 use crate::common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Env, Pgseam};
 use serde_json::{json, Value};
 
+/// [`common::curl`] with a JSON body, answered with JSON.
 fn curl(method: &str, url: &str, data: &str) -> (u16, Value) {
-    let output = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-        .arg(url)
-        .args(["-H", "Content-Type: application/json", "-d", data])
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8(output.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
+    let (code, body) = common::curl(method, url, Some(data));
     (
-        code.trim().parse().unwrap(),
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")),
+        code,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")),
     )
 }
 

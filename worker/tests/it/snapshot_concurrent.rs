@@ -8,11 +8,9 @@
 
 use crate::common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Env, Pgseam};
+use common::{psql_port, Env, Pgseam, SqlWriter};
 use pgseam_integration_tests::read_topics;
 
 const SCHEMA: &str = "
@@ -54,27 +52,6 @@ END $$;
 
 const WAIT: Duration = Duration::from_secs(180);
 
-/// Runs `sql` (one statement per `-c`, each in its own transaction) with `PGOPTIONS` (e.g. a
-/// `lock_timeout`).
-fn psql_with(port: u16, db: &str, options: &str, sql: &str) -> (bool, String) {
-    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args(["-U", "postgres", "-d", db, "-c", sql])
-        .env("PGPASSWORD", "postgres")
-        .env("PGOPTIONS", options)
-        .output()
-        .expect("run psql");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn parallel_snapshot_under_concurrent_writes_equals_source_and_holds_locks() {
     let env = Env::start("snap");
@@ -90,20 +67,7 @@ fn parallel_snapshot_under_concurrent_writes_equals_source_and_holds_locks() {
             "snapshot.select.statement.overrides.public.slow=SELECT s.* FROM public.slow s, LATERAL pg_sleep(0.03) z",
         ],
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = Arc::clone(&stop);
-        let port = env.pg.port();
-        std::thread::spawn(move || {
-            let mut batches = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_with(port, "snap", "", WRITES);
-                assert!(ok, "writes failed: {out}");
-                batches += 1;
-            }
-            batches
-        })
-    };
+    let writer = SqlWriter::start(&env, WRITES);
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("snapshot started", WAIT);
 
@@ -125,12 +89,12 @@ fn parallel_snapshot_under_concurrent_writes_equals_source_and_holds_locks() {
         locks.parse::<u32>().unwrap_or(0) >= 2,
         "expected the coordinator and helper readers to hold ACCESS SHARE on items, got {locks}"
     );
-    let (ok, out) = psql_with(port, "snap", "-c lock_timeout=500ms", "VACUUM FULL items");
+    let (ok, out) = psql_port(port, "snap", "-c lock_timeout=500ms", "VACUUM FULL items");
     assert!(
         !ok && out.contains("lock timeout"),
         "VACUUM FULL did not wait: {out}"
     );
-    let (ok, out) = psql_with(
+    let (ok, out) = psql_port(
         port,
         "snap",
         "-c lock_timeout=500ms",
@@ -140,9 +104,9 @@ fn parallel_snapshot_under_concurrent_writes_equals_source_and_holds_locks() {
         !ok && out.contains("lock timeout"),
         "ALTER COLUMN TYPE did not wait: {out}"
     );
-    let (ok, out) = psql_with(port, "snap", "-c lock_timeout=5s", "VACUUM items");
+    let (ok, out) = psql_port(port, "snap", "-c lock_timeout=5s", "VACUUM items");
     assert!(ok, "plain VACUUM blocked: {out}");
-    let (ok, out) = psql_with(
+    let (ok, out) = psql_port(
         port,
         "snap",
         "-c lock_timeout=5s",
@@ -155,15 +119,14 @@ fn parallel_snapshot_under_concurrent_writes_equals_source_and_holds_locks() {
         "the snapshot ended before the lock checks; they proved nothing"
     );
     // A VACUUM FULL without timeout waits for the snapshot, then runs; nothing is lost.
-    let vacuum_full = std::thread::spawn(move || psql_with(port, "snap", "", "VACUUM FULL items"));
+    let vacuum_full = std::thread::spawn(move || psql_port(port, "snap", "", "VACUUM FULL items"));
 
     pgseam.wait_for_log("streaming started", WAIT);
     // Captured but not in snapshot.include.collection.list: streamed, never snapshotted.
     env.psql("INSERT INTO skipped VALUES (11)");
     let (ok, out) = vacuum_full.join().expect("vacuum thread");
     assert!(ok, "VACUUM FULL after the snapshot failed: {out}");
-    stop.store(true, Ordering::SeqCst);
-    let batches = writer.join().expect("writer thread");
+    let batches = writer.stop();
     assert!(batches >= 2, "the writers ran only {batches} batches");
     let log = pgseam.log_text();
     assert!(
@@ -224,6 +187,5 @@ fn parallel_snapshot_under_concurrent_writes_equals_source_and_holds_locks() {
     assert_eq!(count("snap.public.slow", "first_in_data_collection"), 1);
     assert_eq!(count("snap.public.slow", "last_in_data_collection"), 1);
     assert_eq!(per_table["snap.public.tiny"], vec!["last".to_owned()]);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }

@@ -18,22 +18,14 @@
 
 use crate::common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{run_to_exit, Env, Pgseam};
-use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
-use pgseam_integration_tests::{read_topics, TopicMessage};
-use pgseam_testkit::{Broker, Postgres, PostgresOptions};
+use common::{http_get, run_to_exit, stored, Env, Pgseam};
+use pgseam::offsets::ConnectorOffset;
+use pgseam_integration_tests::TopicMessage;
+use pgseam_testkit::PostgresOptions;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn stored(env: &Env, name: &str) -> Option<ConnectorOffset> {
-    FileOffsetStore::open(&env.offsets_path())
-        .ok()?
-        .get(&offset_key(name, name))
-        .ok()?
-}
 
 fn slot_count(env: &Env, slot: &str) -> String {
     env.psql(&format!(
@@ -43,14 +35,12 @@ fn slot_count(env: &Env, slot: &str) -> String {
 
 /// Every record of `<prefix>.public.<table>`, once at least `min` have arrived.
 fn records(env: &Env, prefix: &str, table: &str, min: usize) -> Vec<TopicMessage> {
-    read_topics(
-        &env.broker.bootstrap_servers(),
-        &[format!("{prefix}.public.{table}")],
+    env.read_topic(
+        &format!("{prefix}.public.{table}"),
         min,
         Duration::from_millis(1500),
         WAIT,
     )
-    .expect("read the topic")
 }
 
 fn count_op(messages: &[TopicMessage], op: &str) -> usize {
@@ -150,8 +140,7 @@ fn always_snapshots_again_on_every_start_and_the_topic_equals_the_source() {
         "{}",
         pgseam.log_text()
     );
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
     let first_reads = count_op(&records(&env, "alw", "t", 300), "r");
     assert_eq!(first_reads, 300);
 
@@ -202,8 +191,7 @@ fn always_snapshots_again_on_every_start_and_the_topic_equals_the_source() {
         "{:?}",
         stored(&env, "alw")
     );
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 #[test]
@@ -216,14 +204,12 @@ fn when_needed_snapshots_again_after_the_slot_is_dropped() {
     pgseam.wait_for_log("streaming started", WAIT);
     env.psql("UPDATE t SET v = 'streamed' WHERE id <= 5");
     assert_equal(&env, "need", "t");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 
     // A restart with the slot in place streams from the offset: no new snapshot.
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("resuming streaming from stored offset", WAIT);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
     assert!(!pgseam.log_text().contains("snapshot started"));
 
     // The slot is dropped (an operator, a failover) and the table changes meanwhile.
@@ -250,26 +236,18 @@ fn when_needed_snapshots_again_after_the_slot_is_dropped() {
     assert_eq!(slot_count(&env, "slot_need"), "1");
     env.psql("DELETE FROM t WHERE id = 1");
     assert_equal(&env, "need", "t");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 #[test]
 fn when_needed_replaces_a_slot_whose_wal_is_lost() {
-    let pg = Postgres::start_with(
+    let env = Env::start_with(
+        "lost",
         PostgresOptions::default()
             .conf("max_slot_wal_keep_size = 1")
             .conf("min_wal_size = 32MB")
             .conf("max_wal_size = 64MB"),
-    )
-    .expect("start PostgreSQL");
-    pg.create_database("lost").expect("create database");
-    let env = Env {
-        pg,
-        broker: Broker::start().expect("start broker"),
-        dir: tempfile::tempdir().expect("temp dir"),
-        database: "lost".into(),
-    };
+    );
     env.psql("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE filler (n int, pad text)");
     env.psql("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g");
     let (worker, connector) = env.write_configs(
@@ -280,8 +258,7 @@ fn when_needed_replaces_a_slot_whose_wal_is_lost() {
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
     assert_equal(&env, "lost", "t");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 
     // While pgseam is stopped, t changes and the server removes WAL the slot still needs.
     env.psql("DELETE FROM t WHERE id <= 10; UPDATE t SET v = 'gone with the WAL' WHERE id > 90");
@@ -330,8 +307,7 @@ fn when_needed_replaces_a_slot_whose_wal_is_lost() {
     // snapshot carries every current row, so the current keys match the source.
     let messages = records(&env, "lost", "t", 100 + 90);
     assert_eq!(count_op(&messages, "r"), 100 + 90, "both snapshots");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 #[test]
@@ -343,8 +319,7 @@ fn a_slot_confirmed_past_the_offset_fails_or_follows_the_strategy() {
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("streaming started", WAIT);
     assert_equal(&env, "mism", "t");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 
     // Someone else consumes the slot past pgseam's offset: that change is gone for pgseam.
     env.psql("INSERT INTO t VALUES (7777, 'consumed elsewhere')");
@@ -393,8 +368,7 @@ fn a_slot_confirmed_past_the_offset_fails_or_follows_the_strategy() {
         !ids.contains(&7777),
         "the skipped change was delivered: {ids:?}"
     );
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 
     // Again past the offset, now under when_needed: a new snapshot, and the topic equals
     // the source (the new snapshot carries 7777 and 9999).
@@ -409,16 +383,7 @@ fn a_slot_confirmed_past_the_offset_fails_or_follows_the_strategy() {
         pgseam.log_text()
     );
     assert_equal(&env, "mism", "t");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
-}
-
-fn curl(url: &str) -> String {
-    let output = Command::new("curl")
-        .args(["-s", url])
-        .output()
-        .expect("run curl");
-    String::from_utf8(output.stdout).expect("UTF-8 body")
+    pgseam.stop_cleanly();
 }
 
 fn metric(metrics: &str, prefix: &str) -> Option<f64> {
@@ -443,7 +408,7 @@ fn a_resumed_snapshot_drives_the_snapshot_metrics() {
         "debezium_metrics_RowsScanned{plugin=\"postgres\",name=\"resm\",context=\"snapshot\",table=\"public.slow\"}";
     let deadline = Instant::now() + WAIT;
     let metrics = loop {
-        let metrics = curl(&format!("{base}/metrics"));
+        let metrics = http_get(&format!("{base}/metrics"));
         if metric(&metrics, scanned) == Some(250.0) || Instant::now() > deadline {
             break metrics;
         }
@@ -463,6 +428,5 @@ fn a_resumed_snapshot_drives_the_snapshot_metrics() {
     assert_eq!(flag("TotalTableCount"), Some(1.0), "{metrics}");
     assert_eq!(flag("RemainingTableCount"), Some(0.0), "{metrics}");
     assert_equal(&env, "resm", "slow");
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }

@@ -11,21 +11,32 @@ use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Env, Pgseam};
-use pgseam_testkit::{Broker, Postgres, PostgresOptions};
+use common::{http_get, Env, Pgseam};
+use pgseam_testkit::PostgresOptions;
 
 const BIG_ROWS: u64 = 20_000;
 const SMALL_ROWS: u64 = 300;
 const ROWS_PER_SECOND: u64 = 5_000;
 const BYTES_PER_SECOND: u64 = 200_000;
 
-fn curl(url: &str) -> String {
-    let output = Command::new("curl")
-        .args(["-s", "-f", url])
-        .output()
-        .expect("run curl");
-    assert!(output.status.success(), "GET {url} failed: {output:?}");
-    String::from_utf8(output.stdout).expect("UTF-8 body")
+/// The pids of the processes below `pid` (children first), from `/proc/<pid>/task/*/children`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    found
 }
 
 /// The log line with `message` of the connector whose sessions are `pgseam-<connector>`.
@@ -58,20 +69,13 @@ fn sample(metrics: &str, metric: &str, labels: &str) -> f64 {
 fn throttled_snapshots_report_progress_and_metrics() {
     // Server defaults that would kill a waiting reader or the idle exported-snapshot
     // connection if pgseam's sessions did not turn them off.
-    let pg = Postgres::start_with(
+    let env = Env::start_with(
+        "ops",
         PostgresOptions::default()
             .conf("statement_timeout = '1s'")
             .conf("idle_in_transaction_session_timeout = '1s'")
             .conf("idle_session_timeout = '1s'"),
-    )
-    .expect("start PostgreSQL");
-    pg.create_database("ops").expect("create database");
-    let env = Env {
-        pg,
-        broker: Broker::start().expect("start broker"),
-        dir: tempfile::tempdir().expect("temp dir"),
-        database: "ops".into(),
-    };
+    );
     env.psql(&format!(
         "SET statement_timeout = 0;
          CREATE TABLE big (id bigint PRIMARY KEY, payload text);
@@ -198,7 +202,7 @@ fn throttled_snapshots_report_progress_and_metrics() {
     );
 
     // Snapshot metrics of each connector.
-    let metrics = curl(&format!("{base}/metrics"));
+    let metrics = http_get(&format!("{base}/metrics"));
     for (name, big_chunks) in [("rows", 2.0), ("bytes", 4.0)] {
         let snapshot = format!("name=\"{name}\",context=\"snapshot\"");
         let gauge =
@@ -231,8 +235,7 @@ fn throttled_snapshots_report_progress_and_metrics() {
         }
     }
 
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "exit {status}:\n{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 /// On a terminal (here a pseudo-terminal from util-linux `script`), the snapshot draws a bar
@@ -284,8 +287,23 @@ fn a_terminal_gets_progress_bars() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = script.kill();
-    let _ = script.wait();
+    // `script` runs pgseam in a session of its own on the pseudo-terminal: killing `script`
+    // alone would leave pgseam running. Stop pgseam (SIGTERM to script's descendants), then
+    // `script` ends with it.
+    for pid in descendants(script.id()) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let stopping = std::time::Instant::now();
+    while script.try_wait().expect("script status").is_none() {
+        if stopping.elapsed() > Duration::from_secs(30) {
+            let _ = script.kill();
+            let _ = script.wait();
+            panic!("pgseam under script did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     for needle in [
         "pgseam-bars total",
         "public.big",

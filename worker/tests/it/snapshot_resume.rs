@@ -19,11 +19,11 @@
 use crate::common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{check_per_key_order, progress_of, psql_port, stored, Env, HeldCommit, Pgseam};
+use common::{
+    check_per_key_order, progress_of, psql_port, stored, Env, HeldCommit, Pgseam, SqlWriter,
+};
 use pgseam::offsets::ConnectorOffset;
 use pgseam_connector_pg::snapshot::SnapshotProgress;
 use pgseam_integration_tests::{read_topics, TopicMessage};
@@ -110,24 +110,8 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
     println!("seed {seed}");
     let mut random = Lcg(seed);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let port = env.pg.port();
-    let writer = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut batches = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_port(port, "resume", "", WRITES);
-                // The updates between kills may deadlock with a batch: it is rolled back.
-                assert!(
-                    ok || out.contains("deadlock detected"),
-                    "writes failed: {out}"
-                );
-                batches += 1;
-            }
-            batches
-        })
-    };
+    // The updates between kills may deadlock with a batch: it is rolled back.
+    let writer = SqlWriter::start_tolerating(&env, WRITES, Some("deadlock detected"));
 
     let mut consistent_point: Option<Lsn> = None;
     let mut previous: Option<SnapshotProgress> = None;
@@ -205,7 +189,7 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
         let mut attempts = 0;
         loop {
             let (ok, out) = psql_port(
-                port,
+                env.pg.port(),
                 "resume",
                 "",
                 "UPDATE items SET pad = pad || 'm', ver = ver + 1 WHERE id % 7 = 0; \
@@ -242,8 +226,7 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
     let slots =
         env.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'slot_resume'");
     assert_eq!(slots, "1");
-    stop.store(true, Ordering::SeqCst);
-    let batches = writer.join().expect("writer thread");
+    let batches = writer.stop();
     assert!(batches >= 2, "the writers ran only {batches} batches");
 
     let items = env.assert_topic_equals(name, "public.items", true, WAIT);
@@ -331,24 +314,10 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
         "the resume read one window at a time with snapshot.max.threads=4"
     );
 
-    let messages = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["resume.public.items".to_owned()],
-        1,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read topic");
+    let messages = env.read_topic("resume.public.items", 1, Duration::from_secs(2), WAIT);
     let replayed = check_per_key_order(&messages);
     println!("{} records, {replayed} replayed", messages.len());
-    let accounts = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["resume.public.accounts".to_owned()],
-        1,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read accounts topic");
+    let accounts = env.read_topic("resume.public.accounts", 1, Duration::from_secs(2), WAIT);
     let replayed = check_per_key_order(&accounts);
     println!("accounts: {} records, {replayed} replayed", accounts.len());
     // Resumed rows carry Debezium's incremental-snapshot marker, first-run rows the usual ones.
@@ -366,22 +335,14 @@ fn kill_9_during_the_snapshot_resumes_it_and_loses_nothing() {
         .any(|m| m.op() == Some("r") && marker(m).as_deref() != Some("incremental")));
 
     // The table without a primary key is re-read whole: every row is there, repeats allowed.
-    let nokey = read_topics(
-        &env.broker.bootstrap_servers(),
-        &["resume.public.nokey".to_owned()],
-        300,
-        Duration::from_secs(2),
-        WAIT,
-    )
-    .expect("read nokey topic");
+    let nokey = env.read_topic("resume.public.nokey", 300, Duration::from_secs(2), WAIT);
     let seen: BTreeSet<i64> = nokey
         .iter()
         .filter_map(|m| m.envelope()?.get("after")?.get("n")?.as_i64())
         .collect();
     assert_eq!(seen, (1..=300).collect::<BTreeSet<i64>>());
     let _ = ROWS;
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 #[test]
@@ -433,20 +394,10 @@ fn a_commit_still_running_at_the_low_watermark_is_not_lost() {
     );
 
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
-    pgseam.wait_for_log(
-        "waiting for transactions in progress at the low watermark",
-        WAIT,
-    );
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(!pgseam
-        .log_text()
-        .contains("the resumed snapshot is complete"));
-    held.release(&env);
-    pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
+    held.release_once_waited_for(&env, &mut pgseam, "the resumed snapshot is complete", WAIT);
 
     env.assert_topic_equals(name, "public.held", true, WAIT);
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }
 
 #[test]
@@ -538,6 +489,5 @@ fn a_table_chunked_by_ctid_and_partly_delivered_is_read_again_whole() {
         blocks.state.reads,
         blocks.source_rows
     );
-    let status = pgseam.terminate(Duration::from_secs(30));
-    assert!(status.success(), "{}", pgseam.log_text());
+    pgseam.stop_cleanly();
 }

@@ -20,6 +20,8 @@ use pgseam_model::{
 use pgseam_pgvalue::{decode_text, split_copy_text_row};
 use regex::Regex;
 
+pub(crate) mod registry;
+
 /// The reference goldens (`reference/debezium/golden/`, or `DBZ_GOLDEN_DIR`).
 pub(crate) fn golden_dir() -> PathBuf {
     std::env::var_os("DBZ_GOLDEN_DIR")

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use pgseam::offsets::{offset_key, ConnectorOffset, FileOffsetStore};
 use pgseam_connector_pg::snapshot::SnapshotProgress;
-use pgseam_integration_tests::{compare_table, Comparison, TopicMessage};
+use pgseam_integration_tests::{compare_table, read_topics, Comparison, TopicMessage};
 use pgseam_model::Lsn;
 use pgseam_testkit::{Broker, Postgres, PostgresOptions};
 
@@ -103,6 +103,25 @@ impl Env {
         }
         fs::write(&connector, text).unwrap();
         (worker, connector)
+    }
+
+    /// Every record of `topic` (read with `assign`, from the beginning) once at least
+    /// `at_least` have arrived and then none for `idle`, within `deadline`.
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        at_least: usize,
+        idle: Duration,
+        deadline: Duration,
+    ) -> Vec<TopicMessage> {
+        read_topics(
+            &self.broker.bootstrap_servers(),
+            &[topic.to_owned()],
+            at_least,
+            idle,
+            deadline,
+        )
+        .unwrap_or_else(|err| panic!("read topic {topic}: {err:#}"))
     }
 
     /// [`Env::wait_until_equal`], then fails the test with the first 20 differences unless
@@ -313,6 +332,12 @@ impl Pgseam {
         self.wait(timeout)
     }
 
+    /// SIGTERM, then checks that pgseam exited 0 within 30 s (a clean stop).
+    pub fn stop_cleanly(&mut self) {
+        let status = self.terminate(Duration::from_secs(30));
+        assert!(status.success(), "exit {status}:\n{}", self.log_text());
+    }
+
     /// SIGKILL: a crash.
     pub fn kill9(&mut self) {
         self.signal("-KILL");
@@ -345,6 +370,29 @@ impl Drop for Pgseam {
             let _ = child.wait();
         }
     }
+}
+
+/// `curl -s -X METHOD [-H 'Content-Type: application/json' -d BODY] URL`; returns the status
+/// code and the body.
+pub fn curl(method: &str, url: &str, data: Option<&str>) -> (u16, String) {
+    let mut command = Command::new("curl");
+    command
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+        .arg(url);
+    if let Some(data) = data {
+        command.args(["-H", "Content-Type: application/json", "-d", data]);
+    }
+    let output = command.output().expect("run curl");
+    let text = String::from_utf8(output.stdout).expect("UTF-8 body");
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.trim().parse().expect("status code"), body.to_owned())
+}
+
+/// `GET url`, which must answer 200; returns the body.
+pub fn http_get(url: &str) -> String {
+    let (code, body) = curl("GET", url, None);
+    assert_eq!(code, 200, "GET {url}: {body}");
+    body
 }
 
 /// Runs `pgseam standalone` to completion (it is expected to fail fast); returns the exit
@@ -402,6 +450,51 @@ pub fn psql_port(port: u16, db: &str, options: &str, sql: &str) -> (bool, String
     )
 }
 
+/// A thread that runs one SQL batch after another against an [`Env`]'s database (a psql
+/// session each) until [`SqlWriter::stop`]; a batch that fails fails the test unless its
+/// error contains the tolerated text.
+pub struct SqlWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl SqlWriter {
+    /// Starts running `sql`; every batch must succeed.
+    pub fn start(env: &Env, sql: &str) -> SqlWriter {
+        SqlWriter::start_tolerating(env, sql, None)
+    }
+
+    /// Starts running `sql`; a batch whose error contains `tolerated` (e.g. `deadlock
+    /// detected`: it was rolled back) is counted and the next one runs.
+    pub fn start_tolerating(env: &Env, sql: &str, tolerated: Option<&'static str>) -> SqlWriter {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (port, database, sql) = (env.pg.port(), env.database.clone(), sql.to_owned());
+        let thread = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut batches = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let (ok, out) = psql_port(port, &database, "", &sql);
+                    assert!(
+                        ok || tolerated.is_some_and(|t| out.contains(t)),
+                        "writes failed: {out}"
+                    );
+                    batches += 1;
+                }
+                batches
+            })
+        };
+        SqlWriter { stop, thread }
+    }
+
+    /// Stops after the running batch; returns how many batches ran.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("writer thread")
+    }
+}
+
 /// A transaction whose commit record is in the WAL (and so in the replication stream) while
 /// the transaction is still running: the setup of the commit-visibility race at a DBLog low
 /// watermark (DESIGN.md §2). Its session commits with `synchronous_commit = on` while
@@ -442,6 +535,30 @@ impl HeldCommit {
         HeldCommit { session }
     }
 
+    /// Waits until `pgseam` logs that a window waits at its low watermark for transactions in
+    /// progress, checks that it still has not logged `done` a second later, then releases the
+    /// held commit and waits for `done`.
+    pub fn release_once_waited_for(
+        self,
+        env: &Env,
+        pgseam: &mut Pgseam,
+        done: &str,
+        timeout: Duration,
+    ) {
+        pgseam.wait_for_log(
+            "waiting for transactions in progress at the low watermark",
+            timeout,
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(
+            !pgseam.log_text().contains(done),
+            "{done:?} while a transaction in progress at the low watermark was held:\n{}",
+            pgseam.log_text()
+        );
+        self.release(env);
+        pgseam.wait_for_log(done, timeout);
+    }
+
     /// Lets the held commit finish (no standby is waited for any more) and checks it succeeded.
     pub fn release(self, env: &Env) {
         env.psql("ALTER SYSTEM RESET synchronous_standby_names");
@@ -449,6 +566,43 @@ impl HeldCommit {
         let (ok, out) = self.session.join().expect("held session");
         assert!(ok, "the held transaction failed: {out}");
     }
+}
+
+/// Debezium's signaling table (`signal.data.collection=public.dbz_signal`).
+pub const SIGNAL_TABLE: &str =
+    "CREATE TABLE dbz_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));";
+
+/// One batch of writes to table `items` (`id bigserial` key, `ver`, `name`), 40 transactions
+/// each inserting a row, bumping `ver` of a random key in `1..=keys` and deleting another:
+/// what the snapshot tests run under [`SqlWriter`].
+pub fn items_writes(keys: i64) -> String {
+    format!(
+        "
+DO $$
+DECLARE i int; a bigint; b bigint;
+BEGIN
+  FOR i IN 1..40 LOOP
+    a := 1 + (random() * {max})::int; b := 1 + (random() * {max})::int;
+    INSERT INTO items (name) VALUES ('new');
+    UPDATE items SET ver = ver + 1 WHERE id = a;
+    DELETE FROM items WHERE id = b;
+    COMMIT;
+  END LOOP;
+END $$;
+",
+        max = keys - 1
+    )
+}
+
+/// A record's `source.snapshot` (`true`, `last`, `incremental`, ...).
+pub fn snapshot_marker(m: &TopicMessage) -> Option<String> {
+    m.envelope()
+        .and_then(|e| e["source"]["snapshot"].as_str().map(str::to_owned))
+}
+
+/// The `id` field of a record's key.
+pub fn id_of(m: &TopicMessage) -> Option<i64> {
+    m.key_payload()?.get("id")?.as_i64()
 }
 
 /// The UTF-8 value of a record header.
