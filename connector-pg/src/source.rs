@@ -164,6 +164,8 @@ pub struct HeartbeatSettings {
 }
 
 /// Where to start, as the worker's stored offset says.
+// Made once per start: the progress is not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartPoint {
     /// No usable offset: create the slot (replacing a slot this connector left behind in an
@@ -182,6 +184,8 @@ pub enum StartPoint {
 }
 
 /// What a start does, once [`plan_start`] has weighed the stored offset against the slot.
+// Made once per start, as [`StartPoint`].
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartPlan {
     /// Go on from here. `Fresh { replace_slot: true }` drops an existing slot first.
