@@ -699,20 +699,40 @@ impl Source {
             .map_err(|_| SourceError::ConsumerGone)
     }
 
+    /// Reads the initial snapshot, unless the worker stops first: then the snapshot is
+    /// dropped where it is (its readers are aborted, their sessions closed) and the source
+    /// ends with [`SourceError::ConsumerGone`]. What it sent is stored as far as it is
+    /// acknowledged (its progress steps), the rest is read again when the snapshot resumes.
+    /// Without this, a stop during a snapshot waited for the snapshot's send into the full
+    /// channel the worker no longer reads, until the worker closed it.
     async fn snapshot(
         &mut self,
         captured: &[TableIdentity],
         created: &slot::CreatedSlot,
     ) -> Result<()> {
-        snapshot::run(
-            &self.config.connect,
-            &self.config.snapshot,
-            captured,
-            created,
-            &self.events,
-        )
-        .await?;
-        Ok(())
+        let mut feedback = self.feedback.clone();
+        let stopping = async move {
+            if feedback.wait_for(|f| f.stop_reading).await.is_err() {
+                // The worker is gone altogether.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = snapshot::run(
+                &self.config.connect,
+                &self.config.snapshot,
+                captured,
+                created,
+                &self.events,
+            ) => {
+                result?;
+                Ok(())
+            }
+            () = stopping => {
+                tracing::info!("stop requested during the snapshot: the snapshot stops here; it resumes from the stored progress at the next start");
+                Err(SourceError::ConsumerGone)
+            }
+        }
     }
 
     async fn stream(&mut self, mut replication: ReplicationConnection) -> Result<()> {

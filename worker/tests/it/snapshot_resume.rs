@@ -15,7 +15,9 @@
 //! 3. A table that is not first in line stores its key progress as soon as its windows are
 //!    acknowledged: killed while an earlier table's slow window is open, it re-sends fewer
 //!    than `snapshot.max.threads` windows.
-//! 4. The commit-visibility race: a transaction whose commit record precedes the first
+//! 4. A stop during a heavy snapshot into a slow broker is bounded by
+//!    `task.shutdown.graceful.timeout.ms`, and the restart loses nothing.
+//! 5. The commit-visibility race: a transaction whose commit record precedes the first
 //!    window's low watermark but which is still running (held by synchronous replication to
 //!    a standby that does not exist) is waited for, so its change is not lost.
 
@@ -710,4 +712,89 @@ fn is_incremental_read(m: &TopicMessage) -> bool {
         && m.envelope()
             .and_then(|e| e["source"]["snapshot"].as_str())
             .is_some_and(|s| s == "incremental")
+}
+
+/// A stop (SIGTERM) during a heavy snapshot into a slow broker is bounded by
+/// `task.shutdown.graceful.timeout.ms` (2 s here): the snapshot stops at once, the deliveries
+/// still outstanding are abandoned, the offset stays before them. The restart resumes the
+/// snapshot and the topic equals the source: nothing lost. (Before, the stop waited up to
+/// 30 s for librdkafka's queue to drain, then 5 s for the snapshot blocked on the channel
+/// the worker no longer read: never less than 5 s during a snapshot.)
+#[test]
+fn a_stop_during_a_heavy_snapshot_is_bounded_and_loses_nothing() {
+    let env = Env::start("stopping");
+    env.psql(
+        "CREATE TABLE big (id bigint PRIMARY KEY, a text, b text);
+         INSERT INTO big SELECT g, md5(g::text), repeat('x', 150) FROM generate_series(1, 60000) g;",
+    );
+    let name = "stopping";
+    let schemaless = [
+        "key.converter.schemas.enable=false",
+        "value.converter.schemas.enable=false",
+    ];
+    let slow = [
+        // Records with schemas (ten times larger) in small produce requests: the broker takes
+        // them far slower than the snapshot reads them, so librdkafka's queue is full when
+        // the stop comes.
+        "producer.batch.size=4000",
+        "task.shutdown.graceful.timeout.ms=2000",
+    ];
+    let (worker, connector) = env.write_configs(
+        name,
+        &slow,
+        &["snapshot.max.threads=2", "snapshot.chunk.strategy=key"],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("snapshot started", WAIT);
+    // Records on their way to the broker.
+    let started = Instant::now();
+    while read_topics(
+        &env.broker.bootstrap_servers(),
+        &[format!("{name}.public.big")],
+        1000,
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+    )
+    .is_err()
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "no records:\n{}",
+            pgseam.log_text()
+        );
+    }
+    let stop_started = Instant::now();
+    let status = pgseam.terminate(Duration::from_secs(60));
+    let stop_took = stop_started.elapsed();
+    let log = pgseam.log_text();
+    println!(
+        "stop took {stop_took:?}; outstanding abandoned: {}",
+        log.lines()
+            .find(|l| l.contains("deliveries still outstanding"))
+            .unwrap_or("none")
+    );
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("snapshot completed"), "{log}");
+    assert!(
+        stop_took < Duration::from_secs(5),
+        "stopping during the snapshot took {stop_took:?} with task.shutdown.graceful.timeout.ms=2000:\n{log}"
+    );
+
+    // The restart (without the slow producer) resumes the snapshot: nothing is lost.
+    let (worker, connector) = env.write_configs(
+        name,
+        &schemaless,
+        &["snapshot.max.threads=2", "snapshot.chunk.strategy=key"],
+    );
+    let restarted = Instant::now();
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
+    println!(
+        "the restart completed the snapshot in {:?}",
+        restarted.elapsed()
+    );
+    env.assert_topic_equals(name, "public.big", true, WAIT);
+    println!("topic compared after {:?}", restarted.elapsed());
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
 }
