@@ -725,7 +725,7 @@ fn a_stop_during_a_heavy_snapshot_is_bounded_and_loses_nothing() {
     let env = Env::start("stopping");
     env.psql(
         "CREATE TABLE big (id bigint PRIMARY KEY, a text, b text);
-         INSERT INTO big SELECT g, md5(g::text), repeat('x', 150) FROM generate_series(1, 60000) g;",
+         INSERT INTO big SELECT g, md5(g::text), repeat('x', 150) FROM generate_series(1, 120000) g;",
     );
     let name = "stopping";
     let schemaless = [
@@ -733,9 +733,9 @@ fn a_stop_during_a_heavy_snapshot_is_bounded_and_loses_nothing() {
         "value.converter.schemas.enable=false",
     ];
     let slow = [
-        // Records with schemas (ten times larger) in small produce requests: the broker takes
-        // them far slower than the snapshot reads them, so librdkafka's queue is full when
-        // the stop comes.
+        // Records with schemas (ten times larger, about 150 MB, more than librdkafka's queue
+        // of the default budget holds) in small produce requests: the broker takes them far
+        // slower than the snapshot reads them, so the queue is full when the stop comes.
         "producer.batch.size=4000",
         "task.shutdown.graceful.timeout.ms=2000",
     ];
@@ -768,9 +768,11 @@ fn a_stop_during_a_heavy_snapshot_is_bounded_and_loses_nothing() {
     let stop_took = stop_started.elapsed();
     let log = pgseam.log_text();
     println!(
-        "stop took {stop_took:?}; outstanding abandoned: {}",
+        "stop took {stop_took:?}; deliveries abandoned: {}",
         log.lines()
             .find(|l| l.contains("deliveries still outstanding"))
+            .and_then(|l| l.split(" outstanding=").nth(1))
+            .and_then(|n| n.split_whitespace().next())
             .unwrap_or("none")
     );
     assert!(status.success(), "{log}");
