@@ -164,6 +164,8 @@ pub struct HeartbeatSettings {
 }
 
 /// Where to start, as the worker's stored offset says.
+// Made once per start: the progress is not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartPoint {
     /// No usable offset: create the slot (replacing a slot this connector left behind in an
@@ -182,6 +184,8 @@ pub enum StartPoint {
 }
 
 /// What a start does, once [`plan_start`] has weighed the stored offset against the slot.
+// Made once per start, as [`StartPoint`].
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartPlan {
     /// Go on from here. `Fresh { replace_slot: true }` drops an existing slot first.
@@ -698,20 +702,40 @@ impl Source {
             .map_err(|_| SourceError::ConsumerGone)
     }
 
+    /// Reads the initial snapshot, unless the worker stops first: then the snapshot is
+    /// dropped where it is (its readers are aborted, their sessions closed) and the source
+    /// ends with [`SourceError::ConsumerGone`]. What it sent is stored as far as it is
+    /// acknowledged (its progress steps), the rest is read again when the snapshot resumes.
+    /// Without this, a stop during a snapshot waited for the snapshot's send into the full
+    /// channel the worker no longer reads, until the worker closed it.
     async fn snapshot(
         &mut self,
         captured: &[TableIdentity],
         created: &slot::CreatedSlot,
     ) -> Result<()> {
-        snapshot::run(
-            &self.config.connect,
-            &self.config.snapshot,
-            captured,
-            created,
-            &self.events,
-        )
-        .await?;
-        Ok(())
+        let mut feedback = self.feedback.clone();
+        let stopping = async move {
+            if feedback.wait_for(|f| f.stop_reading).await.is_err() {
+                // The worker is gone altogether.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = snapshot::run(
+                &self.config.connect,
+                &self.config.snapshot,
+                captured,
+                created,
+                &self.events,
+            ) => {
+                result?;
+                Ok(())
+            }
+            () = stopping => {
+                tracing::info!("stop requested during the snapshot: the snapshot stops here; it resumes from the stored progress at the next start");
+                Err(SourceError::ConsumerGone)
+            }
+        }
     }
 
     async fn stream(&mut self, mut replication: ReplicationConnection) -> Result<()> {

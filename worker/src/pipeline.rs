@@ -67,6 +67,26 @@
 //! Offsets are written at most every `offset.flush.interval.ms` (Connect's setting), when the
 //! snapshot completes, and at shutdown.
 //!
+//! # Stopping
+//!
+//! A stop (SIGTERM, REST stop or delete, a failure) is bounded by
+//! `task.shutdown.graceful.timeout.ms` (Kafka Connect's worker key, default 5 s, the time
+//! Connect gives a task before it cancels it and closes its producer without waiting), or by
+//! `offset.flush.timeout.ms` when that is shorter (default 5 s, how long Connect's final
+//! offset commit waits for outstanding records):
+//! 1. the source stops reading (a source inside the initial snapshot drops the snapshot at
+//!    once: its readers are aborted);
+//! 2. deliveries still outstanding are awaited until the bound, then abandoned;
+//! 3. the offset of the last checkpoint whose records are all acknowledged is stored, and the
+//!    source reports its LSN to the slot (given at least [`SOURCE_STOP_GRACE`]);
+//! 4. dropping the producer purges what librdkafka still holds.
+//!
+//! Nothing is lost: the stored offset is never past an unacknowledged record, so what was
+//! abandoned is sent again after the restart (at least once; an interrupted snapshot resumes
+//! from its stored progress). Before the bound, a stop during a heavy snapshot into a slow
+//! broker waited up to 30 s for librdkafka's queue (up to `pgseam.memory.budget.bytes`) to
+//! drain, and 5 s more for the snapshot, blocked on the channel the worker no longer read.
+//!
 //! **Snapshot progress**: "slot created at C" is stored (synchronously, before the source reads
 //! any chunk), then every `SourceMessage::SnapshotProgress` is a checkpoint like a
 //! transaction's, stored at once when it comes out of the queue: the offset then holds the
@@ -155,12 +175,10 @@ pub const HEADER_COMMIT_LSN: &str = "pgseam.commit_lsn";
 pub const HEADER_SEQ: &str = "pgseam.seq";
 pub const HEADER_SNAPSHOT: &str = "pgseam.snapshot";
 
-/// How long shutdown waits for the source to stop, before closing its channel and again before
-/// aborting it.
-const SOURCE_STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// How long shutdown waits for outstanding deliveries.
-const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The least a stop gives the source to send its final status update once the offset is stored
+/// (when `task.shutdown.graceful.timeout.ms` is spent), before closing its channel and again
+/// before aborting it: a streaming source needs one round trip.
+const SOURCE_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Longest wait between reconnection attempts; the first wait is the configured
 /// `retriable.restart.connector.wait.ms` (when that is longer, it is used as is).
@@ -180,6 +198,9 @@ pub struct PipelineSettings {
     pub null_sink: bool,
     pub offset_file: PathBuf,
     pub offset_flush_interval: Duration,
+    /// The bound on a stop (module docs, "Stopping"): `task.shutdown.graceful.timeout.ms`,
+    /// or `offset.flush.timeout.ms` when that is shorter.
+    pub shutdown_timeout: Duration,
     pub max_queue_size: usize,
     /// First wait before reconnecting after a lost connection.
     pub reconnect_wait: Duration,
@@ -1039,7 +1060,9 @@ async fn run_pipeline(
         }
     };
 
-    // Clean stop or failure: deliver what is in flight, store what is durable, tell the slot.
+    // Clean stop or failure: deliver what is in flight, store what is durable, tell the slot,
+    // within `task.shutdown.graceful.timeout.ms` (module docs, "Stopping").
+    let stop_deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     feedback_tx.send_modify(|f| f.stop_reading = true);
     let mut outcome = outcome;
     if let (Some(eos), Some(sink)) = (eos.as_mut(), sink.as_ref()) {
@@ -1077,11 +1100,16 @@ async fn run_pipeline(
     }
     let watermark = match &sink {
         Some(sink) => {
-            if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, sink.wait_settled())
+            if tokio::time::timeout_at(stop_deadline, sink.wait_settled())
                 .await
                 .is_err()
             {
-                tracing::error!(connector = %name, "deliveries still outstanding after {SHUTDOWN_FLUSH_TIMEOUT:?}; they will be sent again after restart");
+                tracing::warn!(
+                    connector = %name,
+                    outstanding = sink.next_seq().saturating_sub(sink.acks().watermark),
+                    timeout_ms = settings.shutdown_timeout.as_millis() as u64,
+                    "deliveries still outstanding when the stop's time ran out (task.shutdown.graceful.timeout.ms, offset.flush.timeout.ms): abandoned; the offset stays before them, so they are sent again after the restart"
+                );
             }
             let acks = sink.acks();
             metrics.set_records_skipped(acks.skipped);
@@ -1105,12 +1133,14 @@ async fn run_pipeline(
     feedback_tx.send_modify(|f| f.finished = true);
     let mut source_stopped_cleanly = false;
     if source_result.is_none() {
-        // A streaming source sees `finished` and sends its final status update. One inside the
-        // snapshot is blocked on the full channel instead: closing the channel stops it (its
-        // rows are not durable; the next start resumes the snapshot from the stored progress).
-        let mut joined = tokio::time::timeout(SOURCE_STOP_GRACE, &mut source_task)
-            .await
-            .ok();
+        // A streaming source sees `finished` and sends its final status update; one inside the
+        // initial snapshot has already stopped at `stop_reading`. One blocked on the full
+        // channel is stopped by closing it (what it would have sent is not durable; the next
+        // start resumes from the stored offset).
+        let grace = stop_deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(SOURCE_STOP_GRACE);
+        let mut joined = tokio::time::timeout(grace, &mut source_task).await.ok();
         if joined.is_none() {
             events_rx.close();
             joined = tokio::time::timeout(SOURCE_STOP_GRACE, &mut source_task)

@@ -343,6 +343,12 @@ pub(crate) fn pipeline_settings(
         null_sink: worker.sink == config::SinkKind::Null,
         offset_file: worker.offset_storage_file_filename.clone(),
         offset_flush_interval: worker.offset_flush_interval,
+        // As Connect: a stopping task waits `offset.flush.timeout.ms` for its outstanding
+        // records (`WorkerSourceTask::finalOffsetCommit`), and is cancelled, its producer
+        // closed without waiting, after `task.shutdown.graceful.timeout.ms`.
+        shutdown_timeout: worker
+            .task_shutdown_graceful_timeout
+            .min(worker.offset_flush_timeout),
         max_queue_size: connector.max_queue_size as usize,
         reconnect_wait: connector.retriable_restart_wait,
         heartbeat_topic: connector

@@ -4,12 +4,17 @@
 //!
 //! The emitter sends chunks in one fixed order (table by table, chunks in range order) and
 //! the worker stores a checkpoint only once every record before it is acknowledged, so what
-//! is delivered is always a *prefix* of that order: some tables whole, then at most one table
-//! partly. The progress therefore only says
+//! a first run delivers is always a *prefix* of that order: some tables whole, then at most
+//! one table partly. A resumed snapshot (see `resume`) reads several tables at once, so
+//! there several tables can be partly delivered. The progress therefore says
 //! - the consistent point C of the slot ("slot created at C"),
 //! - the tables delivered whole,
-//! - for the table being delivered, if it is chunked by primary-key ranges, the key its
-//!   delivered chunks end at (every key `<=` it is delivered).
+//! - for each table partly delivered by primary-key ranges, the key its delivered ranges end
+//!   at (every key `<=` it is delivered): [`SnapshotProgress::partial`] and
+//!   [`SnapshotProgress::more_partial`].
+//!
+//! Each table's key only moves over a prefix of its own ranges, whatever the other tables
+//! do, so it is stored as soon as the worker has the rows of those ranges acknowledged.
 //!
 //! A signalled incremental snapshot (see `signal`) uses the same progress with
 //! [`SnapshotProgress::incremental`] set: the tables it reads (with their
@@ -71,8 +76,14 @@ pub struct SnapshotProgress {
     pub consistent_point: Lsn,
     /// Tables delivered whole.
     pub done: Vec<TableName>,
-    /// The table being delivered, if chunked by key and some of its chunks are delivered.
+    /// The first table partly delivered by key ranges (the one whose key was recorded
+    /// first), if any.
     pub partial: Option<KeyProgress>,
+    /// The other tables partly delivered by key ranges (a resumed snapshot reads several
+    /// tables at once), each once; empty whenever `partial` is `None`. Kept apart from
+    /// `partial` because the offset stores them apart: a pgseam from before this field reads
+    /// `partial` and ignores the rest (it reads those tables from their start again).
+    pub more_partial: Vec<KeyProgress>,
     /// Set for a signalled incremental snapshot: the tables it reads, in order (those in
     /// `done` are read).
     pub incremental: Option<Vec<IncrementalTable>>,
@@ -90,6 +101,7 @@ impl SnapshotProgress {
             consistent_point,
             done: Vec::new(),
             partial: None,
+            more_partial: Vec::new(),
             incremental: None,
             correlation_id: None,
         }
@@ -98,10 +110,20 @@ impl SnapshotProgress {
     /// Records one step (`Finished` changes nothing here: the worker drops the progress).
     pub fn apply(&mut self, update: &ProgressUpdate) {
         match update {
-            ProgressUpdate::KeyRange(key) => self.partial = Some(key.clone()),
+            ProgressUpdate::KeyRange(key) => {
+                if let Some(entry) = self.partial_mut(&key.table) {
+                    *entry = key.clone();
+                } else if self.partial.is_none() {
+                    self.partial = Some(key.clone());
+                } else {
+                    self.more_partial.push(key.clone());
+                }
+            }
             ProgressUpdate::TableDone(table) => {
+                self.more_partial.retain(|p| &p.table != table);
                 if self.partial.as_ref().is_some_and(|p| &p.table == table) {
-                    self.partial = None;
+                    self.partial =
+                        (!self.more_partial.is_empty()).then(|| self.more_partial.remove(0));
                 }
                 if !self.done.contains(table) {
                     self.done.push(table.clone());
@@ -109,6 +131,32 @@ impl SnapshotProgress {
             }
             ProgressUpdate::Finished => {}
             ProgressUpdate::Incremental(progress) => *self = progress.clone(),
+        }
+    }
+
+    /// Every table partly delivered by key ranges.
+    pub fn partials(&self) -> impl Iterator<Item = &KeyProgress> {
+        self.partial.iter().chain(&self.more_partial)
+    }
+
+    /// The key progress of `table`, if it is partly delivered.
+    pub fn partial_of(&self, schema: &str, table: &str) -> Option<&KeyProgress> {
+        self.partials()
+            .find(|p| p.table.0 == schema && p.table.1 == table)
+    }
+
+    fn partial_mut(&mut self, table: &TableName) -> Option<&mut KeyProgress> {
+        self.partial
+            .iter_mut()
+            .chain(&mut self.more_partial)
+            .find(|p| &p.table == table)
+    }
+
+    /// Drops the key progress of the tables `drop` selects (`stop-snapshot`).
+    pub fn forget_partial(&mut self, mut drop: impl FnMut(&TableName) -> bool) {
+        self.more_partial.retain(|p| !drop(&p.table));
+        if self.partial.as_ref().is_some_and(|p| drop(&p.table)) {
+            self.partial = (!self.more_partial.is_empty()).then(|| self.more_partial.remove(0));
         }
     }
 
@@ -124,9 +172,8 @@ impl SnapshotProgress {
         table: &str,
         key_columns: &[String],
     ) -> Option<&[String]> {
-        self.partial
-            .as_ref()
-            .filter(|p| p.table.0 == schema && p.table.1 == table && p.key_columns == key_columns)
+        self.partial_of(schema, table)
+            .filter(|p| p.key_columns == key_columns)
             .map(|p| p.after.as_slice())
     }
 
@@ -139,7 +186,7 @@ impl SnapshotProgress {
         key_columns: &[String],
     ) -> Option<&[String]> {
         self.resume_after(schema, table, key_columns)?;
-        self.partial.as_ref()?.max_key.as_deref()
+        self.partial_of(schema, table)?.max_key.as_deref()
     }
 }
 
@@ -188,6 +235,49 @@ mod tests {
         // Idempotent.
         p.apply(&ProgressUpdate::TableDone(name("b")));
         assert_eq!(p.done.len(), 2);
+    }
+
+    fn key(table: &str, after: &str) -> KeyProgress {
+        KeyProgress {
+            table: name(table),
+            key_columns: vec!["id".into()],
+            after: vec![after.into()],
+            max_key: None,
+        }
+    }
+
+    /// A resumed snapshot reads several tables at once: each partly delivered table keeps its
+    /// own key, whichever table was recorded first, until it is done.
+    #[test]
+    fn several_tables_keep_their_own_key() {
+        let mut p = SnapshotProgress::new(Lsn(42));
+        p.apply(&ProgressUpdate::KeyRange(key("a", "10")));
+        p.apply(&ProgressUpdate::KeyRange(key("b", "500")));
+        p.apply(&ProgressUpdate::KeyRange(key("c", "7")));
+        p.apply(&ProgressUpdate::KeyRange(key("b", "900")));
+        assert_eq!(p.partial, Some(key("a", "10")));
+        assert_eq!(p.more_partial, vec![key("b", "900"), key("c", "7")]);
+        let id = ["id".to_owned()];
+        assert_eq!(
+            p.resume_after("public", "b", &id),
+            Some(&["900".to_owned()][..])
+        );
+        assert_eq!(
+            p.resume_after("public", "c", &id),
+            Some(&["7".to_owned()][..])
+        );
+        // The first table done: the next one takes its place (the field a previous pgseam
+        // reads).
+        p.apply(&ProgressUpdate::TableDone(name("a")));
+        assert_eq!(p.partial, Some(key("b", "900")));
+        assert_eq!(p.more_partial, vec![key("c", "7")]);
+        p.apply(&ProgressUpdate::TableDone(name("c")));
+        assert_eq!(p.partial, Some(key("b", "900")));
+        assert!(p.more_partial.is_empty());
+        assert_eq!(p.resume_after("public", "c", &id), None);
+        p.forget_partial(|t| t == &name("b"));
+        assert_eq!(p.partial, None);
+        assert_eq!(p.done, vec![name("a"), name("c")]);
     }
 
     fn row(table: &Arc<TableSchema>, id: i64) -> ChangeEvent {

@@ -80,13 +80,15 @@
 //! progress is a prefix ("every key `<=` after is delivered"). Each table keeps its ranges by
 //! sequence number; a window that closes ahead of an earlier one of its table emits its rows
 //! at its high watermark but moves the table's `after` only once every earlier range is
-//! delivered ([`Ranges`]). The stored progress holds one partly delivered table besides the
-//! tables delivered whole, so a table's key step is sent while it is the first table left;
-//! a later table reports its prefix when it reaches the front (a table delivered whole is
-//! reported at once, in any order). After a crash, the ranges past the stored prefix are
-//! read again: a window delivered ahead of the prefix comes twice, whole (duplicates in
-//! units of windows: those delivered ahead of a window still open, plus a later table's
-//! windows delivered while it was not at the front yet).
+//! delivered ([`Ranges`]). The stored progress keeps that key for every partly delivered
+//! table (`SnapshotProgress::partial` and `more_partial`), so each table's step is sent as
+//! soon as its prefix moves, whatever its place in line, and stored (like any checkpoint)
+//! once every record before it is acknowledged. After a crash, the ranges past each
+//! table's stored prefix are read again: a window delivered ahead of its table's prefix
+//! comes twice, whole. Those are windows that closed while an earlier window of the same
+//! table was still open, so fewer than `snapshot.max.threads` windows per crash over all
+//! tables (plus whatever was sent but not yet acknowledged at the crash, as for any
+//! record).
 //!
 //! A signalled incremental snapshot keeps one window open at a time, as Debezium reads its
 //! chunks, and cuts its range after the low watermark (with its filter and greatest key).
@@ -208,9 +210,6 @@ struct Ranges {
     ahead: BTreeMap<u64, Option<Vec<String>>>,
     /// Windows of this table open now.
     in_flight: usize,
-    /// `after` moved while another table was at the front: its step is sent once this table
-    /// reaches the front (the stored progress holds one partly delivered table).
-    unreported: bool,
 }
 
 impl Ranges {
@@ -602,13 +601,7 @@ impl Resumer {
         if let Some(list) = progress.incremental.as_mut() {
             list.retain(|t| !stopped.contains(&t.table));
         }
-        if progress
-            .partial
-            .as_ref()
-            .is_some_and(|p| stopped.contains(&p.table))
-        {
-            progress.partial = None;
-        }
+        progress.forget_partial(|table| stopped.contains(table));
         for (schema, table) in &stopped {
             tracing::info!(table = %format!("{schema}.{table}"), "incremental snapshot: table stopped by signal");
         }
@@ -936,7 +929,6 @@ impl Resumer {
         };
         let read_rows = read.rows.len();
         let rows = active.window.finish(read.rows);
-        let at_front = index == 0;
         let Some(work) = self.work.get_mut(index) else {
             return Ok(());
         };
@@ -995,8 +987,9 @@ impl Resumer {
             tracing::info!(table = %current, "snapshot resume: table done");
             self.stats.table_done(work.stats_index);
             Some(ProgressUpdate::TableDone(table))
-        } else if advanced && at_front {
-            ranges.unreported = false;
+        } else if advanced {
+            // Whatever the tables before this one do: the stored progress keeps a key per
+            // partly delivered table.
             Some(ProgressUpdate::KeyRange(KeyProgress {
                 table,
                 key_columns: key_columns.clone(),
@@ -1004,9 +997,8 @@ impl Resumer {
                 max_key: work.max_key.clone(),
             }))
         } else {
-            // Another table is partly delivered before this one: the stored progress holds
-            // one such table, so this one's step waits until it is at the front.
-            ranges.unreported |= advanced;
+            // Delivered ahead of an earlier range of the table still open: recorded in
+            // `ranges`, stored once the prefix reaches it.
             None
         };
         // Debezium notifies IN_PROGRESS after each chunk that read rows, and
@@ -1054,42 +1046,7 @@ impl Resumer {
         }
         self.track(&update);
         out.push(SourceMessage::SnapshotProgress(update));
-        if at_front {
-            self.report_front(out);
-        }
         Ok(())
-    }
-
-    /// The table now at the front had delivered windows while another was before it: its
-    /// key progress goes out now (after the step that removed the one before it).
-    fn report_front(&mut self, out: &mut Vec<SourceMessage>) {
-        let Some(work) = self.work.front_mut() else {
-            return;
-        };
-        let table = (
-            work.plan.schema.schema.to_string(),
-            work.plan.schema.table.to_string(),
-        );
-        let WorkKind::Keyed {
-            key_columns,
-            after: Some(after),
-            ranges,
-            ..
-        } = &mut work.kind
-        else {
-            return;
-        };
-        if !std::mem::take(&mut ranges.unreported) {
-            return;
-        }
-        let update = ProgressUpdate::KeyRange(KeyProgress {
-            table,
-            key_columns: key_columns.clone(),
-            after: after.clone(),
-            max_key: work.max_key.clone(),
-        });
-        self.track(&update);
-        out.push(SourceMessage::SnapshotProgress(update));
     }
 
     /// Starts reading the next table whole (see the module docs): after the wait for running

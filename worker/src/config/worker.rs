@@ -25,6 +25,10 @@ pub const DEFAULT_OFFSET_FLUSH_INTERVAL: Duration = Duration::from_millis(60_000
 /// Kafka Connect's `offset.flush.timeout.ms` default (5 s): how long an offset flush waits for
 /// outstanding records before giving up until the next interval.
 pub const DEFAULT_OFFSET_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Kafka Connect's `task.shutdown.graceful.timeout.ms` default (5 s): how long a stop waits
+/// for a connector to finish cleanly. pgseam bounds the whole stop of each connector by it:
+/// deliveries still outstanding then are abandoned (purged) and sent again after the restart.
+pub(crate) const DEFAULT_TASK_SHUTDOWN_GRACEFUL_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// pgseam's `listeners` default: the REST API on the loopback interface, port 8083. Kafka
 /// Connect's default (`http://:8083`) listens on every interface; pgseam's REST API has no
 /// authentication (neither has Connect's by default), so it is only reachable from this host
@@ -48,7 +52,7 @@ pub const DEFAULT_OFFSET_STORAGE_PARTITIONS: i32 = 25;
 pub const DEFAULT_OFFSET_STORAGE_REPLICATION_FACTOR: i16 = -1;
 
 /// Worker keys pgseam reads.
-const WORKER_KEYS: [&str; 18] = [
+const WORKER_KEYS: [&str; 19] = [
     "bootstrap.servers",
     "topic.creation.enable",
     "key.converter",
@@ -57,6 +61,7 @@ const WORKER_KEYS: [&str; 18] = [
     "offset.storage.file.filename",
     "offset.flush.interval.ms",
     "offset.flush.timeout.ms",
+    "task.shutdown.graceful.timeout.ms",
     "offset.storage.topic",
     "offset.storage.partitions",
     "offset.storage.replication.factor",
@@ -94,7 +99,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "auto.include.jmx.reporter",
     "topic.tracking.enable",
     "topic.tracking.allow.reset",
-    "task.shutdown.graceful.timeout.ms",
     "ssl.client.auth",
     "client.dns.lookup",
     "client.id",
@@ -265,8 +269,12 @@ pub struct WorkerConfig {
     pub offset_storage_topic: Option<OffsetStorageTopic>,
     /// `offset.flush.interval.ms`.
     pub offset_flush_interval: Duration,
-    /// `offset.flush.timeout.ms`.
+    /// `offset.flush.timeout.ms`: with `task_shutdown_graceful_timeout`, how long a stop
+    /// waits for outstanding records (the shorter of the two, as in Connect).
     pub offset_flush_timeout: Duration,
+    /// `task.shutdown.graceful.timeout.ms` (default 5 s): the bound on each connector's stop
+    /// (see [`DEFAULT_TASK_SHUTDOWN_GRACEFUL_TIMEOUT`]).
+    pub task_shutdown_graceful_timeout: Duration,
     /// `listeners`: REST API listener URLs such as `http://:8083` (empty host = all interfaces).
     pub listeners: Vec<String>,
     /// `producer.*` keys with the prefix removed, passed to the Kafka producer. Secret values
@@ -350,6 +358,14 @@ impl WorkerConfig {
             "offset.flush.timeout.ms",
             millis(DEFAULT_OFFSET_FLUSH_TIMEOUT),
             1,
+            i64::MAX as u64,
+        ));
+        // Connect defines it as a LONG without a validator (a negative value waits for
+        // nothing); pgseam takes 0 for that and refuses a negative one.
+        let task_shutdown_graceful_timeout = Duration::from_millis(s.int(
+            "task.shutdown.graceful.timeout.ms",
+            millis(DEFAULT_TASK_SHUTDOWN_GRACEFUL_TIMEOUT),
+            0,
             i64::MAX as u64,
         ));
         let mut offset_storage_topic = take_offset_storage_topic(&mut s);
@@ -493,6 +509,7 @@ impl WorkerConfig {
                 offset_storage_topic,
                 offset_flush_interval,
                 offset_flush_timeout,
+                task_shutdown_graceful_timeout,
                 listeners,
                 producer_overrides,
                 config_providers,
@@ -684,6 +701,7 @@ mod tests {
         );
         assert_eq!(w.offset_flush_interval, Duration::from_secs(60));
         assert_eq!(w.offset_flush_timeout, Duration::from_secs(5));
+        assert_eq!(w.task_shutdown_graceful_timeout, Duration::from_secs(5));
         assert_eq!(w.listeners, vec!["http://127.0.0.1:8083"]);
         assert!(w.producer_overrides.is_empty());
         assert_eq!(w.sink, SinkKind::Kafka);
@@ -793,6 +811,7 @@ mod tests {
             ("value.converter.schemas.enable", "False"),
             FILE,
             ("offset.flush.interval.ms", "10000"),
+            ("task.shutdown.graceful.timeout.ms", "2000"),
             ("plugin.path", "/usr/share/java"),
             ("rest.advertised.host.name", "connect"),
             (
@@ -811,6 +830,13 @@ mod tests {
         assert!(!w.key_converter.schemas_enable);
         assert!(!w.value_converter.schemas_enable);
         assert_eq!(w.offset_flush_interval, Duration::from_secs(10));
+        assert_eq!(w.task_shutdown_graceful_timeout, Duration::from_secs(2));
+        let err = worker(&[FILE, ("task.shutdown.graceful.timeout.ms", "-1")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("task.shutdown.graceful.timeout.ms"),
+            "{err}"
+        );
         assert_eq!(w.listeners, vec!["http://0.0.0.0:8083", "https://:8443"]);
         assert_eq!(w.producer_overrides.get("compression.type"), Some("zstd"));
         let dbg = format!("{w:?}");

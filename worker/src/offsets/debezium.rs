@@ -420,7 +420,10 @@ fn decode_skip(text: &str) -> Result<SkipWithin, String> {
 
 /// The progress as compact JSON text:
 /// `{"v":1,"c":"<consistent point>","done":[["schema","table"],…],"partial":{"table":["schema","table"],"key":["col",…],"after":["value",…]}}`
-/// (`partial` absent when no table is partly delivered; key values in their text form), and
+/// (`partial` absent when no table is partly delivered; key values in their text form),
+/// `"more_partial":[{"table":…,"key":…,"after":…},…]` when a resumed snapshot has more
+/// than one table partly delivered (absent otherwise: a pgseam from before it reads
+/// `partial` and ignores this field, so it reads those tables again from their start), and
 /// for a signalled incremental snapshot `"inc":[{"table":["schema","table"],"filter":<SQL or null>},…]`
 /// and `partial.max`, the table's greatest key (the correlation id is Debezium's own field,
 /// [`CORRELATION_ID_KEY`], beside this one)
@@ -433,15 +436,22 @@ pub fn encode_progress(progress: &SnapshotProgress) -> String {
         "c": progress.consistent_point.to_string(),
         "done": progress.done.iter().map(table).collect::<Vec<_>>(),
     });
-    if let Some(partial) = &progress.partial {
-        value["partial"] = serde_json::json!({
+    let key_progress = |partial: &KeyProgress| {
+        let mut value = serde_json::json!({
             "table": table(&partial.table),
             "key": partial.key_columns,
             "after": partial.after,
         });
         if let Some(max) = &partial.max_key {
-            value["partial"]["max"] = serde_json::json!(max);
+            value["max"] = serde_json::json!(max);
         }
+        value
+    };
+    if let Some(partial) = &progress.partial {
+        value["partial"] = key_progress(partial);
+    }
+    if !progress.more_partial.is_empty() {
+        value["more_partial"] = progress.more_partial.iter().map(key_progress).collect();
     }
     if let Some(tables) = &progress.incremental {
         value["inc"] = tables
@@ -483,25 +493,38 @@ pub fn decode_progress(text: &str) -> Result<SnapshotProgress, String> {
         .iter()
         .map(|t| table(Some(t)).ok_or_else(|| bad("a `done` entry is not [schema, table]")))
         .collect::<Result<Vec<_>, _>>()?;
+    let key_progress = |p: &Value, field: &str| -> Result<KeyProgress, String> {
+        let progress = KeyProgress {
+            table: table(p.get("table")).ok_or_else(|| bad(&format!("`{field}.table`")))?,
+            key_columns: strings(p.get("key")).ok_or_else(|| bad(&format!("`{field}.key`")))?,
+            after: strings(p.get("after")).ok_or_else(|| bad(&format!("`{field}.after`")))?,
+            max_key: match p.get("max") {
+                None | Some(Value::Null) => None,
+                max => Some(strings(max).ok_or_else(|| bad(&format!("`{field}.max`")))?),
+            },
+        };
+        if progress.key_columns.is_empty() || progress.key_columns.len() != progress.after.len() {
+            return Err(bad(&format!(
+                "`{field}.key` and `{field}.after` differ in length"
+            )));
+        }
+        Ok(progress)
+    };
     let partial = match value.get("partial") {
         None | Some(Value::Null) => None,
-        Some(p) => {
-            let progress = KeyProgress {
-                table: table(p.get("table")).ok_or_else(|| bad("`partial.table`"))?,
-                key_columns: strings(p.get("key")).ok_or_else(|| bad("`partial.key`"))?,
-                after: strings(p.get("after")).ok_or_else(|| bad("`partial.after`"))?,
-                max_key: match p.get("max") {
-                    None | Some(Value::Null) => None,
-                    max => Some(strings(max).ok_or_else(|| bad("`partial.max`"))?),
-                },
-            };
-            if progress.key_columns.is_empty() || progress.key_columns.len() != progress.after.len()
-            {
-                return Err(bad("`partial.key` and `partial.after` differ in length"));
-            }
-            Some(progress)
-        }
+        Some(p) => Some(key_progress(p, "partial")?),
     };
+    let more_partial = match value.get("more_partial") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|p| key_progress(p, "more_partial[]"))
+            .collect::<Result<Vec<_>, String>>()?,
+        Some(_) => return Err(bad("`more_partial` is not a list")),
+    };
+    if partial.is_none() && !more_partial.is_empty() {
+        return Err(bad("`more_partial` without `partial`"));
+    }
     let incremental = match value.get("inc") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => Some(
@@ -525,6 +548,7 @@ pub fn decode_progress(text: &str) -> Result<SnapshotProgress, String> {
         consistent_point,
         done,
         partial,
+        more_partial,
         incremental,
         correlation_id: None,
     })
@@ -686,6 +710,7 @@ mod tests {
                 after: vec!["10".into(), "it's".into()],
                 max_key: None,
             }),
+            more_partial: Vec::new(),
             incremental: None,
             correlation_id: None,
         };
@@ -775,6 +800,52 @@ mod tests {
             decode_value(Value::Object(object).to_string().as_bytes()).unwrap(),
             ConnectorOffset::SnapshotIncomplete { .. }
         ));
+    }
+
+    /// A resumed snapshot with several tables partly delivered stores a key for each; the
+    /// first stays under `partial`, so a pgseam from before `more_partial` (whose decoder
+    /// reads `v`, `c`, `done`, `partial` and `inc` and ignores other fields) still resumes
+    /// that table after its key and reads the others from their start.
+    #[test]
+    fn several_partly_delivered_tables_round_trip_and_stay_readable_by_the_old_layout() {
+        let key = |t: &str, after: &str| KeyProgress {
+            table: ("public".into(), t.into()),
+            key_columns: vec!["id".into()],
+            after: vec![after.into()],
+            max_key: None,
+        };
+        let progress = SnapshotProgress {
+            consistent_point: Lsn(0x100),
+            done: vec![("public".into(), "a".into())],
+            partial: Some(key("b", "1000")),
+            more_partial: vec![key("c", "2500"), key("d", "7")],
+            incremental: None,
+            correlation_id: None,
+        };
+        let text = encode_progress(&progress);
+        assert_eq!(
+            text,
+            r#"{"v":1,"c":"0/100","done":[["public","a"]],"partial":{"table":["public","b"],"key":["id"],"after":["1000"]},"more_partial":[{"table":["public","c"],"key":["id"],"after":["2500"]},{"table":["public","d"],"key":["id"],"after":["7"]}]}"#
+        );
+        assert_eq!(decode_progress(&text).unwrap(), progress);
+        // What the old layout sees: the same version, `partial`, nothing of the rest.
+        let mut json: Value = serde_json::from_str(&text).unwrap();
+        json.as_object_mut().unwrap().remove("more_partial");
+        let old = decode_progress(&json.to_string()).unwrap();
+        assert_eq!(old.partial, progress.partial);
+        assert_eq!(old.resume_after("public", "c", &["id".into()]), None);
+        // One partly delivered table: exactly the old layout.
+        let mut one = progress.clone();
+        one.more_partial.clear();
+        assert!(!encode_progress(&one).contains("more_partial"));
+        // Malformed: not a list, a bad entry, entries without `partial`.
+        for bad in [
+            r#"{"v":1,"c":"0/1","done":[],"partial":{"table":["s","t"],"key":["a"],"after":["1"]},"more_partial":5}"#,
+            r#"{"v":1,"c":"0/1","done":[],"partial":{"table":["s","t"],"key":["a"],"after":["1"]},"more_partial":[{"table":["s","u"],"key":["a"],"after":[]}]}"#,
+            r#"{"v":1,"c":"0/1","done":[],"more_partial":[{"table":["s","u"],"key":["a"],"after":["1"]}]}"#,
+        ] {
+            assert!(decode_progress(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,7 +12,12 @@
 //! 2. A table chunked by ctid ranges and partly delivered is read again whole after rows
 //!    moved (UPDATE, DELETE, VACUUM FULL), and a connection lost during the resume resumes
 //!    it again from the progress handed over.
-//! 3. The commit-visibility race: a transaction whose commit record precedes the first
+//! 3. A table that is not first in line stores its key progress as soon as its windows are
+//!    acknowledged: killed while an earlier table's slow window is open, it re-sends fewer
+//!    than `snapshot.max.threads` windows.
+//! 4. A stop during a heavy snapshot into a slow broker is bounded by
+//!    `task.shutdown.graceful.timeout.ms`, and the restart loses nothing.
+//! 5. The commit-visibility race: a transaction whose commit record precedes the first
 //!    window's low watermark but which is still running (held by synchronous replication to
 //!    a standby that does not exist) is waited for, so its change is not lost.
 
@@ -490,4 +495,258 @@ fn a_table_chunked_by_ctid_and_partly_delivered_is_read_again_whole() {
         blocks.source_rows
     );
     pgseam.stop_cleanly();
+}
+
+/// The first table of a resume (`alpha`) has one slow window left (500 keys of 40 kB rows,
+/// read at `snapshot.throttle.bytes.per.second`, about ten seconds), while the second
+/// (`beta`, small rows) goes on through the other windows. pgseam is killed once `beta` has
+/// seven windows in its topic and `alpha` is still being read: the restart must resume
+/// `beta` after the key its acknowledged windows reached, so it re-sends fewer than
+/// `snapshot.max.threads` windows of it. (Before each table's key was stored whatever its
+/// place in line, `beta`'s key was stored only once `alpha` was done: every `beta` window
+/// came again.) Writers update both tables throughout; the topics equal the source and per
+/// key the versions never go back. (Only alpha's narrow rows are updated: an UPDATE of a row
+/// whose wide value is stored out of line would stream it as unavailable.)
+#[test]
+fn a_later_table_s_windows_are_stored_while_an_earlier_table_is_still_read() {
+    const THREADS: usize = 3;
+    const WINDOW: usize = 500;
+    let env = Env::start("later");
+    env.psql(
+        "CREATE TABLE alpha (id int PRIMARY KEY, ver bigint NOT NULL DEFAULT 0, pad text);
+         INSERT INTO alpha SELECT g, 0, CASE WHEN g > 1500 THEN repeat('w', 40000) ELSE 'n' END
+           FROM generate_series(1, 2000) g;
+         CREATE TABLE beta (id int PRIMARY KEY, ver bigint NOT NULL DEFAULT 0, pad text);
+         INSERT INTO beta SELECT g, 0, 'b' FROM generate_series(1, 20000) g;",
+    );
+    let name = "later";
+    let (worker, connector) = env.write_configs(
+        name,
+        &[
+            "key.converter.schemas.enable=false",
+            "value.converter.schemas.enable=false",
+        ],
+        &[
+            &format!("snapshot.max.threads={THREADS}"),
+            "snapshot.chunk.strategy=key",
+            &format!("snapshot.chunk.rows={WINDOW}"),
+            // alpha's last 500 rows are 20 MB of COPY data: about ten seconds.
+            "snapshot.throttle.bytes.per.second=2000000",
+        ],
+    );
+    // A first run, killed as soon as the snapshot is resumable: alpha's wide rows are still
+    // being read then.
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    let started = Instant::now();
+    while progress_of(&stored(&env, name)).is_none() {
+        assert!(
+            started.elapsed() < WAIT,
+            "no snapshot progress:\n{}",
+            pgseam.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    pgseam.kill9();
+    let first = progress_of(&stored(&env, name)).expect("an interrupted snapshot");
+    assert!(first.done.is_empty(), "{first:?}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = env.pg.port();
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut batches = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let (ok, out) = psql_port(
+                    port,
+                    "later",
+                    "",
+                    "DO $$ DECLARE i int; BEGIN FOR i IN 1..20 LOOP
+                       UPDATE beta SET ver = ver + 1 WHERE id = 1 + (random() * 19999)::int;
+                       UPDATE alpha SET ver = ver + 1 WHERE id = 1 + (random() * 1499)::int;
+                       DELETE FROM beta WHERE id = 1 + (random() * 19999)::int;
+                       INSERT INTO beta VALUES (100000 + (random() * 100000)::int, 0, 'new')
+                         ON CONFLICT (id) DO UPDATE SET ver = beta.ver + 1;
+                       COMMIT;
+                     END LOOP; END $$",
+                );
+                assert!(ok, "writes failed: {out}");
+                batches += 1;
+            }
+            batches
+        })
+    };
+
+    // The resume: kill it once beta has 7 windows in its topic.
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("resuming the interrupted snapshot", WAIT);
+    let topic = format!("{name}.public.beta");
+    let started = Instant::now();
+    let delivered = loop {
+        let incremental = read_topics(
+            &env.broker.bootstrap_servers(),
+            std::slice::from_ref(&topic),
+            0,
+            Duration::from_millis(200),
+            Duration::from_millis(500),
+        )
+        .map(|m| m.iter().filter(|m| is_incremental_read(m)).count())
+        .unwrap_or(0);
+        if incremental >= 7 * WINDOW {
+            break incremental;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "beta got only {incremental} resumed rows:\n{}",
+            pgseam.log_text()
+        );
+    };
+    pgseam.kill9();
+    let killed = progress_of(&stored(&env, name)).expect("an interrupted snapshot");
+    println!("killed with {delivered} resumed beta rows in the topic; stored {killed:?}");
+    assert!(
+        !killed.is_done("public", "alpha"),
+        "alpha's slow window closed before the kill: the test did not kill while a later table was ahead: {killed:?}"
+    );
+
+    // The last run completes the snapshot.
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
+    stop.store(true, Ordering::SeqCst);
+    let batches = writer.join().expect("writer thread");
+    println!("writers: {batches} batches of 20 transactions");
+    env.assert_topic_equals(name, "public.alpha", true, WAIT);
+    env.assert_topic_equals(name, "public.beta", true, WAIT);
+    let messages = read_topics(
+        &env.broker.bootstrap_servers(),
+        std::slice::from_ref(&topic),
+        1,
+        Duration::from_secs(2),
+        WAIT,
+    )
+    .expect("read beta");
+    check_per_key_order(&messages);
+    // Re-sent rows of beta: resumed reads of a key beyond its first.
+    let mut reads: std::collections::BTreeMap<String, usize> = Default::default();
+    for m in messages.iter().filter(|m| is_incremental_read(m)) {
+        *reads
+            .entry(m.key_payload().map(|k| k.to_string()).unwrap_or_default())
+            .or_default() += 1;
+    }
+    let resent: usize = reads.values().map(|n| n - 1).sum();
+    println!(
+        "beta: {} resumed reads of {} keys, {resent} re-sent (bound {} = snapshot.max.threads windows)",
+        reads.values().sum::<usize>(),
+        reads.len(),
+        THREADS * WINDOW
+    );
+    assert!(
+        resent <= THREADS * WINDOW,
+        "beta re-sent {resent} rows after the kill, more than snapshot.max.threads={THREADS} windows of {WINDOW}"
+    );
+    let log = pgseam.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("snapshot resume: table to read")
+                && l.contains("public.beta")
+                && l.contains("resumes_after_key=true")),
+        "the last run read beta from its start again:\n{log}"
+    );
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
+}
+
+/// A row a resumed snapshot read (`op = "r"`, `source.snapshot = "incremental"`).
+fn is_incremental_read(m: &TopicMessage) -> bool {
+    m.op() == Some("r")
+        && m.envelope()
+            .and_then(|e| e["source"]["snapshot"].as_str())
+            .is_some_and(|s| s == "incremental")
+}
+
+/// A stop (SIGTERM) during a heavy snapshot into a slow broker is bounded by
+/// `task.shutdown.graceful.timeout.ms` (2 s here): the snapshot stops at once, the deliveries
+/// still outstanding are abandoned, the offset stays before them. The restart resumes the
+/// snapshot and the topic equals the source: nothing lost. (Before, the stop waited up to
+/// 30 s for librdkafka's queue to drain, then 5 s for the snapshot blocked on the channel
+/// the worker no longer read: never less than 5 s during a snapshot.)
+#[test]
+fn a_stop_during_a_heavy_snapshot_is_bounded_and_loses_nothing() {
+    let env = Env::start("stopping");
+    env.psql(
+        "CREATE TABLE big (id bigint PRIMARY KEY, a text, b text);
+         INSERT INTO big SELECT g, md5(g::text), repeat('x', 150) FROM generate_series(1, 120000) g;",
+    );
+    let name = "stopping";
+    let schemaless = [
+        "key.converter.schemas.enable=false",
+        "value.converter.schemas.enable=false",
+    ];
+    let slow = [
+        // Records with schemas (ten times larger, about 150 MB, more than librdkafka's queue
+        // of the default budget holds) in small produce requests: the broker takes them far
+        // slower than the snapshot reads them, so the queue is full when the stop comes.
+        "producer.batch.size=4000",
+        "task.shutdown.graceful.timeout.ms=2000",
+    ];
+    let (worker, connector) = env.write_configs(
+        name,
+        &slow,
+        &["snapshot.max.threads=2", "snapshot.chunk.strategy=key"],
+    );
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("snapshot started", WAIT);
+    // Records on their way to the broker.
+    let started = Instant::now();
+    while read_topics(
+        &env.broker.bootstrap_servers(),
+        &[format!("{name}.public.big")],
+        1000,
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+    )
+    .is_err()
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "no records:\n{}",
+            pgseam.log_text()
+        );
+    }
+    let stop_started = Instant::now();
+    let status = pgseam.terminate(Duration::from_secs(60));
+    let stop_took = stop_started.elapsed();
+    let log = pgseam.log_text();
+    println!(
+        "stop took {stop_took:?}; deliveries abandoned: {}",
+        log.lines()
+            .find(|l| l.contains("deliveries still outstanding"))
+            .and_then(|l| l.split(" outstanding=").nth(1))
+            .and_then(|n| n.split_whitespace().next())
+            .unwrap_or("none")
+    );
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("snapshot completed"), "{log}");
+    assert!(
+        stop_took < Duration::from_secs(5),
+        "stopping during the snapshot took {stop_took:?} with task.shutdown.graceful.timeout.ms=2000:\n{log}"
+    );
+
+    // The restart (without the slow producer) resumes the snapshot: nothing is lost.
+    let (worker, connector) = env.write_configs(
+        name,
+        &schemaless,
+        &["snapshot.max.threads=2", "snapshot.chunk.strategy=key"],
+    );
+    let restarted = Instant::now();
+    let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
+    pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
+    println!(
+        "the restart completed the snapshot in {:?}",
+        restarted.elapsed()
+    );
+    env.assert_topic_equals(name, "public.big", true, WAIT);
+    println!("topic compared after {:?}", restarted.elapsed());
+    let status = pgseam.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", pgseam.log_text());
 }
