@@ -550,32 +550,17 @@ fn a_later_table_s_windows_are_stored_while_an_earlier_table_is_still_read() {
     let first = progress_of(&stored(&env, name)).expect("an interrupted snapshot");
     assert!(first.done.is_empty(), "{first:?}");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let port = env.pg.port();
-    let writer = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut batches = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let (ok, out) = psql_port(
-                    port,
-                    "later",
-                    "",
-                    "DO $$ DECLARE i int; BEGIN FOR i IN 1..20 LOOP
-                       UPDATE beta SET ver = ver + 1 WHERE id = 1 + (random() * 19999)::int;
-                       UPDATE alpha SET ver = ver + 1 WHERE id = 1 + (random() * 1499)::int;
-                       DELETE FROM beta WHERE id = 1 + (random() * 19999)::int;
-                       INSERT INTO beta VALUES (100000 + (random() * 100000)::int, 0, 'new')
-                         ON CONFLICT (id) DO UPDATE SET ver = beta.ver + 1;
-                       COMMIT;
-                     END LOOP; END $$",
-                );
-                assert!(ok, "writes failed: {out}");
-                batches += 1;
-            }
-            batches
-        })
-    };
+    let writer = SqlWriter::start(
+        &env,
+        "DO $$ DECLARE i int; BEGIN FOR i IN 1..20 LOOP
+           UPDATE beta SET ver = ver + 1 WHERE id = 1 + (random() * 19999)::int;
+           UPDATE alpha SET ver = ver + 1 WHERE id = 1 + (random() * 1499)::int;
+           DELETE FROM beta WHERE id = 1 + (random() * 19999)::int;
+           INSERT INTO beta VALUES (100000 + (random() * 100000)::int, 0, 'new')
+             ON CONFLICT (id) DO UPDATE SET ver = beta.ver + 1;
+           COMMIT;
+         END LOOP; END $$",
+    );
 
     // The resume: kill it once beta has 7 windows in its topic.
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
@@ -612,8 +597,7 @@ fn a_later_table_s_windows_are_stored_while_an_earlier_table_is_still_read() {
     // The last run completes the snapshot.
     let mut pgseam = Pgseam::start(env.dir.path(), &worker, &[&connector]);
     pgseam.wait_for_log("the resumed snapshot is complete", WAIT);
-    stop.store(true, Ordering::SeqCst);
-    let batches = writer.join().expect("writer thread");
+    let batches = writer.stop();
     println!("writers: {batches} batches of 20 transactions");
     env.assert_topic_equals(name, "public.alpha", true, WAIT);
     env.assert_topic_equals(name, "public.beta", true, WAIT);
