@@ -241,10 +241,7 @@ pub(crate) async fn emit(
                     let before = progress.rows;
                     for row in rows {
                         let first_in_table = progress.rows == 0;
-                        progress.rows += match &row {
-                            ReadRow::Event(_) => 1,
-                            ReadRow::Encoded(run) => run.rows,
-                        };
+                        progress.rows += row.rows();
                         emitter.push(row, table, first_in_table).await?;
                     }
                     stats.add_rows(table, progress.rows - before, bytes);

@@ -108,6 +108,16 @@ pub(crate) enum ReadRow {
     Encoded(EncodedRows),
 }
 
+impl ReadRow {
+    /// The snapshot rows it holds.
+    pub(crate) fn rows(&self) -> u64 {
+        match self {
+            ReadRow::Event(_) => 1,
+            ReadRow::Encoded(run) => run.rows,
+        }
+    }
+}
+
 /// Converts a batch of one chunk's rows: every row but the chunk's first (when `has_first`,
 /// the batch's first row is the chunk's first) and the chunk's last (when `has_last`);
 /// consecutive converted rows form one [`EncodedRows`].

@@ -173,7 +173,8 @@ async fn read_chunk_with(
     let send_encoded = |done: Option<(Vec<ReadRow>, u64)>| async move {
         match done {
             Some((rows, bytes)) => {
-                let count = rows.len();
+                // Rows, not messages: a run is many rows (the throttle counts rows).
+                let count = rows.iter().map(ReadRow::rows).sum::<u64>() as usize;
                 send(ChunkMessage::Read { rows, bytes }, count, bytes).await
             }
             None => Ok(()),
