@@ -147,6 +147,8 @@ pub struct ConnectorMetrics {
     last_transaction_id: AtomicI64,
     queue_capacity: AtomicU64,
     queue_remaining: AtomicU64,
+    /// Initial-snapshot rows converted by the readers and queued (besides the queue's events).
+    converted_rows_queued: AtomicU64,
     /// Running mean of the in-memory size of the events taken from the source queue, in
     /// bytes × 16 (a fixed-point exponential average, see [`ConnectorMetrics::on_event`]).
     event_bytes_x16: AtomicU64,
@@ -364,6 +366,20 @@ impl ConnectorMetrics {
             .fetch_add(skipped.saturating_sub(seen), Ordering::Relaxed);
     }
 
+    /// CurrentQueueSizeInBytes: the queued events and converted snapshot rows at the sampled
+    /// mean event size.
+    fn queue_bytes(&self, queued: u64) -> f64 {
+        let events = queued + self.converted_rows_queued.load(Ordering::Relaxed);
+        (events * (self.event_bytes_x16.load(Ordering::Relaxed) >> 4)) as f64
+    }
+
+    /// Initial-snapshot rows converted by the readers and queued towards the pipeline (they
+    /// travel in runs, one queue entry each).
+    pub fn set_converted_rows_queued(&self, rows: usize) {
+        self.converted_rows_queued
+            .store(rows as u64, Ordering::Relaxed);
+    }
+
     /// The source→pipeline queue's capacity and free room.
     pub fn set_queue(&self, capacity: usize, remaining: usize) {
         self.queue_capacity
@@ -444,10 +460,7 @@ impl ConnectorMetrics {
             // `max.queue.size.in.bytes` is accepted only at its default, 0 (no byte bound: the
             // queue is bounded by `max.queue.size` events).
             ("MaxQueueSizeInBytes", 0.0),
-            (
-                "CurrentQueueSizeInBytes",
-                (queued * (self.event_bytes_x16.load(Ordering::Relaxed) >> 4)) as f64,
-            ),
+            ("CurrentQueueSizeInBytes", self.queue_bytes(queued)),
             ("NumberOfEventsFiltered", load(&self.filtered)),
             ("NumberOfErroneousEvents", load(&self.erroneous)),
             ("MilliSecondsBehindSourceMinValue", lag[0]),
@@ -477,7 +490,7 @@ impl ConnectorMetrics {
                 d => d,
             }
         };
-        let queue_bytes = (queued * (self.event_bytes_x16.load(Ordering::Relaxed) >> 4)) as f64;
+        let queue_bytes = self.queue_bytes(queued);
         let snapshot: [(&str, f64); 18] = [
             ("TotalNumberOfEventsSeen", load(&self.snapshot_events)),
             (

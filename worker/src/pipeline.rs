@@ -180,6 +180,9 @@ pub const HEADER_SNAPSHOT: &str = "pgseam.snapshot";
 /// before aborting it: a streaming source needs one round trip.
 const SOURCE_STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// Records of a converted snapshot run sent between two looks at the stop signal.
+const ENCODED_SLICE: usize = 256;
+
 /// Longest wait between reconnection attempts; the first wait is the configured
 /// `retriable.restart.connector.wait.ms` (when that is longer, it is used as is).
 pub const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(30);
@@ -407,12 +410,14 @@ impl RowEncoder for ReaderEncoder {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
+        // `out` holds the run's earlier records: only this event's may be taken back.
+        let start = out.len();
         let converted = self
             .0
             .convert_in_transaction(event, None, None, now_ns, out)
             .is_ok();
         if !converted {
-            out.clear();
+            out.truncate(start);
         }
         converted
     }
@@ -774,6 +779,9 @@ async fn run_pipeline(
             //    old channel is closed then).
             message = events_rx.recv(), if room && !is_paused && restart_at.is_none() => {
                 metrics.set_queue(events_rx.max_capacity(), events_rx.max_capacity() - events_rx.len());
+                if let Some(encoding) = &settings.source.snapshot.reader_encoding {
+                    metrics.set_converted_rows_queued(encoding.queued_rows());
+                }
                 match message {
                     Some(SourceMessage::Event(event)) => {
                         metrics.on_event(&event);
@@ -809,8 +817,14 @@ async fn run_pipeline(
                         // (the run's place in the queue is given back when it is dropped).
                         metrics.on_encoded_rows(&run);
                         let Some(sink) = &sink else { continue };
+                        // In slices, so that a stop need not wait for a whole run to find room
+                        // in the producer (what is not sent is read again after the restart).
                         let mut records = std::mem::take(&mut run.records);
-                        or_break!('pipeline, send_records(sink, &mut records, &run.position, &mut sequence, &mut header_text, skip).await);
+                        while !records.is_empty() && !*shutdown.borrow() {
+                            let rest = records.split_off(records.len().min(ENCODED_SLICE));
+                            or_break!('pipeline, send_records(sink, &mut records, &run.position, &mut sequence, &mut header_text, skip).await);
+                            records = rest;
+                        }
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
                         sequence = 0;

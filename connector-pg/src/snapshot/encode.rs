@@ -37,8 +37,10 @@ use crate::error::{Result, SourceError};
 
 /// Converts snapshot rows to records inside a reader (see the module docs).
 pub trait RowEncoder: Send {
-    /// Writes `event`'s records to `out` (empty on entry) and returns true, or returns false to
-    /// leave the event to the pipeline (a conversion error, or a table it cannot do here).
+    /// Appends `event`'s records to `out` (which holds the records of the rows converted
+    /// before it: never touch those) and returns true, or returns false to leave the event to
+    /// the pipeline (a conversion error, or a table it cannot do here); what it appended
+    /// before returning false is taken back by the caller.
     fn encode(&mut self, event: &ChangeEvent, out: &mut Vec<KafkaRecord>) -> bool;
 }
 
@@ -68,6 +70,11 @@ impl ReaderEncoding {
             queued_rows: Arc::new(Semaphore::new(queue_capacity as usize)),
             queue_capacity,
         }
+    }
+
+    /// Converted rows queued now (sent by the emitter, not yet dropped by the pipeline).
+    pub fn queued_rows(&self) -> usize {
+        (self.queue_capacity as usize).saturating_sub(self.queued_rows.available_permits())
     }
 
     /// Waits until `rows` more converted rows may be queued (all of the queue for a run
@@ -174,13 +181,13 @@ pub(crate) fn encode_batch(
 /// A reader's encoding stage: a thread of its own, with its [`RowEncoder`], converting one
 /// batch at a time. A thread rather than the runtime's blocking pool: a fixed thread keeps its
 /// allocator's caches (the pool hands jobs to whichever of its threads is idle, and each one
-/// used keeps memory of its own).
+/// used keeps memory of its own). Dropping the stage closes the job channel; the thread ends
+/// after the batch it may be converting (never waited for: a dropped reader does not block).
 pub(crate) struct Encoding {
-    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     done: tokio::sync::mpsc::Receiver<(Vec<ReadRow>, u64)>,
     /// A batch was handed over and its result not taken yet.
     in_flight: bool,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Job {
@@ -195,7 +202,7 @@ impl Encoding {
     pub(crate) fn start(reader: usize, mut encoder: Box<dyn RowEncoder>) -> Result<Self> {
         let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
         let (done_tx, done) = tokio::sync::mpsc::channel(1);
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(format!("pgseam-encode-{reader}"))
             .spawn(move || {
                 while let Ok(job) = job_rx.recv() {
@@ -208,10 +215,9 @@ impl Encoding {
             })
             .map_err(SourceError::Io)?;
         Ok(Encoding {
-            jobs: Some(jobs),
+            jobs,
             done,
             in_flight: false,
-            thread: Some(thread),
         })
     }
 
@@ -233,33 +239,19 @@ impl Encoding {
             has_last,
         };
         // Nothing is in flight, so the channel (of one) has room: this does not block.
-        self.jobs
-            .as_ref()
-            .and_then(|jobs| jobs.send(job).ok())
-            .ok_or_else(stopped)?;
+        self.jobs.send(job).map_err(|_| stopped())?;
         self.in_flight = true;
         Ok(previous)
     }
 
     /// The batch being encoded, once it is done.
     pub(crate) async fn finish(&mut self) -> Result<Option<(Vec<ReadRow>, u64)>> {
-        if !std::mem::take(&mut self.in_flight) {
+        if !self.in_flight {
             return Ok(None);
         }
-        self.done.recv().await.map(Some).ok_or_else(stopped)
-    }
-}
-
-impl Drop for Encoding {
-    fn drop(&mut self) {
-        // Closing the job channel ends the thread once its batch (if any) is done; it is not
-        // waited for when it still has one.
-        self.jobs = None;
-        if !self.in_flight {
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
-            }
-        }
+        let done = self.done.recv().await.ok_or_else(stopped)?;
+        self.in_flight = false;
+        Ok(Some(done))
     }
 }
 
@@ -287,6 +279,29 @@ mod tests {
                 headers: Arc::from(Vec::new()),
             });
             true
+        }
+    }
+
+    /// As `FirstValue`, but writes a record before it refuses a `Null`.
+    struct WritesThenRefuses;
+
+    impl RowEncoder for WritesThenRefuses {
+        fn encode(&mut self, event: &ChangeEvent, out: &mut Vec<KafkaRecord>) -> bool {
+            let refuse = matches!(
+                event.after.as_ref().and_then(|row| row.first()),
+                Some(Value::Null)
+            );
+            out.push(KafkaRecord {
+                topic: Arc::from("t"),
+                key: None,
+                value: Some(b"partial".to_vec()),
+                headers: Arc::from(Vec::new()),
+            });
+            if refuse {
+                return false;
+            }
+            out.pop();
+            FirstValue.encode(event, out)
         }
     }
 
@@ -374,6 +389,21 @@ mod tests {
         assert_eq!(run.position, middle_position());
         let single = encode_batch(&mut FirstValue, batch(&[Some(7)]), false, true);
         assert_eq!(kinds(&single), "E");
+        // What an encoder writes before refusing is taken back; the run's records stay.
+        let partial = encode_batch(&mut WritesThenRefuses, batch(&rows), false, false);
+        assert_eq!(kinds(&partial), "R3,E,R2");
+        let ReadRow::Encoded(run) = &partial[0] else {
+            unreachable!()
+        };
+        let values: Vec<_> = run.records.iter().map(|r| r.value.clone()).collect();
+        assert_eq!(
+            values,
+            [
+                Some(b"1".to_vec()),
+                Some(b"2".to_vec()),
+                Some(b"3".to_vec())
+            ]
+        );
     }
 
     fn middle_position() -> Position {

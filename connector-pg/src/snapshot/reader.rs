@@ -158,7 +158,9 @@ async fn read_chunk_with(
     let mut buffer = BytesMut::new();
     let mut fields = Vec::with_capacity(table.columns.len());
     let decoders = column_decoders(table);
-    let mut batch = Vec::with_capacity(BATCH_MAX_ROWS);
+    // Each batch is allocated at the size of the one before (wide rows close a batch by bytes
+    // long before `BATCH_MAX_ROWS`), so it rarely grows and never holds much unused room.
+    let mut batch = Vec::with_capacity(64);
     let mut batch_bytes = 0usize;
     // Whether the next batch handed to the encoder starts with the chunk's first row.
     let mut at_chunk_start = true;
@@ -196,8 +198,10 @@ async fn read_chunk_with(
                         // must be in the batch flagged as the chunk's start).
                         Some(encoding) if batch.len() >= 2 => {
                             let carried = batch.pop();
-                            let events =
-                                std::mem::replace(&mut batch, Vec::with_capacity(BATCH_MAX_ROWS));
+                            let events = {
+                                let next = Vec::with_capacity(batch.len() + 1);
+                                std::mem::replace(&mut batch, next)
+                            };
                             let done = encoding
                                 .submit(events, batch_bytes as u64, at_chunk_start, false)
                                 .await?;
@@ -208,8 +212,10 @@ async fn read_chunk_with(
                         }
                         Some(_) => {}
                         None => {
-                            let events =
-                                std::mem::replace(&mut batch, Vec::with_capacity(BATCH_MAX_ROWS));
+                            let events = {
+                                let next = Vec::with_capacity(batch.len() + 1);
+                                std::mem::replace(&mut batch, next)
+                            };
                             let rows = events.len();
                             let bytes = batch_bytes as u64;
                             send(ChunkMessage::Rows { events, bytes }, rows, bytes).await?;

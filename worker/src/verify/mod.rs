@@ -1091,8 +1091,14 @@ async fn compare_source(
         let mut buffered: usize = 0;
         let mut shown = Progress::new(progress);
         while let Some(message) = rx.recv().await {
-            let SourceMessage::Event(event) = message else {
-                continue;
+            let event = match message {
+                SourceMessage::Event(event) => event,
+                // verify's snapshot runs without a row encoder: every row is an event.
+                SourceMessage::Encoded(run) => bail!(
+                    "the snapshot sent rows of {} converted: verify needs them as events",
+                    run.table.qualified_name()
+                ),
+                _ => continue,
             };
             let name = event.table.qualified_name();
             let index = *by_name
