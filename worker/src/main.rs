@@ -8,10 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's malloc: a snapshot allocates most of its rows and records on
-/// one thread and frees them on another (the readers and their converting threads, the
-/// pipeline), which glibc serves with locked arenas and mimalloc with thread-local free lists
-/// (BENCHMARKS.md "Converting in the readers").
+/// mimalloc instead of glibc's malloc, for Rust and (the crate's `override` feature) for the
+/// C code too, librdkafka above all: a snapshot allocates most of its rows and records on one
+/// thread and frees them on another (the readers and their converting threads, the pipeline;
+/// librdkafka's messages between the producing and the polling thread), which glibc serves
+/// with locked arenas and mimalloc with thread-local free lists (BENCHMARKS.md "Converting in
+/// the readers").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

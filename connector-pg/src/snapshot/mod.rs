@@ -47,9 +47,11 @@
 //! Each chunk has its own channel of [`CHUNK_CHANNEL_BATCHES`] batches; a batch holds at most
 //! [`BATCH_MAX_ROWS`] rows or about [`BATCH_MAX_BYTES`] bytes of COPY data (a single larger row
 //! is one batch). A reader blocks when its chunk's channel is full, so at most
-//! `max_threads × (CHUNK_CHANNEL_BATCHES + 1)` batches are in flight — about
-//! `max_threads × 5 MiB` of COPY data, the decoded events somewhat more — plus what the
-//! source's own event channel holds. This cannot deadlock: chunks are handed out in emission
+//! `max_threads × (CHUNK_CHANNEL_BATCHES + 2)` batches are in flight (one being decoded, one
+//! being converted, see [`encode`]) — about `max_threads × 4 MiB` of COPY data, the decoded
+//! events somewhat more — plus what the source's own event channel holds. Two batches per
+//! channel are enough: readers can run ahead of the emitter by that much only, but buffers of
+//! 64 batches were measured no faster (BENCHMARKS.md "Converting in the readers"). This cannot deadlock: chunks are handed out in emission
 //! order, so the chunk the emitter waits for is always held by a reader that is not blocked on
 //! a later one, or is next in the queue for a free reader.
 //!
@@ -125,8 +127,8 @@ pub(crate) use resume::{WINDOW_CLOSE, WINDOW_OPEN};
 pub use signal::{AdditionalCondition, Signal, SignalInbox};
 pub use throttle::ThrottleSettings;
 
-/// Batches buffered per chunk between its reader and the emitter.
-pub const CHUNK_CHANNEL_BATCHES: usize = 4;
+/// Batches buffered per chunk between its reader and the emitter (see "Memory bound").
+pub const CHUNK_CHANNEL_BATCHES: usize = 2;
 /// Most rows in one batch (fewer channel operations per row without holding much).
 pub const BATCH_MAX_ROWS: usize = 2048;
 /// A batch is closed once its rows' COPY bytes reach this.
