@@ -12,8 +12,10 @@ use clap::{Parser, Subcommand};
 /// C code too, librdkafka above all: a snapshot allocates most of its rows and records on one
 /// thread and frees them on another (the readers and their converting threads, the pipeline;
 /// librdkafka's messages between the producing and the polling thread), which glibc serves
-/// with locked arenas and mimalloc with thread-local free lists (BENCHMARKS.md "Converting in
-/// the readers").
+/// with locked arenas and mimalloc with thread-local free lists. Built without transparent
+/// huge pages (`no_thp`): a 2 MiB page is resident as soon as one byte of it is used, which
+/// doubled the RSS while streaming (BENCHMARKS.md "The allocator, measured into the broker
+/// too").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
