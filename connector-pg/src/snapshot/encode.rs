@@ -373,18 +373,7 @@ mod tests {
         assert_eq!(kinds(&both), "E,R2,E,R1,E");
         let middle = encode_batch(&mut FirstValue, batch(&rows), false, false);
         assert_eq!(kinds(&middle), "R3,E,R2");
-        let ReadRow::Encoded(run) = &middle[0] else {
-            unreachable!()
-        };
-        let values: Vec<_> = run.records.iter().map(|r| r.value.clone()).collect();
-        assert_eq!(
-            values,
-            [
-                Some(b"1".to_vec()),
-                Some(b"2".to_vec()),
-                Some(b"3".to_vec())
-            ]
-        );
+        let run = first_run_values(&middle, &["1", "2", "3"]);
         assert!(run.row_bytes > 0);
         assert_eq!(run.position, middle_position());
         let single = encode_batch(&mut FirstValue, batch(&[Some(7)]), false, true);
@@ -392,18 +381,21 @@ mod tests {
         // What an encoder writes before refusing is taken back; the run's records stay.
         let partial = encode_batch(&mut WritesThenRefuses, batch(&rows), false, false);
         assert_eq!(kinds(&partial), "R3,E,R2");
-        let ReadRow::Encoded(run) = &partial[0] else {
-            unreachable!()
+        first_run_values(&partial, &["1", "2", "3"]);
+    }
+
+    /// The first entry is a run whose records' values are `expected`.
+    fn first_run_values<'a>(rows: &'a [ReadRow], expected: &[&str]) -> &'a EncodedRows {
+        let ReadRow::Encoded(run) = &rows[0] else {
+            panic!("not a run: {rows:?}")
         };
         let values: Vec<_> = run.records.iter().map(|r| r.value.clone()).collect();
-        assert_eq!(
-            values,
-            [
-                Some(b"1".to_vec()),
-                Some(b"2".to_vec()),
-                Some(b"3".to_vec())
-            ]
-        );
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|v| Some(v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(values, expected);
+        run
     }
 
     fn middle_position() -> Position {
