@@ -810,7 +810,7 @@ async fn run_pipeline(
                         }
                         // Null sink: the encoded records are dropped here, acknowledged at once.
                         let Some(sink) = &sink else { continue };
-                        or_break!('pipeline, send_records(sink, &mut records, &event.position, &mut sequence, &mut header_text, skip).await);
+                        or_break!('pipeline, send_records(sink, records.drain(..), &event.position, &mut sequence, &mut header_text, skip).await);
                     }
                     Some(SourceMessage::Encoded(mut run)) => {
                         // Snapshot rows their reader converted: their records go as they are
@@ -819,11 +819,9 @@ async fn run_pipeline(
                         let Some(sink) = &sink else { continue };
                         // In slices, so that a stop need not wait for a whole run to find room
                         // in the producer (what is not sent is read again after the restart).
-                        let mut records = std::mem::take(&mut run.records);
-                        while !records.is_empty() && !*shutdown.borrow() {
-                            let rest = records.split_off(records.len().min(ENCODED_SLICE));
-                            or_break!('pipeline, send_records(sink, &mut records, &run.position, &mut sequence, &mut header_text, skip).await);
-                            records = rest;
+                        let mut records = std::mem::take(&mut run.records).into_iter();
+                        while records.len() > 0 && !*shutdown.borrow() {
+                            or_break!('pipeline, send_records(sink, records.by_ref().take(ENCODED_SLICE), &run.position, &mut sequence, &mut header_text, skip).await);
                         }
                     }
                     Some(SourceMessage::TransactionBegun { tx_id, lsn, commit_lsn, commit_ts_us }) => {
@@ -834,7 +832,7 @@ async fn run_pipeline(
                             records.clear();
                             records.push(monitor.begin(tx_id, lsn, commit_ts_us));
                             let position = Position::Stream { lsn, commit_lsn, tx_id, commit_ts_us };
-                            or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text, skip).await);
+                            or_break!('pipeline, send_records(sink, records.drain(..), &position, &mut sequence, &mut header_text, skip).await);
                         } else if let Some(monitor) = tx_monitor.as_mut() {
                             monitor.begin(tx_id, lsn, commit_ts_us);
                         }
@@ -866,7 +864,7 @@ async fn run_pipeline(
                             if !message.transactional {
                                 sequence = 0;
                             }
-                            or_break!('pipeline, send_records(sink, &mut records, &message.position, &mut sequence, &mut header_text, skip).await);
+                            or_break!('pipeline, send_records(sink, records.drain(..), &message.position, &mut sequence, &mut header_text, skip).await);
                             if !message.transactional {
                                 sequence = 0;
                             }
@@ -879,7 +877,7 @@ async fn run_pipeline(
                                 records.clear();
                                 records.push(end);
                                 let position = Position::Stream { lsn: end_lsn, commit_lsn, tx_id, commit_ts_us };
-                                or_break!('pipeline, send_records(sink, &mut records, &position, &mut sequence, &mut header_text, skip).await);
+                                or_break!('pipeline, send_records(sink, records.drain(..), &position, &mut sequence, &mut header_text, skip).await);
                             }
                         }
                         metrics.on_transaction_committed(tx_id);
@@ -1492,7 +1490,7 @@ fn now_micros() -> i64 {
 /// acknowledgements by sequence number.
 async fn send_records(
     sink: &KafkaSink,
-    records: &mut Vec<KafkaRecord>,
+    records: impl IntoIterator<Item = KafkaRecord>,
     position: &Position,
     sequence: &mut u64,
     header_text: &mut PositionText,
@@ -1512,7 +1510,7 @@ async fn send_records(
         } => consistent_point.0,
         Position::Stream { lsn, .. } => lsn.0,
     };
-    for record in records.drain(..) {
+    for record in records {
         if skipping.is_some_and(|delivered| *sequence < delivered) {
             *sequence += 1;
             continue;
@@ -1897,10 +1895,10 @@ mod tests {
                 headers: Vec::new().into(),
             };
             let mut sequence = 0;
-            let mut records = vec![record.clone(), record.clone(), record.clone()];
+            let records = vec![record.clone(), record.clone(), record.clone()];
             send_records(
                 &sink,
-                &mut records,
+                records,
                 &inside,
                 &mut sequence,
                 &mut text,
@@ -1910,17 +1908,10 @@ mod tests {
             .unwrap();
             assert_eq!((sequence, sink.next_seq()), (3, 1), "two skipped, one sent");
             let mut sequence = 0;
-            let mut records = vec![record.clone(), record];
-            send_records(
-                &sink,
-                &mut records,
-                &other,
-                &mut sequence,
-                &mut text,
-                Some(skip),
-            )
-            .await
-            .unwrap();
+            let records = vec![record.clone(), record];
+            send_records(&sink, records, &other, &mut sequence, &mut text, Some(skip))
+                .await
+                .unwrap();
             assert_eq!(
                 (sequence, sink.next_seq()),
                 (2, 3),

@@ -69,6 +69,26 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    /// Pushes one batch of a chunk of `table`, counting its rows and COPY bytes.
+    async fn push_rows(
+        &mut self,
+        rows: impl IntoIterator<Item = ReadRow>,
+        table: usize,
+        progress: &mut Progress,
+        bytes: u64,
+        stats: &SnapshotStats,
+    ) -> Result<()> {
+        progress.bytes += bytes;
+        let before = progress.rows;
+        for row in rows {
+            let first_in_table = progress.rows == 0;
+            progress.rows += row.rows();
+            self.push(row, table, first_in_table).await?;
+        }
+        stats.add_rows(table, progress.rows - before, bytes);
+        Ok(())
+    }
+
     async fn send(&mut self, p: Pending, last_in_table: bool, last_overall: bool) -> Result<()> {
         let marker = marker(
             p.first_overall,
@@ -82,7 +102,7 @@ impl Emitter<'_> {
                 if let Position::Snapshot { last, .. } = &mut event.position {
                     *last = last_overall;
                 }
-                (SourceMessage::Event(*event), 1)
+                (SourceMessage::Event(event), 1)
             }
             // A reader converts only rows that cannot be at a table's or the snapshot's edge
             // (see `encode`), so their marker is `true` as converted.
@@ -225,26 +245,15 @@ pub(crate) async fn emit(
         loop {
             match receiver.recv().await {
                 Some(ChunkMessage::Rows { events, bytes }) => {
-                    progress.bytes += bytes;
-                    let rows = events.len() as u64;
-                    for event in events {
-                        let first_in_table = progress.rows == 0;
-                        progress.rows += 1;
-                        emitter
-                            .push(ReadRow::Event(Box::new(event)), table, first_in_table)
-                            .await?;
-                    }
-                    stats.add_rows(table, rows, bytes);
+                    let rows = events.into_iter().map(ReadRow::Event);
+                    emitter
+                        .push_rows(rows, table, &mut progress, bytes, stats)
+                        .await?;
                 }
                 Some(ChunkMessage::Read { rows, bytes }) => {
-                    progress.bytes += bytes;
-                    let before = progress.rows;
-                    for row in rows {
-                        let first_in_table = progress.rows == 0;
-                        progress.rows += row.rows();
-                        emitter.push(row, table, first_in_table).await?;
-                    }
-                    stats.add_rows(table, progress.rows - before, bytes);
+                    emitter
+                        .push_rows(rows, table, &mut progress, bytes, stats)
+                        .await?;
                 }
                 Some(ChunkMessage::Delivered(update)) => {
                     emitter

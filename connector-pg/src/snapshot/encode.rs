@@ -108,9 +108,8 @@ pub struct EncodedRows {
 /// A row, or a run of converted rows, as a reader sends them to the emitter.
 #[derive(Debug)]
 pub(crate) enum ReadRow {
-    /// Decoded only: the pipeline converts it (boxed: these are a chunk's two edges and the
-    /// rows an encoder refused).
-    Event(Box<ChangeEvent>),
+    /// Decoded only: the pipeline converts it.
+    Event(ChangeEvent),
     /// Decoded and converted.
     Encoded(EncodedRows),
 }
@@ -139,42 +138,30 @@ pub(crate) fn encode_batch(
     let mut run: Option<EncodedRows> = None;
     for (index, mut event) in events.into_iter().enumerate() {
         let edge = (has_first && index == 0) || (has_last && index + 1 == count);
-        let records = run.as_mut().map_or(0, |r| r.records.len());
-        // A new run's records, sized for the rest of the batch.
-        let mut scratch = match run {
-            None if !edge => Vec::with_capacity(count - index),
-            _ => Vec::new(),
-        };
-        let converted = !edge && {
-            let target = run.as_mut().map_or(&mut scratch, |r| &mut r.records);
-            let ok = encoder.encode(&event, target);
-            if !ok {
-                target.truncate(records);
+        if !edge {
+            let run = run.get_or_insert_with(|| EncodedRows {
+                table: Arc::clone(&event.table),
+                position: event.position.clone(),
+                // Sized for the rest of the batch.
+                records: Vec::with_capacity(count - index),
+                rows: 0,
+                row_bytes: 0,
+                permit: None,
+            });
+            let before = run.records.len();
+            if encoder.encode(&event, &mut run.records) {
+                let values = event.after.take().unwrap_or_default();
+                run.rows += 1;
+                run.row_bytes += values.iter().map(Value::footprint).sum::<usize>() as u64;
+                continue;
             }
-            ok
-        };
-        if !converted {
-            out.extend(run.take().map(ReadRow::Encoded));
-            out.push(ReadRow::Event(Box::new(event)));
-            continue;
+            run.records.truncate(before);
         }
-        let row_bytes = event
-            .after
-            .take()
-            .map_or(0, |row| row.iter().map(Value::footprint).sum::<usize>())
-            as u64;
-        let run = run.get_or_insert_with(|| EncodedRows {
-            table: Arc::clone(&event.table),
-            position: event.position.clone(),
-            records: scratch,
-            rows: 0,
-            row_bytes: 0,
-            permit: None,
-        });
-        run.rows += 1;
-        run.row_bytes += row_bytes;
+        // An edge or a refused row ends the run (a refused first row leaves it empty).
+        out.extend(run.take().filter(|r| r.rows > 0).map(ReadRow::Encoded));
+        out.push(ReadRow::Event(event));
     }
-    out.extend(run.map(ReadRow::Encoded));
+    out.extend(run.filter(|r| r.rows > 0).map(ReadRow::Encoded));
     out
 }
 

@@ -158,8 +158,6 @@ async fn read_chunk_with(
     let mut buffer = BytesMut::new();
     let mut fields = Vec::with_capacity(table.columns.len());
     let decoders = column_decoders(table);
-    // Each batch is allocated at the size of the one before (wide rows close a batch by bytes
-    // long before `BATCH_MAX_ROWS`), so it rarely grows and never holds much unused room.
     let mut batch = Vec::with_capacity(64);
     let mut batch_bytes = 0usize;
     // Whether the next batch handed to the encoder starts with the chunk's first row.
@@ -198,10 +196,7 @@ async fn read_chunk_with(
                         // must be in the batch flagged as the chunk's start).
                         Some(encoding) if batch.len() >= 2 => {
                             let carried = batch.pop();
-                            let events = {
-                                let next = Vec::with_capacity(batch.len() + 1);
-                                std::mem::replace(&mut batch, next)
-                            };
+                            let events = take_batch(&mut batch);
                             let done = encoding
                                 .submit(events, batch_bytes as u64, at_chunk_start, false)
                                 .await?;
@@ -212,10 +207,7 @@ async fn read_chunk_with(
                         }
                         Some(_) => {}
                         None => {
-                            let events = {
-                                let next = Vec::with_capacity(batch.len() + 1);
-                                std::mem::replace(&mut batch, next)
-                            };
+                            let events = take_batch(&mut batch);
                             let rows = events.len();
                             let bytes = batch_bytes as u64;
                             send(ChunkMessage::Rows { events, bytes }, rows, bytes).await?;
@@ -291,6 +283,14 @@ async fn read_chunk_with(
         .send(ChunkMessage::Done)
         .await
         .map_err(|_| SourceError::ConsumerGone)
+}
+
+/// Takes the full batch, leaving an empty one of its size: each batch is allocated at the size
+/// of the one before (wide rows close a batch by bytes long before `BATCH_MAX_ROWS`), so it
+/// rarely grows and never holds much unused room.
+fn take_batch(batch: &mut Vec<ChangeEvent>) -> Vec<ChangeEvent> {
+    let next = Vec::with_capacity(batch.len() + 1);
+    std::mem::replace(batch, next)
 }
 
 /// How each column of a chunk is decoded: its binary kind resolved once, or the text
